@@ -1,0 +1,322 @@
+package accounts
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// Tx is what an accounts transaction can touch.
+type Tx interface {
+	Repo
+	audit.Writer
+}
+
+// Scopes a restricted key may carry.
+var Scopes = []string{
+	"charges:read", "charges:write",
+	"tokens:read", "tokens:write",
+	"mandates:read", "mandates:write",
+	"agents:read", "agents:write",
+	"approvals:write",
+	"webhooks:read", "webhooks:write",
+	"events:read",
+	"keys:read", "keys:write",
+	"merchants:read", "merchants:write",
+	"audit:read",
+}
+
+// Errors callers map to API errors.
+var (
+	ErrInvalidKey   = errors.New("accounts: invalid API key")
+	ErrRevokedKey   = errors.New("accounts: API key revoked or expired")
+	ErrInvalidScope = errors.New("accounts: unknown scope")
+)
+
+// Service manages tenants and keys.
+type Service struct {
+	db     store.Runner[Tx]
+	pepper []byte
+	now    func() time.Time
+}
+
+// NewService returns the accounts service. pepper keys the hash under which
+// API key secrets are stored; every node must share it.
+func NewService(db store.Runner[Tx], pepper []byte) *Service {
+	return &Service{db: db, pepper: pepper, now: time.Now}
+}
+
+// NewKey is a freshly made key with its secret, which is shown once.
+type NewKey struct {
+	Key    *APIKey
+	Secret string
+}
+
+// KeyPrefix returns the visible prefix of a key of kind and mode.
+func KeyPrefix(kind, mode string) string {
+	switch kind {
+	case KindPublishable:
+		return "pk_" + mode + "_"
+	case KindRestricted:
+		return "rk_" + mode + "_"
+	default:
+		return "sk_" + mode + "_"
+	}
+}
+
+// LooksLikeKey reports whether s has the shape of one of our API keys.
+func LooksLikeKey(s string) bool {
+	for _, p := range []string{"sk_test_", "sk_live_", "pk_test_", "pk_live_", "rk_test_", "rk_live_"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+const secretChars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// 43 base62 characters carry 256 bits.
+func randomSecret() string {
+	var sb strings.Builder
+	max := big.NewInt(int64(len(secretChars)))
+	for range 43 {
+		v, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			panic(err)
+		}
+		sb.WriteByte(secretChars[v.Int64()])
+	}
+	return sb.String()
+}
+
+// HashSecret is the keyed hash under which a secret is stored.
+func (s *Service) HashSecret(secret string) []byte {
+	m := hmac.New(sha256.New, s.pepper)
+	m.Write([]byte(secret))
+	return m.Sum(nil)
+}
+
+func (s *Service) makeKey(tenantID, kind, mode, name string, scopes []string) (*NewKey, error) {
+	for _, sc := range scopes {
+		if !slices.Contains(Scopes, sc) {
+			return nil, fmt.Errorf("%w: %q", ErrInvalidScope, sc)
+		}
+	}
+	secret := KeyPrefix(kind, mode) + randomSecret()
+	k := &APIKey{
+		ID:        ids.New("key"),
+		TenantID:  tenantID,
+		Kind:      kind,
+		Mode:      mode,
+		Prefix:    KeyPrefix(kind, mode),
+		Last4:     secret[len(secret)-4:],
+		Hash:      s.HashSecret(secret),
+		Scopes:    scopes,
+		Name:      name,
+		CreatedAt: s.now().UTC().Truncate(time.Microsecond),
+	}
+	return &NewKey{Key: k, Secret: secret}, nil
+}
+
+// Bootstrap is a new tenant with its first keys.
+type Bootstrap struct {
+	Tenant *Tenant
+	Keys   []*NewKey // secret test, publishable test, secret live, publishable live
+}
+
+// CreateTenant creates a tenant with a secret and a publishable key in each mode.
+func (s *Service) CreateTenant(ctx context.Context, name string) (*Bootstrap, error) {
+	t := &Tenant{ID: ids.New("ten"), Name: name, Status: TenantActive, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	b := &Bootstrap{Tenant: t}
+	for _, mode := range []string{ModeTest, ModeLive} {
+		for _, kind := range []string{KindSecret, KindPublishable} {
+			k, err := s.makeKey(t.ID, kind, mode, "default", nil)
+			if err != nil {
+				return nil, err
+			}
+			b.Keys = append(b.Keys, k)
+		}
+	}
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		if err := tx.CreateTenant(ctx, t); err != nil {
+			return err
+		}
+		for _, k := range b.Keys {
+			if err := tx.CreateAPIKey(ctx, k.Key); err != nil {
+				return err
+			}
+		}
+		return audit.RecordFor(ctx, tx, t.ID, "tenant.created", t.ID, map[string]any{"name": name, "keys": len(b.Keys)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Principal is an authenticated API key.
+type Principal struct {
+	Tenant *Tenant
+	Key    *APIKey
+}
+
+// HasScope reports whether the key may use scope.
+func (p *Principal) HasScope(scope string) bool {
+	switch p.Key.Kind {
+	case KindSecret:
+		return true
+	case KindPublishable:
+		return scope == "tokens:write"
+	default:
+		return slices.Contains(p.Key.Scopes, scope)
+	}
+}
+
+// Authenticate resolves a presented secret. It fails with ErrInvalidKey for
+// unknown keys and ErrRevokedKey for revoked or expired keys or tenants.
+func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, error) {
+	if !LooksLikeKey(secret) || len(secret) > 200 {
+		return nil, ErrInvalidKey
+	}
+	h := s.HashSecret(secret)
+	var p *Principal
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		k, err := tx.GetAPIKeyByHash(ctx, h)
+		if err != nil {
+			return err
+		}
+		t, err := tx.GetTenant(ctx, k.TenantID)
+		if err != nil {
+			return err
+		}
+		p = &Principal{Tenant: t, Key: k}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrInvalidKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The lookup was by hash; compare again in constant time so the decision
+	// never depends on a variable-time comparison of secret material.
+	if subtle.ConstantTimeCompare(p.Key.Hash, h) != 1 || !strings.HasPrefix(secret, p.Key.Prefix) {
+		return nil, ErrInvalidKey
+	}
+	if !p.Key.Active(s.now()) || p.Tenant.Status != TenantActive {
+		return nil, ErrRevokedKey
+	}
+	return p, nil
+}
+
+// CreateKey makes a new key for a tenant.
+func (s *Service) CreateKey(ctx context.Context, tenantID, kind, mode, name string, scopes []string) (*NewKey, error) {
+	if kind != KindRestricted {
+		scopes = nil
+	}
+	k, err := s.makeKey(tenantID, kind, mode, name, scopes)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.InTx(ctx, func(tx Tx) error {
+		if err := tx.CreateAPIKey(ctx, k.Key); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "api_key.created", k.Key.ID, map[string]any{"kind": kind, "mode": mode, "scopes": scopes})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// ListKeys lists a tenant's keys (never their secrets).
+func (s *Service) ListKeys(ctx context.Context, tenantID string) ([]APIKey, error) {
+	var out []APIKey
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, err = tx.ListAPIKeys(ctx, tenantID)
+		return err
+	})
+	return out, err
+}
+
+// GetKey returns one key of the tenant.
+func (s *Service) GetKey(ctx context.Context, tenantID, id string) (*APIKey, error) {
+	var out *APIKey
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, err = tx.GetAPIKey(ctx, tenantID, id)
+		return err
+	})
+	return out, err
+}
+
+// RollKey makes a replacement for key id; the old key keeps working for
+// overlap (0 means it stops at once).
+func (s *Service) RollKey(ctx context.Context, tenantID, id string, overlap time.Duration) (*NewKey, error) {
+	var nk *NewKey
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		old, err := tx.GetAPIKey(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC().Truncate(time.Microsecond)
+		if !old.Active(now) || old.RolledTo != "" {
+			return fmt.Errorf("%w: key is revoked, expired or already rolled", store.ErrConflict)
+		}
+		nk, err = s.makeKey(tenantID, old.Kind, old.Mode, old.Name, old.Scopes)
+		if err != nil {
+			return err
+		}
+		exp := now.Add(overlap)
+		old.ExpiresAt = &exp
+		old.RolledTo = nk.Key.ID
+		if err := tx.UpdateAPIKey(ctx, old); err != nil {
+			return err
+		}
+		if err := tx.CreateAPIKey(ctx, nk.Key); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "api_key.rolled", old.ID, map[string]any{"new_key": nk.Key.ID, "old_expires_at": exp})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return nk, nil
+}
+
+// RevokeKey revokes a key at once.
+func (s *Service) RevokeKey(ctx context.Context, tenantID, id string) (*APIKey, error) {
+	var k *APIKey
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		k, err = tx.GetAPIKey(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if k.RevokedAt != nil {
+			return nil
+		}
+		now := s.now().UTC().Truncate(time.Microsecond)
+		k.RevokedAt = &now
+		if err := tx.UpdateAPIKey(ctx, k); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "api_key.revoked", k.ID, nil)
+	})
+	return k, err
+}

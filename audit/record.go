@@ -1,0 +1,77 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/perfectpay/perfectpay/internal/ids"
+)
+
+// Actor says who did something; it travels in the request context.
+type Actor struct {
+	TenantID  string
+	Type      string
+	ID        string
+	IP        string
+	RequestID string
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying a.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the actor in ctx, or the system actor.
+func ActorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok {
+		return a
+	}
+	return Actor{Type: ActorSystem}
+}
+
+// Record appends a state-change entry for the actor in ctx. data is a
+// summary of the change (never secrets or card data); it is marshalled to JSON.
+func Record(ctx context.Context, w Writer, action, target string, data any) error {
+	a := ActorFrom(ctx)
+	e := &Entry{
+		TenantID:  a.TenantID,
+		ActorType: a.Type,
+		ActorID:   a.ID,
+		IP:        a.IP,
+		RequestID: a.RequestID,
+		Action:    action,
+		Target:    target,
+	}
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		e.Data = b
+	}
+	return Append(ctx, w, e)
+}
+
+// RecordFor is Record for a tenant other than the actor's (e.g. the system
+// acting on a tenant's behalf).
+func RecordFor(ctx context.Context, w Writer, tenantID, action, target string, data any) error {
+	a := ActorFrom(ctx)
+	a.TenantID = tenantID
+	return Record(WithActor(ctx, a), w, action, target, data)
+}
+
+// Append fills id, time and content hash, then writes e.
+func Append(ctx context.Context, w Writer, e *Entry) error {
+	if e.ID == "" {
+		e.ID = ids.New("aud")
+	}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = time.Now()
+	}
+	e.CreatedAt = e.CreatedAt.UTC().Truncate(time.Microsecond)
+	e.ContentHash = ContentHash(e)
+	return w.AppendAudit(ctx, e)
+}

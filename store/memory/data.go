@@ -1,0 +1,32 @@
+package memory
+
+import (
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/idempotency"
+)
+
+// data is every table of the memory store. Each domain adds its tables here
+// and its methods in a file of its own.
+type data struct {
+	tenants   table[string, accounts.Tenant]
+	apiKeys   table[string, accounts.APIKey]
+	keyByHash table[string, string]
+
+	auditEntries table[int64, audit.Entry]
+	auditSeq     int64
+	auditHead    audit.Anchor
+	auditAnchor  audit.Anchor
+
+	idem table[idemKey, idempotency.Record]
+}
+
+func newData() *data {
+	return &data{
+		tenants:      table[string, accounts.Tenant]{},
+		apiKeys:      table[string, accounts.APIKey]{},
+		keyByHash:    table[string, string]{},
+		auditEntries: table[int64, audit.Entry]{},
+		idem:         table[idemKey, idempotency.Record]{},
+	}
+}

@@ -1,0 +1,61 @@
+package memory
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+var _ idempotency.Repo = (*Tx)(nil)
+
+type idemKey struct{ tenant, cred, key string }
+
+func cloneRecord(r idempotency.Record) idempotency.Record {
+	r.RequestHash = slices.Clone(r.RequestHash)
+	r.Body = slices.Clone(r.Body)
+	r.Header = maps.Clone(r.Header)
+	return r
+}
+
+func (tx *Tx) ClaimIdempotency(_ context.Context, r *idempotency.Record) (*idempotency.Record, error) {
+	k := idemKey{r.TenantID, r.CredentialID, r.Key}
+	if old, ok := tx.d.idem[k]; ok {
+		takeover := old.State == idempotency.StateInProgress && !old.LockedUntil.After(tx.now)
+		expired := !old.ExpiresAt.After(tx.now)
+		if !takeover && !expired {
+			c := cloneRecord(old)
+			return &c, store.ErrConflict
+		}
+	}
+	put(tx, tx.d.idem, k, cloneRecord(*r))
+	return nil, nil
+}
+
+func (tx *Tx) CompleteIdempotency(_ context.Context, r *idempotency.Record) error {
+	k := idemKey{r.TenantID, r.CredentialID, r.Key}
+	if _, ok := tx.d.idem[k]; !ok {
+		return store.ErrNotFound
+	}
+	put(tx, tx.d.idem, k, cloneRecord(*r))
+	return nil
+}
+
+func (tx *Tx) ReleaseIdempotency(_ context.Context, tenantID, credentialID, key string) error {
+	del(tx, tx.d.idem, idemKey{tenantID, credentialID, key})
+	return nil
+}
+
+func (tx *Tx) PruneIdempotency(_ context.Context, before time.Time) (int, error) {
+	n := 0
+	for k, r := range tx.d.idem {
+		if r.ExpiresAt.Before(before) {
+			del(tx, tx.d.idem, k)
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,97 @@
+// Package memory is the embedded in-memory backend: the default for
+// development and the quick start. It passes the same conformance suite as
+// store/postgres. One mutex serializes transactions; an undo log makes a
+// failed transaction leave nothing behind.
+package memory
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// Store is the in-memory backend.
+type Store struct {
+	mu sync.Mutex
+	d  *data
+}
+
+var _ store.Backend[*Tx] = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{d: newData()}
+}
+
+// Tx is a transaction on the memory store. It is only valid inside InTx.
+type Tx struct {
+	d    *data
+	undo []func()
+	now  time.Time
+}
+
+// InTx runs fn with the store locked, rolling back every change when fn fails.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := &Tx{d: s.d, now: time.Now()}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.rollback()
+			panic(p)
+		}
+		if err != nil {
+			tx.rollback()
+		}
+	}()
+	return fn(tx)
+}
+
+// Ping always succeeds.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// Close does nothing.
+func (s *Store) Close() {}
+
+func (tx *Tx) rollback() {
+	for i := len(tx.undo) - 1; i >= 0; i-- {
+		tx.undo[i]()
+	}
+	tx.undo = nil
+}
+
+// table is a map whose writes are undone when the transaction fails.
+type table[K comparable, V any] map[K]V
+
+func put[K comparable, V any](tx *Tx, t table[K, V], k K, v V) {
+	old, had := t[k]
+	tx.undo = append(tx.undo, func() {
+		if had {
+			t[k] = old
+		} else {
+			delete(t, k)
+		}
+	})
+	t[k] = v
+}
+
+func del[K comparable, V any](tx *Tx, t table[K, V], k K) {
+	old, had := t[k]
+	if !had {
+		return
+	}
+	tx.undo = append(tx.undo, func() { t[k] = old })
+	delete(t, k)
+}
+
+// setVar sets a scalar and records how to undo it.
+func setVar[V any](tx *Tx, p *V, v V) {
+	old := *p
+	tx.undo = append(tx.undo, func() { *p = old })
+	*p = v
+}

@@ -1,0 +1,81 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+var _ idempotency.Repo = (*Tx)(nil)
+
+// ClaimIdempotency inserts the claim; INSERT … ON CONFLICT makes racing
+// claims on any number of nodes resolve to exactly one winner.
+func (t *Tx) ClaimIdempotency(ctx context.Context, r *idempotency.Record) (*idempotency.Record, error) {
+	header := r.Header
+	if header == nil {
+		header = map[string]string{}
+	}
+	var won bool
+	err := t.tx.QueryRow(ctx, `INSERT INTO idempotency_keys AS k
+		(tenant_id, credential_id, key, method, path, request_hash, state, status, header, body, created_at, locked_until, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (tenant_id, credential_id, key) DO UPDATE SET
+			method = EXCLUDED.method, path = EXCLUDED.path, request_hash = EXCLUDED.request_hash,
+			state = EXCLUDED.state, status = EXCLUDED.status, header = EXCLUDED.header, body = EXCLUDED.body,
+			created_at = EXCLUDED.created_at, locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
+		WHERE (k.state = 'in_progress' AND k.locked_until <= EXCLUDED.created_at) OR k.expires_at <= EXCLUDED.created_at
+		RETURNING true`,
+		r.TenantID, r.CredentialID, r.Key, r.Method, r.Path, r.RequestHash, r.State, r.Status, header, r.Body,
+		r.CreatedAt, r.LockedUntil, r.ExpiresAt).Scan(&won)
+	if err == nil {
+		return nil, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, mapErr(err)
+	}
+	var old idempotency.Record
+	err = t.tx.QueryRow(ctx, `SELECT tenant_id, credential_id, key, method, path, request_hash, state, status, header, body,
+		created_at, locked_until, expires_at FROM idempotency_keys WHERE tenant_id = $1 AND credential_id = $2 AND key = $3`,
+		r.TenantID, r.CredentialID, r.Key).Scan(&old.TenantID, &old.CredentialID, &old.Key, &old.Method, &old.Path,
+		&old.RequestHash, &old.State, &old.Status, &old.Header, &old.Body, &old.CreatedAt, &old.LockedUntil, &old.ExpiresAt)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &old, store.ErrConflict
+}
+
+func (t *Tx) CompleteIdempotency(ctx context.Context, r *idempotency.Record) error {
+	header := r.Header
+	if header == nil {
+		header = map[string]string{}
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE idempotency_keys SET state = $4, status = $5, header = $6, body = $7, expires_at = $8
+		WHERE tenant_id = $1 AND credential_id = $2 AND key = $3`,
+		r.TenantID, r.CredentialID, r.Key, r.State, r.Status, header, r.Body, r.ExpiresAt)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func (t *Tx) ReleaseIdempotency(ctx context.Context, tenantID, credentialID, key string) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND credential_id = $2 AND key = $3`,
+		tenantID, credentialID, key)
+	return mapErr(err)
+}
+
+func (t *Tx) PruneIdempotency(ctx context.Context, before time.Time) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at < $1`, before)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -1,0 +1,195 @@
+// Package postgres is the production backend on PostgreSQL (pgx v5). SQL
+// migrations are embedded in the binary and applied under an advisory lock,
+// so several nodes starting together do not race.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/perfectpay/perfectpay/store"
+)
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// Store is the PostgreSQL backend.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ store.Backend[*Tx] = (*Store)(nil)
+
+// Options tune the pool.
+type Options struct {
+	MaxConns int32
+}
+
+// Open connects to url. It does not migrate; call Migrate.
+func Open(ctx context.Context, url string, opt Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	if opt.MaxConns > 0 {
+		cfg.MaxConns = opt.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Pool exposes the pool for LISTEN/NOTIFY and tests.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks the server answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Tx is a transaction on PostgreSQL.
+type Tx struct {
+	tx pgx.Tx
+}
+
+// Conn exposes the raw transaction to packages that keep SQL of their own
+// (none yet) and to tests.
+func (t *Tx) Conn() pgx.Tx { return t.tx }
+
+const maxAttempts = 5
+
+// InTx runs fn in a READ COMMITTED transaction. Serialization failures and
+// deadlocks are retried a few times before store.ErrSerialization surfaces.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	var err error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+			return fn(&Tx{tx: tx})
+		})
+		err = mapErr(err)
+		if !errors.Is(err, store.ErrSerialization) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return err
+}
+
+// mapErr turns pgx errors into the store's sentinels by SQLSTATE.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrSerialization) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505", "23P01": // unique_violation, exclusion_violation
+			return fmt.Errorf("%w: %s", store.ErrConflict, pgErr.ConstraintName)
+		case "23503": // foreign_key_violation: the referenced row is missing
+			return fmt.Errorf("%w: %s", store.ErrNotFound, pgErr.ConstraintName)
+		case "23514": // check_violation
+			return fmt.Errorf("%w: %s", store.ErrConflict, pgErr.ConstraintName)
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return fmt.Errorf("%w: %s", store.ErrSerialization, pgErr.Message)
+		}
+	}
+	return err
+}
+
+// migrateLockKey is the advisory lock all nodes take while migrating.
+const migrateLockKey = 7_302_115_001
+
+// Migrate applies every embedded migration not yet applied, in file-name
+// order, each in its own transaction, under a session advisory lock.
+func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLockKey)); err != nil {
+		return nil, err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLockKey)) //nolint:errcheck
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, err
+	}
+	names, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var applied []string
+	for _, name := range names {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", name).Scan(&exists); err != nil {
+			return applied, err
+		}
+		if exists {
+			continue
+		}
+		sql, err := migrationsFS.ReadFile("migrations/" + name)
+		if err != nil {
+			return applied, err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return fmt.Errorf("migration %s: %w", name, err)
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", name)
+			return err
+		})
+		if err != nil {
+			return applied, err
+		}
+		applied = append(applied, name)
+	}
+	return applied, nil
+}
+
+// Migrations lists the embedded migration files in order.
+func Migrations() ([]string, error) {
+	entries, err := fs.ReadDir(migrationsFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".sql") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// MigrationsDigest identifies the set of migrations (for test templates).
+func MigrationsDigest() string {
+	names, _ := Migrations()
+	var b strings.Builder
+	for _, n := range names {
+		sql, _ := migrationsFS.ReadFile("migrations/" + n)
+		b.WriteString(n)
+		b.Write(sql)
+	}
+	return digest(b.String())
+}

@@ -1,0 +1,27 @@
+package postgres
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+// nullTime converts an optional time for a nullable column.
+func nullTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return *t
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,57 @@
+// Package storetest is the conformance suite every backend passes: the same
+// tests run against store/memory and store/postgres.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// Tx is everything a backend transaction must implement. Each domain adds
+// its repository here and its tests in a file of this package.
+type Tx interface {
+	accounts.Repo
+	audit.Repo
+	idempotency.Repo
+}
+
+// Backend is a backend under test.
+type Backend[X Tx] interface {
+	store.Backend[X]
+}
+
+// Run runs the whole suite. newBackend returns a fresh, empty backend.
+func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, b store.Backend[X])
+	}{
+		{"Tenants", testTenants[X]},
+		{"APIKeys", testAPIKeys[X]},
+		{"Rollback", testRollback[X]},
+		{"IdempotencyRace", testIdempotencyRace[X]},
+		{"IdempotencyLifecycle", testIdempotencyLifecycle[X]},
+		{"AuditChain", testAuditChain[X]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newBackend(t))
+		})
+	}
+}
+
+// in runs fn in a transaction of b and fails the test on error.
+func in[X Tx](t *testing.T, b store.Backend[X], fn func(tx X) error) {
+	t.Helper()
+	require.NoError(t, b.InTx(context.Background(), fn))
+}
+
+var errBoom = errors.New("boom")
