@@ -1,0 +1,182 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/server"
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/memory"
+	"github.com/perfectpay/perfectpay/store/postgres"
+)
+
+// backendTx is every repository the application needs from one backend
+// transaction. Both store/memory.Tx and store/postgres.Tx satisfy it.
+type backendTx interface {
+	accounts.Repo
+	audit.Repo
+	idempotency.Repo
+}
+
+// App is a wired node: services, HTTP server and background jobs.
+type App struct {
+	Config   Config
+	Log      *slog.Logger
+	Accounts *accounts.Service
+	Audit    *audit.Service
+	Server   *server.Server
+
+	// Memory is set when the memory backend is in use (tests tamper with it).
+	Memory *memory.Store
+	// Postgres is set when the Postgres backend is in use.
+	Postgres *postgres.Store
+
+	closeStore func()
+	jobs       []func(ctx context.Context)
+	wg         sync.WaitGroup
+	cancel     context.CancelFunc
+}
+
+// devHMACKey is the fixed dev-mode key, so that several dev nodes agree.
+// It is public: never use dev mode with real data.
+var devHMACKey = sha256.Sum256([]byte("perfectpay dev mode hmac key - not secret"))
+
+// New opens the store (migrating Postgres when configured) and wires every
+// service. It starts nothing; call Start.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log}
+	switch cfg.Store.Driver {
+	case "postgres":
+		pg, err := postgres.Open(ctx, cfg.Store.Postgres.URL, postgres.Options{MaxConns: cfg.Store.Postgres.MaxConns})
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Store.Postgres.Migrate {
+			applied, err := pg.Migrate(ctx)
+			if err != nil {
+				pg.Close()
+				return nil, fmt.Errorf("migrate: %w", err)
+			}
+			if len(applied) > 0 {
+				log.Info("migrations applied", "migrations", applied)
+			}
+		}
+		a.Postgres, a.closeStore = pg, pg.Close
+		if err := wire(a, pg); err != nil {
+			pg.Close()
+			return nil, err
+		}
+	default:
+		m := memory.New()
+		a.Memory, a.closeStore = m, m.Close
+		if err := wire(a, m); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func hmacKey(cfg Config, log *slog.Logger) []byte {
+	if cfg.Secrets.HMACKey == "" {
+		log.Warn("DEV MODE: using the fixed, public development HMAC key for API key hashes; never use dev mode with real data")
+		return devHMACKey[:]
+	}
+	k, _ := base64.StdEncoding.DecodeString(cfg.Secrets.HMACKey) // validated
+	return k
+}
+
+// wire builds every service on backend b. It is generic over the backend's
+// transaction type so each domain gets a compile-time checked Runner.
+func wire[X backendTx](a *App, b store.Backend[X]) error {
+	cfg := a.Config
+	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hmacKey(cfg, a.Log))
+	a.Audit = audit.NewService(store.Bind(b, func(x X) audit.Repo { return x }), cfg.Audit.Retention, a.Log)
+	idem := store.Bind(b, func(x X) idempotency.Repo { return x })
+
+	a.Server = server.New(server.Deps{
+		Log:            a.Log,
+		Accounts:       a.Accounts,
+		Audit:          store.Bind(b, func(x X) audit.Writer { return x }),
+		Idempotency:    idem,
+		Ping:           b.Ping,
+		IdempotencyTTL: cfg.Idempotency.Retention,
+		Handlers:       []server.Mounter{},
+	})
+
+	a.jobs = append(a.jobs,
+		func(ctx context.Context) { a.Audit.RunSealer(ctx, cfg.Audit.SealInterval) },
+		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
+	)
+	return nil
+}
+
+func pruneIdempotency(ctx context.Context, db store.Runner[idempotency.Repo], log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		err := db.InTx(ctx, func(tx idempotency.Repo) error {
+			n, err := tx.PruneIdempotency(ctx, time.Now())
+			if n > 0 {
+				log.Info("idempotency keys pruned", "count", n)
+			}
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Error("idempotency prune failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Start runs the background jobs until Close.
+func (a *App) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	for _, job := range a.jobs {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			job(ctx)
+		}()
+	}
+}
+
+// Close stops background jobs and closes the store.
+func (a *App) Close() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	if a.closeStore != nil {
+		a.closeStore()
+	}
+}
+
+// Demo is what dev mode creates on the memory store.
+type Demo struct {
+	Tenant *accounts.Bootstrap
+}
+
+// SeedDemo creates the demo tenant (dev mode, memory store).
+func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
+	b, err := a.Accounts.CreateTenant(ctx, "Demo Tenant")
+	if err != nil {
+		return nil, err
+	}
+	return &Demo{Tenant: b}, nil
+}

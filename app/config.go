@@ -1,0 +1,150 @@
+// Package app wires the domains, the store and the HTTP server together
+// from a typed Config. cmd/perfectpay and the multi-node tests use it.
+package app
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Config is the whole configuration. cmd/perfectpay fills it with viper
+// from config.yaml, PERFECTPAY_<SECTION>_<KEY> environment variables and
+// flags; every field has a default (Defaults).
+type Config struct {
+	DevMode     bool              `mapstructure:"dev_mode"`
+	Server      ServerConfig      `mapstructure:"server"`
+	Store       StoreConfig       `mapstructure:"store"`
+	Log         LogConfig         `mapstructure:"log"`
+	Secrets     SecretsConfig     `mapstructure:"secrets"`
+	Idempotency IdempotencyConfig `mapstructure:"idempotency"`
+	Audit       AuditConfig       `mapstructure:"audit"`
+}
+
+// ServerConfig is the HTTP listener.
+type ServerConfig struct {
+	Addr            string        `mapstructure:"addr"`
+	TLSCert         string        `mapstructure:"tls_cert"`
+	TLSKey          string        `mapstructure:"tls_key"`
+	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout    time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// PublicURL is the externally visible base URL (issuer, links).
+	PublicURL string `mapstructure:"public_url"`
+}
+
+// StoreConfig selects the backend.
+type StoreConfig struct {
+	Driver   string         `mapstructure:"driver"`
+	Postgres PostgresConfig `mapstructure:"postgres"`
+}
+
+// PostgresConfig is the PostgreSQL connection.
+type PostgresConfig struct {
+	URL      string `mapstructure:"url"`
+	MaxConns int32  `mapstructure:"max_conns"`
+	// Migrate applies pending migrations when serve starts.
+	Migrate bool `mapstructure:"migrate"`
+}
+
+// LogConfig is the logger.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// SecretsConfig holds server-wide keys (base64, 32 bytes each).
+type SecretsConfig struct {
+	// HMACKey keys the hashes under which API key secrets are stored.
+	HMACKey string `mapstructure:"hmac_key"`
+}
+
+// IdempotencyConfig tunes idempotency keys.
+type IdempotencyConfig struct {
+	Retention time.Duration `mapstructure:"retention"`
+}
+
+// AuditConfig tunes the audit trail.
+type AuditConfig struct {
+	Retention    time.Duration `mapstructure:"retention"`
+	SealInterval time.Duration `mapstructure:"seal_interval"`
+}
+
+// Defaults is the configuration with every default filled in.
+func Defaults() Config {
+	return Config{
+		DevMode: false,
+		Server: ServerConfig{
+			Addr: "127.0.0.1:8080", ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second,
+			IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
+		},
+		Store: StoreConfig{
+			Driver:   "memory",
+			Postgres: PostgresConfig{URL: "postgres://postgres@127.0.0.1:5432/perfectpay?sslmode=disable", MaxConns: 20, Migrate: true},
+		},
+		Log:         LogConfig{Level: "info", Format: "json"},
+		Idempotency: IdempotencyConfig{Retention: 24 * time.Hour},
+		Audit:       AuditConfig{Retention: 365 * 24 * time.Hour, SealInterval: 500 * time.Millisecond},
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
+		bad("server.addr %q is not host:port", c.Server.Addr)
+	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		bad("server.tls_cert and server.tls_key must be set together")
+	}
+	for name, d := range map[string]time.Duration{
+		"server.read_timeout": c.Server.ReadTimeout, "server.write_timeout": c.Server.WriteTimeout,
+		"server.idle_timeout": c.Server.IdleTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,
+		"idempotency.retention": c.Idempotency.Retention, "audit.seal_interval": c.Audit.SealInterval,
+	} {
+		if d <= 0 {
+			bad("%s must be positive", name)
+		}
+	}
+	if c.Audit.Retention < 0 {
+		bad("audit.retention must not be negative (0 keeps entries forever)")
+	}
+	if c.Server.PublicURL != "" {
+		if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("server.public_url %q is not an absolute http(s) URL", c.Server.PublicURL)
+		}
+	}
+	switch c.Store.Driver {
+	case "memory":
+	case "postgres":
+		if c.Store.Postgres.URL == "" {
+			bad("store.postgres.url is required with store.driver=postgres")
+		}
+		if c.Store.Postgres.MaxConns < 1 {
+			bad("store.postgres.max_conns must be at least 1")
+		}
+	default:
+		bad("store.driver must be memory or postgres (got %q)", c.Store.Driver)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level must be debug, info, warn or error (got %q)", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format must be json or text (got %q)", c.Log.Format)
+	}
+	if c.Secrets.HMACKey == "" {
+		if !c.DevMode {
+			bad("secrets.hmac_key is required outside dev mode (base64 of 32 random bytes)")
+		}
+	} else if k, err := base64.StdEncoding.DecodeString(c.Secrets.HMACKey); err != nil || len(k) < 32 {
+		bad("secrets.hmac_key must be base64 of at least 32 bytes")
+	}
+	return errors.Join(errs...)
+}

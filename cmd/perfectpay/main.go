@@ -1,0 +1,271 @@
+// Command perfectpay is the PerfectPay agent authorization server.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/perfectpay/perfectpay/app"
+	"github.com/perfectpay/perfectpay/internal/logging"
+	"github.com/perfectpay/perfectpay/store/postgres"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+type cli struct {
+	configPath string
+	cfg        app.Config
+	log        *slog.Logger
+}
+
+func newRoot() *cobra.Command {
+	c := &cli{}
+	root := &cobra.Command{
+		Use:           "perfectpay",
+		Short:         "PerfectPay agent authorization server",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Name() == "version" {
+				return nil
+			}
+			path := c.configPath
+			if path == "" {
+				if _, err := os.Stat("config.yaml"); err == nil {
+					path = "config.yaml"
+				}
+			}
+			cfg, _, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			if f := cmd.Flags().Lookup("addr"); f != nil && f.Changed {
+				cfg.Server.Addr = f.Value.String()
+			}
+			if f := cmd.Flags().Lookup("dev"); f != nil && f.Changed {
+				cfg.DevMode = f.Value.String() == "true"
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			c.cfg = cfg
+			c.log = logging.New(os.Stderr, cfg.Log.Format, cfg.Log.Level)
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (YAML); environment: PERFECTPAY_<SECTION>_<KEY>")
+	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.tenantsCmd(), c.auditCmd(), versionCmd())
+	return root
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{Use: "version", Short: "Print the version", Run: func(cmd *cobra.Command, _ []string) {
+		fmt.Fprintln(cmd.OutOrStdout(), "perfectpay", version)
+	}}
+}
+
+func (c *cli) open(ctx context.Context) (*app.App, error) {
+	return app.New(ctx, c.cfg, c.log)
+}
+
+func (c *cli) serveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API server",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			a, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if c.cfg.DevMode && c.cfg.Store.Driver == "memory" {
+				demo, err := a.SeedDemo(ctx)
+				if err != nil {
+					return err
+				}
+				printDemo(cmd, demo, c.cfg.Server.Addr)
+			}
+			a.Start()
+			return serve(ctx, c.cfg.Server, a.Server, c.log)
+		},
+	}
+	cmd.Flags().String("addr", "127.0.0.1:8080", "listen address host:port")
+	cmd.Flags().Bool("dev", false, "dev mode (demo tenant on the memory store, generated keys)")
+	return cmd
+}
+
+func printDemo(cmd *cobra.Command, d *app.Demo, addr string) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintln(w, "──────────────────────────────────────────────────────────────")
+	fmt.Fprintln(w, " PerfectPay dev mode: demo tenant", d.Tenant.Tenant.ID, "(keys shown once)")
+	for _, k := range d.Tenant.Keys {
+		fmt.Fprintf(w, "   %-12s %-5s %s\n", k.Key.Kind, k.Key.Mode, k.Secret)
+	}
+	fmt.Fprintf(w, " try: curl -u %s: http://%s/v1/tenant\n", d.Tenant.Keys[0].Secret, addr)
+	fmt.Fprintln(w, "──────────────────────────────────────────────────────────────")
+}
+
+// serve runs the HTTP server until ctx ends, then shuts down gracefully,
+// letting in-flight requests finish.
+func serve(ctx context.Context, cfg app.ServerConfig, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           h,
+		ReadTimeout:       cfg.ReadTimeout,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13}
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func (c *cli) migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending PostgreSQL migrations (under an advisory lock)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c.cfg.Store.Driver != "postgres" {
+				return errors.New("migrate needs store.driver=postgres")
+			}
+			ctx := cmd.Context()
+			pg, err := postgres.Open(ctx, c.cfg.Store.Postgres.URL, postgres.Options{MaxConns: 2})
+			if err != nil {
+				return err
+			}
+			defer pg.Close()
+			applied, err := pg.Migrate(ctx)
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "database is up to date")
+			}
+			for _, m := range applied {
+				fmt.Fprintln(cmd.OutOrStdout(), "applied", m)
+			}
+			return nil
+		},
+	}
+}
+
+func (c *cli) tenantsCmd() *cobra.Command {
+	tenants := &cobra.Command{Use: "tenants", Short: "Manage tenants"}
+	var name string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a tenant and print its first keys (shown once)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "" || len(name) > 200 {
+				return errors.New("--name is required (at most 200 characters)")
+			}
+			a, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			b, err := a.Accounts.CreateTenant(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			out := map[string]any{"tenant": b.Tenant}
+			keys := map[string]string{}
+			for _, k := range b.Keys {
+				keys[k.Key.Kind+"_"+k.Key.Mode] = k.Secret
+			}
+			out["keys"] = keys
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "tenant name")
+	tenants.AddCommand(create)
+	return tenants
+}
+
+func (c *cli) auditCmd() *cobra.Command {
+	auditCmd := &cobra.Command{Use: "audit", Short: "Audit trail tools"}
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Seal pending entries, then verify the whole hash chain; names the first bad entry",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if _, err := a.Audit.SealAll(cmd.Context()); err != nil {
+				return err
+			}
+			res, err := a.Audit.Verify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(res); err != nil {
+				return err
+			}
+			if !res.OK {
+				return fmt.Errorf("audit chain does not verify at chain position %d (entry %s): %s", res.BadPos, res.BadID, res.Problem)
+			}
+			return nil
+		},
+	}
+	auditCmd.AddCommand(verify)
+	return auditCmd
+}

@@ -1,0 +1,119 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/audit"
+)
+
+// AgentAuthenticator authenticates an agent's access token presented as
+// `Authorization: Bearer …` or `DPoP …` (scheme is lower-case). It returns
+// an *Error (401/403) when the token is not acceptable.
+type AgentAuthenticator interface {
+	AuthenticateAgent(r *http.Request, scheme, token string) (*Principal, error)
+}
+
+// API registers routes with their access rule.
+type API struct {
+	s *Server
+	r *mux.Router
+}
+
+// Access says who may call a route.
+type Access struct {
+	// Scope an API key must carry. Secret keys carry every scope;
+	// publishable keys only tokens:write.
+	Scope string
+	// Agent accepts agent access tokens too.
+	Agent bool
+	// Public routes take no credentials (health, discovery, OAuth
+	// endpoints that authenticate clients themselves).
+	Public bool
+	// NoIdempotency turns off Idempotency-Key handling on a POST (OAuth
+	// endpoints, whose semantics RFC 6749 fixes).
+	NoIdempotency bool
+}
+
+// Handle adds a JSON API route. POST routes get idempotency handling.
+func (a *API) Handle(method, path string, access Access, fn handlerFunc) {
+	h := fn
+	if method == http.MethodPost && !access.Public && !access.NoIdempotency {
+		h = a.s.idempotent(h)
+	}
+	if !access.Public {
+		h = a.s.authenticate(access, h)
+	}
+	a.r.Handle(path, a.s.wrap(h)).Methods(method)
+}
+
+// Raw adds a route served by a plain http.Handler with no authentication
+// or idempotency (OAuth endpoints with their own error shape, pages).
+func (a *API) Raw(method, path string, h http.Handler) {
+	a.r.Handle(path, h).Methods(method)
+}
+
+// Server returns the server (for handlers that need writeError).
+func (a *API) Server() *Server { return a.s }
+
+// WriteError writes err in the API error shape.
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) { s.writeError(w, r, err) }
+
+func (s *Server) authenticate(access Access, next handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		scheme, cred := bearer(r)
+		if cred == "" {
+			return Errorf(http.StatusUnauthorized, TypeAuthentication, "missing_credentials", "",
+				"You did not provide an API key. Send it as 'Authorization: Bearer sk_…' or as HTTP Basic user name.")
+		}
+		var p *Principal
+		switch {
+		case (scheme == "bearer" || scheme == "basic") && accounts.LooksLikeKey(cred):
+			ap, err := s.Accounts.Authenticate(r.Context(), cred)
+			switch {
+			case errors.Is(err, accounts.ErrInvalidKey):
+				return Errorf(http.StatusUnauthorized, TypeAuthentication, "invalid_api_key", "", "Invalid API key provided.")
+			case errors.Is(err, accounts.ErrRevokedKey):
+				return Errorf(http.StatusUnauthorized, TypeAuthentication, "api_key_revoked", "", "This API key was revoked or has expired.")
+			case err != nil:
+				return err
+			}
+			p = &Principal{TenantID: ap.Tenant.ID, CredentialID: ap.Key.ID, ActorType: audit.ActorAPIKey, Key: ap, Scopes: ap.HasScope}
+			scope := access.Scope
+			if scope == "" {
+				scope = "any"
+			}
+			allowed := ap.HasScope(scope) || (access.Scope == "" && ap.Key.Kind == accounts.KindRestricted)
+			if !allowed {
+				r = setPrincipal(r, p) // audited as a refused request
+				return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", "",
+					"The provided key does not have the required permission (%s) for this request.", scopeName(access.Scope, ap.Key.Kind))
+			}
+		case (scheme == "bearer" || scheme == "dpop") && access.Agent && s.AgentAuth != nil:
+			var err error
+			p, err = s.AgentAuth.AuthenticateAgent(r, scheme, cred)
+			if err != nil {
+				return err
+			}
+		case scheme == "bearer" || scheme == "basic" || scheme == "dpop":
+			return Errorf(http.StatusUnauthorized, TypeAuthentication, "invalid_api_key", "", "Invalid API key provided.")
+		default:
+			return Errorf(http.StatusUnauthorized, TypeAuthentication, "invalid_authorization_scheme", "",
+				"Unsupported Authorization scheme; use Bearer or Basic.")
+		}
+		return next(w, setPrincipal(r, p))
+	}
+}
+
+func scopeName(scope, kind string) string {
+	if scope == "" {
+		return "a secret or restricted key"
+	}
+	if kind == accounts.KindPublishable {
+		return scope + "; publishable keys may only create card tokens"
+	}
+	return scope
+}

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// Error types, as Stripe names them.
+const (
+	TypeInvalidRequest = "invalid_request_error"
+	TypeAuthentication = "authentication_error"
+	TypePermission     = "permission_error"
+	TypeCard           = "card_error"
+	TypeIdempotency    = "idempotency_error"
+	TypeRateLimit      = "rate_limit_error"
+	TypeAPI            = "api_error"
+)
+
+// Error is the one API error. Handlers return it (or any error, which
+// becomes a generic 500).
+type Error struct {
+	Status  int    `json:"-"`
+	Type    string `json:"type"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
+	// DeclineCode accompanies card errors.
+	DeclineCode string `json:"decline_code,omitempty"`
+	// RetryAfter, in seconds, is sent as the Retry-After header when set.
+	RetryAfter int `json:"-"`
+	// Extra top-level members of the error body (e.g. "charge", "approval").
+	Extra map[string]any `json:"-"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (%d %s): %s", e.Code, e.Status, e.Type, e.Message) }
+
+// Errorf returns an *Error.
+func Errorf(status int, typ, code, param, format string, args ...any) *Error {
+	return &Error{Status: status, Type: typ, Code: code, Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest is a 400 invalid_request_error about param.
+func BadRequest(code, param, format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, TypeInvalidRequest, code, param, format, args...)
+}
+
+// NotFound is a 404 for a resource of the given kind.
+func NotFound(kind, id string) *Error {
+	return Errorf(http.StatusNotFound, TypeInvalidRequest, "resource_missing", "id", "No such %s: '%s'", kind, id)
+}
+
+// writeError writes err as the JSON error body. Unknown errors become a
+// generic 500; their cause goes to the log only.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			e = Errorf(http.StatusNotFound, TypeInvalidRequest, "resource_missing", "", "No such resource.")
+		case errors.Is(err, store.ErrConflict):
+			e = Errorf(http.StatusConflict, TypeInvalidRequest, "conflict", "", "The request conflicts with the current state of the resource.")
+		case errors.Is(err, store.ErrSerialization):
+			e = Errorf(http.StatusConflict, TypeAPI, "lock_timeout", "", "The request raced with another one; retry it.")
+			e.RetryAfter = 1
+		default:
+			s.log.ErrorContext(r.Context(), "internal error", "err", err, "method", r.Method, "path", r.URL.Path)
+			e = Errorf(http.StatusInternalServerError, TypeAPI, "internal_error", "", "An internal error occurred. Retry later; the request id identifies it to support.")
+		}
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	body := map[string]any{}
+	for k, v := range e.Extra {
+		body[k] = v
+	}
+	errBody := map[string]any{"type": e.Type, "message": e.Message}
+	if e.Code != "" {
+		errBody["code"] = e.Code
+	}
+	if e.Param != "" {
+		errBody["param"] = e.Param
+	}
+	if e.DeclineCode != "" {
+		errBody["decline_code"] = e.DeclineCode
+	}
+	if id := requestID(r); id != "" {
+		errBody["request_id"] = id
+	}
+	body["error"] = errBody
+	if e.Status >= 500 {
+		s.log.WarnContext(r.Context(), "request failed", slog.Int("status", e.Status), slog.String("code", e.Code))
+	}
+	writeJSON(w, e.Status, body)
+}

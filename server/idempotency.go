@@ -1,0 +1,151 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// MaxIdempotencyKeyLen bounds the Idempotency-Key header.
+const MaxIdempotencyKeyLen = 255
+
+// idempotencyLock is how long a claim blocks retries before it may be taken
+// over (a node that died mid-request).
+const idempotencyLock = 60 * time.Second
+
+// headerNoStore, set by a handler, keeps its response out of the
+// idempotency store (e.g. a 402 that asks for approval: the retry that
+// carries the approval must run again). It is removed before sending.
+const headerNoStore = "X-Perfectpay-Idempotency-No-Store"
+
+// DontStoreResponse marks the response so the idempotency layer releases
+// the key instead of storing this answer.
+func DontStoreResponse(w http.ResponseWriter) { w.Header().Set(headerNoStore, "1") }
+
+// ReplayAs stores v, instead of the response actually sent, as the answer
+// replayed for a retried request. Responses that show a secret once use it,
+// so the secret is never written to the idempotency store.
+func ReplayAs(r *http.Request, v any) {
+	b, err := json.Marshal(v)
+	if err == nil {
+		state(r).replay = append(b, '\n')
+	}
+}
+
+// idempotent claims the Idempotency-Key (a row, so the claim holds across
+// nodes), replays stored answers, and stores the new one.
+func (s *Server) idempotent(next handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		key := r.Header.Get("Idempotency-Key")
+		if key == "" {
+			return next(w, r)
+		}
+		if len(key) > MaxIdempotencyKeyLen {
+			return BadRequest("idempotency_key_too_long", "Idempotency-Key", "The Idempotency-Key header is longer than %d characters.", MaxIdempotencyKeyLen)
+		}
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		p := PrincipalFrom(r)
+		sum := sha256.New()
+		sum.Write([]byte(r.Method + "\n" + r.URL.Path + "\n"))
+		sum.Write(body)
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		rec := &idempotency.Record{
+			TenantID: p.TenantID, CredentialID: p.CredentialID, Key: key,
+			Method: r.Method, Path: r.URL.Path, RequestHash: sum.Sum(nil),
+			State: idempotency.StateInProgress, CreatedAt: now,
+			LockedUntil: now.Add(idempotencyLock), ExpiresAt: now.Add(s.IdempotencyTTL),
+		}
+		var old *idempotency.Record
+		err = s.Idempotency.InTx(r.Context(), func(tx idempotency.Repo) error {
+			var err error
+			old, err = tx.ClaimIdempotency(r.Context(), rec)
+			return err
+		})
+		switch {
+		case errors.Is(err, store.ErrConflict) && old != nil:
+			if subtle.ConstantTimeCompare(old.RequestHash, rec.RequestHash) != 1 {
+				return Errorf(http.StatusUnprocessableEntity, TypeIdempotency, "idempotency_key_reused", "Idempotency-Key",
+					"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '%s' if you meant to execute a different request.", key)
+			}
+			if old.State == idempotency.StateInProgress {
+				e := Errorf(http.StatusConflict, TypeIdempotency, "idempotency_key_in_use", "Idempotency-Key",
+					"There is currently another in-progress request using this Idempotent Key. Retry after a short while.")
+				e.RetryAfter = 1
+				return e
+			}
+			for k, v := range old.Header {
+				w.Header().Set(k, v)
+			}
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(old.Status)
+			_, _ = w.Write(old.Body)
+			return nil
+		case err != nil:
+			return err
+		}
+
+		buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+		s.wrap(next).ServeHTTP(buf, r)
+
+		release := buf.status >= 500 || buf.header.Get(headerNoStore) != ""
+		buf.header.Del(headerNoStore)
+		ctx := r.Context()
+		if release {
+			err = s.Idempotency.InTx(ctx, func(tx idempotency.Repo) error {
+				return tx.ReleaseIdempotency(ctx, rec.TenantID, rec.CredentialID, rec.Key)
+			})
+		} else {
+			rec.State, rec.Status, rec.Body = idempotency.StateDone, buf.status, buf.body.Bytes()
+			if st := state(r); st.replay != nil {
+				rec.Body = st.replay
+			}
+			rec.Header = map[string]string{}
+			for k := range buf.header {
+				if k != "Request-Id" {
+					rec.Header[k] = buf.header.Get(k)
+				}
+			}
+			err = s.Idempotency.InTx(ctx, func(tx idempotency.Repo) error { return tx.CompleteIdempotency(ctx, rec) })
+		}
+		if err != nil {
+			s.log.ErrorContext(ctx, "idempotency: could not record the outcome", "err", err)
+		}
+		for k, v := range buf.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(buf.status)
+		_, _ = w.Write(buf.body.Bytes())
+		return nil
+	}
+}
+
+// bufferedWriter captures a response so it can be stored before sending.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+
+func (b *bufferedWriter) WriteHeader(code int) {
+	if !b.wrote {
+		b.status, b.wrote = code, true
+	}
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	b.wrote = true
+	return b.body.Write(p)
+}

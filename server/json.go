@@ -1,0 +1,101 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// MaxBodyBytes is the largest request body accepted.
+const MaxBodyBytes = 1 << 20
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// WriteJSON writes v as the response body with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
+// readBody reads the (already size-limited) body once, mapping an
+// oversized body to 413.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, Errorf(http.StatusRequestEntityTooLarge, TypeInvalidRequest, "body_too_large", "",
+				"The request body exceeds %d bytes.", MaxBodyBytes)
+		}
+		return nil, BadRequest("body_unreadable", "", "The request body could not be read.")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b, nil
+}
+
+// DecodeJSON decodes the request body into v strictly: JSON content type,
+// no unknown fields, one value, at most MaxBodyBytes. An empty body leaves v
+// as it is (for endpoints whose fields are all optional).
+func DecodeJSON(r *http.Request, v any) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, _, perr := mime.ParseMediaType(ct)
+	if perr != nil || mt != "application/json" {
+		return Errorf(http.StatusUnsupportedMediaType, TypeInvalidRequest, "unsupported_media_type", "",
+			"Content-Type must be application/json (got %q).", ct)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return BadRequest("invalid_json", "", "The request body must hold exactly one JSON value.")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return BadRequest("invalid_json", "", "The request body is not valid JSON (at byte %d).", se.Offset)
+	case errors.As(err, &te):
+		field := te.Field
+		return BadRequest("invalid_type", field, "Invalid type for %s: expected %s.", orBody(field), te.Type.String())
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return BadRequest("unknown_parameter", name, "Received unknown parameter: %s.", name)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return BadRequest("invalid_json", "", "The request body is truncated JSON.")
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return BadRequest("invalid_json", "", "The request body could not be decoded: %s.", err.Error())
+}
+
+func orBody(field string) string {
+	if field == "" {
+		return "the body"
+	}
+	return field
+}
