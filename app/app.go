@@ -16,6 +16,7 @@ import (
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
 	"github.com/perfectpay/perfectpay/store/postgres"
+	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // backendTx is every repository the application needs from one backend
@@ -24,6 +25,7 @@ type backendTx interface {
 	accounts.Repo
 	audit.Repo
 	idempotency.Repo
+	webhooks.Outbox
 }
 
 // App is a wired node: services, HTTP server and background jobs.

@@ -60,7 +60,9 @@ func (a *API) Raw(method, path string, h http.Handler) {
 func (a *API) Server() *Server { return a.s }
 
 // WriteError writes err in the API error shape.
-func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) { s.writeError(w, r, err) }
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeError(w, r, err)
+}
 
 func (s *Server) authenticate(access Access, next handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {

@@ -37,7 +37,9 @@ type Error struct {
 	Extra map[string]any `json:"-"`
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s (%d %s): %s", e.Code, e.Status, e.Type, e.Message) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (%d %s): %s", e.Code, e.Status, e.Type, e.Message)
+}
 
 // Errorf returns an *Error.
 func Errorf(status int, typ, code, param, format string, args ...any) *Error {

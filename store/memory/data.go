@@ -4,6 +4,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // data is every table of the memory store. Each domain adds its tables here
@@ -19,6 +20,9 @@ type data struct {
 	auditAnchor  audit.Anchor
 
 	idem table[idemKey, idempotency.Record]
+
+	events     table[string, webhooks.Event]
+	eventOrder []string
 }
 
 func newData() *data {
@@ -28,5 +32,6 @@ func newData() *data {
 		keyByHash:    table[string, string]{},
 		auditEntries: table[int64, audit.Entry]{},
 		idem:         table[idemKey, idempotency.Record]{},
+		events:       table[string, webhooks.Event]{},
 	}
 }

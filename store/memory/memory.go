@@ -95,3 +95,10 @@ func setVar[V any](tx *Tx, p *V, v V) {
 	tx.undo = append(tx.undo, func() { *p = old })
 	*p = v
 }
+
+// appendUndo appends v to *s; rollback truncates it again.
+func appendUndo[V any](tx *Tx, s *[]V, v V) {
+	n := len(*s)
+	tx.undo = append(tx.undo, func() { *s = (*s)[:n] })
+	*s = append(*s, v)
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // Tx is everything a backend transaction must implement. Each domain adds
@@ -21,6 +22,7 @@ type Tx interface {
 	accounts.Repo
 	audit.Repo
 	idempotency.Repo
+	webhooks.Outbox
 }
 
 // Backend is a backend under test.

@@ -1,0 +1,22 @@
+package memory
+
+import (
+	"context"
+	"slices"
+
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/webhooks"
+)
+
+var _ webhooks.Outbox = (*Tx)(nil)
+
+func (tx *Tx) EnqueueEvent(_ context.Context, e *webhooks.Event) error {
+	if _, ok := tx.d.events[e.ID]; ok {
+		return store.ErrConflict
+	}
+	c := *e
+	c.Data = slices.Clone(e.Data)
+	put(tx, tx.d.events, e.ID, c)
+	appendUndo(tx, &tx.d.eventOrder, e.ID)
+	return nil
+}
