@@ -35,6 +35,8 @@ type App struct {
 	Accounts *accounts.Service
 	Audit    *audit.Service
 	Server   *server.Server
+	// Idempotency is the idempotency store (tests use it to stage claims).
+	Idempotency store.Runner[idempotency.Repo]
 
 	// Memory is set when the memory backend is in use (tests tamper with it).
 	Memory *memory.Store
@@ -105,6 +107,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hmacKey(cfg, a.Log))
 	a.Audit = audit.NewService(store.Bind(b, func(x X) audit.Repo { return x }), cfg.Audit.Retention, a.Log)
 	idem := store.Bind(b, func(x X) idempotency.Repo { return x })
+	a.Idempotency = idem
 
 	a.Server = server.New(server.Deps{
 		Log:            a.Log,
