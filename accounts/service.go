@@ -193,7 +193,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 	}
 	h := s.HashSecret(secret)
 	var p *Principal
-	err := s.db.InTx(ctx, func(tx Tx) error {
+	err := s.db.Autocommit(ctx, func(tx Tx) error {
 		k, err := tx.GetAPIKeyByHash(ctx, h)
 		if err != nil {
 			return err

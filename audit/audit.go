@@ -84,8 +84,8 @@ type Repo interface {
 	Writer
 	ListAudit(ctx context.Context, f Filter) ([]Entry, error)
 	// UnsealedAudit returns up to limit committed entries not yet in the
-	// chain, in an order the sealer may chain them (by seq). Entries of
-	// transactions still in flight are never returned ahead of time.
+	// chain, oldest first. Entries that commit later are sealed later: the
+	// chain's order is the order of sealing.
 	UnsealedAudit(ctx context.Context, limit int) ([]Entry, error)
 	// AuditHead returns the last sealed link, or the anchor when none.
 	AuditHead(ctx context.Context) (Anchor, error)

@@ -135,7 +135,7 @@ func (s *Server) auditRequest(ctx context.Context, st *reqState, method, route s
 		TenantID: p.TenantID, ActorType: p.ActorType, ActorID: p.CredentialID, IP: st.ip,
 		Action: "api.request", RequestID: st.id, Method: method, Route: route, Status: status,
 	}
-	err := s.Audit.InTx(context.WithoutCancel(ctx), func(tx audit.Writer) error { return audit.Append(ctx, tx, e) })
+	err := s.Audit.Autocommit(context.WithoutCancel(ctx), func(tx audit.Writer) error { return audit.Append(ctx, tx, e) })
 	if err != nil {
 		s.log.ErrorContext(ctx, "access audit failed", "err", err)
 	}

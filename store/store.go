@@ -28,6 +28,10 @@ type Backend[X any] interface {
 	// InTx runs fn in one transaction: committed when fn returns nil,
 	// rolled back (leaving nothing behind) when it returns an error.
 	InTx(ctx context.Context, fn func(tx X) error) error
+	// Autocommit runs fn outside a transaction: each statement commits on
+	// its own. For reads and single-statement writes on hot paths, where
+	// BEGIN/COMMIT would double the round trips. Never for multi-step changes.
+	Autocommit(ctx context.Context, fn func(tx X) error) error
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.
@@ -38,6 +42,7 @@ type Backend[X any] interface {
 // interface T. Domains depend on Runner[T], never on a backend.
 type Runner[T any] interface {
 	InTx(ctx context.Context, fn func(tx T) error) error
+	Autocommit(ctx context.Context, fn func(tx T) error) error
 }
 
 // Bind narrows a backend's transaction type X to a domain interface T.
@@ -56,8 +61,6 @@ func (r binder[T, X]) InTx(ctx context.Context, fn func(tx T) error) error {
 	return r.b.InTx(ctx, func(x X) error { return fn(r.as(x)) })
 }
 
-// RunnerFunc adapts a function to Runner.
-type RunnerFunc[T any] func(ctx context.Context, fn func(tx T) error) error
-
-// InTx implements Runner.
-func (f RunnerFunc[T]) InTx(ctx context.Context, fn func(tx T) error) error { return f(ctx, fn) }
+func (r binder[T, X]) Autocommit(ctx context.Context, fn func(tx T) error) error {
+	return r.b.Autocommit(ctx, func(x X) error { return fn(r.as(x)) })
+}

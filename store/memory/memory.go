@@ -52,6 +52,11 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	return fn(tx)
 }
 
+// Autocommit is InTx: the memory store has no cheaper mode.
+func (s *Store) Autocommit(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.InTx(ctx, fn)
+}
+
 // Ping always succeeds.
 func (s *Store) Ping(context.Context) error { return nil }
 

@@ -83,12 +83,12 @@ func (t *Tx) ListAudit(ctx context.Context, f audit.Filter) ([]audit.Entry, erro
 	return scanAudit(rows)
 }
 
-// UnsealedAudit returns only rows written by transactions that have ended
-// (xid below the snapshot's xmin): a transaction still in flight may yet
-// commit rows with lower seq, and those must not be skipped.
+// UnsealedAudit returns committed rows not yet in the chain. A transaction
+// still in flight may commit rows with a lower seq later; they are simply
+// sealed in a later batch (chain order is sealing order, not seq order).
 func (t *Tx) UnsealedAudit(ctx context.Context, limit int) ([]audit.Entry, error) {
 	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events
-		WHERE chain_pos IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot())
+		WHERE chain_pos IS NULL
 		ORDER BY seq LIMIT $1`, limit)
 	if err != nil {
 		return nil, mapErr(err)

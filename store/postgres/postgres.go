@@ -60,14 +60,26 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // Close closes the pool.
 func (s *Store) Close() { s.pool.Close() }
 
-// Tx is a transaction on PostgreSQL.
-type Tx struct {
-	tx pgx.Tx
+// querier is what repository methods run statements on: a pgx.Tx inside
+// InTx, the pool itself in Autocommit.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Conn exposes the raw transaction to packages that keep SQL of their own
-// (none yet) and to tests.
-func (t *Tx) Conn() pgx.Tx { return t.tx }
+// Tx is a transaction on PostgreSQL (or, from Autocommit, the pool).
+type Tx struct {
+	tx querier
+}
+
+// Conn exposes the statement runner to tests.
+func (t *Tx) Conn() querier { return t.tx }
+
+// Autocommit runs fn with every statement committing on its own.
+func (s *Store) Autocommit(ctx context.Context, fn func(tx *Tx) error) error {
+	return mapErr(fn(&Tx{tx: s.pool}))
+}
 
 const maxAttempts = 5
 

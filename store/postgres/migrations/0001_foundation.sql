@@ -43,8 +43,8 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
 
 -- Audit entries are appended without any shared lock: each row carries the
--- hash of its own content and the id of the inserting transaction. The
--- sealer links committed rows into the chain (chain_pos, prev_hash, hash).
+-- hash of its own content. The sealer links committed rows into the chain
+-- (chain_pos, prev_hash, hash) in the order it sees them commit.
 CREATE TABLE audit_events (
     seq           bigserial PRIMARY KEY,
     id            text NOT NULL UNIQUE,
@@ -61,7 +61,6 @@ CREATE TABLE audit_events (
     data          text,                       -- JSON kept byte for byte (hashed)
     created_at    timestamptz NOT NULL,
     content_hash  bytea NOT NULL,
-    xid           xid8 NOT NULL DEFAULT pg_current_xact_id(),
     chain_pos     bigint UNIQUE,
     prev_hash     bytea,
     hash          bytea
