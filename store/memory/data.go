@@ -23,6 +23,8 @@ type data struct {
 
 	events     table[string, webhooks.Event]
 	eventOrder []string
+
+	authz *authzData
 }
 
 func newData() *data {
@@ -33,5 +35,6 @@ func newData() *data {
 		auditEntries: table[int64, audit.Entry]{},
 		idem:         table[idemKey, idempotency.Record]{},
 		events:       table[string, webhooks.Event]{},
+		authz:        newAuthzData(),
 	}
 }

@@ -1,0 +1,212 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+
+	"github.com/ory/fosite"
+)
+
+// RFC 8693 token type identifiers.
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+)
+
+// errInvalidTarget is RFC 8693 §2.2.2's error for an audience or resource
+// the subject token does not cover.
+func errInvalidTarget(hint string) *fosite.RFC6749Error {
+	return &fosite.RFC6749Error{ErrorField: "invalid_target", DescriptionField: "The requested audience or resource is not acceptable.",
+		HintField: hint, CodeField: http.StatusBadRequest}
+}
+
+// exchangeHandler is the RFC 8693 token exchange grant: the authenticated
+// agent (the actor) trades a subject token for a new access token that
+// may only narrow what the subject token grants, and whose act claim adds
+// the actor in front of the subject token's delegation chain.
+type exchangeHandler struct{ i *Issuer }
+
+var _ fosite.TokenEndpointHandler = (*exchangeHandler)(nil)
+
+func (h *exchangeHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
+
+func (h *exchangeHandler) CanHandleTokenEndpointRequest(_ context.Context, ar fosite.AccessRequester) bool {
+	return ar.GetGrantTypes().ExactOne(GrantTokenExchange)
+}
+
+func (h *exchangeHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	i := h.i
+	c := ar.GetClient().(*agentClient)
+	if !c.GetGrantTypes().Has(GrantTokenExchange) {
+		return fosite.ErrUnauthorizedClient.WithHint("The agent may not use the token exchange grant.")
+	}
+	form := ar.GetRequestForm()
+	subj, err := i.exchangeInput(ctx, form.Get("subject_token"), form.Get("subject_token_type"), "subject_token")
+	if err != nil {
+		return err
+	}
+	if subj.TenantID != c.agent.TenantID {
+		return fosite.ErrInvalidRequest.WithHint("The subject_token is not valid.")
+	}
+	if raw := form.Get("actor_token"); raw != "" {
+		actor, err := i.exchangeInput(ctx, raw, form.Get("actor_token_type"), "actor_token")
+		if err != nil {
+			return err
+		}
+		if actor.ClientID != c.agent.ID || actor.TenantID != c.agent.TenantID {
+			return fosite.ErrInvalidRequest.WithHint("The actor_token must be a token of the authenticated agent.")
+		}
+	} else if form.Get("actor_token_type") != "" {
+		return fosite.ErrInvalidRequest.WithHint("actor_token_type without actor_token.")
+	}
+	if rt := form.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken && rt != TokenTypeJWT {
+		return fosite.ErrInvalidRequest.WithHintf("requested_token_type %q is not supported; ask for an access token.", rt)
+	}
+	if subj.MayAct != nil && subj.MayAct.Sub != c.agent.ID {
+		return fosite.ErrInvalidRequest.WithHint("The subject_token's may_act does not name this agent.")
+	}
+
+	// The chain: the actor outermost, then the subject token's actors. A
+	// subject token whose client acted for someone else (sub != client_id)
+	// without a chain yet contributes that client as the first actor.
+	prev := subj.Act
+	if prev == nil && subj.Subject != subj.ClientID {
+		prev = &Actor{Sub: subj.ClientID}
+	}
+	act := &Actor{Sub: c.agent.ID, Act: prev}
+	if act.Depth() > i.opt.MaxDelegationDepth {
+		return fosite.ErrInvalidRequest.WithHintf("The delegation chain would be %d deep; at most %d is allowed.", act.Depth(), i.opt.MaxDelegationDepth)
+	}
+
+	// Scope: a subset of the subject token's, and of what this agent may hold.
+	have := subj.Scopes()
+	want := ar.GetRequestedScopes()
+	if len(want) == 0 {
+		for _, s := range have {
+			if slices.Contains(c.agent.Scopes, s) && s != ScopeOfflineAccess {
+				want = append(want, s)
+			}
+		}
+	}
+	for _, s := range want {
+		if !slices.Contains(have, s) {
+			return fosite.ErrInvalidScope.WithHintf("Scope %q is not granted to the subject_token; an exchange may only narrow.", s)
+		}
+		if !slices.Contains(c.agent.Scopes, s) || s == ScopeOfflineAccess {
+			return fosite.ErrInvalidScope.WithHintf("The agent may not hold scope %q.", s)
+		}
+		ar.GrantScope(s)
+	}
+	// Audience and resource: a subset of the subject token's audience.
+	targets := append(slices.Clone([]string(ar.GetRequestedAudience())), form["resource"]...)
+	if len(targets) == 0 {
+		targets = subj.Audience
+	}
+	for _, t := range targets {
+		if !slices.Contains(subj.Audience, t) {
+			return errInvalidTarget("Audience " + t + " is not covered by the subject_token.")
+		}
+		if !slices.Contains(ar.GetGrantedAudience(), t) {
+			ar.GrantAudience(t)
+		}
+	}
+	return i.fillSession(ctx, ar, c, subj.Subject, act, GrantTokenExchange, subj, func(dc DetailContext, raw string) (json.RawMessage, error) {
+		return i.details.narrow(ctx, dc, subj.AuthorizationDetails, raw)
+	})
+}
+
+// exchangeInput verifies a subject or actor token of ours: signature,
+// issuer, lifetime and revocation (of the token and of every agent in its
+// chain). Any failure is RFC 8693's invalid_request.
+func (i *Issuer) exchangeInput(ctx context.Context, raw, typ, param string) (*AccessToken, error) {
+	if raw == "" {
+		return nil, fosite.ErrInvalidRequest.WithHintf("%s is required.", param)
+	}
+	if typ != TokenTypeAccessToken && typ != TokenTypeJWT {
+		return nil, fosite.ErrInvalidRequest.WithHintf("%s_type must be %s or %s.", param, TokenTypeAccessToken, TokenTypeJWT)
+	}
+	at, err := i.parseToken(ctx, raw)
+	if err != nil {
+		return nil, fosite.ErrInvalidRequest.WithHintf("The %s is not valid.", param)
+	}
+	what, err := i.chainRevoked(ctx, at)
+	if err != nil {
+		return nil, err
+	}
+	if what != "" {
+		return nil, fosite.ErrInvalidRequest.WithHintf("The %s was revoked.", param)
+	}
+	return at, nil
+}
+
+// chainRevoked checks the token, its agent, its tenant and every agent of
+// its delegation chain.
+func (i *Issuer) chainRevoked(ctx context.Context, at *AccessToken) (string, error) {
+	what, err := i.revoked.check(ctx, at.JTI, at.ClientID, at.TenantID)
+	if err != nil || what != "" {
+		return what, err
+	}
+	for _, id := range delegators(at) {
+		if what, err = i.revoked.check(ctx, "", id, ""); err != nil || what != "" {
+			return what, err
+		}
+	}
+	return "", nil
+}
+
+// delegators are the agents a token's authority passed through besides
+// its own client: the subject (when an agent) and every actor.
+func delegators(at *AccessToken) []string {
+	var out []string
+	add := func(id string) {
+		if id != "" && id != at.ClientID && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	if at.Act != nil {
+		add(at.Subject)
+	}
+	for _, a := range at.Act.Chain() {
+		add(a)
+	}
+	return out
+}
+
+// CheckRevoked is the charge pipeline's revocation check for a verified
+// token, run on the caller's own transaction: it reports what was revoked
+// among the token, its agent, its tenant and every agent of its delegation
+// chain ("" for nothing).
+func CheckRevoked(ctx context.Context, r Revocations, at *AccessToken) (string, error) {
+	what, err := r.IsRevoked(ctx, at.JTI, at.ClientID, at.TenantID)
+	if err != nil || what != "" {
+		return what, err
+	}
+	for _, id := range delegators(at) {
+		if what, err = r.IsRevoked(ctx, "", id, ""); err != nil || what != "" {
+			return what, err
+		}
+	}
+	return "", nil
+}
+
+func (h *exchangeHandler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	if _, err := h.i.helper.IssueAccessToken(ctx, h.i.opt.AccessTokenTTL, ar, resp); err != nil {
+		if errors.Is(err, fosite.ErrServerError) {
+			return err
+		}
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	resp.SetExtra("issued_token_type", TokenTypeAccessToken)
+	return h.i.finishResponse(ctx, ar, resp, false)
+}

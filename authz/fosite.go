@@ -1,0 +1,594 @@
+package authz
+
+// The fosite adapter: clients, session, storage, token strategies, client
+// authentication and the secret hasher that fosite calls. fosite's own
+// go-jose v3 types never leave this file's package boundary; our client
+// authentication and tokens use go-jose v4 with explicit allow-lists.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// agentClient is an Agent as fosite sees it.
+type agentClient struct {
+	agent *Agent
+	keys  *jose.JSONWebKeySet // parsed JWKS (private_key_jwt)
+	aud   fosite.Arguments
+}
+
+var _ fosite.Client = (*agentClient)(nil)
+
+func newAgentClient(a *Agent) (*agentClient, error) {
+	c := &agentClient{agent: a}
+	if len(a.JWKS) > 0 {
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(a.JWKS, &set); err != nil {
+			return nil, err
+		}
+		c.keys = &set
+	}
+	return c, nil
+}
+
+func (c *agentClient) GetID() string                      { return c.agent.ID }
+func (c *agentClient) GetHashedSecret() []byte            { return c.agent.SecretHash }
+func (c *agentClient) GetRedirectURIs() []string          { return nil }
+func (c *agentClient) GetGrantTypes() fosite.Arguments    { return c.agent.GrantTypes }
+func (c *agentClient) GetResponseTypes() fosite.Arguments { return fosite.Arguments{} }
+func (c *agentClient) GetScopes() fosite.Arguments        { return c.agent.Scopes }
+func (c *agentClient) IsPublic() bool                     { return false }
+func (c *agentClient) GetAudience() fosite.Arguments      { return c.agent.Audiences }
+
+// session is the fosite session of our tokens: what goes into the access
+// token besides the request's scopes and audience.
+type session struct {
+	Subject              string                         `json:"sub"`
+	TenantID             string                         `json:"tenant_id"`
+	ClientID             string                         `json:"client_id"`
+	GrantType            string                         `json:"grant_type"`
+	ExpiresAt            map[fosite.TokenType]time.Time `json:"expires_at"`
+	AuthorizationDetails json.RawMessage                `json:"authorization_details,omitempty"`
+	Act                  *Actor                         `json:"act,omitempty"`
+	MayAct               *Actor                         `json:"may_act,omitempty"`
+	JKT                  string                         `json:"jkt,omitempty"`
+	extra                map[string]any                 // response members, not stored
+}
+
+var _ fosite.Session = (*session)(nil)
+
+func (s *session) SetExpiresAt(key fosite.TokenType, exp time.Time) {
+	if s.ExpiresAt == nil {
+		s.ExpiresAt = map[fosite.TokenType]time.Time{}
+	}
+	s.ExpiresAt[key] = exp
+}
+
+func (s *session) GetExpiresAt(key fosite.TokenType) time.Time { return s.ExpiresAt[key] }
+func (s *session) GetUsername() string                         { return "" }
+func (s *session) GetSubject() string                          { return s.Subject }
+
+func (s *session) Clone() fosite.Session {
+	c := *s
+	c.ExpiresAt = make(map[fosite.TokenType]time.Time, len(s.ExpiresAt))
+	for k, v := range s.ExpiresAt {
+		c.ExpiresAt[k] = v
+	}
+	c.AuthorizationDetails = slices.Clone(s.AuthorizationDetails)
+	c.extra = nil
+	return &c
+}
+
+// secretHasher is fosite's Hasher for client secrets: a keyed SHA-256
+// HMAC compared in constant time. Secrets are 256-bit random values, so a
+// slow password hash (fosite's bcrypt default) would only cost throughput.
+type secretHasher struct{ pepper []byte }
+
+var _ fosite.Hasher = secretHasher{}
+
+func (h secretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
+	m := hmac.New(sha256.New, h.pepper)
+	m.Write([]byte("client-secret\x00"))
+	m.Write(data)
+	return m.Sum(nil), nil
+}
+
+func (h secretHasher) Compare(ctx context.Context, hash, data []byte) error {
+	want, _ := h.Hash(ctx, data)
+	if len(hash) == 0 || !hmac.Equal(hash, want) {
+		return fosite.ErrInvalidClient
+	}
+	return nil
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("authz: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// --- token strategies ---
+
+type ctxKey int
+
+const jktKey ctxKey = 1
+
+func withJKT(ctx context.Context, jkt string) context.Context {
+	return context.WithValue(ctx, jktKey, jkt)
+}
+
+func jktFrom(ctx context.Context) string { s, _ := ctx.Value(jktKey).(string); return s }
+
+// accessStrategy mints RFC 9068 JWT access tokens; their signature (the
+// storage key) is the jti.
+type accessStrategy struct{ i *Issuer }
+
+var _ oauth2.AccessTokenStrategy = accessStrategy{}
+
+func (s accessStrategy) AccessTokenSignature(_ context.Context, token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		JTI string `json:"jti"`
+	}
+	_ = json.Unmarshal(payload, &c)
+	return c.JTI
+}
+
+func (s accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+	i := s.i
+	sess, ok := r.GetSession().(*session)
+	if !ok {
+		return "", "", errors.New("authz: unexpected session type")
+	}
+	now := i.now()
+	exp := sess.GetExpiresAt(fosite.AccessToken)
+	if exp.IsZero() || exp.Sub(now) > i.opt.AccessTokenTTL {
+		exp = now.Add(i.opt.AccessTokenTTL)
+	}
+	aud := []string(r.GetGrantedAudience())
+	if len(aud) == 0 {
+		aud = []string{i.opt.Audience}
+	}
+	claims := &AccessToken{
+		Issuer: i.opt.Issuer, Subject: sess.Subject, Audience: aud, ClientID: r.GetClient().GetID(),
+		TenantID: sess.TenantID, JTI: randomToken(18), IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp.Unix(),
+		Scope: strings.Join(r.GetGrantedScopes(), " "), AuthorizationDetails: sess.AuthorizationDetails,
+		Act: sess.Act, MayAct: sess.MayAct,
+	}
+	if sess.JKT != "" {
+		claims.Cnf = &Confirmation{JKT: sess.JKT}
+	}
+	sess.SetExpiresAt(fosite.AccessToken, time.Unix(claims.Expiry, 0))
+	tok, err := i.sign(claims)
+	if err != nil {
+		return "", "", err
+	}
+	return tok, claims.JTI, nil
+}
+
+func (s accessStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Requester, token string) error {
+	if _, err := s.i.Verify(ctx, token); err != nil {
+		return fosite.ErrInvalidTokenFormat.WithWrap(err)
+	}
+	return nil
+}
+
+// refreshStrategy makes opaque refresh tokens; the store keeps only their
+// keyed hash.
+type refreshStrategy struct{ i *Issuer }
+
+var _ oauth2.RefreshTokenStrategy = refreshStrategy{}
+
+const refreshPrefix = "ppr_"
+
+func (s refreshStrategy) RefreshTokenSignature(_ context.Context, token string) string {
+	m := hmac.New(sha256.New, s.i.opt.Pepper)
+	m.Write([]byte("refresh-token\x00"))
+	m.Write([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s refreshStrategy) GenerateRefreshToken(ctx context.Context, _ fosite.Requester) (string, string, error) {
+	tok := refreshPrefix + randomToken(32)
+	return tok, s.RefreshTokenSignature(ctx, tok), nil
+}
+
+func (s refreshStrategy) ValidateRefreshToken(_ context.Context, r fosite.Requester, token string) error {
+	if !strings.HasPrefix(token, refreshPrefix) {
+		return fosite.ErrInvalidTokenFormat
+	}
+	if exp := r.GetSession().GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && exp.Before(s.i.now()) {
+		return fosite.ErrTokenExpired
+	}
+	return nil
+}
+
+// --- storage ---
+
+// fositeStore is fosite's storage over our store.
+type fositeStore struct{ i *Issuer }
+
+var (
+	_ fosite.ClientManager          = fositeStore{}
+	_ oauth2.TokenRevocationStorage = fositeStore{}
+)
+
+func (s fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.i.agents.get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fosite.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ClientAssertionJWTValid and SetClientAssertionJWT serve fosite's default
+// client authentication, which we replace (authenticateClient records the
+// jti atomically instead of check-then-set).
+func (s fositeStore) ClientAssertionJWTValid(context.Context, string) error { return nil }
+
+func (s fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.i.db.InTx(ctx, func(tx Tx) error { return tx.UseJTI(ctx, "client_assertion", jti, exp) })
+	if errors.Is(err, store.ErrConflict) {
+		return fosite.ErrJTIKnown
+	}
+	return err
+}
+
+// storedRequest is a fosite request as kept in TokenSession.Data.
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	ClientID          string          `json:"client_id"`
+	RequestedScope    []string        `json:"requested_scope"`
+	GrantedScope      []string        `json:"granted_scope"`
+	RequestedAudience []string        `json:"requested_audience"`
+	GrantedAudience   []string        `json:"granted_audience"`
+	Session           json.RawMessage `json:"session"`
+}
+
+func (s fositeStore) createSession(ctx context.Context, kind, sig, accessSig string, r fosite.Requester) error {
+	sess, _ := r.GetSession().(*session)
+	if sess == nil {
+		return errors.New("authz: unexpected session type")
+	}
+	sj, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(storedRequest{
+		ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
+		RequestedScope: r.GetRequestedScopes(), GrantedScope: r.GetGrantedScopes(),
+		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Session: sj,
+	})
+	if err != nil {
+		return err
+	}
+	tokType := fosite.AccessToken
+	if kind == KindRefresh {
+		tokType = fosite.RefreshToken
+	}
+	now := s.i.now().UTC().Truncate(time.Microsecond)
+	exp := sess.GetExpiresAt(tokType)
+	if exp.IsZero() {
+		exp = now.Add(s.i.opt.RefreshTokenTTL)
+	}
+	ts := &TokenSession{
+		Kind: kind, Signature: sig, RequestID: r.GetID(), ClientID: r.GetClient().GetID(), TenantID: sess.TenantID,
+		AccessSignature: accessSig, Active: true, Data: data, CreatedAt: now, ExpiresAt: exp.UTC().Truncate(time.Microsecond),
+	}
+	actx := audit.WithActor(ctx, agentActor(ctx, sess.TenantID, r.GetClient().GetID()))
+	return s.i.db.InTx(ctx, func(tx Tx) error {
+		if err := tx.CreateTokenSession(ctx, ts); err != nil {
+			return err
+		}
+		if kind != KindAccess {
+			return nil
+		}
+		summary := map[string]any{"client_id": ts.ClientID, "grant_type": sess.GrantType, "expires_at": ts.ExpiresAt,
+			"scope": strings.Join(r.GetGrantedScopes(), " "), "dpop_bound": sess.JKT != ""}
+		if sess.Act != nil {
+			summary["act"] = sess.Act.Chain()
+		}
+		return audit.Record(actx, tx, "token.issued", sig, summary)
+	})
+}
+
+func (s fositeStore) getSession(ctx context.Context, kind, sig string, into fosite.Session) (fosite.Requester, error) {
+	var ts *TokenSession
+	err := s.i.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		ts, err = tx.GetTokenSession(ctx, kind, sig)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fosite.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var sr storedRequest
+	if err := json.Unmarshal(ts.Data, &sr); err != nil {
+		return nil, err
+	}
+	sess, ok := into.(*session)
+	if !ok || sess == nil {
+		sess = &session{}
+	}
+	if err := json.Unmarshal(sr.Session, sess); err != nil {
+		return nil, err
+	}
+	client, err := s.GetClient(ctx, sr.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	req := &fosite.Request{
+		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: client,
+		RequestedScope: sr.RequestedScope, GrantedScope: sr.GrantedScope,
+		RequestedAudience: sr.RequestedAudience, GrantedAudience: sr.GrantedAudience,
+		Form: url.Values{}, Session: sess,
+	}
+	if !ts.Active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+func (s fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.createSession(ctx, KindAccess, sig, "", r)
+}
+
+func (s fositeStore) GetAccessTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
+	return s.getSession(ctx, KindAccess, sig, sess)
+}
+
+func (s fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {
+	return s.i.db.InTx(ctx, func(tx Tx) error { return tx.DeleteTokenSession(ctx, KindAccess, sig) })
+}
+
+func (s fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, accessSig string, r fosite.Requester) error {
+	return s.createSession(ctx, KindRefresh, sig, accessSig, r)
+}
+
+func (s fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
+	return s.getSession(ctx, KindRefresh, sig, sess)
+}
+
+func (s fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
+	return s.i.db.InTx(ctx, func(tx Tx) error { return tx.DeleteTokenSession(ctx, KindRefresh, sig) })
+}
+
+// RotateRefreshToken spends the presented refresh token. When a racing
+// request spent it first, that is reuse: the family is revoked.
+func (s fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
+	err := s.i.db.InTx(ctx, func(tx Tx) error { return tx.DeactivateTokenSession(ctx, KindRefresh, sig) })
+	if errors.Is(err, store.ErrConflict) {
+		if rerr := s.i.revokeFamily(ctx, requestID); rerr != nil {
+			return rerr
+		}
+		return fosite.ErrInactiveToken
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return fosite.ErrNotFound
+	}
+	return err
+}
+
+// RevokeRefreshToken and RevokeAccessToken are fosite's reuse response:
+// both revoke the whole grant family.
+func (s fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return s.i.revokeFamily(ctx, requestID)
+}
+
+func (s fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.i.revokeFamily(ctx, requestID)
+}
+
+// --- client authentication ---
+
+const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// assertionAlgs is the allow-list for private_key_jwt client assertions.
+var assertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.PS256, jose.RS256}
+
+type assertionClaims struct {
+	Iss string   `json:"iss"`
+	Sub string   `json:"sub"`
+	Aud Audience `json:"aud"`
+	JTI string   `json:"jti"`
+	Exp int64    `json:"exp"`
+	Iat int64    `json:"iat"`
+	Nbf int64    `json:"nbf"`
+}
+
+func invalidClient(hint string) error { return fosite.ErrInvalidClient.WithHint(hint) }
+
+// authenticateClient is fosite's ClientAuthenticationStrategy: an agent
+// authenticates with a private_key_jwt assertion (RFC 7523) or with its
+// secret as HTTP Basic (client_secret_basic), never both, never in the body.
+func (i *Issuer) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	var c *agentClient
+	var err error
+	if at := form.Get("client_assertion_type"); at != "" || form.Get("client_assertion") != "" {
+		if at != assertionType {
+			return nil, fosite.ErrInvalidRequest.WithHintf("client_assertion_type must be %s.", assertionType)
+		}
+		if _, _, basic := r.BasicAuth(); basic {
+			return nil, fosite.ErrInvalidRequest.WithHint("Use one client authentication method, not two.")
+		}
+		c, err = i.verifyAssertion(ctx, form.Get("client_assertion"), form.Get("client_id"))
+	} else {
+		c, err = i.checkSecret(ctx, r, form)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := c.agent
+	if a.Status != AgentActive {
+		return nil, invalidClient("The agent is " + a.Status + ".")
+	}
+	what, err := i.revoked.check(ctx, "", a.ID, a.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	if what != "" {
+		return nil, invalidClient("The agent's credentials were revoked (" + what + ").")
+	}
+	return c, nil
+}
+
+func (i *Issuer) checkSecret(ctx context.Context, r *http.Request, form url.Values) (*agentClient, error) {
+	if form.Get("client_secret") != "" {
+		return nil, invalidClient("Send the client secret as HTTP Basic (client_secret_basic), not in the body.")
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		return nil, invalidClient("Client authentication is required: HTTP Basic or a private_key_jwt client assertion.")
+	}
+	var err1, err2 error
+	id, err1 = url.QueryUnescape(id)
+	secret, err2 = url.QueryUnescape(secret)
+	if err1 != nil || err2 != nil || id == "" {
+		return nil, invalidClient("The HTTP Basic credentials are malformed.")
+	}
+	if cid := form.Get("client_id"); cid != "" && cid != id {
+		return nil, invalidClient("client_id does not match the authenticated client.")
+	}
+	c, err := i.agents.get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalidClient("Unknown client or wrong secret.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.agent.AuthMethod != AuthClientSecretBasic {
+		return nil, invalidClient("This agent authenticates with " + c.agent.AuthMethod + ".")
+	}
+	if err := i.fositeConfig.GetSecretsHasher(ctx).Compare(ctx, c.agent.SecretHash, []byte(secret)); err != nil {
+		return nil, invalidClient("Unknown client or wrong secret.")
+	}
+	return c, nil
+}
+
+// verifyAssertion checks a client assertion: an allowed asymmetric
+// algorithm, a key from the agent's JWKS, iss = sub = client id, aud naming
+// our issuer or token endpoint, exp in the future and at most
+// AssertionMaxLifetime after iat (or now), and a jti never seen before on
+// any node.
+func (i *Issuer) verifyAssertion(ctx context.Context, raw, formClientID string) (*agentClient, error) {
+	if raw == "" || len(raw) > 16<<10 {
+		return nil, fosite.ErrInvalidRequest.WithHint("client_assertion is missing or too long.")
+	}
+	jws, err := jose.ParseSignedCompact(raw, assertionAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, invalidClient("client_assertion is not a JWS signed with an accepted algorithm.")
+	}
+	var unverified assertionClaims
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &unverified); err != nil {
+		return nil, invalidClient("client_assertion's claims are malformed.")
+	}
+	id := unverified.Sub
+	if formClientID != "" && formClientID != id {
+		return nil, invalidClient("client_id does not match the assertion's sub.")
+	}
+	if id == "" {
+		return nil, invalidClient("client_assertion has no sub.")
+	}
+	c, err := i.agents.get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalidClient("Unknown client.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.agent.AuthMethod != AuthPrivateKeyJWT || c.keys == nil {
+		return nil, invalidClient("This agent authenticates with " + c.agent.AuthMethod + ".")
+	}
+	h := jws.Signatures[0].Protected
+	var payload []byte
+	verified := false
+	for _, k := range c.keys.Keys {
+		if h.KeyID != "" && k.KeyID != h.KeyID {
+			continue
+		}
+		if k.Algorithm != "" && k.Algorithm != h.Algorithm {
+			continue
+		}
+		if p, err := jws.Verify(k); err == nil {
+			payload, verified = p, true
+			break
+		}
+	}
+	if !verified {
+		return nil, invalidClient("client_assertion's signature does not verify with the agent's keys.")
+	}
+	var cl assertionClaims
+	if err := json.Unmarshal(payload, &cl); err != nil {
+		return nil, invalidClient("client_assertion's claims are malformed.")
+	}
+	now := i.now()
+	switch {
+	case cl.Iss != id || cl.Sub != id:
+		return nil, invalidClient("client_assertion's iss and sub must both be the client id.")
+	case !slices.ContainsFunc(cl.Aud, func(a string) bool { return slices.Contains(i.assertionAudiences, a) }):
+		return nil, invalidClient("client_assertion's aud must name this issuer or its token endpoint.")
+	case cl.Exp == 0 || now.After(time.Unix(cl.Exp, 0).Add(clockSkew)):
+		return nil, invalidClient("client_assertion has expired or has no exp.")
+	case cl.Nbf != 0 && now.Add(clockSkew).Before(time.Unix(cl.Nbf, 0)):
+		return nil, invalidClient("client_assertion is not valid yet.")
+	case cl.Iat != 0 && now.Add(clockSkew).Before(time.Unix(cl.Iat, 0)):
+		return nil, invalidClient("client_assertion was issued in the future.")
+	case cl.JTI == "" || len(cl.JTI) > 256:
+		return nil, invalidClient("client_assertion needs a jti.")
+	}
+	start := now
+	if cl.Iat != 0 {
+		start = time.Unix(cl.Iat, 0)
+	}
+	if time.Unix(cl.Exp, 0).Sub(start) > i.opt.AssertionMaxLifetime {
+		return nil, invalidClient("client_assertion lives longer than the accepted maximum of " + i.opt.AssertionMaxLifetime.String() + ".")
+	}
+	if err := (fositeStore{i}).SetClientAssertionJWT(ctx, id+":"+cl.JTI, time.Unix(cl.Exp, 0).Add(clockSkew)); err != nil {
+		if errors.Is(err, fosite.ErrJTIKnown) {
+			return nil, fosite.ErrJTIKnown.WithHint("The client_assertion's jti was already used.")
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// agentActor is the audit actor of a request made by an agent, keeping
+// the IP and request id the HTTP layer put in ctx.
+func agentActor(ctx context.Context, tenantID, clientID string) audit.Actor {
+	a := audit.ActorFrom(ctx)
+	a.TenantID, a.Type, a.ID = tenantID, audit.ActorAgent, clientID
+	return a
+}

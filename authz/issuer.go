@@ -1,0 +1,503 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// Options configure the issuer.
+type Options struct {
+	// Issuer is our issuer identifier (an absolute URL, no trailing slash).
+	Issuer string
+	// Audience is the audience of our own API's tokens (default Issuer).
+	Audience string
+	// PublicURL is the externally visible base URL, for DPoP htu (default
+	// Issuer).
+	PublicURL string
+
+	AccessTokenTTL  time.Duration // default 5 min, at most 15 min
+	RefreshTokenTTL time.Duration // default 30 days
+	// SigningAlg is ES256 (default) or EdDSA.
+	SigningAlg string
+	// SigningKEK (32 bytes) seals signing keys in the store.
+	SigningKEK []byte
+	// RotationInterval rotates the signing key when it is this old (0: never
+	// automatically).
+	RotationInterval time.Duration
+	// MaxDelegationDepth bounds the act chain of exchanged tokens (default 3).
+	MaxDelegationDepth int
+	// AssertionMaxLifetime bounds exp - iat of client assertions (default 5 min).
+	AssertionMaxLifetime time.Duration
+	// DPoPWindow is how old a DPoP proof's iat may be (default 60 s).
+	DPoPWindow time.Duration
+	// DPoPNonce requires server nonces in DPoP proofs.
+	DPoPNonce bool
+	// Pepper keys client secret hashes, refresh token hashes and DPoP
+	// nonces; every node must share it.
+	Pepper []byte
+	// Details is the authorization_details registry (default DetailTypes).
+	Details *DetailTypeRegistry
+
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+// MaxAccessTokenTTL is the longest access token lifetime accepted.
+const MaxAccessTokenTTL = 15 * time.Minute
+
+// Endpoint paths.
+const (
+	PathToken      = "/oauth2/token"
+	PathIntrospect = "/oauth2/introspect"
+	PathRevoke     = "/oauth2/revoke"
+	PathAuthorize  = "/oauth2/authorize"
+	PathJWKS       = "/.well-known/jwks.json"
+	PathMetadata   = "/.well-known/oauth-authorization-server"
+)
+
+// Issuer is the OAuth2 authorization server: agents, the token endpoint
+// on fosite, JWT access tokens, token exchange, DPoP, introspection,
+// revocation and the signing keys.
+type Issuer struct {
+	opt          Options
+	db           store.Runner[Tx]
+	log          *slog.Logger
+	now          func() time.Time
+	publicBase   string
+	fosite       *fosite.Fosite
+	fositeConfig *fosite.Config
+	helper       *oauth2.HandleHelper
+	keys         *keyRing
+	revoked      *revocationCache
+	agents       *agentCache
+	details      *DetailTypeRegistry
+	// assertionAudiences are the aud values a client assertion may name.
+	assertionAudiences []string
+}
+
+func (o *Options) withDefaults() {
+	o.Issuer = strings.TrimRight(o.Issuer, "/")
+	if o.Audience == "" {
+		o.Audience = o.Issuer
+	}
+	if o.PublicURL == "" {
+		o.PublicURL = o.Issuer
+	}
+	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
+	if o.AccessTokenTTL == 0 {
+		o.AccessTokenTTL = 5 * time.Minute
+	}
+	if o.RefreshTokenTTL == 0 {
+		o.RefreshTokenTTL = 30 * 24 * time.Hour
+	}
+	if o.SigningAlg == "" {
+		o.SigningAlg = AlgES256
+	}
+	if o.MaxDelegationDepth == 0 {
+		o.MaxDelegationDepth = 3
+	}
+	if o.AssertionMaxLifetime == 0 {
+		o.AssertionMaxLifetime = 5 * time.Minute
+	}
+	if o.DPoPWindow == 0 {
+		o.DPoPWindow = 60 * time.Second
+	}
+	if o.Details == nil {
+		o.Details = DetailTypes
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// New builds the issuer on db. It loads the signing keys, creating the
+// first one when the store has none this node can use.
+func New(ctx context.Context, db store.Runner[Tx], opt Options) (*Issuer, error) {
+	opt.withDefaults()
+	switch {
+	case opt.Issuer == "":
+		return nil, errors.New("authz: Issuer is required")
+	case opt.AccessTokenTTL < 0 || opt.AccessTokenTTL > MaxAccessTokenTTL:
+		return nil, fmt.Errorf("authz: access token TTL must be at most %s", MaxAccessTokenTTL)
+	case opt.SigningAlg != AlgES256 && opt.SigningAlg != AlgEdDSA:
+		return nil, fmt.Errorf("authz: signing algorithm must be ES256 or EdDSA (got %q)", opt.SigningAlg)
+	case len(opt.SigningKEK) != 32:
+		return nil, errors.New("authz: the signing KEK must be 32 bytes")
+	case len(opt.Pepper) < 32:
+		return nil, errors.New("authz: the pepper must be at least 32 bytes")
+	}
+	i := &Issuer{opt: opt, db: db, log: opt.Log, now: opt.Now, publicBase: opt.PublicURL, details: opt.Details}
+	i.assertionAudiences = []string{opt.Issuer, opt.Issuer + PathToken}
+	if opt.PublicURL != opt.Issuer {
+		i.assertionAudiences = append(i.assertionAudiences, opt.PublicURL+PathToken)
+	}
+	i.keys = &keyRing{db: db, kek: opt.SigningKEK, alg: opt.SigningAlg, rotation: opt.RotationInterval,
+		grace: MaxAccessTokenTTL + 2*clockSkew, log: opt.Log, now: opt.Now}
+	i.revoked = &revocationCache{db: db, now: opt.Now, ok: map[[3]string]time.Time{}}
+	i.agents = &agentCache{db: db, now: opt.Now, m: map[string]agentEntry{}}
+
+	cfg := &fosite.Config{
+		AccessTokenLifespan:  opt.AccessTokenTTL,
+		RefreshTokenLifespan: opt.RefreshTokenTTL,
+		AccessTokenIssuer:    opt.Issuer,
+		TokenURL:             opt.Issuer + PathToken,
+		ScopeStrategy:        fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy: func(allowed, requested []string) error {
+			for _, a := range requested {
+				if a != opt.Audience && !slices.Contains(allowed, a) {
+					return fosite.ErrInvalidRequest.WithHintf("The agent may not request audience %q.", a)
+				}
+			}
+			return nil
+		},
+		ClientSecretsHasher: secretHasher{pepper: opt.Pepper},
+		RefreshTokenScopes:  []string{ScopeOfflineAccess},
+	}
+	cfg.ClientAuthenticationStrategy = i.authenticateClient
+	i.fositeConfig = cfg
+	fs := fositeStore{i}
+	i.helper = &oauth2.HandleHelper{AccessTokenStrategy: accessStrategy{i}, AccessTokenStorage: fs, Config: cfg}
+	cfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
+		&clientCredentialsHandler{i: i, inner: &oauth2.ClientCredentialsGrantHandler{HandleHelper: i.helper, Config: cfg}},
+		&refreshHandler{i: i, inner: &oauth2.RefreshTokenGrantHandler{
+			AccessTokenStrategy: accessStrategy{i}, RefreshTokenStrategy: refreshStrategy{i},
+			TokenRevocationStorage: fs, Config: cfg,
+		}},
+		&exchangeHandler{i: i},
+	}
+	i.fosite = &fosite.Fosite{Store: fs, Config: cfg}
+
+	if _, err := i.keys.ensure(ctx, false); err != nil {
+		return nil, fmt.Errorf("authz: signing keys: %w", err)
+	}
+	return i, nil
+}
+
+// Options returns the effective options.
+func (i *Issuer) Options() Options { return i.opt }
+
+// RotateSigningKey adds a new signing key and retires the current one,
+// which keeps verifying until every token it signed has expired. It
+// returns the new key id.
+func (i *Issuer) RotateSigningKey(ctx context.Context) (string, error) {
+	return i.keys.ensure(ctx, true)
+}
+
+// JWKS is the published key set (current and still-verifying keys).
+func (i *Issuer) JWKS(ctx context.Context) []byte { return i.keys.jwksJSON(ctx) }
+
+// CurrentKeyID names the key tokens are signed with now.
+func (i *Issuer) CurrentKeyID() string {
+	if s := i.keys.signer(); s != nil {
+		return s.kid
+	}
+	return ""
+}
+
+// Run does the issuer's background work until ctx ends: it listens for
+// cache invalidations (when l is not nil), rotates the signing key when it
+// is due, reloads keys now and then, and prunes expired rows.
+func (i *Issuer) Run(ctx context.Context, l Listener) {
+	if l != nil {
+		go func() {
+			if err := l.ListenAuthz(ctx, i.onNotify); err != nil && ctx.Err() == nil {
+				i.log.Error("authz: listener stopped", "err", err)
+			}
+		}()
+	}
+	tick := time.Minute
+	if i.opt.RotationInterval > 0 && i.opt.RotationInterval/4 < tick {
+		tick = max(i.opt.RotationInterval/4, 50*time.Millisecond)
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastPrune := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if kid, err := i.keys.ensure(ctx, false); err != nil && ctx.Err() == nil {
+			i.log.Error("authz: signing key rotation failed", "err", err)
+		} else if kid != "" {
+			i.log.Info("authz: signing key rotated", "kid", kid)
+		}
+		if time.Since(lastPrune) > 10*time.Minute {
+			lastPrune = time.Now()
+			err := i.db.InTx(ctx, func(tx Tx) error {
+				_, err := tx.PruneAuthz(ctx, i.now().Add(-time.Minute))
+				return err
+			})
+			if err != nil && ctx.Err() == nil {
+				i.log.Error("authz: prune failed", "err", err)
+			}
+		}
+	}
+}
+
+// revokeFamily revokes every token of a refresh grant family: its refresh
+// tokens stop working and its live access tokens are recorded as revoked.
+func (i *Issuer) revokeFamily(ctx context.Context, requestID string) error {
+	now := i.now().UTC().Truncate(time.Microsecond)
+	return i.db.InTx(ctx, func(tx Tx) error {
+		live, err := tx.DeactivateTokenFamily(ctx, requestID, now)
+		if err != nil {
+			return err
+		}
+		for _, s := range live {
+			exp := s.ExpiresAt
+			if err := tx.Revoke(ctx, &Revocation{Kind: RevokedToken, ID: s.Signature, TenantID: s.TenantID,
+				Reason: "refresh_token_reuse", RevokedAt: now, ExpiresAt: &exp}); err != nil {
+				return err
+			}
+		}
+		if err := audit.Record(ctx, tx, "token.family_revoked", requestID, map[string]any{"access_tokens": len(live)}); err != nil {
+			return err
+		}
+		return tx.NotifyAuthz(ctx, "revocation")
+	})
+}
+
+// TokenEndpoint serves POST /oauth2/token through fosite. A DPoP proof,
+// when sent, is verified first and binds the issued token to its key.
+func (i *Issuer) TokenEndpoint(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if i.opt.DPoPNonce {
+		w.Header().Set("DPoP-Nonce", i.DPoPNonce())
+	}
+	if proofs := r.Header.Values("DPoP"); len(proofs) > 0 {
+		if len(proofs) > 1 {
+			i.writeTokenError(ctx, w, nil, &TokenError{Code: "invalid_dpop_proof", Description: "Send one DPoP proof."})
+			return
+		}
+		p, err := i.VerifyDPoP(ctx, proofs[0], http.MethodPost, i.RequestURLs(r), "")
+		if err != nil {
+			i.writeTokenError(ctx, w, nil, err)
+			return
+		}
+		ctx = withJKT(ctx, p.JKT)
+	}
+	ar, err := i.fosite.NewAccessRequest(ctx, r, &session{})
+	if err != nil {
+		i.writeTokenError(ctx, w, ar, err)
+		return
+	}
+	resp, err := i.fosite.NewAccessResponse(ctx, ar)
+	if err != nil {
+		i.writeTokenError(ctx, w, ar, err)
+		return
+	}
+	i.fosite.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// writeTokenError writes an RFC 6749 §5.2 error.
+func (i *Issuer) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
+	var te *TokenError
+	var de *DetailError
+	switch {
+	case errors.As(err, &te):
+		err = &fosite.RFC6749Error{ErrorField: te.Code, DescriptionField: te.Description, CodeField: http.StatusBadRequest}
+	case errors.As(err, &de):
+		err = errInvalidDetails(de.Description)
+	}
+	var rfc *fosite.RFC6749Error
+	if !errors.As(err, &rfc) || rfc.CodeField >= 500 {
+		i.log.ErrorContext(ctx, "token endpoint failed", "err", err)
+	}
+	if ar == nil {
+		ar = fosite.NewAccessRequest(&session{})
+	}
+	i.fosite.WriteAccessError(ctx, w, ar, err)
+}
+
+func errInvalidDetails(desc string) *fosite.RFC6749Error {
+	return &fosite.RFC6749Error{ErrorField: "invalid_authorization_details", DescriptionField: desc, CodeField: http.StatusBadRequest}
+}
+
+// Scopes an agent may hold. offline_access asks for a refresh token.
+const ScopeOfflineAccess = "offline_access"
+
+// AgentScopes are the scopes agents may be registered with.
+var AgentScopes = []string{"charges:read", "charges:write", "mandates:read", ScopeOfflineAccess}
+
+// DefaultAgentScopes is what an agent registered without scopes gets.
+var DefaultAgentScopes = []string{"charges:read", "charges:write", "mandates:read"}
+
+// clientCredentialsHandler is fosite's client_credentials handler plus
+// what fosite leaves to the server: granting scopes and audience,
+// authorization_details, DPoP binding, and an optional refresh token.
+type clientCredentialsHandler struct {
+	i     *Issuer
+	inner *oauth2.ClientCredentialsGrantHandler
+}
+
+func (h *clientCredentialsHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
+
+func (h *clientCredentialsHandler) CanHandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) bool {
+	return h.inner.CanHandleTokenEndpointRequest(ctx, ar)
+}
+
+func (h *clientCredentialsHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	c := ar.GetClient().(*agentClient)
+	if !c.GetGrantTypes().Has(GrantClientCredentials) {
+		return fosite.ErrUnauthorizedClient.WithHint("The agent may not use the client_credentials grant.")
+	}
+	if err := h.inner.HandleTokenEndpointRequest(ctx, ar); err != nil {
+		return err
+	}
+	scopes := ar.GetRequestedScopes()
+	if len(scopes) == 0 {
+		scopes = slices.DeleteFunc(slices.Clone(c.agent.Scopes), func(s string) bool { return s == ScopeOfflineAccess })
+	}
+	for _, s := range scopes {
+		ar.GrantScope(s)
+	}
+	if ar.GetGrantedScopes().Has(ScopeOfflineAccess) && !c.GetGrantTypes().Has(GrantRefreshToken) {
+		return fosite.ErrInvalidScope.WithHint("offline_access needs the refresh_token grant type.")
+	}
+	aud := ar.GetRequestedAudience()
+	if len(aud) == 0 {
+		aud = fosite.Arguments{h.i.opt.Audience}
+	}
+	for _, a := range aud {
+		ar.GrantAudience(a)
+	}
+	return h.i.fillSession(ctx, ar, c, c.agent.ID, nil, GrantClientCredentials, nil, func(dc DetailContext, raw string) (json.RawMessage, error) {
+		return h.i.details.validate(ctx, dc, raw)
+	})
+}
+
+// fillSession sets what the access token will say beyond scope and aud.
+func (i *Issuer) fillSession(ctx context.Context, ar fosite.AccessRequester, c *agentClient, subject string, act *Actor,
+	grant string, subj *AccessToken, details func(DetailContext, string) (json.RawMessage, error)) error {
+	sess := ar.GetSession().(*session)
+	sess.Subject, sess.TenantID, sess.ClientID, sess.GrantType, sess.Act = subject, c.agent.TenantID, c.agent.ID, grant, act
+	sess.JKT = jktFrom(ctx)
+	form := ar.GetRequestForm()
+	if raw := form.Get("may_act"); raw != "" {
+		var m Actor
+		if err := json.Unmarshal([]byte(raw), &m); err != nil || m.Sub == "" || m.Act != nil {
+			return fosite.ErrInvalidRequest.WithHint(`may_act must be a JSON object {"sub": "<agent id>"}.`)
+		}
+		sess.MayAct = &m
+	}
+	dc := DetailContext{Agent: c.agent, TenantID: c.agent.TenantID, GrantType: grant, Subject: subj}
+	granted, err := details(dc, form.Get("authorization_details"))
+	if err != nil {
+		var de *DetailError
+		if errors.As(err, &de) {
+			return errInvalidDetails(de.Description)
+		}
+		return err
+	}
+	sess.AuthorizationDetails = granted
+	exp := i.now().Add(i.opt.AccessTokenTTL)
+	if dc.Subject != nil && dc.Subject.ExpiresAt().Before(exp) {
+		exp = dc.Subject.ExpiresAt() // an exchanged token never outlives its subject token
+	}
+	sess.SetExpiresAt(fosite.AccessToken, exp)
+	return nil
+}
+
+func (h *clientCredentialsHandler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	if err := h.inner.PopulateTokenEndpointResponse(ctx, ar, resp); err != nil {
+		return err
+	}
+	return h.i.finishResponse(ctx, ar, resp, ar.GetGrantedScopes().Has(ScopeOfflineAccess))
+}
+
+// finishResponse adds the token type, authorization_details and, when
+// asked, a refresh token to a response fosite populated.
+func (i *Issuer) finishResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder, refresh bool) error {
+	sess := ar.GetSession().(*session)
+	if sess.JKT != "" {
+		resp.SetTokenType("DPoP")
+	} else {
+		resp.SetTokenType("Bearer")
+	}
+	if len(sess.AuthorizationDetails) > 0 {
+		resp.SetExtra("authorization_details", sess.AuthorizationDetails)
+	}
+	if !refresh {
+		return nil
+	}
+	sess.SetExpiresAt(fosite.RefreshToken, i.now().Add(i.opt.RefreshTokenTTL))
+	rs := refreshStrategy{i}
+	tok, sig, err := rs.GenerateRefreshToken(ctx, ar)
+	if err != nil {
+		return err
+	}
+	accessSig := accessStrategy{i}.AccessTokenSignature(ctx, resp.GetAccessToken())
+	if err := (fositeStore{i}).CreateRefreshTokenSession(ctx, sig, accessSig, ar.Sanitize(nil)); err != nil {
+		return err
+	}
+	resp.SetExtra("refresh_token", tok)
+	return nil
+}
+
+// refreshHandler is fosite's refresh_token handler (rotation, reuse
+// detection revoking the family) plus DPoP: a token family bound to a key
+// stays bound to it.
+type refreshHandler struct {
+	i     *Issuer
+	inner *oauth2.RefreshTokenGrantHandler
+}
+
+func (h *refreshHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
+
+func (h *refreshHandler) CanHandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) bool {
+	return h.inner.CanHandleTokenEndpointRequest(ctx, ar)
+}
+
+func (h *refreshHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	if err := h.inner.HandleTokenEndpointRequest(ctx, ar); err != nil {
+		return err
+	}
+	sess := ar.GetSession().(*session)
+	presented := jktFrom(ctx)
+	switch {
+	case sess.JKT != "" && presented != sess.JKT:
+		return fosite.ErrInvalidGrant.WithHint("This refresh token is bound to a DPoP key: send a proof signed with it.")
+	case sess.JKT == "":
+		sess.JKT = presented
+	}
+	sess.GrantType = GrantRefreshToken
+	return nil
+}
+
+func (h *refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	if err := h.inner.PopulateTokenEndpointResponse(ctx, ar, resp); err != nil {
+		return err
+	}
+	return h.i.finishResponse(ctx, ar, resp, false)
+}

@@ -1,0 +1,327 @@
+package authz
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// Signing algorithms the issuer can sign access tokens with.
+const (
+	AlgES256 = "ES256"
+	AlgEdDSA = "EdDSA"
+)
+
+// signingAlgs is the verification allow-list for our own tokens.
+var signingAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA}
+
+// kekID names a KEK without revealing it.
+func kekID(kek []byte) string {
+	sum := sha256.Sum256(append([]byte("perfectpay signing kek id\x00"), kek...))
+	return base64.RawURLEncoding.EncodeToString(sum[:8])
+}
+
+func sealKey(kek []byte, kid string, plain []byte) ([]byte, error) {
+	gcm, err := newGCM(kek)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, gcm.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return gcm.Seal(nonce, nonce, plain, []byte("perfectpay signing key v1:"+kid)), nil
+}
+
+func openKey(kek []byte, kid string, sealed []byte) ([]byte, error) {
+	gcm, err := newGCM(kek)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < gcm.NonceSize() {
+		return nil, errors.New("authz: sealed signing key too short")
+	}
+	n := gcm.NonceSize()
+	return gcm.Open(nil, sealed[:n], sealed[n:], []byte("perfectpay signing key v1:"+kid))
+}
+
+func newGCM(kek []byte) (cipher.AEAD, error) {
+	if len(kek) != 32 {
+		return nil, errors.New("authz: the signing KEK must be 32 bytes")
+	}
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// newSigningKey generates a key pair for alg and seals its private half.
+func newSigningKey(alg string, kek []byte, now time.Time) (*SigningKey, error) {
+	var priv crypto.Signer
+	switch alg {
+	case AlgES256:
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		priv = k
+	case AlgEdDSA:
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		priv = k
+	default:
+		return nil, fmt.Errorf("authz: unsupported signing algorithm %q", alg)
+	}
+	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: alg, Use: "sig"}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	pubJSON, err := pub.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := sealKey(kek, pub.KeyID, der)
+	if err != nil {
+		return nil, err
+	}
+	return &SigningKey{KID: pub.KeyID, Alg: alg, PublicJWK: pubJSON, PrivateEnc: sealed, KEKID: kekID(kek), CreatedAt: now}, nil
+}
+
+// activeSigner is the key the node signs with.
+type activeSigner struct {
+	kid    string
+	alg    string
+	signer jose.Signer
+}
+
+// keyRing is the node's view of the signing keys: the one it signs with
+// and every public key still in the JWKS. It reloads from the store when
+// told (NOTIFY "keys"), periodically, and when a token names a kid it does
+// not know (at most once a second).
+type keyRing struct {
+	db       store.Runner[Tx]
+	kek      []byte
+	alg      string
+	rotation time.Duration
+	// grace is how long a retired key stays published: the longest access
+	// token lifetime plus clock skew.
+	grace time.Duration
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu       sync.RWMutex
+	current  *activeSigner
+	public   map[string]*jose.JSONWebKey
+	jwks     []byte
+	loaded   time.Time
+	lastMiss time.Time
+	stale    bool
+}
+
+func (k *keyRing) signer() *activeSigner {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.current
+}
+
+// publicKey returns the verification key for kid, reloading once when
+// the kid is unknown.
+func (k *keyRing) publicKey(ctx context.Context, kid string) (*jose.JSONWebKey, bool) {
+	k.mu.RLock()
+	key, ok := k.public[kid]
+	stale := k.stale
+	miss := time.Since(k.lastMiss) > time.Second
+	k.mu.RUnlock()
+	if ok && !stale {
+		return key, true
+	}
+	if !ok && !miss && !stale {
+		return nil, false
+	}
+	if !ok {
+		k.mu.Lock()
+		k.lastMiss = time.Now()
+		k.mu.Unlock()
+	}
+	if err := k.load(ctx); err != nil {
+		k.log.WarnContext(ctx, "signing keys: reload failed", "err", err)
+		return key, ok
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	key, ok = k.public[kid]
+	return key, ok
+}
+
+// jwksJSON returns the published key set.
+func (k *keyRing) jwksJSON(ctx context.Context) []byte {
+	k.mu.RLock()
+	stale := k.stale
+	b := k.jwks
+	k.mu.RUnlock()
+	if stale {
+		if err := k.load(ctx); err == nil {
+			k.mu.RLock()
+			b = k.jwks
+			k.mu.RUnlock()
+		}
+	}
+	return b
+}
+
+// invalidate marks the ring for a reload on next use.
+func (k *keyRing) invalidate() {
+	k.mu.Lock()
+	k.stale = true
+	k.mu.Unlock()
+}
+
+// load reads every key from the store and rebuilds the ring.
+func (k *keyRing) load(ctx context.Context) error {
+	var keys []SigningKey
+	if err := k.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		keys, err = tx.ListSigningKeys(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	now := k.now()
+	public := map[string]*jose.JSONWebKey{}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	var current *activeSigner
+	for i := range keys {
+		sk := &keys[i]
+		if sk.ExpiresAt != nil && !sk.ExpiresAt.After(now) {
+			continue // every token it signed has expired
+		}
+		var pub jose.JSONWebKey
+		if err := pub.UnmarshalJSON(sk.PublicJWK); err != nil {
+			k.log.ErrorContext(ctx, "signing keys: bad public key", "kid", sk.KID, "err", err)
+			continue
+		}
+		public[sk.KID] = &pub
+		set.Keys = append(set.Keys, pub)
+		if current == nil && sk.RetiredAt == nil && sk.KEKID == kekID(k.kek) {
+			s, err := k.unseal(sk)
+			if err != nil {
+				k.log.ErrorContext(ctx, "signing keys: cannot open private key", "kid", sk.KID, "err", err)
+				continue
+			}
+			current = s
+		}
+	}
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	k.current, k.public, k.jwks, k.loaded, k.stale = current, public, jwks, now, false
+	k.mu.Unlock()
+	return nil
+}
+
+func (k *keyRing) unseal(sk *SigningKey) (*activeSigner, error) {
+	der, err := openKey(k.kek, sk.KID, sk.PrivateEnc)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	alg := jose.SignatureAlgorithm(sk.Alg)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: sk.KID}},
+		(&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		return nil, err
+	}
+	return &activeSigner{kid: sk.KID, alg: sk.Alg, signer: s}, nil
+}
+
+// ensure makes sure a usable current key exists, creating one when there
+// is none this node can open or when the current one is older than the
+// rotation interval (force rotates regardless). It returns the new key's
+// kid, or "" when nothing changed.
+func (k *keyRing) ensure(ctx context.Context, force bool) (string, error) {
+	var created string
+	err := k.db.InTx(ctx, func(tx Tx) error {
+		created = ""
+		if err := tx.LockSigningKeys(ctx); err != nil {
+			return err
+		}
+		keys, err := tx.ListSigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		now := k.now().UTC().Truncate(time.Microsecond)
+		if !force {
+			for i := range keys {
+				sk := &keys[i]
+				if sk.RetiredAt != nil || sk.KEKID != kekID(k.kek) || sk.Alg != k.alg {
+					continue
+				}
+				if k.rotation > 0 && now.Sub(sk.CreatedAt) >= k.rotation {
+					break // due for rotation
+				}
+				if _, err := k.unseal(sk); err == nil {
+					return nil
+				}
+			}
+		}
+		nk, err := newSigningKey(k.alg, k.kek, now)
+		if err != nil {
+			return err
+		}
+		if err := tx.CreateSigningKey(ctx, nk); err != nil {
+			return err
+		}
+		exp := now.Add(k.grace)
+		for i := range keys {
+			sk := &keys[i]
+			if sk.RetiredAt == nil {
+				sk.RetiredAt, sk.ExpiresAt = &now, &exp
+				if err := tx.UpdateSigningKey(ctx, sk); err != nil {
+					return err
+				}
+			}
+		}
+		created = nk.KID
+		if err := audit.Record(ctx, tx, "signing_key.rotated", nk.KID, map[string]any{"alg": nk.Alg, "retired": len(keys)}); err != nil {
+			return err
+		}
+		return tx.NotifyAuthz(ctx, "keys")
+	})
+	if err != nil {
+		return "", err
+	}
+	return created, k.load(ctx)
+}

@@ -1,0 +1,319 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+var _ authz.Repo = (*Tx)(nil)
+var _ authz.Listener = (*Store)(nil)
+
+type jtiKey struct{ ns, jti string }
+type tokKey struct{ kind, sig string }
+type revKey struct{ kind, id string }
+
+// authzData is the issuer's tables.
+type authzData struct {
+	agents      table[string, authz.Agent]
+	jtis        table[jtiKey, time.Time]
+	tokens      table[tokKey, authz.TokenSession]
+	revocations table[revKey, authz.Revocation]
+	keys        table[string, authz.SigningKey]
+
+	// listeners get NotifyAuthz payloads; guarded by Store.mu.
+	listeners map[int]func(string)
+	nextID    int
+}
+
+func newAuthzData() *authzData {
+	return &authzData{
+		agents:      table[string, authz.Agent]{},
+		jtis:        table[jtiKey, time.Time]{},
+		tokens:      table[tokKey, authz.TokenSession]{},
+		revocations: table[revKey, authz.Revocation]{},
+		keys:        table[string, authz.SigningKey]{},
+		listeners:   map[int]func(string){},
+	}
+}
+
+func cloneAgent(a authz.Agent) authz.Agent {
+	a.JWKS = slices.Clone(a.JWKS)
+	a.SecretHash = slices.Clone(a.SecretHash)
+	a.GrantTypes = slices.Clone(a.GrantTypes)
+	a.Scopes = slices.Clone(a.Scopes)
+	a.Audiences = slices.Clone(a.Audiences)
+	a.SuspendedAt = cloneTime(a.SuspendedAt)
+	a.RevokedAt = cloneTime(a.RevokedAt)
+	return a
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
+
+func (tx *Tx) CreateAgent(_ context.Context, a *authz.Agent) error {
+	if _, ok := tx.d.authz.agents[a.ID]; ok {
+		return store.ErrConflict
+	}
+	if _, ok := tx.d.tenants[a.TenantID]; !ok {
+		return store.ErrNotFound
+	}
+	put(tx, tx.d.authz.agents, a.ID, cloneAgent(*a))
+	return nil
+}
+
+func (tx *Tx) GetAgent(_ context.Context, id string) (*authz.Agent, error) {
+	a, ok := tx.d.authz.agents[id]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	a = cloneAgent(a)
+	return &a, nil
+}
+
+func (tx *Tx) ListAgents(_ context.Context, tenantID, after string, limit int) ([]authz.Agent, error) {
+	var all []authz.Agent
+	for _, a := range tx.d.authz.agents {
+		if a.TenantID == tenantID {
+			all = append(all, a)
+		}
+	}
+	slices.SortFunc(all, func(a, b authz.Agent) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	start := 0
+	if after != "" {
+		start = len(all)
+		for i := range all {
+			if all[i].ID == after {
+				start = i + 1
+				break
+			}
+		}
+	}
+	out := []authz.Agent{}
+	for _, a := range all[start:] {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, cloneAgent(a))
+	}
+	return out, nil
+}
+
+func (tx *Tx) UpdateAgent(_ context.Context, a *authz.Agent) error {
+	old, ok := tx.d.authz.agents[a.ID]
+	if !ok || old.TenantID != a.TenantID {
+		return store.ErrNotFound
+	}
+	put(tx, tx.d.authz.agents, a.ID, cloneAgent(*a))
+	return nil
+}
+
+func (tx *Tx) UseJTI(_ context.Context, ns, jti string, exp time.Time) error {
+	k := jtiKey{ns, jti}
+	if old, ok := tx.d.authz.jtis[k]; ok && old.After(tx.now) {
+		return store.ErrConflict
+	}
+	put(tx, tx.d.authz.jtis, k, exp)
+	return nil
+}
+
+func cloneSession(s authz.TokenSession) authz.TokenSession {
+	s.Data = slices.Clone(s.Data)
+	return s
+}
+
+func (tx *Tx) CreateTokenSession(_ context.Context, s *authz.TokenSession) error {
+	k := tokKey{s.Kind, s.Signature}
+	if _, ok := tx.d.authz.tokens[k]; ok {
+		return store.ErrConflict
+	}
+	put(tx, tx.d.authz.tokens, k, cloneSession(*s))
+	return nil
+}
+
+func (tx *Tx) GetTokenSession(_ context.Context, kind, signature string) (*authz.TokenSession, error) {
+	s, ok := tx.d.authz.tokens[tokKey{kind, signature}]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	s = cloneSession(s)
+	return &s, nil
+}
+
+func (tx *Tx) DeleteTokenSession(_ context.Context, kind, signature string) error {
+	del(tx, tx.d.authz.tokens, tokKey{kind, signature})
+	return nil
+}
+
+func (tx *Tx) DeactivateTokenSession(_ context.Context, kind, signature string) error {
+	k := tokKey{kind, signature}
+	s, ok := tx.d.authz.tokens[k]
+	if !ok {
+		return store.ErrNotFound
+	}
+	if !s.Active {
+		return store.ErrConflict
+	}
+	s.Active = false
+	put(tx, tx.d.authz.tokens, k, s)
+	return nil
+}
+
+func (tx *Tx) DeactivateTokenFamily(_ context.Context, requestID string, now time.Time) ([]authz.TokenSession, error) {
+	var live []authz.TokenSession
+	for k, s := range tx.d.authz.tokens {
+		if s.RequestID != requestID {
+			continue
+		}
+		if s.Active {
+			s.Active = false
+			put(tx, tx.d.authz.tokens, k, s)
+		}
+		if s.Kind == authz.KindAccess && s.ExpiresAt.After(now) {
+			live = append(live, cloneSession(s))
+		}
+	}
+	slices.SortFunc(live, func(a, b authz.TokenSession) int { return strings.Compare(a.Signature, b.Signature) })
+	return live, nil
+}
+
+func (tx *Tx) IsRevoked(_ context.Context, jti, clientID, tenantID string) (string, error) {
+	r := tx.d.authz.revocations
+	if tenantID != "" {
+		if _, ok := r[revKey{authz.RevokedTenant, tenantID}]; ok {
+			return authz.RevokedTenant, nil
+		}
+		if t, ok := tx.d.tenants[tenantID]; ok && t.Status == accounts.TenantRevoked {
+			return authz.RevokedTenant, nil
+		}
+	}
+	if clientID != "" {
+		if _, ok := r[revKey{authz.RevokedAgent, clientID}]; ok {
+			return authz.RevokedAgent, nil
+		}
+	}
+	if jti != "" {
+		if _, ok := r[revKey{authz.RevokedToken, jti}]; ok {
+			return authz.RevokedToken, nil
+		}
+	}
+	return "", nil
+}
+
+func (tx *Tx) Revoke(_ context.Context, r *authz.Revocation) error {
+	k := revKey{r.Kind, r.ID}
+	if old, ok := tx.d.authz.revocations[k]; ok && !(old.Reason == "suspended" && r.Reason != "suspended") {
+		return nil
+	}
+	c := *r
+	c.ExpiresAt = cloneTime(r.ExpiresAt)
+	put(tx, tx.d.authz.revocations, k, c)
+	return nil
+}
+
+func (tx *Tx) Unrevoke(_ context.Context, kind, id string) error {
+	del(tx, tx.d.authz.revocations, revKey{kind, id})
+	return nil
+}
+
+func cloneSigningKey(k authz.SigningKey) authz.SigningKey {
+	k.PublicJWK = slices.Clone(k.PublicJWK)
+	k.PrivateEnc = slices.Clone(k.PrivateEnc)
+	k.RetiredAt = cloneTime(k.RetiredAt)
+	k.ExpiresAt = cloneTime(k.ExpiresAt)
+	return k
+}
+
+func (tx *Tx) CreateSigningKey(_ context.Context, k *authz.SigningKey) error {
+	if _, ok := tx.d.authz.keys[k.KID]; ok {
+		return store.ErrConflict
+	}
+	put(tx, tx.d.authz.keys, k.KID, cloneSigningKey(*k))
+	return nil
+}
+
+func (tx *Tx) ListSigningKeys(context.Context) ([]authz.SigningKey, error) {
+	out := []authz.SigningKey{}
+	for _, k := range tx.d.authz.keys {
+		out = append(out, cloneSigningKey(k))
+	}
+	slices.SortFunc(out, func(a, b authz.SigningKey) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.KID, a.KID)
+	})
+	return out, nil
+}
+
+func (tx *Tx) UpdateSigningKey(_ context.Context, k *authz.SigningKey) error {
+	if _, ok := tx.d.authz.keys[k.KID]; !ok {
+		return store.ErrNotFound
+	}
+	put(tx, tx.d.authz.keys, k.KID, cloneSigningKey(*k))
+	return nil
+}
+
+// LockSigningKeys is a no-op: memory transactions are already serialized.
+func (tx *Tx) LockSigningKeys(context.Context) error { return nil }
+
+// NotifyAuthz calls the listeners at once (they only drop caches, and the
+// store lock keeps anyone from reading before this transaction ends).
+func (tx *Tx) NotifyAuthz(_ context.Context, payload string) error {
+	for _, fn := range tx.d.authz.listeners {
+		fn(payload)
+	}
+	return nil
+}
+
+func (tx *Tx) PruneAuthz(_ context.Context, before time.Time) (int, error) {
+	n := 0
+	for k, exp := range tx.d.authz.jtis {
+		if exp.Before(before) {
+			del(tx, tx.d.authz.jtis, k)
+			n++
+		}
+	}
+	for k, s := range tx.d.authz.tokens {
+		if s.ExpiresAt.Before(before) {
+			del(tx, tx.d.authz.tokens, k)
+			n++
+		}
+	}
+	for k, r := range tx.d.authz.revocations {
+		if r.ExpiresAt != nil && r.ExpiresAt.Before(before) {
+			del(tx, tx.d.authz.revocations, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ListenAuthz registers fn for NotifyAuthz payloads until ctx ends.
+func (s *Store) ListenAuthz(ctx context.Context, fn func(payload string)) error {
+	s.mu.Lock()
+	id := s.d.authz.nextID
+	s.d.authz.nextID++
+	s.d.authz.listeners[id] = fn
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	delete(s.d.authz.listeners, id)
+	s.mu.Unlock()
+	return ctx.Err()
+}
