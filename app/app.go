@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
@@ -26,6 +28,7 @@ type backendTx interface {
 	audit.Repo
 	idempotency.Repo
 	webhooks.Outbox
+	authz.Repo
 }
 
 // App is a wired node: services, HTTP server and background jobs.
@@ -35,6 +38,8 @@ type App struct {
 	Accounts *accounts.Service
 	Audit    *audit.Service
 	Server   *server.Server
+	// Issuer is the OAuth2 authorization server (agents, tokens, keys).
+	Issuer *authz.Issuer
 	// Idempotency is the idempotency store (tests use it to stage claims).
 	Idempotency store.Runner[idempotency.Repo]
 
@@ -109,6 +114,12 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	idem := store.Bind(b, func(x X) idempotency.Repo { return x })
 	a.Idempotency = idem
 
+	iss, err := newIssuer(cfg, b, a.Log, hmacKey(cfg, a.Log))
+	if err != nil {
+		return err
+	}
+	a.Issuer = iss
+
 	a.Server = server.New(server.Deps{
 		Log:            a.Log,
 		Accounts:       a.Accounts,
@@ -116,12 +127,17 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		Idempotency:    idem,
 		Ping:           b.Ping,
 		IdempotencyTTL: cfg.Idempotency.Retention,
-		Handlers:       []server.Mounter{},
+		AgentAuth:      server.NewAgentAuthenticator(iss),
+		Handlers: []server.Mounter{
+			&server.OAuthHandlers{Issuer: iss},
+			&server.AgentHandlers{Issuer: iss},
+		},
 	})
 
 	a.jobs = append(a.jobs,
 		func(ctx context.Context) { a.Audit.RunSealer(ctx, cfg.Audit.SealInterval) },
 		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
+		func(ctx context.Context) { iss.Run(ctx, listenerOf(b)) },
 	)
 	return nil
 }
@@ -184,4 +200,35 @@ func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
 		return nil, err
 	}
 	return &Demo{Tenant: b}, nil
+}
+
+// newIssuer builds the authorization server on backend b.
+func newIssuer[X backendTx](cfg Config, b store.Backend[X], log *slog.Logger, pepper []byte) (*authz.Issuer, error) {
+	ic := cfg.Issuer
+	var kek []byte
+	if ic.SigningKEK == "" {
+		log.Warn("DEV MODE: generated a signing KEK for this process; signing keys it seals are unusable after a restart")
+		kek = make([]byte, 32)
+		if _, err := rand.Read(kek); err != nil {
+			return nil, err
+		}
+	} else {
+		kek, _ = base64.StdEncoding.DecodeString(ic.SigningKEK) // validated
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return authz.New(ctx, store.Bind(b, func(x X) authz.Tx { return x }), authz.Options{
+		Issuer: cfg.IssuerURL(), Audience: ic.Audience, PublicURL: cfg.Server.PublicURL,
+		AccessTokenTTL: ic.AccessTokenTTL, RefreshTokenTTL: ic.RefreshTokenTTL, SigningAlg: ic.SigningAlg,
+		SigningKEK: kek, RotationInterval: ic.RotationInterval, MaxDelegationDepth: ic.MaxDelegationDepth,
+		AssertionMaxLifetime: ic.AssertionMaxLifetime, DPoPWindow: ic.DPoPWindow, DPoPNonce: ic.DPoPNonce,
+		Pepper: pepper, Log: log,
+	})
+}
+
+// listenerOf returns the backend's cache-invalidation feed (LISTEN/NOTIFY
+// on Postgres, in-process on memory).
+func listenerOf(b any) authz.Listener {
+	l, _ := b.(authz.Listener)
+	return l
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -22,6 +23,7 @@ type Config struct {
 	Secrets     SecretsConfig     `mapstructure:"secrets"`
 	Idempotency IdempotencyConfig `mapstructure:"idempotency"`
 	Audit       AuditConfig       `mapstructure:"audit"`
+	Issuer      IssuerConfig      `mapstructure:"issuer"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -68,6 +70,44 @@ type IdempotencyConfig struct {
 	Retention time.Duration `mapstructure:"retention"`
 }
 
+// IssuerConfig is the OAuth2 authorization server (authz).
+type IssuerConfig struct {
+	// URL is the issuer identifier (default server.public_url, else
+	// http://<server.addr>).
+	URL string `mapstructure:"url"`
+	// Audience of tokens for this API (default the issuer URL).
+	Audience string `mapstructure:"audience"`
+	// AccessTokenTTL is the access token lifetime (at most 15m).
+	AccessTokenTTL  time.Duration `mapstructure:"access_token_ttl"`
+	RefreshTokenTTL time.Duration `mapstructure:"refresh_token_ttl"`
+	// SigningAlg is ES256 or EdDSA.
+	SigningAlg string `mapstructure:"signing_alg"`
+	// SigningKEK seals signing keys in the store (base64 of 32 bytes).
+	// Required outside dev mode; dev mode generates one per process.
+	SigningKEK string `mapstructure:"signing_kek"`
+	// RotationInterval rotates the signing key automatically (0: never).
+	RotationInterval time.Duration `mapstructure:"rotation_interval"`
+	// MaxDelegationDepth bounds token exchange chains.
+	MaxDelegationDepth int `mapstructure:"max_delegation_depth"`
+	// AssertionMaxLifetime bounds private_key_jwt client assertions.
+	AssertionMaxLifetime time.Duration `mapstructure:"assertion_max_lifetime"`
+	// DPoPWindow is how old a DPoP proof may be.
+	DPoPWindow time.Duration `mapstructure:"dpop_window"`
+	// DPoPNonce requires server nonces in DPoP proofs.
+	DPoPNonce bool `mapstructure:"dpop_nonce"`
+}
+
+// IssuerURL is the effective issuer identifier.
+func (c *Config) IssuerURL() string {
+	switch {
+	case c.Issuer.URL != "":
+		return strings.TrimRight(c.Issuer.URL, "/")
+	case c.Server.PublicURL != "":
+		return strings.TrimRight(c.Server.PublicURL, "/")
+	}
+	return "http://" + c.Server.Addr
+}
+
 // AuditConfig tunes the audit trail.
 type AuditConfig struct {
 	Retention    time.Duration `mapstructure:"retention"`
@@ -89,6 +129,11 @@ func Defaults() Config {
 		Log:         LogConfig{Level: "info", Format: "json"},
 		Idempotency: IdempotencyConfig{Retention: 24 * time.Hour},
 		Audit:       AuditConfig{Retention: 365 * 24 * time.Hour, SealInterval: 500 * time.Millisecond},
+		Issuer: IssuerConfig{
+			AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour, SigningAlg: "ES256",
+			RotationInterval: 30 * 24 * time.Hour, MaxDelegationDepth: 3, AssertionMaxLifetime: 5 * time.Minute,
+			DPoPWindow: 60 * time.Second,
+		},
 	}
 }
 
@@ -139,6 +184,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		bad("log.format must be json or text (got %q)", c.Log.Format)
 	}
+	c.validateIssuer(bad)
 	if c.Secrets.HMACKey == "" {
 		if !c.DevMode {
 			bad("secrets.hmac_key is required outside dev mode (base64 of 32 random bytes)")
@@ -147,4 +193,44 @@ func (c *Config) Validate() error {
 		bad("secrets.hmac_key must be base64 of at least 32 bytes")
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateIssuer(bad func(string, ...any)) {
+	is := c.Issuer
+	for name, u := range map[string]string{"issuer.url": is.URL, "issuer.audience": is.Audience} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			bad("%s %q is not an absolute http(s) URL", name, u)
+		}
+	}
+	if is.AccessTokenTTL <= 0 || is.AccessTokenTTL > 15*time.Minute {
+		bad("issuer.access_token_ttl must be positive and at most 15m (got %s)", is.AccessTokenTTL)
+	}
+	if is.RefreshTokenTTL <= 0 {
+		bad("issuer.refresh_token_ttl must be positive")
+	}
+	if is.SigningAlg != "ES256" && is.SigningAlg != "EdDSA" {
+		bad("issuer.signing_alg must be ES256 or EdDSA (got %q)", is.SigningAlg)
+	}
+	if is.SigningKEK == "" {
+		if !c.DevMode {
+			bad("issuer.signing_kek is required outside dev mode (base64 of 32 random bytes)")
+		}
+	} else if k, err := base64.StdEncoding.DecodeString(is.SigningKEK); err != nil || len(k) != 32 {
+		bad("issuer.signing_kek must be base64 of exactly 32 bytes")
+	}
+	if is.RotationInterval < 0 || (is.RotationInterval > 0 && is.RotationInterval < time.Second) {
+		bad("issuer.rotation_interval must be 0 (off) or at least 1s")
+	}
+	if is.MaxDelegationDepth < 1 || is.MaxDelegationDepth > 10 {
+		bad("issuer.max_delegation_depth must be between 1 and 10")
+	}
+	if is.AssertionMaxLifetime <= 0 || is.AssertionMaxLifetime > time.Hour {
+		bad("issuer.assertion_max_lifetime must be positive and at most 1h")
+	}
+	if is.DPoPWindow < time.Second || is.DPoPWindow > 10*time.Minute {
+		bad("issuer.dpop_window must be between 1s and 10m")
+	}
 }

@@ -100,6 +100,11 @@ func (s *Server) authenticate(access Access, next handlerFunc) handlerFunc {
 			if err != nil {
 				return err
 			}
+			if access.Scope != "" && (p.Scopes == nil || !p.Scopes(access.Scope)) {
+				r = setPrincipal(r, p) // audited as a refused request
+				return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", "",
+					"The access token does not carry the required scope (%s).", access.Scope)
+			}
 		case scheme == "bearer" || scheme == "basic" || scheme == "dpop":
 			return Errorf(http.StatusUnauthorized, TypeAuthentication, "invalid_api_key", "", "Invalid API key provided.")
 		default:

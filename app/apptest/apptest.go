@@ -69,6 +69,7 @@ func Config(driver, dbURL string) app.Config {
 	cfg.Store.Postgres.MaxConns = 10
 	cfg.Log.Level = "debug"
 	cfg.Secrets.HMACKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	cfg.Issuer.SigningKEK = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)) // nodes of one test share it
 	return cfg
 }
 

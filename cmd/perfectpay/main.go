@@ -75,6 +75,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (YAML); environment: PERFECTPAY_<SECTION>_<KEY>")
 	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.tenantsCmd(), c.auditCmd(), versionCmd())
+	attachToKeys(root, c.rotateSigningCmd())
 	return root
 }
 
