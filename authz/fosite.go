@@ -160,7 +160,7 @@ func (s accessStrategy) AccessTokenSignature(_ context.Context, token string) st
 	return c.JTI
 }
 
-func (s accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+func (s accessStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	i := s.i
 	sess, ok := r.GetSession().(*session)
 	if !ok {
@@ -185,7 +185,7 @@ func (s accessStrategy) GenerateAccessToken(_ context.Context, r fosite.Requeste
 		claims.Cnf = &Confirmation{JKT: sess.JKT}
 	}
 	sess.SetExpiresAt(fosite.AccessToken, time.Unix(claims.Expiry, 0))
-	tok, err := i.sign(claims)
+	tok, err := i.sign(ctx, claims)
 	if err != nil {
 		return "", "", err
 	}
@@ -578,7 +578,7 @@ func (i *Issuer) verifyAssertion(ctx context.Context, raw, formClientID string) 
 	}
 	if err := (fositeStore{i}).SetClientAssertionJWT(ctx, id+":"+cl.JTI, time.Unix(cl.Exp, 0).Add(clockSkew)); err != nil {
 		if errors.Is(err, fosite.ErrJTIKnown) {
-			return nil, fosite.ErrJTIKnown.WithHint("The client_assertion's jti was already used.")
+			return nil, invalidClient("The client_assertion's jti was already used (replay).")
 		}
 		return nil, err
 	}

@@ -204,7 +204,7 @@ func (i *Issuer) JWKS(ctx context.Context) []byte { return i.keys.jwksJSON(ctx) 
 
 // CurrentKeyID names the key tokens are signed with now.
 func (i *Issuer) CurrentKeyID() string {
-	if s := i.keys.signer(); s != nil {
+	if s := i.keys.signer(context.Background()); s != nil {
 		return s.kid
 	}
 	return ""

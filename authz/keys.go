@@ -146,7 +146,19 @@ type keyRing struct {
 	stale    bool
 }
 
-func (k *keyRing) signer() *activeSigner {
+// signer returns the key to sign with, reloading first when a rotation
+// was announced.
+func (k *keyRing) signer(ctx context.Context) *activeSigner {
+	k.mu.RLock()
+	cur, stale := k.current, k.stale
+	k.mu.RUnlock()
+	if !stale {
+		return cur
+	}
+	if err := k.load(ctx); err != nil {
+		k.log.WarnContext(ctx, "signing keys: reload failed", "err", err)
+		return cur
+	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.current

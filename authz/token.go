@@ -118,8 +118,8 @@ const clockSkew = 30 * time.Second
 const maxTokenBytes = 16 << 10
 
 // sign signs claims with the current key.
-func (i *Issuer) sign(claims *AccessToken) (string, error) {
-	s := i.keys.signer()
+func (i *Issuer) sign(ctx context.Context, claims *AccessToken) (string, error) {
+	s := i.keys.signer(ctx)
 	if s == nil {
 		return "", errors.New("authz: no signing key available")
 	}
