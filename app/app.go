@@ -27,8 +27,8 @@ type backendTx interface {
 	accounts.Repo
 	audit.Repo
 	idempotency.Repo
-	webhooks.Outbox
 	authz.Repo
+	webhooks.Repo
 }
 
 // App is a wired node: services, HTTP server and background jobs.
@@ -40,6 +40,9 @@ type App struct {
 	Server   *server.Server
 	// Issuer is the OAuth2 authorization server (agents, tokens, keys).
 	Issuer *authz.Issuer
+	// Webhooks manages endpoints and events; Dispatcher delivers them.
+	Webhooks   *webhooks.Service
+	Dispatcher *webhooks.Dispatcher
 	// Idempotency is the idempotency store (tests use it to stage claims).
 	Idempotency store.Runner[idempotency.Repo]
 
@@ -112,6 +115,10 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hmacKey(cfg, a.Log))
 	a.Audit = audit.NewService(store.Bind(b, func(x X) audit.Repo { return x }), cfg.Audit.Retention, a.Log)
 	idem := store.Bind(b, func(x X) idempotency.Repo { return x })
+	webhookHandlers, err := wireWebhooks(a, b)
+	if err != nil {
+		return err
+	}
 	a.Idempotency = idem
 
 	iss, err := newIssuer(cfg, b, a.Log, hmacKey(cfg, a.Log))
@@ -128,16 +135,17 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		Ping:           b.Ping,
 		IdempotencyTTL: cfg.Idempotency.Retention,
 		AgentAuth:      server.NewAgentAuthenticator(iss),
-		Handlers: []server.Mounter{
+		Handlers: append([]server.Mounter{
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},
-		},
+		}, webhookHandlers...),
 	})
 
 	a.jobs = append(a.jobs,
 		func(ctx context.Context) { a.Audit.RunSealer(ctx, cfg.Audit.SealInterval) },
 		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
 		func(ctx context.Context) { iss.Run(ctx, listenerOf(b)) },
+		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
 	)
 	return nil
 }

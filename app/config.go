@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // Config is the whole configuration. cmd/perfectpay fills it with viper
@@ -24,6 +28,7 @@ type Config struct {
 	Idempotency IdempotencyConfig `mapstructure:"idempotency"`
 	Audit       AuditConfig       `mapstructure:"audit"`
 	Issuer      IssuerConfig      `mapstructure:"issuer"`
+	Webhooks    WebhooksConfig    `mapstructure:"webhooks"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -114,6 +119,33 @@ type AuditConfig struct {
 	SealInterval time.Duration `mapstructure:"seal_interval"`
 }
 
+// WebhooksConfig tunes webhook delivery (see the webhooks package).
+type WebhooksConfig struct {
+	// SecretKey seals endpoint signing secrets at rest with AES-256-GCM
+	// (base64 of 32 bytes; every node must share it). Dev mode without one
+	// uses a fixed, public key.
+	SecretKey string `mapstructure:"secret_key"`
+	// DispatchInterval is how often an idle dispatcher looks for due deliveries.
+	DispatchInterval time.Duration `mapstructure:"dispatch_interval"`
+	// BatchSize is the most deliveries one claim takes.
+	BatchSize int `mapstructure:"batch_size"`
+	// Concurrency is the most requests in flight per node.
+	Concurrency int `mapstructure:"concurrency"`
+	// Timeout bounds one delivery request.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// RetrySchedule is the delay before each attempt (first 0s); its length
+	// is the number of attempts before a delivery fails.
+	RetrySchedule []time.Duration `mapstructure:"retry_schedule"`
+	// DisableAfter disables an endpoint whose deliveries all failed this long.
+	DisableAfter time.Duration `mapstructure:"disable_after"`
+	// RotationOverlap is how long a rotated-out secret keeps signing, by default.
+	RotationOverlap time.Duration `mapstructure:"rotation_overlap"`
+	// AllowedCIDRs are private/loopback/link-local prefixes deliveries may
+	// reach anyway (e.g. an internal receiver). Plain-http loopback follows
+	// dev_mode.
+	AllowedCIDRs []string `mapstructure:"allowed_cidrs"`
+}
+
 // Defaults is the configuration with every default filled in.
 func Defaults() Config {
 	return Config{
@@ -133,6 +165,10 @@ func Defaults() Config {
 			AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour, SigningAlg: "ES256",
 			RotationInterval: 30 * 24 * time.Hour, MaxDelegationDepth: 3, AssertionMaxLifetime: 5 * time.Minute,
 			DPoPWindow: 60 * time.Second,
+		},
+		Webhooks: WebhooksConfig{
+			DispatchInterval: 500 * time.Millisecond, BatchSize: 100, Concurrency: 16, Timeout: 15 * time.Second,
+			RetrySchedule: slices.Clone(webhooks.DefaultRetrySchedule), DisableAfter: 72 * time.Hour, RotationOverlap: 24 * time.Hour, AllowedCIDRs: []string{},
 		},
 	}
 }
@@ -192,6 +228,7 @@ func (c *Config) Validate() error {
 	} else if k, err := base64.StdEncoding.DecodeString(c.Secrets.HMACKey); err != nil || len(k) < 32 {
 		bad("secrets.hmac_key must be base64 of at least 32 bytes")
 	}
+	errs = append(errs, c.Webhooks.validate(c.DevMode)...)
 	return errors.Join(errs...)
 }
 
@@ -233,4 +270,72 @@ func (c *Config) validateIssuer(bad func(string, ...any)) {
 	if is.DPoPWindow < time.Second || is.DPoPWindow > 10*time.Minute {
 		bad("issuer.dpop_window must be between 1s and 10m")
 	}
+}
+
+func (w *WebhooksConfig) validate(dev bool) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if w.SecretKey == "" {
+		if !dev {
+			bad("webhooks.secret_key is required outside dev mode (base64 of 32 random bytes)")
+		}
+	} else if k, err := base64.StdEncoding.DecodeString(w.SecretKey); err != nil || len(k) != 32 {
+		bad("webhooks.secret_key must be base64 of exactly 32 bytes")
+	}
+	for name, d := range map[string]time.Duration{
+		"webhooks.dispatch_interval": w.DispatchInterval, "webhooks.timeout": w.Timeout,
+		"webhooks.disable_after": w.DisableAfter,
+	} {
+		if d <= 0 {
+			bad("%s must be positive", name)
+		}
+	}
+	if w.RotationOverlap < 0 || w.RotationOverlap > webhooks.MaxRotationOverlap {
+		bad("webhooks.rotation_overlap must be between 0 and %s", webhooks.MaxRotationOverlap)
+	}
+	if w.BatchSize < 1 || w.BatchSize > 1000 {
+		bad("webhooks.batch_size must be between 1 and 1000")
+	}
+	if w.Concurrency < 1 || w.Concurrency > 1024 {
+		bad("webhooks.concurrency must be between 1 and 1024")
+	}
+	if len(w.RetrySchedule) == 0 || len(w.RetrySchedule) > 50 {
+		bad("webhooks.retry_schedule must list 1 to 50 delays")
+	} else if w.RetrySchedule[0] != 0 {
+		bad("webhooks.retry_schedule must start with 0s (the first attempt is immediate)")
+	}
+	for _, d := range w.RetrySchedule {
+		if d < 0 || d > 7*24*time.Hour {
+			bad("webhooks.retry_schedule delays must be between 0s and 168h (got %s)", d)
+		}
+	}
+	if _, err := w.AllowedPrefixes(); err != nil {
+		bad("webhooks.allowed_cidrs: %v", err)
+	}
+	return errs
+}
+
+// AllowedPrefixes parses AllowedCIDRs (a bare address is a single-address prefix).
+func (w *WebhooksConfig) AllowedPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, c := range w.AllowedCIDRs {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			continue
+		}
+		if !strings.Contains(c, "/") {
+			a, err := netip.ParseAddr(c)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR prefix or address", c)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix", c)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -62,6 +62,7 @@ func TestTenantsCreateAndAuditVerifyOnPostgres(t *testing.T) {
 	t.Setenv("PERFECTPAY_STORE_DRIVER", "postgres")
 	t.Setenv("PERFECTPAY_STORE_POSTGRES_URL", url)
 	t.Setenv("PERFECTPAY_SECRETS_HMAC_KEY", apptest.Config("memory", "").Secrets.HMACKey)
+	t.Setenv("PERFECTPAY_WEBHOOKS_SECRET_KEY", apptest.Config("memory", "").Webhooks.SecretKey)
 	out, err := run(t, "migrate")
 	require.NoError(t, err)
 	assert.Contains(t, out, "up to date")

@@ -23,6 +23,7 @@ type data struct {
 
 	events     table[string, webhooks.Event]
 	eventOrder []string
+	webhooks   webhookTables
 
 	authz *authzData
 }
@@ -35,6 +36,7 @@ func newData() *data {
 		auditEntries: table[int64, audit.Entry]{},
 		idem:         table[idemKey, idempotency.Record]{},
 		events:       table[string, webhooks.Event]{},
+		webhooks:     newWebhookTables(),
 		authz:        newAuthzData(),
 	}
 }

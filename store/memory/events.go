@@ -10,6 +10,8 @@ import (
 
 var _ webhooks.Outbox = (*Tx)(nil)
 
+// EnqueueEvent inserts the event and fans it out: one pending delivery per
+// enabled endpoint of the tenant subscribed to its type.
 func (tx *Tx) EnqueueEvent(_ context.Context, e *webhooks.Event) error {
 	if _, ok := tx.d.events[e.ID]; ok {
 		return store.ErrConflict
@@ -18,5 +20,6 @@ func (tx *Tx) EnqueueEvent(_ context.Context, e *webhooks.Event) error {
 	c.Data = slices.Clone(e.Data)
 	put(tx, tx.d.events, e.ID, c)
 	appendUndo(tx, &tx.d.eventOrder, e.ID)
+	tx.fanOut(&c)
 	return nil
 }

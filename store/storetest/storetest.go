@@ -22,7 +22,7 @@ type Tx interface {
 	accounts.Repo
 	audit.Repo
 	idempotency.Repo
-	webhooks.Outbox
+	webhooks.Repo
 }
 
 // Backend is a backend under test.
@@ -42,6 +42,10 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"IdempotencyRace", testIdempotencyRace[X]},
 		{"IdempotencyLifecycle", testIdempotencyLifecycle[X]},
 		{"AuditChain", testAuditChain[X]},
+		{"WebhookEndpoints", testWebhookEndpoints[X]},
+		{"WebhookFanOut", testWebhookFanOut[X]},
+		{"WebhookClaims", testWebhookClaims[X]},
+		{"WebhookEventsAndAttempts", testWebhookEventsAndAttempts[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
