@@ -119,7 +119,10 @@ func newSigningKey(alg string, kek []byte, now time.Time) (*SigningKey, error) {
 type activeSigner struct {
 	kid    string
 	alg    string
-	signer jose.Signer
+	signer jose.Signer // typ at+jwt
+	// mandate signs signed mandates (typ mandate+jws), which can never
+	// pass as access tokens.
+	mandate jose.Signer
 }
 
 // keyRing is the node's view of the signing keys: the one it signs with
@@ -271,12 +274,16 @@ func (k *keyRing) unseal(sk *SigningKey) (*activeSigner, error) {
 		return nil, err
 	}
 	alg := jose.SignatureAlgorithm(sk.Alg)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: sk.KID}},
-		(&jose.SignerOptions{}).WithType("at+jwt"))
+	key := jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: sk.KID}}
+	s, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("at+jwt"))
 	if err != nil {
 		return nil, err
 	}
-	return &activeSigner{kid: sk.KID, alg: sk.Alg, signer: s}, nil
+	m, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("mandate+jws"))
+	if err != nil {
+		return nil, err
+	}
+	return &activeSigner{kid: sk.KID, alg: sk.Alg, signer: s, mandate: m}, nil
 }
 
 // ensure makes sure a usable current key exists, creating one when there
