@@ -11,6 +11,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/webhooks"
@@ -23,6 +24,7 @@ type Tx interface {
 	audit.Repo
 	idempotency.Repo
 	webhooks.Repo
+	authz.Repo
 }
 
 // Backend is a backend under test.
@@ -46,6 +48,12 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"WebhookFanOut", testWebhookFanOut[X]},
 		{"WebhookClaims", testWebhookClaims[X]},
 		{"WebhookEventsAndAttempts", testWebhookEventsAndAttempts[X]},
+		{"AuthzAgents", testAuthzAgents[X]},
+		{"AuthzJTI", testAuthzJTI[X]},
+		{"AuthzTokens", testAuthzTokens[X]},
+		{"AuthzRevocations", testAuthzRevocations[X]},
+		{"AuthzSigningKeys", testAuthzSigningKeys[X]},
+		{"AuthzRollback", testAuthzRollback[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
