@@ -39,7 +39,7 @@ func (c *revocationCache) check(ctx context.Context, jti, clientID, tenantID str
 		return "", nil
 	}
 	var what string
-	err := c.db.InTx(ctx, func(tx Tx) error {
+	err := c.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
 		what, err = tx.IsRevoked(ctx, jti, clientID, tenantID)
 		return err
@@ -91,7 +91,7 @@ func (c *agentCache) get(ctx context.Context, id string) (*agentClient, error) {
 		return e.a, nil
 	}
 	var a *Agent
-	err := c.db.InTx(ctx, func(tx Tx) error {
+	err := c.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
 		a, err = tx.GetAgent(ctx, id)
 		return err

@@ -117,7 +117,7 @@ func (i *Issuer) VerifyDPoP(ctx context.Context, proof, method string, urls []st
 		return nil, dpopError("The DPoP proof's key has no thumbprint.")
 	}
 	jkt := base64.RawURLEncoding.EncodeToString(tp)
-	err = i.db.InTx(ctx, func(tx Tx) error {
+	err = i.db.Autocommit(ctx, func(tx Tx) error {
 		return tx.UseJTI(ctx, "dpop", jkt+":"+c.JTI, now.Add(win+clockSkew))
 	})
 	if errors.Is(err, store.ErrConflict) {

@@ -256,7 +256,7 @@ func (s fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, e
 func (s fositeStore) ClientAssertionJWTValid(context.Context, string) error { return nil }
 
 func (s fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	err := s.i.db.InTx(ctx, func(tx Tx) error { return tx.UseJTI(ctx, "client_assertion", jti, exp) })
+	err := s.i.db.Autocommit(ctx, func(tx Tx) error { return tx.UseJTI(ctx, "client_assertion", jti, exp) })
 	if errors.Is(err, store.ErrConflict) {
 		return fosite.ErrJTIKnown
 	}
@@ -324,7 +324,7 @@ func (s fositeStore) createSession(ctx context.Context, kind, sig, accessSig str
 
 func (s fositeStore) getSession(ctx context.Context, kind, sig string, into fosite.Session) (fosite.Requester, error) {
 	var ts *TokenSession
-	err := s.i.db.InTx(ctx, func(tx Tx) error {
+	err := s.i.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
 		ts, err = tx.GetTokenSession(ctx, kind, sig)
 		return err

@@ -112,7 +112,7 @@ func (i *Issuer) Introspect(ctx context.Context, caller Caller, token, hint stri
 func (i *Issuer) refreshSession(ctx context.Context, token string) (*TokenSession, *storedRequest, error) {
 	sig := refreshStrategy{i}.RefreshTokenSignature(ctx, token)
 	var ts *TokenSession
-	err := i.db.InTx(ctx, func(tx Tx) error {
+	err := i.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
 		ts, err = tx.GetTokenSession(ctx, KindRefresh, sig)
 		return err

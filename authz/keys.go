@@ -222,7 +222,7 @@ func (k *keyRing) invalidate() {
 // load reads every key from the store and rebuilds the ring.
 func (k *keyRing) load(ctx context.Context) error {
 	var keys []SigningKey
-	if err := k.db.InTx(ctx, func(tx Tx) error {
+	if err := k.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
 		keys, err = tx.ListSigningKeys(ctx)
 		return err
