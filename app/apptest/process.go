@@ -80,6 +80,7 @@ func StartProcess(t testing.TB, dbURL string, extraEnv ...string) *Proc {
 		"PERFECTPAY_STORE_DRIVER=postgres",
 		"PERFECTPAY_STORE_POSTGRES_URL="+dbURL,
 		"PERFECTPAY_SECRETS_HMAC_KEY="+cfg.Secrets.HMACKey,
+		"PERFECTPAY_ISSUER_SIGNING_KEK="+cfg.Issuer.SigningKEK,
 		"PERFECTPAY_DEV_MODE=true",
 		"PERFECTPAY_LOG_LEVEL=warn",
 	)
