@@ -106,9 +106,11 @@ func TestClientCredentials(t *testing.T) {
 		assert.Equal(t, "invalid_client", body["error"], body)
 		assert.Contains(t, body["error_description"], "replay")
 		for name, edit := range map[string]func(map[string]any){
-			"audience":  func(c map[string]any) { c["aud"] = "https://elsewhere.example/token" },
-			"lifetime":  func(c map[string]any) { c["exp"] = time.Now().Add(time.Hour).Unix() },
-			"expired":   func(c map[string]any) { c["iat"], c["exp"] = time.Now().Add(-5*time.Minute).Unix(), time.Now().Add(-2*time.Minute).Unix() },
+			"audience": func(c map[string]any) { c["aud"] = "https://elsewhere.example/token" },
+			"lifetime": func(c map[string]any) { c["exp"] = time.Now().Add(time.Hour).Unix() },
+			"expired": func(c map[string]any) {
+				c["iat"], c["exp"] = time.Now().Add(-5*time.Minute).Unix(), time.Now().Add(-2*time.Minute).Unix()
+			},
 			"iss":       func(c map[string]any) { c["iss"] = "someone" },
 			"no jti":    func(c map[string]any) { delete(c, "jti") },
 			"other key": nil,
