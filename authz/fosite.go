@@ -1,9 +1,11 @@
 package authz
 
 // The fosite adapter: clients, session, storage, token strategies, client
-// authentication and the secret hasher that fosite calls. fosite's own
-// go-jose v3 types never leave this file's package boundary; our client
-// authentication and tokens use go-jose v4 with explicit allow-lists.
+// authentication and the secret hasher that fosite calls. fosite's API
+// speaks go-jose v3 (OpenIDConnectClient, its default client assertion
+// check); the adapter uses none of it: client assertions, access tokens
+// and DPoP proofs are parsed and signed with go-jose v4 and explicit
+// algorithm allow-lists, and fosite only sees our fosite.Client.
 
 import (
 	"context"
@@ -31,7 +33,6 @@ import (
 type agentClient struct {
 	agent *Agent
 	keys  *jose.JSONWebKeySet // parsed JWKS (private_key_jwt)
-	aud   fosite.Arguments
 }
 
 var _ fosite.Client = (*agentClient)(nil)
@@ -69,7 +70,6 @@ type session struct {
 	Act                  *Actor                         `json:"act,omitempty"`
 	MayAct               *Actor                         `json:"may_act,omitempty"`
 	JKT                  string                         `json:"jkt,omitempty"`
-	extra                map[string]any                 // response members, not stored
 }
 
 var _ fosite.Session = (*session)(nil)
@@ -92,7 +92,6 @@ func (s *session) Clone() fosite.Session {
 		c.ExpiresAt[k] = v
 	}
 	c.AuthorizationDetails = slices.Clone(s.AuthorizationDetails)
-	c.extra = nil
 	return &c
 }
 
