@@ -389,3 +389,33 @@ func TestAutomaticRotation(t *testing.T) {
 	require.Eventually(t, func() bool { return e.iss.CurrentKeyID() != first }, 5*time.Second, 50*time.Millisecond)
 	assert.Contains(t, string(e.iss.JWKS(context.Background())), first, "the retired key still verifies")
 }
+
+// CheckRevoked is the charge pipeline's check, on its own transaction: a
+// token delegated through a revoked agent is revoked too.
+func TestCheckRevokedInTransaction(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	aID, aSecret := e.secretAgent(authz.AgentInput{})
+	bID, bSecret := e.secretAgent(authz.AgentInput{})
+	subject := e.accessToken(e.iss, aID, aSecret, nil)
+	st, body, _ := token(t, e.iss, bID, bSecret, url.Values{"grant_type": {authz.GrantTokenExchange},
+		"subject_token": {subject}, "subject_token_type": {authz.TokenTypeAccessToken}}, nil)
+	require.Equal(t, 200, st, body)
+	at, err := e.iss.Verify(ctx, body["access_token"].(string))
+	require.NoError(t, err)
+	check := func() string {
+		var what string
+		require.NoError(t, e.db.InTx(ctx, func(tx authz.Tx) error {
+			var err error
+			what, err = authz.CheckRevoked(ctx, tx, at)
+			return err
+		}))
+		return what
+	}
+	assert.Equal(t, "", check())
+	_, err = e.iss.RevokeAgent(ctx, e.tenant, aID) // the delegator, not the holder
+	require.NoError(t, err)
+	assert.Equal(t, authz.RevokedAgent, check())
+	_, err = e.iss.Verify(ctx, at.Raw)
+	require.Error(t, err)
+}

@@ -173,6 +173,25 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 			form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}})
 		assert.Equal(t, 400, st)
 
+		// Two racing uses of one refresh token: at most one wins, and the
+		// race counts as reuse.
+		tok = secretToken(t, n, id, secret, "charges:read", "offline_access")
+		results := make(chan int, 2)
+		for range 2 {
+			go func() {
+				st, _, _ := postForm(t, n, formReq{path: "/oauth2/token", basic: [2]string{id, secret},
+					form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}})
+				results <- st
+			}()
+		}
+		wins := 0
+		for range 2 {
+			if <-results == 200 {
+				wins++
+			}
+		}
+		assert.LessOrEqual(t, wins, 1)
+
 		// offline_access without the refresh grant is refused.
 		id3, secret3 := secretAgent(t, n, key, map[string]any{"scopes": []string{"charges:read", "offline_access"}})
 		st, body, _ = postForm(t, n, formReq{path: "/oauth2/token", basic: [2]string{id3, secret3},
@@ -455,6 +474,16 @@ func TestTwoNodesShareKeysAndRevocations(t *testing.T) {
 	st, _, _ := postForm(t, n1, formReq{path: "/oauth2/revoke", bearer: key, form: url.Values{"token": {tok.AccessToken}}})
 	require.Equal(t, 200, st)
 	assert.Equal(t, false, introspect(t, n2, key, tok.AccessToken)["active"])
+
+	// A DPoP proof used on one node is a replay on the other.
+	dk := newDPoPKey(t)
+	dform := url.Values{"grant_type": {"client_credentials"}}
+	proof := dk.proof(t, "POST", issuer(n1)+"/oauth2/token", "")
+	st, body, _ := postForm(t, n1, formReq{path: "/oauth2/token", basic: [2]string{id, secret}, form: dform, header: map[string]string{"DPoP": proof}})
+	require.Equal(t, 200, st, body)
+	st, body, _ = postForm(t, n2, formReq{path: "/oauth2/token", basic: [2]string{id, secret}, form: dform, header: map[string]string{"DPoP": proof}})
+	assert.Equal(t, 400, st)
+	assert.Equal(t, "invalid_dpop_proof", body["error"])
 
 	tok2 := secretToken(t, n2, id, secret)
 	assert.Equal(t, true, introspect(t, n2, key, tok2.AccessToken)["active"]) // cached as live on n2
