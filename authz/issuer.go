@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -215,11 +216,15 @@ func (i *Issuer) CurrentKeyID() string {
 // is due, reloads keys now and then, and prunes expired rows.
 func (i *Issuer) Run(ctx context.Context, l Listener) {
 	if l != nil {
+		var wg sync.WaitGroup
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			if err := l.ListenAuthz(ctx, i.onNotify); err != nil && ctx.Err() == nil {
 				i.log.Error("authz: listener stopped", "err", err)
 			}
 		}()
+		defer wg.Wait()
 	}
 	tick := time.Minute
 	if i.opt.RotationInterval > 0 && i.opt.RotationInterval/4 < tick {
