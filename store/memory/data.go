@@ -26,6 +26,9 @@ type data struct {
 	webhooks   webhookTables
 
 	authz *authzData
+
+	vault    *vaultData    // tenant keys and card tokens
+	payments *paymentsData // charges and refunds
 }
 
 func newData() *data {
@@ -38,5 +41,7 @@ func newData() *data {
 		events:       table[string, webhooks.Event]{},
 		webhooks:     newWebhookTables(),
 		authz:        newAuthzData(),
+		vault:        newVaultData(),
+		payments:     newPaymentsData(),
 	}
 }

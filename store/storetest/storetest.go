@@ -13,7 +13,9 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -25,6 +27,8 @@ type Tx interface {
 	idempotency.Repo
 	webhooks.Repo
 	authz.Repo
+	vault.Repo
+	payments.Repo
 }
 
 // Backend is a backend under test.
@@ -54,6 +58,10 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"AuthzRevocations", testAuthzRevocations[X]},
 		{"AuthzSigningKeys", testAuthzSigningKeys[X]},
 		{"AuthzRollback", testAuthzRollback[X]},
+		{"VaultKeys", testVaultKeys[X]},
+		{"VaultCycle", testVaultCycle[X]},
+		{"Charges", testCharges[X]},
+		{"ChargeTimeouts", testChargeTimeouts[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,159 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/vault"
+)
+
+var _ vault.Repo = (*Tx)(nil)
+
+type vaultData struct {
+	tenantKeys table[string, vault.TenantKey]
+	liveKey    table[string, string] // tenant id -> id of its live key
+	tokens     table[string, vault.Token]
+}
+
+func newVaultData() *vaultData {
+	return &vaultData{
+		tenantKeys: table[string, vault.TenantKey]{},
+		liveKey:    table[string, string]{},
+		tokens:     table[string, vault.Token]{},
+	}
+}
+
+func cloneTimePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
+
+func cloneTenantKey(k vault.TenantKey) vault.TenantKey {
+	k.Wrapped = slices.Clone(k.Wrapped)
+	k.RewrappedAt = cloneTimePtr(k.RewrappedAt)
+	k.DestroyedAt = cloneTimePtr(k.DestroyedAt)
+	return k
+}
+
+func cloneToken(t vault.Token) vault.Token {
+	t.WrappedDEK = slices.Clone(t.WrappedDEK)
+	t.Ciphertext = slices.Clone(t.Ciphertext)
+	t.DeletedAt = cloneTimePtr(t.DeletedAt)
+	return t
+}
+
+func (tx *Tx) EnsureTenantKey(_ context.Context, k *vault.TenantKey) (*vault.TenantKey, error) {
+	v := tx.d.vault
+	if id, ok := v.liveKey[k.TenantID]; ok {
+		got := cloneTenantKey(v.tenantKeys[id])
+		return &got, nil
+	}
+	if _, ok := tx.d.tenants[k.TenantID]; !ok {
+		return nil, store.ErrNotFound
+	}
+	if _, ok := v.tenantKeys[k.ID]; ok {
+		return nil, store.ErrConflict
+	}
+	put(tx, v.tenantKeys, k.ID, cloneTenantKey(*k))
+	put(tx, v.liveKey, k.TenantID, k.ID)
+	got := cloneTenantKey(*k)
+	return &got, nil
+}
+
+func (tx *Tx) GetTenantKey(_ context.Context, id string) (*vault.TenantKey, error) {
+	k, ok := tx.d.vault.tenantKeys[id]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	k = cloneTenantKey(k)
+	return &k, nil
+}
+
+func (tx *Tx) TenantKeysToRewrap(_ context.Context, version int, afterID string, limit int) ([]vault.TenantKey, error) {
+	var out []vault.TenantKey
+	for _, k := range tx.d.vault.tenantKeys {
+		if k.DestroyedAt == nil && k.KEKVersion != version && k.ID > afterID {
+			out = append(out, cloneTenantKey(k))
+		}
+	}
+	slices.SortFunc(out, func(a, b vault.TenantKey) int { return strings.Compare(a.ID, b.ID) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (tx *Tx) RewrapTenantKey(_ context.Context, id string, fromVersion, toVersion int, wrapped []byte, at time.Time) error {
+	k, ok := tx.d.vault.tenantKeys[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	if k.DestroyedAt != nil || k.KEKVersion != fromVersion {
+		return store.ErrConflict
+	}
+	k.KEKVersion, k.Wrapped, k.RewrappedAt = toVersion, slices.Clone(wrapped), &at
+	put(tx, tx.d.vault.tenantKeys, id, k)
+	return nil
+}
+
+func (tx *Tx) DestroyTenantKey(_ context.Context, tenantID string, at time.Time) (*vault.TenantKey, error) {
+	v := tx.d.vault
+	id, ok := v.liveKey[tenantID]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	k := v.tenantKeys[id]
+	k.Wrapped, k.DestroyedAt = nil, &at
+	put(tx, v.tenantKeys, id, k)
+	del(tx, v.liveKey, tenantID)
+	out := cloneTenantKey(k)
+	return &out, nil
+}
+
+func (tx *Tx) CountTenantKeys(context.Context) (map[int]int, error) {
+	out := map[int]int{}
+	for _, k := range tx.d.vault.tenantKeys {
+		if k.DestroyedAt == nil {
+			out[k.KEKVersion]++
+		}
+	}
+	return out, nil
+}
+
+func (tx *Tx) CreateToken(_ context.Context, t *vault.Token) error {
+	v := tx.d.vault
+	if _, ok := v.tokens[t.ID]; ok {
+		return store.ErrConflict
+	}
+	k, ok := v.tenantKeys[t.TenantKeyID]
+	if !ok || k.TenantID != t.TenantID {
+		return store.ErrNotFound
+	}
+	put(tx, v.tokens, t.ID, cloneToken(*t))
+	return nil
+}
+
+func (tx *Tx) GetToken(_ context.Context, tenantID, id string) (*vault.Token, error) {
+	t, ok := tx.d.vault.tokens[id]
+	if !ok || t.TenantID != tenantID {
+		return nil, store.ErrNotFound
+	}
+	t = cloneToken(t)
+	return &t, nil
+}
+
+func (tx *Tx) DeleteToken(_ context.Context, tenantID, id string, at time.Time) error {
+	t, ok := tx.d.vault.tokens[id]
+	if !ok || t.TenantID != tenantID || t.DeletedAt != nil {
+		return store.ErrNotFound
+	}
+	t.WrappedDEK, t.Ciphertext, t.DeletedAt = nil, nil, &at
+	put(tx, tx.d.vault.tokens, id, t)
+	return nil
+}
