@@ -14,10 +14,12 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
 	"github.com/perfectpay/perfectpay/store/postgres"
+	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -29,6 +31,8 @@ type backendTx interface {
 	idempotency.Repo
 	authz.Repo
 	webhooks.Repo
+	vault.Repo
+	payments.Repo
 }
 
 // App is a wired node: services, HTTP server and background jobs.
@@ -43,6 +47,11 @@ type App struct {
 	// Webhooks manages endpoints and events; Dispatcher delivers them.
 	Webhooks   *webhooks.Service
 	Dispatcher *webhooks.Dispatcher
+	// Vault tokenizes cards; Payments charges them on Simulator (the
+	// built-in acquirer; tests inject faults into it).
+	Vault     *vault.Service
+	Payments  *payments.Service
+	Simulator *payments.Simulated
 	// Idempotency is the idempotency store (tests use it to stage claims).
 	Idempotency store.Runner[idempotency.Repo]
 
@@ -119,6 +128,10 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	if err != nil {
 		return err
 	}
+	paymentHandlers, err := wirePayments(a, b)
+	if err != nil {
+		return err
+	}
 	a.Idempotency = idem
 
 	iss, err := newIssuer(cfg, b, a.Log, hmacKey(cfg, a.Log))
@@ -138,7 +151,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		Handlers: append([]server.Mounter{
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},
-		}, webhookHandlers...),
+		}, append(webhookHandlers, paymentHandlers...)...),
 	})
 
 	a.jobs = append(a.jobs,

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perfectpay/perfectpay/internal/money"
+	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -29,6 +31,8 @@ type Config struct {
 	Audit       AuditConfig       `mapstructure:"audit"`
 	Issuer      IssuerConfig      `mapstructure:"issuer"`
 	Webhooks    WebhooksConfig    `mapstructure:"webhooks"`
+	Vault       VaultConfig       `mapstructure:"vault"`
+	Payments    PaymentsConfig    `mapstructure:"payments"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -170,6 +174,10 @@ func Defaults() Config {
 			DispatchInterval: 500 * time.Millisecond, BatchSize: 100, Concurrency: 16, Timeout: 15 * time.Second,
 			RetrySchedule: slices.Clone(webhooks.DefaultRetrySchedule), DisableAfter: 72 * time.Hour, RotationOverlap: 24 * time.Hour, AllowedCIDRs: []string{},
 		},
+		Payments: PaymentsConfig{
+			MaxAmount: 99_999_999, ProcessorTimeout: 10 * time.Second, ProcessorRetries: 2, ResolveAfter: 2 * time.Minute,
+			Simulator: SimulatorConfig{FaultKind: "timeout"},
+		},
 	}
 }
 
@@ -229,6 +237,7 @@ func (c *Config) Validate() error {
 		bad("secrets.hmac_key must be base64 of at least 32 bytes")
 	}
 	errs = append(errs, c.Webhooks.validate(c.DevMode)...)
+	c.validateVaultPayments(bad)
 	return errors.Join(errs...)
 }
 
@@ -338,4 +347,81 @@ func (w *WebhooksConfig) AllowedPrefixes() ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// VaultConfig holds the card vault's key-encryption keys (KEKs), which
+// never enter the database. Entries are VERSION:BASE64 (32 random bytes).
+type VaultConfig struct {
+	// KEKs are entries separated by commas (PERFECTPAY_VAULT_KEKS).
+	KEKs string `mapstructure:"keks"`
+	// KEKFile holds entries one per line (mode 0600); `perfectpay keys
+	// rotate-kek` adds the next version to it.
+	KEKFile string `mapstructure:"kek_file"`
+	// ActiveKEKVersion wraps new tenant keys; 0 means the newest version.
+	ActiveKEKVersion int `mapstructure:"active_kek_version"`
+	// MinDecryptionVersion refuses tenant keys wrapped under older KEKs
+	// (raise it after `perfectpay keys rewrap` reports none left).
+	MinDecryptionVersion int `mapstructure:"min_decryption_version"`
+}
+
+// PaymentsConfig tunes the payment core and its processor.
+type PaymentsConfig struct {
+	// MaxAmount bounds a charge, in minor units of its currency.
+	MaxAmount int64 `mapstructure:"max_amount"`
+	// ProcessorTimeout bounds one processor call.
+	ProcessorTimeout time.Duration `mapstructure:"processor_timeout"`
+	// ProcessorRetries repeats a call whose answer was lost (same reference).
+	ProcessorRetries int `mapstructure:"processor_retries"`
+	// ResolveAfter: pending charges and refunds older than this are
+	// completed by the background resolver.
+	ResolveAfter time.Duration   `mapstructure:"resolve_after"`
+	Simulator    SimulatorConfig `mapstructure:"simulator"`
+}
+
+// SimulatorConfig tunes the built-in simulated acquirer.
+type SimulatorConfig struct {
+	Latency time.Duration `mapstructure:"latency"`
+	// FaultPercent of calls (0-100) fail with FaultKind (timeout | error).
+	FaultPercent int    `mapstructure:"fault_percent"`
+	FaultKind    string `mapstructure:"fault_kind"`
+}
+
+func (c *Config) validateVaultPayments(bad func(format string, args ...any)) {
+	v := c.Vault
+	if v.KEKs == "" && v.KEKFile == "" && !c.DevMode {
+		bad("vault.keks or vault.kek_file is required outside dev mode (generate a file with `perfectpay keys rotate-kek`)")
+	}
+	if v.KEKs != "" {
+		if keys, err := vault.ParseKEKs(v.KEKs); err != nil {
+			bad("vault.keks: %v", err)
+		} else if v.ActiveKEKVersion > 0 && v.KEKFile == "" && keys[v.ActiveKEKVersion] == nil {
+			bad("vault.active_kek_version %d is not among vault.keks", v.ActiveKEKVersion)
+		}
+	}
+	if v.ActiveKEKVersion < 0 || v.MinDecryptionVersion < 0 {
+		bad("vault.active_kek_version and vault.min_decryption_version must not be negative")
+	}
+	if v.ActiveKEKVersion > 0 && v.MinDecryptionVersion > v.ActiveKEKVersion {
+		bad("vault.min_decryption_version must not exceed vault.active_kek_version")
+	}
+	p := c.Payments
+	if p.MaxAmount < 1 || p.MaxAmount > money.MaxAmount {
+		bad("payments.max_amount must be between 1 and %d minor units", money.MaxAmount)
+	}
+	if p.ProcessorTimeout <= 0 {
+		bad("payments.processor_timeout must be positive")
+	}
+	if p.ProcessorRetries < 0 || p.ProcessorRetries > 10 {
+		bad("payments.processor_retries must be between 0 and 10")
+	}
+	if p.ResolveAfter <= p.ProcessorTimeout*time.Duration(p.ProcessorRetries+1) {
+		bad("payments.resolve_after must exceed processor_timeout × (processor_retries+1), or the resolver races live requests")
+	}
+	s := p.Simulator
+	if s.Latency < 0 || s.FaultPercent < 0 || s.FaultPercent > 100 {
+		bad("payments.simulator.latency must not be negative and fault_percent must be 0-100")
+	}
+	if s.FaultKind != "timeout" && s.FaultKind != "error" {
+		bad("payments.simulator.fault_kind must be timeout or error (got %q)", s.FaultKind)
+	}
 }

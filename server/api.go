@@ -36,6 +36,9 @@ type Access struct {
 	// NoIdempotency turns off Idempotency-Key handling on a POST (OAuth
 	// endpoints, whose semantics RFC 6749 fixes).
 	NoIdempotency bool
+	// CORS lets browser pages of any origin call the route (with a key in
+	// the Authorization header, never cookies) and answers its preflight.
+	CORS bool
 }
 
 // Handle adds a JSON API route. POST routes get idempotency handling.
@@ -47,7 +50,29 @@ func (a *API) Handle(method, path string, access Access, fn handlerFunc) {
 	if !access.Public {
 		h = a.s.authenticate(access, h)
 	}
+	if access.CORS {
+		a.r.Handle(path, cors(method, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		}))).Methods(http.MethodOptions)
+		a.r.Handle(path, cors(method, a.s.wrap(h))).Methods(method)
+		return
+	}
 	a.r.Handle(path, a.s.wrap(h)).Methods(method)
+}
+
+// cors adds the CORS headers before authentication, so a browser can read
+// error answers too. Credentials travel in Authorization, not cookies, so
+// any origin may call.
+func cors(method string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", method+", OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key")
+		h.Set("Access-Control-Expose-Headers", "Request-Id, Idempotent-Replayed")
+		h.Set("Access-Control-Max-Age", "600")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Raw adds a route served by a plain http.Handler with no authentication

@@ -71,6 +71,7 @@ func Config(driver, dbURL string) app.Config {
 	cfg.Secrets.HMACKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	cfg.Issuer.SigningKEK = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)) // nodes of one test share it
 	cfg.Webhooks.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{11}, 32))
+	cfg.Vault.KEKs = "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{13}, 32)) // nodes of one test share it
 	return cfg
 }
 

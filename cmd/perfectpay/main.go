@@ -76,6 +76,9 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (YAML); environment: PERFECTPAY_<SECTION>_<KEY>")
 	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.tenantsCmd(), c.auditCmd(), versionCmd())
 	attachToKeys(root, c.rotateSigningCmd())
+	for _, sub := range c.kekCmds() {
+		attachToKeys(root, sub)
+	}
 	return root
 }
 

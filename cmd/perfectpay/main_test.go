@@ -64,6 +64,7 @@ func TestTenantsCreateAndAuditVerifyOnPostgres(t *testing.T) {
 	t.Setenv("PERFECTPAY_SECRETS_HMAC_KEY", apptest.Config("memory", "").Secrets.HMACKey)
 	t.Setenv("PERFECTPAY_WEBHOOKS_SECRET_KEY", apptest.Config("memory", "").Webhooks.SecretKey)
 	t.Setenv("PERFECTPAY_ISSUER_SIGNING_KEK", apptest.Config("memory", "").Issuer.SigningKEK)
+	t.Setenv("PERFECTPAY_VAULT_KEKS", apptest.Config("memory", "").Vault.KEKs)
 	out, err := run(t, "migrate")
 	require.NoError(t, err)
 	assert.Contains(t, out, "up to date")

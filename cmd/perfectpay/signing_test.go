@@ -27,6 +27,7 @@ func TestKeysRotateSigning(t *testing.T) {
 	t.Setenv("PERFECTPAY_SECRETS_HMAC_KEY", cfg.Secrets.HMACKey)
 	t.Setenv("PERFECTPAY_WEBHOOKS_SECRET_KEY", cfg.Webhooks.SecretKey)
 	t.Setenv("PERFECTPAY_ISSUER_SIGNING_KEK", cfg.Issuer.SigningKEK)
+	t.Setenv("PERFECTPAY_VAULT_KEKS", cfg.Vault.KEKs)
 	out, err := run(t, "keys", "rotate-signing")
 	require.NoError(t, err, out)
 	var res struct {

@@ -1,0 +1,203 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/payments"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// ChargeHandlers serve merchant-initiated charges and refunds (secret or
+// restricted keys). Agent charges go through the mandates pipeline on the
+// same payment core.
+type ChargeHandlers struct{ p *payments.Service }
+
+// NewChargeHandlers returns the charge and refund endpoints.
+func NewChargeHandlers(p *payments.Service) *ChargeHandlers { return &ChargeHandlers{p: p} }
+
+// Mount registers the routes.
+func (h *ChargeHandlers) Mount(api *API) {
+	api.Handle(http.MethodPost, "/v1/charges", Access{Scope: "charges:write"}, h.create)
+	api.Handle(http.MethodGet, "/v1/charges", Access{Scope: "charges:read"}, h.list)
+	api.Handle(http.MethodGet, "/v1/charges/{id}", Access{Scope: "charges:read"}, h.get)
+	api.Handle(http.MethodPost, "/v1/charges/{id}/capture", Access{Scope: "charges:write"}, h.capture)
+	api.Handle(http.MethodPost, "/v1/charges/{id}/void", Access{Scope: "charges:write"}, h.void)
+	api.Handle(http.MethodPost, "/v1/refunds", Access{Scope: "charges:write"}, h.refund)
+	api.Handle(http.MethodGet, "/v1/refunds/{id}", Access{Scope: "charges:read"}, h.getRefund)
+}
+
+func owner(r *http.Request) payments.Owner {
+	p := PrincipalFrom(r)
+	return payments.Owner{TenantID: p.TenantID, Livemode: p.Key != nil && p.Key.Key.Mode == accounts.ModeLive}
+}
+
+// amountParam parses an optional amount: a JSON integer of minor units.
+func amountParam(raw json.RawMessage, param string) (*int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	n, err := payments.ParseAmount(string(raw))
+	if err != nil {
+		return nil, BadRequest("parameter_invalid", param, "%s must be a positive integer in the currency's minor units (e.g. 1050 for 10.50 USD).", param)
+	}
+	return &n, nil
+}
+
+// paymentsError maps the payment core's errors to API errors.
+func paymentsError(err error, kind, id string) error {
+	var pe *payments.ParamError
+	var ce *payments.CardError
+	switch {
+	case errors.As(err, &pe):
+		return BadRequest(pe.Code, pe.Param, "%s", pe.Message)
+	case errors.As(err, &ce):
+		e := Errorf(http.StatusPaymentRequired, TypeCard, ce.Code, "", "%s", ce.Message)
+		e.DeclineCode = ce.DeclineCode
+		if ce.Charge != nil {
+			e.Extra = map[string]any{"charge": ce.Charge}
+		}
+		return e
+	case errors.Is(err, payments.ErrProcessor):
+		e := Errorf(http.StatusServiceUnavailable, TypeAPI, "processor_unavailable", "",
+			"The card processor did not answer. Nothing was changed; retry the request.")
+		e.RetryAfter = 1
+		return e
+	case errors.Is(err, store.ErrNotFound):
+		return NotFound(kind, id)
+	}
+	return err
+}
+
+type chargeRequest struct {
+	Amount        json.RawMessage   `json:"amount"`
+	Currency      string            `json:"currency"`
+	PaymentMethod string            `json:"payment_method"`
+	Capture       *bool             `json:"capture"`
+	Description   string            `json:"description"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+func (h *ChargeHandlers) create(w http.ResponseWriter, r *http.Request) error {
+	var req chargeRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	amount, err := amountParam(req.Amount, "amount")
+	if err != nil {
+		return err
+	}
+	if amount == nil {
+		return BadRequest("parameter_missing", "amount", "Missing required param: amount.")
+	}
+	capture := req.Capture == nil || *req.Capture
+	c, err := h.p.Create(r.Context(), payments.ChargeParams{
+		Owner: owner(r), Amount: *amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod,
+		Capture: capture, Description: req.Description, Metadata: req.Metadata,
+	})
+	if err != nil {
+		return paymentsError(err, "charge", "")
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (h *ChargeHandlers) get(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	c, err := h.p.Get(r.Context(), owner(r), id)
+	if err != nil {
+		return paymentsError(err, "charge", id)
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (h *ChargeHandlers) list(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := 10
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return BadRequest("parameter_invalid", "limit", "limit must be an integer between 1 and 100.")
+		}
+		limit = n
+	}
+	page, more, err := h.p.List(r.Context(), owner(r), limit, q.Get("starting_after"))
+	if err != nil {
+		return paymentsError(err, "charge", "")
+	}
+	if page == nil {
+		page = []payments.Charge{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/charges", "data": page, "has_more": more})
+	return nil
+}
+
+func (h *ChargeHandlers) capture(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Amount json.RawMessage `json:"amount"`
+	}
+	if err := DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	amount, err := amountParam(req.Amount, "amount")
+	if err != nil {
+		return err
+	}
+	id := mux.Vars(r)["id"]
+	c, err := h.p.Capture(r.Context(), owner(r), id, amount)
+	if err != nil {
+		return paymentsError(err, "charge", id)
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (h *ChargeHandlers) void(w http.ResponseWriter, r *http.Request) error {
+	if err := DecodeJSON(r, &struct{}{}); err != nil {
+		return err
+	}
+	id := mux.Vars(r)["id"]
+	c, err := h.p.Void(r.Context(), owner(r), id)
+	if err != nil {
+		return paymentsError(err, "charge", id)
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (h *ChargeHandlers) refund(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Charge string          `json:"charge"`
+		Amount json.RawMessage `json:"amount"`
+		Reason string          `json:"reason"`
+	}
+	if err := DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	amount, err := amountParam(req.Amount, "amount")
+	if err != nil {
+		return err
+	}
+	ref, err := h.p.Refund(r.Context(), payments.RefundParams{Owner: owner(r), ChargeID: req.Charge, Amount: amount, Reason: req.Reason})
+	if err != nil {
+		return paymentsError(err, "charge", req.Charge)
+	}
+	writeJSON(w, http.StatusOK, ref)
+	return nil
+}
+
+func (h *ChargeHandlers) getRefund(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	ref, err := h.p.GetRefund(r.Context(), owner(r), id)
+	if err != nil {
+		return paymentsError(err, "refund", id)
+	}
+	writeJSON(w, http.StatusOK, ref)
+	return nil
+}
