@@ -68,7 +68,7 @@ func wirePayments[X backendTx](a *App, b store.Backend[X]) ([]server.Mounter, er
 	a.Simulator = payments.NewSimulated(payments.SimulatedConfig{
 		Latency: cfg.Simulator.Latency, FaultPercent: cfg.Simulator.FaultPercent, FaultKind: cfg.Simulator.FaultKind,
 	})
-	a.Vault = vault.NewService(store.Bind(b, func(x X) vault.Tx { return x }), kr, payments.CardVerifier(a.Simulator), a.Log)
+	a.Vault = vault.NewService(store.Bind(b, func(x X) vault.Tx { return x }), kr, payments.CardVerifier(a.Simulator, cfg.ProcessorTimeout), a.Log)
 	a.Payments = payments.NewService(store.Bind(b, func(x X) payments.Tx { return x }), a.Vault, a.Simulator, payments.Config{
 		MaxAmount: cfg.MaxAmount, Timeout: cfg.ProcessorTimeout, Retries: cfg.ProcessorRetries, ResolveAfter: cfg.ResolveAfter,
 	}, a.Log)

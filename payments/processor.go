@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/perfectpay/perfectpay/vault"
 )
@@ -58,12 +59,20 @@ var ErrTimeout = errors.New("payments: processor timed out")
 var ErrUnavailable = errors.New("payments: processor unavailable")
 
 // CardVerifier adapts a Processor to the vault's verification at
-// tokenization.
-func CardVerifier(p Processor) vault.Verifier { return verifier{p} }
+// tokenization; a verification slower than timeout counts as unavailable.
+func CardVerifier(p Processor, timeout time.Duration) vault.Verifier { return verifier{p, timeout} }
 
-type verifier struct{ p Processor }
+type verifier struct {
+	p       Processor
+	timeout time.Duration
+}
 
 func (v verifier) VerifyCard(ctx context.Context, c *vault.Card) string {
+	if v.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, v.timeout)
+		defer cancel()
+	}
 	res, err := v.p.Verify(ctx, c)
 	if err != nil || res == nil {
 		return vault.CVCUnavailable

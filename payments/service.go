@@ -179,8 +179,8 @@ func (s *Service) validate(p *ChargeParams) error {
 		if k == "" || utf8.RuneCountInString(k) > 40 {
 			return paramErr("metadata", "parameter_invalid", "metadata keys must be 1 to 40 characters.")
 		}
-		if err := checkText("metadata["+k+"]", k, 40); err != nil {
-			return err
+		if err := checkText("metadata", k, 40); err != nil {
+			return err // the key itself is not echoed: it may be what was refused
 		}
 		if err := checkText("metadata["+k+"]", v, 500); err != nil {
 			return err

@@ -104,11 +104,14 @@ func TestChargeLifecycle(t *testing.T) {
 			{`{"currency": "usd", "payment_method": "` + tok + `"}`, "parameter_missing", "amount"},
 			{`{"amount": 100, "currency": "usd", "payment_method": "tok_nope"}`, "resource_missing", "payment_method"},
 			{`{"amount": 100, "currency": "usd", "payment_method": "` + tok + `", "metadata": {"note": "4000 0000 0000 0002"}}`, "parameter_invalid", "metadata[note]"},
+			{`{"amount": 100, "currency": "usd", "payment_method": "` + tok + `", "metadata": {"4000000000000002": "x"}}`, "parameter_invalid", "metadata"},
 		} {
 			r := charge(t, n, sk, tc.body, "")
 			assert.Equal(t, 400, r.Status, tc.body)
 			assert.Equal(t, tc.code, r.ErrorCode(), tc.body)
 			assert.Equal(t, tc.param, r.JSON["error"].(map[string]any)["param"], tc.body)
+			assert.NotContains(t, string(r.Body), "0000 0000", "a refused card number is not echoed")
+			assert.NotContains(t, string(r.Body), "000000000000", "a refused card number is not echoed")
 		}
 		for cur, amount := range map[string]int64{"jpy": 500, "usd": 1999, "bhd": 1500, "USD": 1} {
 			r := charge(t, n, sk, map[string]any{"amount": amount, "currency": cur, "payment_method": tok}, "")

@@ -30,7 +30,7 @@ func keyring(t *testing.T, active, minDecrypt int, versions ...int) *vault.Keyri
 }
 
 func newVault[X Tx](b store.Backend[X], kr *vault.Keyring, sim *payments.Simulated) *vault.Service {
-	return vault.NewService(store.Bind(b, func(x X) vault.Tx { return x }), kr, payments.CardVerifier(sim), nil)
+	return vault.NewService(store.Bind(b, func(x X) vault.Tx { return x }), kr, payments.CardVerifier(sim, time.Second), nil)
 }
 
 // testCard is a card input valid for two more years.
