@@ -114,9 +114,6 @@ func NewService(db store.Runner[Tx], v *vault.Service, p Processor, cfg Config, 
 // Vault returns the vault the core detokenizes with.
 func (s *Service) Vault() *vault.Service { return s.vault }
 
-// Processor returns the processor in use.
-func (s *Service) Processor() Processor { return s.proc }
-
 // Engine runs charges on transactions of type T with the caller's hooks.
 // The mandates pipeline makes one on its own transaction type; every
 // operation and the resolver are methods, so they all run its hooks.
@@ -782,7 +779,7 @@ func (e *Engine[T]) Resolve(ctx context.Context, limit int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		c.Attempts++ // it was attempted before the node stopped
+		c.Attempts++ // it may have reached the processor before the node stopped
 		if _, err := e.complete(ctx, c, card); err != nil {
 			var ce *CardError
 			if !errors.As(err, &ce) {

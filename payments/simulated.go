@@ -93,13 +93,6 @@ func (s *Simulated) InjectFault(op, kind string, n int) {
 	}
 }
 
-// ClearFaults drops every queued fault.
-func (s *Simulated) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.queued = map[string][]string{}
-}
-
 // Calls counts the calls of op so far.
 func (s *Simulated) Calls(op string) int {
 	s.mu.Lock()

@@ -48,9 +48,6 @@ func NewService(db store.Runner[Tx], keys *Keyring, verifier Verifier, log *slog
 	return &Service{db: db, keys: keys, verifier: verifier, log: log, now: time.Now}
 }
 
-// Keyring returns the KEKs in use.
-func (s *Service) Keyring() *Keyring { return s.keys }
-
 // CardInput is a card as submitted for tokenization.
 type CardInput struct {
 	Number   string
@@ -152,6 +149,12 @@ type sealedCard struct {
 // tenantKey returns the tenant's live key, creating it on first use, and
 // its unwrapped material (the caller clears it).
 func (s *Service) tenantKey(ctx context.Context, tx Tx, tenantID string, now time.Time) (*TenantKey, []byte, error) {
+	if live, err := tx.LiveTenantKey(ctx, tenantID); err == nil {
+		material, err := s.unwrapTenantKey(live)
+		return live, material, err
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
 	k := &TenantKey{ID: ids.New("tk"), TenantID: tenantID, CreatedAt: now}
 	material := GenerateKey()
 	var err error

@@ -106,6 +106,8 @@ type Repo interface {
 	// and returns the tenant's live key (k or the existing one).
 	EnsureTenantKey(ctx context.Context, k *TenantKey) (*TenantKey, error)
 	GetTenantKey(ctx context.Context, id string) (*TenantKey, error)
+	// LiveTenantKey returns the tenant's live key (store.ErrNotFound: none).
+	LiveTenantKey(ctx context.Context, tenantID string) (*TenantKey, error)
 	// TenantKeysToRewrap lists live tenant keys not wrapped under version,
 	// in id order after afterID.
 	TenantKeysToRewrap(ctx context.Context, version int, afterID string, limit int) ([]TenantKey, error)

@@ -75,6 +75,14 @@ func (tx *Tx) GetTenantKey(_ context.Context, id string) (*vault.TenantKey, erro
 	return &k, nil
 }
 
+func (tx *Tx) LiveTenantKey(ctx context.Context, tenantID string) (*vault.TenantKey, error) {
+	id, ok := tx.d.vault.liveKey[tenantID]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return tx.GetTenantKey(ctx, id)
+}
+
 func (tx *Tx) TenantKeysToRewrap(_ context.Context, version int, afterID string, limit int) ([]vault.TenantKey, error) {
 	var out []vault.TenantKey
 	for _, k := range tx.d.vault.tenantKeys {

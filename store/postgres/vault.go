@@ -32,8 +32,12 @@ func (t *Tx) EnsureTenantKey(ctx context.Context, k *vault.TenantKey) (*vault.Te
 	if err != nil {
 		return nil, mapErr(err)
 	}
+	return t.LiveTenantKey(ctx, k.TenantID)
+}
+
+func (t *Tx) LiveTenantKey(ctx context.Context, tenantID string) (*vault.TenantKey, error) {
 	return scanTenantKey(t.tx.QueryRow(ctx, `SELECT `+tenantKeyCols+` FROM vault_tenant_keys
-		WHERE tenant_id = $1 AND destroyed_at IS NULL`, k.TenantID))
+		WHERE tenant_id = $1 AND destroyed_at IS NULL`, tenantID))
 }
 
 func (t *Tx) GetTenantKey(ctx context.Context, id string) (*vault.TenantKey, error) {

@@ -57,6 +57,14 @@ func testVaultKeys[X Tx](t *testing.T, b store.Backend[X]) {
 		assert.Equal(t, k1.ID, got.ID, "one live key per tenant")
 		return nil
 	})
+	in(t, b, func(tx X) error {
+		live, err := tx.LiveTenantKey(ctx, tn.ID)
+		require.NoError(t, err)
+		assert.Equal(t, k1.ID, live.ID)
+		_, err = tx.LiveTenantKey(ctx, other.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		return nil
+	})
 	require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
 		_, err := tx.EnsureTenantKey(ctx, &vault.TenantKey{ID: "tk_x", TenantID: "ten_missing", KEKVersion: 1, Wrapped: []byte("w"), CreatedAt: now()})
 		return err
