@@ -196,6 +196,17 @@ func (m *Mandate) PeriodSpentAt(now time.Time) int64 {
 	return m.PeriodSpent
 }
 
+// ChargePeriod is the period start a charge at now is counted in: the
+// current period's, or the stored one if it is later (a node whose clock
+// lags never moves the period back).
+func (m *Mandate) ChargePeriod(now time.Time) time.Time {
+	ps := PeriodStart(m.Period, now)
+	if m.PeriodStart != nil && m.PeriodStart.After(ps) {
+		return *m.PeriodStart
+	}
+	return ps
+}
+
 // ActiveAt reports whether now lies in the mandate's validity window.
 func (l *Limits) ActiveAt(now time.Time) bool {
 	if l.ValidFrom != nil && now.Before(*l.ValidFrom) {

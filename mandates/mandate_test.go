@@ -83,7 +83,9 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func rune4(i int) string { return string([]byte{'1', byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)}) }
+func rune4(i int) string {
+	return string([]byte{'1', byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)})
+}
 
 func TestNormalize(t *testing.T) {
 	l := validLimits()

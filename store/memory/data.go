@@ -29,6 +29,8 @@ type data struct {
 
 	vault    *vaultData    // tenant keys and card tokens
 	payments *paymentsData // charges and refunds
+
+	mandates *mandateData // mandates, their history, merchant profiles
 }
 
 func newData() *data {
@@ -43,5 +45,6 @@ func newData() *data {
 		authz:        newAuthzData(),
 		vault:        newVaultData(),
 		payments:     newPaymentsData(),
+		mandates:     newMandateData(),
 	}
 }

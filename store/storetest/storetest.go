@@ -13,6 +13,8 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
@@ -22,6 +24,8 @@ import (
 // Tx is everything a backend transaction must implement. Each domain adds
 // its repository here and its tests in a file of this package.
 type Tx interface {
+	mandates.Repo
+	merchants.Repo
 	accounts.Repo
 	audit.Repo
 	idempotency.Repo
@@ -62,6 +66,12 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"VaultCycle", testVaultCycle[X]},
 		{"Charges", testCharges[X]},
 		{"ChargeTimeouts", testChargeTimeouts[X]},
+		{"Mandates", testMandates[X]},
+		{"MandateReserve", testMandateReserve[X]},
+		{"MandateReserveRace", testMandateReserveRace[X]},
+		{"MandateRevokeTree", testMandateRevokeTree[X]},
+		{"MandateEvents", testMandateEvents[X]},
+		{"Merchants", testMerchants[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

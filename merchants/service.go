@@ -1,0 +1,206 @@
+package merchants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/country"
+	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/webhooks"
+)
+
+// Tx is what a merchants transaction can touch.
+type Tx interface {
+	Repo
+	audit.Writer
+	webhooks.Outbox
+}
+
+// MaxDomains bounds a profile's domains.
+const MaxDomains = 20
+
+// Service manages merchant profiles.
+type Service struct {
+	db  store.Runner[Tx]
+	now func() time.Time
+}
+
+// NewService returns the merchants service.
+func NewService(db store.Runner[Tx]) *Service {
+	return &Service{db: db, now: time.Now}
+}
+
+// Profile is what a tenant sets about itself.
+type Profile struct {
+	DisplayName string
+	MCC         string
+	Country     string
+	Domains     []string
+}
+
+// Normalize trims and cases the profile's fields.
+func (p *Profile) Normalize() {
+	p.DisplayName = strings.TrimSpace(p.DisplayName)
+	p.MCC = strings.TrimSpace(p.MCC)
+	p.Country = strings.ToUpper(strings.TrimSpace(p.Country))
+	for i, d := range p.Domains {
+		p.Domains[i] = mandates.NormalizeDomain(d)
+	}
+	slices.Sort(p.Domains)
+	p.Domains = slices.Compact(p.Domains)
+}
+
+// Validate returns the first problem as a *mandates.FieldError.
+func (p *Profile) Validate() error {
+	bad := func(param, code, format string, args ...any) error {
+		return &mandates.FieldError{Param: param, Code: code, Message: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case p.DisplayName == "":
+		return bad("display_name", mandates.CodeMissing, "display_name is required: the name payers see.")
+	case !utf8.ValidString(p.DisplayName) || utf8.RuneCountInString(p.DisplayName) > 100:
+		return bad("display_name", mandates.CodeInvalid, "display_name must be at most 100 characters.")
+	case p.MCC == "":
+		return bad("mcc", mandates.CodeMissing, "mcc is required: your ISO 18245 merchant category code.")
+	case !mandates.ValidMCC(p.MCC):
+		return bad("mcc", mandates.CodeInvalid, "mcc must be an ISO 18245 merchant category code (4 digits).")
+	case p.Country == "":
+		return bad("country", mandates.CodeMissing, "country is required (ISO 3166-1 alpha-2).")
+	case !country.Valid(p.Country):
+		return bad("country", mandates.CodeInvalid, "country %q is not an ISO 3166-1 alpha-2 code.", p.Country)
+	case len(p.Domains) > MaxDomains:
+		return bad("domains", mandates.CodeInvalid, "at most %d domains.", MaxDomains)
+	}
+	for _, d := range p.Domains {
+		if !mandates.ValidDomain(d) {
+			return bad("domains", mandates.CodeInvalid, "%q is not a domain name (e.g. shop.example.com, without scheme or path).", d)
+		}
+	}
+	return nil
+}
+
+// ErrDomainTaken means another merchant verified one of the domains.
+var ErrDomainTaken = errors.New("merchants: domain verified by another merchant")
+
+// Put creates or replaces the tenant's own profile. Domains the profile
+// already had keep their verification; new ones start unverified.
+func (s *Service) Put(ctx context.Context, tenantID string, p Profile) (m *Merchant, created bool, err error) {
+	p.Normalize()
+	if err := p.Validate(); err != nil {
+		return nil, false, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	err = s.db.InTx(ctx, func(tx Tx) error {
+		old, err := tx.GetMerchantByTenant(ctx, tenantID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			created = true
+			m = &Merchant{ID: ids.New("acct"), TenantID: tenantID, CreatedAt: now}
+		case err != nil:
+			return err
+		default:
+			m = old
+		}
+		verified := map[string]*time.Time{}
+		for _, d := range m.Domains {
+			verified[d.Name] = d.VerifiedAt
+		}
+		m.DisplayName, m.MCC, m.Country, m.UpdatedAt = p.DisplayName, p.MCC, p.Country, now
+		m.Domains = make([]Domain, 0, len(p.Domains))
+		for _, d := range p.Domains {
+			m.Domains = append(m.Domains, Domain{Name: d, VerifiedAt: verified[d]})
+		}
+		if created {
+			err = tx.CreateMerchant(ctx, m)
+		} else {
+			err = tx.UpdateMerchant(ctx, m)
+		}
+		if err != nil {
+			return err
+		}
+		action := "merchant.updated"
+		if created {
+			action = "merchant.created"
+		}
+		if err := audit.Record(ctx, tx, action, m.ID, map[string]any{"display_name": m.DisplayName, "mcc": m.MCC, "country": m.Country, "domains": p.Domains}); err != nil {
+			return err
+		}
+		return webhooks.Emit(ctx, tx, tenantID, action, m)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return m, created, nil
+}
+
+// VerifyDomain marks domain of merchant id as verified. The verification
+// itself (a DNS TXT record or a well-known file) is done by the caller:
+// operators, and dev-mode seeding. ErrDomainTaken when another merchant
+// holds it verified.
+func (s *Service) VerifyDomain(ctx context.Context, id, domain string) (*Merchant, error) {
+	domain = mandates.NormalizeDomain(domain)
+	var m *Merchant
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		if m, err = tx.GetMerchant(ctx, id); err != nil {
+			return err
+		}
+		i := slices.IndexFunc(m.Domains, func(d Domain) bool { return d.Name == domain })
+		if i < 0 {
+			return fmt.Errorf("%w: merchant %s does not claim %s", store.ErrNotFound, id, domain)
+		}
+		if m.Domains[i].Verified() {
+			return nil
+		}
+		now := s.now().UTC().Truncate(time.Microsecond)
+		m.Domains[i].VerifiedAt, m.UpdatedAt = &now, now
+		if err := tx.UpdateMerchant(ctx, m); errors.Is(err, store.ErrConflict) {
+			return ErrDomainTaken
+		} else if err != nil {
+			return err
+		}
+		return audit.RecordFor(ctx, tx, m.TenantID, "merchant.domain_verified", m.ID, map[string]any{"domain": domain})
+	})
+	return m, err
+}
+
+// Get returns a merchant by account id.
+func (s *Service) Get(ctx context.Context, id string) (*Merchant, error) {
+	var m *Merchant
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		m, err = tx.GetMerchant(ctx, id)
+		return err
+	})
+	return m, err
+}
+
+// Mine returns the tenant's own profile.
+func (s *Service) Mine(ctx context.Context, tenantID string) (*Merchant, error) {
+	var m *Merchant
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		m, err = tx.GetMerchantByTenant(ctx, tenantID)
+		return err
+	})
+	return m, err
+}
+
+// FindByDomain returns the merchants that verified domain.
+func (s *Service) FindByDomain(ctx context.Context, domain string) ([]Merchant, error) {
+	var out []Merchant
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, err = tx.FindMerchantsByDomain(ctx, mandates.NormalizeDomain(domain))
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,348 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/merchants"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+var (
+	_ mandates.Repo  = (*Tx)(nil)
+	_ merchants.Repo = (*Tx)(nil)
+)
+
+// mandateData holds the mandates and merchants tables.
+type mandateData struct {
+	mandates  table[string, mandates.Mandate]
+	events    table[int64, mandates.Event]
+	eventSeq  int64
+	merchants table[string, merchants.Merchant]
+}
+
+func newMandateData() *mandateData {
+	return &mandateData{
+		mandates:  table[string, mandates.Mandate]{},
+		events:    table[int64, mandates.Event]{},
+		merchants: table[string, merchants.Merchant]{},
+	}
+}
+
+func (tx *Tx) CreateMandate(_ context.Context, m *mandates.Mandate) error {
+	d := tx.d.mandates
+	if _, ok := d.mandates[m.ID]; ok {
+		return store.ErrConflict
+	}
+	if _, ok := tx.d.tenants[m.TenantID]; !ok {
+		return store.ErrNotFound
+	}
+	if m.ParentID != "" {
+		if _, ok := d.mandates[m.ParentID]; !ok {
+			return store.ErrNotFound
+		}
+	}
+	put(tx, d.mandates, m.ID, *m.Clone())
+	return nil
+}
+
+func (tx *Tx) GetMandate(_ context.Context, tenantID, id string) (*mandates.Mandate, error) {
+	m, ok := tx.d.mandates.mandates[id]
+	if !ok || m.TenantID != tenantID {
+		return nil, store.ErrNotFound
+	}
+	return m.Clone(), nil
+}
+
+// newestFirst orders mandates by creation, newest first, then id.
+func newestFirst(a, b mandates.Mandate) int {
+	if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
+}
+
+func (tx *Tx) ListMandates(_ context.Context, f mandates.Filter) ([]mandates.Mandate, bool, error) {
+	var cursor *mandates.Mandate
+	if f.StartingAfter != "" {
+		c, ok := tx.d.mandates.mandates[f.StartingAfter]
+		if !ok || c.TenantID != f.TenantID {
+			return nil, false, store.ErrNotFound
+		}
+		cursor = &c
+	}
+	var out []mandates.Mandate
+	for _, m := range tx.d.mandates.mandates {
+		if m.TenantID != f.TenantID || (f.Agent != "" && m.Agent != f.Agent) || (f.Payer != "" && m.Payer != f.Payer) ||
+			(f.Status != "" && m.Status != f.Status) || (f.ParentID != "" && m.ParentID != f.ParentID) {
+			continue
+		}
+		if cursor != nil && newestFirst(m, *cursor) <= 0 {
+			continue
+		}
+		out = append(out, *m.Clone())
+	}
+	slices.SortFunc(out, newestFirst)
+	if len(out) > f.Limit {
+		return out[:f.Limit], true, nil
+	}
+	return out, false, nil
+}
+
+func (tx *Tx) MandateChain(_ context.Context, tenantID, id string) ([]mandates.Mandate, error) {
+	var chain []mandates.Mandate
+	for id != "" {
+		m, ok := tx.d.mandates.mandates[id]
+		if !ok || m.TenantID != tenantID {
+			return nil, store.ErrNotFound
+		}
+		chain = append(chain, *m.Clone())
+		id = m.ParentID
+	}
+	slices.Reverse(chain)
+	return chain, nil
+}
+
+func (tx *Tx) SetMandateStatus(_ context.Context, tenantID, id string, from []string, to string, at time.Time) (*mandates.Mandate, error) {
+	m, ok := tx.d.mandates.mandates[id]
+	if !ok || m.TenantID != tenantID {
+		return nil, store.ErrNotFound
+	}
+	if !slices.Contains(from, m.Status) {
+		return m.Clone(), store.ErrConflict
+	}
+	c := m.Clone()
+	c.Status, c.UpdatedAt = to, at
+	switch to {
+	case mandates.StatusActive:
+		if c.ApprovedAt == nil {
+			c.ApprovedAt = &at
+		}
+	case mandates.StatusRevoked:
+		c.RevokedAt = &at
+	}
+	put(tx, tx.d.mandates.mandates, id, *c)
+	return c.Clone(), nil
+}
+
+func (tx *Tx) RevokeMandateTree(_ context.Context, tenantID, id string, at time.Time) ([]string, error) {
+	d := tx.d.mandates
+	root, ok := d.mandates[id]
+	if !ok || root.TenantID != tenantID {
+		return nil, store.ErrNotFound
+	}
+	children := map[string][]string{}
+	for _, m := range d.mandates {
+		if m.ParentID != "" {
+			children[m.ParentID] = append(children[m.ParentID], m.ID)
+		}
+	}
+	type node struct {
+		id    string
+		level int
+	}
+	var tree []node
+	for queue := []node{{id, 0}}; len(queue) > 0; queue = queue[1:] {
+		cur := queue[0]
+		tree = append(tree, cur)
+		for _, kid := range children[cur.id] {
+			queue = append(queue, node{kid, cur.level + 1})
+		}
+	}
+	slices.SortFunc(tree, func(a, b node) int {
+		if a.level != b.level {
+			return a.level - b.level
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	var revoked []string
+	for _, n := range tree {
+		m := d.mandates[n.id]
+		if mandates.Terminal(m.Status) {
+			continue
+		}
+		c := m.Clone()
+		c.Status, c.RevokedAt, c.UpdatedAt = mandates.StatusRevoked, &at, at
+		put(tx, d.mandates, n.id, *c)
+		revoked = append(revoked, n.id)
+	}
+	return revoked, nil
+}
+
+func (tx *Tx) ExpireMandates(_ context.Context, now time.Time, limit int) ([]mandates.Mandate, error) {
+	var due []mandates.Mandate
+	for _, m := range tx.d.mandates.mandates {
+		if m.ValidUntil != nil && !m.ValidUntil.After(now) && !mandates.Terminal(m.Status) {
+			due = append(due, m)
+		}
+	}
+	slices.SortFunc(due, func(a, b mandates.Mandate) int { return strings.Compare(a.ID, b.ID) })
+	if len(due) > limit {
+		due = due[:limit]
+	}
+	out := make([]mandates.Mandate, 0, len(due))
+	for _, m := range due {
+		c := m.Clone()
+		c.Status, c.UpdatedAt = mandates.StatusExpired, now
+		put(tx, tx.d.mandates.mandates, c.ID, *c)
+		out = append(out, *c.Clone())
+	}
+	return out, nil
+}
+
+func (tx *Tx) Reserve(_ context.Context, chain []string, amount int64, now time.Time) (*mandates.Reservation, error) {
+	res := &mandates.Reservation{Chain: slices.Clone(chain), Amount: amount, At: now}
+	for _, id := range chain {
+		m, ok := tx.d.mandates.mandates[id]
+		if !ok {
+			return nil, &mandates.RefusedError{MandateID: id, Limit: mandates.LimitNotFound}
+		}
+		if why := m.Refusal(amount, now); why != "" {
+			return nil, &mandates.RefusedError{MandateID: id, Limit: why, Status: m.Status}
+		}
+		c := m.Clone()
+		if c.Period != "" {
+			ps := c.ChargePeriod(now)
+			c.PeriodSpent, c.PeriodStart = c.PeriodSpentAt(now)+amount, &ps
+			if res.Periods == nil {
+				res.Periods = map[string]time.Time{}
+			}
+			res.Periods[id] = ps
+		}
+		c.Spent += amount
+		c.ChargeCount++
+		c.UpdatedAt = now
+		if c.Spent == c.Budget || (c.MaxCharges != nil && c.ChargeCount == *c.MaxCharges) {
+			c.Status = mandates.StatusExhausted
+			res.Exhausted = append(res.Exhausted, id)
+		}
+		put(tx, tx.d.mandates.mandates, id, *c)
+	}
+	return res, nil
+}
+
+func (tx *Tx) Release(_ context.Context, r *mandates.Reservation, keepCount bool) error {
+	for _, id := range r.Chain {
+		m, ok := tx.d.mandates.mandates[id]
+		if !ok {
+			return store.ErrNotFound
+		}
+		c := m.Clone()
+		c.Spent = max(c.Spent-r.Amount, 0)
+		if p, ok := r.Periods[id]; ok && c.PeriodStart != nil && c.PeriodStart.Equal(p) {
+			c.PeriodSpent = max(c.PeriodSpent-r.Amount, 0)
+		}
+		if !keepCount {
+			c.ChargeCount = max(c.ChargeCount-1, 0)
+		}
+		if c.Status == mandates.StatusExhausted && c.Spent < c.Budget && (c.MaxCharges == nil || c.ChargeCount < *c.MaxCharges) {
+			c.Status = mandates.StatusActive
+		}
+		put(tx, tx.d.mandates.mandates, id, *c)
+	}
+	return nil
+}
+
+func (tx *Tx) AppendMandateEvent(_ context.Context, e *mandates.Event) error {
+	d := tx.d.mandates
+	setVar(tx, &d.eventSeq, d.eventSeq+1)
+	e.Seq = d.eventSeq
+	c := *e
+	c.Data = slices.Clone(e.Data)
+	put(tx, d.events, c.Seq, c)
+	return nil
+}
+
+func (tx *Tx) ListMandateEvents(_ context.Context, f mandates.EventFilter) ([]mandates.Event, bool, error) {
+	var out []mandates.Event
+	for _, e := range tx.d.mandates.events {
+		if e.TenantID == f.TenantID && e.MandateID == f.MandateID && e.Seq > f.AfterSeq {
+			e.Data = slices.Clone(e.Data)
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b mandates.Event) int { return int(a.Seq - b.Seq) })
+	if len(out) > f.Limit {
+		return out[:f.Limit], true, nil
+	}
+	return out, false, nil
+}
+
+// Merchants.
+
+func (tx *Tx) checkDomains(m *merchants.Merchant) error {
+	for _, d := range m.Domains {
+		if !d.Verified() {
+			continue
+		}
+		for _, o := range tx.d.mandates.merchants {
+			if o.ID != m.ID && slices.ContainsFunc(o.Domains, func(od merchants.Domain) bool { return od.Verified() && od.Name == d.Name }) {
+				return store.ErrConflict
+			}
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) CreateMerchant(_ context.Context, m *merchants.Merchant) error {
+	d := tx.d.mandates
+	if _, ok := d.merchants[m.ID]; ok {
+		return store.ErrConflict
+	}
+	if _, ok := tx.d.tenants[m.TenantID]; !ok {
+		return store.ErrNotFound
+	}
+	for _, o := range d.merchants {
+		if o.TenantID == m.TenantID {
+			return store.ErrConflict
+		}
+	}
+	if err := tx.checkDomains(m); err != nil {
+		return err
+	}
+	put(tx, d.merchants, m.ID, *m.Clone())
+	return nil
+}
+
+func (tx *Tx) UpdateMerchant(_ context.Context, m *merchants.Merchant) error {
+	old, ok := tx.d.mandates.merchants[m.ID]
+	if !ok || old.TenantID != m.TenantID {
+		return store.ErrNotFound
+	}
+	if err := tx.checkDomains(m); err != nil {
+		return err
+	}
+	put(tx, tx.d.mandates.merchants, m.ID, *m.Clone())
+	return nil
+}
+
+func (tx *Tx) GetMerchant(_ context.Context, id string) (*merchants.Merchant, error) {
+	m, ok := tx.d.mandates.merchants[id]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return m.Clone(), nil
+}
+
+func (tx *Tx) GetMerchantByTenant(_ context.Context, tenantID string) (*merchants.Merchant, error) {
+	for _, m := range tx.d.mandates.merchants {
+		if m.TenantID == tenantID {
+			return m.Clone(), nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
+func (tx *Tx) FindMerchantsByDomain(_ context.Context, domain string) ([]merchants.Merchant, error) {
+	var out []merchants.Merchant
+	for _, m := range tx.d.mandates.merchants {
+		if slices.ContainsFunc(m.Domains, func(d merchants.Domain) bool { return d.Verified() && d.Name == domain }) {
+			out = append(out, *m.Clone())
+		}
+	}
+	slices.SortFunc(out, func(a, b merchants.Merchant) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
