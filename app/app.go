@@ -120,8 +120,9 @@ func hmacKey(cfg Config, log *slog.Logger) []byte {
 // wire builds every service on backend b. It is generic over the backend's
 // transaction type so each domain gets a compile-time checked Runner.
 func wire[X backendTx](a *App, b store.Backend[X]) error {
+	hk := hmacKey(a.Config, a.Log)
 	cfg := a.Config
-	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hmacKey(cfg, a.Log))
+	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hk)
 	a.Audit = audit.NewService(store.Bind(b, func(x X) audit.Repo { return x }), cfg.Audit.Retention, a.Log)
 	idem := store.Bind(b, func(x X) idempotency.Repo { return x })
 	webhookHandlers, err := wireWebhooks(a, b)
@@ -134,20 +135,21 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	}
 	a.Idempotency = idem
 
-	iss, err := newIssuer(cfg, b, a.Log, hmacKey(cfg, a.Log))
+	iss, err := newIssuer(cfg, b, a.Log, hk)
 	if err != nil {
 		return err
 	}
 	a.Issuer = iss
 
 	a.Server = server.New(server.Deps{
-		Log:            a.Log,
-		Accounts:       a.Accounts,
-		Audit:          store.Bind(b, func(x X) audit.Writer { return x }),
-		Idempotency:    idem,
-		Ping:           b.Ping,
-		IdempotencyTTL: cfg.Idempotency.Retention,
-		AgentAuth:      server.NewAgentAuthenticator(iss),
+		Log:                a.Log,
+		Accounts:           a.Accounts,
+		Audit:              store.Bind(b, func(x X) audit.Writer { return x }),
+		Idempotency:        idem,
+		Ping:               b.Ping,
+		IdempotencyTTL:     cfg.Idempotency.Retention,
+		IdempotencyHMACKey: hk,
+		AgentAuth:          server.NewAgentAuthenticator(iss),
 		Handlers: append([]server.Mounter{
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},

@@ -1,9 +1,14 @@
 package server_test
 
-import "crypto/sha256"
+import (
+	"encoding/base64"
 
+	"github.com/perfectpay/perfectpay/app/apptest"
+	"github.com/perfectpay/perfectpay/server"
+)
+
+// hashOf is the request hash a test node's idempotency records keep.
 func hashOf(method, path, body string) []byte {
-	s := sha256.New()
-	s.Write([]byte(method + "\n" + path + "\n" + body))
-	return s.Sum(nil)
+	key, _ := base64.StdEncoding.DecodeString(apptest.Config("memory", "").Secrets.HMACKey)
+	return server.RequestHash(key, method, path, []byte(body))
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -39,6 +40,16 @@ func ReplayAs(r *http.Request, v any) {
 	}
 }
 
+// RequestHash is what an idempotency record keeps of a request: a keyed
+// HMAC-SHA256, never a plain hash, because some bodies hold card data
+// (POST /v1/tokens) that a plain hash would let anyone brute-force.
+func RequestHash(key []byte, method, path string, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("idempotency\n" + method + "\n" + path + "\n"))
+	m.Write(body)
+	return m.Sum(nil)
+}
+
 // idempotent claims the Idempotency-Key (a row, so the claim holds across
 // nodes), replays stored answers, and stores the new one.
 func (s *Server) idempotent(next handlerFunc) handlerFunc {
@@ -55,13 +66,10 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 			return err
 		}
 		p := PrincipalFrom(r)
-		sum := sha256.New()
-		sum.Write([]byte(r.Method + "\n" + r.URL.Path + "\n"))
-		sum.Write(body)
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		rec := &idempotency.Record{
 			TenantID: p.TenantID, CredentialID: p.CredentialID, Key: key,
-			Method: r.Method, Path: r.URL.Path, RequestHash: sum.Sum(nil),
+			Method: r.Method, Path: r.URL.Path, RequestHash: RequestHash(s.IdempotencyHMACKey, r.Method, r.URL.Path, body),
 			State: idempotency.StateInProgress, CreatedAt: now,
 			LockedUntil: now.Add(idempotencyLock), ExpiresAt: now.Add(s.IdempotencyTTL),
 		}

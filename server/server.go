@@ -35,6 +35,8 @@ type Deps struct {
 	// AgentAuth authenticates a bearer value that is not an API key (an
 	// agent's access token). Nil until the issuer is wired.
 	AgentAuth AgentAuthenticator
+	// IdempotencyHMACKey keys the request hashes idempotency records keep.
+	IdempotencyHMACKey []byte
 	// IdempotencyTTL is how long a stored response is replayed.
 	IdempotencyTTL time.Duration
 	// Handlers of the domains, mounted on the API router.
