@@ -1,0 +1,215 @@
+package policies
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/internal/money"
+	"github.com/perfectpay/perfectpay/mandates"
+)
+
+var moneyFormat = money.Format
+
+func parseModule(name, src string) (*ast.Module, error) {
+	return ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var testNow = time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
+
+// baseInput is a charge the policy allows: 20.00 USD at Acme Books on a
+// child mandate (cap 50.00) whose parent has a 100.00 budget.
+func baseInput() *Input {
+	parent := mandates.Mandate{ID: "mdt_parent", Status: mandates.StatusActive, Agent: "agt_a", Payer: "cus_1",
+		Limits: mandates.Limits{Currency: "USD", Budget: 100_00, PaymentMethods: []string{"tok_visa", "tok_mc"}}}
+	child := mandates.Mandate{ID: "mdt_child", ParentID: "mdt_parent", Depth: 1, Status: mandates.StatusActive, Agent: "agt_b", Payer: "cus_1",
+		Limits: mandates.Limits{Currency: "USD", Budget: 80_00, MaxAmountPerCharge: ptr[int64](50_00), PaymentMethods: []string{"tok_visa"},
+			ValidFrom: ptr(testNow.Add(-time.Hour)), ValidUntil: ptr(testNow.Add(time.Hour))}}
+	return &Input{
+		Now: testNow,
+		Charge: Charge{Amount: 20_00, Currency: "USD", PaymentMethod: "tok_visa",
+			Merchant: Merchant{ID: "acct_books", Name: "Acme Books", MCC: "5942", Country: "US", Domains: []string{"books.example.com"}},
+			Context:  map[string]any{"description": "a novel"}},
+		Token: Token{Sub: "cus_1", ClientID: "agt_b", Act: &Actor{Sub: "agt_b", Act: &Actor{Sub: "agt_a"}},
+			AuthorizationDetails: []mandates.AuthorizationDetail{{Type: "payment_mandate", MandateID: "mdt_child"}}},
+		Chain:  []mandates.Mandate{parent, child},
+		Agent:  Agent{ClientID: "agt_b", Status: "active"},
+		Tenant: Tenant{ID: "ten_1", Status: "active"},
+	}
+}
+
+func newEngine(t testing.TB) *Engine {
+	e, err := New(context.Background(), Velocity{AgentChargesPerHour: 60, AgentDeclinesPerHour: 10, MandateChargesPerHour: 60, MandateDeclinesPerHour: 10})
+	require.NoError(t, err)
+	return e
+}
+
+func TestEngineAllows(t *testing.T) {
+	e := newEngine(t)
+	d, err := e.Decide(context.Background(), baseInput())
+	require.NoError(t, err)
+	assert.Equal(t, Allow, d.Result, "%+v", d.Reasons)
+	assert.Empty(t, d.Reasons)
+	assert.Regexp(t, `^sha256:[0-9a-f]{16}$`, d.PolicyVersion)
+}
+
+func codes(d Decision) []string {
+	var out []string
+	for _, r := range d.Reasons {
+		out = append(out, r.Code)
+	}
+	return out
+}
+
+// TestEngineRules runs representative rules through the Go input builder:
+// the document the engine builds is the one the Rego tests assume.
+func TestEngineRules(t *testing.T) {
+	e := newEngine(t)
+	for _, tc := range []struct {
+		name    string
+		edit    func(in *Input)
+		result  string
+		codes   []string
+		message string
+	}{
+		{"per-charge cap", func(in *Input) { in.Charge.Amount = 60_00 }, Deny, []string{"per_charge_cap_exceeded"},
+			"charge 60.00 USD exceeds the per-charge cap of 50.00 USD"},
+		{"a card not on the mandate is refused", func(in *Input) { in.Charge.PaymentMethod = "tok_mc" }, Deny,
+			[]string{"payment_method_not_allowed"}, "card tok_mc is not one mandate mdt_child may charge"},
+		{"ancestor budget", func(in *Input) { in.Chain[0].Spent = 90_01 }, Deny, []string{"budget_exceeded"},
+			"charge 20.00 USD exceeds the remaining budget of ancestor mandate mdt_parent of 9.99 USD (90.01 USD of 100.00 USD spent)"},
+		{"period budget this period", func(in *Input) {
+			m := &in.Chain[1]
+			m.Period, m.PeriodBudget, m.PeriodSpent = mandates.PeriodDay, ptr[int64](30_00), 25_00
+			m.PeriodStart = ptr(mandates.PeriodStart(mandates.PeriodDay, testNow))
+		}, Deny, []string{"period_budget_exceeded"}, "charge 20.00 USD exceeds the remaining day budget of 5.00 USD (25.00 USD of 30.00 USD spent this day)"},
+		{"period budget rolled over", func(in *Input) {
+			m := &in.Chain[1]
+			m.Period, m.PeriodBudget, m.PeriodSpent = mandates.PeriodDay, ptr[int64](30_00), 25_00
+			m.PeriodStart = ptr(mandates.PeriodStart(mandates.PeriodDay, testNow.Add(-24*time.Hour)))
+		}, Allow, nil, ""},
+		{"absent limits are unrestricted", func(in *Input) {
+			in.Chain[1].MaxAmountPerCharge, in.Chain[1].ValidFrom, in.Chain[1].ValidUntil = nil, nil, nil
+		}, Allow, nil, ""},
+		{"merchant by verified domain", func(in *Input) { in.Chain[1].AllowedMerchants = []string{"books.example.com"} }, Allow, nil, ""},
+		{"category blocked", func(in *Input) { in.Chain[0].BlockedCategories = []string{"5942"} }, Deny, []string{"category_blocked"}, ""},
+		{"velocity", func(in *Input) { in.Velocity.Mandate.Declines = 10 }, Deny, []string{"velocity_mandate_declines"}, ""},
+		{"challenge", func(in *Input) { in.Chain[1].ApprovalThreshold = ptr[int64](10_00) }, Challenge, []string{"approval_required"},
+			"charge 20.00 USD is above the approval threshold of 10.00 USD: a person must approve it"},
+		{"approved", func(in *Input) {
+			in.Chain[1].ApprovalThreshold = ptr[int64](10_00)
+			in.Approval = &Approval{ID: "apr_1", Status: "approved", MandateID: "mdt_child", Amount: 20_00, Currency: "USD",
+				PaymentMethod: "tok_visa", Merchant: "acct_books", ExpiresAt: testNow.Add(time.Minute)}
+		}, Allow, nil, ""},
+		{"revoked ancestor", func(in *Input) { in.Chain[0].Status = mandates.StatusRevoked }, Deny, []string{"mandate_inactive"}, "mandate mdt_parent is revoked"},
+		{"no chain", func(in *Input) { in.Chain = nil }, Deny, []string{"invalid_input"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput()
+			tc.edit(in)
+			d, err := e.Decide(context.Background(), in)
+			require.NoError(t, err)
+			assert.Equal(t, tc.result, d.Result)
+			assert.Equal(t, tc.codes, codes(d))
+			if tc.message != "" {
+				require.NotEmpty(t, d.Reasons)
+				assert.Equal(t, tc.message, d.Reasons[0].Message)
+			}
+		})
+	}
+}
+
+// Nothing the agent says about the purchase changes the merchant facts
+// the policy sees: the decision is the same whatever the context holds.
+func TestEngineIgnoresPurchaseContext(t *testing.T) {
+	e := newEngine(t)
+	in := baseInput()
+	in.Chain[1].AllowedCategories = []string{"5735"}
+	want, err := e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	require.Equal(t, Deny, want.Result)
+	in.Charge.Context = map[string]any{
+		"mcc": "5735", "merchant": map[string]any{"mcc": "5735", "country": "DE", "domains": []any{"music.example.com"}},
+		"line_items": []any{map[string]any{"name": "an album", "mcc": "5735"}}, "order_url": "https://music.example.com/o/1",
+	}
+	got, err := e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+}
+
+// The Rego money formatting agrees with internal/money for every exponent.
+func TestEngineMoneyFormatting(t *testing.T) {
+	e := newEngine(t)
+	for _, cur := range []string{"USD", "JPY", "KWD"} {
+		for _, amount := range []int64{1, 9, 10, 99, 100, 101, 1234, 50_000, 999_999_999_999} {
+			in := baseInput()
+			in.Charge.Currency, in.Charge.Amount = cur, amount+1
+			for i := range in.Chain {
+				in.Chain[i].Currency, in.Chain[i].Budget, in.Chain[i].MaxAmountPerCharge = cur, 999_999_999_999+1, nil
+			}
+			in.Chain[1].MaxAmountPerCharge = ptr(amount)
+			d, err := e.Decide(context.Background(), in)
+			require.NoError(t, err)
+			require.Equal(t, []string{"per_charge_cap_exceeded"}, codes(d))
+			assert.Contains(t, d.Reasons[0].Message, "per-charge cap of "+moneyFormat(amount, cur))
+		}
+	}
+}
+
+func TestEngineInputDigest(t *testing.T) {
+	a, err := baseInput().Digest()
+	require.NoError(t, err)
+	b, err := baseInput().Digest()
+	require.NoError(t, err)
+	assert.Equal(t, a, b, "deterministic")
+	in := baseInput()
+	in.Charge.Amount++
+	c, err := in.Digest()
+	require.NoError(t, err)
+	assert.NotEqual(t, a, c)
+	raw, err := baseInput().JSON()
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"mandate":{"agent":"agt_b"`)
+	assert.NotContains(t, string(raw), "null", "absent fields are left out, never null")
+}
+
+func TestCompileIsStrict(t *testing.T) {
+	mods, err := Modules(false)
+	require.NoError(t, err)
+	bad, err := parseModule("bad.rego", "package bad\n\nx if {\n\ty := 1\n\ttrue\n}\n")
+	require.NoError(t, err)
+	mods["bad.rego"] = bad
+	_, err = Compile(mods)
+	require.Error(t, err, "an unused variable is an error in strict mode")
+	v1, err := Version()
+	require.NoError(t, err)
+	assert.Regexp(t, `^sha256:[0-9a-f]{16}$`, v1)
+}
+
+func BenchmarkDecide(b *testing.B) {
+	e := newEngine(b)
+	in := baseInput()
+	ctx := context.Background()
+	durations := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		d, err := e.Decide(ctx, in)
+		durations = append(durations, time.Since(start))
+		if err != nil || d.Result != Allow {
+			b.Fatalf("%v %v", d, err)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(durations)
+	b.ReportMetric(float64(durations[len(durations)/2].Nanoseconds())/1000, "p50-µs")
+	b.ReportMetric(float64(durations[len(durations)*99/100].Nanoseconds())/1000, "p99-µs")
+}

@@ -1,0 +1,291 @@
+package policies
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/perfectpay/perfectpay/internal/money"
+	"github.com/perfectpay/perfectpay/mandates"
+)
+
+// Input is everything the charge policy sees. The engine turns it into the
+// input document (see Value), built straight into OPA's AST: no JSON round
+// trip on the hot path. Absent optional limits are left out of the
+// document, never null, so "absent = unrestricted" holds in every rule.
+type Input struct {
+	Now    time.Time
+	Charge Charge
+	Token  Token
+	// Chain is the charged mandate and its ancestors, root first: the
+	// last element is input.mandate, the others input.ancestors.
+	Chain    []mandates.Mandate
+	Agent    Agent
+	Tenant   Tenant
+	Velocity VelocityCounts
+	// Approval is a step-up approval presented with the charge, if any.
+	Approval *Approval
+	// Limits and Currencies are filled by the engine when nil.
+	Limits     *InputLimits
+	Currencies map[string]int
+}
+
+// Charge is the charge requested. Merchant comes from the merchant's
+// registered profile; Context is what the agent said about the purchase
+// (description, line items, order URL): kept for people, read by no rule.
+type Charge struct {
+	Amount        int64
+	Currency      string
+	PaymentMethod string
+	Merchant      Merchant
+	Context       map[string]any
+}
+
+// Merchant is the merchant's registered profile; Domains are the verified ones.
+type Merchant struct {
+	ID, Name, MCC, Country string
+	Domains                []string
+}
+
+// Token is the agent's verified access token.
+type Token struct {
+	Sub, ClientID string
+	// Act is the delegation chain (RFC 8693), newest actor outermost.
+	Act                  *Actor
+	AuthorizationDetails []mandates.AuthorizationDetail
+}
+
+// Actor is one link of an act claim.
+type Actor struct {
+	Sub string
+	Act *Actor
+}
+
+// Agent is the charging agent's registration.
+type Agent struct{ ClientID, Status string }
+
+// Tenant is the account the mandate belongs to.
+type Tenant struct{ ID, Status string }
+
+// Counts are charges and declines in the last hour.
+type Counts struct{ Charges, Declines int }
+
+// VelocityCounts are the last hour's counts per agent and per mandate.
+type VelocityCounts struct{ Agent, Mandate Counts }
+
+// Approval is a step-up approval of one exact charge.
+type Approval struct {
+	ID, Status    string // status: pending | approved | denied
+	MandateID     string
+	Amount        int64
+	Currency      string
+	PaymentMethod string
+	Merchant      string
+	ExpiresAt     time.Time
+}
+
+// InputLimits are server-side limits the policy applies.
+type InputLimits struct {
+	Velocity Velocity
+}
+
+func (in *Input) currencies() map[string]int {
+	out := map[string]int{}
+	add := func(c string) {
+		if e, ok := money.Exponent(c); ok {
+			out[c] = e
+		}
+	}
+	add(in.Charge.Currency)
+	for i := range in.Chain {
+		add(in.Chain[i].Currency)
+	}
+	return out
+}
+
+// obj builds an AST object from key/term pairs, skipping nil terms.
+type obj []*ast.Term
+
+func (o obj) add(k string, v *ast.Term) obj {
+	if v == nil {
+		return o
+	}
+	return append(o, ast.StringTerm(k), v)
+}
+
+func (o obj) term() *ast.Term {
+	pairs := make([][2]*ast.Term, 0, len(o)/2)
+	for i := 0; i+1 < len(o); i += 2 {
+		pairs = append(pairs, [2]*ast.Term{o[i], o[i+1]})
+	}
+	return ast.ObjectTerm(pairs...)
+}
+
+func str(s string) *ast.Term { return ast.StringTerm(s) }
+
+func num(n int64) *ast.Term { return ast.IntNumberTerm(int(n)) }
+
+func optNum(p *int64) *ast.Term {
+	if p == nil {
+		return nil
+	}
+	return num(*p)
+}
+
+func optStr(s string) *ast.Term {
+	if s == "" {
+		return nil
+	}
+	return str(s)
+}
+
+func timeTerm(t time.Time) *ast.Term { return str(t.UTC().Format(time.RFC3339Nano)) }
+
+func optTime(t *time.Time) *ast.Term {
+	if t == nil {
+		return nil
+	}
+	return timeTerm(*t)
+}
+
+func strs(ss []string) *ast.Term {
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = str(s)
+	}
+	return ast.ArrayTerm(terms...)
+}
+
+func optStrs(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return nil
+	}
+	return strs(ss)
+}
+
+func limitsObj(o obj, l *mandates.Limits) obj {
+	return o.add("currency", str(l.Currency)).
+		add("max_amount_per_charge", optNum(l.MaxAmountPerCharge)).
+		add("budget", num(l.Budget)).
+		add("period", optStr(l.Period)).
+		add("period_budget", optNum(l.PeriodBudget)).
+		add("max_charges", optNum(l.MaxCharges)).
+		add("payment_methods", strs(l.PaymentMethods)).
+		add("allowed_merchants", optStrs(l.AllowedMerchants)).
+		add("allowed_categories", optStrs(l.AllowedCategories)).
+		add("blocked_categories", optStrs(l.BlockedCategories)).
+		add("allowed_countries", optStrs(l.AllowedCountries)).
+		add("valid_from", optTime(l.ValidFrom)).
+		add("valid_until", optTime(l.ValidUntil)).
+		add("approval_threshold", optNum(l.ApprovalThreshold))
+}
+
+// mandateTerm is a mandate with its counters as of now: period_spent is
+// the current period's spending (0 once a new period began).
+func mandateTerm(m *mandates.Mandate, now time.Time) *ast.Term {
+	o := obj{}.add("id", str(m.ID)).add("status", str(m.Status)).add("agent", str(m.Agent)).
+		add("payer", str(m.Payer)).add("parent_id", optStr(m.ParentID)).add("depth", num(int64(m.Depth)))
+	o = limitsObj(o, &m.Limits)
+	o = o.add("spent", num(m.Spent)).add("charge_count", num(m.ChargeCount))
+	if m.Period != "" {
+		o = o.add("period_spent", num(m.PeriodSpentAt(now)))
+	}
+	return o.term()
+}
+
+func actorTerm(a *Actor) *ast.Term {
+	if a == nil {
+		return nil
+	}
+	return obj{}.add("sub", str(a.Sub)).add("act", actorTerm(a.Act)).term()
+}
+
+func anyTerm(v any) *ast.Term {
+	if v == nil {
+		return nil
+	}
+	val, err := ast.InterfaceToValue(v)
+	if err != nil {
+		return nil
+	}
+	return ast.NewTerm(val)
+}
+
+// Value is the input document.
+func (in *Input) Value() ast.Value {
+	o := obj{}.add("now", timeTerm(in.Now))
+	c := in.Charge
+	merchant := obj{}.add("id", str(c.Merchant.ID)).add("name", str(c.Merchant.Name)).add("mcc", str(c.Merchant.MCC)).
+		add("country", str(c.Merchant.Country)).add("domains", strs(c.Merchant.Domains)).term()
+	o = o.add("charge", obj{}.add("amount", num(c.Amount)).add("currency", str(c.Currency)).
+		add("payment_method", str(c.PaymentMethod)).add("merchant", merchant).add("context", anyTerm(c.Context)).term())
+
+	details := make([]*ast.Term, 0, len(in.Token.AuthorizationDetails))
+	for i := range in.Token.AuthorizationDetails {
+		d := &in.Token.AuthorizationDetails[i]
+		do := obj{}.add("type", str(d.Type)).add("mandate_id", optStr(d.MandateID))
+		if d.Limits != nil {
+			do = limitsObj(do, d.Limits)
+		}
+		details = append(details, do.term())
+	}
+	o = o.add("token", obj{}.add("sub", str(in.Token.Sub)).add("client_id", str(in.Token.ClientID)).
+		add("act", actorTerm(in.Token.Act)).add("authorization_details", ast.ArrayTerm(details...)).term())
+
+	if n := len(in.Chain); n > 0 {
+		anc := make([]*ast.Term, 0, n-1)
+		for i := range in.Chain[:n-1] {
+			anc = append(anc, mandateTerm(&in.Chain[i], in.Now))
+		}
+		o = o.add("mandate", mandateTerm(&in.Chain[n-1], in.Now)).add("ancestors", ast.ArrayTerm(anc...))
+	}
+	o = o.add("agent", obj{}.add("client_id", str(in.Agent.ClientID)).add("status", str(in.Agent.Status)).term()).
+		add("tenant", obj{}.add("id", str(in.Tenant.ID)).add("status", str(in.Tenant.Status)).term())
+	counts := func(c Counts) *ast.Term {
+		return obj{}.add("charges", num(int64(c.Charges))).add("declines", num(int64(c.Declines))).term()
+	}
+	o = o.add("velocity", obj{}.add("agent", counts(in.Velocity.Agent)).add("mandate", counts(in.Velocity.Mandate)).term())
+	if a := in.Approval; a != nil {
+		o = o.add("approval", obj{}.add("id", str(a.ID)).add("status", str(a.Status)).add("mandate_id", str(a.MandateID)).
+			add("amount", num(a.Amount)).add("currency", str(a.Currency)).add("payment_method", str(a.PaymentMethod)).
+			add("merchant", str(a.Merchant)).add("expires_at", timeTerm(a.ExpiresAt)).term())
+	}
+	if in.Limits != nil {
+		v := in.Limits.Velocity
+		o = o.add("limits", obj{}.add("velocity", obj{}.
+			add("agent_charges_per_hour", num(int64(v.AgentChargesPerHour))).
+			add("agent_declines_per_hour", num(int64(v.AgentDeclinesPerHour))).
+			add("mandate_charges_per_hour", num(int64(v.MandateChargesPerHour))).
+			add("mandate_declines_per_hour", num(int64(v.MandateDeclinesPerHour))).term()).term())
+	}
+	cur := obj{}
+	for k, e := range in.Currencies {
+		cur = cur.add(k, num(int64(e)))
+	}
+	o = o.add("currencies", cur.term())
+	return o.term().Value
+}
+
+// JSON is the input document as JSON (object keys sorted), e.g. for a
+// decision record.
+func (in *Input) JSON() ([]byte, error) {
+	v, err := ast.JSON(in.Value())
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+// Digest is the SHA-256 of the input document's JSON, recorded with a
+// decision so the exact input can be matched later.
+func (in *Input) Digest() (string, error) {
+	b, err := in.JSON()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
