@@ -13,6 +13,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/authz/pipeline"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/server"
@@ -33,6 +34,7 @@ type backendTx interface {
 	webhooks.Repo
 	vault.Repo
 	payments.Repo
+	pipeline.Tx
 }
 
 // App is a wired node: services, HTTP server and background jobs.
@@ -52,6 +54,11 @@ type App struct {
 	Vault     *vault.Service
 	Payments  *payments.Service
 	Simulator *payments.Simulated
+	// Pipeline decides and makes agent charges.
+	Pipeline *pipeline.Service
+	charges  *server.ChargeHandlers
+	// details is this node's authorization_details registry.
+	details *authz.DetailTypeRegistry
 	// Idempotency is the idempotency store (tests use it to stage claims).
 	Idempotency store.Runner[idempotency.Repo]
 
@@ -135,11 +142,17 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	}
 	a.Idempotency = idem
 
-	iss, err := newIssuer(cfg, b, a.Log, hk)
+	a.details = authz.NewDetailTypeRegistry()
+	iss, err := newIssuer(cfg, b, a.Log, hk, a.details)
 	if err != nil {
 		return err
 	}
 	a.Issuer = iss
+
+	approvals, err := wirePipeline(context.Background(), a, b, a.charges)
+	if err != nil {
+		return err
+	}
 
 	a.Server = server.New(server.Deps{
 		Log:                a.Log,
@@ -153,6 +166,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		Handlers: append([]server.Mounter{
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},
+			approvals,
 		}, append(webhookHandlers, paymentHandlers...)...),
 	})
 
@@ -161,6 +175,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
 		func(ctx context.Context) { iss.Run(ctx, listenerOf(b)) },
 		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
+		func(ctx context.Context) { a.Pipeline.Engine().RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
 	)
 	return nil
 }
@@ -226,7 +241,7 @@ func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
 }
 
 // newIssuer builds the authorization server on backend b.
-func newIssuer[X backendTx](cfg Config, b store.Backend[X], log *slog.Logger, pepper []byte) (*authz.Issuer, error) {
+func newIssuer[X backendTx](cfg Config, b store.Backend[X], log *slog.Logger, pepper []byte, details *authz.DetailTypeRegistry) (*authz.Issuer, error) {
 	ic := cfg.Issuer
 	var kek []byte
 	if ic.SigningKEK == "" {
@@ -245,7 +260,7 @@ func newIssuer[X backendTx](cfg Config, b store.Backend[X], log *slog.Logger, pe
 		AccessTokenTTL: ic.AccessTokenTTL, RefreshTokenTTL: ic.RefreshTokenTTL, SigningAlg: ic.SigningAlg,
 		SigningKEK: kek, RotationInterval: ic.RotationInterval, MaxDelegationDepth: ic.MaxDelegationDepth,
 		AssertionMaxLifetime: ic.AssertionMaxLifetime, DPoPWindow: ic.DPoPWindow, DPoPNonce: ic.DPoPNonce,
-		Pepper: pepper, Log: log,
+		Pepper: pepper, Log: log, Details: details,
 	})
 }
 

@@ -33,6 +33,7 @@ type Config struct {
 	Webhooks    WebhooksConfig    `mapstructure:"webhooks"`
 	Vault       VaultConfig       `mapstructure:"vault"`
 	Payments    PaymentsConfig    `mapstructure:"payments"`
+	Pipeline    PipelineConfig    `mapstructure:"pipeline"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -150,6 +151,17 @@ type WebhooksConfig struct {
 	AllowedCIDRs []string `mapstructure:"allowed_cidrs"`
 }
 
+// PipelineConfig tunes the agent charge pipeline and its policy.
+type PipelineConfig struct {
+	// ApprovalTTL is how long a step-up approval may be given and used.
+	ApprovalTTL time.Duration `mapstructure:"approval_ttl"`
+	// Velocity limits per hour, given to the policy (0 turns one off).
+	AgentChargesPerHour    int `mapstructure:"agent_charges_per_hour"`
+	AgentDeclinesPerHour   int `mapstructure:"agent_declines_per_hour"`
+	MandateChargesPerHour  int `mapstructure:"mandate_charges_per_hour"`
+	MandateDeclinesPerHour int `mapstructure:"mandate_declines_per_hour"`
+}
+
 // Defaults is the configuration with every default filled in.
 func Defaults() Config {
 	return Config{
@@ -173,6 +185,10 @@ func Defaults() Config {
 		Webhooks: WebhooksConfig{
 			DispatchInterval: 500 * time.Millisecond, BatchSize: 100, Concurrency: 16, Timeout: 15 * time.Second,
 			RetrySchedule: slices.Clone(webhooks.DefaultRetrySchedule), DisableAfter: 72 * time.Hour, RotationOverlap: 24 * time.Hour, AllowedCIDRs: []string{},
+		},
+		Pipeline: PipelineConfig{
+			ApprovalTTL:         15 * time.Minute,
+			AgentChargesPerHour: 0, AgentDeclinesPerHour: 20, MandateChargesPerHour: 0, MandateDeclinesPerHour: 20,
 		},
 		Payments: PaymentsConfig{
 			MaxAmount: 99_999_999, ProcessorTimeout: 10 * time.Second, ProcessorRetries: 2, ResolveAfter: 2 * time.Minute,
@@ -238,6 +254,17 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Webhooks.validate(c.DevMode)...)
 	c.validateVaultPayments(bad)
+	if c.Pipeline.ApprovalTTL < time.Minute || c.Pipeline.ApprovalTTL > 7*24*time.Hour {
+		bad("pipeline.approval_ttl must be between 1m and 168h")
+	}
+	for name, v := range map[string]int{
+		"pipeline.agent_charges_per_hour": c.Pipeline.AgentChargesPerHour, "pipeline.agent_declines_per_hour": c.Pipeline.AgentDeclinesPerHour,
+		"pipeline.mandate_charges_per_hour": c.Pipeline.MandateChargesPerHour, "pipeline.mandate_declines_per_hour": c.Pipeline.MandateDeclinesPerHour,
+	} {
+		if v < 0 {
+			bad("%s must not be negative (0 turns the limit off)", name)
+		}
+	}
 	return errors.Join(errs...)
 }
 

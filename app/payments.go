@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/perfectpay/perfectpay/payments"
@@ -72,6 +71,8 @@ func wirePayments[X backendTx](a *App, b store.Backend[X]) ([]server.Mounter, er
 	a.Payments = payments.NewService(store.Bind(b, func(x X) payments.Tx { return x }), a.Vault, a.Simulator, payments.Config{
 		MaxAmount: cfg.MaxAmount, Timeout: cfg.ProcessorTimeout, Retries: cfg.ProcessorRetries, ResolveAfter: cfg.ResolveAfter,
 	}, a.Log)
-	a.jobs = append(a.jobs, func(ctx context.Context) { a.Payments.RunResolver(ctx, cfg.ResolveAfter/2) })
-	return []server.Mounter{server.NewVaultHandlers(a.Vault), server.NewChargeHandlers(a.Payments)}, nil
+	// The charge endpoints and the resolver run on the pipeline's engine
+	// (wirePipeline), so agent charges keep their mandates in step.
+	a.charges = server.NewChargeHandlers(a.Payments)
+	return []server.Mounter{server.NewVaultHandlers(a.Vault), a.charges}, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,17 +14,38 @@ import (
 	"github.com/perfectpay/perfectpay/store"
 )
 
-// ChargeHandlers serve merchant-initiated charges and refunds (secret or
-// restricted keys). Agent charges go through the mandates pipeline on the
-// same payment core.
-type ChargeHandlers struct{ p *payments.Service }
+// ChargeCore is the payment core the charge endpoints drive: a
+// payments.Engine (the pipeline's, whose hooks keep mandate budgets in step
+// when an agent charge is captured, voided or refunded).
+type ChargeCore interface {
+	Create(ctx context.Context, p payments.ChargeParams) (*payments.Charge, error)
+	Get(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error)
+	List(ctx context.Context, o payments.Owner, limit int, startingAfter string) ([]payments.Charge, bool, error)
+	Capture(ctx context.Context, o payments.Owner, id string, amount *int64) (*payments.Charge, error)
+	Void(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error)
+	Refund(ctx context.Context, p payments.RefundParams) (*payments.Refund, error)
+	GetRefund(ctx context.Context, o payments.Owner, id string) (*payments.Refund, error)
+}
+
+// ChargeHandlers serve charges and refunds: merchant-initiated with a
+// secret or restricted key, agent-initiated with an agent's access token
+// (through the decision pipeline, see agentcharges.go).
+type ChargeHandlers struct {
+	p ChargeCore
+	// Agents decides agent charges; nil refuses agent tokens.
+	Agents AgentCharger
+}
+
+// SetCore replaces the payment core (wiring moves the endpoints onto the
+// pipeline's engine).
+func (h *ChargeHandlers) SetCore(p ChargeCore) { h.p = p }
 
 // NewChargeHandlers returns the charge and refund endpoints.
-func NewChargeHandlers(p *payments.Service) *ChargeHandlers { return &ChargeHandlers{p: p} }
+func NewChargeHandlers(p ChargeCore) *ChargeHandlers { return &ChargeHandlers{p: p} }
 
 // Mount registers the routes.
 func (h *ChargeHandlers) Mount(api *API) {
-	api.Handle(http.MethodPost, "/v1/charges", Access{Scope: "charges:write"}, h.create)
+	api.Handle(http.MethodPost, "/v1/charges", Access{Scope: "charges:write", Agent: h.Agents != nil}, h.create)
 	api.Handle(http.MethodGet, "/v1/charges", Access{Scope: "charges:read"}, h.list)
 	api.Handle(http.MethodGet, "/v1/charges/{id}", Access{Scope: "charges:read"}, h.get)
 	api.Handle(http.MethodPost, "/v1/charges/{id}/capture", Access{Scope: "charges:write"}, h.capture)
@@ -84,6 +106,9 @@ type chargeRequest struct {
 }
 
 func (h *ChargeHandlers) create(w http.ResponseWriter, r *http.Request) error {
+	if PrincipalFrom(r).Agent != nil {
+		return h.createAgentCharge(w, r)
+	}
 	var req chargeRequest
 	if err := DecodeJSON(r, &req); err != nil {
 		return err

@@ -142,11 +142,12 @@ func (a agentAuthenticator) AuthenticateAgent(r *http.Request, scheme, token str
 	at, err := a.iss.VerifyRequest(r.Context(), r, scheme, token)
 	var te *authz.TokenError
 	if errors.As(err, &te) {
-		code := te.Code
 		if te.Revoked != "" {
-			code = "token_revoked"
+			// Revocation is a refusal of a known credential: a permission
+			// error naming what was revoked, as on the charge transaction.
+			return nil, Errorf(http.StatusForbidden, TypePermission, te.Revoked+"_revoked", "", "%s", te.Description)
 		}
-		return nil, Errorf(http.StatusUnauthorized, TypeAuthentication, code, "", "%s", te.Description)
+		return nil, Errorf(http.StatusUnauthorized, TypeAuthentication, te.Code, "", "%s", te.Description)
 	}
 	if err != nil {
 		return nil, err

@@ -31,6 +31,8 @@ type data struct {
 	payments *paymentsData // charges and refunds
 
 	mandates *mandateData // mandates, their history, merchant profiles
+
+	pipeline pipelineData // decisions, approvals, charge holds
 }
 
 func newData() *data {
@@ -46,5 +48,6 @@ func newData() *data {
 		vault:        newVaultData(),
 		payments:     newPaymentsData(),
 		mandates:     newMandateData(),
+		pipeline:     newPipelineData(),
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/authz/pipeline"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
@@ -33,6 +34,7 @@ type Tx interface {
 	authz.Repo
 	vault.Repo
 	payments.Repo
+	pipeline.Repo
 }
 
 // Backend is a backend under test.
@@ -72,6 +74,9 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"MandateRevokeTree", testMandateRevokeTree[X]},
 		{"MandateEvents", testMandateEvents[X]},
 		{"Merchants", testMerchants[X]},
+		{"PipelineApprovals", testPipelineApprovals[X]},
+		{"PipelineDecisions", testPipelineDecisions[X]},
+		{"PipelineHolds", testPipelineHolds[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,141 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/webhooks"
+)
+
+// DetailType is the payment_mandate authorization details type for the
+// issuer's registry:
+//
+//   - at client_credentials an agent names a mandate it is the agent of
+//     ({"type":"payment_mandate","mandate_id":"mdt_…"}); the token carries
+//     the mandate's id and limits;
+//   - at token exchange the new actor asks for limits within the subject
+//     token's mandate; a child mandate is created for it (status active,
+//     depth + 1) only when every limit is a subset of the parent's.
+func (s *Service) DetailType() authz.DetailType {
+	return authz.DetailType{Validate: s.validateDetail, Narrow: s.narrowDetail}
+}
+
+func detailErr(format string, args ...any) error {
+	return &authz.DetailError{Description: fmt.Sprintf(format, args...)}
+}
+
+func parseOne(raw json.RawMessage) (*mandates.AuthorizationDetail, error) {
+	ds, err := mandates.ParseAuthorizationDetails(append(append([]byte("["), raw...), ']'))
+	if err != nil {
+		var fe *mandates.FieldError
+		if errors.As(err, &fe) {
+			return nil, detailErr("%s", fe.Error())
+		}
+		return nil, detailErr("malformed payment_mandate")
+	}
+	return &ds[0], nil
+}
+
+func (s *Service) validateDetail(ctx context.Context, dc authz.DetailContext, raw json.RawMessage) (json.RawMessage, error) {
+	d, err := parseOne(raw)
+	if err != nil {
+		return nil, err
+	}
+	if !d.IsReference() {
+		return nil, detailErr("at this grant a payment_mandate names an existing mandate: {\"type\":\"payment_mandate\",\"mandate_id\":\"mdt_…\"}")
+	}
+	var m *mandates.Mandate
+	err = s.db.Autocommit(ctx, func(tx Tx) error {
+		var err error
+		m, err = tx.GetMandate(ctx, dc.TenantID, d.MandateID)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, detailErr("no such mandate: %s", d.MandateID)
+	case err != nil:
+		return nil, err
+	case m.Agent != dc.Agent.ID:
+		return nil, detailErr("mandate %s is not granted to this agent", m.ID)
+	case m.Status != mandates.StatusActive:
+		return nil, detailErr("mandate %s is %s", m.ID, m.Status)
+	}
+	return json.Marshal(m.Detail())
+}
+
+// narrowDetail creates the child mandate of a delegation. parent is the
+// element granted to the subject token; child what the new actor asks for
+// (equal to parent when the exchange named no authorization_details).
+func (s *Service) narrowDetail(ctx context.Context, dc authz.DetailContext, parentRaw, childRaw json.RawMessage) (json.RawMessage, error) {
+	pd, err := parseOne(parentRaw)
+	if err != nil || pd.MandateID == "" {
+		return nil, detailErr("the subject token's payment_mandate names no mandate")
+	}
+	cd, err := parseOne(childRaw)
+	if err != nil {
+		return nil, err
+	}
+	var out json.RawMessage
+	err = s.db.InTx(ctx, func(tx Tx) error {
+		parent, err := tx.GetMandate(ctx, dc.TenantID, pd.MandateID)
+		if errors.Is(err, store.ErrNotFound) {
+			return detailErr("no such mandate: %s", pd.MandateID)
+		}
+		if err != nil {
+			return err
+		}
+		if cd.MandateID != "" && cd.MandateID != parent.ID {
+			return detailErr("a delegated payment_mandate narrows the subject token's mandate %s", parent.ID)
+		}
+		if cd.Limits == nil && parent.Agent == dc.Agent.ID {
+			// Same agent, nothing narrowed: the same mandate.
+			out, err = json.Marshal(parent.Detail())
+			return err
+		}
+		limits := parent.Limits.Clone()
+		if cd.Limits != nil {
+			limits = cd.Limits.Clone()
+		}
+		now := s.clock()
+		child := &mandates.Mandate{
+			ID: ids.New("mdt"), TenantID: parent.TenantID, Limits: limits, Description: cd.Description,
+			Payer: parent.Payer, Agent: dc.Agent.ID, ParentID: parent.ID, Depth: parent.Depth + 1,
+			Status: mandates.StatusActive, CreatedAt: now, UpdatedAt: now, ApprovedAt: &now,
+		}
+		if child.Description == "" {
+			child.Description = parent.Description
+		}
+		child.Limits.Normalize()
+		if err := child.Limits.Validate("authorization_details[0]."); err != nil {
+			return detailErr("%s", err.Error())
+		}
+		if err := mandates.CheckChild(child, parent, s.cfg.MaxDepth); err != nil {
+			return detailErr("%s", err.Error())
+		}
+		if err := tx.CreateMandate(ctx, child); err != nil {
+			return err
+		}
+		data, _ := json.Marshal(map[string]any{"parent": parent.ID, "agent": child.Agent, "delegated_by": parent.Agent})
+		if err := tx.AppendMandateEvent(ctx, &mandates.Event{ID: ids.New("mev"), TenantID: child.TenantID, MandateID: child.ID,
+			Type: "mandate.delegated", ActorType: audit.ActorAgent, ActorID: dc.Agent.ID, Data: data, CreatedAt: now}); err != nil {
+			return err
+		}
+		if err := audit.RecordFor(ctx, tx, child.TenantID, "mandate.created", child.ID, map[string]any{
+			"parent": parent.ID, "agent": child.Agent, "budget": child.Budget, "currency": child.Currency, "via": "token_exchange"}); err != nil {
+			return err
+		}
+		if err := webhooks.Emit(ctx, tx, child.TenantID, "mandate.created", child); err != nil {
+			return err
+		}
+		out, err = json.Marshal(child.Detail())
+		return err
+	})
+	return out, err
+}

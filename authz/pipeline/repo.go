@@ -1,0 +1,102 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/policies"
+)
+
+// Approval statuses.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalUsed     = "used"
+)
+
+// Approval is a step-up: a human's yes or no to one exact charge request
+// that the policy challenged. It is single-use and expires.
+type Approval struct {
+	ID            string            `json:"id"`
+	Object        string            `json:"object"`
+	TenantID      string            `json:"-"`
+	Status        string            `json:"status"`
+	MandateID     string            `json:"mandate"`
+	AgentID       string            `json:"agent"`
+	Amount        int64             `json:"amount"`
+	Currency      string            `json:"currency"`
+	PaymentMethod string            `json:"payment_method"`
+	MerchantID    string            `json:"merchant"`
+	Purchase      json.RawMessage   `json:"purchase,omitempty"`
+	Reasons       []policies.Reason `json:"reasons"`
+	// Binding is a digest of the exact request (mandate, agent, amount,
+	// currency, card, merchant, idempotency key) the approval is for.
+	Binding    string     `json:"-"`
+	CreatedAt  time.Time  `json:"created"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	ResolvedAt *time.Time `json:"resolved_at"`
+	ResolvedBy string     `json:"resolved_by,omitempty"`
+	ChargeID   string     `json:"charge,omitempty"`
+	URL        string     `json:"url,omitempty"`
+}
+
+// Decision is the record of one policy decision, allowed or not.
+type Decision struct {
+	ID            string            `json:"id"`
+	TenantID      string            `json:"-"`
+	MandateID     string            `json:"mandate"`
+	AgentID       string            `json:"agent"`
+	ChargeID      string            `json:"charge,omitempty"`
+	ApprovalID    string            `json:"approval,omitempty"`
+	Result        string            `json:"result"`
+	Reasons       []policies.Reason `json:"reasons"`
+	PolicyVersion string            `json:"policy_version"`
+	InputDigest   string            `json:"input_digest"`
+	LatencyMicros int64             `json:"latency_us"`
+	// Outcome is the processor's answer for an allowed charge: succeeded,
+	// requires_capture, failed (empty until known).
+	Outcome   string    `json:"outcome,omitempty"`
+	CreatedAt time.Time `json:"created"`
+}
+
+// Hold is the budget an agent charge holds on its mandate chain: reserved
+// when the charge is inserted, given back as the charge fails, is voided,
+// partially captured or refunded.
+type Hold struct {
+	ChargeID    string
+	TenantID    string
+	Reservation mandates.Reservation
+	// Held is the amount still held (starts at Reservation.Amount).
+	Held int64
+	// Counted is whether the charge still counts against max_charges.
+	Counted bool
+}
+
+// Counts are decisions in a window: allowed charges and declines (policy
+// denials and processor declines).
+type Counts = policies.Counts
+
+// Repo is the storage the pipeline adds to the mandates, payments and
+// issuer repositories.
+type Repo interface {
+	CreateApproval(ctx context.Context, a *Approval) error
+	GetApproval(ctx context.Context, tenantID, id string) (*Approval, error)
+	// UpdateApproval writes a's status, resolution and charge, but only if
+	// the stored status is from: store.ErrConflict otherwise.
+	UpdateApproval(ctx context.Context, a *Approval, from string) error
+
+	CreateDecision(ctx context.Context, d *Decision) error
+	// SetDecisionOutcome records the processor's answer on the decision of chargeID.
+	SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome string) error
+	// Velocity counts the decisions since t for the agent and for the mandate.
+	Velocity(ctx context.Context, tenantID, agentID, mandateID string, since time.Time) (agent, mandate Counts, err error)
+
+	CreateHold(ctx context.Context, h *Hold) error
+	// LockHold returns the hold of a charge, locked until the transaction
+	// ends (store.ErrNotFound for charges without one: merchant charges).
+	LockHold(ctx context.Context, tenantID, chargeID string) (*Hold, error)
+	UpdateHold(ctx context.Context, h *Hold) error
+}

@@ -1,0 +1,156 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+var _ pipeline.Repo = (*Tx)(nil)
+
+type pipelineData struct {
+	approvals table[string, pipeline.Approval]
+	decisions table[string, pipeline.Decision]
+	byCharge  table[string, string] // tenant + "/" + charge id -> decision id
+	holds     table[string, pipeline.Hold]
+}
+
+func newPipelineData() pipelineData {
+	return pipelineData{approvals: table[string, pipeline.Approval]{}, decisions: table[string, pipeline.Decision]{},
+		byCharge: table[string, string]{}, holds: table[string, pipeline.Hold]{}}
+}
+
+func cloneApproval(a pipeline.Approval) pipeline.Approval {
+	a.Purchase = slices.Clone(a.Purchase)
+	a.Reasons = slices.Clone(a.Reasons)
+	if a.ResolvedAt != nil {
+		t := *a.ResolvedAt
+		a.ResolvedAt = &t
+	}
+	return a
+}
+
+func (tx *Tx) CreateApproval(_ context.Context, a *pipeline.Approval) error {
+	if _, ok := tx.d.pipeline.approvals[a.ID]; ok {
+		return store.ErrConflict
+	}
+	put(tx, tx.d.pipeline.approvals, a.ID, cloneApproval(*a))
+	return nil
+}
+
+func (tx *Tx) GetApproval(_ context.Context, tenantID, id string) (*pipeline.Approval, error) {
+	a, ok := tx.d.pipeline.approvals[id]
+	if !ok || a.TenantID != tenantID {
+		return nil, store.ErrNotFound
+	}
+	a = cloneApproval(a)
+	a.Object = "approval"
+	return &a, nil
+}
+
+func (tx *Tx) UpdateApproval(_ context.Context, a *pipeline.Approval, from string) error {
+	cur, ok := tx.d.pipeline.approvals[a.ID]
+	if !ok || cur.TenantID != a.TenantID || cur.Status != from {
+		return store.ErrConflict
+	}
+	cur.Status, cur.ResolvedAt, cur.ResolvedBy, cur.ChargeID = a.Status, a.ResolvedAt, a.ResolvedBy, a.ChargeID
+	put(tx, tx.d.pipeline.approvals, a.ID, cloneApproval(cur))
+	return nil
+}
+
+func (tx *Tx) CreateDecision(_ context.Context, d *pipeline.Decision) error {
+	p := &tx.d.pipeline
+	if _, ok := p.decisions[d.ID]; ok {
+		return store.ErrConflict
+	}
+	if d.ChargeID != "" {
+		k := d.TenantID + "/" + d.ChargeID
+		if _, ok := p.byCharge[k]; ok {
+			return store.ErrConflict
+		}
+		put(tx, p.byCharge, k, d.ID)
+	}
+	c := *d
+	c.Reasons = slices.Clone(d.Reasons)
+	put(tx, p.decisions, d.ID, c)
+	return nil
+}
+
+func (tx *Tx) SetDecisionOutcome(_ context.Context, tenantID, chargeID, outcome string) error {
+	p := &tx.d.pipeline
+	id, ok := p.byCharge[tenantID+"/"+chargeID]
+	if !ok {
+		return nil
+	}
+	d := p.decisions[id]
+	d.Outcome = outcome
+	put(tx, p.decisions, id, d)
+	return nil
+}
+
+func (tx *Tx) Velocity(_ context.Context, tenantID, agentID, mandateID string, since time.Time) (agent, mandate pipeline.Counts, err error) {
+	for _, d := range tx.d.pipeline.decisions {
+		if d.TenantID != tenantID || d.CreatedAt.Before(since) {
+			continue
+		}
+		allow := d.Result == "allow"
+		decline := d.Result == "deny" || d.Outcome == "failed"
+		if d.AgentID == agentID {
+			agent.Charges += b2i(allow)
+			agent.Declines += b2i(decline)
+		}
+		if d.MandateID == mandateID {
+			mandate.Charges += b2i(allow)
+			mandate.Declines += b2i(decline)
+		}
+	}
+	return agent, mandate, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (tx *Tx) CreateHold(_ context.Context, h *pipeline.Hold) error {
+	if _, ok := tx.d.pipeline.holds[h.ChargeID]; ok {
+		return store.ErrConflict
+	}
+	put(tx, tx.d.pipeline.holds, h.ChargeID, cloneHold(*h))
+	return nil
+}
+
+func cloneHold(h pipeline.Hold) pipeline.Hold {
+	h.Reservation.Chain = slices.Clone(h.Reservation.Chain)
+	h.Reservation.Exhausted = slices.Clone(h.Reservation.Exhausted)
+	if h.Reservation.Periods != nil {
+		p := make(map[string]time.Time, len(h.Reservation.Periods))
+		for k, v := range h.Reservation.Periods {
+			p[k] = v
+		}
+		h.Reservation.Periods = p
+	}
+	return h
+}
+
+func (tx *Tx) LockHold(_ context.Context, tenantID, chargeID string) (*pipeline.Hold, error) {
+	h, ok := tx.d.pipeline.holds[chargeID]
+	if !ok || h.TenantID != tenantID {
+		return nil, store.ErrNotFound
+	}
+	h = cloneHold(h)
+	return &h, nil
+}
+
+func (tx *Tx) UpdateHold(_ context.Context, h *pipeline.Hold) error {
+	if _, ok := tx.d.pipeline.holds[h.ChargeID]; !ok {
+		return store.ErrNotFound
+	}
+	put(tx, tx.d.pipeline.holds, h.ChargeID, cloneHold(*h))
+	return nil
+}

@@ -1,0 +1,117 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+var _ pipeline.Repo = (*Tx)(nil)
+
+func (t *Tx) CreateApproval(ctx context.Context, a *pipeline.Approval) error {
+	reasons, _ := json.Marshal(a.Reasons)
+	var purchase any
+	if len(a.Purchase) > 0 {
+		purchase = string(a.Purchase)
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO approvals (id, tenant_id, status, mandate_id, agent_id, amount, currency,
+		payment_method, merchant_id, purchase, reasons, binding, created_at, expires_at, resolved_at, resolved_by, charge_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		a.ID, a.TenantID, a.Status, a.MandateID, a.AgentID, a.Amount, a.Currency, a.PaymentMethod, a.MerchantID,
+		purchase, string(reasons), a.Binding, a.CreatedAt, a.ExpiresAt, nullTime(a.ResolvedAt), a.ResolvedBy, a.ChargeID)
+	return mapErr(err)
+}
+
+func (t *Tx) GetApproval(ctx context.Context, tenantID, id string) (*pipeline.Approval, error) {
+	a := &pipeline.Approval{Object: "approval"}
+	var purchase, reasons []byte
+	err := t.tx.QueryRow(ctx, `SELECT id, tenant_id, status, mandate_id, agent_id, amount, currency, payment_method,
+		merchant_id, purchase, reasons, binding, created_at, expires_at, resolved_at, resolved_by, charge_id
+		FROM approvals WHERE id = $1 AND tenant_id = $2`, id, tenantID).Scan(&a.ID, &a.TenantID, &a.Status, &a.MandateID,
+		&a.AgentID, &a.Amount, &a.Currency, &a.PaymentMethod, &a.MerchantID, &purchase, &reasons, &a.Binding,
+		&a.CreatedAt, &a.ExpiresAt, &a.ResolvedAt, &a.ResolvedBy, &a.ChargeID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	a.Purchase = purchase
+	if err := json.Unmarshal(reasons, &a.Reasons); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (t *Tx) UpdateApproval(ctx context.Context, a *pipeline.Approval, from string) error {
+	tag, err := t.tx.Exec(ctx, `UPDATE approvals SET status = $3, resolved_at = $4, resolved_by = $5, charge_id = $6
+		WHERE id = $1 AND tenant_id = $2 AND status = $7`,
+		a.ID, a.TenantID, a.Status, nullTime(a.ResolvedAt), a.ResolvedBy, a.ChargeID, from)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+func (t *Tx) CreateDecision(ctx context.Context, d *pipeline.Decision) error {
+	reasons, _ := json.Marshal(d.Reasons)
+	_, err := t.tx.Exec(ctx, `INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result,
+		reasons, policy_version, input_digest, latency_us, outcome, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		d.ID, d.TenantID, d.MandateID, d.AgentID, nullStr(d.ChargeID), nullStr(d.ApprovalID), d.Result, string(reasons),
+		d.PolicyVersion, d.InputDigest, d.LatencyMicros, d.Outcome, d.CreatedAt)
+	return mapErr(err)
+}
+
+func (t *Tx) SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome string) error {
+	_, err := t.tx.Exec(ctx, `UPDATE decisions SET outcome = $3 WHERE tenant_id = $1 AND charge_id = $2`, tenantID, chargeID, outcome)
+	return mapErr(err)
+}
+
+// Velocity counts allowed decisions (charges) and refusals or processor
+// declines (declines) in one pass per subject.
+func (t *Tx) Velocity(ctx context.Context, tenantID, agentID, mandateID string, since time.Time) (agent, mandate pipeline.Counts, err error) {
+	err = t.tx.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE agent_id = $2 AND result = 'allow'),
+		count(*) FILTER (WHERE agent_id = $2 AND (result = 'deny' OR outcome = 'failed')),
+		count(*) FILTER (WHERE mandate_id = $3 AND result = 'allow'),
+		count(*) FILTER (WHERE mandate_id = $3 AND (result = 'deny' OR outcome = 'failed'))
+		FROM decisions WHERE tenant_id = $1 AND (agent_id = $2 OR mandate_id = $3) AND created_at >= $4`,
+		tenantID, agentID, mandateID, since).Scan(&agent.Charges, &agent.Declines, &mandate.Charges, &mandate.Declines)
+	return agent, mandate, mapErr(err)
+}
+
+func (t *Tx) CreateHold(ctx context.Context, h *pipeline.Hold) error {
+	res, _ := json.Marshal(h.Reservation)
+	_, err := t.tx.Exec(ctx, `INSERT INTO charge_holds (charge_id, tenant_id, reservation, held, counted) VALUES ($1, $2, $3, $4, $5)`,
+		h.ChargeID, h.TenantID, string(res), h.Held, h.Counted)
+	return mapErr(err)
+}
+
+func (t *Tx) LockHold(ctx context.Context, tenantID, chargeID string) (*pipeline.Hold, error) {
+	h := &pipeline.Hold{}
+	var res []byte
+	err := t.tx.QueryRow(ctx, `SELECT charge_id, tenant_id, reservation, held, counted FROM charge_holds
+		WHERE charge_id = $1 AND tenant_id = $2 FOR UPDATE`, chargeID, tenantID).Scan(&h.ChargeID, &h.TenantID, &res, &h.Held, &h.Counted)
+	if err == pgx.ErrNoRows {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if err := json.Unmarshal(res, &h.Reservation); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (t *Tx) UpdateHold(ctx context.Context, h *pipeline.Hold) error {
+	_, err := t.tx.Exec(ctx, `UPDATE charge_holds SET held = $3, counted = $4 WHERE charge_id = $1 AND tenant_id = $2`,
+		h.ChargeID, h.TenantID, h.Held, h.Counted)
+	return mapErr(err)
+}
