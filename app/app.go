@@ -15,6 +15,8 @@ import (
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/authz/pipeline"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
@@ -27,6 +29,8 @@ import (
 // backendTx is every repository the application needs from one backend
 // transaction. Both store/memory.Tx and store/postgres.Tx satisfy it.
 type backendTx interface {
+	mandates.Repo
+	merchants.Repo
 	accounts.Repo
 	audit.Repo
 	idempotency.Repo
@@ -61,6 +65,10 @@ type App struct {
 	details *authz.DetailTypeRegistry
 	// Idempotency is the idempotency store (tests use it to stage claims).
 	Idempotency store.Runner[idempotency.Repo]
+
+	// Mandates manages mandates; Merchants merchant profiles.
+	Mandates  *mandates.Service
+	Merchants *merchants.Service
 
 	// Memory is set when the memory backend is in use (tests tamper with it).
 	Memory *memory.Store
@@ -154,6 +162,8 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		return err
 	}
 
+	mandateAPI, merchantAPI := wireMandates(a, b)
+
 	a.Server = server.New(server.Deps{
 		Log:                a.Log,
 		Accounts:           a.Accounts,
@@ -164,6 +174,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		IdempotencyHMACKey: hk,
 		AgentAuth:          server.NewAgentAuthenticator(iss),
 		Handlers: append([]server.Mounter{
+			mandateAPI, merchantAPI,
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},
 			approvals,
@@ -229,6 +240,8 @@ func (a *App) Close() {
 // Demo is what dev mode creates on the memory store.
 type Demo struct {
 	Tenant *accounts.Bootstrap
+	// Merchants are Acme Books (MCC 5942) and Acme Music (MCC 5735).
+	Merchants []DemoMerchant
 }
 
 // SeedDemo creates the demo tenant (dev mode, memory store).
@@ -237,7 +250,11 @@ func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Demo{Tenant: b}, nil
+	ms, err := a.seedMerchants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Demo{Tenant: b, Merchants: ms}, nil
 }
 
 // newIssuer builds the authorization server on backend b.

@@ -39,7 +39,10 @@ type EventFilter struct {
 	TenantID  string
 	MandateID string
 	AfterSeq  int64
-	Limit     int
+	// StartingAfter is the id of the last event of the previous page
+	// (store.ErrNotFound when it is not an event of this mandate).
+	StartingAfter string
+	Limit         int
 }
 
 // Limits a reservation can hit.

@@ -257,6 +257,17 @@ func (tx *Tx) AppendMandateEvent(_ context.Context, e *mandates.Event) error {
 }
 
 func (tx *Tx) ListMandateEvents(_ context.Context, f mandates.EventFilter) ([]mandates.Event, bool, error) {
+	if f.StartingAfter != "" {
+		found := false
+		for _, e := range tx.d.mandates.events {
+			if e.ID == f.StartingAfter && e.TenantID == f.TenantID && e.MandateID == f.MandateID {
+				f.AfterSeq, found = max(f.AfterSeq, e.Seq), true
+			}
+		}
+		if !found {
+			return nil, false, store.ErrNotFound
+		}
+	}
 	var out []mandates.Event
 	for _, e := range tx.d.mandates.events {
 		if e.TenantID == f.TenantID && e.MandateID == f.MandateID && e.Seq > f.AfterSeq {

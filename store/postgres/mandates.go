@@ -306,6 +306,15 @@ func (t *Tx) AppendMandateEvent(ctx context.Context, e *mandates.Event) error {
 }
 
 func (t *Tx) ListMandateEvents(ctx context.Context, f mandates.EventFilter) ([]mandates.Event, bool, error) {
+	if f.StartingAfter != "" {
+		var seq int64
+		err := t.tx.QueryRow(ctx, `SELECT seq FROM mandate_events WHERE id = $1 AND tenant_id = $2 AND mandate_id = $3`,
+			f.StartingAfter, f.TenantID, f.MandateID).Scan(&seq)
+		if err != nil {
+			return nil, false, mapErr(err)
+		}
+		f.AfterSeq = max(f.AfterSeq, seq)
+	}
 	rows, err := t.tx.Query(ctx, `SELECT seq, id, tenant_id, mandate_id, type, actor_type, actor_id, data::text, created_at
 		FROM mandate_events WHERE tenant_id = $1 AND mandate_id = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
 		f.TenantID, f.MandateID, f.AfterSeq, f.Limit+1)

@@ -374,6 +374,14 @@ func testMandateEvents[X Tx](t *testing.T, b store.Backend[X]) {
 		return err
 	})
 	assert.False(t, more)
+	in(t, b, func(tx X) error {
+		byID, _, err := tx.ListMandateEvents(ctx, mandates.EventFilter{TenantID: tn.ID, MandateID: m.ID, StartingAfter: written[2], Limit: 3})
+		require.NoError(t, err)
+		assert.Len(t, byID, 2, "a cursor by event id")
+		_, _, err = tx.ListMandateEvents(ctx, mandates.EventFilter{TenantID: tn.ID, MandateID: m.ID, StartingAfter: "mev_missing", Limit: 3})
+		require.ErrorIs(t, err, store.ErrNotFound)
+		return nil
+	})
 	require.Len(t, page1, 3)
 	require.Len(t, page2, 2)
 	assert.Equal(t, written[:3], []string{page1[0].ID, page1[1].ID, page1[2].ID}, "oldest first")
