@@ -203,9 +203,36 @@ func actorTerm(a *Actor) *ast.Term {
 	return obj{}.add("sub", str(a.Sub)).add("act", actorTerm(a.Act)).term()
 }
 
+// anyTerm converts JSON-like Go values (maps, slices, strings, numbers,
+// booleans) directly; anything else goes through OPA's generic conversion.
 func anyTerm(v any) *ast.Term {
-	if v == nil {
+	switch x := v.(type) {
+	case nil:
 		return nil
+	case string:
+		return str(x)
+	case bool:
+		return ast.BooleanTerm(x)
+	case int:
+		return ast.IntNumberTerm(x)
+	case int64:
+		return num(x)
+	case map[string]any:
+		o := make(obj, 0, 2*len(x))
+		for k, e := range x {
+			if t := anyTerm(e); t != nil {
+				o = append(o, str(k), t)
+			}
+		}
+		return o.term()
+	case []any:
+		ts := make([]*ast.Term, 0, len(x))
+		for _, e := range x {
+			if t := anyTerm(e); t != nil {
+				ts = append(ts, t)
+			}
+		}
+		return ast.ArrayTerm(ts...)
 	}
 	val, err := ast.InterfaceToValue(v)
 	if err != nil {
