@@ -127,6 +127,9 @@ func printDemo(cmd *cobra.Command, d *app.Demo, addr string) {
 	for _, k := range d.Tenant.Keys {
 		fmt.Fprintf(w, "   %-12s %-5s %s\n", k.Key.Kind, k.Key.Mode, k.Secret)
 	}
+	for _, m := range d.Merchants {
+		fmt.Fprintf(w, " demo merchant %s %s (MCC %s, %v)\n", m.Merchant.ID, m.Merchant.DisplayName, m.Merchant.MCC, m.Merchant.VerifiedDomains())
+	}
 	fmt.Fprintf(w, " try: curl -u %s: http://%s/v1/tenant\n", d.Tenant.Keys[0].Secret, addr)
 	fmt.Fprintln(w, "──────────────────────────────────────────────────────────────")
 }
