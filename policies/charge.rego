@@ -49,6 +49,13 @@ money(amount, cur) := s if {
 	s := sprintf(sprintf("%%d.%%0%dd %%s", [exp]), [major, minor, cur])
 }
 
+# A currency without a known exponent still yields a message (in minor
+# units), so no rule is skipped for want of one.
+money(amount, cur) := sprintf("%d %s minor units", [amount, cur]) if {
+	is_number(amount)
+	not input.currencies[cur]
+}
+
 # " of ancestor mandate mdt_…" for limits set above the charged mandate.
 whose(m) := "" if {
 	m.id == input.mandate.id

@@ -174,6 +174,16 @@ cases := [
 		],
 		"result": "deny", "codes": ["per_charge_cap_exceeded"], "messages": ["charge 6.007 KWD exceeds the per-charge cap of 1.500 KWD"],
 	},
+	{
+		"name": "a currency without a known exponent",
+		"patch": [
+			{"op": "replace", "path": "/charge/currency", "value": "XTS"},
+			{"op": "replace", "path": "/charge/amount", "value": 6000},
+			{"op": "replace", "path": "/mandate/currency", "value": "XTS"},
+			{"op": "replace", "path": "/ancestors/0/currency", "value": "XTS"},
+		],
+		"result": "deny", "codes": ["per_charge_cap_exceeded"], "messages": ["charge 6000 XTS minor units exceeds the per-charge cap of 5000 XTS minor units"],
+	},
 	# Card, merchant, category, country.
 	{
 		"name": "a card the parent has but the child does not",
