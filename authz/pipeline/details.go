@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,13 +75,17 @@ func (s *Service) validateDetail(ctx context.Context, dc authz.DetailContext, ra
 // element granted to the subject token; child what the new actor asks for
 // (equal to parent when the exchange named no authorization_details).
 func (s *Service) narrowDetail(ctx context.Context, dc authz.DetailContext, parentRaw, childRaw json.RawMessage) (json.RawMessage, error) {
-	pd, err := parseOne(parentRaw)
-	if err != nil || pd.MandateID == "" {
+	parents, err := claimDetails(append(append([]byte("["), parentRaw...), ']'))
+	if err != nil || len(parents) != 1 || parents[0].MandateID == "" {
 		return nil, detailErr("the subject token's payment_mandate names no mandate")
 	}
-	cd, err := parseOne(childRaw)
-	if err != nil {
-		return nil, err
+	pd := &parents[0]
+	cd := &mandates.AuthorizationDetail{Type: mandates.AuthorizationDetailsType, MandateID: pd.MandateID}
+	if !bytes.Equal(parentRaw, childRaw) {
+		// The new actor asked for something: a request to validate.
+		if cd, err = parseOne(childRaw); err != nil {
+			return nil, err
+		}
 	}
 	var out json.RawMessage
 	err = s.db.InTx(ctx, func(tx Tx) error {

@@ -159,14 +159,12 @@ type attempt struct {
 
 type attemptKey struct{}
 
-// MandateOf returns the mandate id a token is bound to.
+// MandateOf returns the mandate id a token is bound to, and the token's
+// payment_mandate details (claims carry both the id and the limits).
 func MandateOf(tok *authz.AccessToken) (string, []mandates.AuthorizationDetail, error) {
-	if len(tok.AuthorizationDetails) == 0 {
+	details, err := claimDetails(tok.AuthorizationDetails)
+	if err != nil || len(details) == 0 {
 		return "", nil, &RequestError{Code: "mandate_required", Message: "The access token carries no payment_mandate authorization details; request the token with authorization_details=[{\"type\":\"payment_mandate\",\"mandate_id\":\"mdt_…\"}]."}
-	}
-	details, err := mandates.ParseAuthorizationDetails(tok.AuthorizationDetails)
-	if err != nil {
-		return "", nil, &RequestError{Code: "mandate_required", Message: "The access token's authorization details are not a payment mandate."}
 	}
 	id := ""
 	for _, d := range details {
@@ -181,6 +179,26 @@ func MandateOf(tok *authz.AccessToken) (string, []mandates.AuthorizationDetail, 
 		return "", nil, &RequestError{Code: "mandate_required", Message: "The access token names no mandate."}
 	}
 	return id, details, nil
+}
+
+// claimDetails decodes the payment_mandate elements of a token's
+// authorization_details claim (which we signed: the claims form, id and
+// limits together, not a request to validate).
+func claimDetails(raw json.RawMessage) ([]mandates.AuthorizationDetail, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var all []mandates.AuthorizationDetail
+	if err := json.Unmarshal(raw, &all); err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, d := range all {
+		if d.Type == mandates.AuthorizationDetailsType {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // binding is the digest that ties an approval to one exact request.
