@@ -157,12 +157,11 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	}
 	a.Issuer = iss
 
+	mandateAPI, merchantAPI := wireMandates(a, b)
 	approvals, err := wirePipeline(context.Background(), a, b, a.charges)
 	if err != nil {
 		return err
 	}
-
-	mandateAPI, merchantAPI := wireMandates(a, b)
 
 	a.Server = server.New(server.Deps{
 		Log:                a.Log,

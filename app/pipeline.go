@@ -34,5 +34,6 @@ func wirePipeline[X backendTx](ctx context.Context, a *App, b store.Backend[X], 
 	a.details.Register("payment_mandate", a.Pipeline.DetailType())
 	charges.SetCore(a.Pipeline.Engine())
 	charges.Agents = a.Pipeline
+	charges.Merchants = a.Merchants
 	return &server.ApprovalHandlers{P: a.Pipeline}, nil
 }

@@ -143,7 +143,10 @@ type Refund struct {
 // ListFilter selects a page of charges, newest first.
 type ListFilter struct {
 	Livemode bool
-	Limit    int
+	// MerchantID, when set, selects the charges made to that merchant
+	// account (by any payer) instead of the tenant's own charges.
+	MerchantID string
+	Limit      int
 	// StartingAfter is the id of the last charge of the previous page.
 	StartingAfter string
 }
@@ -157,8 +160,9 @@ type Repo interface {
 	// UpdateCharge writes c's mutable fields if the stored status is still
 	// fromStatus, and store.ErrConflict otherwise.
 	UpdateCharge(ctx context.Context, c *Charge, fromStatus string) error
-	// ListCharges returns up to f.Limit charges, newest first;
-	// store.ErrNotFound when f.StartingAfter names no charge of the tenant.
+	// ListCharges returns up to f.Limit charges of the tenant (or, with
+	// f.MerchantID, made to that merchant), newest first; store.ErrNotFound
+	// when f.StartingAfter names no charge of that selection.
 	ListCharges(ctx context.Context, tenantID string, f ListFilter) ([]Charge, error)
 	// ChargesToResolve lists charges of any tenant that are pending or have
 	// a reversal pending and were last updated before t.

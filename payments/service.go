@@ -457,13 +457,25 @@ func (e *Engine[T]) Get(ctx context.Context, o Owner, id string) (*Charge, error
 // List returns a page of the owner's charges, newest first, and whether
 // more follow.
 func (e *Engine[T]) List(ctx context.Context, o Owner, limit int, startingAfter string) ([]Charge, bool, error) {
+	return e.list(ctx, o.TenantID, ListFilter{Livemode: o.Livemode, Limit: limit, StartingAfter: startingAfter})
+}
+
+// ListForMerchant returns a page of the charges made to a merchant account
+// (agent charges of any payer naming it), newest first, in one mode.
+func (e *Engine[T]) ListForMerchant(ctx context.Context, merchantID string, livemode bool, limit int, startingAfter string) ([]Charge, bool, error) {
+	return e.list(ctx, "", ListFilter{MerchantID: merchantID, Livemode: livemode, Limit: limit, StartingAfter: startingAfter})
+}
+
+func (e *Engine[T]) list(ctx context.Context, tenantID string, f ListFilter) ([]Charge, bool, error) {
+	limit, startingAfter := f.Limit, f.StartingAfter
 	if limit < 1 || limit > 100 {
 		return nil, false, paramErr("limit", "parameter_invalid", "limit must be between 1 and 100.")
 	}
+	f.Limit = limit + 1
 	var out []Charge
-	err := e.db.InTx(ctx, func(tx T) error {
+	err := e.db.Autocommit(ctx, func(tx T) error {
 		var err error
-		out, err = tx.ListCharges(ctx, o.TenantID, ListFilter{Livemode: o.Livemode, Limit: limit + 1, StartingAfter: startingAfter})
+		out, err = tx.ListCharges(ctx, tenantID, f)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {

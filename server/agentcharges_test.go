@@ -309,3 +309,35 @@ func TestDelegatedCharges(t *testing.T) {
 		assert.Equal(t, "mandate_revoked", r.ErrorCode())
 	})
 }
+
+// TestMerchantReadsChargesMadeToIt: the merchant account sees the agent
+// charges naming it, and nothing else.
+func TestMerchantReadsChargesMadeToIt(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		s := newShop(t, n)
+		// The merchant account is its own tenant: find its key through a
+		// fresh profile so the test owns it.
+		_, mk := n.Tenant(t)
+		r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/merchants", Key: mk, Body: map[string]any{
+			"display_name": "Corner Shop", "mcc": "5942", "country": "US", "domains": []string{"corner.example"}}})
+		require.Contains(t, []int{200, 201}, r.Status, string(r.Body))
+		corner := r.JSON["id"].(string)
+		m := s.mandate(t, map[string]any{"allowed_merchants": []string{s.merchant, corner}})
+		tok := s.token(t, m)
+		require.Equal(t, 200, s.charge(t, tok, 700, map[string]any{"merchant": corner}, "").Status)
+		require.Equal(t, 200, s.charge(t, tok, 800, nil, "").Status)
+
+		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchant/charges", Key: mk})
+		require.Equal(t, 200, r.Status, string(r.Body))
+		data := r.JSON["data"].([]any)
+		require.Len(t, data, 1)
+		assert.Equal(t, 700.0, data[0].(map[string]any)["amount"])
+		assert.Equal(t, corner, data[0].(map[string]any)["merchant"])
+
+		_, nobody := n.Tenant(t)
+		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchant/charges", Key: nobody})
+		assert.Equal(t, 404, r.Status)
+		assert.Equal(t, "merchant_profile_missing", r.ErrorCode())
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -21,6 +22,7 @@ type ChargeCore interface {
 	Create(ctx context.Context, p payments.ChargeParams) (*payments.Charge, error)
 	Get(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error)
 	List(ctx context.Context, o payments.Owner, limit int, startingAfter string) ([]payments.Charge, bool, error)
+	ListForMerchant(ctx context.Context, merchantID string, livemode bool, limit int, startingAfter string) ([]payments.Charge, bool, error)
 	Capture(ctx context.Context, o payments.Owner, id string, amount *int64) (*payments.Charge, error)
 	Void(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error)
 	Refund(ctx context.Context, p payments.RefundParams) (*payments.Refund, error)
@@ -34,6 +36,11 @@ type ChargeHandlers struct {
 	p ChargeCore
 	// Agents decides agent charges; nil refuses agent tokens.
 	Agents AgentCharger
+	// Merchants finds the caller's merchant profile for the charges made
+	// to it; nil turns GET /v1/merchant/charges off.
+	Merchants interface {
+		Mine(ctx context.Context, tenantID string) (*merchants.Merchant, error)
+	}
 }
 
 // SetCore replaces the payment core (wiring moves the endpoints onto the
@@ -47,6 +54,9 @@ func NewChargeHandlers(p ChargeCore) *ChargeHandlers { return &ChargeHandlers{p:
 func (h *ChargeHandlers) Mount(api *API) {
 	api.Handle(http.MethodPost, "/v1/charges", Access{Scope: "charges:write", Agent: h.Agents != nil}, h.create)
 	api.Handle(http.MethodGet, "/v1/charges", Access{Scope: "charges:read"}, h.list)
+	if h.Merchants != nil {
+		api.Handle(http.MethodGet, "/v1/merchant/charges", Access{Scope: "charges:read"}, h.listForMerchant)
+	}
 	api.Handle(http.MethodGet, "/v1/charges/{id}", Access{Scope: "charges:read"}, h.get)
 	api.Handle(http.MethodPost, "/v1/charges/{id}/capture", Access{Scope: "charges:write"}, h.capture)
 	api.Handle(http.MethodPost, "/v1/charges/{id}/void", Access{Scope: "charges:write"}, h.void)
@@ -156,11 +166,48 @@ func (h *ChargeHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return paymentsError(err, "charge", "")
 	}
+	return writeChargePage(w, "/v1/charges", page, more)
+}
+
+func writeChargePage(w http.ResponseWriter, url string, page []payments.Charge, more bool) error {
 	if page == nil {
 		page = []payments.Charge{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/charges", "data": page, "has_more": more})
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "url": url, "data": page, "has_more": more})
 	return nil
+}
+
+// listForMerchant lists the charges agents made to the caller's merchant
+// account, whoever paid them.
+func (h *ChargeHandlers) listForMerchant(w http.ResponseWriter, r *http.Request) error {
+	m, err := h.Merchants.Mine(r.Context(), PrincipalFrom(r).TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Errorf(http.StatusNotFound, TypeInvalidRequest, "merchant_profile_missing", "", "This account has no merchant profile; create one with POST /v1/merchants.")
+	}
+	if err != nil {
+		return err
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		return err
+	}
+	page, more, err := h.p.ListForMerchant(r.Context(), m.ID, owner(r).Livemode, limit, r.URL.Query().Get("starting_after"))
+	if err != nil {
+		return paymentsError(err, "charge", "")
+	}
+	return writeChargePage(w, "/v1/merchant/charges", page, more)
+}
+
+func limitParam(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return 10, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, BadRequest("parameter_invalid", "limit", "limit must be an integer between 1 and 100.")
+	}
+	return n, nil
 }
 
 func (h *ChargeHandlers) capture(w http.ResponseWriter, r *http.Request) error {

@@ -86,17 +86,23 @@ func (tx *Tx) UpdateCharge(_ context.Context, c *payments.Charge, fromStatus str
 
 func (tx *Tx) ListCharges(_ context.Context, tenantID string, f payments.ListFilter) ([]payments.Charge, error) {
 	p := tx.d.payments
+	mine := func(c *payments.Charge) bool {
+		if f.MerchantID != "" {
+			return c.MerchantID == f.MerchantID && c.Livemode == f.Livemode
+		}
+		return c.TenantID == tenantID && c.Livemode == f.Livemode
+	}
 	var cursor int64 = 1<<63 - 1
 	if f.StartingAfter != "" {
 		c, ok := p.charges[f.StartingAfter]
-		if !ok || c.TenantID != tenantID || c.Livemode != f.Livemode {
+		if !ok || !mine(&c) {
 			return nil, store.ErrNotFound
 		}
 		cursor = p.chargeSeq[f.StartingAfter]
 	}
 	var out []payments.Charge
 	for id, c := range p.charges {
-		if c.TenantID == tenantID && c.Livemode == f.Livemode && p.chargeSeq[id] < cursor {
+		if mine(&c) && p.chargeSeq[id] < cursor {
 			out = append(out, cloneCharge(c))
 		}
 	}

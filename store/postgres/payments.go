@@ -116,16 +116,20 @@ func (t *Tx) UpdateCharge(ctx context.Context, c *payments.Charge, fromStatus st
 }
 
 func (t *Tx) ListCharges(ctx context.Context, tenantID string, f payments.ListFilter) ([]payments.Charge, error) {
+	who, whoArg := "tenant_id = $1", tenantID
+	if f.MerchantID != "" {
+		who, whoArg = "merchant_id = $1", f.MerchantID
+	}
 	cursor := int64(1<<63 - 1)
 	if f.StartingAfter != "" {
-		err := t.tx.QueryRow(ctx, `SELECT seq FROM charges WHERE id = $1 AND tenant_id = $2 AND livemode = $3`,
-			f.StartingAfter, tenantID, f.Livemode).Scan(&cursor)
+		err := t.tx.QueryRow(ctx, `SELECT seq FROM charges WHERE id = $2 AND `+who+` AND livemode = $3`,
+			whoArg, f.StartingAfter, f.Livemode).Scan(&cursor)
 		if err != nil {
 			return nil, mapErr(err)
 		}
 	}
 	rows, err := t.tx.Query(ctx, `SELECT `+chargeCols+` FROM charges
-		WHERE tenant_id = $1 AND livemode = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4`, tenantID, f.Livemode, cursor, f.Limit)
+		WHERE `+who+` AND livemode = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4`, whoArg, f.Livemode, cursor, f.Limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -48,3 +48,6 @@ CREATE TABLE charge_holds (
     held         bigint NOT NULL CHECK (held >= 0),
     counted      boolean NOT NULL
 );
+
+-- Merchants read the charges made to them.
+CREATE INDEX charges_merchant ON charges (merchant_id, seq) WHERE merchant_id IS NOT NULL;
