@@ -260,21 +260,35 @@ func (s *story) delegate(ctx context.Context) error {
 	s.helper = *b
 	s.say("The company registers a second agent, %s (%s). The book buyer hands it its token;", b.Name, b.ID)
 	s.say("the sub-agent trades it at /oauth2/token (RFC 8693 token exchange) for a narrower one of its own.")
-	childTerms, _ := json.Marshal([]map[string]any{{
-		"type": "payment_mandate", "currency": currency, "budget": childBudget,
-		"max_amount_per_charge": childCap, "approval_threshold": childThreshold,
-		"payment_methods":    []string{s.card.ID},
-		"allowed_merchants":  []string{"books.acme.example"},
-		"allowed_categories": []string{"5942"},
-		"description":        "Reorder paperbacks",
-	}})
-	status, tr, err := s.c.form(ctx, "/oauth2/token", b.ID, b.ClientSecret, url.Values{
-		"grant_type":            {grantTokenExchange},
-		"subject_token":         {s.tokA},
-		"subject_token_type":    {tokenTypeAccess},
-		"scope":                 {"charges:write"},
-		"authorization_details": {string(childTerms)},
-	})
+	terms := func(budget int64) url.Values {
+		details, _ := json.Marshal([]map[string]any{{
+			"type": "payment_mandate", "currency": currency, "budget": budget,
+			"max_amount_per_charge": childCap, "approval_threshold": childThreshold,
+			"payment_methods":    []string{s.card.ID},
+			"allowed_merchants":  []string{"books.acme.example"},
+			"allowed_categories": []string{"5942"},
+			"description":        "Reorder paperbacks",
+		}})
+		return url.Values{
+			"grant_type":            {grantTokenExchange},
+			"subject_token":         {s.tokA},
+			"subject_token_type":    {tokenTypeAccess},
+			"scope":                 {"charges:write"},
+			"authorization_details": {string(details)},
+		}
+	}
+	// First, greedily, more than the parent allows.
+	status, tr, err := s.c.form(ctx, "/oauth2/token", b.ID, b.ClientSecret, terms(2*budget))
+	if err != nil {
+		return err
+	}
+	if status != http.StatusBadRequest || tr.Error != "invalid_authorization_details" {
+		return s.failf("a token exchange asking for a budget of %s (the parent has %s): HTTP %d %q, want 400 invalid_authorization_details",
+			usd(2*budget), usd(budget), status, tr.Error)
+	}
+	s.ok("asking for a budget of %s is refused: %s", usd(2*budget), tr.Error)
+	s.say("    %s", tr.ErrorDescription)
+	status, tr, err = s.c.form(ctx, "/oauth2/token", b.ID, b.ClientSecret, terms(childBudget))
 	if err != nil {
 		return err
 	}
@@ -308,7 +322,6 @@ func (s *story) delegate(ctx context.Context) error {
 	}
 	s.ok("child mandate %s (parent %s, depth %d): %s in all, %s per charge, approval above %s",
 		s.child.ID, s.child.ParentID, s.child.Depth, usd(s.child.Budget), usd(*s.child.MaxAmountPerCharge), usd(*s.child.ApprovalThreshold))
-	s.say("  Every limit is within the parent's; asking for more would have been refused.")
 	return nil
 }
 
