@@ -137,7 +137,7 @@ func (i *Issuer) exchangeInput(ctx context.Context, raw, typ, param string) (*Ac
 	if err != nil {
 		return nil, fosite.ErrInvalidRequest.WithHintf("The %s is not valid.", param)
 	}
-	what, err := i.chainRevoked(ctx, at)
+	what, _, err := i.chainRevoked(ctx, at)
 	if err != nil {
 		return nil, err
 	}
@@ -148,18 +148,31 @@ func (i *Issuer) exchangeInput(ctx context.Context, raw, typ, param string) (*Ac
 }
 
 // chainRevoked checks the token, its agent, its tenant and every agent of
-// its delegation chain.
-func (i *Issuer) chainRevoked(ctx context.Context, at *AccessToken) (string, error) {
-	what, err := i.revoked.check(ctx, at.JTI, at.ClientID, at.TenantID)
+// its delegation chain. It reports what was revoked ("" for nothing) and
+// its id (the jti, the agent's client id or the tenant's id).
+func (i *Issuer) chainRevoked(ctx context.Context, at *AccessToken) (what, id string, err error) {
+	what, err = i.revoked.check(ctx, at.JTI, at.ClientID, at.TenantID)
 	if err != nil || what != "" {
-		return what, err
+		return what, revokedID(what, at, at.ClientID), err
 	}
-	for _, id := range delegators(at) {
-		if what, err = i.revoked.check(ctx, "", id, ""); err != nil || what != "" {
-			return what, err
+	for _, agent := range delegators(at) {
+		if what, err = i.revoked.check(ctx, "", agent, ""); err != nil || what != "" {
+			return what, revokedID(what, at, agent), err
 		}
 	}
-	return "", nil
+	return "", "", nil
+}
+
+// revokedID is the id of what was revoked: the token's jti, its tenant, or
+// agent.
+func revokedID(what string, at *AccessToken, agent string) string {
+	switch what {
+	case RevokedToken:
+		return at.JTI
+	case RevokedTenant:
+		return at.TenantID
+	}
+	return agent
 }
 
 // delegators are the agents a token's authority passed through besides

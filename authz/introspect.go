@@ -76,7 +76,7 @@ func (i *Issuer) Introspect(ctx context.Context, caller Caller, token, hint stri
 	if !caller.sees(at.TenantID, at.ClientID, at) {
 		return inactive, nil
 	}
-	what, err := i.chainRevoked(ctx, at)
+	what, _, err := i.chainRevoked(ctx, at)
 	if err != nil {
 		return nil, err
 	}

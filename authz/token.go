@@ -222,12 +222,13 @@ func (i *Issuer) Verify(ctx context.Context, raw string) (*AccessToken, error) {
 	if !slices.Contains(at.Audience, i.opt.Audience) {
 		return nil, invalidToken("The access token is not meant for this API (aud).")
 	}
-	what, err := i.chainRevoked(ctx, at)
+	what, id, err := i.chainRevoked(ctx, at)
 	if err != nil {
 		return nil, err
 	}
 	if what != "" {
-		return nil, &TokenError{Code: "invalid_token", Description: "The access token was revoked (" + what + ").", Revoked: what}
+		// Name what was revoked, as the charge transaction's re-check does.
+		return nil, &TokenError{Code: "invalid_token", Description: "The " + what + " " + id + " was revoked.", Revoked: what}
 	}
 	return at, nil
 }
