@@ -171,7 +171,7 @@ type tokenResponse struct {
 	ErrorDescription     string          `json:"error_description"`
 }
 
-// bearer and basic build Authorization header values.
+// bearer is the Authorization header value for a key or an access token.
 func bearer(tok string) string { return "Bearer " + tok }
 
 // call sends a JSON request. A 2xx answer is decoded into out (when not
@@ -234,7 +234,7 @@ func (c *client) mustCall(ctx context.Context, method, path, auth string, in any
 		return err
 	}
 	if eb != nil {
-		return fmt.Errorf("%s %s: HTTP %d %s/%s: %s", method, path, status, eb.Error.Type, eb.Error.Code, eb.Error.Message)
+		return fmt.Errorf("%w: %s %s: HTTP %d %s/%s: %s", errStory, method, path, status, eb.Error.Type, eb.Error.Code, eb.Error.Message)
 	}
 	return nil
 }

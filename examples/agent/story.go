@@ -198,10 +198,9 @@ func (s *story) findMerchants(ctx context.Context) error {
 
 // 4. Create the mandate.
 func (s *story) createMandate(ctx context.Context) error {
-	cap, threshold := int64(perChargeCap), int64(approvalThreshold)
 	err := s.c.mustCall(ctx, http.MethodPost, "/v1/mandates", bearer(s.sk), map[string]any{
 		"agent": s.buyer.ID, "payer": "self", "currency": currency, "budget": budget,
-		"max_amount_per_charge": cap, "approval_threshold": threshold,
+		"max_amount_per_charge": perChargeCap, "approval_threshold": approvalThreshold,
 		"payment_methods":    []string{s.card.ID},
 		"allowed_merchants":  []string{"books.acme.example"},
 		"allowed_categories": []string{"5942"},
