@@ -47,12 +47,9 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	amount, err := amountParam(req.Amount, "amount")
+	amount, err := requiredAmount(req.Amount)
 	if err != nil {
 		return err
-	}
-	if amount == nil {
-		return BadRequest("parameter_missing", "amount", "Missing required param: amount.")
 	}
 	for param, v := range map[string]string{"currency": req.Currency, "payment_method": req.PaymentMethod, "merchant": req.Merchant} {
 		if v == "" {

@@ -81,6 +81,15 @@ func amountParam(raw json.RawMessage, param string) (*int64, error) {
 	return &n, nil
 }
 
+// requiredAmount parses the required amount of a charge.
+func requiredAmount(raw json.RawMessage) (*int64, error) {
+	amount, err := amountParam(raw, "amount")
+	if err == nil && amount == nil {
+		err = BadRequest("parameter_missing", "amount", "Missing required param: amount.")
+	}
+	return amount, err
+}
+
 // paymentsError maps the payment core's errors to API errors.
 func paymentsError(err error, kind, id string) error {
 	var pe *payments.ParamError
@@ -123,12 +132,9 @@ func (h *ChargeHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	amount, err := amountParam(req.Amount, "amount")
+	amount, err := requiredAmount(req.Amount)
 	if err != nil {
 		return err
-	}
-	if amount == nil {
-		return BadRequest("parameter_missing", "amount", "Missing required param: amount.")
 	}
 	capture := req.Capture == nil || *req.Capture
 	c, err := h.p.Create(r.Context(), payments.ChargeParams{

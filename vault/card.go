@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/perfectpay/perfectpay/internal/luhn"
 )
 
 // Card brands the vault recognises.
@@ -74,7 +76,7 @@ func ParseCardNumber(s string) (number, brand string, err error) {
 		}
 	}
 	number = b.String()
-	if len(number) < 12 || len(number) > 19 || !luhn(number) {
+	if len(number) < 12 || len(number) > 19 || !luhn.Valid(number) {
 		return "", "", ErrInvalidNumber
 	}
 	brand = DetectBrand(number)
@@ -125,23 +127,6 @@ func validLength(number, brand string) bool {
 		}
 	}
 	return false
-}
-
-// luhn reports whether the digits pass the Luhn (mod 10) check.
-func luhn(d string) bool {
-	sum, double := 0, false
-	for i := len(d) - 1; i >= 0; i-- {
-		n := int(d[i] - '0')
-		if double {
-			n *= 2
-			if n > 9 {
-				n -= 9
-			}
-		}
-		sum += n
-		double = !double
-	}
-	return sum%10 == 0
 }
 
 // CheckExpiry validates month (1–12) and year (four digits, or two digits

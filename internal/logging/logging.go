@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/perfectpay/perfectpay/internal/luhn"
 )
 
 type ctxKey struct{}
@@ -160,32 +162,14 @@ func containsPAN(d []byte) bool {
 		return false
 	}
 	if len(d) <= 19 {
-		return Luhn(d)
+		return luhn.Valid(d)
 	}
 	for n := 13; n <= 19; n++ {
 		for i := 0; i+n <= len(d); i++ {
-			if Luhn(d[i : i+n]) {
+			if luhn.Valid(d[i : i+n]) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// Luhn reports whether the ASCII digits pass the Luhn checksum.
-func Luhn(d []byte) bool {
-	sum := 0
-	double := false
-	for i := len(d) - 1; i >= 0; i-- {
-		n := int(d[i] - '0')
-		if double {
-			n *= 2
-			if n > 9 {
-				n -= 9
-			}
-		}
-		sum += n
-		double = !double
-	}
-	return sum%10 == 0
 }
