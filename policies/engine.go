@@ -14,7 +14,9 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 //go:embed *.rego
@@ -159,7 +161,19 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	if in.Currencies == nil {
 		in.Currencies = in.currencies()
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.Value()))
+	// OPA would start a goroutine per evaluation to watch ctx; a callback
+	// registered with context.AfterFunc cancels the same way without one
+	// (a context that can never be cancelled needs neither). No metrics
+	// are collected: nothing reads them.
+	if err := ctx.Err(); err != nil {
+		return e.deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
+	}
+	cancel := topdown.NewCancel()
+	if ctx.Done() != nil {
+		defer context.AfterFunc(ctx, cancel.Cancel)()
+	}
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.Value()),
+		rego.EvalExternalCancel(cancel), rego.EvalMetrics(metrics.NoOp()))
 	if err != nil {
 		return e.deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
 	}

@@ -163,6 +163,20 @@ func TestEngineMoneyFormatting(t *testing.T) {
 	}
 }
 
+// A cancelled context stops the evaluation and denies.
+func TestEngineCancelled(t *testing.T) {
+	e := newEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d, err := e.Decide(ctx, baseInput())
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, Deny, d.Result)
+	assert.Equal(t, []string{"policy_error"}, codes(d))
+	d, err = e.Decide(context.Background(), baseInput())
+	require.NoError(t, err)
+	assert.Equal(t, Allow, d.Result, "the engine is unaffected by an earlier cancellation")
+}
+
 func TestEngineInputDigest(t *testing.T) {
 	a, err := baseInput().Digest()
 	require.NoError(t, err)
