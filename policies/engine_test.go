@@ -227,3 +227,14 @@ func BenchmarkDecide(b *testing.B) {
 	b.ReportMetric(float64(durations[len(durations)/2].Nanoseconds())/1000, "p50-µs")
 	b.ReportMetric(float64(durations[len(durations)*99/100].Nanoseconds())/1000, "p99-µs")
 }
+
+// BenchmarkInputValue is the input document's share of a decision.
+func BenchmarkInputValue(b *testing.B) {
+	in := baseInput()
+	in.Limits = &InputLimits{Velocity: Velocity{AgentChargesPerHour: 60, AgentDeclinesPerHour: 10, MandateChargesPerHour: 60, MandateDeclinesPerHour: 10}}
+	in.Currencies = in.currencies()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = in.Value()
+	}
+}
