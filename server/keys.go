@@ -115,16 +115,8 @@ func (h *keyHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	case req.Type != accounts.KindRestricted && len(req.Scopes) > 0:
 		return BadRequest("parameter_invalid", "scopes", "Only restricted keys carry scopes.")
 	}
-	if p.Key.Key.Kind == accounts.KindRestricted {
-		// A restricted key cannot mint a key more powerful than itself.
-		if req.Type == accounts.KindSecret {
-			return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", "type", "A restricted key cannot create a secret key.")
-		}
-		for _, sc := range req.Scopes {
-			if !p.Key.HasScope(sc) {
-				return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", "scopes", "A restricted key cannot grant scope %s it does not hold.", sc)
-			}
-		}
+	if err := notMorePowerful(p, req.Type, req.Scopes, "type", "scopes"); err != nil {
+		return err
 	}
 	nk, err := h.s.Accounts.CreateKey(r.Context(), p.TenantID, req.Type, req.Mode, req.Name, req.Scopes)
 	if errors.Is(err, accounts.ErrInvalidScope) {
@@ -157,7 +149,22 @@ func (h *keyHandlers) roll(w http.ResponseWriter, r *http.Request) error {
 		overlap = time.Duration(*req.ExpiresIn) * time.Second
 	}
 	id := mux.Vars(r)["id"]
-	nk, err := h.s.Accounts.RollKey(r.Context(), PrincipalFrom(r).TenantID, id, overlap)
+	p := PrincipalFrom(r)
+	if p.Key.Key.Kind == accounts.KindRestricted {
+		// Rolling hands out the replacement's secret: a restricted key may
+		// roll only keys no more powerful than itself.
+		old, err := h.s.Accounts.GetKey(r.Context(), p.TenantID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return NotFound("api_key", id)
+		}
+		if err != nil {
+			return err
+		}
+		if err := notMorePowerful(p, old.Kind, old.Scopes, "id", "id"); err != nil {
+			return err
+		}
+	}
+	nk, err := h.s.Accounts.RollKey(r.Context(), p.TenantID, id, overlap)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return NotFound("api_key", id)
@@ -184,5 +191,23 @@ func (h *keyHandlers) revoke(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, viewKey(k, ""))
+	return nil
+}
+
+// notMorePowerful refuses, for a restricted caller, a key of kind with
+// scopes that the caller itself does not hold: a restricted key cannot
+// obtain (create or roll) a key more powerful than itself.
+func notMorePowerful(p *Principal, kind string, scopes []string, kindParam, scopesParam string) error {
+	if p.Key.Key.Kind != accounts.KindRestricted {
+		return nil
+	}
+	if kind == accounts.KindSecret {
+		return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", kindParam, "A restricted key cannot obtain a secret key.")
+	}
+	for _, sc := range scopes {
+		if !p.Key.HasScope(sc) {
+			return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", scopesParam, "A restricted key cannot obtain a key with scope %s it does not hold.", sc)
+		}
+	}
 	return nil
 }
