@@ -381,6 +381,15 @@ func validate(r *Request) error {
 	if r.ApprovalID != "" && (!strings.HasPrefix(r.ApprovalID, "apr_") || len(r.ApprovalID) > 64) {
 		return &RequestError{Param: "approval", Code: "parameter_invalid", Message: "approval must be an approval id (apr_…)."}
 	}
+	// The purchase is stored before the payment core sees it (approvals,
+	// their events), so it is checked here: bounds, and no card number.
+	if err := payments.ValidatePurchase(r.Purchase); err != nil {
+		var pe *payments.ParamError
+		if errors.As(err, &pe) {
+			return &RequestError{Param: pe.Param, Code: pe.Code, Message: pe.Message}
+		}
+		return err
+	}
 	return nil
 }
 
