@@ -332,8 +332,13 @@ func TestMerchantReadsChargesMadeToIt(t *testing.T) {
 		require.Equal(t, 200, r.Status, string(r.Body))
 		data := r.JSON["data"].([]any)
 		require.Len(t, data, 1)
-		assert.Equal(t, 700.0, data[0].(map[string]any)["amount"])
-		assert.Equal(t, corner, data[0].(map[string]any)["merchant"])
+		got := data[0].(map[string]any)
+		assert.Equal(t, 700.0, got["amount"])
+		assert.Equal(t, "merchant_charge", got["object"])
+		for _, private := range []string{"payment_method", "card", "mandate", "agent", "metadata"} {
+			assert.NotContains(t, got, private, "a merchant does not see the payer's %s", private)
+		}
+		assert.NotContains(t, string(r.Body), s.card)
 
 		_, nobody := n.Tenant(t)
 		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchant/charges", Key: nobody})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -201,7 +202,35 @@ func (h *ChargeHandlers) listForMerchant(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return paymentsError(err, "charge", "")
 	}
-	return writeChargePage(w, "/v1/merchant/charges", page, more)
+	views := make([]merchantChargeView, len(page))
+	for i := range page {
+		views[i] = viewForMerchant(&page[i])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/merchant/charges", "data": views, "has_more": more})
+	return nil
+}
+
+// merchantChargeView is what a merchant sees of a charge another tenant's
+// agent made to it: the sale, not the payer's card token, fingerprint,
+// mandate, agent or metadata.
+type merchantChargeView struct {
+	ID             string             `json:"id"`
+	Object         string             `json:"object"`
+	Livemode       bool               `json:"livemode"`
+	Status         string             `json:"status"`
+	Amount         int64              `json:"amount"`
+	AmountCaptured int64              `json:"amount_captured"`
+	AmountRefunded int64              `json:"amount_refunded"`
+	Currency       string             `json:"currency"`
+	CardBrand      string             `json:"card_brand"`
+	Purchase       *payments.Purchase `json:"purchase"`
+	Created        time.Time          `json:"created"`
+}
+
+func viewForMerchant(c *payments.Charge) merchantChargeView {
+	return merchantChargeView{ID: c.ID, Object: "merchant_charge", Livemode: c.Livemode, Status: c.Status, Amount: c.Amount,
+		AmountCaptured: c.AmountCaptured, AmountRefunded: c.AmountRefunded, Currency: c.Currency, CardBrand: c.Card.Brand,
+		Purchase: c.Purchase, Created: c.Created}
 }
 
 func limitParam(r *http.Request) (int, error) {

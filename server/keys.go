@@ -183,7 +183,21 @@ func (h *keyHandlers) revoke(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := mux.Vars(r)["id"]
-	k, err := h.s.Accounts.RevokeKey(r.Context(), PrincipalFrom(r).TenantID, id)
+	p := PrincipalFrom(r)
+	if p.Key.Key.Kind == accounts.KindRestricted {
+		// A restricted key may revoke only keys no more powerful than itself.
+		target, err := h.s.Accounts.GetKey(r.Context(), p.TenantID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return NotFound("api_key", id)
+		}
+		if err != nil {
+			return err
+		}
+		if err := notMorePowerful(p, target.Kind, target.Scopes, "id", "id"); err != nil {
+			return err
+		}
+	}
+	k, err := h.s.Accounts.RevokeKey(r.Context(), p.TenantID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return NotFound("api_key", id)
 	}

@@ -49,3 +49,20 @@ func TestRestrictedKeyCannotRollMorePowerfulKey(t *testing.T) {
 		assert.Equal(t, 201, r.Status, string(r.Body))
 	})
 }
+
+// TestRestrictedKeyCannotRevokeMorePowerfulKey: a restricted key with
+// keys:write may not revoke the tenant's secret key (locking the owner out).
+func TestRestrictedKeyCannotRevokeMorePowerfulKey(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		b, sk := n.Tenant(t)
+		r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys", Key: sk, Body: map[string]any{"type": "restricted", "scopes": []string{"keys:write", "keys:read"}}})
+		require.Equal(t, 201, r.Status, string(r.Body))
+		rk, rkID := r.JSON["secret"].(string), r.JSON["id"].(string)
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys/" + b.Keys[0].Key.ID + "/revoke", Key: rk})
+		assert.Equal(t, 403, r.Status, string(r.Body))
+		assert.Equal(t, 200, n.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: sk}).Status, "the secret key still works")
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys/" + rkID + "/revoke", Key: rk})
+		assert.Equal(t, 200, r.Status, "a key may revoke itself")
+	})
+}

@@ -338,6 +338,15 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 		dec.ChargeID = ""
 		return nil, s.refuse(ctx, dec, att.err)
 	}
+	if ch == nil && err != nil && dec.ChargeID == "" {
+		// The core refused before the reservation (say the card token was
+		// deleted): the allowed decision is still recorded, marked so.
+		dec.Outcome = "not_created"
+		if rerr := s.db.InTx(ctx, func(tx Tx) error { return recordDecision(ctx, tx, dec) }); rerr != nil {
+			s.log.ErrorContext(ctx, "recording a decision failed", "decision", dec.ID, "err", rerr)
+		}
+		return nil, err
+	}
 	if ch != nil {
 		dec.ChargeID = ch.ID
 		dec.Outcome = ch.Status

@@ -155,7 +155,7 @@ func (t *Tx) ListEvents(ctx context.Context, f webhooks.EventFilter) ([]webhooks
 		}
 	}
 	if f.StartingAfter != "" {
-		add("seq < (SELECT seq FROM events WHERE id = $%d)", f.StartingAfter)
+		add("seq < (SELECT seq FROM events WHERE id = $%d AND tenant_id = $1)", f.StartingAfter)
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -311,7 +311,7 @@ func (t *Tx) ListAttempts(ctx context.Context, f webhooks.AttemptFilter) ([]webh
 		add("endpoint_id = $%d", f.EndpointID)
 	}
 	if f.StartingAfter != "" {
-		add("seq < (SELECT seq FROM webhook_attempts WHERE id = $%d)", f.StartingAfter)
+		add("seq < (SELECT seq FROM webhook_attempts WHERE id = $%d AND tenant_id = $1)", f.StartingAfter)
 	}
 	limit := f.Limit
 	if limit <= 0 {
