@@ -63,19 +63,9 @@ func startCluster(t testing.TB, n, maxConns int, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{dbURL: pgtest.NewURL(t)}
 	c.env = append(nodeEnv(maxConns), extra...)
-	type started struct {
-		i int
-		p *apptest.Proc
-	}
-	c.nodes = make([]*apptest.Proc, n)
-	apptest.Binary(t) // build once before starting nodes in parallel
-	done := make(chan started, n)
-	for i := range n {
-		go func() { done <- started{i, apptest.StartProcess(t, c.dbURL, c.env...)} }()
-	}
 	for range n {
-		s := <-done
-		c.nodes[s.i] = s.p
+		// One at a time: StartProcess fails the test from its own goroutine.
+		c.nodes = append(c.nodes, apptest.StartProcess(t, c.dbURL, c.env...))
 	}
 	pool, err := pgxpool.New(context.Background(), c.dbURL)
 	require.NoError(t, err)
