@@ -129,7 +129,8 @@ func BenchmarkAgentCharges(b *testing.B) {
 			perClient := max(1, (b.N+benchClients-1)/benchClients)
 			args := []string{"-n", "-M", "prepared", "-f", script, "-c", strconv.Itoa(benchClients), "-j", "2",
 				"-t", strconv.Itoa(perClient), "-D", "tenant=" + s.tenantID, "-D", "merchant=" + s.merchant,
-				"-D", "card=" + s.card, "-D", "tkey=" + tenantKey, "-D", fmt.Sprintf("nm=%d", nm), c.dbURL}
+				"-D", "card=" + s.card, "-D", "tkey=" + tenantKey, "-D", fmt.Sprintf("nm=%d", nm),
+				"-D", "velocity=0", c.dbURL} // the nodes run with every velocity limit off
 			pid := c.nodes[0].Cmd.Process.Pid
 			b.ResetTimer()
 			start, cpu0 := time.Now(), cpuNow(pid)

@@ -3,7 +3,7 @@
 -- for POST /v1/charges with an agent token; see BENCHMARKS.md "Agent
 -- charges (issue 6)"). Used by BenchmarkAgentCharges:
 --   pgbench -n -M prepared -f charge.pgbench.sql -c 16 -j 2 -t N/16 \
---     -D tenant=ten_… -D merchant=acct_… -D card=tok_… -D tkey=tk_… -D nm=64
+--     -D tenant=ten_… -D merchant=acct_… -D card=tok_… -D tkey=tk_… -D nm=64 -D velocity=0
 -- The table bench_mandates (n, mandate_id, agent_id, jti) lists the
 -- benchmark's real mandates (created through the API); choosing one costs a
 -- round trip the server does not make (it reads the mandate from the token).
@@ -24,7 +24,7 @@ INSERT INTO idempotency_keys AS k (tenant_id, credential_id, key, method, path, 
 COMMIT;
 
 -- 2. Load (autocommit reads): mandate chain, merchant, agent, tenant,
--- revocations, velocity, card token.
+-- revocations, velocity (when a limit is on), card token.
 WITH RECURSIVE chain (cid, cparent, lvl) AS (
 		SELECT id, parent_id, 0 FROM mandates WHERE id = :mid AND tenant_id = :tenant
 		UNION ALL
@@ -49,12 +49,15 @@ SELECT kind FROM (
 		   OR (:aid <> '' AND kind = 'agent' AND id = :aid)
 		   OR (:jti <> '' AND kind = 'token' AND id = :jti)
 	) r ORDER BY o LIMIT 1;
+-- The velocity counts are read only when a velocity limit is on (-D velocity=1).
+\if :velocity
 SELECT
 	count(*) FILTER (WHERE agent_id = :aid AND result = 'allow'),
 	count(*) FILTER (WHERE agent_id = :aid AND (result = 'deny' OR outcome = 'failed')),
 	count(*) FILTER (WHERE mandate_id = :mid AND result = 'allow'),
 	count(*) FILTER (WHERE mandate_id = :mid AND (result = 'deny' OR outcome = 'failed'))
 	FROM decisions WHERE tenant_id = :tenant AND (agent_id = :aid OR mandate_id = :mid) AND created_at >= now() - interval '1 hour';
+\endif
 SELECT id, tenant_id, tenant_key_id, livemode, brand, last4, exp_month, exp_year, fingerprint, cvc_check,
 	wrapped_dek, ciphertext, created_at, deleted_at FROM vault_tokens WHERE id = :card AND tenant_id = :tenant;
 

@@ -152,6 +152,9 @@ func New(ctx context.Context, v Velocity) (*Engine, error) {
 // Version returns the policy version.
 func (e *Engine) Version() string { return e.version }
 
+// Velocity returns the velocity limits the engine applies (zero: all off).
+func (e *Engine) Velocity() Velocity { return e.velocity }
+
 // Decide evaluates the charge policy on in. An evaluation error is
 // returned together with a deny decision; an undefined result denies.
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
