@@ -17,7 +17,7 @@ import (
 
 // revocationTrials is how many revocations per kind the propagation
 // measurement makes.
-const revocationTrials = 50
+const revocationTrials = 100
 
 // testRevocation: a revocation on node A (a token, an agent, a mandate with
 // its child) makes the very next charge on nodes B and C fail with a 403
