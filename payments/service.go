@@ -138,6 +138,10 @@ type ChargeParams struct {
 	Capture     bool
 	Description string
 	Metadata    map[string]string
+	// LivemodeOfCard takes the charge's mode from its card token instead
+	// of requiring Owner.Livemode to match (agent charges: agents have no
+	// mode; the payer's card says whether it is a test or a live charge).
+	LivemodeOfCard bool
 	// Set by the mandates pipeline for agent charges.
 	MandateID  string
 	AgentID    string
@@ -263,12 +267,15 @@ func (e *Engine[T]) Create(ctx context.Context, p ChargeParams) (*Charge, error)
 	err := e.db.InTx(ctx, func(tx T) error {
 		tok, cd, err := e.s.vault.Reveal(ctx, tx, p.TenantID, p.PaymentMethod)
 		switch {
-		case errors.Is(err, store.ErrNotFound) || errors.Is(err, vault.ErrTokenDeleted) || (err == nil && tok.Livemode != p.Livemode):
+		case errors.Is(err, store.ErrNotFound) || errors.Is(err, vault.ErrTokenDeleted) || (err == nil && !p.LivemodeOfCard && tok.Livemode != p.Livemode):
 			return paramErr("payment_method", "resource_missing", "No such token: '%s'.", p.PaymentMethod)
 		case errors.Is(err, vault.ErrKeyDestroyed):
 			return paramErr("payment_method", "token_unusable", "The card of token '%s' was erased.", p.PaymentMethod)
 		case err != nil:
 			return err
+		}
+		if p.LivemodeOfCard {
+			c.Livemode = tok.Livemode
 		}
 		c.Card = CardDetails{Brand: tok.Brand, Last4: tok.Last4, ExpMonth: tok.ExpMonth, ExpYear: tok.ExpYear,
 			Fingerprint: tok.Fingerprint, CVCCheck: tok.CVCCheck}

@@ -109,7 +109,7 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		buf.header.Del(headerNoStore)
 		ctx := r.Context()
 		if release {
-			err = s.Idempotency.InTx(ctx, func(tx idempotency.Repo) error {
+			err = s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error {
 				return tx.ReleaseIdempotency(ctx, rec.TenantID, rec.CredentialID, rec.Key)
 			})
 		} else {
@@ -123,7 +123,8 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 					rec.Header[k] = buf.header.Get(k)
 				}
 			}
-			err = s.Idempotency.InTx(ctx, func(tx idempotency.Repo) error { return tx.CompleteIdempotency(ctx, rec) })
+			// One statement: no transaction round trips on every POST.
+			err = s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return tx.CompleteIdempotency(ctx, rec) })
 		}
 		if err != nil {
 			s.log.ErrorContext(ctx, "idempotency: could not record the outcome", "err", err)

@@ -218,8 +218,6 @@ type loaded struct {
 	agentV   Counts
 	mandateV Counts
 	approval *Approval
-	revoked  string
-	livemode bool
 }
 
 func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID string, req *Request, now time.Time) (*loaded, error) {
@@ -244,18 +242,12 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID st
 		if l.tenant, err = tx.GetTenant(ctx, tok.TenantID); err != nil {
 			return err
 		}
-		if l.revoked, err = authz.CheckRevoked(ctx, tx, tok); err != nil {
-			return err
-		}
 		// The counts read every decision of the agent and of the mandate in
 		// the last hour; with every velocity limit off no rule reads them.
-		if s.policy.Velocity() != (policies.Velocity{}) {
-			if l.agentV, l.mandateV, err = tx.Velocity(ctx, tok.TenantID, tok.ClientID, mandateID, now.Add(-time.Hour)); err != nil {
+		if q := velocityQuery(s.policy.Velocity(), now); q.Needed() {
+			if l.agentV, l.mandateV, err = tx.Velocity(ctx, tok.TenantID, tok.ClientID, mandateID, q); err != nil {
 				return err
 			}
-		}
-		if t, err := tx.GetToken(ctx, tok.TenantID, req.PaymentMethod); err == nil {
-			l.livemode = t.Livemode
 		}
 		if req.ApprovalID != "" {
 			if l.approval, err = tx.GetApproval(ctx, tok.TenantID, req.ApprovalID); err != nil {
@@ -268,6 +260,21 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID st
 		return nil
 	})
 	return l, err
+}
+
+// velocityQuery asks only for the counts a limit is set for. Each count
+// stops 1,000 past its limit: enough to decide and to report a true number
+// in all but runaway cases, while bounding the rows a decision reads.
+func velocityQuery(v policies.Velocity, now time.Time) VelocityQuery {
+	capOf := func(limit int) int {
+		if limit <= 0 {
+			return 0
+		}
+		return limit + 1000
+	}
+	return VelocityQuery{Since: now.Add(-time.Hour),
+		AgentCharges: capOf(v.AgentChargesPerHour), AgentDeclines: capOf(v.AgentDeclinesPerHour),
+		MandateCharges: capOf(v.MandateChargesPerHour), MandateDeclines: capOf(v.MandateDeclinesPerHour)}
 }
 
 // Charge decides an agent's charge and, when allowed, makes it.
@@ -292,10 +299,10 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	bind := binding(tok.TenantID, mandateID, tok.ClientID, &req)
 	dec := &Decision{ID: ids.New("dec"), TenantID: tok.TenantID, MandateID: mandateID, AgentID: tok.ClientID, CreatedAt: now}
 
-	// Fast refusals the policy need not see: revoked credentials or mandates.
-	if l.revoked != "" {
-		return nil, s.refuseRevoked(ctx, dec, l.revoked, revokedID(l.revoked, tok))
-	}
+	// Fast refusal the policy need not see: a revoked mandate in the chain.
+	// Revoked credentials are refused by the agent authenticator (its cache
+	// hears revocations through LISTEN/NOTIFY) and, authoritatively, inside
+	// the charge transaction (reserve) and the approval's (challenge).
 	for i := range l.chain {
 		if l.chain[i].Status == mandates.StatusRevoked {
 			return nil, s.refuseRevoked(ctx, dec, "mandate", l.chain[i].ID)
@@ -326,12 +333,12 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	case policies.Deny:
 		return nil, s.refuse(ctx, dec, &DeniedError{Decision: dec})
 	case policies.Challenge:
-		return nil, s.challenge(ctx, dec, l, &req, bind, now)
+		return nil, s.challenge(ctx, tok, dec, l, &req, bind, now)
 	}
 
 	att := &attempt{tok: tok, chain: chainIDs, decision: dec, approval: l.approval}
 	ch, err := s.engine.Create(context.WithValue(ctx, attemptKey{}, att), payments.ChargeParams{
-		Owner:  payments.Owner{TenantID: tok.TenantID, Livemode: l.livemode},
+		Owner: payments.Owner{TenantID: tok.TenantID}, LivemodeOfCard: true,
 		Amount: req.Amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod, Capture: req.Capture,
 		Description: purchaseDescription(req.Purchase), MandateID: m.ID, AgentID: tok.ClientID,
 		MerchantID: req.MerchantID, Purchase: req.Purchase,
@@ -486,7 +493,7 @@ func (s *Service) refuseRevoked(ctx context.Context, d *Decision, what, id strin
 
 // challenge asks a human: it creates an approval for this exact request
 // (or returns the pending one the agent presented again).
-func (s *Service) challenge(ctx context.Context, d *Decision, l *loaded, req *Request, bind string, now time.Time) error {
+func (s *Service) challenge(ctx context.Context, tok *authz.AccessToken, d *Decision, l *loaded, req *Request, bind string, now time.Time) error {
 	if a := l.approval; a != nil && a.Status == ApprovalPending && now.Before(a.ExpiresAt) {
 		a.URL = s.approvalURL(a.ID)
 		return s.refuse(ctx, d, &ApprovalRequiredError{Approval: a, Decision: d})
@@ -502,7 +509,13 @@ func (s *Service) challenge(ctx context.Context, d *Decision, l *loaded, req *Re
 		CreatedAt: now, ExpiresAt: now.Add(s.cfg.ApprovalTTL),
 	}
 	d.ApprovalID = a.ID
+	var revoked string
 	err := s.db.InTx(ctx, func(tx Tx) error {
+		// Nobody is asked to approve for revoked credentials.
+		var err error
+		if revoked, err = authz.CheckRevoked(ctx, tx, tok); err != nil || revoked != "" {
+			return err
+		}
 		if err := tx.CreateApproval(ctx, a); err != nil {
 			return err
 		}
@@ -518,6 +531,10 @@ func (s *Service) challenge(ctx context.Context, d *Decision, l *loaded, req *Re
 	})
 	if err != nil {
 		return err
+	}
+	if revoked != "" {
+		d.ApprovalID = ""
+		return s.refuseRevoked(ctx, d, revoked, revokedID(revoked, tok))
 	}
 	a.URL = s.approvalURL(a.ID)
 	return &ApprovalRequiredError{Approval: a, Decision: d}

@@ -79,6 +79,19 @@ type Hold struct {
 // denials and processor declines).
 type Counts = policies.Counts
 
+// VelocityQuery says which velocity counts a decision needs. A cap is the
+// most a count need reach (limit + 1: enough to tell it is over); 0 skips
+// that count, so with every limit off nothing is read.
+type VelocityQuery struct {
+	Since                                                        time.Time
+	AgentCharges, AgentDeclines, MandateCharges, MandateDeclines int
+}
+
+// Needed reports whether any count is asked for.
+func (q VelocityQuery) Needed() bool {
+	return q.AgentCharges > 0 || q.AgentDeclines > 0 || q.MandateCharges > 0 || q.MandateDeclines > 0
+}
+
 // Repo is the storage the pipeline adds to the mandates, payments and
 // issuer repositories.
 type Repo interface {
@@ -91,8 +104,9 @@ type Repo interface {
 	CreateDecision(ctx context.Context, d *Decision) error
 	// SetDecisionOutcome records the processor's answer on the decision of chargeID.
 	SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome string) error
-	// Velocity counts the decisions since t for the agent and for the mandate.
-	Velocity(ctx context.Context, tenantID, agentID, mandateID string, since time.Time) (agent, mandate Counts, err error)
+	// Velocity counts the decisions since q.Since for the agent and for
+	// the mandate; each count stops at its cap (0: not counted at all).
+	Velocity(ctx context.Context, tenantID, agentID, mandateID string, q VelocityQuery) (agent, mandate Counts, err error)
 
 	CreateHold(ctx context.Context, h *Hold) error
 	// LockHold returns the hold of a charge, locked until the transaction

@@ -91,9 +91,12 @@ func (tx *Tx) SetDecisionOutcome(_ context.Context, tenantID, chargeID, outcome 
 	return nil
 }
 
-func (tx *Tx) Velocity(_ context.Context, tenantID, agentID, mandateID string, since time.Time) (agent, mandate pipeline.Counts, err error) {
+func (tx *Tx) Velocity(_ context.Context, tenantID, agentID, mandateID string, q pipeline.VelocityQuery) (agent, mandate pipeline.Counts, err error) {
+	if !q.Needed() {
+		return agent, mandate, nil
+	}
 	for _, d := range tx.d.pipeline.decisions {
-		if d.TenantID != tenantID || d.CreatedAt.Before(since) {
+		if d.TenantID != tenantID || d.CreatedAt.Before(q.Since) {
 			continue
 		}
 		allow := d.Result == "allow"
@@ -107,6 +110,11 @@ func (tx *Tx) Velocity(_ context.Context, tenantID, agentID, mandateID string, s
 			mandate.Declines += b2i(decline)
 		}
 	}
+	capAt := func(n *int, c int) { *n = min(*n, c) }
+	capAt(&agent.Charges, q.AgentCharges)
+	capAt(&agent.Declines, q.AgentDeclines)
+	capAt(&mandate.Charges, q.MandateCharges)
+	capAt(&mandate.Declines, q.MandateDeclines)
 	return agent, mandate, nil
 }
 

@@ -3,7 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"time"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -74,15 +74,21 @@ func (t *Tx) SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome
 }
 
 // Velocity counts allowed decisions (charges) and refusals or processor
-// declines (declines) in one pass per subject.
-func (t *Tx) Velocity(ctx context.Context, tenantID, agentID, mandateID string, since time.Time) (agent, mandate pipeline.Counts, err error) {
-	err = t.tx.QueryRow(ctx, `SELECT
-		count(*) FILTER (WHERE agent_id = $2 AND result = 'allow'),
-		count(*) FILTER (WHERE agent_id = $2 AND (result = 'deny' OR outcome = 'failed')),
-		count(*) FILTER (WHERE mandate_id = $3 AND result = 'allow'),
-		count(*) FILTER (WHERE mandate_id = $3 AND (result = 'deny' OR outcome = 'failed'))
-		FROM decisions WHERE tenant_id = $1 AND (agent_id = $2 OR mandate_id = $3) AND created_at >= $4`,
-		tenantID, agentID, mandateID, since).Scan(&agent.Charges, &agent.Declines, &mandate.Charges, &mandate.Declines)
+// declines (declines), each in a subquery that stops at its cap and is
+// skipped when the cap is 0; decline counts use partial indexes.
+func (t *Tx) Velocity(ctx context.Context, tenantID, agentID, mandateID string, q pipeline.VelocityQuery) (agent, mandate pipeline.Counts, err error) {
+	if !q.Needed() {
+		return agent, mandate, nil
+	}
+	const charges, declines = `result = 'allow'`, `(result = 'deny' OR outcome = 'failed')`
+	count := func(who, what string, n int) string {
+		return `(SELECT count(*) FROM (SELECT 1 FROM decisions WHERE tenant_id = $1 AND ` + who + ` AND created_at >= $4 AND ` +
+			what + ` LIMIT ` + strconv.Itoa(n) + `) x)`
+	}
+	err = t.tx.QueryRow(ctx, `SELECT `+
+		count("agent_id = $2", charges, q.AgentCharges)+`, `+count("agent_id = $2", declines, q.AgentDeclines)+`, `+
+		count("mandate_id = $3", charges, q.MandateCharges)+`, `+count("mandate_id = $3", declines, q.MandateDeclines),
+		tenantID, agentID, mandateID, q.Since).Scan(&agent.Charges, &agent.Declines, &mandate.Charges, &mandate.Declines)
 	return agent, mandate, mapErr(err)
 }
 

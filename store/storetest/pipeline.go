@@ -70,10 +70,17 @@ func testPipelineDecisions[X Tx](t *testing.T, b store.Backend[X]) {
 		store.ErrConflict, "one decision per charge")
 	in(t, b, func(tx X) error { return tx.SetDecisionOutcome(ctx, "ten_a", "ch_2", "failed") })
 	in(t, b, func(tx X) error {
-		agent, mandate, err := tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", now().Add(-time.Hour))
+		all := pipeline.VelocityQuery{Since: now().Add(-time.Hour), AgentCharges: 100, AgentDeclines: 100, MandateCharges: 100, MandateDeclines: 100}
+		agent, mandate, err := tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", all)
 		require.NoError(t, err)
 		assert.Equal(t, pipeline.Counts{Charges: 2, Declines: 2}, agent) // ch_2 failed, mdt_2 denied
 		assert.Equal(t, pipeline.Counts{Charges: 2, Declines: 1}, mandate)
+		// Counts stop at their caps; a zero cap is not counted.
+		capped := pipeline.VelocityQuery{Since: all.Since, AgentCharges: 1, AgentDeclines: 0, MandateCharges: 0, MandateDeclines: 5}
+		agent, mandate, err = tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", capped)
+		require.NoError(t, err)
+		assert.Equal(t, pipeline.Counts{Charges: 1, Declines: 0}, agent)
+		assert.Equal(t, pipeline.Counts{Charges: 0, Declines: 1}, mandate)
 		return nil
 	})
 }

@@ -18,6 +18,9 @@ CREATE TABLE decisions (
 );
 CREATE INDEX decisions_agent ON decisions (tenant_id, agent_id, created_at);
 CREATE INDEX decisions_mandate ON decisions (tenant_id, mandate_id, created_at);
+-- Velocity: declines are rare, so their counts read only these.
+CREATE INDEX decisions_agent_declines ON decisions (tenant_id, agent_id, created_at) WHERE result = 'deny' OR outcome = 'failed';
+CREATE INDEX decisions_mandate_declines ON decisions (tenant_id, mandate_id, created_at) WHERE result = 'deny' OR outcome = 'failed';
 CREATE UNIQUE INDEX decisions_charge ON decisions (tenant_id, charge_id) WHERE charge_id IS NOT NULL;
 
 CREATE TABLE approvals (
