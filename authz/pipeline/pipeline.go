@@ -136,7 +136,7 @@ func (e *ApprovalRequiredError) Error() string {
 	return "approval required: " + reasonText(e.Decision.Reasons)
 }
 
-// ApprovalUsedError is a retry with an approval that was already spent.
+// ErrApprovalUsed is a retry with an approval that was already spent.
 var ErrApprovalUsed = errors.New("pipeline: the approval was already used")
 
 func reasonText(rs []policies.Reason) string {
