@@ -8,6 +8,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/ids"
 )
 
 // AgentAuthenticator authenticates an agent's access token presented as
@@ -47,6 +48,7 @@ func (a *API) Handle(method, path string, access Access, fn handlerFunc) {
 	if method == http.MethodPost && !access.Public && !access.NoIdempotency {
 		h = a.s.idempotent(h)
 	}
+	h = storableText(h)
 	if !access.Public {
 		h = a.s.authenticate(access, h)
 	}
@@ -58,6 +60,33 @@ func (a *API) Handle(method, path string, access Access, fn handlerFunc) {
 		return
 	}
 	a.r.Handle(path, a.s.wrap(h)).Methods(method)
+}
+
+// storableText refuses path ids and query values that no store can hold
+// (invalid UTF-8, NUL) before anything looks them up: no object has such an
+// id, and PostgreSQL fails such a lookup (a 500) instead of missing it.
+func storableText(next handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		for name, v := range mux.Vars(r) {
+			if !ids.Storable(v) {
+				return Errorf(http.StatusNotFound, TypeInvalidRequest, "resource_missing", name,
+					"No such object: the %s is not valid UTF-8 or holds a NUL character.", name)
+			}
+		}
+		for name, vs := range r.URL.Query() {
+			param := name
+			if !ids.Storable(name) {
+				param = "query"
+			}
+			for _, v := range append(vs, name) {
+				if !ids.Storable(v) {
+					return BadRequest("parameter_invalid", param,
+						"The query parameter %s is not valid UTF-8 or holds a NUL character.", param)
+				}
+			}
+		}
+		return next(w, r)
+	}
 }
 
 // cors adds the CORS headers before authentication, so a browser can read

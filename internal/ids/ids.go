@@ -5,6 +5,8 @@ package ids
 import (
 	"crypto/rand"
 	"math/big"
+	"strings"
+	"unicode/utf8"
 )
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -26,4 +28,12 @@ func Random(n int) string {
 		b[i] = alphabet[v.Int64()]
 	}
 	return string(b)
+}
+
+// Storable reports whether s can be held in a stored text column: valid
+// UTF-8 without NUL. PostgreSQL's text type holds neither, so a lookup or a
+// write with such a value fails there (a 500) instead of missing; ids from
+// outside are checked with it before any lookup.
+func Storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
