@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -68,7 +69,51 @@ func DecodeJSON(r *http.Request, v any) error {
 	if dec.More() {
 		return BadRequest("invalid_json", "", "The request body must hold exactly one JSON value.")
 	}
+	if param, ok := nulString(b); ok {
+		return BadRequest("parameter_invalid", param, "%s holds a NUL character (\\u0000).", orBody(param))
+	}
 	return nil
+}
+
+// nulString finds a member name or string value holding NUL (\u0000, the
+// only way JSON spells it), which no store holds (PostgreSQL's text cannot),
+// and returns its param ("metadata.order", "line_items[0].name").
+func nulString(b []byte) (string, bool) {
+	if !bytes.Contains(b, []byte(`\u0000`)) {
+		return "", false
+	}
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return "", false
+	}
+	return nulIn(v, "")
+}
+
+func nulIn(v any, param string) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return param, strings.IndexByte(x, 0) >= 0
+	case []any:
+		for i, e := range x {
+			if p, ok := nulIn(e, fmt.Sprintf("%s[%d]", param, i)); ok {
+				return p, true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			p := k
+			if param != "" {
+				p = param + "." + k
+			}
+			if strings.IndexByte(k, 0) >= 0 {
+				return strings.ReplaceAll(p, "\x00", ""), true
+			}
+			if p, ok := nulIn(e, p); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 func jsonError(err error) error {
