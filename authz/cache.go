@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -82,6 +83,11 @@ type agentEntry struct {
 
 // get returns the agent as a fosite client; callers must not modify it.
 func (c *agentCache) get(ctx context.Context, id string) (*agentClient, error) {
+	if !ids.Storable(id) {
+		// A client id from outside (HTTP Basic, client_id, an assertion's
+		// iss) that no agent has; PostgreSQL would fail the lookup.
+		return nil, store.ErrNotFound
+	}
 	now := c.now()
 	c.mu.Lock()
 	e, hit := c.m[id]
