@@ -206,31 +206,31 @@ func ValidatePurchase(pu *Purchase) error {
 	if pu == nil {
 		return nil
 	}
-	if err := checkText("purchase[description]", pu.Description, 1000); err != nil {
+	if err := checkText("description", pu.Description, 1000); err != nil {
 		return err
 	}
 	if pu.OrderURL != "" {
 		u, err := url.Parse(pu.OrderURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(pu.OrderURL) > 2048 {
-			return paramErr("purchase[order_url]", "parameter_invalid", "order_url must be an absolute http(s) URL of at most 2048 characters.")
+			return paramErr("order_url", "parameter_invalid", "order_url must be an absolute http(s) URL of at most 2048 characters.")
 		}
 	}
 	if len(pu.LineItems) > 100 {
-		return paramErr("purchase[line_items]", "parameter_invalid", "At most 100 line items.")
+		return paramErr("line_items", "parameter_invalid", "At most 100 line items.")
 	}
 	for i, li := range pu.LineItems {
-		param := fmt.Sprintf("purchase[line_items][%d]", i)
+		param := fmt.Sprintf("line_items[%d]", i)
 		if li.Name == "" {
-			return paramErr(param+"[name]", "parameter_missing", "Every line item needs a name.")
+			return paramErr(param+".name", "parameter_missing", "Every line item needs a name.")
 		}
-		if err := checkText(param+"[name]", li.Name, 200); err != nil {
+		if err := checkText(param+".name", li.Name, 200); err != nil {
 			return err
 		}
 		if li.Quantity < 1 || li.Quantity > 1_000_000 {
-			return paramErr(param+"[quantity]", "parameter_invalid", "quantity must be between 1 and 1000000.")
+			return paramErr(param+".quantity", "parameter_invalid", "quantity must be between 1 and 1000000.")
 		}
 		if li.UnitAmount < 0 || li.UnitAmount > money.MaxAmount {
-			return paramErr(param+"[unit_amount]", "parameter_invalid", "unit_amount must be between 0 and %d.", money.MaxAmount)
+			return paramErr(param+".unit_amount", "parameter_invalid", "unit_amount must be between 0 and %d.", money.MaxAmount)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -60,6 +61,9 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		}
 		if len(key) > MaxIdempotencyKeyLen {
 			return BadRequest("idempotency_key_too_long", "Idempotency-Key", "The Idempotency-Key header is longer than %d characters.", MaxIdempotencyKeyLen)
+		}
+		if !ids.Storable(key) {
+			return BadRequest("idempotency_key_invalid", "Idempotency-Key", "The Idempotency-Key header must be valid UTF-8 without NUL characters.")
 		}
 		body, err := readBody(r)
 		if err != nil {

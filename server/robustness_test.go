@@ -442,7 +442,7 @@ func (sw *sweep) do(t *testing.T, q rreq) *rresp {
 // Idempotency-Key as sent, and PostgreSQL's text refuses a key that is not
 // UTF-8 (a 500 on the postgres driver). Set it to true with the fix: the
 // sweep then holds such keys to the rule like every other input.
-const idempotencyKeyUTF8Checked = false
+const idempotencyKeyUTF8Checked = true
 
 // intentional503 are the codes of deliberate 503s.
 var intentional503 = map[string]bool{"processor_unavailable": true, "signing_unavailable": true, "store_unavailable": true}
