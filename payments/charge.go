@@ -102,6 +102,10 @@ type Charge struct {
 	FailureCode    string            `json:"failure_code"`
 	FailureMessage string            `json:"failure_message"`
 	DeclineCode    string            `json:"decline_code"`
+	// IdempotencyKey is the caller's credential and Idempotency-Key: a
+	// charge is created once per key even if the key's claim lapsed (a node
+	// died mid-request and the client retried after the claim's lock).
+	IdempotencyKey string `json:"-"`
 	// Attempts counts authorization calls to the processor.
 	Attempts int `json:"-"`
 	// ReversalPending: a void of an authorization we may not have heard of
@@ -155,6 +159,8 @@ type ListFilter struct {
 type Repo interface {
 	CreateCharge(ctx context.Context, c *Charge) error
 	GetCharge(ctx context.Context, tenantID, id string) (*Charge, error)
+	// ChargeByIdempotencyKey finds the charge created with key.
+	ChargeByIdempotencyKey(ctx context.Context, tenantID, key string) (*Charge, error)
 	// LockCharge is GetCharge holding the row until the transaction ends.
 	LockCharge(ctx context.Context, tenantID, id string) (*Charge, error)
 	// UpdateCharge writes c's mutable fields if the stored status is still

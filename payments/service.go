@@ -138,6 +138,9 @@ type ChargeParams struct {
 	Capture     bool
 	Description string
 	Metadata    map[string]string
+	// IdempotencyKey, when set, makes the charge unique per key (see
+	// Charge.IdempotencyKey): a second Create with it returns the first charge.
+	IdempotencyKey string
 	// LivemodeOfCard takes the charge's mode from its card token instead
 	// of requiring Owner.Livemode to match (agent charges: agents have no
 	// mode; the payer's card says whether it is a test or a live charge).
@@ -261,7 +264,7 @@ func (e *Engine[T]) Create(ctx context.Context, p ChargeParams) (*Charge, error)
 		ID: ids.New("ch"), TenantID: p.TenantID, Livemode: p.Livemode, Status: StatusPending,
 		Amount: p.Amount, Currency: p.Currency, CaptureNow: p.Capture, PaymentMethod: p.PaymentMethod,
 		Description: p.Description, Metadata: p.Metadata, MandateID: p.MandateID, AgentID: p.AgentID,
-		MerchantID: p.MerchantID, Purchase: p.Purchase, Created: now, Updated: now,
+		MerchantID: p.MerchantID, Purchase: p.Purchase, Created: now, Updated: now, IdempotencyKey: p.IdempotencyKey,
 	}
 	var card *vault.Card
 	err := e.db.InTx(ctx, func(tx T) error {
@@ -293,11 +296,33 @@ func (e *Engine[T]) Create(ctx context.Context, p ChargeParams) (*Charge, error)
 			"mandate": c.MandateID, "agent": c.AgentID, "merchant": c.MerchantID,
 		})
 	})
+	if errors.Is(err, store.ErrConflict) && p.IdempotencyKey != "" {
+		return e.existing(ctx, p.TenantID, p.IdempotencyKey)
+	}
 	if err != nil {
 		return nil, err
 	}
 	// From here on the charge exists: finish it even if the client goes away.
 	return e.complete(context.WithoutCancel(ctx), c, card)
+}
+
+// existing returns the charge an earlier request with the same idempotency
+// key created (its claim lapsed, so the middleware let the retry through).
+func (e *Engine[T]) existing(ctx context.Context, tenantID, key string) (*Charge, error) {
+	var c *Charge
+	err := e.db.Autocommit(ctx, func(tx T) error {
+		var err error
+		c, err = tx.ChargeByIdempotencyKey(ctx, tenantID, key)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.derive()
+	if c.Status == StatusFailed {
+		return c, &CardError{Charge: c, Code: c.FailureCode, DeclineCode: c.DeclineCode, Message: c.FailureMessage}
+	}
+	return c, nil
 }
 
 // complete calls the processor for a pending charge and records the answer.

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/app/apptest"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/idempotency"
 )
 
 // shop is a tenant with a card, a merchant to buy from and an agent.
@@ -344,5 +346,51 @@ func TestMerchantReadsChargesMadeToIt(t *testing.T) {
 		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchant/charges", Key: nobody})
 		assert.Equal(t, 404, r.Status)
 		assert.Equal(t, "merchant_profile_missing", r.ErrorCode())
+	})
+}
+
+// TestChargeOncePerKeyAfterLapsedClaim: a node died mid-request, so the
+// Idempotency-Key's claim is gone (lapsed); the client's retry must find
+// the charge already made, not make a second one — for agent and merchant
+// charges alike.
+func TestChargeOncePerKeyAfterLapsedClaim(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		s := newShop(t, n)
+		m := s.mandate(t, nil)
+		tok := s.token(t, m)
+		first := s.charge(t, tok, 900, nil, "lapse-1")
+		require.Equal(t, 200, first.Status, string(first.Body))
+		forget := func(credential, key string) {
+			tenant := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: s.key}).JSON["id"].(string)
+			require.NoError(t, n.App.Idempotency.InTx(context.Background(), func(tx idempotency.Repo) error {
+				return tx.ReleaseIdempotency(context.Background(), tenant, credential, key)
+			}))
+		}
+		forget(s.agent, "lapse-1")
+		again := s.charge(t, tok, 900, nil, "lapse-1")
+		require.Equal(t, 200, again.Status, string(again.Body))
+		assert.Equal(t, first.JSON["id"], again.JSON["id"], "the retry finds the first charge")
+		assert.Empty(t, again.Header.Get("Idempotent-Replayed"), "it was not a replay: the claim was gone")
+		spent, count := s.spent(t, m)
+		assert.Equal(t, 900.0, spent, "the budget was reserved once")
+		assert.Equal(t, 1.0, count)
+
+		body := map[string]any{"amount": 500, "currency": "usd", "payment_method": s.card}
+		r1 := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/charges", Key: s.key, Body: body, Header: map[string]string{"Idempotency-Key": "lapse-2"}})
+		require.Equal(t, 200, r1.Status, string(r1.Body))
+		keys := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/api_keys", Key: s.key}).JSON["data"].([]any)
+		var keyID string
+		for _, k := range keys {
+			if km := k.(map[string]any); km["type"] == "secret" && km["mode"] == "test" {
+				keyID = km["id"].(string)
+			}
+		}
+		forget(keyID, "lapse-2")
+		r2 := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/charges", Key: s.key, Body: body, Header: map[string]string{"Idempotency-Key": "lapse-2"}})
+		require.Equal(t, 200, r2.Status, string(r2.Body))
+		assert.Equal(t, r1.JSON["id"], r2.JSON["id"])
+		list := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/charges?limit=100", Key: s.key}).JSON["data"].([]any)
+		assert.Len(t, list, 2, "one agent charge and one merchant charge, not four")
 	})
 }

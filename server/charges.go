@@ -82,6 +82,16 @@ func amountParam(raw json.RawMessage, param string) (*int64, error) {
 	return &n, nil
 }
 
+// chargeIdempotencyKey scopes the request's Idempotency-Key to its
+// credential, as the idempotency middleware does ("" without a key).
+func chargeIdempotencyKey(r *http.Request) string {
+	k := r.Header.Get("Idempotency-Key")
+	if k == "" {
+		return ""
+	}
+	return PrincipalFrom(r).CredentialID + ":" + k
+}
+
 // requiredAmount parses the required amount of a charge.
 func requiredAmount(raw json.RawMessage) (*int64, error) {
 	amount, err := amountParam(raw, "amount")
@@ -141,6 +151,7 @@ func (h *ChargeHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.p.Create(r.Context(), payments.ChargeParams{
 		Owner: owner(r), Amount: *amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod,
 		Capture: capture, Description: req.Description, Metadata: req.Metadata,
+		IdempotencyKey: chargeIdempotencyKey(r),
 	})
 	if err != nil {
 		return paymentsError(err, "charge", "")

@@ -341,7 +341,7 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 		Owner: payments.Owner{TenantID: tok.TenantID}, LivemodeOfCard: true,
 		Amount: req.Amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod, Capture: req.Capture,
 		Description: purchaseDescription(req.Purchase), MandateID: m.ID, AgentID: tok.ClientID,
-		MerchantID: req.MerchantID, Purchase: req.Purchase,
+		MerchantID: req.MerchantID, Purchase: req.Purchase, IdempotencyKey: chargeKey(tok, req.IdempotencyKey),
 	})
 	if att.err != nil && errors.Is(err, att.err) {
 		// The transaction rolled back with the decision record in it:
@@ -363,6 +363,15 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 		dec.Outcome = ch.Status
 	}
 	return &Outcome{Charge: ch, Decision: dec}, err
+}
+
+// chargeKey scopes an Idempotency-Key to the agent, as the idempotency
+// middleware does, so a charge is created once per key.
+func chargeKey(tok *authz.AccessToken, key string) string {
+	if key == "" {
+		return ""
+	}
+	return tok.ClientID + ":" + key
 }
 
 func purchaseDescription(p *payments.Purchase) string {

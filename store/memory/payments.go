@@ -18,13 +18,16 @@ type paymentsData struct {
 	chargeSeq table[string, int64] // charge id -> insertion order, for pagination
 	seq       int64
 	refunds   table[string, payments.Refund]
+	// chargeByKey: tenant + "/" + idempotency key -> charge id
+	chargeByKey table[string, string]
 }
 
 func newPaymentsData() *paymentsData {
 	return &paymentsData{
-		charges:   table[string, payments.Charge]{},
-		chargeSeq: table[string, int64]{},
-		refunds:   table[string, payments.Refund]{},
+		charges:     table[string, payments.Charge]{},
+		chargeSeq:   table[string, int64]{},
+		refunds:     table[string, payments.Refund]{},
+		chargeByKey: table[string, string]{},
 	}
 }
 
@@ -48,10 +51,25 @@ func (tx *Tx) CreateCharge(_ context.Context, c *payments.Charge) error {
 	if _, ok := tx.d.tenants[c.TenantID]; !ok {
 		return store.ErrNotFound
 	}
+	if c.IdempotencyKey != "" {
+		k := c.TenantID + "/" + c.IdempotencyKey
+		if _, ok := p.chargeByKey[k]; ok {
+			return store.ErrConflict
+		}
+		put(tx, p.chargeByKey, k, c.ID)
+	}
 	setVar(tx, &p.seq, p.seq+1)
 	put(tx, p.chargeSeq, c.ID, p.seq)
 	put(tx, p.charges, c.ID, cloneCharge(*c))
 	return nil
+}
+
+func (tx *Tx) ChargeByIdempotencyKey(ctx context.Context, tenantID, key string) (*payments.Charge, error) {
+	id, ok := tx.d.payments.chargeByKey[tenantID+"/"+key]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return tx.GetCharge(ctx, tenantID, id)
 }
 
 func (tx *Tx) GetCharge(_ context.Context, tenantID, id string) (*payments.Charge, error) {

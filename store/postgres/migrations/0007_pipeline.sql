@@ -54,3 +54,8 @@ CREATE TABLE charge_holds (
 
 -- Merchants read the charges made to them.
 CREATE INDEX charges_merchant ON charges (merchant_id, seq) WHERE merchant_id IS NOT NULL;
+
+-- A charge is created once per credential and Idempotency-Key, even when the
+-- key's claim lapsed because a node died mid-request.
+ALTER TABLE charges ADD COLUMN idempotency_key text;
+CREATE UNIQUE INDEX charges_idempotency ON charges (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
