@@ -150,19 +150,9 @@ func (h *keyHandlers) roll(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := mux.Vars(r)["id"]
 	p := PrincipalFrom(r)
-	if p.Key.Key.Kind == accounts.KindRestricted {
-		// Rolling hands out the replacement's secret: a restricted key may
-		// roll only keys no more powerful than itself.
-		old, err := h.s.Accounts.GetKey(r.Context(), p.TenantID, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return NotFound("api_key", id)
-		}
-		if err != nil {
-			return err
-		}
-		if err := notMorePowerful(p, old.Kind, old.Scopes, "id", "id"); err != nil {
-			return err
-		}
+	// Rolling hands out the replacement's secret.
+	if err := h.mayTouch(r, p, id); err != nil {
+		return err
 	}
 	nk, err := h.s.Accounts.RollKey(r.Context(), p.TenantID, id, overlap)
 	switch {
@@ -184,18 +174,8 @@ func (h *keyHandlers) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := mux.Vars(r)["id"]
 	p := PrincipalFrom(r)
-	if p.Key.Key.Kind == accounts.KindRestricted {
-		// A restricted key may revoke only keys no more powerful than itself.
-		target, err := h.s.Accounts.GetKey(r.Context(), p.TenantID, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return NotFound("api_key", id)
-		}
-		if err != nil {
-			return err
-		}
-		if err := notMorePowerful(p, target.Kind, target.Scopes, "id", "id"); err != nil {
-			return err
-		}
+	if err := h.mayTouch(r, p, id); err != nil {
+		return err
 	}
 	k, err := h.s.Accounts.RevokeKey(r.Context(), p.TenantID, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -211,6 +191,22 @@ func (h *keyHandlers) revoke(w http.ResponseWriter, r *http.Request) error {
 // notMorePowerful refuses, for a restricted caller, a key of kind with
 // scopes that the caller itself does not hold: a restricted key cannot
 // obtain (create or roll) a key more powerful than itself.
+// mayTouch refuses a restricted key acting on (rolling, revoking) a key
+// more powerful than itself; other keys may touch any key of the tenant.
+func (h *keyHandlers) mayTouch(r *http.Request, p *Principal, id string) error {
+	if p.Key.Key.Kind != accounts.KindRestricted {
+		return nil
+	}
+	target, err := h.s.Accounts.GetKey(r.Context(), p.TenantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return NotFound("api_key", id)
+	}
+	if err != nil {
+		return err
+	}
+	return notMorePowerful(p, target.Kind, target.Scopes, "id", "id")
+}
+
 func notMorePowerful(p *Principal, kind string, scopes []string, kindParam, scopesParam string) error {
 	if p.Key.Key.Kind != accounts.KindRestricted {
 		return nil
