@@ -104,11 +104,10 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return paymentsError(err, "charge", "")
 	}
-	body := map[string]any{}
-	raw, _ := json.Marshal(out.Charge)
-	_ = json.Unmarshal(raw, &body)
-	body["decision"] = decisionView(out.Decision)
-	writeJSON(w, http.StatusOK, body)
+	writeJSON(w, http.StatusOK, struct {
+		*payments.Charge
+		Decision map[string]any `json:"decision"`
+	}{out.Charge, decisionView(out.Decision)})
 	return nil
 }
 

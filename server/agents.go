@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -103,13 +102,9 @@ func (h *AgentHandlers) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *AgentHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	limit := 10
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return BadRequest("parameter_invalid", "limit", "limit must be between 1 and 100.")
-		}
-		limit = n
+	limit, err := listLimit(r)
+	if err != nil {
+		return err
 	}
 	after := r.URL.Query().Get("starting_after")
 	tenant := PrincipalFrom(r).TenantID

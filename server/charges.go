@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -171,16 +170,11 @@ func (h *ChargeHandlers) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *ChargeHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	limit := 10
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return BadRequest("parameter_invalid", "limit", "limit must be an integer between 1 and 100.")
-		}
-		limit = n
+	limit, err := listLimit(r)
+	if err != nil {
+		return err
 	}
-	page, more, err := h.p.List(r.Context(), owner(r), limit, q.Get("starting_after"))
+	page, more, err := h.p.List(r.Context(), owner(r), limit, r.URL.Query().Get("starting_after"))
 	if err != nil {
 		return paymentsError(err, "charge", "")
 	}
@@ -205,7 +199,7 @@ func (h *ChargeHandlers) listForMerchant(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	limit, err := limitParam(r)
+	limit, err := listLimit(r)
 	if err != nil {
 		return err
 	}
@@ -242,18 +236,6 @@ func viewForMerchant(c *payments.Charge) merchantChargeView {
 	return merchantChargeView{ID: c.ID, Object: "merchant_charge", Livemode: c.Livemode, Status: c.Status, Amount: c.Amount,
 		AmountCaptured: c.AmountCaptured, AmountRefunded: c.AmountRefunded, Currency: c.Currency, CardBrand: c.Card.Brand,
 		Purchase: c.Purchase, Created: c.Created}
-}
-
-func limitParam(r *http.Request) (int, error) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
-		return 10, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, BadRequest("parameter_invalid", "limit", "limit must be an integer between 1 and 100.")
-	}
-	return n, nil
 }
 
 func (h *ChargeHandlers) capture(w http.ResponseWriter, r *http.Request) error {

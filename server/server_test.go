@@ -267,7 +267,7 @@ func TestRevocationAcrossNodes(t *testing.T) {
 	assert.Equal(t, 401, b.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: sk}).Status)
 }
 
-func TestMethodNotAllowedAndPanicsAreJSON(t *testing.T) {
+func TestMethodNotAllowedIsJSON(t *testing.T) {
 	n := apptest.New(t, "memory")
 	_, sk := n.Tenant(t)
 	r := n.Do(t, apptest.Req{Method: http.MethodDelete, Path: "/v1/tenant", Key: sk})

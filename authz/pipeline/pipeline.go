@@ -346,7 +346,6 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	if att.err != nil && errors.Is(err, att.err) {
 		// The transaction rolled back with the decision record in it:
 		// record the refusal on its own.
-		dec.ChargeID = ""
 		return nil, s.refuse(ctx, dec, att.err)
 	}
 	if ch == nil && err != nil && dec.ChargeID == "" {
