@@ -13,7 +13,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
-	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
@@ -38,7 +38,7 @@ type backendTx interface {
 	webhooks.Repo
 	vault.Repo
 	payments.Repo
-	pipeline.Tx
+	charging.Tx
 }
 
 // App is a wired node: services, HTTP server and background jobs.
@@ -59,7 +59,7 @@ type App struct {
 	Payments  *payments.Service
 	Simulator *payments.Simulated
 	// Pipeline decides and makes agent charges.
-	Pipeline *pipeline.Service
+	Pipeline *charging.Service
 	charges  *server.ChargeHandlers
 	// details is this node's authorization_details registry.
 	details *authz.DetailTypeRegistry

@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
@@ -28,7 +28,7 @@ func wirePipeline[X backendTx](ctx context.Context, a *App, b store.Backend[X], 
 	if public == "" {
 		public = "http://" + a.Config.Server.Addr
 	}
-	a.Pipeline = pipeline.New(store.Bind(b, func(x X) pipeline.Tx { return x }), a.Payments, eng, pipeline.Config{
+	a.Pipeline = charging.New(store.Bind(b, func(x X) charging.Tx { return x }), a.Payments, eng, charging.Config{
 		ApprovalTTL: cfg.ApprovalTTL, MaxDepth: a.Config.Issuer.MaxDelegationDepth, PublicURL: strings.TrimSuffix(public, "/"),
 	}, a.Log)
 	a.details.Register("payment_mandate", a.Pipeline.DetailType())

@@ -9,14 +9,14 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/authz"
-	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
 )
 
-// AgentCharger decides and makes agent charges (authz/pipeline.Service).
+// AgentCharger decides and makes agent charges (authz/charging.Service).
 type AgentCharger interface {
-	Charge(ctx context.Context, tok *authz.AccessToken, req pipeline.Request) (*pipeline.Outcome, error)
+	Charge(ctx context.Context, tok *authz.AccessToken, req charging.Request) (*charging.Outcome, error)
 }
 
 // agentChargeRequest is what an agent sends. Merchant facts come from the
@@ -34,7 +34,7 @@ type agentChargeRequest struct {
 	Approval      string              `json:"approval"`
 }
 
-func decisionView(d *pipeline.Decision) map[string]any {
+func decisionView(d *charging.Decision) map[string]any {
 	return map[string]any{"id": d.ID, "result": d.Result, "reasons": d.Reasons, "policy_version": d.PolicyVersion}
 }
 
@@ -60,15 +60,15 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	if req.Description != "" || len(req.LineItems) > 0 || req.OrderURL != "" {
 		purchase = &payments.Purchase{Description: req.Description, LineItems: req.LineItems, OrderURL: req.OrderURL}
 	}
-	out, err := h.Agents.Charge(r.Context(), tok, pipeline.Request{
+	out, err := h.Agents.Charge(r.Context(), tok, charging.Request{
 		Amount: *amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod, MerchantID: req.Merchant,
 		Capture: req.Capture == nil || *req.Capture, Purchase: purchase, ApprovalID: req.Approval,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
-	var reqErr *pipeline.RequestError
-	var denied *pipeline.DeniedError
-	var revoked *pipeline.RevokedError
-	var challenge *pipeline.ApprovalRequiredError
+	var reqErr *charging.RequestError
+	var denied *charging.DeniedError
+	var revoked *charging.RevokedError
+	var challenge *charging.ApprovalRequiredError
 	switch {
 	case errors.As(err, &reqErr):
 		return BadRequest(reqErr.Code, reqErr.Param, "%s", reqErr.Message)
@@ -89,7 +89,7 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 			joinReasons(challenge.Decision), challenge.Approval.ID)
 		e.Extra = map[string]any{"approval": challenge.Approval, "decision": decisionView(challenge.Decision)}
 		return e
-	case errors.Is(err, pipeline.ErrApprovalUsed):
+	case errors.Is(err, charging.ErrApprovalUsed):
 		return Errorf(http.StatusConflict, TypeInvalidRequest, "approval_used", "approval", "The approval %s was already used for a charge.", req.Approval)
 	}
 	var ce *payments.CardError
@@ -111,7 +111,7 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	return nil
 }
 
-func joinReasons(d *pipeline.Decision) string {
+func joinReasons(d *charging.Decision) string {
 	s := ""
 	for i, r := range d.Reasons {
 		if i > 0 {
@@ -124,7 +124,7 @@ func joinReasons(d *pipeline.Decision) string {
 
 // ApprovalHandlers let a tenant (for now; the MFA page comes later) see,
 // approve and deny step-up approvals.
-type ApprovalHandlers struct{ P *pipeline.Service }
+type ApprovalHandlers struct{ P *charging.Service }
 
 // Mount registers the routes.
 func (h *ApprovalHandlers) Mount(api *API) {
@@ -157,7 +157,7 @@ func (h *ApprovalHandlers) resolve(yes bool) handlerFunc {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return NotFound("approval", id)
-		case errors.Is(err, pipeline.ErrApprovalClosed):
+		case errors.Is(err, charging.ErrApprovalClosed):
 			return Errorf(http.StatusConflict, TypeInvalidRequest, "approval_closed", "id", "The approval %s is no longer pending (resolved, used or expired).", id)
 		case err != nil:
 			return err

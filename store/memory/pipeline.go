@@ -5,25 +5,25 @@ import (
 	"slices"
 	"time"
 
-	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/store"
 )
 
-var _ pipeline.Repo = (*Tx)(nil)
+var _ charging.Repo = (*Tx)(nil)
 
 type pipelineData struct {
-	approvals table[string, pipeline.Approval]
-	decisions table[string, pipeline.Decision]
+	approvals table[string, charging.Approval]
+	decisions table[string, charging.Decision]
 	byCharge  table[string, string] // tenant + "/" + charge id -> decision id
-	holds     table[string, pipeline.Hold]
+	holds     table[string, charging.Hold]
 }
 
 func newPipelineData() pipelineData {
-	return pipelineData{approvals: table[string, pipeline.Approval]{}, decisions: table[string, pipeline.Decision]{},
-		byCharge: table[string, string]{}, holds: table[string, pipeline.Hold]{}}
+	return pipelineData{approvals: table[string, charging.Approval]{}, decisions: table[string, charging.Decision]{},
+		byCharge: table[string, string]{}, holds: table[string, charging.Hold]{}}
 }
 
-func cloneApproval(a pipeline.Approval) pipeline.Approval {
+func cloneApproval(a charging.Approval) charging.Approval {
 	a.Purchase = slices.Clone(a.Purchase)
 	a.Reasons = slices.Clone(a.Reasons)
 	if a.ResolvedAt != nil {
@@ -33,7 +33,7 @@ func cloneApproval(a pipeline.Approval) pipeline.Approval {
 	return a
 }
 
-func (tx *Tx) CreateApproval(_ context.Context, a *pipeline.Approval) error {
+func (tx *Tx) CreateApproval(_ context.Context, a *charging.Approval) error {
 	if _, ok := tx.d.pipeline.approvals[a.ID]; ok {
 		return store.ErrConflict
 	}
@@ -41,7 +41,7 @@ func (tx *Tx) CreateApproval(_ context.Context, a *pipeline.Approval) error {
 	return nil
 }
 
-func (tx *Tx) GetApproval(_ context.Context, tenantID, id string) (*pipeline.Approval, error) {
+func (tx *Tx) GetApproval(_ context.Context, tenantID, id string) (*charging.Approval, error) {
 	a, ok := tx.d.pipeline.approvals[id]
 	if !ok || a.TenantID != tenantID {
 		return nil, store.ErrNotFound
@@ -51,7 +51,7 @@ func (tx *Tx) GetApproval(_ context.Context, tenantID, id string) (*pipeline.App
 	return &a, nil
 }
 
-func (tx *Tx) UpdateApproval(_ context.Context, a *pipeline.Approval, from string) error {
+func (tx *Tx) UpdateApproval(_ context.Context, a *charging.Approval, from string) error {
 	cur, ok := tx.d.pipeline.approvals[a.ID]
 	if !ok || cur.TenantID != a.TenantID || cur.Status != from {
 		return store.ErrConflict
@@ -61,7 +61,7 @@ func (tx *Tx) UpdateApproval(_ context.Context, a *pipeline.Approval, from strin
 	return nil
 }
 
-func (tx *Tx) CreateDecision(_ context.Context, d *pipeline.Decision) error {
+func (tx *Tx) CreateDecision(_ context.Context, d *charging.Decision) error {
 	p := &tx.d.pipeline
 	if _, ok := p.decisions[d.ID]; ok {
 		return store.ErrConflict
@@ -91,7 +91,7 @@ func (tx *Tx) SetDecisionOutcome(_ context.Context, tenantID, chargeID, outcome 
 	return nil
 }
 
-func (tx *Tx) Velocity(_ context.Context, tenantID, agentID, mandateID string, q pipeline.VelocityQuery) (agent, mandate pipeline.Counts, err error) {
+func (tx *Tx) Velocity(_ context.Context, tenantID, agentID, mandateID string, q charging.VelocityQuery) (agent, mandate charging.Counts, err error) {
 	if !q.Needed() {
 		return agent, mandate, nil
 	}
@@ -125,7 +125,7 @@ func b2i(b bool) int {
 	return 0
 }
 
-func (tx *Tx) CreateHold(_ context.Context, h *pipeline.Hold) error {
+func (tx *Tx) CreateHold(_ context.Context, h *charging.Hold) error {
 	if _, ok := tx.d.pipeline.holds[h.ChargeID]; ok {
 		return store.ErrConflict
 	}
@@ -133,7 +133,7 @@ func (tx *Tx) CreateHold(_ context.Context, h *pipeline.Hold) error {
 	return nil
 }
 
-func cloneHold(h pipeline.Hold) pipeline.Hold {
+func cloneHold(h charging.Hold) charging.Hold {
 	h.Reservation.Chain = slices.Clone(h.Reservation.Chain)
 	h.Reservation.Exhausted = slices.Clone(h.Reservation.Exhausted)
 	if h.Reservation.Periods != nil {
@@ -146,7 +146,7 @@ func cloneHold(h pipeline.Hold) pipeline.Hold {
 	return h
 }
 
-func (tx *Tx) LockHold(_ context.Context, tenantID, chargeID string) (*pipeline.Hold, error) {
+func (tx *Tx) LockHold(_ context.Context, tenantID, chargeID string) (*charging.Hold, error) {
 	h, ok := tx.d.pipeline.holds[chargeID]
 	if !ok || h.TenantID != tenantID {
 		return nil, store.ErrNotFound
@@ -155,7 +155,7 @@ func (tx *Tx) LockHold(_ context.Context, tenantID, chargeID string) (*pipeline.
 	return &h, nil
 }
 
-func (tx *Tx) UpdateHold(_ context.Context, h *pipeline.Hold) error {
+func (tx *Tx) UpdateHold(_ context.Context, h *charging.Hold) error {
 	if _, ok := tx.d.pipeline.holds[h.ChargeID]; !ok {
 		return store.ErrNotFound
 	}

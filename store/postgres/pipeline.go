@@ -7,13 +7,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/store"
 )
 
-var _ pipeline.Repo = (*Tx)(nil)
+var _ charging.Repo = (*Tx)(nil)
 
-func (t *Tx) CreateApproval(ctx context.Context, a *pipeline.Approval) error {
+func (t *Tx) CreateApproval(ctx context.Context, a *charging.Approval) error {
 	reasons, _ := json.Marshal(a.Reasons)
 	var purchase any
 	if len(a.Purchase) > 0 {
@@ -27,8 +27,8 @@ func (t *Tx) CreateApproval(ctx context.Context, a *pipeline.Approval) error {
 	return mapErr(err)
 }
 
-func (t *Tx) GetApproval(ctx context.Context, tenantID, id string) (*pipeline.Approval, error) {
-	a := &pipeline.Approval{Object: "approval"}
+func (t *Tx) GetApproval(ctx context.Context, tenantID, id string) (*charging.Approval, error) {
+	a := &charging.Approval{Object: "approval"}
 	var purchase, reasons []byte
 	err := t.tx.QueryRow(ctx, `SELECT id, tenant_id, status, mandate_id, agent_id, amount, currency, payment_method,
 		merchant_id, purchase, reasons, binding, created_at, expires_at, resolved_at, resolved_by, charge_id
@@ -45,7 +45,7 @@ func (t *Tx) GetApproval(ctx context.Context, tenantID, id string) (*pipeline.Ap
 	return a, nil
 }
 
-func (t *Tx) UpdateApproval(ctx context.Context, a *pipeline.Approval, from string) error {
+func (t *Tx) UpdateApproval(ctx context.Context, a *charging.Approval, from string) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE approvals SET status = $3, resolved_at = $4, resolved_by = $5, charge_id = $6
 		WHERE id = $1 AND tenant_id = $2 AND status = $7`,
 		a.ID, a.TenantID, a.Status, nullTime(a.ResolvedAt), a.ResolvedBy, a.ChargeID, from)
@@ -58,7 +58,7 @@ func (t *Tx) UpdateApproval(ctx context.Context, a *pipeline.Approval, from stri
 	return nil
 }
 
-func (t *Tx) CreateDecision(ctx context.Context, d *pipeline.Decision) error {
+func (t *Tx) CreateDecision(ctx context.Context, d *charging.Decision) error {
 	reasons, _ := json.Marshal(d.Reasons)
 	_, err := t.tx.Exec(ctx, `INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result,
 		reasons, policy_version, input_digest, latency_us, outcome, created_at)
@@ -76,7 +76,7 @@ func (t *Tx) SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome
 // Velocity counts allowed decisions (charges) and refusals or processor
 // declines (declines), each in a subquery that stops at its cap and is
 // skipped when the cap is 0; decline counts use partial indexes.
-func (t *Tx) Velocity(ctx context.Context, tenantID, agentID, mandateID string, q pipeline.VelocityQuery) (agent, mandate pipeline.Counts, err error) {
+func (t *Tx) Velocity(ctx context.Context, tenantID, agentID, mandateID string, q charging.VelocityQuery) (agent, mandate charging.Counts, err error) {
 	if !q.Needed() {
 		return agent, mandate, nil
 	}
@@ -92,15 +92,15 @@ func (t *Tx) Velocity(ctx context.Context, tenantID, agentID, mandateID string, 
 	return agent, mandate, mapErr(err)
 }
 
-func (t *Tx) CreateHold(ctx context.Context, h *pipeline.Hold) error {
+func (t *Tx) CreateHold(ctx context.Context, h *charging.Hold) error {
 	res, _ := json.Marshal(h.Reservation)
 	_, err := t.tx.Exec(ctx, `INSERT INTO charge_holds (charge_id, tenant_id, reservation, held, counted) VALUES ($1, $2, $3, $4, $5)`,
 		h.ChargeID, h.TenantID, string(res), h.Held, h.Counted)
 	return mapErr(err)
 }
 
-func (t *Tx) LockHold(ctx context.Context, tenantID, chargeID string) (*pipeline.Hold, error) {
-	h := &pipeline.Hold{}
+func (t *Tx) LockHold(ctx context.Context, tenantID, chargeID string) (*charging.Hold, error) {
+	h := &charging.Hold{}
 	var res []byte
 	err := t.tx.QueryRow(ctx, `SELECT charge_id, tenant_id, reservation, held, counted FROM charge_holds
 		WHERE charge_id = $1 AND tenant_id = $2 FOR UPDATE`, chargeID, tenantID).Scan(&h.ChargeID, &h.TenantID, &res, &h.Held, &h.Counted)
@@ -116,7 +116,7 @@ func (t *Tx) LockHold(ctx context.Context, tenantID, chargeID string) (*pipeline
 	return h, nil
 }
 
-func (t *Tx) UpdateHold(ctx context.Context, h *pipeline.Hold) error {
+func (t *Tx) UpdateHold(ctx context.Context, h *charging.Hold) error {
 	_, err := t.tx.Exec(ctx, `UPDATE charge_holds SET held = $3, counted = $4 WHERE charge_id = $1 AND tenant_id = $2`,
 		h.ChargeID, h.TenantID, h.Held, h.Counted)
 	return mapErr(err)

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/policies"
@@ -17,7 +17,7 @@ import (
 
 func testPipelineApprovals[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
-	a := &pipeline.Approval{ID: ids.New("apr"), TenantID: "ten_a", Status: pipeline.ApprovalPending, MandateID: "mdt_1",
+	a := &charging.Approval{ID: ids.New("apr"), TenantID: "ten_a", Status: charging.ApprovalPending, MandateID: "mdt_1",
 		AgentID: "agt_1", Amount: 6000, Currency: "USD", PaymentMethod: "tok_1", MerchantID: "acct_1",
 		Purchase: []byte(`{"description":"a book"}`), Reasons: []policies.Reason{{Code: "approval_required", Message: "m"}},
 		Binding: "b1", CreatedAt: now(), ExpiresAt: now().Add(time.Minute)}
@@ -31,19 +31,19 @@ func testPipelineApprovals[X Tx](t *testing.T, b store.Backend[X]) {
 		assert.Equal(t, a.Reasons, got.Reasons)
 		assert.JSONEq(t, `{"description":"a book"}`, string(got.Purchase))
 		at := now()
-		got.Status, got.ResolvedAt, got.ResolvedBy = pipeline.ApprovalApproved, &at, "key_1"
-		return tx.UpdateApproval(ctx, got, pipeline.ApprovalPending)
+		got.Status, got.ResolvedAt, got.ResolvedBy = charging.ApprovalApproved, &at, "key_1"
+		return tx.UpdateApproval(ctx, got, charging.ApprovalPending)
 	})
 	// Only one of two racing uses wins.
 	used := *a
 	resolved := now()
-	used.Status, used.ChargeID, used.ResolvedBy, used.ResolvedAt = pipeline.ApprovalUsed, "ch_1", "key_1", &resolved
-	in(t, b, func(tx X) error { return tx.UpdateApproval(ctx, &used, pipeline.ApprovalApproved) })
-	require.ErrorIs(t, b.InTx(ctx, func(tx X) error { return tx.UpdateApproval(ctx, &used, pipeline.ApprovalApproved) }), store.ErrConflict)
+	used.Status, used.ChargeID, used.ResolvedBy, used.ResolvedAt = charging.ApprovalUsed, "ch_1", "key_1", &resolved
+	in(t, b, func(tx X) error { return tx.UpdateApproval(ctx, &used, charging.ApprovalApproved) })
+	require.ErrorIs(t, b.InTx(ctx, func(tx X) error { return tx.UpdateApproval(ctx, &used, charging.ApprovalApproved) }), store.ErrConflict)
 	in(t, b, func(tx X) error {
 		got, err := tx.GetApproval(ctx, "ten_a", a.ID)
 		require.NoError(t, err)
-		assert.Equal(t, pipeline.ApprovalUsed, got.Status)
+		assert.Equal(t, charging.ApprovalUsed, got.Status)
 		assert.Equal(t, "ch_1", got.ChargeID)
 		assert.Equal(t, "key_1", got.ResolvedBy)
 		return nil
@@ -52,12 +52,12 @@ func testPipelineApprovals[X Tx](t *testing.T, b store.Backend[X]) {
 
 func testPipelineDecisions[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
-	mk := func(agent, mandate, result, charge string, at time.Time) *pipeline.Decision {
-		return &pipeline.Decision{ID: ids.New("dec"), TenantID: "ten_a", MandateID: mandate, AgentID: agent, ChargeID: charge,
+	mk := func(agent, mandate, result, charge string, at time.Time) *charging.Decision {
+		return &charging.Decision{ID: ids.New("dec"), TenantID: "ten_a", MandateID: mandate, AgentID: agent, ChargeID: charge,
 			Result: result, Reasons: []policies.Reason{}, PolicyVersion: "v", InputDigest: "d", CreatedAt: at}
 	}
 	old := now().Add(-2 * time.Hour)
-	for _, d := range []*pipeline.Decision{
+	for _, d := range []*charging.Decision{
 		mk("agt_1", "mdt_1", "allow", "ch_1", now()),
 		mk("agt_1", "mdt_1", "allow", "ch_2", now()),
 		mk("agt_1", "mdt_2", "deny", "", now()),
@@ -70,17 +70,17 @@ func testPipelineDecisions[X Tx](t *testing.T, b store.Backend[X]) {
 		store.ErrConflict, "one decision per charge")
 	in(t, b, func(tx X) error { return tx.SetDecisionOutcome(ctx, "ten_a", "ch_2", "failed") })
 	in(t, b, func(tx X) error {
-		all := pipeline.VelocityQuery{Since: now().Add(-time.Hour), AgentCharges: 100, AgentDeclines: 100, MandateCharges: 100, MandateDeclines: 100}
+		all := charging.VelocityQuery{Since: now().Add(-time.Hour), AgentCharges: 100, AgentDeclines: 100, MandateCharges: 100, MandateDeclines: 100}
 		agent, mandate, err := tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", all)
 		require.NoError(t, err)
-		assert.Equal(t, pipeline.Counts{Charges: 2, Declines: 2}, agent) // ch_2 failed, mdt_2 denied
-		assert.Equal(t, pipeline.Counts{Charges: 2, Declines: 1}, mandate)
+		assert.Equal(t, charging.Counts{Charges: 2, Declines: 2}, agent) // ch_2 failed, mdt_2 denied
+		assert.Equal(t, charging.Counts{Charges: 2, Declines: 1}, mandate)
 		// Counts stop at their caps; a zero cap is not counted.
-		capped := pipeline.VelocityQuery{Since: all.Since, AgentCharges: 1, AgentDeclines: 0, MandateCharges: 0, MandateDeclines: 5}
+		capped := charging.VelocityQuery{Since: all.Since, AgentCharges: 1, AgentDeclines: 0, MandateCharges: 0, MandateDeclines: 5}
 		agent, mandate, err = tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", capped)
 		require.NoError(t, err)
-		assert.Equal(t, pipeline.Counts{Charges: 1, Declines: 0}, agent)
-		assert.Equal(t, pipeline.Counts{Charges: 0, Declines: 1}, mandate)
+		assert.Equal(t, charging.Counts{Charges: 1, Declines: 0}, agent)
+		assert.Equal(t, charging.Counts{Charges: 0, Declines: 1}, mandate)
 		return nil
 	})
 }
@@ -88,7 +88,7 @@ func testPipelineDecisions[X Tx](t *testing.T, b store.Backend[X]) {
 func testPipelineHolds[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
 	at := now()
-	h := &pipeline.Hold{ChargeID: "ch_1", TenantID: "ten_a", Held: 500, Counted: true, Reservation: mandates.Reservation{
+	h := &charging.Hold{ChargeID: "ch_1", TenantID: "ten_a", Held: 500, Counted: true, Reservation: mandates.Reservation{
 		Chain: []string{"mdt_root", "mdt_child"}, Amount: 500, At: at, Periods: map[string]time.Time{"mdt_root": at.Truncate(time.Hour)}}}
 	in(t, b, func(tx X) error { return tx.CreateHold(ctx, h) })
 	require.ErrorIs(t, b.InTx(ctx, func(tx X) error { _, err := tx.LockHold(ctx, "ten_a", "ch_none"); return err }), store.ErrNotFound)

@@ -12,7 +12,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
-	"github.com/perfectpay/perfectpay/authz/pipeline"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
@@ -34,7 +34,7 @@ type Tx interface {
 	authz.Repo
 	vault.Repo
 	payments.Repo
-	pipeline.Repo
+	charging.Repo
 }
 
 // Backend is a backend under test.

@@ -1,4 +1,4 @@
-// Package pipeline decides and executes agent charges (DESIGN.md §3.4):
+// Package charging decides and executes agent charges (DESIGN.md §3.4):
 // verify the token (done by the HTTP layer's agent authenticator) → load
 // the mandate chain and revocation state → gather velocity signals → OPA
 // decision → in one transaction re-check revocations, reserve the amount on
@@ -6,7 +6,7 @@
 // decision record, audit entry and outbox event → processor → capture or
 // release. It also runs step-up approvals and binds the payment_mandate
 // authorization details type to the issuer.
-package pipeline
+package charging
 
 import (
 	"context"
