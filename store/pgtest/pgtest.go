@@ -75,17 +75,39 @@ func NewURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, AdminURL())
-		if err != nil {
-			return
-		}
-		defer c.Close(ctx)
-		c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)) //nolint:errcheck
-	})
+	t.Cleanup(func() { dropDatabase(AdminURL(), name) })
 	return withDB(AdminURL(), name)
+}
+
+// NewEmptyURL creates a fresh database with no schema at all (for tests of
+// the migrator itself) and returns its URL. It is dropped when the test ends.
+func NewEmptyURL(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		unavailable(t, err)
+		return ""
+	}
+	defer admin.Close(context.Background())
+	name := "pp_test_" + strings.ToLower(ids.Random(12))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() { dropDatabase(AdminURL(), name) })
+	return withDB(AdminURL(), name)
+}
+
+func dropDatabase(adminURL, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return
+	}
+	defer c.Close(ctx)
+	c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)) //nolint:errcheck
 }
 
 // NewStore returns a migrated store on a fresh database, closed at the end.

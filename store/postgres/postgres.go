@@ -130,48 +130,91 @@ func mapErr(err error) error {
 // migrateLockKey is the advisory lock all nodes take while migrating.
 const migrateLockKey = 7_302_115_001
 
+// ErrMigrationChanged means a migration file differs from the one applied
+// to the database: landed migrations are never edited, a change goes into a
+// new migration.
+var ErrMigrationChanged = errors.New("postgres: an applied migration was changed")
+
 // Migrate applies every embedded migration not yet applied, in file-name
 // order, each in its own transaction, under a session advisory lock.
+//
+// schema_migrations records the SHA-256 of each applied file. Before
+// applying anything, every applied migration's recorded checksum is
+// compared with the embedded file: when one differs Migrate refuses
+// (ErrMigrationChanged, naming the file) and applies nothing. Rows
+// recorded before checksums existed get theirs filled in from the file.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return nil, mapErr(err)
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLockKey)); err != nil {
-		return nil, err
+		return nil, mapErr(err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLockKey)) //nolint:errcheck
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return nil, err
+		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+		ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text`); err != nil {
+		return nil, mapErr(err)
 	}
 	names, err := Migrations()
 	if err != nil {
 		return nil, err
 	}
-	var applied []string
+	recorded := map[string]*string{}
+	rows, err := conn.Query(ctx, "SELECT version, checksum FROM schema_migrations")
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	for rows.Next() {
+		var v string
+		var sum *string
+		if err := rows.Scan(&v, &sum); err != nil {
+			rows.Close()
+			return nil, mapErr(err)
+		}
+		recorded[v] = sum
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
+	}
+	files := map[string][]byte{}
 	for _, name := range names {
-		var exists bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", name).Scan(&exists); err != nil {
-			return applied, err
-		}
-		if exists {
-			continue
-		}
 		sql, err := migrationsFS.ReadFile("migrations/" + name)
 		if err != nil {
-			return applied, err
+			return nil, err
+		}
+		files[name] = sql
+		sum, ok := recorded[name]
+		if ok && sum != nil && *sum != checksum(sql) {
+			return nil, fmt.Errorf("%w: %s was applied with sha256 %s but the file now has sha256 %s; "+
+				"restore the file as it was and put the change in a new migration", ErrMigrationChanged, name, *sum, checksum(sql))
+		}
+	}
+	for _, name := range names {
+		if sum, ok := recorded[name]; ok && sum == nil {
+			if _, err := conn.Exec(ctx, "UPDATE schema_migrations SET checksum = $2 WHERE version = $1 AND checksum IS NULL",
+				name, checksum(files[name])); err != nil {
+				return nil, mapErr(err)
+			}
+		}
+	}
+	var applied []string
+	for _, name := range names {
+		if _, ok := recorded[name]; ok {
+			continue
 		}
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+			if _, err := tx.Exec(ctx, string(files[name])); err != nil {
 				return fmt.Errorf("migration %s: %w", name, err)
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", name)
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", name, checksum(files[name]))
 			return err
 		})
 		if err != nil {
-			return applied, err
+			return applied, mapErr(err)
 		}
 		applied = append(applied, name)
 	}

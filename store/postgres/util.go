@@ -11,6 +11,12 @@ func digest(s string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// checksum is the SHA-256 of a migration file, as schema_migrations records it.
+func checksum(sql []byte) string {
+	sum := sha256.Sum256(sql)
+	return hex.EncodeToString(sum[:])
+}
+
 // nullTime converts an optional time for a nullable column.
 func nullTime(t *time.Time) any {
 	if t == nil {
