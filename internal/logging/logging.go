@@ -98,9 +98,11 @@ func redactAttr(a slog.Attr) slog.Attr {
 // Redacted replaces a card number found in a log line.
 const Redacted = "[REDACTED-PAN]"
 
-// RedactPAN masks every run of 13–19 digits (spaces or dashes between
-// digits allowed) that passes the Luhn check. Longer runs are masked when
-// any 13–19 digit window inside them passes.
+// RedactPAN masks every run of digit groups (single spaces or dashes
+// between groups) in which whole groups adding up to 13–19 digits pass the
+// Luhn check, so a card number next to another number is still found.
+// Runs longer than 19 digits are masked when any 13–19 digit window inside
+// them passes.
 func RedactPAN(s string) string {
 	if !hasDigitRun(s) {
 		return s
@@ -116,9 +118,13 @@ func RedactPAN(s string) string {
 		// Extend the run: digits with single separators between them.
 		j := i
 		var digits []byte
+		var groups []int // where each group of the run starts in digits
 		end := i
 		for j < len(s) {
 			if isDigit(s[j]) {
+				if j == i || !isDigit(s[j-1]) {
+					groups = append(groups, len(digits))
+				}
 				digits = append(digits, s[j])
 				j++
 				end = j
@@ -130,7 +136,7 @@ func RedactPAN(s string) string {
 			}
 			break
 		}
-		if containsPAN(digits) {
+		if containsPAN(digits, groups) {
 			b.WriteString(Redacted)
 		} else {
 			b.WriteString(s[i:end])
@@ -157,12 +163,29 @@ func hasDigitRun(s string) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-func containsPAN(d []byte) bool {
+// containsPAN reports whether the digits d of a run whose groups start at
+// groups hold a card number: whole groups adding up to 13–19 digits that
+// pass the Luhn check ("12 4242424242424242" and "4242 4242 4242 4242 7"
+// hold one), or, in a run longer than 19 digits, any 13–19 digit window.
+func containsPAN(d []byte, groups []int) bool {
 	if len(d) < 13 {
 		return false
 	}
+	for a, from := range groups {
+		for b := a + 1; b <= len(groups); b++ {
+			to := len(d)
+			if b < len(groups) {
+				to = groups[b]
+			}
+			if n := to - from; n > 19 {
+				break
+			} else if n >= 13 && luhn.Valid(d[from:to]) {
+				return true
+			}
+		}
+	}
 	if len(d) <= 19 {
-		return luhn.Valid(d)
+		return false
 	}
 	for n := 13; n <= 19; n++ {
 		for i := 0; i+n <= len(d); i++ {
