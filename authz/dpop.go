@@ -41,6 +41,8 @@ type dpopClaims struct {
 	IAT   int64  `json:"iat"`
 	ATH   string `json:"ath"`
 	Nonce string `json:"nonce"`
+	// Sub names the actor in a holder's consent to a token exchange.
+	Sub string `json:"sub"`
 }
 
 func dpopError(format string, args ...any) *TokenError {
@@ -62,71 +64,77 @@ var errUseNonce = &TokenError{Code: "use_dpop_nonce", Description: "Authorizatio
 // urls are the acceptable htu values (the request's own URL and the one
 // under the configured public URL).
 func (i *Issuer) VerifyDPoP(ctx context.Context, proof, method string, urls []string, accessToken string) (*DPoPProof, error) {
+	p, _, err := i.verifyDPoP(ctx, proof, method, urls, accessToken)
+	return p, err
+}
+
+// verifyDPoP is VerifyDPoP returning the proof's claims as well.
+func (i *Issuer) verifyDPoP(ctx context.Context, proof, method string, urls []string, accessToken string) (*DPoPProof, *dpopClaims, error) {
 	if proof == "" || len(proof) > 8<<10 || strings.Contains(proof, ",") {
-		return nil, dpopError("Exactly one DPoP proof is required.")
+		return nil, nil, dpopError("Exactly one DPoP proof is required.")
 	}
 	jws, err := jose.ParseSignedCompact(proof, dpopAlgs)
 	if err != nil {
-		return nil, dpopError("The DPoP proof is not a JWS signed with an accepted asymmetric algorithm.")
+		return nil, nil, dpopError("The DPoP proof is not a JWS signed with an accepted asymmetric algorithm.")
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, dpopError("The DPoP proof must carry one signature.")
+		return nil, nil, dpopError("The DPoP proof must carry one signature.")
 	}
 	h := jws.Signatures[0].Protected
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "dpop+jwt" {
-		return nil, dpopError("The DPoP proof's typ header must be dpop+jwt.")
+		return nil, nil, dpopError("The DPoP proof's typ header must be dpop+jwt.")
 	}
 	jwk := h.JSONWebKey
 	if jwk == nil || !jwk.Valid() || !jwk.IsPublic() {
-		return nil, dpopError("The DPoP proof must carry a public jwk header.")
+		return nil, nil, dpopError("The DPoP proof must carry a public jwk header.")
 	}
 	payload, err := jws.Verify(jwk)
 	if err != nil {
-		return nil, dpopError("The DPoP proof's signature does not verify.")
+		return nil, nil, dpopError("The DPoP proof's signature does not verify.")
 	}
 	var c dpopClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, dpopError("The DPoP proof's claims are malformed.")
+		return nil, nil, dpopError("The DPoP proof's claims are malformed.")
 	}
 	if c.JTI == "" || len(c.JTI) > 256 {
-		return nil, dpopError("The DPoP proof needs a jti.")
+		return nil, nil, dpopError("The DPoP proof needs a jti.")
 	}
 	if c.HTM != method {
-		return nil, dpopError("The DPoP proof's htm does not match the request method.")
+		return nil, nil, dpopError("The DPoP proof's htm does not match the request method.")
 	}
 	if !htuMatches(c.HTU, urls) {
-		return nil, dpopError("The DPoP proof's htu does not match the request URL.")
+		return nil, nil, dpopError("The DPoP proof's htu does not match the request URL.")
 	}
 	now := i.now()
 	iat := time.Unix(c.IAT, 0)
 	win := i.opt.DPoPWindow
 	if c.IAT == 0 || iat.Before(now.Add(-win)) || iat.After(now.Add(clockSkew)) {
-		return nil, dpopError("The DPoP proof's iat is outside the accepted window.")
+		return nil, nil, dpopError("The DPoP proof's iat is outside the accepted window.")
 	}
 	if accessToken != "" {
 		sum := sha256.Sum256([]byte(accessToken))
 		if subtle.ConstantTimeCompare([]byte(c.ATH), []byte(base64.RawURLEncoding.EncodeToString(sum[:]))) != 1 {
-			return nil, dpopError("The DPoP proof's ath does not match the access token.")
+			return nil, nil, dpopError("The DPoP proof's ath does not match the access token.")
 		}
 	}
 	if i.opt.DPoPNonce && !i.validNonce(c.Nonce, now) {
-		return nil, errUseNonce
+		return nil, nil, errUseNonce
 	}
 	tp, err := jwk.Thumbprint(crypto.SHA256)
 	if err != nil {
-		return nil, dpopError("The DPoP proof's key has no thumbprint.")
+		return nil, nil, dpopError("The DPoP proof's key has no thumbprint.")
 	}
 	jkt := base64.RawURLEncoding.EncodeToString(tp)
 	err = i.db.Autocommit(ctx, func(tx Tx) error {
 		return tx.UseJTI(ctx, "dpop", jkt+":"+c.JTI, now.Add(win+clockSkew))
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, dpopError("The DPoP proof was already used (jti replay).")
+		return nil, nil, dpopError("The DPoP proof was already used (jti replay).")
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &DPoPProof{JKT: jkt, JTI: c.JTI, IAT: iat}, nil
+	return &DPoPProof{JKT: jkt, JTI: c.JTI, IAT: iat}, &c, nil
 }
 
 func htuMatches(htu string, urls []string) bool {

@@ -2,11 +2,13 @@ package authz
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 )
 
@@ -56,7 +58,13 @@ func (h *exchangeHandler) HandleTokenEndpointRequest(ctx context.Context, ar fos
 	if subj.TenantID != c.agent.TenantID {
 		return fosite.ErrInvalidRequest.WithHint("The subject_token is not valid.")
 	}
-	if raw := form.Get("actor_token"); raw != "" {
+	consented := false
+	if raw := form.Get("actor_token"); raw != "" && isConsent(raw) {
+		if err := i.checkConsent(ctx, raw, form.Get("actor_token_type"), subj, c.agent.ID); err != nil {
+			return err
+		}
+		consented = true
+	} else if raw != "" {
 		actor, err := i.exchangeInput(ctx, raw, form.Get("actor_token_type"), "actor_token")
 		if err != nil {
 			return err
@@ -66,6 +74,9 @@ func (h *exchangeHandler) HandleTokenEndpointRequest(ctx context.Context, ar fos
 		}
 	} else if form.Get("actor_token_type") != "" {
 		return fosite.ErrInvalidRequest.WithHint("actor_token_type without actor_token.")
+	}
+	if err := checkBinding(ctx, subj, consented); err != nil {
+		return err
 	}
 	if rt := form.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken && rt != TokenTypeJWT {
 		return fosite.ErrInvalidRequest.WithHintf("requested_token_type %q is not supported; ask for an access token.", rt)
@@ -123,6 +134,74 @@ func (h *exchangeHandler) HandleTokenEndpointRequest(ctx context.Context, ar fos
 	})
 }
 
+// checkBinding is the rule that keeps a sender-constrained subject token
+// sender-constrained: a DPoP-bound subject token is exchanged only by a
+// request that carries a DPoP proof (so the issued token is bound too),
+// and only when that proof is signed by the key the subject token is
+// bound to, or when the actor_token is the holder's consent (checkConsent).
+func checkBinding(ctx context.Context, subj *AccessToken, consented bool) error {
+	if !subj.DPoPBound() {
+		return nil
+	}
+	jkt := jktFrom(ctx)
+	switch {
+	case jkt == "":
+		return fosite.ErrInvalidRequest.WithHint("The subject_token is DPoP-bound: send a DPoP proof signed with its key, " +
+			"or the holder's consent as actor_token with a DPoP proof of your own.")
+	case consented:
+		return nil
+	case subtle.ConstantTimeCompare([]byte(jkt), []byte(subj.Cnf.JKT)) != 1:
+		return fosite.ErrInvalidRequest.WithHint("The subject_token is DPoP-bound to another key: send a proof signed with it, " +
+			"or the holder's consent as actor_token.")
+	}
+	return nil
+}
+
+// consentType is the typ of a holder's consent: a DPoP proof (RFC 9449
+// §4.2) with the extra claim sub naming the actor.
+const consentType = "dpop+jwt"
+
+// isConsent reports whether an actor_token is a holder's consent rather
+// than an access token of ours (by its typ header; the signature is
+// checked by checkConsent).
+func isConsent(raw string) bool {
+	jws, err := jose.ParseSignedCompact(raw, dpopAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return false
+	}
+	typ, _ := jws.Signatures[0].Protected.ExtraHeaders[jose.HeaderType].(string)
+	return typ == consentType
+}
+
+// checkConsent verifies a holder's consent to hand a DPoP-bound subject
+// token on to actor: a proof signed with the key the subject token is
+// bound to, for POST at this token endpoint, whose ath is the subject
+// token's hash and whose sub is the actor's client id, fresh and
+// single-use like every DPoP proof (actor_token_type jwt).
+func (i *Issuer) checkConsent(ctx context.Context, raw, typ string, subj *AccessToken, actor string) error {
+	if typ != TokenTypeJWT {
+		return fosite.ErrInvalidRequest.WithHintf("A holder's consent is an actor_token of type %s.", TokenTypeJWT)
+	}
+	if !subj.DPoPBound() {
+		return fosite.ErrInvalidRequest.WithHint("A holder's consent is only for a DPoP-bound subject_token.")
+	}
+	p, claims, err := i.verifyDPoP(ctx, raw, http.MethodPost, requestURLsFrom(ctx), subj.Raw)
+	var te *TokenError
+	if errors.As(err, &te) {
+		return fosite.ErrInvalidRequest.WithHintf("The actor_token (the holder's consent) is not valid: %s", te.Description)
+	}
+	if err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(p.JKT), []byte(subj.Cnf.JKT)) != 1 {
+		return fosite.ErrInvalidRequest.WithHint("The actor_token (the holder's consent) is not signed with the key the subject_token is bound to.")
+	}
+	if claims.Sub != actor {
+		return fosite.ErrInvalidRequest.WithHint("The actor_token (the holder's consent) does not name this agent as sub.")
+	}
+	return nil
+}
+
 // exchangeInput verifies a subject or actor token of ours: signature,
 // issuer, lifetime and revocation (of the token and of every agent in its
 // chain). Any failure is RFC 8693's invalid_request.
@@ -147,28 +226,45 @@ func (i *Issuer) exchangeInput(ctx context.Context, raw, typ, param string) (*Ac
 	return at, nil
 }
 
-// chainRevoked checks the token, its agent, its tenant and every agent of
-// its delegation chain. It reports what was revoked ("" for nothing) and
-// its id (the jti, the agent's client id or the tenant's id).
+// chainRevoked checks the token, its agent, its tenant, every agent of
+// its delegation chain and every token of its family (the tokens it was
+// exchanged from). It reports what was revoked ("" for nothing) and its
+// id (a jti, an agent's client id or the tenant's id).
 func (i *Issuer) chainRevoked(ctx context.Context, at *AccessToken) (what, id string, err error) {
-	what, err = i.revoked.check(ctx, at.JTI, at.ClientID, at.TenantID)
+	return walkRevocations(at, func(jti, clientID, tenantID string) (string, error) {
+		return i.revoked.check(ctx, jti, clientID, tenantID)
+	})
+}
+
+// walkRevocations asks check about everything a token's authority rests
+// on, the token itself first, and stops at the first revoked one.
+func walkRevocations(at *AccessToken, check func(jti, clientID, tenantID string) (string, error)) (what, id string, err error) {
+	what, err = check(at.JTI, at.ClientID, at.TenantID)
 	if err != nil || what != "" {
-		return what, revokedID(what, at, at.ClientID), err
+		return what, revokedID(what, at, at.JTI, at.ClientID), err
 	}
 	for _, agent := range delegators(at) {
-		if what, err = i.revoked.check(ctx, "", agent, ""); err != nil || what != "" {
-			return what, revokedID(what, at, agent), err
+		if what, err = check("", agent, ""); err != nil || what != "" {
+			return what, agent, err
+		}
+	}
+	for _, jti := range slices.Backward(at.DelegatedFrom) {
+		if jti == "" {
+			continue
+		}
+		if what, err = check(jti, "", ""); err != nil || what != "" {
+			return what, jti, err
 		}
 	}
 	return "", "", nil
 }
 
-// revokedID is the id of what was revoked: the token's jti, its tenant, or
-// agent.
-func revokedID(what string, at *AccessToken, agent string) string {
+// revokedID is the id of what was revoked: the jti, the token's tenant,
+// or the agent.
+func revokedID(what string, at *AccessToken, jti, agent string) string {
 	switch what {
 	case RevokedToken:
-		return at.JTI
+		return jti
 	case RevokedTenant:
 		return at.TenantID
 	}
@@ -195,19 +291,13 @@ func delegators(at *AccessToken) []string {
 
 // CheckRevoked is the charge pipeline's revocation check for a verified
 // token, run on the caller's own transaction: it reports what was revoked
-// among the token, its agent, its tenant and every agent of its delegation
-// chain ("" for nothing).
+// among the token, its agent, its tenant, every agent of its delegation
+// chain and every token of its family ("" for nothing).
 func CheckRevoked(ctx context.Context, r Revocations, at *AccessToken) (string, error) {
-	what, err := r.IsRevoked(ctx, at.JTI, at.ClientID, at.TenantID)
-	if err != nil || what != "" {
-		return what, err
-	}
-	for _, id := range delegators(at) {
-		if what, err = r.IsRevoked(ctx, "", id, ""); err != nil || what != "" {
-			return what, err
-		}
-	}
-	return "", nil
+	what, _, err := walkRevocations(at, func(jti, clientID, tenantID string) (string, error) {
+		return r.IsRevoked(ctx, jti, clientID, tenantID)
+	})
+	return what, err
 }
 
 func (h *exchangeHandler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {

@@ -70,6 +70,7 @@ type session struct {
 	Act                  *Actor                         `json:"act,omitempty"`
 	MayAct               *Actor                         `json:"may_act,omitempty"`
 	JKT                  string                         `json:"jkt,omitempty"`
+	DelegatedFrom        []string                       `json:"delegated_from,omitempty"`
 }
 
 var _ fosite.Session = (*session)(nil)
@@ -92,6 +93,7 @@ func (s *session) Clone() fosite.Session {
 		c.ExpiresAt[k] = v
 	}
 	c.AuthorizationDetails = slices.Clone(s.AuthorizationDetails)
+	c.DelegatedFrom = slices.Clone(s.DelegatedFrom)
 	return &c
 }
 
@@ -129,13 +131,24 @@ func randomToken(n int) string {
 
 type ctxKey int
 
-const jktKey ctxKey = 1
+const (
+	jktKey ctxKey = iota + 1
+	urlsKey
+)
 
 func withJKT(ctx context.Context, jkt string) context.Context {
 	return context.WithValue(ctx, jktKey, jkt)
 }
 
 func jktFrom(ctx context.Context) string { s, _ := ctx.Value(jktKey).(string); return s }
+
+// withRequestURLs keeps the token request's URLs (the htu values a proof
+// may name) for handlers that verify proofs of their own.
+func withRequestURLs(ctx context.Context, urls []string) context.Context {
+	return context.WithValue(ctx, urlsKey, urls)
+}
+
+func requestURLsFrom(ctx context.Context) []string { u, _ := ctx.Value(urlsKey).([]string); return u }
 
 // accessStrategy mints RFC 9068 JWT access tokens; their signature (the
 // storage key) is the jti.
@@ -178,7 +191,7 @@ func (s accessStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reques
 		Issuer: i.opt.Issuer, Subject: sess.Subject, Audience: aud, ClientID: r.GetClient().GetID(),
 		TenantID: sess.TenantID, JTI: randomToken(18), IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp.Unix(),
 		Scope: strings.Join(r.GetGrantedScopes(), " "), AuthorizationDetails: sess.AuthorizationDetails,
-		Act: sess.Act, MayAct: sess.MayAct,
+		Act: sess.Act, MayAct: sess.MayAct, DelegatedFrom: sess.DelegatedFrom,
 	}
 	if sess.JKT != "" {
 		claims.Cnf = &Confirmation{JKT: sess.JKT}

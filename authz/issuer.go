@@ -283,7 +283,7 @@ func (i *Issuer) revokeFamily(ctx context.Context, requestID string) error {
 // TokenEndpoint serves POST /oauth2/token through fosite. A DPoP proof,
 // when sent, is verified first and binds the issued token to its key.
 func (i *Issuer) TokenEndpoint(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	ctx := withRequestURLs(r.Context(), i.RequestURLs(r))
 	if i.opt.DPoPNonce {
 		w.Header().Set("DPoP-Nonce", i.DPoPNonce())
 	}
@@ -292,7 +292,7 @@ func (i *Issuer) TokenEndpoint(w http.ResponseWriter, r *http.Request) {
 			i.writeTokenError(ctx, w, nil, &TokenError{Code: "invalid_dpop_proof", Description: "Send one DPoP proof."})
 			return
 		}
-		p, err := i.VerifyDPoP(ctx, proofs[0], http.MethodPost, i.RequestURLs(r), "")
+		p, err := i.VerifyDPoP(ctx, proofs[0], http.MethodPost, requestURLsFrom(ctx), "")
 		if err != nil {
 			i.writeTokenError(ctx, w, nil, err)
 			return
@@ -400,6 +400,9 @@ func (i *Issuer) fillSession(ctx context.Context, ar fosite.AccessRequester, c *
 	sess := ar.GetSession().(*session)
 	sess.Subject, sess.TenantID, sess.ClientID, sess.GrantType, sess.Act = subject, c.agent.TenantID, c.agent.ID, grant, act
 	sess.JKT = jktFrom(ctx)
+	if subj != nil {
+		sess.DelegatedFrom = append(slices.Clone(subj.DelegatedFrom), subj.JTI)
+	}
 	form := ar.GetRequestForm()
 	if raw := form.Get("may_act"); raw != "" {
 		var m Actor

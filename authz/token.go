@@ -79,6 +79,10 @@ type AccessToken struct {
 	Act                  *Actor          `json:"act,omitempty"`
 	MayAct               *Actor          `json:"may_act,omitempty"`
 	Cnf                  *Confirmation   `json:"cnf,omitempty"`
+	// DelegatedFrom lists the jtis of the tokens this one was derived from
+	// by token exchange, oldest first: its token family. Revoking any of
+	// them revokes this one.
+	DelegatedFrom []string `json:"delegated_from,omitempty"`
 
 	// Raw is the compact JWS the claims came from.
 	Raw string `json:"-"`

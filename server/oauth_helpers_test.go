@@ -93,10 +93,18 @@ func (d *dpopKey) jkt(t testing.TB) string {
 
 // proof makes a DPoP proof for method and u, bound to accessToken when set.
 func (d *dpopKey) proof(t testing.TB, method, u, accessToken string) string {
+	return d.proofWith(t, method, u, accessToken, nil)
+}
+
+// proofWith is proof with its claims edited before signing.
+func (d *dpopKey) proofWith(t testing.TB, method, u, accessToken string, edit func(map[string]any)) string {
 	claims := map[string]any{"jti": randID(), "htm": method, "htu": u, "iat": time.Now().Unix()}
 	if accessToken != "" {
 		sum := sha256.Sum256([]byte(accessToken))
 		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	if edit != nil {
+		edit(claims)
 	}
 	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt")
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: d.priv}, opts)
