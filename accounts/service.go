@@ -43,6 +43,8 @@ var (
 	ErrInvalidKey   = errors.New("accounts: invalid API key")
 	ErrRevokedKey   = errors.New("accounts: API key revoked or expired")
 	ErrInvalidScope = errors.New("accounts: unknown scope")
+	// ErrTenantRevoked: the key is valid but its tenant was revoked.
+	ErrTenantRevoked = errors.New("accounts: tenant revoked")
 )
 
 // Service manages tenants and keys.
@@ -174,16 +176,7 @@ type Principal struct {
 }
 
 // HasScope reports whether the key may use scope.
-func (p *Principal) HasScope(scope string) bool {
-	switch p.Key.Kind {
-	case KindSecret:
-		return true
-	case KindPublishable:
-		return scope == "tokens:write"
-	default:
-		return slices.Contains(p.Key.Scopes, scope)
-	}
-}
+func (p *Principal) HasScope(scope string) bool { return permits(p.Key, scope) }
 
 // Authenticate resolves a presented secret. It fails with ErrInvalidKey for
 // unknown keys and ErrRevokedKey for revoked or expired keys or tenants.
@@ -216,31 +209,68 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 	if subtle.ConstantTimeCompare(p.Key.Hash, h) != 1 || !strings.HasPrefix(secret, p.Key.Prefix) {
 		return nil, ErrInvalidKey
 	}
-	if !p.Key.Active(s.now()) || p.Tenant.Status != TenantActive {
+	if p.Tenant.Status != TenantActive {
+		return nil, ErrTenantRevoked
+	}
+	if !p.Key.Active(s.now()) {
 		return nil, ErrRevokedKey
 	}
 	return p, nil
 }
 
-// CreateKey makes a new key for a tenant.
-func (s *Service) CreateKey(ctx context.Context, tenantID, kind, mode, name string, scopes []string) (*NewKey, error) {
-	if kind != KindRestricted {
-		scopes = nil
+// CreateKey makes a new key for the caller's tenant, under the key rules
+// (see keyrules.go): refusals are *RuleError.
+func (s *Service) CreateKey(ctx context.Context, caller *APIKey, req KeyRequest) (*NewKey, error) {
+	if caller == nil {
+		return nil, ErrInvalidKey
 	}
-	k, err := s.makeKey(tenantID, kind, mode, name, scopes)
+	if err := checkRequest(caller, &req); err != nil {
+		return nil, err
+	}
+	if err := mayReach(caller, req.Kind, req.Mode, req.Scopes, createParams); err != nil {
+		return nil, err
+	}
+	k, err := s.makeKey(caller.TenantID, req.Kind, req.Mode, req.Name, req.Scopes)
 	if err != nil {
 		return nil, err
 	}
 	err = s.db.InTx(ctx, func(tx Tx) error {
+		if err := s.callerActive(ctx, tx, caller); err != nil {
+			return err
+		}
 		if err := tx.CreateAPIKey(ctx, k.Key); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "api_key.created", k.Key.ID, map[string]any{"kind": kind, "mode": mode, "scopes": scopes})
+		return audit.Record(ctx, tx, "api_key.created", k.Key.ID, map[string]any{
+			"kind": req.Kind, "mode": req.Mode, "scopes": req.Scopes, "by": caller.ID})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// callerActive re-reads the calling key inside the transaction, so a key
+// revoked or rolled away meanwhile acts no more.
+func (s *Service) callerActive(ctx context.Context, tx Tx, caller *APIKey) error {
+	c, err := tx.GetAPIKey(ctx, caller.TenantID, caller.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrInvalidKey
+	}
+	if err != nil {
+		return err
+	}
+	if !c.Active(s.now()) {
+		return ErrRevokedKey
+	}
+	t, err := tx.GetTenant(ctx, c.TenantID)
+	if err != nil {
+		return err
+	}
+	if t.Status != TenantActive {
+		return ErrTenantRevoked
+	}
+	return nil
 }
 
 // ListKeys lists a tenant's keys (never their secrets).
@@ -265,20 +295,30 @@ func (s *Service) GetKey(ctx context.Context, tenantID, id string) (*APIKey, err
 	return out, err
 }
 
-// RollKey makes a replacement for key id; the old key keeps working for
-// overlap (0 means it stops at once).
-func (s *Service) RollKey(ctx context.Context, tenantID, id string, overlap time.Duration) (*NewKey, error) {
+// RollKey makes a replacement for key id of the caller's tenant; the old
+// key keeps working for overlap (0 means it stops at once). The key rules
+// hold: the caller obtains the replacement's secret.
+func (s *Service) RollKey(ctx context.Context, caller *APIKey, id string, overlap time.Duration) (*NewKey, error) {
+	if caller == nil {
+		return nil, ErrInvalidKey
+	}
 	var nk *NewKey
 	err := s.db.InTx(ctx, func(tx Tx) error {
-		old, err := tx.GetAPIKey(ctx, tenantID, id)
+		if err := s.callerActive(ctx, tx, caller); err != nil {
+			return err
+		}
+		old, err := tx.GetAPIKey(ctx, caller.TenantID, id)
 		if err != nil {
+			return err
+		}
+		if err := mayReach(caller, old.Kind, old.Mode, old.Scopes, targetParams); err != nil {
 			return err
 		}
 		now := s.now().UTC().Truncate(time.Microsecond)
 		if !old.Active(now) || old.RolledTo != "" {
-			return fmt.Errorf("%w: key is revoked, expired or already rolled", store.ErrConflict)
+			return refuse(ErrKeyNotActive, "id", "the key %s is revoked, expired or already rolled", id)
 		}
-		nk, err = s.makeKey(tenantID, old.Kind, old.Mode, old.Name, old.Scopes)
+		nk, err = s.makeKey(caller.TenantID, old.Kind, old.Mode, old.Name, old.Scopes)
 		if err != nil {
 			return err
 		}
@@ -291,7 +331,7 @@ func (s *Service) RollKey(ctx context.Context, tenantID, id string, overlap time
 		if err := tx.CreateAPIKey(ctx, nk.Key); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "api_key.rolled", old.ID, map[string]any{"new_key": nk.Key.ID, "old_expires_at": exp})
+		return audit.Record(ctx, tx, "api_key.rolled", old.ID, map[string]any{"new_key": nk.Key.ID, "old_expires_at": exp, "by": caller.ID})
 	})
 	if err != nil {
 		return nil, err
@@ -299,13 +339,24 @@ func (s *Service) RollKey(ctx context.Context, tenantID, id string, overlap time
 	return nk, nil
 }
 
-// RevokeKey revokes a key at once.
-func (s *Service) RevokeKey(ctx context.Context, tenantID, id string) (*APIKey, error) {
+// RevokeKey revokes key id of the caller's tenant at once. The key rules
+// hold: a key revokes only keys of its own mode no more powerful than
+// itself (itself included).
+func (s *Service) RevokeKey(ctx context.Context, caller *APIKey, id string) (*APIKey, error) {
+	if caller == nil {
+		return nil, ErrInvalidKey
+	}
 	var k *APIKey
 	err := s.db.InTx(ctx, func(tx Tx) error {
+		if err := s.callerActive(ctx, tx, caller); err != nil {
+			return err
+		}
 		var err error
-		k, err = tx.GetAPIKey(ctx, tenantID, id)
+		k, err = tx.GetAPIKey(ctx, caller.TenantID, id)
 		if err != nil {
+			return err
+		}
+		if err := mayReach(caller, k.Kind, k.Mode, k.Scopes, targetParams); err != nil {
 			return err
 		}
 		if k.RevokedAt != nil {
@@ -316,7 +367,10 @@ func (s *Service) RevokeKey(ctx context.Context, tenantID, id string) (*APIKey, 
 		if err := tx.UpdateAPIKey(ctx, k); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "api_key.revoked", k.ID, nil)
+		return audit.Record(ctx, tx, "api_key.revoked", k.ID, map[string]any{"by": caller.ID})
 	})
-	return k, err
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -100,30 +99,9 @@ func (h *keyHandlers) create(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p := PrincipalFrom(r)
-	if req.Mode == "" {
-		req.Mode = p.Key.Key.Mode
-	}
-	switch {
-	case !slices.Contains([]string{accounts.KindSecret, accounts.KindPublishable, accounts.KindRestricted}, req.Type):
-		return BadRequest("parameter_invalid", "type", "type must be one of secret, publishable, restricted.")
-	case req.Mode != accounts.ModeTest && req.Mode != accounts.ModeLive:
-		return BadRequest("parameter_invalid", "mode", "mode must be test or live.")
-	case len(req.Name) > 100:
-		return BadRequest("parameter_invalid", "name", "name is longer than 100 characters.")
-	case req.Type == accounts.KindRestricted && len(req.Scopes) == 0:
-		return BadRequest("parameter_missing", "scopes", "A restricted key needs at least one scope.")
-	case req.Type != accounts.KindRestricted && len(req.Scopes) > 0:
-		return BadRequest("parameter_invalid", "scopes", "Only restricted keys carry scopes.")
-	}
-	if err := notMorePowerful(p, req.Type, req.Scopes, "type", "scopes"); err != nil {
-		return err
-	}
-	nk, err := h.s.Accounts.CreateKey(r.Context(), p.TenantID, req.Type, req.Mode, req.Name, req.Scopes)
-	if errors.Is(err, accounts.ErrInvalidScope) {
-		return BadRequest("parameter_invalid", "scopes", "%s. Known scopes: %v.", err.Error(), accounts.Scopes)
-	}
+	nk, err := h.s.Accounts.CreateKey(r.Context(), p.Key.Key, accounts.KeyRequest{Kind: req.Type, Mode: req.Mode, Name: req.Name, Scopes: req.Scopes})
 	if err != nil {
-		return err
+		return keyError(err, "")
 	}
 	ReplayAs(r, viewKey(nk.Key, ""))
 	writeJSON(w, http.StatusCreated, viewKey(nk.Key, nk.Secret))
@@ -149,19 +127,9 @@ func (h *keyHandlers) roll(w http.ResponseWriter, r *http.Request) error {
 		overlap = time.Duration(*req.ExpiresIn) * time.Second
 	}
 	id := mux.Vars(r)["id"]
-	p := PrincipalFrom(r)
-	// Rolling hands out the replacement's secret.
-	if err := h.mayTouch(r, p, id); err != nil {
-		return err
-	}
-	nk, err := h.s.Accounts.RollKey(r.Context(), p.TenantID, id, overlap)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return NotFound("api_key", id)
-	case errors.Is(err, store.ErrConflict):
-		return Errorf(http.StatusBadRequest, TypeInvalidRequest, "api_key_not_active", "id", "The key %s is revoked, expired or already rolled.", id)
-	case err != nil:
-		return err
+	nk, err := h.s.Accounts.RollKey(r.Context(), PrincipalFrom(r).Key.Key, id, overlap)
+	if err != nil {
+		return keyError(err, id)
 	}
 	ReplayAs(r, viewKey(nk.Key, ""))
 	writeJSON(w, http.StatusCreated, viewKey(nk.Key, nk.Secret))
@@ -173,51 +141,43 @@ func (h *keyHandlers) revoke(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := mux.Vars(r)["id"]
-	p := PrincipalFrom(r)
-	if err := h.mayTouch(r, p, id); err != nil {
-		return err
-	}
-	k, err := h.s.Accounts.RevokeKey(r.Context(), p.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("api_key", id)
-	}
+	k, err := h.s.Accounts.RevokeKey(r.Context(), PrincipalFrom(r).Key.Key, id)
 	if err != nil {
-		return err
+		return keyError(err, id)
 	}
 	writeJSON(w, http.StatusOK, viewKey(k, ""))
 	return nil
 }
 
-// notMorePowerful refuses, for a restricted caller, a key of kind with
-// scopes that the caller itself does not hold: a restricted key cannot
-// obtain (create or roll) a key more powerful than itself.
-// mayTouch refuses a restricted key acting on (rolling, revoking) a key
-// more powerful than itself; other keys may touch any key of the tenant.
-func (h *keyHandlers) mayTouch(r *http.Request, p *Principal, id string) error {
-	if p.Key.Key.Kind != accounts.KindRestricted {
-		return nil
-	}
-	target, err := h.s.Accounts.GetKey(r.Context(), p.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) {
+// keyError maps the accounts domain's refusals of a key request (id is the
+// path's key id, if any) to API errors; the rules themselves live in
+// accounts.
+func keyError(err error, id string) error {
+	var re *accounts.RuleError
+	switch {
+	case errors.Is(err, store.ErrNotFound) && id != "":
 		return NotFound("api_key", id)
-	}
-	if err != nil {
+	case errors.Is(err, accounts.ErrRevokedKey):
+		return Errorf(http.StatusUnauthorized, TypeAuthentication, "api_key_revoked", "", "This API key was revoked or has expired.")
+	case errors.Is(err, accounts.ErrTenantRevoked):
+		return Errorf(http.StatusForbidden, TypePermission, "tenant_revoked", "", "This tenant was revoked.")
+	case !errors.As(err, &re):
 		return err
+	case errors.Is(err, accounts.ErrModeMismatch):
+		return Errorf(http.StatusForbidden, TypePermission, "mode_mismatch", re.Param, "%s.", capitalize(re.Detail))
+	case errors.Is(err, accounts.ErrMorePowerful):
+		return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", re.Param, "%s.", capitalize(re.Detail))
+	case errors.Is(err, accounts.ErrKeyNotActive):
+		return Errorf(http.StatusBadRequest, TypeInvalidRequest, "api_key_not_active", re.Param, "The key %s is revoked, expired or already rolled.", id)
+	case errors.Is(err, accounts.ErrScopesRequired):
+		return BadRequest("parameter_missing", re.Param, "%s.", capitalize(re.Detail))
 	}
-	return notMorePowerful(p, target.Kind, target.Scopes, "id", "id")
+	return BadRequest("parameter_invalid", re.Param, "%s.", capitalize(re.Detail))
 }
 
-func notMorePowerful(p *Principal, kind string, scopes []string, kindParam, scopesParam string) error {
-	if p.Key.Key.Kind != accounts.KindRestricted {
-		return nil
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
 	}
-	if kind == accounts.KindSecret {
-		return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", kindParam, "A restricted key cannot obtain a secret key.")
-	}
-	for _, sc := range scopes {
-		if !p.Key.HasScope(sc) {
-			return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", scopesParam, "A restricted key cannot obtain a key with scope %s it does not hold.", sc)
-		}
-	}
-	return nil
+	return string(s[0]-'a'+'A') + s[1:]
 }

@@ -225,7 +225,7 @@ func TestMandatesAPI(t *testing.T) {
 func TestMandatesScopes(t *testing.T) {
 	n := apptest.New(t, "memory")
 	b, _ := n.Tenant(t)
-	rk, err := n.App.Accounts.CreateKey(context.Background(), b.Tenant.ID, accounts.KindRestricted, accounts.ModeTest, "reader", []string{"mandates:read"})
+	rk, err := n.App.Accounts.CreateKey(context.Background(), b.Keys[0].Key, accounts.KeyRequest{Kind: accounts.KindRestricted, Name: "reader", Scopes: []string{"mandates:read"}})
 	require.NoError(t, err)
 	r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/mandates", Key: rk.Secret, Body: mandateBody(nil)})
 	assert.Equal(t, http.StatusForbidden, r.Status)

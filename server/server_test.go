@@ -260,9 +260,13 @@ func TestRevocationAcrossNodes(t *testing.T) {
 	a := apptest.New(t, "postgres")
 	b := apptest.NewWithURL(t, "postgres", a.App.Config.Store.Postgres.URL)
 	boot, sk := a.Tenant(t)
-	live := apptest.Key(boot, accounts.KindSecret, accounts.ModeLive)
 	require.Equal(t, 200, b.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: sk}).Status)
-	r := a.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys/" + boot.Keys[0].Key.ID + "/revoke", Key: live})
+	// A second test-mode secret key revokes the first (keys act only on
+	// keys of their own mode).
+	r := a.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys", Key: sk, Body: map[string]any{"type": "secret"}})
+	require.Equal(t, 201, r.Status, string(r.Body))
+	other := r.JSON["secret"].(string)
+	r = a.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys/" + boot.Keys[0].Key.ID + "/revoke", Key: other})
 	require.Equal(t, 200, r.Status)
 	assert.Equal(t, 401, b.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: sk}).Status)
 }
