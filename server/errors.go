@@ -56,6 +56,20 @@ func NotFound(kind, id string) *Error {
 	return Errorf(http.StatusNotFound, TypeInvalidRequest, "resource_missing", "id", "No such %s: '%s'", kind, id)
 }
 
+// StoreUnavailableRetryAfter is the Retry-After, in seconds, of an answer
+// given while the store is unreachable.
+const StoreUnavailableRetryAfter = 2
+
+// StoreUnavailable is the answer to a request that failed because the store
+// could not be reached: 503, retryable, and (with an Idempotency-Key) the
+// retry is free to run again, because the failed request holds no claim.
+func StoreUnavailable() *Error {
+	e := Errorf(http.StatusServiceUnavailable, TypeAPI, "store_unavailable", "",
+		"The service is briefly unable to reach its database. Retry the request after a short while; with the same Idempotency-Key it will not be applied twice.")
+	e.RetryAfter = StoreUnavailableRetryAfter
+	return e
+}
+
 // writeError writes err as the JSON error body. Unknown errors become a
 // generic 500; their cause goes to the log only.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -66,6 +80,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			e = Errorf(http.StatusNotFound, TypeInvalidRequest, "resource_missing", "", "No such resource.")
 		case errors.Is(err, store.ErrConflict):
 			e = Errorf(http.StatusConflict, TypeInvalidRequest, "conflict", "", "The request conflicts with the current state of the resource.")
+		case errors.Is(err, store.ErrUnavailable):
+			s.log.WarnContext(r.Context(), "store unavailable", "err", err, "method", r.Method, "path", r.URL.Path)
+			e = StoreUnavailable()
 		case errors.Is(err, store.ErrSerialization):
 			e = Errorf(http.StatusConflict, TypeAPI, "lock_timeout", "", "The request raced with another one; retry it.")
 			e.RetryAfter = 1

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -113,9 +114,10 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		buf.header.Del(headerNoStore)
 		ctx := r.Context()
 		if release {
-			err = s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error {
-				return tx.ReleaseIdempotency(ctx, rec.TenantID, rec.CredentialID, rec.Key)
-			})
+			err = s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return tx.AbandonIdempotency(ctx, rec) })
+			if err != nil {
+				go s.releaseLater(rec)
+			}
 		} else {
 			rec.State, rec.Status, rec.Body = idempotency.StateDone, buf.status, buf.body.Bytes()
 			if st := state(r); st.replay != nil {
@@ -139,6 +141,37 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		w.WriteHeader(buf.status)
 		_, _ = w.Write(buf.body.Bytes())
 		return nil
+	}
+}
+
+// Releasing a claim when the store is unreachable.
+//
+// A request that fails because the store is unreachable answers 503 and
+// must leave no claim behind, so its retry runs again. The release itself
+// may fail for the same reason; the claim is then freed in two ways, the
+// first that applies:
+//   - the claim names this node's store session, which an outage ends
+//     (PostgreSQL restarted; the memory store's SetUnavailable): a claim
+//     whose session is gone is taken over by the next claim at once;
+//   - releaseLater retries the release with a short backoff until it
+//     succeeds or the claim's lock has lapsed anyway. It deletes the claim
+//     only while it is still this request's, never one taken over since.
+const (
+	releaseBackoffMin = 100 * time.Millisecond
+	releaseBackoffMax = 2 * time.Second
+)
+
+func (s *Server) releaseLater(rec *idempotency.Record) {
+	wait := releaseBackoffMin
+	for time.Now().Before(rec.LockedUntil) {
+		time.Sleep(wait)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return tx.AbandonIdempotency(ctx, rec) })
+		cancel()
+		if err == nil {
+			return
+		}
+		wait = min(2*wait, releaseBackoffMax)
 	}
 }
 

@@ -21,6 +21,11 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrSerialization means the transaction lost a race and may be retried.
 	ErrSerialization = errors.New("store: serialization failure")
+	// ErrUnavailable means the backend could not be reached: connection
+	// refused or lost, server shutting down or starting up. A transaction
+	// failing so was rolled back, unless the connection was lost during its
+	// COMMIT, when its outcome is unknown; answer "retry later".
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Backend is a storage backend whose transactions have the concrete type X.

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"maps"
 	"slices"
@@ -24,28 +25,43 @@ func cloneRecord(r idempotency.Record) idempotency.Record {
 func (tx *Tx) ClaimIdempotency(_ context.Context, r *idempotency.Record) (*idempotency.Record, error) {
 	k := idemKey{r.TenantID, r.CredentialID, r.Key}
 	if old, ok := tx.d.idem[k]; ok {
-		takeover := old.State == idempotency.StateInProgress && !old.LockedUntil.After(tx.now)
+		abandoned := !old.LockedUntil.After(tx.now) || (old.Owner != "" && old.Owner != tx.session)
+		takeover := old.State == idempotency.StateInProgress && abandoned
 		expired := !old.ExpiresAt.After(tx.now)
 		if !takeover && !expired {
 			c := cloneRecord(old)
 			return &c, store.ErrConflict
 		}
 	}
-	put(tx, tx.d.idem, k, cloneRecord(*r))
+	c := cloneRecord(*r)
+	c.Owner = tx.session
+	put(tx, tx.d.idem, k, c)
 	return nil, nil
 }
 
 func (tx *Tx) CompleteIdempotency(_ context.Context, r *idempotency.Record) error {
 	k := idemKey{r.TenantID, r.CredentialID, r.Key}
-	if _, ok := tx.d.idem[k]; !ok {
+	old, ok := tx.d.idem[k]
+	if !ok {
 		return store.ErrNotFound
 	}
-	put(tx, tx.d.idem, k, cloneRecord(*r))
+	c := cloneRecord(*r)
+	c.Owner = old.Owner
+	put(tx, tx.d.idem, k, c)
 	return nil
 }
 
 func (tx *Tx) ReleaseIdempotency(_ context.Context, tenantID, credentialID, key string) error {
 	del(tx, tx.d.idem, idemKey{tenantID, credentialID, key})
+	return nil
+}
+
+func (tx *Tx) AbandonIdempotency(_ context.Context, r *idempotency.Record) error {
+	k := idemKey{r.TenantID, r.CredentialID, r.Key}
+	if old, ok := tx.d.idem[k]; ok && old.State == idempotency.StateInProgress &&
+		old.CreatedAt.Equal(r.CreatedAt) && bytes.Equal(old.RequestHash, r.RequestHash) {
+		del(tx, tx.d.idem, k)
+	}
 	return nil
 }
 

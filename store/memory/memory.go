@@ -6,6 +6,8 @@ package memory
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +18,10 @@ import (
 type Store struct {
 	mu sync.Mutex
 	d  *data
+	// down simulates an outage (SetUnavailable); session names this
+	// process's claims and changes when the store comes back.
+	down    bool
+	session int
 }
 
 var _ store.Backend[*Tx] = (*Store)(nil)
@@ -30,6 +36,8 @@ type Tx struct {
 	d    *data
 	undo []func()
 	now  time.Time
+	// session is the store's session when the transaction began.
+	session string
 }
 
 // InTx runs fn with the store locked, rolling back every change when fn fails.
@@ -39,7 +47,10 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx := &Tx{d: s.d, now: time.Now()}
+	if s.down {
+		return fmt.Errorf("%w: memory store switched off by SetUnavailable", store.ErrUnavailable)
+	}
+	tx := &Tx{d: s.d, now: time.Now(), session: "memory-" + strconv.Itoa(s.session)}
 	defer func() {
 		if p := recover(); p != nil {
 			tx.rollback()
@@ -57,8 +68,29 @@ func (s *Store) Autocommit(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.InTx(ctx, fn)
 }
 
-// Ping always succeeds.
-func (s *Store) Ping(context.Context) error { return nil }
+// Ping succeeds unless an outage is simulated.
+func (s *Store) Ping(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return fmt.Errorf("%w: memory store switched off by SetUnavailable", store.ErrUnavailable)
+	}
+	return nil
+}
+
+// SetUnavailable simulates an outage of the store, for tests of what the
+// rest of the node does without it: while down, every transaction and
+// Ping fail with store.ErrUnavailable and write nothing. When it comes
+// back the process counts as a new session, as a node reconnecting to
+// PostgreSQL does, so claims held across the outage are abandoned.
+func (s *Store) SetUnavailable(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down && !down {
+		s.session++
+	}
+	s.down = down
+}
 
 // Close does nothing.
 func (s *Store) Close() {}

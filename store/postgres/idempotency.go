@@ -14,7 +14,12 @@ import (
 var _ idempotency.Repo = (*Tx)(nil)
 
 // ClaimIdempotency inserts the claim; INSERT … ON CONFLICT makes racing
-// claims on any number of nodes resolve to exactly one winner.
+// claims on any number of nodes resolve to exactly one winner. The claim
+// names this node's session; an in-progress claim is taken over when its
+// lock expired or when its owner's session is no longer connected (the
+// node died, or the server restarted since: a node reconnects under a new
+// session name). Looking the owner up in pg_stat_activity happens only on
+// a conflict, never on the first claim of a key.
 func (t *Tx) ClaimIdempotency(ctx context.Context, r *idempotency.Record) (*idempotency.Record, error) {
 	header := r.Header
 	if header == nil {
@@ -22,16 +27,19 @@ func (t *Tx) ClaimIdempotency(ctx context.Context, r *idempotency.Record) (*idem
 	}
 	var won bool
 	err := t.tx.QueryRow(ctx, `INSERT INTO idempotency_keys AS k
-		(tenant_id, credential_id, key, method, path, request_hash, state, status, header, body, created_at, locked_until, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		(tenant_id, credential_id, key, method, path, request_hash, state, status, header, body, created_at, locked_until, expires_at, owner)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (tenant_id, credential_id, key) DO UPDATE SET
 			method = EXCLUDED.method, path = EXCLUDED.path, request_hash = EXCLUDED.request_hash,
 			state = EXCLUDED.state, status = EXCLUDED.status, header = EXCLUDED.header, body = EXCLUDED.body,
-			created_at = EXCLUDED.created_at, locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
-		WHERE (k.state = 'in_progress' AND k.locked_until <= EXCLUDED.created_at) OR k.expires_at <= EXCLUDED.created_at
+			created_at = EXCLUDED.created_at, locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
+			owner = EXCLUDED.owner
+		WHERE (k.state = 'in_progress' AND (k.locked_until <= EXCLUDED.created_at OR (k.owner IS NOT NULL AND NOT EXISTS (
+				SELECT 1 FROM pg_stat_activity a WHERE a.application_name = k.owner AND a.datname = current_database()))))
+			OR k.expires_at <= EXCLUDED.created_at
 		RETURNING true`,
 		r.TenantID, r.CredentialID, r.Key, r.Method, r.Path, r.RequestHash, r.State, r.Status, header, r.Body,
-		r.CreatedAt, r.LockedUntil, r.ExpiresAt).Scan(&won)
+		r.CreatedAt, r.LockedUntil, r.ExpiresAt, t.sessionOwner()).Scan(&won)
 	if err == nil {
 		return nil, nil
 	}
@@ -39,14 +47,27 @@ func (t *Tx) ClaimIdempotency(ctx context.Context, r *idempotency.Record) (*idem
 		return nil, mapErr(err)
 	}
 	var old idempotency.Record
+	var owner *string
 	err = t.tx.QueryRow(ctx, `SELECT tenant_id, credential_id, key, method, path, request_hash, state, status, header, body,
-		created_at, locked_until, expires_at FROM idempotency_keys WHERE tenant_id = $1 AND credential_id = $2 AND key = $3`,
+		created_at, locked_until, expires_at, owner FROM idempotency_keys WHERE tenant_id = $1 AND credential_id = $2 AND key = $3`,
 		r.TenantID, r.CredentialID, r.Key).Scan(&old.TenantID, &old.CredentialID, &old.Key, &old.Method, &old.Path,
-		&old.RequestHash, &old.State, &old.Status, &old.Header, &old.Body, &old.CreatedAt, &old.LockedUntil, &old.ExpiresAt)
+		&old.RequestHash, &old.State, &old.Status, &old.Header, &old.Body, &old.CreatedAt, &old.LockedUntil, &old.ExpiresAt, &owner)
 	if err != nil {
 		return nil, mapErr(err)
 	}
+	if owner != nil {
+		old.Owner = *owner
+	}
 	return &old, store.ErrConflict
+}
+
+// sessionOwner is the owner recorded with a claim: this node's session, or
+// NULL when it has none at the moment.
+func (t *Tx) sessionOwner() any {
+	if t.s == nil {
+		return nil
+	}
+	return nullStr(t.s.SessionName())
 }
 
 func (t *Tx) CompleteIdempotency(ctx context.Context, r *idempotency.Record) error {
@@ -69,6 +90,13 @@ func (t *Tx) CompleteIdempotency(ctx context.Context, r *idempotency.Record) err
 func (t *Tx) ReleaseIdempotency(ctx context.Context, tenantID, credentialID, key string) error {
 	_, err := t.tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND credential_id = $2 AND key = $3`,
 		tenantID, credentialID, key)
+	return mapErr(err)
+}
+
+func (t *Tx) AbandonIdempotency(ctx context.Context, r *idempotency.Record) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND credential_id = $2 AND key = $3
+		AND state = 'in_progress' AND created_at = $4 AND request_hash = $5`,
+		r.TenantID, r.CredentialID, r.Key, r.CreatedAt, r.RequestHash)
 	return mapErr(err)
 }
 

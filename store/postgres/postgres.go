@@ -8,15 +8,19 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -26,6 +30,7 @@ var migrationsFS embed.FS
 // Store is the PostgreSQL backend.
 type Store struct {
 	pool *pgxpool.Pool
+	sess *session
 }
 
 var _ store.Backend[*Tx] = (*Store)(nil)
@@ -48,17 +53,125 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	s.sess = startSession(cfg.ConnConfig)
+	return s, nil
 }
 
 // Pool exposes the pool for LISTEN/NOTIFY and tests.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Ping checks the server answers.
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+// Ping checks the server answers (store.ErrUnavailable when it does not).
+func (s *Store) Ping(ctx context.Context) error { return mapErr(s.pool.Ping(ctx)) }
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// Close ends the node session and closes the pool.
+func (s *Store) Close() {
+	s.sess.stop()
+	s.pool.Close()
+}
+
+// SessionName is the application_name of this node's session connection
+// ("" while it has none, e.g. during an outage). Idempotency claims record
+// it; a claim whose session is gone from pg_stat_activity is abandoned.
+func (s *Store) SessionName() string { return s.sess.name() }
+
+// sessionPrefix starts every node session's application_name.
+const sessionPrefix = "perfectpay-node "
+
+// sessionCheck is how often the session connection is checked (sooner when
+// a statement on the pool found the server unreachable).
+const sessionCheck = time.Second
+
+// session is one connection a node keeps open for as long as it lives,
+// named with a random application_name. PostgreSQL ends it when the node
+// dies (the kernel closes the socket of a killed process) or when the
+// server restarts; after a restart the node opens a new one under a new
+// name, so claims taken under the old name are recognisably abandoned.
+type session struct {
+	cfg    *pgx.ConnConfig
+	mu     sync.Mutex
+	cur    string
+	poke   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startSession(cfg *pgx.ConnConfig) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{cfg: cfg.Copy(), poke: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go ss.run(ctx)
+	return ss
+}
+
+func (ss *session) name() string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.cur
+}
+
+func (ss *session) set(name string) {
+	ss.mu.Lock()
+	ss.cur = name
+	ss.mu.Unlock()
+}
+
+func (ss *session) stop() {
+	ss.cancel()
+	<-ss.done
+}
+
+// lost asks the session to check its connection now.
+func (ss *session) lost() {
+	select {
+	case ss.poke <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) sessionLost() { s.sess.lost() }
+
+func (ss *session) run(ctx context.Context) {
+	defer close(ss.done)
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background()) //nolint:errcheck
+		}
+	}()
+	t := time.NewTicker(sessionCheck)
+	defer t.Stop()
+	for {
+		if conn != nil {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				ss.set("")
+				conn.Close(context.Background()) //nolint:errcheck
+				conn = nil
+			}
+		}
+		if conn == nil && ctx.Err() == nil {
+			cfg := ss.cfg.Copy()
+			name := sessionPrefix + ids.Random(20)
+			cfg.RuntimeParams["application_name"] = name
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := pgx.ConnectConfig(cctx, cfg)
+			cancel()
+			if err == nil {
+				conn = c
+				ss.set(name)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			ss.set("")
+			return
+		case <-t.C:
+		case <-ss.poke:
+		}
+	}
+}
 
 // querier is what repository methods run statements on: a pgx.Tx inside
 // InTx, the pool itself in Autocommit.
@@ -71,6 +184,7 @@ type querier interface {
 // Tx is a transaction on PostgreSQL (or, from Autocommit, the pool).
 type Tx struct {
 	tx querier
+	s  *Store
 }
 
 // Conn exposes the statement runner to tests.
@@ -78,20 +192,39 @@ func (t *Tx) Conn() querier { return t.tx }
 
 // Autocommit runs fn with every statement committing on its own.
 func (s *Store) Autocommit(ctx context.Context, fn func(tx *Tx) error) error {
-	return mapErr(fn(&Tx{tx: s.pool}))
+	err := mapErr(fn(&Tx{tx: s.pool, s: s}))
+	if errors.Is(err, store.ErrUnavailable) {
+		s.sessionLost()
+	}
+	return err
 }
 
 const maxAttempts = 5
 
 // InTx runs fn in a READ COMMITTED transaction. Serialization failures and
 // deadlocks are retried a few times before store.ErrSerialization surfaces.
+// A transaction that could not even begin because its pooled connection
+// was dead (the server restarted since) is retried once on a fresh one;
+// once fn has run, a lost connection is never retried here, because the
+// COMMIT may or may not have landed: store.ErrUnavailable surfaces.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	var err error
+	staleRetried := false
 	for attempt := 0; attempt < maxAttempts; attempt++ {
+		ran := false
 		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-			return fn(&Tx{tx: tx})
+			ran = true
+			return fn(&Tx{tx: tx, s: s})
 		})
 		err = mapErr(err)
+		if errors.Is(err, store.ErrUnavailable) {
+			s.sessionLost()
+			if !ran && !staleRetried && ctx.Err() == nil {
+				staleRetried = true
+				continue
+			}
+			return err
+		}
 		if !errors.Is(err, store.ErrSerialization) {
 			return err
 		}
@@ -105,8 +238,12 @@ func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrSerialization) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrSerialization) ||
+		errors.Is(err, store.ErrUnavailable) {
 		return err
+	}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNotFound
@@ -125,6 +262,32 @@ func mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// unreachable reports whether err means the server could not be reached or
+// dropped the connection, by error type and SQLSTATE, never by message
+// text: a failed connect, a connection closed or reset under a statement,
+// or the server refusing work while it shuts down, crashes or starts up.
+func unreachable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"): // connection_exception class
+			return true
+		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return true
+		case pgErr.Code == "53300": // too_many_connections
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr)
 }
 
 // migrateLockKey is the advisory lock all nodes take while migrating.

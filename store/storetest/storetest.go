@@ -53,6 +53,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"Rollback", testRollback[X]},
 		{"IdempotencyRace", testIdempotencyRace[X]},
 		{"IdempotencyLifecycle", testIdempotencyLifecycle[X]},
+		{"IdempotencyAbandon", testIdempotencyAbandon[X]},
 		{"AuditChain", testAuditChain[X]},
 		{"WebhookEndpoints", testWebhookEndpoints[X]},
 		{"WebhookFanOut", testWebhookFanOut[X]},

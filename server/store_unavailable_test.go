@@ -1,0 +1,106 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/app/apptest"
+	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/server"
+	"github.com/perfectpay/perfectpay/store/pgtest"
+)
+
+// outageNode starts a node whose store the test can take away and give
+// back: the memory store's simulated outage, or a private PostgreSQL
+// cluster stopped and started with pg_ctl (never the shared server).
+func outageNode(t *testing.T, driver string) (n *apptest.Node, down, up func()) {
+	t.Helper()
+	if driver == "memory" {
+		n = apptest.New(t, driver)
+		return n, func() { n.App.Memory.SetUnavailable(true) }, func() { n.App.Memory.SetUnavailable(false) }
+	}
+	c := pgtest.NewCluster(t)
+	n = apptest.NewWithURL(t, driver, c.NewURL(t))
+	return n, func() { c.Stop(t) }, func() {
+		c.Start(t)
+		// The node's session reconnects on its own; wait for it so the
+		// test looks at a node that has noticed the store is back.
+		deadline := time.Now().Add(60 * time.Second)
+		for n.App.Postgres.SessionName() == "" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func assertUnavailable(t *testing.T, r *apptest.Response) {
+	t.Helper()
+	require.Equal(t, 503, r.Status, string(r.Body))
+	assert.Equal(t, "api_error", r.ErrorType())
+	assert.Equal(t, "store_unavailable", r.ErrorCode())
+	assert.Equal(t, "2", r.Header.Get("Retry-After"))
+}
+
+// While the store is unreachable every request answers 503 store_unavailable
+// with Retry-After (never 500), and a request that failed so leaves no
+// Idempotency-Key claim: the same-key retry runs once the store is back.
+func TestStoreUnavailableAnswers503(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n, down, up := outageNode(t, driver)
+		_, key := n.Tenant(t)
+		body := map[string]any{"name": "outage", "token_endpoint_auth_method": "client_secret_basic"}
+		idem := map[string]string{"Idempotency-Key": "outage-1"}
+
+		down()
+		assertUnavailable(t, n.Do(t, apptest.Req{Method: "GET", Path: "/v1/agents", Key: key}))
+		assertUnavailable(t, n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents", Key: key, Body: body, Header: idem}))
+		r := n.Do(t, apptest.Req{Method: "GET", Path: "/readyz"})
+		assert.Equal(t, 503, r.Status)
+		up()
+
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents", Key: key, Body: body, Header: idem})
+		require.Equal(t, 201, r.Status, string(r.Body))
+		again := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents", Key: key, Body: body, Header: idem})
+		require.Equal(t, 201, again.Status)
+		assert.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+		assert.Equal(t, r.JSON["id"], again.JSON["id"])
+	})
+}
+
+// A request that claimed its Idempotency-Key and then lost the store could
+// not release the claim. Once the store is back the claim is abandoned (the
+// node's session changed), so the client's retry runs at once instead of
+// getting 409 until the claim's lock lapses.
+func TestClaimHeldAcrossOutageIsRetakeable(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n, down, up := outageNode(t, driver)
+		b, key := n.Tenant(t)
+		body := map[string]any{"name": "held", "token_endpoint_auth_method": "client_secret_basic"}
+		raw, err := json.Marshal(body)
+		require.NoError(t, err)
+		idem := map[string]string{"Idempotency-Key": "held-1"}
+
+		// The claim a request made just before the store went away.
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		require.NoError(t, n.App.Idempotency.InTx(ctx, func(tx idempotency.Repo) error {
+			_, err := tx.ClaimIdempotency(ctx, &idempotency.Record{
+				TenantID: b.Tenant.ID, CredentialID: b.Keys[0].Key.ID, Key: "held-1", Method: "POST", Path: "/v1/agents",
+				RequestHash: server.RequestHash(n.App.Server.IdempotencyHMACKey, "POST", "/v1/agents", raw),
+				State:       idempotency.StateInProgress, CreatedAt: now, LockedUntil: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour),
+			})
+			return err
+		}))
+		r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents", Key: key, Body: body, Header: idem})
+		require.Equal(t, 409, r.Status, "the claim holds while its request may still run: %s", r.Body)
+
+		down()
+		up()
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents", Key: key, Body: body, Header: idem})
+		require.Equal(t, 201, r.Status, "the claim of the request cut off by the outage is retakeable at once: %s", r.Body)
+	})
+}
