@@ -1,12 +1,3 @@
-// Package audit is the tamper-evident audit trail: one entry for every API
-// request and every state change, written in the same transaction as the
-// change, later sealed into a hash chain that auditors can verify.
-//
-// Appending never takes a global lock: an entry is inserted with the hash of
-// its own content only. A sealer (one at a time, on any node) links committed
-// entries into the chain: chain_pos, prev_hash and hash. Verification walks
-// the chain in chain_pos order and recomputes every hash, so editing,
-// deleting or reordering any sealed entry is detected.
 package audit
 
 import (
@@ -40,6 +31,11 @@ type Entry struct {
 	Status    int             `json:"status,omitempty"`
 	Data      json.RawMessage `json:"data,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
+
+	// Stripe and StripeSeq number the entry gap-free, in the transaction
+	// that writes it (see Writer); 0 for entries written before numbering.
+	Stripe    int   `json:"stripe,omitempty"`
+	StripeSeq int64 `json:"stripe_seq,omitempty"`
 
 	// Content hash, set on append; chain fields, set by the sealer.
 	ContentHash []byte `json:"content_hash"`
@@ -75,8 +71,58 @@ type Filter struct {
 }
 
 // Writer appends entries; every domain's transaction includes it.
+//
+// AppendAudit numbers the entry in the writing transaction: it takes the
+// next number of a stripe (a counter row) no other open transaction holds,
+// so the numbers of a stripe have no gaps and commit in order, and an
+// entry deleted before it was sealed leaves a hole that verification
+// finds. Concurrent appends take different stripes and never wait on each
+// other. It sets e.Seq, e.Stripe and e.StripeSeq.
 type Writer interface {
 	AppendAudit(ctx context.Context, e *Entry) error
+}
+
+// Stripe is one numbering counter: Next is the number of the last entry
+// appended on it, Floor the number of the last entry retention removed.
+type Stripe struct {
+	ID    int
+	Next  int64
+	Floor int64
+}
+
+// Key is an audit signing key: an Ed25519 key pair whose private half is
+// sealed under the signing KEK (see KeySealer).
+type Key struct {
+	KID        string
+	PublicJWK  []byte
+	PrivateEnc []byte
+	KEKID      string
+	CreatedAt  time.Time
+	RetiredAt  *time.Time
+}
+
+// Checkpoint is a stored signed checkpoint: JWS signs the chain head
+// (position, hash), the time and every stripe's counter.
+type Checkpoint struct {
+	ID        int64
+	ChainPos  int64
+	Hash      []byte
+	KID       string
+	JWS       string
+	CreatedAt time.Time
+}
+
+// Retention is a stored signed retention record: JWS signs the removed
+// chain range (FromPos..ToPos), the hash of the last removed link and the
+// stripes' floors after the removal.
+type Retention struct {
+	ID        int64
+	FromPos   int64
+	ToPos     int64
+	LastHash  []byte
+	KID       string
+	JWS       string
+	CreatedAt time.Time
 }
 
 // Repo is the storage the audit domain needs.
@@ -94,9 +140,29 @@ type Repo interface {
 	AuditChain(ctx context.Context, after int64, limit int) ([]Entry, error)
 	AuditAnchor(ctx context.Context) (Anchor, error)
 	// PruneAudit deletes the sealed entries up to and including
-	// anchor.ChainPos and makes anchor the new starting point of the chain.
-	// Returns the number deleted.
-	PruneAudit(ctx context.Context, anchor Anchor) (int, error)
+	// anchor.ChainPos, and the checkpoints below it, makes anchor the new
+	// starting point of the chain, raises the stripes' floors to floors and
+	// stores the signed retention record r, all at once. Returns the number
+	// of entries deleted.
+	PruneAudit(ctx context.Context, anchor Anchor, floors map[int]int64, r *Retention) (int, error)
+
+	// AuditStripes returns every numbering stripe.
+	AuditStripes(ctx context.Context) ([]Stripe, error)
+	// LockAuditState serializes key creation and checkpoints across nodes
+	// until the transaction ends.
+	LockAuditState(ctx context.Context) error
+	AuditKeys(ctx context.Context) ([]Key, error)
+	CreateAuditKey(ctx context.Context, k *Key) error
+	RetireAuditKey(ctx context.Context, kid string, at time.Time) error
+	// AddAuditCheckpoint stores c and sets c.ID.
+	AddAuditCheckpoint(ctx context.Context, c *Checkpoint) error
+	// AuditCheckpoints returns up to limit checkpoints with ID > after, by
+	// ID (which is also chain position order).
+	AuditCheckpoints(ctx context.Context, after int64, limit int) ([]Checkpoint, error)
+	// LatestAuditCheckpoint returns the newest checkpoint, or ErrNotFound.
+	LatestAuditCheckpoint(ctx context.Context) (Checkpoint, error)
+	// AuditRetentions returns every retention record, oldest first.
+	AuditRetentions(ctx context.Context) ([]Retention, error)
 }
 
 // contentDoc is what the content hash covers: every field an auditor reads.
@@ -132,15 +198,37 @@ func ContentHash(e *Entry) []byte {
 	return sum[:]
 }
 
-// LinkHash is SHA-256(prev_hash || content_hash || chain_pos).
+// LinkHash is SHA-256(prev_hash || content_hash || chain_pos), the link of
+// an entry written before numbering (StripeSeq 0).
 func LinkHash(prev, content []byte, pos int64) []byte {
 	h := sha256.New()
 	h.Write(prev)
 	h.Write(content)
+	h.Write(be64(pos))
+	return h.Sum(nil)
+}
+
+// EntryLinkHash is the link hash of e after prev: for a numbered entry
+// SHA-256(prev_hash || content_hash || chain_pos || stripe || stripe_seq),
+// so renumbering a sealed entry breaks its link. (Every input has a fixed
+// length and prev is empty or 32 bytes, so the two forms never collide.)
+func EntryLinkHash(prev []byte, e *Entry, pos int64) []byte {
+	if e.StripeSeq == 0 {
+		return LinkHash(prev, e.ContentHash, pos)
+	}
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(e.ContentHash)
+	h.Write(be64(pos))
+	h.Write(be64(int64(e.Stripe)))
+	h.Write(be64(e.StripeSeq))
+	return h.Sum(nil)
+}
+
+func be64(v int64) []byte {
 	var p [8]byte
 	for i := 0; i < 8; i++ {
-		p[7-i] = byte(pos >> (8 * i))
+		p[7-i] = byte(v >> (8 * i))
 	}
-	h.Write(p[:])
-	return h.Sum(nil)
+	return p[:]
 }

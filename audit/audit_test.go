@@ -11,7 +11,6 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/store/memory"
 	"github.com/perfectpay/perfectpay/store/pgtest"
 	"github.com/perfectpay/perfectpay/store/postgres"
 )
@@ -25,90 +24,91 @@ func appendN(t *testing.T, db store.Runner[audit.Repo], n int, at time.Time) {
 	}
 }
 
-func TestRetentionKeepsTheRestVerifiable(t *testing.T) {
-	m := memory.New()
-	db := store.Bind(m, func(x *memory.Tx) audit.Repo { return x })
-	svc := audit.NewService(db, 30*24*time.Hour, nil)
-	now := time.Now()
-	appendN(t, db, 10, now.Add(-40*24*time.Hour))
-	appendN(t, db, 5, now.Add(-time.Hour))
-	_, err := svc.SealAll(context.Background())
-	require.NoError(t, err)
+// TestRetentionSignsWhatItRemoved: retention removes old entries under a
+// signed retention record, so the rest (and a checkpoint held outside the
+// database from before the removal) still verifies, while the same
+// removal without the record, or with the record altered, does not.
+func TestRetentionSignsWhatItRemoved(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(t *testing.T) backend) {
+		ctx := context.Background()
+		b := open(t)
+		svc := audit.NewService(b.db, 30*24*time.Hour, nil)
+		now := time.Now()
+		appendN(t, b.db, 10, now.Add(-40*24*time.Hour))
+		_, err := svc.SealAll(ctx)
+		require.NoError(t, err)
+		_, err = svc.Prune(ctx, now)
+		require.ErrorIs(t, err, audit.ErrNoKey, "retention without the key would remove history unsigned")
+		require.NoError(t, svc.UseKeys(ctx, newSealer(t)))
+		ex, err := svc.ExportCheckpoint(ctx) // position 11: the key's creation
+		require.NoError(t, err)
+		_, ks, err := audit.ParseExport(mustJSON(t, ex))
+		require.NoError(t, err)
+		opts := audit.VerifyOptions{Checkpoint: ex.Checkpoint, Keys: ks}
+		appendN(t, b.db, 5, now.Add(-time.Hour))
+		_, err = svc.SealAll(ctx)
+		require.NoError(t, err)
 
-	n, err := svc.Prune(context.Background(), now)
-	require.NoError(t, err)
-	assert.Equal(t, 10, n)
-	res, err := svc.Verify(context.Background())
-	require.NoError(t, err)
-	assert.True(t, res.OK, res.Problem)
-	assert.Equal(t, int64(5), res.Checked)
+		n, err := svc.Prune(ctx, now)
+		require.NoError(t, err)
+		assert.Equal(t, 10, n)
+		res, err := svc.VerifyWith(ctx, opts)
+		require.NoError(t, err)
+		require.True(t, res.OK, res.Problem)
+		assert.Equal(t, int64(6), res.Checked, "the key's creation and 5 entries")
+		assert.Equal(t, 1, res.Unsealed, "the prune's own entry")
+		assert.Equal(t, 1, res.Retentions)
 
-	// Deleting an entry after the anchor is still detected.
-	m.TamperAudit(13, func(e *audit.Entry) { *e = audit.Entry{} })
-	res, err = svc.Verify(context.Background())
-	require.NoError(t, err)
-	assert.False(t, res.OK)
-	assert.Equal(t, int64(13), res.BadPos)
+		// Deleting an entry after the anchor is still detected.
+		b.tables.del(t, byPos(t, b.tables, 13).Seq)
+		res, err = svc.VerifyWith(ctx, opts)
+		require.NoError(t, err)
+		assert.False(t, res.OK)
+		assert.Equal(t, int64(13), res.BadPos)
+
+		// The anchor without its signed record is a prefix deletion.
+		b.tables.deleteRetention(t)
+		res, err = svc.VerifyWith(ctx, opts)
+		require.NoError(t, err)
+		assert.False(t, res.OK)
+		assert.Contains(t, res.Problem, "prefix deleted")
+		assert.Equal(t, int64(10), res.BadPos)
+	})
 }
 
-func TestMemoryTamperDetected(t *testing.T) {
-	m := memory.New()
-	db := store.Bind(m, func(x *memory.Tx) audit.Repo { return x })
-	svc := audit.NewService(db, 0, nil)
-	appendN(t, db, 8, time.Now())
-	_, err := svc.SealAll(context.Background())
-	require.NoError(t, err)
-	m.TamperAudit(4, func(e *audit.Entry) { e.Action = "nothing.happened" })
-	res, err := svc.Verify(context.Background())
-	require.NoError(t, err)
-	assert.False(t, res.OK)
-	assert.Equal(t, int64(4), res.BadPos)
-	assert.Contains(t, res.Problem, "edited")
-}
+// TestRetentionRecordCannotBeStretched: moving the anchor further than the
+// signed record says is a prefix deletion; a record signed by another key
+// is refused.
+func TestRetentionRecordCannotBeStretched(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(t *testing.T) backend) {
+		ctx := context.Background()
+		b := open(t)
+		svc := audit.NewService(b.db, 30*24*time.Hour, nil)
+		now := time.Now()
+		appendN(t, b.db, 10, now.Add(-40*24*time.Hour))
+		appendN(t, b.db, 10, now.Add(-time.Hour))
+		require.NoError(t, svc.UseKeys(ctx, newSealer(t)))
+		_, err := svc.SealAll(ctx)
+		require.NoError(t, err)
+		n, err := svc.Prune(ctx, now)
+		require.NoError(t, err)
+		require.Equal(t, 10, n)
+		ks, err := svc.Keys(ctx)
+		require.NoError(t, err)
 
-// TestPostgresTamperDetected edits, deletes and truncates rows behind the
-// application's back and checks verification names the first bad entry.
-func TestPostgresTamperDetected(t *testing.T) {
-	cases := []struct {
-		name    string
-		sql     string
-		badPos  int64
-		problem string
-	}{
-		{"edit action", `UPDATE audit_events SET action = 'x' WHERE chain_pos = 7`, 7, "edited"},
-		{"edit data", `UPDATE audit_events SET data = '{"n":99}' WHERE chain_pos = 3`, 3, "edited"},
-		{"edit time", `UPDATE audit_events SET created_at = created_at - interval '1 day' WHERE chain_pos = 12`, 12, "edited"},
-		{"delete middle", `DELETE FROM audit_events WHERE chain_pos = 9`, 9, "missing"},
-		{"delete tail", `DELETE FROM audit_events WHERE chain_pos = 20`, 20, "deleted"},
-		{"relink one", `UPDATE audit_events SET prev_hash = sha256(prev_hash) WHERE chain_pos = 5`, 5, "prev_hash"},
-		{"forge hash", `UPDATE audit_events SET hash = sha256(hash) WHERE chain_pos = 15`, 15, "link hash"},
-		{"swap order", `DO $$ BEGIN
-			UPDATE audit_events SET chain_pos = -10 WHERE chain_pos = 10;
-			UPDATE audit_events SET chain_pos = 10 WHERE chain_pos = 11;
-			UPDATE audit_events SET chain_pos = 11 WHERE chain_pos = -10;
-		END $$`, 10, ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			pg := pgtest.NewStore(t)
-			db := store.Bind(pg, func(x *postgres.Tx) audit.Repo { return x })
-			svc := audit.NewService(db, 0, nil)
-			appendN(t, db, 20, time.Now())
-			_, err := svc.SealAll(context.Background())
-			require.NoError(t, err)
-			res, err := svc.Verify(context.Background())
-			require.NoError(t, err)
-			require.True(t, res.OK, res.Problem)
-
-			_, err = pg.Pool().Exec(context.Background(), tc.sql)
-			require.NoError(t, err)
-			res, err = svc.Verify(context.Background())
-			require.NoError(t, err)
-			assert.False(t, res.OK)
-			assert.Equal(t, tc.badPos, res.BadPos, res.Problem)
-			assert.Contains(t, res.Problem, tc.problem)
-		})
-	}
+		last := byPos(t, b.tables, 15)
+		for _, e := range b.tables.rows(t) {
+			if e.ChainPos <= 15 {
+				b.tables.del(t, e.Seq)
+			}
+		}
+		b.tables.setAnchor(t, audit.Anchor{ChainPos: 15, Hash: last.Hash})
+		b.tables.setStripe(t, 1, 22, 15)
+		res, err := svc.VerifyWith(ctx, audit.VerifyOptions{Keys: ks})
+		require.NoError(t, err)
+		assert.False(t, res.OK)
+		assert.Contains(t, res.Problem, "prefix deleted: the chain starts after position 15, but signed retention records removed entries up to position 10 only")
+	})
 }
 
 // TestPostgresConcurrentAppendAndSeal appends from many goroutines while
@@ -118,13 +118,23 @@ func TestPostgresConcurrentAppendAndSeal(t *testing.T) {
 	db := store.Bind(pg, func(x *postgres.Tx) audit.Repo { return x })
 	svc := audit.NewService(db, 0, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	require.NoError(t, svc.UseKeys(context.Background(), newSealer(t)))
+	// Each sealer reports the first error that is not its cancellation;
+	// racing sealers resolve their conflicts inside SealAll.
+	done := make(chan error, 2)
 	for range 2 {
 		go func() {
 			for ctx.Err() == nil {
-				_, _ = svc.SealAll(ctx)
+				if _, err := svc.SealAll(ctx); err != nil && ctx.Err() == nil {
+					done <- err
+					return
+				}
+				if _, err := svc.Checkpoint(ctx, false); err != nil && ctx.Err() == nil {
+					done <- err
+					return
+				}
 			}
-			done <- struct{}{}
+			done <- nil
 		}()
 	}
 	errs := make(chan error, 8)
@@ -143,18 +153,16 @@ func TestPostgresConcurrentAppendAndSeal(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 	cancel()
-	<-done
-	<-done
+	require.NoError(t, <-done, "sealer")
+	require.NoError(t, <-done, "sealer")
 	// Appends that committed while a sealer was mid-batch are sealed by a
 	// later batch: poll until everything is sealed.
-	var res audit.VerifyResult
-	require.Eventually(t, func() bool {
-		_, err := svc.SealAll(context.Background())
-		require.NoError(t, err)
-		res, err = svc.Verify(context.Background())
-		require.NoError(t, err)
-		require.True(t, res.OK, res.Problem)
-		return res.Unsealed == 0
-	}, 20*time.Second, 50*time.Millisecond)
-	assert.Equal(t, int64(200), res.Checked)
+	_, err := svc.SealAll(context.Background())
+	require.NoError(t, err)
+	res, err := svc.Verify(context.Background())
+	require.NoError(t, err)
+	require.True(t, res.OK, res.Problem)
+	assert.Equal(t, 0, res.Unsealed)
+	assert.Equal(t, int64(201), res.Checked, "200 appends and the key's creation")
+	assert.Positive(t, res.Checkpoints)
 }

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/store"
@@ -10,9 +11,26 @@ import (
 
 var _ audit.Repo = (*Tx)(nil)
 
+// memStripe is the memory store's one numbering stripe: its transactions
+// run one at a time, so appends never contend for it.
+const memStripe = 1
+
+// auditData is the audit log's state besides the entries.
+type auditData struct {
+	stripeNext   int64
+	stripeFloor  int64
+	keys         []audit.Key
+	checkpoints  []audit.Checkpoint
+	checkpointID int64
+	retentions   []audit.Retention
+	retentionID  int64
+}
+
 func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
 	setVar(tx, &tx.d.auditSeq, tx.d.auditSeq+1)
+	setVar(tx, &tx.d.auditLog.stripeNext, tx.d.auditLog.stripeNext+1)
 	e.Seq = tx.d.auditSeq
+	e.Stripe, e.StripeSeq = memStripe, tx.d.auditLog.stripeNext
 	c := *e
 	c.Data = slices.Clone(e.Data)
 	put(tx, tx.d.auditEntries, c.Seq, c)
@@ -89,7 +107,7 @@ func (tx *Tx) AuditAnchor(context.Context) (audit.Anchor, error) {
 	return tx.d.auditAnchor, nil
 }
 
-func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor) (int, error) {
+func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor, floors map[int]int64, r *audit.Retention) (int, error) {
 	n := 0
 	for seq, e := range tx.d.auditEntries {
 		if e.ChainPos != 0 && e.ChainPos <= anchor.ChainPos {
@@ -98,7 +116,90 @@ func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor) (int, error) {
 		}
 	}
 	setVar(tx, &tx.d.auditAnchor, anchor)
+	l := &tx.d.auditLog
+	kept := []audit.Checkpoint{}
+	for _, c := range l.checkpoints {
+		if c.ChainPos >= anchor.ChainPos {
+			kept = append(kept, c)
+		}
+	}
+	setVar(tx, &l.checkpoints, kept)
+	setVar(tx, &l.stripeFloor, floors[memStripe])
+	setVar(tx, &l.retentionID, l.retentionID+1)
+	r.ID = l.retentionID
+	c := *r
+	c.LastHash = slices.Clone(r.LastHash)
+	appendUndo(tx, &l.retentions, c)
 	return n, nil
+}
+
+func (tx *Tx) AuditStripes(context.Context) ([]audit.Stripe, error) {
+	return []audit.Stripe{{ID: memStripe, Next: tx.d.auditLog.stripeNext, Floor: tx.d.auditLog.stripeFloor}}, nil
+}
+
+// LockAuditState is a no-op: memory transactions run one at a time.
+func (tx *Tx) LockAuditState(context.Context) error { return nil }
+
+func (tx *Tx) AuditKeys(context.Context) ([]audit.Key, error) {
+	out := slices.Clone(tx.d.auditLog.keys)
+	slices.Reverse(out) // newest first
+	return out, nil
+}
+
+func (tx *Tx) CreateAuditKey(_ context.Context, k *audit.Key) error {
+	for _, o := range tx.d.auditLog.keys {
+		if o.KID == k.KID {
+			return store.ErrConflict
+		}
+	}
+	c := *k
+	c.PublicJWK, c.PrivateEnc = slices.Clone(k.PublicJWK), slices.Clone(k.PrivateEnc)
+	appendUndo(tx, &tx.d.auditLog.keys, c)
+	return nil
+}
+
+func (tx *Tx) RetireAuditKey(_ context.Context, kid string, at time.Time) error {
+	for i, o := range tx.d.auditLog.keys {
+		if o.KID == kid && o.RetiredAt == nil {
+			keys := slices.Clone(tx.d.auditLog.keys)
+			keys[i].RetiredAt = &at
+			setVar(tx, &tx.d.auditLog.keys, keys)
+			return nil
+		}
+	}
+	return store.ErrNotFound
+}
+
+func (tx *Tx) AddAuditCheckpoint(_ context.Context, c *audit.Checkpoint) error {
+	l := &tx.d.auditLog
+	setVar(tx, &l.checkpointID, l.checkpointID+1)
+	c.ID = l.checkpointID
+	cp := *c
+	cp.Hash = slices.Clone(c.Hash)
+	appendUndo(tx, &l.checkpoints, cp)
+	return nil
+}
+
+func (tx *Tx) AuditCheckpoints(_ context.Context, after int64, limit int) ([]audit.Checkpoint, error) {
+	var out []audit.Checkpoint
+	for _, c := range tx.d.auditLog.checkpoints {
+		if c.ID > after && len(out) < limit {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (tx *Tx) LatestAuditCheckpoint(context.Context) (audit.Checkpoint, error) {
+	cps := tx.d.auditLog.checkpoints
+	if len(cps) == 0 {
+		return audit.Checkpoint{}, store.ErrNotFound
+	}
+	return cps[len(cps)-1], nil
+}
+
+func (tx *Tx) AuditRetentions(context.Context) ([]audit.Retention, error) {
+	return slices.Clone(tx.d.auditLog.retentions), nil
 }
 
 // TamperAudit lets tests edit an entry behind the chain's back.
@@ -112,4 +213,24 @@ func (s *Store) TamperAudit(seq int64, fn func(e *audit.Entry)) {
 		return
 	}
 	s.d.auditEntries[seq] = e
+}
+
+// AuditTables is the memory store's audit log laid bare, for tests that
+// do to it what a database writer could do to PostgreSQL's tables.
+type AuditTables struct {
+	Entries      map[int64]audit.Entry // by seq
+	Head, Anchor *audit.Anchor
+	// StripeNext and StripeFloor are stripe 1's counter and floor.
+	StripeNext, StripeFloor *int64
+	Checkpoints             *[]audit.Checkpoint
+	Retentions              *[]audit.Retention
+}
+
+// TamperAuditTables runs fn on the audit tables behind the chain's back.
+func (s *Store) TamperAuditTables(fn func(t AuditTables)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &s.d.auditLog
+	fn(AuditTables{Entries: s.d.auditEntries, Head: &s.d.auditHead, Anchor: &s.d.auditAnchor,
+		StripeNext: &l.stripeNext, StripeFloor: &l.stripeFloor, Checkpoints: &l.checkpoints, Retentions: &l.retentions})
 }

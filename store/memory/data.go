@@ -18,6 +18,7 @@ type data struct {
 	auditSeq     int64
 	auditHead    audit.Anchor
 	auditAnchor  audit.Anchor
+	auditLog     auditData // stripe, keys, checkpoints, retention records
 
 	idem table[idemKey, idempotency.Record]
 

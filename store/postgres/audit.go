@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,21 +15,39 @@ import (
 
 var _ audit.Repo = (*Tx)(nil)
 
+// auditInsert inserts an entry numbered by the stripe the CTE named s
+// yields.
+const auditInsert = ` INSERT INTO audit_events
+		(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
+		 stripe, stripe_seq)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, s.stripe, s.next FROM s
+		RETURNING seq, stripe, stripe_seq`
+
+// AppendAudit numbers the entry on a stripe no other open transaction
+// holds: the lowest unlocked counter row, locked until this transaction
+// ends (SKIP LOCKED, so appends never wait on each other). A transaction
+// that already holds a stripe is not skipped by its own lock and usually
+// takes it again. When every stripe is held it adds one.
 func (t *Tx) AppendAudit(ctx context.Context, e *audit.Entry) error {
 	var data any
 	if len(e.Data) > 0 {
 		data = string(e.Data)
 	}
-	err := t.tx.QueryRow(ctx, `INSERT INTO audit_events
-		(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq`,
-		e.ID, e.TenantID, e.ActorType, e.ActorID, e.IP, e.Action, e.Target, e.RequestID, e.Method, e.Route,
-		e.Status, data, e.CreatedAt, e.ContentHash).Scan(&e.Seq)
+	args := []any{e.ID, e.TenantID, e.ActorType, e.ActorID, e.IP, e.Action, e.Target, e.RequestID, e.Method, e.Route,
+		e.Status, data, e.CreatedAt, e.ContentHash}
+	err := t.tx.QueryRow(ctx, `WITH s AS (
+			UPDATE audit_stripes SET next = next + 1
+			WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING stripe, next)`+auditInsert, args...).Scan(&e.Seq, &e.Stripe, &e.StripeSeq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = t.tx.QueryRow(ctx, `WITH s AS (
+			INSERT INTO audit_stripes (next) VALUES (1) RETURNING stripe, next)`+auditInsert, args...).Scan(&e.Seq, &e.Stripe, &e.StripeSeq)
+	}
 	return mapErr(err)
 }
 
 const auditCols = `seq, id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status,
-	data, created_at, content_hash, coalesce(chain_pos, 0), prev_hash, hash`
+	data, created_at, content_hash, coalesce(chain_pos, 0), prev_hash, hash, coalesce(stripe, 0), coalesce(stripe_seq, 0)`
 
 func scanAudit(rows pgx.Rows) ([]audit.Entry, error) {
 	defer rows.Close()
@@ -37,7 +57,7 @@ func scanAudit(rows pgx.Rows) ([]audit.Entry, error) {
 		var data *string
 		if err := rows.Scan(&e.Seq, &e.ID, &e.TenantID, &e.ActorType, &e.ActorID, &e.IP, &e.Action, &e.Target,
 			&e.RequestID, &e.Method, &e.Route, &e.Status, &data, &e.CreatedAt, &e.ContentHash,
-			&e.ChainPos, &e.PrevHash, &e.Hash); err != nil {
+			&e.ChainPos, &e.PrevHash, &e.Hash, &e.Stripe, &e.StripeSeq); err != nil {
 			return nil, mapErr(err)
 		}
 		if data != nil {
@@ -158,7 +178,7 @@ func (t *Tx) AuditAnchor(ctx context.Context) (audit.Anchor, error) {
 	return a, mapErr(err)
 }
 
-func (t *Tx) PruneAudit(ctx context.Context, anchor audit.Anchor) (int, error) {
+func (t *Tx) PruneAudit(ctx context.Context, anchor audit.Anchor, floors map[int]int64, r *audit.Retention) (int, error) {
 	tag, err := t.tx.Exec(ctx, `DELETE FROM audit_events WHERE chain_pos IS NOT NULL AND chain_pos <= $1`, anchor.ChainPos)
 	if err != nil {
 		return 0, mapErr(err)
@@ -166,5 +186,139 @@ func (t *Tx) PruneAudit(ctx context.Context, anchor audit.Anchor) (int, error) {
 	if _, err := t.tx.Exec(ctx, `UPDATE audit_state SET anchor_pos = $1, anchor_hash = $2 WHERE id = 1`, anchor.ChainPos, anchor.Hash); err != nil {
 		return 0, mapErr(err)
 	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM audit_checkpoints WHERE chain_pos < $1`, anchor.ChainPos); err != nil {
+		return 0, mapErr(err)
+	}
+	ids := make([]int32, 0, len(floors))
+	vals := make([]int64, 0, len(floors))
+	for id, f := range floors {
+		ids, vals = append(ids, int32(id)), append(vals, f)
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE audit_stripes s SET floor = u.floor
+		FROM unnest($1::int[], $2::bigint[]) AS u(stripe, floor) WHERE s.stripe = u.stripe`, ids, vals); err != nil {
+		return 0, mapErr(err)
+	}
+	if err := t.tx.QueryRow(ctx, `INSERT INTO audit_retention (from_pos, to_pos, last_hash, kid, jws, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, r.FromPos, r.ToPos, r.LastHash, r.KID, r.JWS, r.CreatedAt).Scan(&r.ID); err != nil {
+		return 0, mapErr(err)
+	}
 	return int(tag.RowsAffected()), nil
+}
+
+func (t *Tx) AuditStripes(ctx context.Context) ([]audit.Stripe, error) {
+	rows, err := t.tx.Query(ctx, `SELECT stripe, next, floor FROM audit_stripes ORDER BY stripe`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []audit.Stripe
+	for rows.Next() {
+		var s audit.Stripe
+		if err := rows.Scan(&s.ID, &s.Next, &s.Floor); err != nil {
+			return nil, mapErr(err)
+		}
+		out = append(out, s)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (t *Tx) LockAuditState(ctx context.Context) error {
+	_, err := t.tx.Exec(ctx, `SELECT 1 FROM audit_state WHERE id = 1 FOR UPDATE`)
+	return mapErr(err)
+}
+
+func (t *Tx) AuditKeys(ctx context.Context) ([]audit.Key, error) {
+	rows, err := t.tx.Query(ctx, `SELECT kid, public_jwk::text, private_enc, kek_id, created_at, retired_at
+		FROM audit_keys ORDER BY created_at DESC, kid`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []audit.Key
+	for rows.Next() {
+		var k audit.Key
+		var pub string
+		if err := rows.Scan(&k.KID, &pub, &k.PrivateEnc, &k.KEKID, &k.CreatedAt, &k.RetiredAt); err != nil {
+			return nil, mapErr(err)
+		}
+		k.PublicJWK = []byte(pub)
+		out = append(out, k)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (t *Tx) CreateAuditKey(ctx context.Context, k *audit.Key) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO audit_keys (kid, public_jwk, private_enc, kek_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		k.KID, string(k.PublicJWK), k.PrivateEnc, k.KEKID, k.CreatedAt)
+	return mapErr(err)
+}
+
+func (t *Tx) RetireAuditKey(ctx context.Context, kid string, at time.Time) error {
+	tag, err := t.tx.Exec(ctx, `UPDATE audit_keys SET retired_at = $2 WHERE kid = $1 AND retired_at IS NULL`, kid, at)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func (t *Tx) AddAuditCheckpoint(ctx context.Context, c *audit.Checkpoint) error {
+	return mapErr(t.tx.QueryRow(ctx, `INSERT INTO audit_checkpoints (chain_pos, hash, kid, jws, created_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`, c.ChainPos, c.Hash, c.KID, c.JWS, c.CreatedAt).Scan(&c.ID))
+}
+
+func scanCheckpoints(rows pgx.Rows) ([]audit.Checkpoint, error) {
+	defer rows.Close()
+	var out []audit.Checkpoint
+	for rows.Next() {
+		var c audit.Checkpoint
+		if err := rows.Scan(&c.ID, &c.ChainPos, &c.Hash, &c.KID, &c.JWS, &c.CreatedAt); err != nil {
+			return nil, mapErr(err)
+		}
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (t *Tx) AuditCheckpoints(ctx context.Context, after int64, limit int) ([]audit.Checkpoint, error) {
+	rows, err := t.tx.Query(ctx, `SELECT id, chain_pos, hash, kid, jws, created_at FROM audit_checkpoints
+		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return scanCheckpoints(rows)
+}
+
+func (t *Tx) LatestAuditCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
+	rows, err := t.tx.Query(ctx, `SELECT id, chain_pos, hash, kid, jws, created_at FROM audit_checkpoints ORDER BY id DESC LIMIT 1`)
+	if err != nil {
+		return audit.Checkpoint{}, mapErr(err)
+	}
+	out, err := scanCheckpoints(rows)
+	if err != nil {
+		return audit.Checkpoint{}, err
+	}
+	if len(out) == 0 {
+		return audit.Checkpoint{}, store.ErrNotFound
+	}
+	return out[0], nil
+}
+
+func (t *Tx) AuditRetentions(ctx context.Context) ([]audit.Retention, error) {
+	rows, err := t.tx.Query(ctx, `SELECT id, from_pos, to_pos, last_hash, kid, jws, created_at FROM audit_retention ORDER BY id`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []audit.Retention
+	for rows.Next() {
+		var r audit.Retention
+		if err := rows.Scan(&r.ID, &r.FromPos, &r.ToPos, &r.LastHash, &r.KID, &r.JWS, &r.CreatedAt); err != nil {
+			return nil, mapErr(err)
+		}
+		out = append(out, r)
+	}
+	return out, mapErr(rows.Err())
 }

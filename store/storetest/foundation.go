@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -217,4 +218,43 @@ func testAuditChain[X Tx](t *testing.T, b store.Backend[X]) {
 	require.NoError(t, err)
 	assert.True(t, res.OK, res.Problem)
 	assert.Equal(t, int64(26), res.Checked)
+
+	// Entries are numbered gap-free in the writing transaction: one rolled
+	// back leaves no hole, so a hole always means a deleted entry.
+	var first audit.Entry
+	in(t, b, func(tx X) error {
+		first = audit.Entry{ActorType: audit.ActorSystem, Action: "numbered"}
+		return audit.Append(ctx, tx, &first)
+	})
+	require.NotZero(t, first.Stripe)
+	require.NotZero(t, first.StripeSeq)
+	errRollback := errors.New("roll back")
+	require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
+		if err := audit.Append(ctx, tx, &audit.Entry{ActorType: audit.ActorSystem, Action: "rolled.back"}); err != nil {
+			return err
+		}
+		return errRollback
+	}), errRollback)
+	var next audit.Entry
+	in(t, b, func(tx X) error {
+		next = audit.Entry{ActorType: audit.ActorSystem, Action: "numbered"}
+		return audit.Append(ctx, tx, &next)
+	})
+	assert.Equal(t, first.Stripe, next.Stripe, "an idle log keeps using its lowest stripe")
+	assert.Equal(t, first.StripeSeq+1, next.StripeSeq, "the rolled-back entry left no gap")
+	in(t, b, func(tx X) error {
+		stripes, err := tx.AuditStripes(ctx)
+		require.NoError(t, err)
+		for _, st := range stripes {
+			if st.ID == next.Stripe {
+				assert.Equal(t, next.StripeSeq, st.Next)
+			}
+		}
+		return nil
+	})
+	_, err = svc.SealAll(ctx)
+	require.NoError(t, err)
+	res, err = svc.Verify(ctx)
+	require.NoError(t, err)
+	assert.True(t, res.OK, res.Problem)
 }

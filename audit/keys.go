@@ -1,0 +1,244 @@
+package audit
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// KeySealer seals the audit signing key's private half under the signing
+// KEK, in the same format as the token signing keys (authz.KeySealer).
+type KeySealer interface {
+	SealKey(kid string, plain []byte) ([]byte, error)
+	OpenKey(kid string, sealed []byte) ([]byte, error)
+	// KEKID names the KEK without revealing it.
+	KEKID() string
+}
+
+// JWS types of what the audit key signs. A checkpoint can never pass as a
+// retention record, nor either as an access token (typ at+jwt).
+const (
+	typCheckpoint = "audit-checkpoint+jws"
+	typRetention  = "audit-retention+jws"
+)
+
+// algs is the verification allow-list: the audit key is Ed25519 only.
+var algs = []jose.SignatureAlgorithm{jose.EdDSA}
+
+// sealingKID binds a sealed audit key to its purpose, so it cannot be
+// opened as a token signing key of the same kid.
+func sealingKID(kid string) string { return "audit/" + kid }
+
+// newKey generates an Ed25519 audit key and seals its private half.
+func newKey(sealer KeySealer, now time.Time) (*Key, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: string(jose.EdDSA), Use: "sig"}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	pubJSON, err := pub.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := sealer.SealKey(sealingKID(pub.KeyID), der)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{KID: pub.KeyID, PublicJWK: pubJSON, PrivateEnc: sealed, KEKID: sealer.KEKID(), CreatedAt: now}, nil
+}
+
+// signer holds the opened audit key.
+type signer struct {
+	kid        string
+	checkpoint jose.Signer
+	retention  jose.Signer
+}
+
+func openKey(sealer KeySealer, k *Key) (*signer, error) {
+	der, err := sealer.OpenKey(sealingKID(k.KID), k.PrivateEnc)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	ed, ok := priv.(ed25519.PrivateKey)
+	if !ok {
+		return nil, errors.New("audit: signing key is not Ed25519")
+	}
+	sk := jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: ed, KeyID: k.KID}}
+	cp, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType(typCheckpoint))
+	if err != nil {
+		return nil, err
+	}
+	rr, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType(typRetention))
+	if err != nil {
+		return nil, err
+	}
+	return &signer{kid: k.KID, checkpoint: cp, retention: rr}, nil
+}
+
+// KeySet is a set of audit public keys trusted to verify checkpoints and
+// retention records.
+type KeySet struct {
+	keys map[string]*jose.JSONWebKey
+}
+
+// ParseKeySet reads a JWKS, keeping only Ed25519 public keys; anything else
+// (a private key, another key type) is refused.
+func ParseKeySet(b []byte) (*KeySet, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil, fmt.Errorf("audit: key set: %w", err)
+	}
+	ks := &KeySet{keys: map[string]*jose.JSONWebKey{}}
+	for i := range set.Keys {
+		k := set.Keys[i]
+		if _, ok := k.Key.(ed25519.PublicKey); !ok || k.KeyID == "" {
+			return nil, fmt.Errorf("audit: key set: key %q is not an Ed25519 public key with a kid", k.KeyID)
+		}
+		ks.keys[k.KeyID] = &k
+	}
+	if len(ks.keys) == 0 {
+		return nil, errors.New("audit: key set is empty")
+	}
+	return ks, nil
+}
+
+func keySetOf(keys []Key) (*KeySet, error) {
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	for i := range keys {
+		var pub jose.JSONWebKey
+		if err := pub.UnmarshalJSON(keys[i].PublicJWK); err != nil {
+			return nil, fmt.Errorf("audit: key %s: %w", keys[i].KID, err)
+		}
+		set.Keys = append(set.Keys, pub)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		return nil, err
+	}
+	if len(set.Keys) == 0 {
+		return &KeySet{keys: map[string]*jose.JSONWebKey{}}, nil
+	}
+	return ParseKeySet(b)
+}
+
+// JSON returns the set as a JWKS document.
+func (ks *KeySet) JSON() []byte {
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	for _, k := range ks.keys {
+		set.Keys = append(set.Keys, *k)
+	}
+	b, _ := json.Marshal(set)
+	return b
+}
+
+// verify checks a compact JWS of type typ against the set and returns its
+// payload and kid.
+func (ks *KeySet) verify(compact, typ string) ([]byte, string, error) {
+	jws, err := jose.ParseSignedCompact(compact, algs)
+	if err != nil {
+		return nil, "", fmt.Errorf("not a valid EdDSA JWS: %w", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, "", errors.New("not exactly one signature")
+	}
+	h := jws.Signatures[0].Header
+	if got, _ := h.ExtraHeaders[jose.HeaderType].(string); got != typ {
+		return nil, "", fmt.Errorf("typ is %q, want %q", got, typ)
+	}
+	key, ok := ks.keys[h.KeyID]
+	if !ok {
+		return nil, h.KeyID, fmt.Errorf("signed by key %q, which is not among the trusted audit keys", h.KeyID)
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return nil, h.KeyID, fmt.Errorf("signature by key %q does not verify", h.KeyID)
+	}
+	return payload, h.KeyID, nil
+}
+
+// UseKeys opens this node's audit signing key, creating one (and retiring
+// the others) when none is sealed under the current KEK. From then on the
+// service signs checkpoints and retention records.
+func (s *Service) UseKeys(ctx context.Context, sealer KeySealer) error {
+	var key Key
+	err := s.db.InTx(ctx, func(tx Repo) error {
+		if err := tx.LockAuditState(ctx); err != nil {
+			return err
+		}
+		keys, err := tx.AuditKeys(ctx)
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if keys[i].RetiredAt == nil && keys[i].KEKID == sealer.KEKID() {
+				key = keys[i]
+				return nil
+			}
+		}
+		now := s.now().UTC().Truncate(time.Microsecond)
+		nk, err := newKey(sealer, now)
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if keys[i].RetiredAt == nil {
+				if err := tx.RetireAuditKey(ctx, keys[i].KID, now); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.CreateAuditKey(ctx, nk); err != nil {
+			return err
+		}
+		key = *nk
+		return Record(ctx, tx, "audit_key.created", nk.KID, map[string]any{"alg": "EdDSA", "retired": len(keys)})
+	})
+	if err != nil {
+		return err
+	}
+	sg, err := openKey(sealer, &key)
+	if err != nil {
+		return fmt.Errorf("audit: cannot open the audit signing key %s: %w", key.KID, err)
+	}
+	s.mu.Lock()
+	s.signer = sg
+	s.mu.Unlock()
+	return nil
+}
+
+// Keys returns every audit public key in the store (current and retired),
+// as a key set. Export it with a checkpoint: verification with a
+// checkpoint trusts only the keys exported beside it.
+func (s *Service) Keys(ctx context.Context) (*KeySet, error) {
+	var keys []Key
+	if err := s.db.InTx(ctx, func(tx Repo) error {
+		var err error
+		keys, err = tx.AuditKeys(ctx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return keySetOf(keys)
+}
