@@ -40,6 +40,27 @@ type DetailType struct {
 	// refuses the exchange with invalid_authorization_details. When nil,
 	// only a child equal to its parent is accepted.
 	Narrow func(ctx context.Context, dc DetailContext, parent, child json.RawMessage) (json.RawMessage, error)
+	// State, when set, reports the live state behind a granted element
+	// of a token of tenantID. Introspection shows a token inactive when
+	// the grant behind any of its elements is not active, and adds the
+	// Extra members; client_credentials gives a token for a grant that was
+	// delegated by token exchange the act chain of that delegation.
+	State func(ctx context.Context, tenantID string, granted json.RawMessage) (*GrantState, error)
+}
+
+// GrantState is the live state behind a granted authorization_details
+// element (for payment_mandate: the mandate and its ancestors).
+type GrantState struct {
+	// Active is false when the grant, or anything it derives from, was
+	// revoked or has ended.
+	Active bool
+	// Delegators are the agents the grant was delegated through, nearest
+	// first: the agent that delegated to the grant's agent first, the agent
+	// of the root grant last. Empty for a grant made directly.
+	Delegators []string
+	// Extra are RFC 7662 extension members for introspection (e.g. the
+	// remaining budget).
+	Extra map[string]any
 }
 
 // DetailTypes is the registry of authorization_details types the issuer
@@ -281,4 +302,55 @@ func wrapDetailErr(i int, err error) error {
 		return detailErrorf("authorization_details[%d]: %s", i, ErrNotNarrower.Error())
 	}
 	return err // an internal failure, not the client's fault
+}
+
+// states asks the State hook of every granted element that has one, in
+// order.
+func (r *DetailTypeRegistry) states(ctx context.Context, tenantID string, granted json.RawMessage) ([]*GrantState, error) {
+	if len(granted) == 0 || string(granted) == "null" {
+		return nil, nil
+	}
+	elems, err := r.parseDetails(string(granted))
+	if err != nil {
+		return nil, err
+	}
+	var out []*GrantState
+	for _, e := range elems {
+		dt, _ := r.get(e.Type)
+		if dt.State == nil {
+			continue
+		}
+		st, err := dt.State(ctx, tenantID, e.Raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// delegation is the act chain of a client_credentials token whose granted
+// elements were delegated by token exchange: the subject is the agent of
+// the root grant, the client the newest actor, the delegators between
+// them nested as earlier actors (as the exchange that made the grant
+// wrote them). It returns "" and nil when nothing granted was delegated.
+func delegation(client string, states []*GrantState) (string, *Actor, error) {
+	var chain []string
+	for _, st := range states {
+		if len(st.Delegators) == 0 {
+			continue
+		}
+		if chain != nil && !slices.Equal(chain, st.Delegators) {
+			return "", nil, detailErrorf("authorization_details elements were delegated along different chains; ask for one token each")
+		}
+		chain = st.Delegators
+	}
+	if len(chain) == 0 {
+		return "", nil, nil
+	}
+	var prev *Actor
+	for _, sub := range slices.Backward(chain[:len(chain)-1]) {
+		prev = &Actor{Sub: sub, Act: prev}
+	}
+	return chain[len(chain)-1], &Actor{Sub: client, Act: prev}, nil
 }

@@ -83,6 +83,25 @@ func (i *Issuer) Introspect(ctx context.Context, caller Caller, token, hint stri
 	if what != "" {
 		return inactive, nil
 	}
+	// What the token's authorization_details grant must still stand (a
+	// mandate revoked, or one of its ancestors, ends the token too).
+	states, err := i.details.states(ctx, at.TenantID, at.AuthorizationDetails)
+	var de *DetailError
+	if errors.As(err, &de) {
+		return inactive, nil // a type this node no longer knows
+	}
+	if err != nil {
+		return nil, err
+	}
+	extra := map[string]any{}
+	for _, st := range states {
+		if !st.Active {
+			return inactive, nil
+		}
+		for k, v := range st.Extra {
+			extra[k] = v
+		}
+	}
 	out := map[string]any{
 		"active": true, "iss": at.Issuer, "sub": at.Subject, "aud": at.Audience, "client_id": at.ClientID,
 		"jti": at.JTI, "iat": at.IssuedAt, "exp": at.Expiry, "token_type": "Bearer", "tenant_id": at.TenantID,
@@ -105,6 +124,11 @@ func (i *Issuer) Introspect(ctx context.Context, caller Caller, token, hint stri
 	if at.Cnf != nil {
 		out["cnf"] = at.Cnf
 		out["token_type"] = "DPoP"
+	}
+	for k, v := range extra {
+		if _, taken := out[k]; !taken {
+			out[k] = v
+		}
 	}
 	return out, nil
 }

@@ -389,9 +389,28 @@ func (h *clientCredentialsHandler) HandleTokenEndpointRequest(ctx context.Contex
 	for _, a := range aud {
 		ar.GrantAudience(a)
 	}
-	return h.i.fillSession(ctx, ar, c, c.agent.ID, nil, GrantClientCredentials, nil, func(dc DetailContext, raw string) (json.RawMessage, error) {
+	err := h.i.fillSession(ctx, ar, c, c.agent.ID, nil, GrantClientCredentials, nil, func(dc DetailContext, raw string) (json.RawMessage, error) {
 		return h.i.details.validate(ctx, dc, raw)
 	})
+	if err != nil {
+		return err
+	}
+	// A grant made by token exchange keeps the act chain of its delegation,
+	// so every delegator's revocation reaches this token too.
+	sess := ar.GetSession().(*session)
+	states, err := h.i.details.states(ctx, c.agent.TenantID, sess.AuthorizationDetails)
+	if err != nil {
+		return err
+	}
+	sub, act, err := delegation(c.agent.ID, states)
+	var de *DetailError
+	if errors.As(err, &de) {
+		return errInvalidDetails(de.Description)
+	}
+	if act != nil {
+		sess.Subject, sess.Act = sub, act
+	}
+	return err
 }
 
 // fillSession sets what the access token will say beyond scope and aud.

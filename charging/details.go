@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
+	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
@@ -25,7 +28,68 @@ import (
 //     token's mandate; a child mandate is created for it (status active,
 //     depth + 1) only when every limit is a subset of the parent's.
 func (s *Service) DetailType() authz.DetailType {
-	return authz.DetailType{Validate: s.validateDetail, Narrow: s.narrowDetail}
+	return authz.DetailType{Validate: s.validateDetail, Narrow: s.narrowDetail, State: s.detailState}
+}
+
+// left is what a mandate chain (root first) still allows: the least
+// budget left on any of its mandates, and the least period budget left on
+// those that have one (nil when none has).
+func left(chain []mandates.Mandate, now time.Time) (int64, *int64) {
+	budget := int64(math.MaxInt64)
+	var period *int64
+	for i := range chain {
+		m := &chain[i]
+		budget = min(budget, m.Remaining())
+		if m.PeriodBudget != nil {
+			p := *m.PeriodBudget - m.PeriodSpentAt(now)
+			if period == nil || p < *period {
+				period = &p
+			}
+		}
+	}
+	return max(budget, 0), period
+}
+
+// detailState is the live state of a payment_mandate grant for the
+// issuer: active while the mandate and every ancestor are active (or
+// exhausted, which a refund may undo) and within their validity window;
+// the agents of the ancestors, nearest first, as its delegators; the
+// budget and period budget left as introspection members.
+func (s *Service) detailState(ctx context.Context, tenantID string, raw json.RawMessage) (*authz.GrantState, error) {
+	ds, err := claimDetails(append(append([]byte("["), raw...), ']'))
+	if err != nil || len(ds) != 1 || ds[0].MandateID == "" {
+		return &authz.GrantState{}, nil
+	}
+	var chain []mandates.Mandate
+	err = s.db.Autocommit(ctx, func(tx Tx) error {
+		var err error
+		chain, err = tx.MandateChain(ctx, tenantID, ds[0].MandateID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(chain) == 0) {
+		return &authz.GrantState{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	st := &authz.GrantState{Active: true}
+	for i := range chain {
+		m := &chain[i]
+		if (m.Status != mandates.StatusActive && m.Status != mandates.StatusExhausted) || !m.ActiveAt(now) {
+			st.Active = false
+		}
+	}
+	for i := len(chain) - 2; i >= 0; i-- {
+		st.Delegators = append(st.Delegators, chain[i].Agent)
+	}
+	budget, period := left(chain, now)
+	m := &chain[len(chain)-1]
+	st.Extra = map[string]any{"mandate": m.ID, "currency": strings.ToLower(m.Currency), "remaining_budget": budget}
+	if period != nil {
+		st.Extra["remaining_period_budget"] = max(*period, 0)
+	}
+	return st, nil
 }
 
 func detailErr(format string, args ...any) error {
@@ -99,6 +163,11 @@ func (s *Service) narrowDetail(ctx context.Context, dc authz.DetailContext, pare
 		if cd.MandateID != "" && cd.MandateID != parent.ID {
 			return detailErr("a delegated payment_mandate narrows the subject token's mandate %s", parent.ID)
 		}
+		chain, err := tx.MandateChain(ctx, dc.TenantID, parent.ID)
+		if err != nil {
+			return err
+		}
+		budgetLeft, periodLeft := left(chain, s.clock())
 		if cd.Limits == nil && parent.Agent == dc.Agent.ID {
 			// Same agent, nothing narrowed: the same mandate.
 			out, err = json.Marshal(parent.Detail())
@@ -107,6 +176,13 @@ func (s *Service) narrowDetail(ctx context.Context, dc authz.DetailContext, pare
 		limits := parent.Limits.Clone()
 		if cd.Limits != nil {
 			limits = cd.Limits.Clone()
+		} else {
+			// Inherited terms: no more than the parent has left.
+			limits.Budget = min(limits.Budget, budgetLeft)
+			if limits.PeriodBudget != nil && periodLeft != nil {
+				p := min(*limits.PeriodBudget, max(*periodLeft, 0))
+				limits.PeriodBudget = &p
+			}
 		}
 		now := s.clock()
 		child := &mandates.Mandate{
@@ -123,6 +199,13 @@ func (s *Service) narrowDetail(ctx context.Context, dc authz.DetailContext, pare
 		}
 		if err := mandates.CheckChild(child, parent, s.cfg.MaxDepth); err != nil {
 			return detailErr("%s", err.Error())
+		}
+		if child.Budget > budgetLeft {
+			return detailErr("authorization_details[0].budget %d is more than the %d the subject token's mandate has left", child.Budget, budgetLeft)
+		}
+		if periodLeft != nil && child.PeriodBudget != nil && *child.PeriodBudget > *periodLeft {
+			return detailErr("authorization_details[0].period_budget %d is more than the %d the subject token's mandate has left this period",
+				*child.PeriodBudget, max(*periodLeft, 0))
 		}
 		if err := tx.CreateMandate(ctx, child); err != nil {
 			return err
