@@ -243,7 +243,8 @@ type Demo struct {
 	Merchants []DemoMerchant
 }
 
-// SeedDemo creates the demo tenant (dev mode, memory store).
+// SeedDemo creates a demo tenant (its keys are shown once) and the demo
+// merchants unless an earlier start seeded them (dev mode, either store).
 func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
 	b, err := a.Accounts.CreateTenant(ctx, "Demo Tenant")
 	if err != nil {

@@ -29,20 +29,31 @@ func wireMandates[X backendTx](a *App, b store.Backend[X]) (mandateAPI, merchant
 	return &server.MandateHandlers{Mandates: a.Mandates, Signer: signer}, &server.MerchantHandlers{Merchants: a.Merchants}
 }
 
-// DemoMerchant is a dev-mode merchant account with its profile.
+// DemoMerchant is a dev-mode merchant account with its profile (Tenant is
+// nil when the merchant was seeded by an earlier start).
 type DemoMerchant struct {
 	Tenant   *accounts.Bootstrap
 	Merchant *merchants.Merchant
 }
 
 // seedMerchants creates the dev-mode demo merchants: Acme Books (MCC 5942)
-// and Acme Music (MCC 5735), each a tenant with a verified domain.
+// and Acme Music (MCC 5735), each a tenant with a verified domain. It is
+// idempotent (a database kept across dev starts): a demo merchant already
+// holding its domain is used as it is.
 func (a *App) seedMerchants(ctx context.Context) ([]DemoMerchant, error) {
 	var out []DemoMerchant
 	for _, p := range []merchants.Profile{
 		{DisplayName: "Acme Books", MCC: "5942", Country: "US", Domains: []string{"books.acme.example"}},
 		{DisplayName: "Acme Music", MCC: "5735", Country: "US", Domains: []string{"music.acme.example"}},
 	} {
+		held, err := a.Merchants.FindByDomain(ctx, p.Domains[0])
+		if err != nil {
+			return nil, err
+		}
+		if len(held) > 0 {
+			out = append(out, DemoMerchant{Merchant: &held[0]})
+			continue
+		}
 		t, err := a.Accounts.CreateTenant(ctx, p.DisplayName)
 		if err != nil {
 			return nil, err

@@ -51,6 +51,6 @@ func TestDetailRoundTrip(t *testing.T) {
 	m := &Mandate{ID: "mdt_1", Limits: validLimits(), Description: "d"}
 	raw, err := json.Marshal([]AuthorizationDetail{m.Detail()})
 	require.NoError(t, err)
-	assert.JSONEq(t, `[{"type":"payment_mandate","mandate_id":"mdt_1","currency":"USD","budget":10000,
+	assert.JSONEq(t, `[{"type":"payment_mandate","mandate_id":"mdt_1","currency":"usd","budget":10000,
 		"max_amount_per_charge":5000,"payment_methods":["tok_visa4242"],"description":"d"}]`, string(raw))
 }

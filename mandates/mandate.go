@@ -5,6 +5,8 @@
 package mandates
 
 import (
+	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -102,6 +104,39 @@ type Mandate struct {
 	UpdatedAt  time.Time  `json:"updated"`
 	ApprovedAt *time.Time `json:"approved_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// MarshalJSON writes the mandate as the API shows it: the currency in lower
+// case, as every object of the API writes currencies. Inside, a mandate keeps
+// ISO 4217's upper case (Normalize), which the policy and amount formatting
+// read; input is accepted in either case. The signed terms (Canonical) are
+// a document of their own and are not written through here.
+func (m Mandate) MarshalJSON() ([]byte, error) {
+	return json.Marshal(m.Wire())
+}
+
+// WireMandate is a mandate as the API writes it (see MarshalJSON). It has
+// no methods, so views that embed it keep their own fields.
+type WireMandate Mandate
+
+// Wire returns a copy of m with its currency in lower case.
+func (m *Mandate) Wire() *WireMandate {
+	w := WireMandate(*m)
+	w.Currency = strings.ToLower(w.Currency)
+	return &w
+}
+
+// MarshalJSON writes the detail with its currency in lower case, like a
+// mandate (an access token's authorization_details claim is written here).
+func (d AuthorizationDetail) MarshalJSON() ([]byte, error) {
+	type plain AuthorizationDetail
+	p := plain(d)
+	if d.Limits != nil {
+		l := *d.Limits
+		l.Currency = strings.ToLower(l.Currency)
+		p.Limits = &l
+	}
+	return json.Marshal(p)
 }
 
 // Clone returns a deep copy (stores keep copies, never callers' pointers).

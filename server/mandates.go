@@ -37,13 +37,13 @@ func (h *MandateHandlers) Mount(api *API) {
 // mandateView is the API representation of a mandate.
 type mandateView struct {
 	Object string `json:"object"`
-	*mandates.Mandate
+	*mandates.WireMandate
 	// Remaining is budget - spent.
 	Remaining int64 `json:"remaining"`
 }
 
 func viewMandate(m *mandates.Mandate) mandateView {
-	return mandateView{Object: "mandate", Mandate: m, Remaining: m.Remaining()}
+	return mandateView{Object: "mandate", WireMandate: m.Wire(), Remaining: m.Remaining()}
 }
 
 // createMandateRequest is the body of POST /v1/mandates: the limits, and

@@ -73,7 +73,7 @@ func TestMandatesAPI(t *testing.T) {
 		assert.Regexp(t, `^mdt_`, pending)
 		assert.Equal(t, "mandate", r.JSON["object"])
 		assert.Equal(t, "pending_approval", r.JSON["status"])
-		assert.Equal(t, "USD", r.JSON["currency"], "normalized")
+		assert.Equal(t, "usd", r.JSON["currency"], "normalized, lower case on the wire")
 		assert.EqualValues(t, 10000, r.JSON["remaining"])
 		assert.EqualValues(t, 0, r.JSON["depth"])
 

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/app/apptest"
+	"github.com/perfectpay/perfectpay/store/pgtest"
 )
 
 func TestMerchantsAPI(t *testing.T) {
@@ -74,21 +75,42 @@ func TestMerchantsAPI(t *testing.T) {
 	})
 }
 
+// TestDemoMerchants: dev mode seeds the demo merchants on either store, and
+// seeding again on a database kept across starts (PostgreSQL) reuses them
+// (it used to fail there, so `serve --dev` on PostgreSQL seeded none).
 func TestDemoMerchants(t *testing.T) {
-	n := apptest.New(t, "memory")
-	demo, err := n.App.SeedDemo(context.Background())
-	require.NoError(t, err)
-	require.Len(t, demo.Merchants, 2)
-	key := demo.Tenant.Keys[0].Secret
-	for _, tc := range []struct{ domain, name, mcc string }{
-		{"books.acme.example", "Acme Books", "5942"},
-		{"music.acme.example", "Acme Music", "5735"},
-	} {
-		r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchants?domain=" + tc.domain, Key: key})
-		require.Equal(t, http.StatusOK, r.Status)
-		require.Len(t, r.JSON["data"], 1, tc.domain)
-		m := r.JSON["data"].([]any)[0].(map[string]any)
-		assert.Equal(t, tc.name, m["display_name"])
-		assert.Equal(t, tc.mcc, m["mcc"])
-	}
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		url := ""
+		if driver == "postgres" {
+			url = pgtest.NewURL(t)
+		}
+		var first []string
+		for start := range 2 {
+			n := apptest.NewWithURL(t, driver, url)
+			demo, err := n.App.SeedDemo(context.Background())
+			require.NoError(t, err, "start %d", start)
+			require.Len(t, demo.Merchants, 2)
+			key := demo.Tenant.Keys[0].Secret
+			var ids []string
+			for _, tc := range []struct{ domain, name, mcc string }{
+				{"books.acme.example", "Acme Books", "5942"},
+				{"music.acme.example", "Acme Music", "5735"},
+			} {
+				r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchants?domain=" + tc.domain, Key: key})
+				require.Equal(t, http.StatusOK, r.Status)
+				require.Len(t, r.JSON["data"], 1, tc.domain)
+				m := r.JSON["data"].([]any)[0].(map[string]any)
+				assert.Equal(t, tc.name, m["display_name"])
+				assert.Equal(t, tc.mcc, m["mcc"])
+				ids = append(ids, m["id"].(string))
+			}
+			if driver == "postgres" && start == 1 {
+				assert.Equal(t, first, ids, "the second start reuses the merchants of the first")
+			}
+			first = ids
+			if driver == "memory" {
+				break
+			}
+		}
+	})
 }

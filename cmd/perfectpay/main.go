@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Name() == "version" {
+			if cmd.Name() == "version" || cmd.Name() == "init" {
 				return nil
 			}
 			path := c.configPath
@@ -74,6 +74,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (YAML); environment: PERFECTPAY_<SECTION>_<KEY>")
+	root.AddCommand(initCmd())
 	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.tenantsCmd(), c.auditCmd(), versionCmd())
 	attachToKeys(root, c.rotateSigningCmd())
 	for _, sub := range c.kekCmds() {
@@ -99,24 +100,31 @@ func (c *cli) serveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// Listen first: a taken port fails before anything (demo keys
+			// included) is printed, and before the store is touched.
+			ln, err := listen(c.cfg.Server.Addr)
+			if err != nil {
+				return err
+			}
+			defer ln.Close()
 			a, err := c.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer a.Close()
-			if c.cfg.DevMode && c.cfg.Store.Driver == "memory" {
+			if c.cfg.DevMode {
 				demo, err := a.SeedDemo(ctx)
 				if err != nil {
 					return err
 				}
-				printDemo(cmd, demo, c.cfg.Server.Addr)
+				printDemo(cmd, demo, ln.Addr().String())
 			}
 			a.Start()
-			return serve(ctx, c.cfg.Server, a.Server, c.log)
+			return serve(ctx, c.cfg.Server, ln, a.Server, c.log)
 		},
 	}
 	cmd.Flags().String("addr", "127.0.0.1:8080", "listen address host:port")
-	cmd.Flags().Bool("dev", false, "dev mode (demo tenant on the memory store, generated keys)")
+	cmd.Flags().Bool("dev", false, "dev mode (demo tenant and merchants, generated keys; never with real data)")
 	return cmd
 }
 
@@ -134,9 +142,22 @@ func printDemo(cmd *cobra.Command, d *app.Demo, addr string) {
 	fmt.Fprintln(w, "──────────────────────────────────────────────────────────────")
 }
 
-// serve runs the HTTP server until ctx ends, then shuts down gracefully,
-// letting in-flight requests finish.
-func serve(ctx context.Context, cfg app.ServerConfig, h http.Handler, log *slog.Logger) error {
+// listen opens the server's socket, naming the address and what to do
+// when it is taken.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("cannot listen on %s: the address is already in use (another server holds it; stop it, or choose another address with --addr or server.addr)", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// serve runs the HTTP server on ln until ctx ends, then shuts down
+// gracefully, letting in-flight requests finish.
+func serve(ctx context.Context, cfg app.ServerConfig, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           h,
@@ -148,10 +169,6 @@ func serve(ctx context.Context, cfg app.ServerConfig, h http.Handler, log *slog.
 	}
 	if cfg.TLSCert != "" {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13}
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
 	errc := make(chan error, 1)

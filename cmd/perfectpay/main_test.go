@@ -88,7 +88,6 @@ func TestGracefulShutdown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
-	ln.Close()
 	cfg := app.Defaults().Server
 	cfg.Addr = addr
 	started := make(chan struct{})
@@ -99,7 +98,7 @@ func TestGracefulShutdown(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, cfg, h, apptest.Quiet()) }()
+	go func() { errc <- serve(ctx, cfg, ln, h, apptest.Quiet()) }()
 	var resp *http.Response
 	reqDone := make(chan error, 1)
 	go func() {
