@@ -122,6 +122,9 @@ func (c *Config) IssuerURL() string {
 type AuditConfig struct {
 	Retention    time.Duration `mapstructure:"retention"`
 	SealInterval time.Duration `mapstructure:"seal_interval"`
+	// CheckpointInterval is how often a node signs the chain head with the
+	// audit signing key while the head moves (at most a second under load).
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
 }
 
 // WebhooksConfig tunes webhook delivery (see the webhooks package).
@@ -176,7 +179,7 @@ func Defaults() Config {
 		},
 		Log:         LogConfig{Level: "info", Format: "json"},
 		Idempotency: IdempotencyConfig{Retention: 24 * time.Hour},
-		Audit:       AuditConfig{Retention: 365 * 24 * time.Hour, SealInterval: 500 * time.Millisecond},
+		Audit:       AuditConfig{Retention: 365 * 24 * time.Hour, SealInterval: 500 * time.Millisecond, CheckpointInterval: time.Second},
 		Issuer: IssuerConfig{
 			AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour, SigningAlg: "ES256",
 			RotationInterval: 30 * 24 * time.Hour, MaxDelegationDepth: 3, AssertionMaxLifetime: 5 * time.Minute,
@@ -211,6 +214,7 @@ func (c *Config) Validate() error {
 		"server.read_timeout": c.Server.ReadTimeout, "server.write_timeout": c.Server.WriteTimeout,
 		"server.idle_timeout": c.Server.IdleTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,
 		"idempotency.retention": c.Idempotency.Retention, "audit.seal_interval": c.Audit.SealInterval,
+		"audit.checkpoint_interval": c.Audit.CheckpointInterval,
 	} {
 		if d <= 0 {
 			bad("%s must be positive", name)

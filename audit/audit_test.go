@@ -166,3 +166,50 @@ func TestPostgresConcurrentAppendAndSeal(t *testing.T) {
 	assert.Equal(t, int64(201), res.Checked, "200 appends and the key's creation")
 	assert.Positive(t, res.Checkpoints)
 }
+
+// TestFirstKeyAdoptsEarlierRetention: history removed before the log had
+// a key is adopted once, by the first key; after that, an anchor moved
+// without a signed record is a prefix deletion even across a key change.
+func TestFirstKeyAdoptsEarlierRetention(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(t *testing.T) backend) {
+		ctx := context.Background()
+		b := open(t)
+		svc := audit.NewService(b.db, 0, nil)
+		appendN(t, b.db, 10, time.Now())
+		_, err := svc.SealAll(ctx)
+		require.NoError(t, err)
+		// Retention as it was before records were signed.
+		last := byPos(t, b.tables, 5)
+		for _, e := range b.tables.rows(t) {
+			if e.ChainPos <= 5 {
+				b.tables.del(t, e.Seq)
+			}
+		}
+		b.tables.setAnchor(t, audit.Anchor{ChainPos: 5, Hash: last.Hash})
+		b.tables.setStripe(t, 1, 10, 5)
+
+		require.NoError(t, svc.UseKeys(ctx, newSealer(t)))
+		_, err = svc.SealAll(ctx)
+		require.NoError(t, err)
+		res, err := svc.Verify(ctx)
+		require.NoError(t, err)
+		require.True(t, res.OK, res.Problem)
+		assert.Equal(t, 1, res.Retentions)
+
+		// A later key (the KEK changed) adopts nothing.
+		last = byPos(t, b.tables, 7)
+		for _, e := range b.tables.rows(t) {
+			if e.ChainPos <= 7 {
+				b.tables.del(t, e.Seq)
+			}
+		}
+		b.tables.setAnchor(t, audit.Anchor{ChainPos: 7, Hash: last.Hash})
+		b.tables.setStripe(t, 1, 11, 7)
+		b.tables.deleteRetention(t)
+		require.NoError(t, audit.NewService(b.db, 0, nil).UseKeys(ctx, newSealer(t)))
+		res, err = svc.Verify(ctx)
+		require.NoError(t, err)
+		assert.False(t, res.OK)
+		assert.Contains(t, res.Problem, "prefix deleted")
+	})
+}

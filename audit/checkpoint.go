@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // ErrNoKey means the service has no audit signing key (UseKeys was not
@@ -86,15 +88,7 @@ func (s *Service) Checkpoint(ctx context.Context, force bool) (Checkpoint, error
 		for _, st := range stripes {
 			claims.Counters[strconv.Itoa(st.ID)] = st.Next
 		}
-		payload, err := json.Marshal(claims)
-		if err != nil {
-			return err
-		}
-		jws, err := sg.checkpoint.Sign(payload)
-		if err != nil {
-			return err
-		}
-		compact, err := jws.CompactSerialize()
+		compact, err := sign(sg.checkpoint, claims)
 		if err != nil {
 			return err
 		}
@@ -180,14 +174,19 @@ func (s *Service) signRetention(r RetentionClaims) (string, string, error) {
 	if sg == nil {
 		return "", "", ErrNoKey
 	}
-	payload, err := json.Marshal(r)
-	if err != nil {
-		return "", "", err
-	}
-	jws, err := sg.retention.Sign(payload)
-	if err != nil {
-		return "", "", err
-	}
-	compact, err := jws.CompactSerialize()
+	compact, err := sign(sg.retention, r)
 	return compact, sg.kid, err
+}
+
+// sign signs the JSON of claims as a compact JWS.
+func sign(sg jose.Signer, claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	jws, err := sg.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }

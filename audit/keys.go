@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -181,8 +182,13 @@ func (ks *KeySet) verify(compact, typ string) ([]byte, string, error) {
 // UseKeys opens this node's audit signing key, creating one (and retiring
 // the others) when none is sealed under the current KEK. From then on the
 // service signs checkpoints and retention records.
+//
+// The very first key adopts history that retention removed before the log
+// was signed: when the chain already starts after an anchor and no key
+// ever existed, it signs a retention record for positions up to the
+// anchor. That is trust on first use, once per database.
 func (s *Service) UseKeys(ctx context.Context, sealer KeySealer) error {
-	var key Key
+	var sg *signer
 	err := s.db.InTx(ctx, func(tx Repo) error {
 		if err := tx.LockAuditState(ctx); err != nil {
 			return err
@@ -193,7 +199,10 @@ func (s *Service) UseKeys(ctx context.Context, sealer KeySealer) error {
 		}
 		for i := range keys {
 			if keys[i].RetiredAt == nil && keys[i].KEKID == sealer.KEKID() {
-				key = keys[i]
+				sg, err = openKey(sealer, &keys[i])
+				if err != nil {
+					return fmt.Errorf("audit: cannot open the audit signing key %s: %w", keys[i].KID, err)
+				}
 				return nil
 			}
 		}
@@ -212,20 +221,55 @@ func (s *Service) UseKeys(ctx context.Context, sealer KeySealer) error {
 		if err := tx.CreateAuditKey(ctx, nk); err != nil {
 			return err
 		}
-		key = *nk
+		if sg, err = openKey(sealer, nk); err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			if err := s.adoptAnchor(ctx, tx, sg, now); err != nil {
+				return err
+			}
+		}
 		return Record(ctx, tx, "audit_key.created", nk.KID, map[string]any{"alg": "EdDSA", "retired": len(keys)})
 	})
 	if err != nil {
 		return err
 	}
-	sg, err := openKey(sealer, &key)
-	if err != nil {
-		return fmt.Errorf("audit: cannot open the audit signing key %s: %w", key.KID, err)
-	}
 	s.mu.Lock()
 	s.signer = sg
 	s.mu.Unlock()
 	return nil
+}
+
+// adoptAnchor signs a retention record for history removed before the
+// log had a key.
+func (s *Service) adoptAnchor(ctx context.Context, tx Repo, sg *signer, now time.Time) error {
+	anchor, err := tx.AuditAnchor(ctx)
+	if err != nil || anchor.ChainPos == 0 {
+		return err
+	}
+	if rs, err := tx.AuditRetentions(ctx); err != nil || len(rs) > 0 {
+		return err
+	}
+	stripes, err := tx.AuditStripes(ctx)
+	if err != nil {
+		return err
+	}
+	floors := map[int]int64{}
+	claims := RetentionClaims{FromPos: 1, ToPos: anchor.ChainPos, LastHash: anchor.Hash, Floors: map[string]int64{}, Time: now}
+	for _, st := range stripes {
+		floors[st.ID] = st.Floor
+		if st.Floor > 0 {
+			claims.Floors[strconv.Itoa(st.ID)] = st.Floor
+		}
+	}
+	jws, err := sign(sg.retention, claims)
+	if err != nil {
+		return err
+	}
+	r := &Retention{FromPos: 1, ToPos: anchor.ChainPos, LastHash: anchor.Hash, KID: sg.kid, JWS: jws, CreatedAt: now}
+	// Nothing is left at or below the anchor: this only records it.
+	_, err = tx.PruneAudit(ctx, anchor, floors, r)
+	return err
 }
 
 // Keys returns every audit public key in the store (current and retired),
