@@ -60,6 +60,7 @@ type App struct {
 	Simulator *payments.Simulated
 	// Pipeline decides and makes agent charges.
 	Pipeline *charging.Service
+	charges  *server.ChargeHandlers
 	// details is this node's authorization_details registry.
 	details *authz.DetailTypeRegistry
 	// Idempotency is the idempotency store (tests use it to stage claims).
@@ -160,7 +161,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	a.Issuer = iss
 
 	mandateAPI, merchantAPI := wireMandates(a, b)
-	pipelineHandlers, err := wirePipeline(context.Background(), a, b)
+	approvals, err := wirePipeline(context.Background(), a, b, a.charges)
 	if err != nil {
 		return err
 	}
@@ -178,7 +179,8 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 			mandateAPI, merchantAPI,
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},
-		}, append(append(webhookHandlers, paymentHandlers...), pipelineHandlers...)...),
+			approvals,
+		}, append(webhookHandlers, paymentHandlers...)...),
 	})
 
 	a.jobs = append(a.jobs,
@@ -186,7 +188,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
 		func(ctx context.Context) { iss.Run(ctx, listenerOf(b)) },
 		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
-		func(ctx context.Context) { a.Pipeline.RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
+		func(ctx context.Context) { a.Pipeline.Engine().RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
 	)
 	return nil
 }
@@ -244,7 +246,8 @@ type Demo struct {
 	Merchants []DemoMerchant
 }
 
-// SeedDemo creates the demo tenant (dev mode, memory store).
+// SeedDemo creates a demo tenant (its keys are shown once) and the demo
+// merchants unless an earlier start seeded them (dev mode, either store).
 func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
 	b, err := a.Accounts.CreateTenant(ctx, "Demo Tenant")
 	if err != nil {

@@ -260,36 +260,3 @@ func (c *cli) tenantsCmd() *cobra.Command {
 	tenants.AddCommand(create)
 	return tenants
 }
-
-func (c *cli) auditCmd() *cobra.Command {
-	auditCmd := &cobra.Command{Use: "audit", Short: "Audit trail tools"}
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Seal pending entries, then verify the whole hash chain; names the first bad entry",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if _, err := a.Audit.SealAll(cmd.Context()); err != nil {
-				return err
-			}
-			res, err := a.Audit.Verify(cmd.Context())
-			if err != nil {
-				return err
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(res); err != nil {
-				return err
-			}
-			if !res.OK {
-				return fmt.Errorf("audit chain does not verify at chain position %d (entry %s): %s", res.BadPos, res.BadID, res.Problem)
-			}
-			return nil
-		},
-	}
-	auditCmd.AddCommand(verify)
-	return auditCmd
-}
