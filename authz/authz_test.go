@@ -202,10 +202,26 @@ func TestAttacks(t *testing.T) {
 		"empty":               "",
 		"json serialization":  `{"payload":"` + strings.Split(good, ".")[1] + `","signatures":[]}`,
 	}
+	// Each is refused for its own reason, not by whichever check comes first.
+	reasons := map[string]string{
+		"alg none": "accepted algorithm", "HS256 with our JWK": "accepted algorithm", "HS256 with our key": "accepted algorithm",
+		"unknown kid": "key we do not know", "our kid, their key": "signature", "embedded jwk": "carries its own key",
+		"another issuer": "not by this server", "expired": "expired", "not yet valid": "not valid yet", "wrong aud": "not meant for this API",
+		"not an access token": "typ header must be at+jwt", "truncated": "signature does not verify", "empty": "missing",
+		"json serialization": "accepted algorithm",
+	}
 	for name, tok := range cases {
 		_, err := e.iss.Verify(ctx, tok)
 		var te *authz.TokenError
-		assert.True(t, errors.As(err, &te), "%s: want a TokenError, got %v", name, err)
+		if assert.True(t, errors.As(err, &te), "%s: want a TokenError, got %v", name, err) {
+			want, ok := reasons[name]
+			if strings.HasPrefix(name, "tampered ") {
+				want, ok = "signature does not verify", true
+			}
+			if assert.True(t, ok, "%s: no reason listed", name) {
+				assert.Contains(t, te.Description, want, name)
+			}
+		}
 	}
 	// The foreign issuer's token is sound for that issuer: the refusal above is
 	// about whose token it is, not about a broken token.
@@ -360,7 +376,7 @@ func TestDPoPNonce(t *testing.T) {
 		payload, _ := json.Marshal(c)
 		jws, _ := s.Sign(payload)
 		out, _ := jws.CompactSerialize()
-		return out
+		return lowSigned(t, out)
 	}
 	form := url.Values{"grant_type": {"client_credentials"}}
 	st, body, hdr := token(t, e.iss, id, secret, form, map[string]string{"DPoP": proof("")})

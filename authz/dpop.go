@@ -88,6 +88,9 @@ func (i *Issuer) verifyDPoP(ctx context.Context, proof, method string, urls []st
 	if jwk == nil || !jwk.Valid() || !jwk.IsPublic() {
 		return nil, nil, dpopError("The DPoP proof must carry a public jwk header.")
 	}
+	if checkLowS(jws) != nil {
+		return nil, nil, dpopError("The DPoP proof's ECDSA signature is not in low-S form (s > n/2).")
+	}
 	payload, err := jws.Verify(jwk)
 	if err != nil {
 		return nil, nil, dpopError("The DPoP proof's signature does not verify.")

@@ -544,6 +544,9 @@ func (i *Issuer) verifyAssertion(ctx context.Context, raw, formClientID string) 
 	if c.agent.AuthMethod != AuthPrivateKeyJWT || c.keys == nil {
 		return nil, invalidClient("This agent authenticates with " + c.agent.AuthMethod + ".")
 	}
+	if checkLowS(jws) != nil {
+		return nil, invalidClient("client_assertion's ECDSA signature is not in low-S form (s > n/2).")
+	}
 	h := jws.Signatures[0].Protected
 	var payload []byte
 	verified := false

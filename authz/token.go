@@ -135,7 +135,11 @@ func (i *Issuer) sign(ctx context.Context, claims *AccessToken) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	return jws.CompactSerialize()
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		return "", err
+	}
+	return lowS(jose.SignatureAlgorithm(s.alg), out)
 }
 
 // SignMandate signs a mandate's canonical JSON as a compact JWS (typ
@@ -150,7 +154,37 @@ func (i *Issuer) SignMandate(ctx context.Context, payload []byte) (string, error
 	if err != nil {
 		return "", err
 	}
-	return jws.CompactSerialize()
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		return "", err
+	}
+	return lowS(jose.SignatureAlgorithm(s.alg), out)
+}
+
+// VerifySignedMandate checks a signed mandate (SignMandate's compact JWS,
+// typ mandate+jws) against our published keys and returns the signed
+// canonical JSON.
+func (i *Issuer) VerifySignedMandate(ctx context.Context, compact string) ([]byte, error) {
+	jws, err := jose.ParseSignedCompact(compact, signingAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, errors.New("authz: the signed mandate is not a JWS signed with an accepted algorithm")
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "mandate+jws" {
+		return nil, errors.New("authz: the signed mandate's typ header must be mandate+jws")
+	}
+	key, ok := i.keys.publicKey(ctx, h.KeyID)
+	if !ok || (key.Algorithm != "" && key.Algorithm != h.Algorithm) {
+		return nil, errors.New("authz: the signed mandate names a key we do not publish")
+	}
+	if err := checkLowS(jws); err != nil {
+		return nil, err
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return nil, errors.New("authz: the signed mandate's signature does not verify")
+	}
+	return payload, nil
 }
 
 // parseToken verifies signature, header and time claims of a token, but
@@ -183,6 +217,9 @@ func (i *Issuer) parseToken(ctx context.Context, raw string) (*AccessToken, erro
 	}
 	if key.Algorithm != "" && key.Algorithm != h.Algorithm {
 		return nil, invalidToken("The access token's algorithm does not match its key.")
+	}
+	if checkLowS(jws) != nil {
+		return nil, invalidToken("The access token's ECDSA signature is not in low-S form.")
 	}
 	payload, err := jws.Verify(key)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -72,7 +73,23 @@ func signJWS(t testing.TB, priv crypto.Signer, kid, typ string, claims any) stri
 	require.NoError(t, err)
 	out, err := jws.CompactSerialize()
 	require.NoError(t, err)
-	return out
+	return lowS(t, out)
+}
+
+// lowS puts a P-256 JWS signature in low-S form (s ≤ n/2), as the server
+// requires: go-jose, like WebCrypto, leaves s as the signing made it.
+func lowS(t testing.TB, compact string) string {
+	p := strings.Split(compact, ".")
+	sig, err := base64.RawURLEncoding.DecodeString(p[2])
+	require.NoError(t, err)
+	require.Len(t, sig, 64)
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[32:])
+	if s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		s.Sub(n, s).FillBytes(sig[32:])
+	}
+	p[2] = base64.RawURLEncoding.EncodeToString(sig)
+	return strings.Join(p, ".")
 }
 
 // dpopKey signs DPoP proofs.
@@ -114,7 +131,7 @@ func (d *dpopKey) proofWith(t testing.TB, method, u, accessToken string, edit fu
 	require.NoError(t, err)
 	out, err := jws.CompactSerialize()
 	require.NoError(t, err)
-	return out
+	return lowS(t, out)
 }
 
 // createAgent registers an agent and returns its client id and secret.
