@@ -60,7 +60,6 @@ type App struct {
 	Simulator *payments.Simulated
 	// Pipeline decides and makes agent charges.
 	Pipeline *charging.Service
-	charges  *server.ChargeHandlers
 	// details is this node's authorization_details registry.
 	details *authz.DetailTypeRegistry
 	// Idempotency is the idempotency store (tests use it to stage claims).
@@ -161,7 +160,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	a.Issuer = iss
 
 	mandateAPI, merchantAPI := wireMandates(a, b)
-	approvals, err := wirePipeline(context.Background(), a, b, a.charges)
+	pipelineHandlers, err := wirePipeline(context.Background(), a, b)
 	if err != nil {
 		return err
 	}
@@ -179,8 +178,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 			mandateAPI, merchantAPI,
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},
-			approvals,
-		}, append(webhookHandlers, paymentHandlers...)...),
+		}, append(append(webhookHandlers, paymentHandlers...), pipelineHandlers...)...),
 	})
 
 	a.jobs = append(a.jobs,
@@ -188,7 +186,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
 		func(ctx context.Context) { iss.Run(ctx, listenerOf(b)) },
 		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
-		func(ctx context.Context) { a.Pipeline.Engine().RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
+		func(ctx context.Context) { a.Pipeline.RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
 	)
 	return nil
 }
@@ -246,8 +244,7 @@ type Demo struct {
 	Merchants []DemoMerchant
 }
 
-// SeedDemo creates a demo tenant (its keys are shown once) and the demo
-// merchants unless an earlier start seeded them (dev mode, either store).
+// SeedDemo creates the demo tenant (dev mode, memory store).
 func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
 	b, err := a.Accounts.CreateTenant(ctx, "Demo Tenant")
 	if err != nil {

@@ -54,10 +54,9 @@ func LoadKeyring(cfg Config, warn func(string)) (*vault.Keyring, error) {
 }
 
 // wirePayments builds the vault, the simulated acquirer and the payment
-// core, their HTTP handlers and the resolver job. The mandates pipeline
-// reuses a.Payments through payments.NewEngine on its own transaction type
-// (and then runs the resolver on that engine instead, so its hooks settle
-// charges the resolver completes).
+// core, and the vault's HTTP handlers. The charge endpoints and the
+// resolver are wired with the charging service (wirePipeline), which owns
+// the transactions of every capture, void and refund.
 func wirePayments[X backendTx](a *App, b store.Backend[X]) ([]server.Mounter, error) {
 	cfg := a.Config.Payments
 	kr, err := a.loadKeyring()
@@ -71,8 +70,5 @@ func wirePayments[X backendTx](a *App, b store.Backend[X]) ([]server.Mounter, er
 	a.Payments = payments.NewService(store.Bind(b, func(x X) payments.Tx { return x }), a.Vault, a.Simulator, payments.Config{
 		MaxAmount: cfg.MaxAmount, Timeout: cfg.ProcessorTimeout, Retries: cfg.ProcessorRetries, ResolveAfter: cfg.ResolveAfter,
 	}, a.Log)
-	// The charge endpoints and the resolver run on the pipeline's engine
-	// (wirePipeline), so agent charges keep their mandates in step.
-	a.charges = server.NewChargeHandlers(a.Payments)
-	return []server.Mounter{server.NewVaultHandlers(a.Vault), a.charges}, nil
+	return []server.Mounter{server.NewVaultHandlers(a.Vault)}, nil
 }

@@ -12,10 +12,11 @@ import (
 
 // wirePipeline builds the OPA engine and the agent charge pipeline on the
 // payment core, registers the payment_mandate authorization details type
-// with the issuer, and returns the approval endpoints. The charge endpoints
-// and the payment resolver move onto the pipeline's engine, whose hooks keep
-// mandate budgets in step with captures, voids and refunds.
-func wirePipeline[X backendTx](ctx context.Context, a *App, b store.Backend[X], charges *server.ChargeHandlers) (server.Mounter, error) {
+// with the issuer, and returns the charge and approval endpoints. Captures,
+// voids, refunds and the resolver run on the pipeline, which keeps mandate
+// budgets in step in the same transactions; merchant charges are made and
+// read on the plain payment core.
+func wirePipeline[X backendTx](ctx context.Context, a *App, b store.Backend[X]) ([]server.Mounter, error) {
 	cfg := a.Config.Pipeline
 	eng, err := policies.New(ctx, policies.Velocity{
 		AgentChargesPerHour: cfg.AgentChargesPerHour, AgentDeclinesPerHour: cfg.AgentDeclinesPerHour,
@@ -32,8 +33,6 @@ func wirePipeline[X backendTx](ctx context.Context, a *App, b store.Backend[X], 
 		ApprovalTTL: cfg.ApprovalTTL, MaxDepth: a.Config.Issuer.MaxDelegationDepth, PublicURL: strings.TrimSuffix(public, "/"),
 	}, a.Log)
 	a.details.Register("payment_mandate", a.Pipeline.DetailType())
-	charges.SetCore(a.Pipeline.Engine())
-	charges.Agents = a.Pipeline
-	charges.Merchants = a.Merchants
-	return &server.ApprovalHandlers{P: a.Pipeline}, nil
+	charges := server.NewChargeHandlers(a.Payments, a.Pipeline, a.Pipeline, a.Merchants)
+	return []server.Mounter{charges, &server.ApprovalHandlers{P: a.Pipeline}}, nil
 }

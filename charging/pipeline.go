@@ -1,11 +1,3 @@
-// Package charging decides and executes agent charges (DESIGN.md §3.4):
-// verify the token (done by the HTTP layer's agent authenticator) → load
-// the mandate chain and revocation state → gather velocity signals → OPA
-// decision → in one transaction re-check revocations, reserve the amount on
-// the mandate and every ancestor (root first), insert the charge, its
-// decision record, audit entry and outbox event → processor → capture or
-// release. It also runs step-up approvals and binds the payment_mandate
-// authorization details type to the issuer.
 package charging
 
 import (
@@ -16,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +22,7 @@ import (
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -52,18 +46,20 @@ type Config struct {
 	PublicURL string
 }
 
-// Service is the agent charge pipeline.
+// Service is the agent charge pipeline. It owns the transactions of agent
+// charges and of every capture, void, refund and resolution (any of which
+// may move a mandate's budget): it calls the payment core's steps inside
+// them, next to its ledger.
 type Service struct {
 	db     store.Runner[Tx]
-	engine *payments.Engine[Tx]
+	pay    *payments.Service
 	policy *policies.Engine
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
 }
 
-// New returns the pipeline. Its payment engine runs the budget hooks in the
-// payment core's own transactions; call Engine().RunResolver on it.
+// New returns the pipeline on the payment core pay.
 func New(db store.Runner[Tx], pay *payments.Service, policy *policies.Engine, cfg Config, log *slog.Logger) *Service {
 	if cfg.ApprovalTTL <= 0 {
 		cfg.ApprovalTTL = 15 * time.Minute
@@ -71,23 +67,30 @@ func New(db store.Runner[Tx], pay *payments.Service, policy *policies.Engine, cf
 	if cfg.MaxDepth <= 0 {
 		cfg.MaxDepth = 3
 	}
-	s := &Service{db: db, policy: policy, cfg: cfg, log: log, now: time.Now}
-	s.engine = payments.NewEngine(pay, db, payments.Hooks[Tx]{Reserve: s.reserve, Settled: s.settled})
-	return s
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{db: db, pay: pay, policy: policy, cfg: cfg, log: log, now: time.Now}
 }
-
-// Engine is the payment engine whose hooks keep mandate budgets: captures,
-// voids and refunds of agent charges must go through it.
-func (s *Service) Engine() *payments.Engine[Tx] { return s.engine }
 
 // Policy returns the policy engine.
 func (s *Service) Policy() *policies.Engine { return s.policy }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
-// Request is an agent's charge request. What the agent says about the
-// purchase (Purchase) is context for people; no rule reads it.
+// Request is an agent's charge request, checked once at the boundary
+// (NewRequest) and passed down unchanged: the payment core checked the
+// charge's own fields (amount bounds, currency, texts, purchase) and the
+// pipeline the ids it names. What the agent says about the purchase is
+// context for people; no rule reads it.
 type Request struct {
+	charge         payments.Checked
+	approvalID     string
+	idempotencyKey string
+}
+
+// RawRequest is an agent's charge request as the HTTP layer decoded it.
+type RawRequest struct {
 	Amount         int64
 	Currency       string
 	PaymentMethod  string
@@ -97,6 +100,32 @@ type Request struct {
 	ApprovalID     string
 	IdempotencyKey string
 }
+
+// NewRequest checks r: a *RequestError names what is wrong.
+func (s *Service) NewRequest(r RawRequest) (Request, error) {
+	if !strings.HasPrefix(r.PaymentMethod, "tok_") || len(r.PaymentMethod) > 64 {
+		return Request{}, &RequestError{Param: "payment_method", Code: "parameter_invalid", Message: "payment_method must be a card token id (tok_…)."}
+	}
+	if !mandates.IsMerchantID(r.MerchantID) {
+		return Request{}, &RequestError{Param: "merchant", Code: "parameter_invalid", Message: "merchant must be a merchant account id (acct_…)."}
+	}
+	if r.ApprovalID != "" && (!strings.HasPrefix(r.ApprovalID, "apr_") || len(r.ApprovalID) > 64) {
+		return Request{}, &RequestError{Param: "approval", Code: "parameter_invalid", Message: "approval must be an approval id (apr_…)."}
+	}
+	ck, err := s.pay.Check(payments.ChargeParams{Amount: r.Amount, Currency: r.Currency, PaymentMethod: r.PaymentMethod,
+		Capture: r.Capture, Description: purchaseDescription(r.Purchase), MerchantID: r.MerchantID, Purchase: r.Purchase})
+	var pe *payments.ParamError
+	if errors.As(err, &pe) {
+		return Request{}, &RequestError{Param: pe.Param, Code: pe.Code, Message: pe.Message}
+	}
+	if err != nil {
+		return Request{}, err
+	}
+	return Request{charge: ck, approvalID: r.ApprovalID, idempotencyKey: r.IdempotencyKey}, nil
+}
+
+// policyCurrency is the ISO 4217 code as mandates state it (upper case).
+func policyCurrency(p *payments.ChargeParams) string { return strings.ToUpper(p.Currency) }
 
 // Outcome is an allowed charge with its decision.
 type Outcome struct {
@@ -111,19 +140,40 @@ func (e *RequestError) Error() string { return e.Message }
 
 // DeniedError is a charge the policy (or a budget that ran out while it
 // decided) refused. Its decision carries the reasons.
-type DeniedError struct{ Decision *Decision }
+type DeniedError struct {
+	Decision *Decision
+	// Retryable: the refusal is not the request's final answer (an
+	// approval presented with a request it was not given for), so it is
+	// not stored for replay under the Idempotency-Key.
+	Retryable bool
+}
 
 func (e *DeniedError) Error() string { return "charge denied: " + reasonText(e.Decision.Reasons) }
 
 // RevokedError is a charge refused because its token, agent (or a
 // delegator), mandate (or an ancestor) or tenant was revoked.
 type RevokedError struct {
-	What     string // token | agent | mandate | tenant
-	ID       string
-	Decision *Decision
+	What string // token | agent | mandate | tenant
+	ID   string
+	// Suspended: an agent that was suspended rather than revoked.
+	Suspended bool
+	Decision  *Decision
 }
 
-func (e *RevokedError) Error() string { return fmt.Sprintf("the %s %s was revoked", e.What, e.ID) }
+func (e *RevokedError) Error() string {
+	if e.Suspended {
+		return fmt.Sprintf("the %s %s was suspended", e.What, e.ID)
+	}
+	return fmt.Sprintf("the %s %s was revoked", e.What, e.ID)
+}
+
+// Code is the API error code: <what>_revoked or agent_suspended.
+func (e *RevokedError) Code() string {
+	if e.Suspended {
+		return e.What + "_suspended"
+	}
+	return e.What + "_revoked"
+}
 
 // ApprovalRequiredError is a challenged charge: a human must approve it;
 // the agent retries with the approval id and the same idempotency key.
@@ -147,17 +197,32 @@ func reasonText(rs []policies.Reason) string {
 	return strings.Join(msgs, "; ")
 }
 
-// attempt is the state of one charge request that the payment core's
-// Reserve hook needs; it travels in the context.
-type attempt struct {
-	tok      *authz.AccessToken
-	chain    []string
-	decision *Decision
-	approval *Approval
-	err      error // a refusal the hook decided, to tell from other errors
+// PendingError is a retry of a charge whose outcome is not known yet (its
+// processor call is in flight, or its node stopped mid-call and the
+// resolver will complete it): retry later, the answer will be its outcome.
+type PendingError struct{ ChargeID string }
+
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("the charge %s made under this Idempotency-Key is still in progress", e.ChargeID)
 }
 
-type attemptKey struct{}
+// MismatchError is a retry under an Idempotency-Key whose charge was made
+// for a different request.
+type MismatchError struct{ ChargeID string }
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("the Idempotency-Key was used for charge %s with different parameters", e.ChargeID)
+}
+
+// refusal is a refusal decided inside the charge transaction; it rolls
+// the transaction back and is recorded on its own afterwards.
+type refusal struct {
+	d   *Decision
+	err error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
 
 // MandateOf returns the mandate id a token is bound to, and the token's
 // payment_mandate details (claims carry both the id and the limits).
@@ -202,42 +267,68 @@ func claimDetails(raw json.RawMessage) ([]mandates.AuthorizationDetail, error) {
 }
 
 // binding is the digest that ties an approval to one exact request.
-func binding(tenantID, mandateID, agentID string, r *Request) string {
+func binding(tenantID, mandateID, agentID, key string, p *payments.ChargeParams) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%s\n%d\n%s\n%s\n%s\n%s", tenantID, mandateID, agentID, r.Amount, r.Currency,
-		r.PaymentMethod, r.MerchantID, r.IdempotencyKey)
+	fmt.Fprintf(h, "%s\n%s\n%s\n%d\n%s\n%s\n%s\n%s", tenantID, mandateID, agentID, p.Amount, policyCurrency(p),
+		p.PaymentMethod, p.MerchantID, key)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
 // loaded is what the decision needs from the store.
 type loaded struct {
+	// existing is the charge already made under the request's scoped
+	// Idempotency-Key: its outcome is the answer, no decision is made.
+	existing *payments.Charge
 	chain    []mandates.Mandate
 	merchant *merchants.Merchant
 	agent    *authz.Agent
-	tenant   *accounts.Tenant
-	agentV   Counts
-	mandateV Counts
-	approval *Approval
+	// ancestors are the agents of the chain's mandates other than the
+	// token's own, root first.
+	ancestors []*authz.Agent
+	tenant    *accounts.Tenant
+	agentV    Counts
+	mandateV  Counts
+	approval  *Approval
 }
 
-func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID string, req *Request, now time.Time) (*loaded, error) {
+func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, key string, req *Request, now time.Time) (*loaded, error) {
+	p := req.charge.Params()
 	l := &loaded{}
 	err := s.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
+		if key != "" {
+			// Before any decision: a retry gets the outcome of the charge
+			// made under its key, never a fresh decision.
+			c, err := tx.ChargeByIdempotencyKey(ctx, tok.TenantID, key)
+			if err == nil {
+				l.existing = c
+				return nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
 		if l.chain, err = tx.MandateChain(ctx, tok.TenantID, mandateID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return &RequestError{Code: "mandate_missing", Message: fmt.Sprintf("The token's mandate %s does not exist.", mandateID)}
 			}
 			return err
 		}
-		if l.merchant, err = tx.GetMerchant(ctx, req.MerchantID); err != nil {
+		if l.merchant, err = tx.GetMerchant(ctx, p.MerchantID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return &RequestError{Param: "merchant", Code: "resource_missing", Message: fmt.Sprintf("No such merchant: '%s'.", req.MerchantID)}
+				return &RequestError{Param: "merchant", Code: "resource_missing", Message: fmt.Sprintf("No such merchant: '%s'.", p.MerchantID)}
 			}
 			return err
 		}
 		if l.agent, err = tx.GetAgent(ctx, tok.ClientID); err != nil {
 			return err
+		}
+		for _, id := range chainAgents(l.chain, tok.ClientID) {
+			a, err := tx.GetAgent(ctx, id)
+			if err != nil {
+				return err
+			}
+			l.ancestors = append(l.ancestors, a)
 		}
 		if l.tenant, err = tx.GetTenant(ctx, tok.TenantID); err != nil {
 			return err
@@ -249,10 +340,10 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID st
 				return err
 			}
 		}
-		if req.ApprovalID != "" {
-			if l.approval, err = tx.GetApproval(ctx, tok.TenantID, req.ApprovalID); err != nil {
+		if req.approvalID != "" {
+			if l.approval, err = tx.GetApproval(ctx, tok.TenantID, req.approvalID); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
-					return &RequestError{Param: "approval", Code: "resource_missing", Message: fmt.Sprintf("No such approval: '%s'.", req.ApprovalID)}
+					return &RequestError{Param: "approval", Code: "resource_missing", Message: fmt.Sprintf("No such approval: '%s'.", req.approvalID)}
 				}
 				return err
 			}
@@ -260,6 +351,28 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID st
 		return nil
 	})
 	return l, err
+}
+
+// chainAgents are the agents of a mandate chain's mandates other than
+// self, root first, each once.
+func chainAgents(chain []mandates.Mandate, self string) []string {
+	var out []string
+	for i := range chain {
+		if a := chain[i].Agent; a != "" && a != self && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// inactive returns the first agent of agents that is revoked or suspended.
+func inactive(agents ...*authz.Agent) *authz.Agent {
+	for _, a := range agents {
+		if a != nil && (a.Status == authz.AgentRevoked || a.Status == authz.AgentSuspended) {
+			return a
+		}
+	}
+	return nil
 }
 
 // velocityQuery asks only for the counts a limit is set for. Each count
@@ -277,44 +390,48 @@ func velocityQuery(v policies.Velocity, now time.Time) VelocityQuery {
 		MandateCharges: capOf(v.MandateChargesPerHour), MandateDeclines: capOf(v.MandateDeclinesPerHour)}
 }
 
-// Charge decides an agent's charge and, when allowed, makes it.
+// Charge decides an agent's charge and, when allowed, makes it. A retry
+// under the Idempotency-Key of a charge already made gets that charge's
+// outcome (*PendingError while it is unresolved).
 func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Request) (*Outcome, error) {
-	if err := validate(&req); err != nil {
-		return nil, err
-	}
 	mandateID, details, err := MandateOf(tok)
 	if err != nil {
 		return nil, err
 	}
+	p := req.charge.Params()
+	key := chargeKey(tok, mandateID, req.idempotencyKey)
 	now := s.clock()
-	l, err := s.load(ctx, tok, mandateID, &req, now)
+	l, err := s.load(ctx, tok, mandateID, key, &req, now)
 	if err != nil {
 		return nil, err
 	}
-	m := &l.chain[len(l.chain)-1]
-	chainIDs := make([]string, len(l.chain))
-	for i := range l.chain {
-		chainIDs[i] = l.chain[i].ID
+	if l.existing != nil {
+		return s.replay(ctx, l.existing, &p)
 	}
-	bind := binding(tok.TenantID, mandateID, tok.ClientID, &req)
+	bind := binding(tok.TenantID, mandateID, tok.ClientID, req.idempotencyKey, &p)
 	dec := &Decision{ID: ids.New("dec"), TenantID: tok.TenantID, MandateID: mandateID, AgentID: tok.ClientID, CreatedAt: now}
 
-	// Fast refusal the policy need not see: a revoked mandate in the chain.
-	// Revoked credentials are refused by the agent authenticator (its cache
-	// hears revocations through LISTEN/NOTIFY) and, authoritatively, inside
-	// the charge transaction (reserve) and the approval's (challenge).
+	// Fast refusals the policy need not see: a revoked mandate in the
+	// chain, an agent along it that is revoked or suspended. Revoked
+	// credentials are refused by the agent authenticator (its cache hears
+	// revocations through LISTEN/NOTIFY) and, authoritatively, inside the
+	// charge transaction and the approval's.
 	for i := range l.chain {
 		if l.chain[i].Status == mandates.StatusRevoked {
-			return nil, s.refuseRevoked(ctx, dec, "mandate", l.chain[i].ID)
+			return nil, s.refuse(ctx, dec, revoked(dec, "mandate", l.chain[i].ID, false))
 		}
+	}
+	if a := inactive(append([]*authz.Agent{l.agent}, l.ancestors...)...); a != nil {
+		return nil, s.refuse(ctx, dec, revoked(dec, "agent", a.ID, a.Status == authz.AgentSuspended))
 	}
 	if a := l.approval; a != nil && a.Binding != bind {
 		dec.Result, dec.Reasons = policies.Deny, []policies.Reason{{Code: "approval_invalid",
 			Message: fmt.Sprintf("approval %s was given for a different charge request", a.ID)}}
-		return nil, s.refuse(ctx, dec, &DeniedError{Decision: dec})
+		// Not final: the approval stays usable by the request it was given for.
+		return nil, s.refuse(ctx, dec, &DeniedError{Decision: dec, Retryable: true})
 	}
 
-	in := s.input(tok, details, l, &req, now)
+	in := s.input(tok, details, l, &p, now)
 	start := time.Now()
 	d, err := s.policy.Decide(ctx, in)
 	dec.LatencyMicros = time.Since(start).Microseconds()
@@ -333,44 +450,227 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	case policies.Deny:
 		return nil, s.refuse(ctx, dec, &DeniedError{Decision: dec})
 	case policies.Challenge:
-		return nil, s.challenge(ctx, tok, dec, l, &req, bind, now)
+		return nil, s.challenge(ctx, tok, dec, l, &p, bind, now)
 	}
 
-	att := &attempt{tok: tok, chain: chainIDs, decision: dec, approval: l.approval}
-	ch, err := s.engine.Create(context.WithValue(ctx, attemptKey{}, att), payments.ChargeParams{
-		Owner: payments.Owner{TenantID: tok.TenantID}, LivemodeOfCard: true,
-		Amount: req.Amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod, Capture: req.Capture,
-		Description: purchaseDescription(req.Purchase), MandateID: m.ID, AgentID: tok.ClientID,
-		MerchantID: req.MerchantID, Purchase: req.Purchase, IdempotencyKey: chargeKey(tok, req.IdempotencyKey),
+	ck := req.charge.Placed(payments.Owner{TenantID: tok.TenantID}, true, l.chain[len(l.chain)-1].ID, tok.ClientID, key)
+	var op *opened
+	err = s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		op, err = s.open(ctx, tx, tok, l, ck, *dec, now)
+		return err
 	})
-	if att.err != nil && errors.Is(err, att.err) {
-		// The transaction rolled back with the decision record in it:
-		// record the refusal on its own.
-		return nil, s.refuse(ctx, dec, att.err)
-	}
-	if ch == nil && err != nil && dec.ChargeID == "" {
-		// The core refused before the reservation (say the card token was
-		// deleted): the allowed decision is still recorded, marked so.
-		dec.Outcome = "not_created"
-		if rerr := s.db.InTx(ctx, func(tx Tx) error { return recordDecision(ctx, tx, dec) }); rerr != nil {
-			s.log.ErrorContext(ctx, "recording a decision failed", "decision", dec.ID, "err", rerr)
+	var ref *refusal
+	switch {
+	case errors.As(err, &ref):
+		return nil, s.refuse(ctx, ref.d, ref.err)
+	case errors.Is(err, store.ErrConflict) && key != "":
+		// A request with the same key committed its charge first.
+		if c, gerr := s.chargeByKey(ctx, tok.TenantID, key); gerr == nil {
+			return s.replay(ctx, c, &p)
+		}
+		return nil, err
+	case err != nil:
+		var pe *payments.ParamError
+		if errors.As(err, &pe) {
+			// The core refused before the charge existed (say the card
+			// token was deleted): the allowed decision is still recorded.
+			dec.Outcome = "not_created"
+			if rerr := s.db.InTx(ctx, func(tx Tx) error { return recordDecision(ctx, tx, dec) }); rerr != nil {
+				s.log.ErrorContext(ctx, "recording a decision failed", "decision", dec.ID, "err", rerr)
+			}
 		}
 		return nil, err
 	}
+	// From here on the charge exists: finish it even if the client goes away.
+	ctx = context.WithoutCancel(ctx)
+	ch, err := s.complete(ctx, op.charge, s.pay.Authorize(ctx, op.charge, op.card))
+	out := op.decision
 	if ch != nil {
-		dec.ChargeID = ch.ID
-		dec.Outcome = ch.Status
+		out.Outcome = ch.Status
+		return &Outcome{Charge: ch, Decision: &out}, err
 	}
-	return &Outcome{Charge: ch, Decision: dec}, err
+	return nil, err
 }
 
-// chargeKey scopes an Idempotency-Key to the agent, as the idempotency
-// middleware does, so a charge is created once per key.
-func chargeKey(tok *authz.AccessToken, key string) string {
+// opened is what the charge transaction made.
+type opened struct {
+	charge   *payments.Charge
+	card     *vault.Card
+	decision Decision
+}
+
+// open is the charge transaction: the authoritative re-check of
+// revocations and of every agent along the mandate chain, the single use
+// of an approval, the atomic reservation on the whole chain, the charge
+// (payment core), its hold, the decision record and the events. It writes
+// nothing outside tx and changes none of its arguments: Postgres may run
+// it again after a serialization failure.
+func (s *Service) open(ctx context.Context, tx Tx, tok *authz.AccessToken, l *loaded, ck payments.Checked, d Decision, now time.Time) (*opened, error) {
+	refuse := func(err error) error { return &refusal{d: &d, err: err} }
+	if len(l.ancestors) > 0 {
+		names := chainAgents(l.chain, tok.ClientID)
+		agents := make([]*authz.Agent, 0, len(names))
+		for _, id := range names {
+			a, err := tx.GetAgent(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			agents = append(agents, a)
+		}
+		if a := inactive(agents...); a != nil {
+			return nil, refuse(revoked(&d, "agent", a.ID, a.Status == authz.AgentSuspended))
+		}
+	}
+	if what, err := authz.CheckRevoked(ctx, tx, tok); err != nil {
+		return nil, err
+	} else if what != "" {
+		id, suspended, err := s.revokedWhom(ctx, tx, what, tok)
+		if err != nil {
+			return nil, err
+		}
+		return nil, refuse(revoked(&d, what, id, suspended))
+	}
+	p := ck.Params()
+	chain := make([]string, len(l.chain))
+	for i := range l.chain {
+		chain[i] = l.chain[i].ID
+	}
+	res, err := tx.Reserve(ctx, chain, p.Amount, now)
+	var refused *mandates.RefusedError
+	if errors.As(err, &refused) {
+		if refused.Limit == mandates.LimitStatus && refused.Status == mandates.StatusRevoked {
+			return nil, refuse(revoked(&d, "mandate", refused.MandateID, false))
+		}
+		d.Result = policies.Deny
+		d.Reasons = []policies.Reason{refusalReason(refused, &p)}
+		return nil, refuse(&DeniedError{Decision: &d})
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, card, err := s.pay.Open(ctx, tx, ck)
+	if err != nil {
+		return nil, err
+	}
+	if l.approval != nil {
+		a := *l.approval
+		a.Status, a.ChargeID = ApprovalUsed, c.ID
+		if err := tx.UpdateApproval(ctx, &a, ApprovalApproved); errors.Is(err, store.ErrConflict) {
+			return nil, refuse(ErrApprovalUsed)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.CreateHold(ctx, &Hold{ChargeID: c.ID, TenantID: c.TenantID, Reservation: *res, Held: c.Amount, Counted: true}); err != nil {
+		return nil, err
+	}
+	d.ChargeID = c.ID
+	if err := recordDecision(ctx, tx, &d); err != nil {
+		return nil, err
+	}
+	for _, id := range res.Exhausted {
+		if err := audit.RecordFor(ctx, tx, c.TenantID, "mandate.exhausted", id, nil); err != nil {
+			return nil, err
+		}
+		if err := webhooks.Emit(ctx, tx, c.TenantID, "mandate.exhausted", map[string]any{"id": id, "object": "mandate"}); err != nil {
+			return nil, err
+		}
+	}
+	return &opened{charge: c, card: card, decision: d}, nil
+}
+
+// revokedWhom names what CheckRevoked found revoked: for an agent, the
+// first of the token's agents that is revoked or suspended.
+func (s *Service) revokedWhom(ctx context.Context, tx Tx, what string, tok *authz.AccessToken) (string, bool, error) {
+	switch what {
+	case authz.RevokedToken:
+		return tok.JTI, false, nil
+	case authz.RevokedTenant:
+		return tok.TenantID, false, nil
+	}
+	for _, id := range tokenAgents(tok) {
+		a, err := tx.GetAgent(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", false, err
+		}
+		if a.Status == authz.AgentRevoked || a.Status == authz.AgentSuspended {
+			return a.ID, a.Status == authz.AgentSuspended, nil
+		}
+	}
+	return tok.ClientID, false, nil
+}
+
+// tokenAgents are the agents a token's authority passed through: its
+// client, then its subject and actors when they are agents.
+func tokenAgents(tok *authz.AccessToken) []string {
+	out := []string{tok.ClientID}
+	add := func(id string) {
+		if strings.HasPrefix(id, "agt_") && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	add(tok.Subject)
+	for a := tok.Act; a != nil; a = a.Act {
+		add(a.Sub)
+	}
+	return out
+}
+
+// revoked fills d as a refusal for a revoked (or suspended) credential.
+func revoked(d *Decision, what, id string, suspended bool) *RevokedError {
+	code, verb := what+"_revoked", "revoked"
+	if suspended {
+		code, verb = what+"_suspended", "suspended"
+	}
+	d.Result = policies.Deny
+	d.Reasons = []policies.Reason{{Code: code, Message: fmt.Sprintf("the %s %s was %s", what, id, verb)}}
+	return &RevokedError{What: what, ID: id, Suspended: suspended, Decision: d}
+}
+
+// chargeByKey reads the charge made under a scoped Idempotency-Key.
+func (s *Service) chargeByKey(ctx context.Context, tenantID, key string) (*payments.Charge, error) {
+	var c *payments.Charge
+	err := s.db.Autocommit(ctx, func(tx Tx) error {
+		var err error
+		c, err = tx.ChargeByIdempotencyKey(ctx, tenantID, key)
+		return err
+	})
+	return c, err
+}
+
+// replay answers a retry with the outcome of the charge made under its key.
+func (s *Service) replay(ctx context.Context, c *payments.Charge, p *payments.ChargeParams) (*Outcome, error) {
+	if c.Amount != p.Amount || c.Currency != p.Currency || c.PaymentMethod != p.PaymentMethod || c.MerchantID != p.MerchantID {
+		return nil, &MismatchError{ChargeID: c.ID}
+	}
+	if c.Status == payments.StatusPending {
+		return nil, &PendingError{ChargeID: c.ID}
+	}
+	var d *Decision
+	err := s.db.Autocommit(ctx, func(tx Tx) error {
+		var err error
+		d, err = tx.DecisionOfCharge(ctx, c.TenantID, c.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ch, err := payments.Outcome(c)
+	return &Outcome{Charge: ch, Decision: d}, err
+}
+
+// chargeKey scopes an Idempotency-Key to the agent and the mandate, as the
+// idempotency middleware does, so a charge is made once per key and two
+// mandates never share one.
+func chargeKey(tok *authz.AccessToken, mandateID, key string) string {
 	if key == "" {
 		return ""
 	}
-	return tok.ClientID + ":" + key
+	return tok.ClientID + ":" + mandateID + ":" + key
 }
 
 func purchaseDescription(p *payments.Purchase) string {
@@ -380,54 +680,13 @@ func purchaseDescription(p *payments.Purchase) string {
 	return p.Description
 }
 
-func revokedID(what string, tok *authz.AccessToken) string {
-	switch what {
-	case authz.RevokedToken:
-		return tok.JTI
-	case authz.RevokedTenant:
-		return tok.TenantID
-	}
-	return tok.ClientID
-}
-
-// validate checks the request's own fields (the policy checks the rest).
-func validate(r *Request) error {
-	if r.Amount < 1 || r.Amount > money.MaxAmount {
-		return &RequestError{Param: "amount", Code: "parameter_invalid", Message: fmt.Sprintf("amount must be a positive integer of minor units up to %d.", money.MaxAmount)}
-	}
-	cur := strings.ToUpper(r.Currency)
-	if _, ok := money.Exponent(cur); !ok {
-		return &RequestError{Param: "currency", Code: "parameter_invalid", Message: fmt.Sprintf("Unknown currency %q: use an ISO 4217 code such as USD.", r.Currency)}
-	}
-	r.Currency = cur
-	if !strings.HasPrefix(r.PaymentMethod, "tok_") || len(r.PaymentMethod) > 64 {
-		return &RequestError{Param: "payment_method", Code: "parameter_invalid", Message: "payment_method must be a card token id (tok_…)."}
-	}
-	if !mandates.IsMerchantID(r.MerchantID) {
-		return &RequestError{Param: "merchant", Code: "parameter_invalid", Message: "merchant must be a merchant account id (acct_…)."}
-	}
-	if r.ApprovalID != "" && (!strings.HasPrefix(r.ApprovalID, "apr_") || len(r.ApprovalID) > 64) {
-		return &RequestError{Param: "approval", Code: "parameter_invalid", Message: "approval must be an approval id (apr_…)."}
-	}
-	// The purchase is stored before the payment core sees it (approvals,
-	// their events), so it is checked here: bounds, and no card number.
-	if err := payments.ValidatePurchase(r.Purchase); err != nil {
-		var pe *payments.ParamError
-		if errors.As(err, &pe) {
-			return &RequestError{Param: pe.Param, Code: pe.Code, Message: pe.Message}
-		}
-		return err
-	}
-	return nil
-}
-
 // input builds the policy input. The merchant facts come from the
 // merchant's registered profile, never from the request.
-func (s *Service) input(tok *authz.AccessToken, details []mandates.AuthorizationDetail, l *loaded, req *Request, now time.Time) *policies.Input {
+func (s *Service) input(tok *authz.AccessToken, details []mandates.AuthorizationDetail, l *loaded, p *payments.ChargeParams, now time.Time) *policies.Input {
 	in := &policies.Input{
 		Now: now,
 		Charge: policies.Charge{
-			Amount: req.Amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod,
+			Amount: p.Amount, Currency: policyCurrency(p), PaymentMethod: p.PaymentMethod,
 			Merchant: policies.Merchant{ID: l.merchant.ID, Name: l.merchant.DisplayName, MCC: l.merchant.MCC,
 				Country: l.merchant.Country, Domains: l.merchant.VerifiedDomains()},
 		},
@@ -437,9 +696,9 @@ func (s *Service) input(tok *authz.AccessToken, details []mandates.Authorization
 		Tenant:   policies.Tenant{ID: l.tenant.ID, Status: l.tenant.Status},
 		Velocity: policies.VelocityCounts{Agent: l.agentV, Mandate: l.mandateV},
 	}
-	if req.Purchase != nil {
+	if p.Purchase != nil {
 		var ctxDoc map[string]any
-		if b, err := json.Marshal(req.Purchase); err == nil && json.Unmarshal(b, &ctxDoc) == nil {
+		if b, err := json.Marshal(p.Purchase); err == nil && json.Unmarshal(b, &ctxDoc) == nil {
 			in.Charge.Context = ctxDoc
 		}
 	}
@@ -493,36 +752,41 @@ func (s *Service) refuse(ctx context.Context, d *Decision, err error) error {
 	return err
 }
 
-func (s *Service) refuseRevoked(ctx context.Context, d *Decision, what, id string) error {
-	d.Result = policies.Deny
-	d.Reasons = []policies.Reason{{Code: what + "_revoked", Message: fmt.Sprintf("the %s %s was revoked", what, id)}}
-	return s.refuse(ctx, d, &RevokedError{What: what, ID: id, Decision: d})
-}
-
 // challenge asks a human: it creates an approval for this exact request
 // (or returns the pending one the agent presented again).
-func (s *Service) challenge(ctx context.Context, tok *authz.AccessToken, d *Decision, l *loaded, req *Request, bind string, now time.Time) error {
+func (s *Service) challenge(ctx context.Context, tok *authz.AccessToken, d *Decision, l *loaded, p *payments.ChargeParams, bind string, now time.Time) error {
 	if a := l.approval; a != nil && a.Status == ApprovalPending && now.Before(a.ExpiresAt) {
 		a.URL = s.approvalURL(a.ID)
 		return s.refuse(ctx, d, &ApprovalRequiredError{Approval: a, Decision: d})
 	}
 	var purchase json.RawMessage
-	if req.Purchase != nil {
-		purchase, _ = json.Marshal(req.Purchase)
+	if p.Purchase != nil {
+		purchase, _ = json.Marshal(p.Purchase)
 	}
 	a := &Approval{
 		ID: ids.New("apr"), Object: "approval", TenantID: d.TenantID, Status: ApprovalPending, MandateID: d.MandateID,
-		AgentID: d.AgentID, Amount: req.Amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod,
-		MerchantID: req.MerchantID, Purchase: purchase, Reasons: d.Reasons, Binding: bind,
+		AgentID: d.AgentID, Amount: p.Amount, Currency: policyCurrency(p), PaymentMethod: p.PaymentMethod,
+		MerchantID: p.MerchantID, Purchase: purchase, Reasons: d.Reasons, Binding: bind,
 		CreatedAt: now, ExpiresAt: now.Add(s.cfg.ApprovalTTL),
 	}
 	d.ApprovalID = a.ID
-	var revoked string
+	var refused *RevokedError
 	err := s.db.InTx(ctx, func(tx Tx) error {
 		// Nobody is asked to approve for revoked credentials.
-		var err error
-		if revoked, err = authz.CheckRevoked(ctx, tx, tok); err != nil || revoked != "" {
+		refused = nil
+		what, err := authz.CheckRevoked(ctx, tx, tok)
+		if err != nil {
 			return err
+		}
+		if what != "" {
+			id, suspended, err := s.revokedWhom(ctx, tx, what, tok)
+			if err != nil {
+				return err
+			}
+			rd := *d
+			rd.ApprovalID = ""
+			refused = revoked(&rd, what, id, suspended)
+			return nil
 		}
 		if err := tx.CreateApproval(ctx, a); err != nil {
 			return err
@@ -540,9 +804,8 @@ func (s *Service) challenge(ctx context.Context, tok *authz.AccessToken, d *Deci
 	if err != nil {
 		return err
 	}
-	if revoked != "" {
-		d.ApprovalID = ""
-		return s.refuseRevoked(ctx, d, revoked, revokedID(revoked, tok))
+	if refused != nil {
+		return s.refuse(ctx, refused.Decision, refused)
 	}
 	a.URL = s.approvalURL(a.ID)
 	return &ApprovalRequiredError{Approval: a, Decision: d}
@@ -552,75 +815,10 @@ func (s *Service) approvalURL(id string) string {
 	return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/v1/approvals/" + id
 }
 
-// reserve runs inside the transaction that inserts the charge: the
-// authoritative re-check of revocations, the single use of an approval,
-// the atomic reservation on the whole mandate chain, and the records.
-func (s *Service) reserve(ctx context.Context, tx Tx, c *payments.Charge) error {
-	att, _ := ctx.Value(attemptKey{}).(*attempt)
-	if att == nil {
-		if c.MandateID != "" {
-			return errors.New("pipeline: agent charge without its decision")
-		}
-		return nil // a merchant charge: no mandate to reserve on
-	}
-	fail := func(err error) error {
-		att.err = err
-		return err
-	}
-	now := s.clock()
-	if what, err := authz.CheckRevoked(ctx, tx, att.tok); err != nil {
-		return err
-	} else if what != "" {
-		d := att.decision
-		d.Result = policies.Deny
-		d.Reasons = []policies.Reason{{Code: what + "_revoked", Message: fmt.Sprintf("the %s %s was revoked", what, revokedID(what, att.tok))}}
-		return fail(&RevokedError{What: what, ID: revokedID(what, att.tok), Decision: d})
-	}
-	if a := att.approval; a != nil {
-		a.Status, a.ChargeID = ApprovalUsed, c.ID
-		if err := tx.UpdateApproval(ctx, a, ApprovalApproved); errors.Is(err, store.ErrConflict) {
-			return fail(ErrApprovalUsed)
-		} else if err != nil {
-			return err
-		}
-	}
-	res, err := tx.Reserve(ctx, att.chain, c.Amount, now)
-	var refused *mandates.RefusedError
-	if errors.As(err, &refused) {
-		d := att.decision
-		d.Result = policies.Deny
-		if refused.Limit == mandates.LimitStatus && refused.Status == mandates.StatusRevoked {
-			d.Reasons = []policies.Reason{{Code: "mandate_revoked", Message: fmt.Sprintf("the mandate %s was revoked", refused.MandateID)}}
-			return fail(&RevokedError{What: "mandate", ID: refused.MandateID, Decision: d})
-		}
-		d.Reasons = []policies.Reason{refusalReason(refused, c)}
-		return fail(&DeniedError{Decision: d})
-	}
-	if err != nil {
-		return err
-	}
-	if err := tx.CreateHold(ctx, &Hold{ChargeID: c.ID, TenantID: c.TenantID, Reservation: *res, Held: c.Amount, Counted: true}); err != nil {
-		return err
-	}
-	att.decision.ChargeID = c.ID
-	if err := recordDecision(ctx, tx, att.decision); err != nil {
-		return err
-	}
-	for _, id := range res.Exhausted {
-		if err := audit.RecordFor(ctx, tx, c.TenantID, "mandate.exhausted", id, nil); err != nil {
-			return err
-		}
-		if err := webhooks.Emit(ctx, tx, c.TenantID, "mandate.exhausted", map[string]any{"id": id, "object": "mandate"}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // refusalReason explains a reservation a mandate refused after the policy
 // allowed it (another charge took the budget in between).
-func refusalReason(r *mandates.RefusedError, c *payments.Charge) policies.Reason {
-	amt := money.Format(c.Amount, c.Currency)
+func refusalReason(r *mandates.RefusedError, p *payments.ChargeParams) policies.Reason {
+	amt := money.Format(p.Amount, policyCurrency(p))
 	switch r.Limit {
 	case mandates.LimitBudget:
 		return policies.Reason{Code: "budget_exceeded", Message: fmt.Sprintf("charge %s exceeds the remaining budget of mandate %s", amt, r.MandateID)}
@@ -636,47 +834,3 @@ func refusalReason(r *mandates.RefusedError, c *payments.Charge) policies.Reason
 	return policies.Reason{Code: "mandate_refused", Message: fmt.Sprintf("mandate %s refused the charge", r.MandateID)}
 }
 
-// settled keeps the hold in step with the charge: a decline or void gives
-// everything back, a partial capture the uncaptured rest, a refund what
-// was refunded.
-func (s *Service) settled(ctx context.Context, tx Tx, c *payments.Charge) error {
-	h, err := tx.LockHold(ctx, c.TenantID, c.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // a merchant charge: no mandate
-	}
-	if err != nil {
-		return err
-	}
-	target, counted := h.Held, h.Counted
-	switch c.Status {
-	case payments.StatusFailed, payments.StatusCanceled:
-		target, counted = 0, false
-	case payments.StatusRequiresCapture:
-		target = c.Amount
-	case payments.StatusSucceeded:
-		target = c.AmountCaptured - c.AmountRefunded
-	}
-	if target < 0 {
-		target = 0
-	}
-	if target < h.Held {
-		r := h.Reservation
-		r.Amount = h.Held - target
-		// Only the release that stops the charge counting gives back its
-		// place under max_charges.
-		if err := tx.Release(ctx, &r, counted || !h.Counted); err != nil {
-			return err
-		}
-		h.Held, h.Counted = target, counted
-		if err := tx.UpdateHold(ctx, h); err != nil {
-			return err
-		}
-	}
-	if err := tx.SetDecisionOutcome(ctx, c.TenantID, c.ID, c.Status); err != nil {
-		return err
-	}
-	data, _ := json.Marshal(map[string]any{"charge": c.ID, "status": c.Status, "amount": c.Amount,
-		"captured": c.AmountCaptured, "refunded": c.AmountRefunded, "held": h.Held})
-	return tx.AppendMandateEvent(ctx, &mandates.Event{ID: ids.New("mev"), TenantID: c.TenantID, MandateID: c.MandateID,
-		Type: "charge." + c.Status, ActorType: audit.ActorSystem, Data: data, CreatedAt: s.clock()})
-}

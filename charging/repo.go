@@ -113,4 +113,10 @@ type Repo interface {
 	// ends (store.ErrNotFound for charges without one: merchant charges).
 	LockHold(ctx context.Context, tenantID, chargeID string) (*Hold, error)
 	UpdateHold(ctx context.Context, h *Hold) error
+
+	// DecisionOfCharge returns the decision that allowed chargeID.
+	DecisionOfCharge(ctx context.Context, tenantID, chargeID string) (*Decision, error)
+	// LedgerSnapshot reads every mandate, agent charge and refund of one
+	// of them, of the tenant ("" for every tenant), for CheckLedger.
+	LedgerSnapshot(ctx context.Context, tenantID string) (*LedgerSnapshot, error)
 }

@@ -2,11 +2,13 @@
 // token, through a Processor (the built-in simulated acquirer by default).
 //
 // A charge is written first as `pending`, in one transaction with its audit
-// entry and whatever the caller's Reserve hook does (the mandates pipeline
-// reserves budget there). The processor is called after that commit, with
-// the charge id as its idempotency reference, and its answer is recorded in
-// a second transaction together with the caller's Settled hook, the audit
-// entry and the outbox event.
+// entry (Open). The processor is called after that commit, with the charge
+// id as its idempotency reference (Authorize), and its answer is recorded in
+// a second transaction together with the audit entry and the outbox event
+// (Record). These steps run on a transaction the caller owns: the charging
+// package calls them inside its own transactions, next to its mandate
+// ledger, so the budget moves in the same commit as the charge. Merchant
+// charges run them on the core's own transactions (Create).
 //
 // # Processor time-outs
 //

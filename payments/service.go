@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"time"
 	"unicode/utf8"
@@ -65,26 +66,15 @@ func (e *CardError) Error() string { return e.Message }
 // operation did not happen and may be retried.
 var ErrProcessor = errors.New("payments: the processor did not answer; retry later")
 
-// Hooks let a caller run its own work inside the core's transactions. T
-// is the caller's transaction type, so a caller whose transaction has more
-// repositories (the mandates pipeline) reaches them with compile-time
-// types. Hooks must derive what they do from the charge alone: Settled may
-// run later, on another node, when the resolver completes a charge.
-type Hooks[T any] struct {
-	// Reserve runs in the transaction that inserts the charge, before the
-	// insert (the charge is pending and has its id). An error aborts the
-	// charge: nothing is written and the processor is not called.
-	Reserve func(ctx context.Context, tx T, c *Charge) error
-	// Settled runs in every transaction that records a processor outcome:
-	// the authorization result (requires_capture, succeeded or failed), a
-	// capture, a void and a refund's result. c is the charge after the change.
-	Settled func(ctx context.Context, tx T, c *Charge) error
-}
-
-// Service is the payment core for merchant charges. It embeds the Engine
-// on its own transaction type with no hooks.
+// Service is the payment core. Its steps (Open, Record, ApplyCapture,
+// ApplyVoid, OpenRefund, RecordRefund, ClearReversal) run on a transaction
+// the caller owns, so a caller with more to write in the same transaction
+// (the agent charge ledger, see package charging) calls them inside its own
+// InTx; its processor calls (Authorize, CallCapture, CallVoid, CallRefund)
+// run outside any transaction. Create, Capture, Void, Refund and Resolve
+// drive those steps on the core's own transactions: merchant charges.
 type Service struct {
-	*Engine[Tx]
+	db    store.Runner[Tx]
 	vault *vault.Service
 	proc  Processor
 	cfg   Config
@@ -106,27 +96,15 @@ func NewService(db store.Runner[Tx], v *vault.Service, p Processor, cfg Config, 
 	if cfg.ResolveAfter <= 0 {
 		cfg.ResolveAfter = time.Duration(cfg.Retries+2) * cfg.Timeout * 2
 	}
-	s := &Service{vault: v, proc: p, cfg: cfg, log: log, now: time.Now}
-	s.Engine = NewEngine(s, db, Hooks[Tx]{})
-	return s
+	return &Service{db: db, vault: v, proc: p, cfg: cfg, log: log, now: time.Now}
 }
 
 // Vault returns the vault the core detokenizes with.
 func (s *Service) Vault() *vault.Service { return s.vault }
 
-// Engine runs charges on transactions of type T with the caller's hooks.
-// The mandates pipeline makes one on its own transaction type; every
-// operation and the resolver are methods, so they all run its hooks.
-type Engine[T Tx] struct {
-	s  *Service
-	db store.Runner[T]
-	h  Hooks[T]
-}
-
-// NewEngine returns an engine of s on db with hooks h.
-func NewEngine[T Tx](s *Service, db store.Runner[T], h Hooks[T]) *Engine[T] {
-	return &Engine[T]{s: s, db: db, h: h}
-}
+// ResolveAfter is how old a pending charge or refund must be before a
+// resolver completes it.
+func (s *Service) ResolveAfter() time.Duration { return s.cfg.ResolveAfter }
 
 // ChargeParams is a charge to create.
 type ChargeParams struct {
@@ -145,11 +123,35 @@ type ChargeParams struct {
 	// of requiring Owner.Livemode to match (agent charges: agents have no
 	// mode; the payer's card says whether it is a test or a live charge).
 	LivemodeOfCard bool
-	// Set by the mandates pipeline for agent charges.
+	// Set by the charging package for agent charges.
 	MandateID  string
 	AgentID    string
 	MerchantID string
 	Purchase   *Purchase
+}
+
+// Checked is a charge request the core validated (Check): amount bounds,
+// currency (lower case), texts and purchase. It is the one value an agent
+// charge carries from the HTTP boundary to the insert, unchanged.
+type Checked struct{ p ChargeParams }
+
+// Params returns a copy of the checked parameters.
+func (c Checked) Params() ChargeParams { return c.p }
+
+// Check validates p once; Open takes the result.
+func (s *Service) Check(p ChargeParams) (Checked, error) {
+	if err := s.validate(&p); err != nil {
+		return Checked{}, err
+	}
+	return Checked{p: p}, nil
+}
+
+// Placed is a checked charge with who it is for: the owner, and for an
+// agent charge its mandate, agent and scoped idempotency key.
+func (c Checked) Placed(o Owner, livemodeOfCard bool, mandateID, agentID, idempotencyKey string) Checked {
+	c.p.Owner, c.p.LivemodeOfCard = o, livemodeOfCard
+	c.p.MandateID, c.p.AgentID, c.p.IdempotencyKey = mandateID, agentID, idempotencyKey
+	return c
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -251,73 +253,126 @@ func checkText(param, s string, maxRunes int) error {
 	return nil
 }
 
-// Create makes a charge: validates, reveals the card and inserts the charge
-// as pending (running Reserve) in one transaction, calls the processor,
-// and records the outcome (running Settled). A declined charge is returned
-// with a *CardError.
-func (e *Engine[T]) Create(ctx context.Context, p ChargeParams) (*Charge, error) {
-	if err := e.s.validate(&p); err != nil {
-		return nil, err
-	}
-	now := e.s.clock()
+// Open inserts a checked charge as pending in tx, with its audit entry:
+// it detokenizes the card (for the processor call after the commit). It
+// returns new values and touches nothing outside tx, so a transaction that
+// is run again after a serialization failure may call it again.
+func (s *Service) Open(ctx context.Context, tx Tx, ck Checked) (*Charge, *vault.Card, error) {
+	p := ck.p
+	now := s.clock()
 	c := &Charge{
 		ID: ids.New("ch"), TenantID: p.TenantID, Livemode: p.Livemode, Status: StatusPending,
 		Amount: p.Amount, Currency: p.Currency, CaptureNow: p.Capture, PaymentMethod: p.PaymentMethod,
-		Description: p.Description, Metadata: p.Metadata, MandateID: p.MandateID, AgentID: p.AgentID,
+		Description: p.Description, Metadata: maps.Clone(p.Metadata), MandateID: p.MandateID, AgentID: p.AgentID,
 		MerchantID: p.MerchantID, Purchase: p.Purchase, Created: now, Updated: now, IdempotencyKey: p.IdempotencyKey,
 	}
-	var card *vault.Card
-	err := e.db.InTx(ctx, func(tx T) error {
-		tok, cd, err := e.s.vault.Reveal(ctx, tx, p.TenantID, p.PaymentMethod)
-		switch {
-		case errors.Is(err, store.ErrNotFound) || errors.Is(err, vault.ErrTokenDeleted) || (err == nil && !p.LivemodeOfCard && tok.Livemode != p.Livemode):
-			return paramErr("payment_method", "resource_missing", "No such token: '%s'.", p.PaymentMethod)
-		case errors.Is(err, vault.ErrKeyDestroyed):
-			return paramErr("payment_method", "token_unusable", "The card of token '%s' was erased.", p.PaymentMethod)
-		case err != nil:
-			return err
-		}
-		if p.LivemodeOfCard {
-			c.Livemode = tok.Livemode
-		}
-		c.Card = CardDetails{Brand: tok.Brand, Last4: tok.Last4, ExpMonth: tok.ExpMonth, ExpYear: tok.ExpYear,
-			Fingerprint: tok.Fingerprint, CVCCheck: tok.CVCCheck}
-		if e.h.Reserve != nil {
-			if err := e.h.Reserve(ctx, tx, c); err != nil {
-				return err
-			}
-		}
-		if err := tx.CreateCharge(ctx, c); err != nil {
-			return err
-		}
-		card = cd
-		return audit.RecordFor(ctx, tx, c.TenantID, "charge.created", c.ID, map[string]any{
-			"amount": c.Amount, "currency": c.Currency, "payment_method": c.PaymentMethod, "capture": c.CaptureNow,
-			"mandate": c.MandateID, "agent": c.AgentID, "merchant": c.MerchantID,
-		})
-	})
-	if errors.Is(err, store.ErrConflict) && p.IdempotencyKey != "" {
-		return e.existing(ctx, p.TenantID, p.IdempotencyKey)
+	tok, card, err := s.vault.Reveal(ctx, tx, p.TenantID, p.PaymentMethod)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, vault.ErrTokenDeleted) || (err == nil && !p.LivemodeOfCard && tok.Livemode != p.Livemode):
+		return nil, nil, paramErr("payment_method", "resource_missing", "No such token: '%s'.", p.PaymentMethod)
+	case errors.Is(err, vault.ErrKeyDestroyed):
+		return nil, nil, paramErr("payment_method", "token_unusable", "The card of token '%s' was erased.", p.PaymentMethod)
+	case err != nil:
+		return nil, nil, err
 	}
-	if err != nil {
-		return nil, err
+	if p.LivemodeOfCard {
+		c.Livemode = tok.Livemode
 	}
-	// From here on the charge exists: finish it even if the client goes away.
-	return e.complete(context.WithoutCancel(ctx), c, card)
+	c.Card = CardDetails{Brand: tok.Brand, Last4: tok.Last4, ExpMonth: tok.ExpMonth, ExpYear: tok.ExpYear,
+		Fingerprint: tok.Fingerprint, CVCCheck: tok.CVCCheck}
+	if err := tx.CreateCharge(ctx, c); err != nil {
+		return nil, nil, err
+	}
+	if err := audit.RecordFor(ctx, tx, c.TenantID, "charge.created", c.ID, map[string]any{
+		"amount": c.Amount, "currency": c.Currency, "payment_method": c.PaymentMethod, "capture": c.CaptureNow,
+		"mandate": c.MandateID, "agent": c.AgentID, "merchant": c.MerchantID,
+	}); err != nil {
+		return nil, nil, err
+	}
+	return c, card, nil
 }
 
-// existing returns the charge an earlier request with the same idempotency
-// key created (its claim lapsed, so the middleware let the retry through).
-func (e *Engine[T]) existing(ctx context.Context, tenantID, key string) (*Charge, error) {
-	var c *Charge
-	err := e.db.Autocommit(ctx, func(tx T) error {
-		var err error
-		c, err = tx.ChargeByIdempotencyKey(ctx, tenantID, key)
-		return err
-	})
-	if err != nil {
-		return nil, err
+// Answer is what the processor said to an authorization: Result nil when
+// every attempt went unanswered; Uncertain when one may have acted unheard.
+type Answer struct {
+	Result    *Result
+	Uncertain bool
+	Attempts  int
+}
+
+// Authorize calls the processor for a pending charge (outside any
+// transaction) and wipes the card. A card of nil (gone, or the resolver
+// could not read it) asks for nothing and reverses what an earlier attempt
+// may have done.
+func (s *Service) Authorize(ctx context.Context, c *Charge, card *vault.Card) Answer {
+	if c.Card.CVCCheck == vault.CVCFail {
+		// The CVC failed its one verification; a real processor cannot
+		// check it again (the CVC is gone), so the core declines.
+		return Answer{Result: &Result{DeclineCode: DeclineIncorrectCVC}}
 	}
+	if card == nil {
+		return Answer{Uncertain: c.Attempts > 0}
+	}
+	res, uncertain, attempts := s.call(ctx, func(ctx context.Context) (*Result, error) {
+		return s.proc.Authorize(ctx, AuthRequest{Reference: c.ID, Amount: c.Amount, Currency: c.Currency, Card: card, Capture: c.CaptureNow})
+	})
+	*card = vault.Card{}
+	return Answer{Result: res, Uncertain: uncertain, Attempts: attempts}
+}
+
+// Record writes the processor's answer on a pending charge in tx, with its
+// audit entry and event. It returns the charge as it now is and whether
+// this call changed it (false: another node recorded an answer first).
+func (s *Service) Record(ctx context.Context, tx Tx, tenantID, id string, a Answer) (*Charge, bool, error) {
+	c, err := tx.LockCharge(ctx, tenantID, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if c.Status != StatusPending {
+		return c, false, nil
+	}
+	now := s.clock()
+	c.Attempts += a.Attempts
+	c.Updated = now
+	event := "charge.failed"
+	res := a.Result
+	switch {
+	case res != nil && res.Approved:
+		c.AuthCode = res.AuthCode
+		c.Status = StatusRequiresCapture
+		if c.CaptureNow {
+			c.Status, c.AmountCaptured, c.CapturedAt = StatusSucceeded, c.Amount, &now
+		}
+		event = "charge.succeeded"
+	case res != nil:
+		code := res.DeclineCode
+		if code == "" {
+			code = DeclineGeneric
+		}
+		c.Status, c.FailureCode, c.DeclineCode, c.FailureMessage = StatusFailed, ErrorCode(code), code, declineMessage(code)
+	default:
+		c.Status, c.FailureCode, c.DeclineCode = StatusFailed, DeclineProcessingError, DeclineProcessingError
+		c.FailureMessage = declineMessage(DeclineProcessingError)
+		c.ReversalPending = a.Uncertain
+	}
+	if err := tx.UpdateCharge(ctx, c, StatusPending); err != nil {
+		return nil, false, err
+	}
+	if err := audit.RecordFor(ctx, tx, c.TenantID, event, c.ID, map[string]any{
+		"status": c.Status, "amount": c.Amount, "currency": c.Currency, "failure_code": c.FailureCode,
+		"decline_code": c.DeclineCode, "attempts": c.Attempts, "reversal_pending": c.ReversalPending,
+	}); err != nil {
+		return nil, false, err
+	}
+	if err := emitFor(ctx, tx, c, event); err != nil {
+		return nil, false, err
+	}
+	return c, true, nil
+}
+
+// Outcome is the answer a caller gives for a charge after Record: a failed
+// charge is returned with a *CardError.
+func Outcome(c *Charge) (*Charge, error) {
 	c.derive()
 	if c.Status == StatusFailed {
 		return c, &CardError{Charge: c, Code: c.FailureCode, DeclineCode: c.DeclineCode, Message: c.FailureMessage}
@@ -325,24 +380,289 @@ func (e *Engine[T]) existing(ctx context.Context, tenantID, key string) (*Charge
 	return c, nil
 }
 
-// complete calls the processor for a pending charge and records the answer.
-func (e *Engine[T]) complete(ctx context.Context, c *Charge, card *vault.Card) (*Charge, error) {
-	var res *Result
-	var uncertain bool
-	attempts := 0
-	if c.Card.CVCCheck == vault.CVCFail {
-		// The CVC failed its one verification; a real processor cannot
-		// check it again (the CVC is gone), so the core declines.
-		res = &Result{DeclineCode: DeclineIncorrectCVC}
-	} else if card != nil {
-		res, uncertain, attempts = e.s.call(ctx, func(ctx context.Context) (*Result, error) {
-			return e.s.proc.Authorize(ctx, AuthRequest{Reference: c.ID, Amount: c.Amount, Currency: c.Currency, Card: card, Capture: c.CaptureNow})
-		})
-		*card = vault.Card{}
-	} else {
-		uncertain = c.Attempts > 0 // the card is gone; reverse what an earlier attempt may have done
+// Reverse voids the reference of a charge failed without an answer, in
+// case the acquirer authorized it (outside any transaction). It reports
+// whether the processor confirmed; then ClearReversal records it.
+func (s *Service) Reverse(ctx context.Context, c *Charge) bool {
+	res, _, _ := s.call(ctx, func(ctx context.Context) (*Result, error) { return s.proc.Void(ctx, c.ID) })
+	if res == nil || !res.Approved {
+		s.log.WarnContext(ctx, "charge reversal not confirmed; the resolver will retry", "charge", c.ID)
+		return false
 	}
-	return e.record(ctx, c.TenantID, c.ID, res, uncertain, attempts)
+	return true
+}
+
+// ClearReversal records a confirmed reversal in tx.
+func (s *Service) ClearReversal(ctx context.Context, tx Tx, tenantID, id string) error {
+	cur, err := tx.LockCharge(ctx, tenantID, id)
+	if err != nil || !cur.ReversalPending {
+		return err
+	}
+	cur.ReversalPending = false
+	cur.Updated = s.clock()
+	if err := tx.UpdateCharge(ctx, cur, cur.Status); err != nil {
+		return err
+	}
+	return audit.RecordFor(ctx, tx, cur.TenantID, "charge.reversed", cur.ID, map[string]any{"reason": "processor answer lost"})
+}
+
+// lockOwned loads and locks a charge of the owner for a state change.
+func lockOwned(ctx context.Context, tx Tx, o Owner, id string) (*Charge, error) {
+	c, err := tx.LockCharge(ctx, o.TenantID, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Livemode != o.Livemode {
+		return nil, store.ErrNotFound
+	}
+	return c, nil
+}
+
+func capturable(c *Charge) error {
+	switch c.Status {
+	case StatusRequiresCapture:
+		return nil
+	case StatusSucceeded:
+		return paramErr("charge", "charge_already_captured", "Charge %s has already been captured.", c.ID)
+	default:
+		return paramErr("charge", "charge_not_capturable", "Charge %s is %s; only an uncaptured authorization (requires_capture) can be captured or voided.", c.ID, c.Status)
+	}
+}
+
+// CaptureAmount checks a capture of c (amount nil: all of it) before the
+// processor is asked, and returns the amount to capture.
+func CaptureAmount(c *Charge, amount *int64) (int64, error) {
+	if err := capturable(c); err != nil {
+		return 0, err
+	}
+	if amount == nil {
+		return c.Amount, nil
+	}
+	if *amount < 1 || *amount > c.Amount {
+		return 0, paramErr("amount", "amount_too_large", "The capture amount must be between 1 and the authorized amount (%d).", c.Amount)
+	}
+	return *amount, nil
+}
+
+// CallCapture asks the processor to capture amt of c (outside any transaction).
+func (s *Service) CallCapture(ctx context.Context, c *Charge, amt int64) error {
+	res, _, _ := s.call(ctx, func(ctx context.Context) (*Result, error) { return s.proc.Capture(ctx, c.ID, amt) })
+	return refusal(c, res, "capture")
+}
+
+// CallVoid asks the processor to void c (outside any transaction).
+func (s *Service) CallVoid(ctx context.Context, c *Charge) error {
+	res, _, _ := s.call(ctx, func(ctx context.Context) (*Result, error) { return s.proc.Void(ctx, c.ID) })
+	return refusal(c, res, "void")
+}
+
+func refusal(c *Charge, res *Result, what string) error {
+	if res == nil {
+		return ErrProcessor
+	}
+	if !res.Approved {
+		cc := *c
+		cc.derive()
+		return &CardError{Charge: &cc, Code: DeclineProcessingError, DeclineCode: res.DeclineCode, Message: "The processor refused the " + what + "."}
+	}
+	return nil
+}
+
+// ApplyCapture records a capture the processor made, in tx.
+func (s *Service) ApplyCapture(ctx context.Context, tx Tx, o Owner, id string, amt int64) (*Charge, error) {
+	return s.transition(ctx, tx, o, id, "charge.captured", func(c *Charge, now time.Time) {
+		c.Status, c.AmountCaptured, c.CapturedAt = StatusSucceeded, amt, &now
+	})
+}
+
+// ApplyVoid records a void the processor made, in tx.
+func (s *Service) ApplyVoid(ctx context.Context, tx Tx, o Owner, id string) (*Charge, error) {
+	return s.transition(ctx, tx, o, id, "charge.canceled", func(c *Charge, now time.Time) {
+		c.Status, c.CanceledAt = StatusCanceled, &now
+	})
+}
+
+// transition applies change to a charge still requiring capture, with the
+// audit entry and the event, in tx.
+func (s *Service) transition(ctx context.Context, tx Tx, o Owner, id, event string, change func(c *Charge, now time.Time)) (*Charge, error) {
+	c, err := lockOwned(ctx, tx, o, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status != StatusRequiresCapture {
+		return nil, capturable(c)
+	}
+	now := s.clock()
+	change(c, now)
+	c.Updated = now
+	if err := tx.UpdateCharge(ctx, c, StatusRequiresCapture); err != nil {
+		return nil, err
+	}
+	if err := audit.RecordFor(ctx, tx, c.TenantID, event, c.ID, map[string]any{
+		"status": c.Status, "amount_captured": c.AmountCaptured, "amount": c.Amount,
+	}); err != nil {
+		return nil, err
+	}
+	if err := emitFor(ctx, tx, c, event); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// RefundParams is a refund to create.
+type RefundParams struct {
+	Owner
+	ChargeID string
+	// Amount nil refunds what is left of the captured amount.
+	Amount *int64
+	Reason string
+}
+
+// CheckRefund validates a refund's own fields.
+func CheckRefund(p RefundParams) error {
+	if p.ChargeID == "" {
+		return paramErr("charge", "parameter_missing", "Missing required param: charge.")
+	}
+	switch p.Reason {
+	case "", "duplicate", "fraudulent", "requested_by_customer":
+	default:
+		return paramErr("reason", "parameter_invalid", "reason must be duplicate, fraudulent or requested_by_customer.")
+	}
+	return nil
+}
+
+// OpenRefund creates a pending refund in tx and reserves its amount on the
+// charge (amount_refunded counts pending refunds), so concurrent refunds
+// never exceed the captured amount. That reservation is the refund's claim,
+// committed before the processor is asked.
+func (s *Service) OpenRefund(ctx context.Context, tx Tx, p RefundParams) (*Refund, error) {
+	if err := CheckRefund(p); err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	c, err := lockOwned(ctx, tx, p.Owner, p.ChargeID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, paramErr("charge", "resource_missing", "No such charge: '%s'.", p.ChargeID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.Status != StatusSucceeded {
+		return nil, paramErr("charge", "charge_not_refundable", "Charge %s is %s; only a captured charge can be refunded (void an uncaptured one).", c.ID, c.Status)
+	}
+	left := c.AmountCaptured - c.AmountRefunded
+	if left <= 0 {
+		return nil, paramErr("charge", "charge_already_refunded", "Charge %s has already been refunded.", c.ID)
+	}
+	r := &Refund{ID: ids.New("re"), Object: "refund", TenantID: p.TenantID, Livemode: p.Livemode, ChargeID: p.ChargeID,
+		Status: RefundPending, Reason: p.Reason, Amount: left, Currency: c.Currency, Created: now, Updated: now}
+	if p.Amount != nil {
+		if *p.Amount < 1 {
+			return nil, paramErr("amount", "amount_too_small", "Refund amount must be at least 1.")
+		}
+		if *p.Amount > left {
+			return nil, paramErr("amount", "amount_too_large", "Refund amount (%d) is greater than the unrefunded amount on the charge (%d).", *p.Amount, left)
+		}
+		r.Amount = *p.Amount
+	}
+	if err := tx.CreateRefund(ctx, r); err != nil {
+		return nil, err
+	}
+	c.AmountRefunded += r.Amount
+	c.Updated = now
+	if err := tx.UpdateCharge(ctx, c, StatusSucceeded); err != nil {
+		return nil, err
+	}
+	if err := audit.RecordFor(ctx, tx, c.TenantID, "refund.created", r.ID, map[string]any{"charge": c.ID, "amount": r.Amount, "currency": r.Currency}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// CallRefund asks the processor for a refund (outside any transaction);
+// nil when it did not answer (the refund stays pending).
+func (s *Service) CallRefund(ctx context.Context, r *Refund) *Result {
+	res, _, _ := s.call(ctx, func(ctx context.Context) (*Result, error) {
+		return s.proc.Refund(ctx, r.ChargeID, r.ID, r.Amount)
+	})
+	if res == nil {
+		s.log.WarnContext(ctx, "refund left pending: the processor did not answer", "refund", r.ID)
+	}
+	return res
+}
+
+// RecordRefund writes the processor's answer on a pending refund in tx: a
+// failed refund gives its amount back to the charge. It returns the refund
+// and its charge as they now are, and whether this call changed them
+// (false: another node recorded an answer first).
+func (s *Service) RecordRefund(ctx context.Context, tx Tx, tenantID, id string, res *Result) (*Refund, *Charge, bool, error) {
+	cur, err := tx.GetRefund(ctx, tenantID, id)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	c, err := tx.LockCharge(ctx, cur.TenantID, cur.ChargeID)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if cur, err = tx.GetRefund(ctx, tenantID, id); err != nil { // read again under the charge's lock
+		return nil, nil, false, err
+	}
+	if cur.Status != RefundPending {
+		return cur, c, false, nil
+	}
+	now := s.clock()
+	cur.Updated, c.Updated = now, now
+	event, action := "charge.refunded", "refund.succeeded"
+	if res.Approved {
+		cur.Status = RefundSucceeded
+	} else {
+		cur.Status, cur.FailureCode = RefundFailed, res.DeclineCode
+		c.AmountRefunded -= cur.Amount
+		event, action = "refund.failed", "refund.failed"
+	}
+	if err := tx.UpdateRefund(ctx, cur, RefundPending); err != nil {
+		return nil, nil, false, err
+	}
+	if err := tx.UpdateCharge(ctx, c, c.Status); err != nil {
+		return nil, nil, false, err
+	}
+	if err := audit.RecordFor(ctx, tx, cur.TenantID, action, cur.ID, map[string]any{
+		"charge": c.ID, "amount": cur.Amount, "failure_code": cur.FailureCode,
+	}); err != nil {
+		return nil, nil, false, err
+	}
+	if res.Approved {
+		err = emitFor(ctx, tx, c, event)
+	} else {
+		err = webhooks.Emit(ctx, tx, cur.TenantID, event, cur)
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return cur, c, true, nil
+}
+
+// Unresolved lists charges and refunds left unresolved (pending past
+// ResolveAfter, or failed with a reversal pending), for a resolver.
+func (s *Service) Unresolved(ctx context.Context, tx Tx, limit int) ([]Charge, []Refund, error) {
+	before := s.clock().Add(-s.cfg.ResolveAfter)
+	charges, err := tx.ChargesToResolve(ctx, before, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	refunds, err := tx.RefundsToResolve(ctx, before, limit)
+	return charges, refunds, err
+}
+
+// RevealFor reads the card of a pending charge for a resolver (nil when it
+// is gone: the charge is then failed and reversed).
+func (s *Service) RevealFor(ctx context.Context, tx Tx, c *Charge) *vault.Card {
+	_, card, err := s.vault.Reveal(ctx, tx, c.TenantID, c.PaymentMethod)
+	if err != nil {
+		s.log.WarnContext(ctx, "resolver: card of a pending charge unavailable", "charge", c.ID, "err", err)
+		return nil
+	}
+	return card
 }
 
 // call runs a processor call with the per-call timeout, repeating it (same
@@ -387,103 +707,71 @@ func emitFor(ctx context.Context, tx webhooks.Outbox, c *Charge, typ string) err
 	return webhooks.Emit(ctx, tx, c.TenantID, typ, c)
 }
 
-// record writes the processor's answer on a pending charge (res nil: no
-// answer after every retry). A charge another node resolved first is
-// returned as it is.
-func (e *Engine[T]) record(ctx context.Context, tenantID, id string, res *Result, uncertain bool, attempts int) (*Charge, error) {
+// Create makes a merchant charge: validates, inserts it as pending (Open)
+// in one transaction, calls the processor, and records the outcome in a
+// second. A declined charge is returned with a *CardError.
+func (s *Service) Create(ctx context.Context, p ChargeParams) (*Charge, error) {
+	ck, err := s.Check(p)
+	if err != nil {
+		return nil, err
+	}
+	var c *Charge
+	var card *vault.Card
+	err = s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		c, card, err = s.Open(ctx, tx, ck)
+		return err
+	})
+	if errors.Is(err, store.ErrConflict) && p.IdempotencyKey != "" {
+		return s.Existing(ctx, p.TenantID, p.IdempotencyKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// From here on the charge exists: finish it even if the client goes away.
+	ctx = context.WithoutCancel(ctx)
+	return s.complete(ctx, c, s.Authorize(ctx, c, card))
+}
+
+func (s *Service) complete(ctx context.Context, c *Charge, a Answer) (*Charge, error) {
 	var out *Charge
-	err := e.db.InTx(ctx, func(tx T) error {
-		c, err := tx.LockCharge(ctx, tenantID, id)
-		if err != nil {
-			return err
-		}
-		out = c
-		if c.Status != StatusPending {
-			return nil
-		}
-		now := e.s.clock()
-		c.Attempts += attempts
-		c.Updated = now
-		event := "charge.failed"
-		switch {
-		case res != nil && res.Approved:
-			c.AuthCode = res.AuthCode
-			c.Status = StatusRequiresCapture
-			if c.CaptureNow {
-				c.Status, c.AmountCaptured, c.CapturedAt = StatusSucceeded, c.Amount, &now
-			}
-			event = "charge.succeeded"
-		case res != nil:
-			code := res.DeclineCode
-			if code == "" {
-				code = DeclineGeneric
-			}
-			c.Status, c.FailureCode, c.DeclineCode, c.FailureMessage = StatusFailed, ErrorCode(code), code, declineMessage(code)
-		default:
-			c.Status, c.FailureCode, c.DeclineCode = StatusFailed, DeclineProcessingError, DeclineProcessingError
-			c.FailureMessage = declineMessage(DeclineProcessingError)
-			c.ReversalPending = uncertain
-		}
-		if err := tx.UpdateCharge(ctx, c, StatusPending); err != nil {
-			return err
-		}
-		if e.h.Settled != nil {
-			if err := e.h.Settled(ctx, tx, c); err != nil {
-				return err
-			}
-		}
-		if err := audit.RecordFor(ctx, tx, c.TenantID, event, c.ID, map[string]any{
-			"status": c.Status, "amount": c.Amount, "currency": c.Currency, "failure_code": c.FailureCode,
-			"decline_code": c.DeclineCode, "attempts": c.Attempts, "reversal_pending": c.ReversalPending,
-		}); err != nil {
-			return err
-		}
-		return emitFor(ctx, tx, c, event)
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, _, err = s.Record(ctx, tx, c.TenantID, c.ID, a)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if out.ReversalPending {
-		e.reverse(ctx, out)
+	if out.ReversalPending && s.Reverse(ctx, out) {
+		if err := s.db.InTx(ctx, func(tx Tx) error { return s.ClearReversal(ctx, tx, out.TenantID, out.ID) }); err != nil {
+			s.log.ErrorContext(ctx, "recording a charge reversal failed", "charge", out.ID, "err", err)
+		} else {
+			out.ReversalPending = false
+		}
 	}
-	out.derive()
-	if out.Status == StatusFailed {
-		return out, &CardError{Charge: out, Code: out.FailureCode, DeclineCode: out.DeclineCode, Message: out.FailureMessage}
-	}
-	return out, nil
+	return Outcome(out)
 }
 
-// reverse voids the reference of a charge failed without an answer, in
-// case the acquirer authorized it; on success it clears ReversalPending.
-func (e *Engine[T]) reverse(ctx context.Context, c *Charge) {
-	res, _, _ := e.s.call(ctx, func(ctx context.Context) (*Result, error) { return e.s.proc.Void(ctx, c.ID) })
-	if res == nil || !res.Approved {
-		e.s.log.WarnContext(ctx, "charge reversal not confirmed; the resolver will retry", "charge", c.ID)
-		return
-	}
-	err := e.db.InTx(ctx, func(tx T) error {
-		cur, err := tx.LockCharge(ctx, c.TenantID, c.ID)
-		if err != nil || !cur.ReversalPending {
-			return err
-		}
-		cur.ReversalPending = false
-		cur.Updated = e.s.clock()
-		if err := tx.UpdateCharge(ctx, cur, cur.Status); err != nil {
-			return err
-		}
-		return audit.RecordFor(ctx, tx, cur.TenantID, "charge.reversed", cur.ID, map[string]any{"reason": "processor answer lost"})
+// Existing returns the charge made under a scoped idempotency key (see
+// Charge.IdempotencyKey), with a *CardError when it failed.
+func (s *Service) Existing(ctx context.Context, tenantID, key string) (*Charge, error) {
+	var c *Charge
+	err := s.db.Autocommit(ctx, func(tx Tx) error {
+		var err error
+		c, err = tx.ChargeByIdempotencyKey(ctx, tenantID, key)
+		return err
 	})
 	if err != nil {
-		e.s.log.ErrorContext(ctx, "recording a charge reversal failed", "charge", c.ID, "err", err)
-		return
+		return nil, err
 	}
-	c.ReversalPending = false
+	return Outcome(c)
 }
 
 // Get returns a charge of the owner.
-func (e *Engine[T]) Get(ctx context.Context, o Owner, id string) (*Charge, error) {
+func (s *Service) Get(ctx context.Context, o Owner, id string) (*Charge, error) {
 	var c *Charge
-	err := e.db.InTx(ctx, func(tx T) error {
+	err := s.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
 		c, err = tx.GetCharge(ctx, o.TenantID, id)
 		return err
@@ -500,24 +788,24 @@ func (e *Engine[T]) Get(ctx context.Context, o Owner, id string) (*Charge, error
 
 // List returns a page of the owner's charges, newest first, and whether
 // more follow.
-func (e *Engine[T]) List(ctx context.Context, o Owner, limit int, startingAfter string) ([]Charge, bool, error) {
-	return e.list(ctx, o.TenantID, ListFilter{Livemode: o.Livemode, Limit: limit, StartingAfter: startingAfter})
+func (s *Service) List(ctx context.Context, o Owner, limit int, startingAfter string) ([]Charge, bool, error) {
+	return s.list(ctx, o.TenantID, ListFilter{Livemode: o.Livemode, Limit: limit, StartingAfter: startingAfter})
 }
 
 // ListForMerchant returns a page of the charges made to a merchant account
 // (agent charges of any payer naming it), newest first, in one mode.
-func (e *Engine[T]) ListForMerchant(ctx context.Context, merchantID string, livemode bool, limit int, startingAfter string) ([]Charge, bool, error) {
-	return e.list(ctx, "", ListFilter{MerchantID: merchantID, Livemode: livemode, Limit: limit, StartingAfter: startingAfter})
+func (s *Service) ListForMerchant(ctx context.Context, merchantID string, livemode bool, limit int, startingAfter string) ([]Charge, bool, error) {
+	return s.list(ctx, "", ListFilter{MerchantID: merchantID, Livemode: livemode, Limit: limit, StartingAfter: startingAfter})
 }
 
-func (e *Engine[T]) list(ctx context.Context, tenantID string, f ListFilter) ([]Charge, bool, error) {
+func (s *Service) list(ctx context.Context, tenantID string, f ListFilter) ([]Charge, bool, error) {
 	limit, startingAfter := f.Limit, f.StartingAfter
 	if limit < 1 || limit > 100 {
 		return nil, false, paramErr("limit", "parameter_invalid", "limit must be between 1 and 100.")
 	}
 	f.Limit = limit + 1
 	var out []Charge
-	err := e.db.Autocommit(ctx, func(tx T) error {
+	err := s.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
 		out, err = tx.ListCharges(ctx, tenantID, f)
 		return err
@@ -538,63 +826,27 @@ func (e *Engine[T]) list(ctx context.Context, tenantID string, f ListFilter) ([]
 	return out, more, nil
 }
 
-// lockOwned loads and locks a charge of the owner for a state change.
-func lockOwned[T Tx](ctx context.Context, tx T, o Owner, id string) (*Charge, error) {
-	c, err := tx.LockCharge(ctx, o.TenantID, id)
+// Capture captures an authorized merchant charge, fully or partly (amount
+// nil: the whole authorized amount).
+func (s *Service) Capture(ctx context.Context, o Owner, id string, amount *int64) (*Charge, error) {
+	c, err := s.Get(ctx, o, id)
 	if err != nil {
 		return nil, err
 	}
-	if c.Livemode != o.Livemode {
-		return nil, store.ErrNotFound
-	}
-	return c, nil
-}
-
-// Capture captures an authorized charge, fully or partly (amount nil:
-// the whole authorized amount).
-func (e *Engine[T]) Capture(ctx context.Context, o Owner, id string, amount *int64) (*Charge, error) {
-	c, err := e.Get(ctx, o, id)
+	amt, err := CaptureAmount(c, amount)
 	if err != nil {
 		return nil, err
-	}
-	if err := capturable(c); err != nil {
-		return nil, err
-	}
-	amt := c.Amount
-	if amount != nil {
-		if *amount < 1 || *amount > c.Amount {
-			return nil, paramErr("amount", "amount_too_large", "The capture amount must be between 1 and the authorized amount (%d).", c.Amount)
-		}
-		amt = *amount
 	}
 	ctx = context.WithoutCancel(ctx)
-	res, _, _ := e.s.call(ctx, func(ctx context.Context) (*Result, error) { return e.s.proc.Capture(ctx, c.ID, amt) })
-	if res == nil {
-		return nil, ErrProcessor
+	if err := s.CallCapture(ctx, c, amt); err != nil {
+		return nil, err
 	}
-	if !res.Approved {
-		c.derive()
-		return nil, &CardError{Charge: c, Code: DeclineProcessingError, DeclineCode: res.DeclineCode, Message: "The processor refused the capture."}
-	}
-	return e.transition(ctx, o, id, StatusRequiresCapture, "charge.captured", func(c *Charge, now time.Time) {
-		c.Status, c.AmountCaptured, c.CapturedAt = StatusSucceeded, amt, &now
-	})
+	return s.apply(ctx, func(tx Tx) (*Charge, error) { return s.ApplyCapture(ctx, tx, o, id, amt) })
 }
 
-func capturable(c *Charge) error {
-	switch c.Status {
-	case StatusRequiresCapture:
-		return nil
-	case StatusSucceeded:
-		return paramErr("charge", "charge_already_captured", "Charge %s has already been captured.", c.ID)
-	default:
-		return paramErr("charge", "charge_not_capturable", "Charge %s is %s; only an uncaptured authorization (requires_capture) can be captured or voided.", c.ID, c.Status)
-	}
-}
-
-// Void cancels an uncaptured charge.
-func (e *Engine[T]) Void(ctx context.Context, o Owner, id string) (*Charge, error) {
-	c, err := e.Get(ctx, o, id)
+// Void cancels an uncaptured merchant charge.
+func (s *Service) Void(ctx context.Context, o Owner, id string) (*Charge, error) {
+	c, err := s.Get(ctx, o, id)
 	if err != nil {
 		return nil, err
 	}
@@ -602,49 +854,18 @@ func (e *Engine[T]) Void(ctx context.Context, o Owner, id string) (*Charge, erro
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	res, _, _ := e.s.call(ctx, func(ctx context.Context) (*Result, error) { return e.s.proc.Void(ctx, c.ID) })
-	if res == nil {
-		return nil, ErrProcessor
+	if err := s.CallVoid(ctx, c); err != nil {
+		return nil, err
 	}
-	if !res.Approved {
-		c.derive()
-		return nil, &CardError{Charge: c, Code: DeclineProcessingError, DeclineCode: res.DeclineCode, Message: "The processor refused the void."}
-	}
-	return e.transition(ctx, o, id, StatusRequiresCapture, "charge.canceled", func(c *Charge, now time.Time) {
-		c.Status, c.CanceledAt = StatusCanceled, &now
-	})
+	return s.apply(ctx, func(tx Tx) (*Charge, error) { return s.ApplyVoid(ctx, tx, o, id) })
 }
 
-// transition applies change to a charge still in status from, with the
-// Settled hook, the audit entry and the event, in one transaction.
-func (e *Engine[T]) transition(ctx context.Context, o Owner, id, from, event string, change func(c *Charge, now time.Time)) (*Charge, error) {
+func (s *Service) apply(ctx context.Context, step func(tx Tx) (*Charge, error)) (*Charge, error) {
 	var out *Charge
-	err := e.db.InTx(ctx, func(tx T) error {
-		c, err := lockOwned(ctx, tx, o, id)
-		if err != nil {
-			return err
-		}
-		if c.Status != from {
-			return capturable(c)
-		}
-		now := e.s.clock()
-		change(c, now)
-		c.Updated = now
-		if err := tx.UpdateCharge(ctx, c, from); err != nil {
-			return err
-		}
-		if e.h.Settled != nil {
-			if err := e.h.Settled(ctx, tx, c); err != nil {
-				return err
-			}
-		}
-		if err := audit.RecordFor(ctx, tx, c.TenantID, event, c.ID, map[string]any{
-			"status": c.Status, "amount_captured": c.AmountCaptured, "amount": c.Amount,
-		}); err != nil {
-			return err
-		}
-		out = c
-		return emitFor(ctx, tx, c, event)
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, err = step(tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -653,137 +874,43 @@ func (e *Engine[T]) transition(ctx context.Context, o Owner, id, from, event str
 	return out, nil
 }
 
-// RefundParams is a refund to create.
-type RefundParams struct {
-	Owner
-	ChargeID string
-	// Amount nil refunds what is left of the captured amount.
-	Amount *int64
-	Reason string
-}
-
-// Refund returns money of a captured charge. The amount is reserved on the
-// charge (amount_refunded) in the transaction that creates the refund, so
-// concurrent refunds never exceed the captured amount; a failed refund
-// releases it. A refund whose answer was lost stays pending; the resolver
-// retries it with the same reference.
-func (e *Engine[T]) Refund(ctx context.Context, p RefundParams) (*Refund, error) {
-	if p.ChargeID == "" {
-		return nil, paramErr("charge", "parameter_missing", "Missing required param: charge.")
+// Refund returns money of a captured merchant charge. A refund whose
+// answer was lost stays pending; the resolver retries it with the same
+// reference.
+func (s *Service) Refund(ctx context.Context, p RefundParams) (*Refund, error) {
+	if err := CheckRefund(p); err != nil {
+		return nil, err
 	}
-	switch p.Reason {
-	case "", "duplicate", "fraudulent", "requested_by_customer":
-	default:
-		return nil, paramErr("reason", "parameter_invalid", "reason must be duplicate, fraudulent or requested_by_customer.")
-	}
-	now := e.s.clock()
-	r := &Refund{ID: ids.New("re"), Object: "refund", TenantID: p.TenantID, Livemode: p.Livemode, ChargeID: p.ChargeID,
-		Status: RefundPending, Reason: p.Reason, Created: now, Updated: now}
-	err := e.db.InTx(ctx, func(tx T) error {
-		c, err := lockOwned(ctx, tx, p.Owner, p.ChargeID)
-		if errors.Is(err, store.ErrNotFound) {
-			return paramErr("charge", "resource_missing", "No such charge: '%s'.", p.ChargeID)
-		}
-		if err != nil {
-			return err
-		}
-		if c.Status != StatusSucceeded {
-			return paramErr("charge", "charge_not_refundable", "Charge %s is %s; only a captured charge can be refunded (void an uncaptured one).", c.ID, c.Status)
-		}
-		left := c.AmountCaptured - c.AmountRefunded
-		if left <= 0 {
-			return paramErr("charge", "charge_already_refunded", "Charge %s has already been refunded.", c.ID)
-		}
-		r.Amount = left
-		if p.Amount != nil {
-			if *p.Amount < 1 {
-				return paramErr("amount", "amount_too_small", "Refund amount must be at least 1.")
-			}
-			if *p.Amount > left {
-				return paramErr("amount", "amount_too_large", "Refund amount (%d) is greater than the unrefunded amount on the charge (%d).", *p.Amount, left)
-			}
-			r.Amount = *p.Amount
-		}
-		r.Currency = c.Currency
-		if err := tx.CreateRefund(ctx, r); err != nil {
-			return err
-		}
-		c.AmountRefunded += r.Amount
-		c.Updated = now
-		if err := tx.UpdateCharge(ctx, c, StatusSucceeded); err != nil {
-			return err
-		}
-		return audit.RecordFor(ctx, tx, c.TenantID, "refund.created", r.ID, map[string]any{"charge": c.ID, "amount": r.Amount, "currency": r.Currency})
+	var r *Refund
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		r, err = s.OpenRefund(ctx, tx, p)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return e.completeRefund(context.WithoutCancel(ctx), r)
+	return s.completeRefund(context.WithoutCancel(ctx), r)
 }
 
-func (e *Engine[T]) completeRefund(ctx context.Context, r *Refund) (*Refund, error) {
-	res, _, _ := e.s.call(ctx, func(ctx context.Context) (*Result, error) {
-		return e.s.proc.Refund(ctx, r.ChargeID, r.ID, r.Amount)
-	})
+func (s *Service) completeRefund(ctx context.Context, r *Refund) (*Refund, error) {
+	res := s.CallRefund(ctx, r)
 	if res == nil {
-		e.s.log.WarnContext(ctx, "refund left pending: the processor did not answer", "refund", r.ID)
 		return r, nil
 	}
 	var out *Refund
-	err := e.db.InTx(ctx, func(tx T) error {
-		cur, err := tx.GetRefund(ctx, r.TenantID, r.ID)
-		if err != nil {
-			return err
-		}
-		out = cur
-		if cur.Status != RefundPending {
-			return nil
-		}
-		c, err := tx.LockCharge(ctx, cur.TenantID, cur.ChargeID)
-		if err != nil {
-			return err
-		}
-		now := e.s.clock()
-		cur.Updated, c.Updated = now, now
-		event, action := "charge.refunded", "refund.succeeded"
-		if res.Approved {
-			cur.Status = RefundSucceeded
-		} else {
-			cur.Status, cur.FailureCode = RefundFailed, res.DeclineCode
-			c.AmountRefunded -= cur.Amount
-			event, action = "refund.failed", "refund.failed"
-		}
-		if err := tx.UpdateRefund(ctx, cur, RefundPending); err != nil {
-			return err
-		}
-		if err := tx.UpdateCharge(ctx, c, c.Status); err != nil {
-			return err
-		}
-		if e.h.Settled != nil {
-			if err := e.h.Settled(ctx, tx, c); err != nil {
-				return err
-			}
-		}
-		if err := audit.RecordFor(ctx, tx, cur.TenantID, action, cur.ID, map[string]any{
-			"charge": c.ID, "amount": cur.Amount, "failure_code": cur.FailureCode,
-		}); err != nil {
-			return err
-		}
-		if res.Approved {
-			return emitFor(ctx, tx, c, event)
-		}
-		return webhooks.Emit(ctx, tx, cur.TenantID, event, cur)
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, _, _, err = s.RecordRefund(ctx, tx, r.TenantID, r.ID, res)
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, err
 }
 
 // GetRefund returns a refund of the owner.
-func (e *Engine[T]) GetRefund(ctx context.Context, o Owner, id string) (*Refund, error) {
+func (s *Service) GetRefund(ctx context.Context, o Owner, id string) (*Refund, error) {
 	var r *Refund
-	err := e.db.InTx(ctx, func(tx T) error {
+	err := s.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
 		r, err = tx.GetRefund(ctx, o.TenantID, id)
 		return err
@@ -797,21 +924,19 @@ func (e *Engine[T]) GetRefund(ctx context.Context, o Owner, id string) (*Refund,
 	return r, nil
 }
 
-// Resolve completes charges and refunds left unresolved: pending charges
-// (their node died mid-call) are authorized again with the same reference
-// and recorded; failed charges with a reversal pending are voided; pending
-// refunds are sent again with the same reference. It returns how many
-// objects it looked at.
-func (e *Engine[T]) Resolve(ctx context.Context, limit int) (int, error) {
-	before := e.s.clock().Add(-e.s.cfg.ResolveAfter)
+// Resolve completes merchant charges and refunds left unresolved: pending
+// charges (their node died mid-call) are authorized again with the same
+// reference and recorded; failed charges with a reversal pending are
+// voided; pending refunds are sent again with the same reference. It
+// returns how many objects it looked at. (A node that makes agent charges
+// runs the charging package's resolver instead, which keeps mandate
+// budgets in step in the same transactions.)
+func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 	var charges []Charge
 	var refunds []Refund
-	err := e.db.InTx(ctx, func(tx T) error {
+	err := s.db.InTx(ctx, func(tx Tx) error {
 		var err error
-		if charges, err = tx.ChargesToResolve(ctx, before, limit); err != nil {
-			return err
-		}
-		refunds, err = tx.RefundsToResolve(ctx, before, limit)
+		charges, refunds, err = s.Unresolved(ctx, tx, limit)
 		return err
 	})
 	if err != nil {
@@ -820,39 +945,35 @@ func (e *Engine[T]) Resolve(ctx context.Context, limit int) (int, error) {
 	for i := range charges {
 		c := &charges[i]
 		if c.Status != StatusPending {
-			e.reverse(ctx, c)
+			if s.Reverse(ctx, c) {
+				if err := s.db.InTx(ctx, func(tx Tx) error { return s.ClearReversal(ctx, tx, c.TenantID, c.ID) }); err != nil {
+					s.log.ErrorContext(ctx, "recording a charge reversal failed", "charge", c.ID, "err", err)
+				}
+			}
 			continue
 		}
 		var card *vault.Card
-		err := e.db.InTx(ctx, func(tx T) error {
-			_, cd, err := e.s.vault.Reveal(ctx, tx, c.TenantID, c.PaymentMethod)
-			card = cd
-			if err != nil {
-				e.s.log.WarnContext(ctx, "resolver: card of a pending charge unavailable", "charge", c.ID, "err", err)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := s.db.InTx(ctx, func(tx Tx) error { card = s.RevealFor(ctx, tx, c); return nil }); err != nil {
 			return 0, err
 		}
 		c.Attempts++ // it may have reached the processor before the node stopped
-		if _, err := e.complete(ctx, c, card); err != nil {
+		if _, err := s.complete(ctx, c, s.Authorize(ctx, c, card)); err != nil {
 			var ce *CardError
 			if !errors.As(err, &ce) {
-				e.s.log.ErrorContext(ctx, "resolver: completing a charge failed", "charge", c.ID, "err", err)
+				s.log.ErrorContext(ctx, "resolver: completing a charge failed", "charge", c.ID, "err", err)
 			}
 		}
 	}
 	for i := range refunds {
-		if _, err := e.completeRefund(ctx, &refunds[i]); err != nil {
-			e.s.log.ErrorContext(ctx, "resolver: completing a refund failed", "refund", refunds[i].ID, "err", err)
+		if _, err := s.completeRefund(ctx, &refunds[i]); err != nil {
+			s.log.ErrorContext(ctx, "resolver: completing a refund failed", "refund", refunds[i].ID, "err", err)
 		}
 	}
 	return len(charges) + len(refunds), nil
 }
 
 // RunResolver calls Resolve every interval until ctx ends.
-func (e *Engine[T]) RunResolver(ctx context.Context, every time.Duration) {
+func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -861,8 +982,8 @@ func (e *Engine[T]) RunResolver(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		if _, err := e.Resolve(ctx, 100); err != nil && ctx.Err() == nil {
-			e.s.log.ErrorContext(ctx, "payments resolver failed", "err", err)
+		if _, err := s.Resolve(ctx, 100); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "payments resolver failed", "err", err)
 		}
 	}
 }

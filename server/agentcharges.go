@@ -14,8 +14,10 @@ import (
 	"github.com/perfectpay/perfectpay/store"
 )
 
-// AgentCharger decides and makes agent charges (authz/charging.Service).
+// AgentCharger checks agent charge requests and decides and makes agent
+// charges (charging.Service).
 type AgentCharger interface {
+	NewRequest(r charging.RawRequest) (charging.Request, error)
 	Charge(ctx context.Context, tok *authz.AccessToken, req charging.Request) (*charging.Outcome, error)
 }
 
@@ -40,7 +42,7 @@ func decisionView(d *charging.Decision) map[string]any {
 
 func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Request) error {
 	tok, _ := PrincipalFrom(r).Agent.(*authz.AccessToken)
-	if tok == nil || h.Agents == nil {
+	if tok == nil || h.agents == nil {
 		return Errorf(http.StatusForbidden, TypePermission, "agent_charges_unavailable", "", "Agent charges are not enabled.")
 	}
 	var req agentChargeRequest
@@ -60,24 +62,50 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	if req.Description != "" || len(req.LineItems) > 0 || req.OrderURL != "" {
 		purchase = &payments.Purchase{Description: req.Description, LineItems: req.LineItems, OrderURL: req.OrderURL}
 	}
-	out, err := h.Agents.Charge(r.Context(), tok, charging.Request{
+	// Checked once, here; the one value flows down unchanged.
+	creq, err := h.agents.NewRequest(charging.RawRequest{
 		Amount: *amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod, MerchantID: req.Merchant,
 		Capture: req.Capture == nil || *req.Capture, Purchase: purchase, ApprovalID: req.Approval,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
+	var out *charging.Outcome
+	if err == nil {
+		out, err = h.agents.Charge(r.Context(), tok, creq)
+	}
 	var reqErr *charging.RequestError
 	var denied *charging.DeniedError
 	var revoked *charging.RevokedError
 	var challenge *charging.ApprovalRequiredError
+	var pending *charging.PendingError
+	var mismatch *charging.MismatchError
 	switch {
+	case errors.As(err, &pending):
+		// The charge made under this key has no outcome yet: not stored,
+		// so the retry after Retry-After gets the outcome.
+		DontStoreResponse(w)
+		e := Errorf(http.StatusConflict, TypeIdempotency, "charge_in_progress", "Idempotency-Key",
+			"The charge %s made under this Idempotency-Key is still being processed; retry after a short while for its outcome.", pending.ChargeID)
+		e.RetryAfter = 1
+		e.Extra = map[string]any{"charge": map[string]any{"id": pending.ChargeID, "object": "charge", "status": "pending"}}
+		return e
+	case errors.As(err, &mismatch):
+		return Errorf(http.StatusUnprocessableEntity, TypeIdempotency, "idempotency_key_reused", "Idempotency-Key",
+			"Keys for idempotent requests can only be used with the same parameters they were first used with: charge %s was made with other parameters under this key.", mismatch.ChargeID)
 	case errors.As(err, &reqErr):
 		return BadRequest(reqErr.Code, reqErr.Param, "%s", reqErr.Message)
 	case errors.As(err, &revoked):
-		e := Errorf(http.StatusForbidden, TypePermission, revoked.What+"_revoked", "", "The %s %s was revoked; this charge was denied.", revoked.What, revoked.ID)
+		verb := "revoked"
+		if revoked.Suspended {
+			verb = "suspended"
+		}
+		e := Errorf(http.StatusForbidden, TypePermission, revoked.Code(), "", "The %s %s was %s; this charge was denied.", revoked.What, revoked.ID, verb)
 		e.Extra = map[string]any{"decision": decisionView(revoked.Decision)}
 		return e
 	case errors.As(err, &denied):
 		d := denied.Decision
+		if denied.Retryable {
+			DontStoreResponse(w)
+		}
 		e := Errorf(http.StatusForbidden, TypePermission, "charge_denied", "", "The mandate does not allow this charge: %s.", joinReasons(d))
 		e.Extra = map[string]any{"decision": decisionView(d)}
 		return e
@@ -165,4 +193,16 @@ func (h *ApprovalHandlers) resolve(yes bool) handlerFunc {
 		writeJSON(w, http.StatusOK, a)
 		return nil
 	}
+}
+
+// idempotencyScope is the set of Idempotency-Keys a request's key belongs
+// to: its credential's, and for an agent's access token its mandate's too,
+// so the same key sent for two mandates never shares an answer.
+func idempotencyScope(p *Principal) string {
+	if tok, ok := p.Agent.(*authz.AccessToken); ok {
+		if m, _, err := charging.MandateOf(tok); err == nil {
+			return p.CredentialID + ":" + m
+		}
+	}
+	return p.CredentialID
 }

@@ -15,46 +15,55 @@ import (
 	"github.com/perfectpay/perfectpay/store"
 )
 
-// ChargeCore is the payment core the charge endpoints drive: a
-// payments.Engine (the pipeline's, whose hooks keep mandate budgets in step
-// when an agent charge is captured, voided or refunded).
+// ChargeCore is the payment core the charge endpoints read with and make
+// merchant charges on (payments.Service).
 type ChargeCore interface {
 	Create(ctx context.Context, p payments.ChargeParams) (*payments.Charge, error)
 	Get(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error)
 	List(ctx context.Context, o payments.Owner, limit int, startingAfter string) ([]payments.Charge, bool, error)
 	ListForMerchant(ctx context.Context, merchantID string, livemode bool, limit int, startingAfter string) ([]payments.Charge, bool, error)
+	GetRefund(ctx context.Context, o payments.Owner, id string) (*payments.Refund, error)
+}
+
+// ChargeOps captures, voids and refunds charges. With agent charges on it
+// is the charging service, which keeps mandate budgets in step in the
+// same transactions; without, the payment core itself.
+type ChargeOps interface {
 	Capture(ctx context.Context, o payments.Owner, id string, amount *int64) (*payments.Charge, error)
 	Void(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error)
 	Refund(ctx context.Context, p payments.RefundParams) (*payments.Refund, error)
-	GetRefund(ctx context.Context, o payments.Owner, id string) (*payments.Refund, error)
+}
+
+// MerchantProfiles finds the caller's merchant profile.
+type MerchantProfiles interface {
+	Mine(ctx context.Context, tenantID string) (*merchants.Merchant, error)
 }
 
 // ChargeHandlers serve charges and refunds: merchant-initiated with a
 // secret or restricted key, agent-initiated with an agent's access token
 // (through the decision pipeline, see agentcharges.go).
 type ChargeHandlers struct {
-	p ChargeCore
-	// Agents decides agent charges; nil refuses agent tokens.
-	Agents AgentCharger
-	// Merchants finds the caller's merchant profile for the charges made
-	// to it; nil turns GET /v1/merchant/charges off.
-	Merchants interface {
-		Mine(ctx context.Context, tenantID string) (*merchants.Merchant, error)
-	}
+	p   ChargeCore
+	ops ChargeOps
+	// agents decides agent charges; nil refuses agent tokens.
+	agents AgentCharger
+	// merchants nil turns GET /v1/merchant/charges off.
+	merchants MerchantProfiles
 }
 
-// SetCore replaces the payment core (wiring moves the endpoints onto the
-// pipeline's engine).
-func (h *ChargeHandlers) SetCore(p ChargeCore) { h.p = p }
-
-// NewChargeHandlers returns the charge and refund endpoints.
-func NewChargeHandlers(p ChargeCore) *ChargeHandlers { return &ChargeHandlers{p: p} }
+// NewChargeHandlers returns the charge and refund endpoints: p reads and
+// makes merchant charges, ops captures, voids and refunds, agents (nil:
+// off) decides agent charges, merchants (nil: off) serves the charges
+// made to the caller's merchant account.
+func NewChargeHandlers(p ChargeCore, ops ChargeOps, agents AgentCharger, merchants MerchantProfiles) *ChargeHandlers {
+	return &ChargeHandlers{p: p, ops: ops, agents: agents, merchants: merchants}
+}
 
 // Mount registers the routes.
 func (h *ChargeHandlers) Mount(api *API) {
-	api.Handle(http.MethodPost, "/v1/charges", Access{Scope: "charges:write", Agent: h.Agents != nil}, h.create)
+	api.Handle(http.MethodPost, "/v1/charges", Access{Scope: "charges:write", Agent: h.agents != nil}, h.create)
 	api.Handle(http.MethodGet, "/v1/charges", Access{Scope: "charges:read"}, h.list)
-	if h.Merchants != nil {
+	if h.merchants != nil {
 		api.Handle(http.MethodGet, "/v1/merchant/charges", Access{Scope: "charges:read"}, h.listForMerchant)
 	}
 	api.Handle(http.MethodGet, "/v1/charges/{id}", Access{Scope: "charges:read"}, h.get)
@@ -192,7 +201,7 @@ func writeChargePage(w http.ResponseWriter, url string, page []payments.Charge, 
 // listForMerchant lists the charges agents made to the caller's merchant
 // account, whoever paid them.
 func (h *ChargeHandlers) listForMerchant(w http.ResponseWriter, r *http.Request) error {
-	m, err := h.Merchants.Mine(r.Context(), PrincipalFrom(r).TenantID)
+	m, err := h.merchants.Mine(r.Context(), PrincipalFrom(r).TenantID)
 	if errors.Is(err, store.ErrNotFound) {
 		return Errorf(http.StatusNotFound, TypeInvalidRequest, "merchant_profile_missing", "", "This account has no merchant profile; create one with POST /v1/merchants.")
 	}
@@ -250,7 +259,7 @@ func (h *ChargeHandlers) capture(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := mux.Vars(r)["id"]
-	c, err := h.p.Capture(r.Context(), owner(r), id, amount)
+	c, err := h.ops.Capture(r.Context(), owner(r), id, amount)
 	if err != nil {
 		return paymentsError(err, "charge", id)
 	}
@@ -263,7 +272,7 @@ func (h *ChargeHandlers) void(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := mux.Vars(r)["id"]
-	c, err := h.p.Void(r.Context(), owner(r), id)
+	c, err := h.ops.Void(r.Context(), owner(r), id)
 	if err != nil {
 		return paymentsError(err, "charge", id)
 	}
@@ -284,7 +293,7 @@ func (h *ChargeHandlers) refund(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ref, err := h.p.Refund(r.Context(), payments.RefundParams{Owner: owner(r), ChargeID: req.Charge, Amount: amount, Reason: req.Reason})
+	ref, err := h.ops.Refund(r.Context(), payments.RefundParams{Owner: owner(r), ChargeID: req.Charge, Amount: amount, Reason: req.Reason})
 	if err != nil {
 		return paymentsError(err, "charge", req.Charge)
 	}

@@ -73,7 +73,7 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		p := PrincipalFrom(r)
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		rec := &idempotency.Record{
-			TenantID: p.TenantID, CredentialID: p.CredentialID, Key: key,
+			TenantID: p.TenantID, CredentialID: idempotencyScope(p), Key: key,
 			Method: r.Method, Path: r.URL.Path, RequestHash: RequestHash(s.IdempotencyHMACKey, r.Method, r.URL.Path, body),
 			State: idempotency.StateInProgress, CreatedAt: now,
 			LockedUntil: now.Add(idempotencyLock), ExpiresAt: now.Add(s.IdempotencyTTL),

@@ -162,3 +162,36 @@ func (tx *Tx) UpdateHold(_ context.Context, h *charging.Hold) error {
 	put(tx, tx.d.pipeline.holds, h.ChargeID, cloneHold(*h))
 	return nil
 }
+
+func (tx *Tx) DecisionOfCharge(_ context.Context, tenantID, chargeID string) (*charging.Decision, error) {
+	id, ok := tx.d.pipeline.byCharge[tenantID+"/"+chargeID]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	d := tx.d.pipeline.decisions[id]
+	d.Reasons = slices.Clone(d.Reasons)
+	return &d, nil
+}
+
+func (tx *Tx) LedgerSnapshot(_ context.Context, tenantID string) (*charging.LedgerSnapshot, error) {
+	s := &charging.LedgerSnapshot{}
+	for _, m := range tx.d.mandates.mandates {
+		if tenantID == "" || m.TenantID == tenantID {
+			s.Mandates = append(s.Mandates, charging.LedgerMandate{ID: m.ID, TenantID: m.TenantID, ParentID: m.ParentID, Spent: m.Spent})
+		}
+	}
+	agent := map[string]bool{}
+	for _, c := range tx.d.payments.charges {
+		if c.MandateID != "" && (tenantID == "" || c.TenantID == tenantID) {
+			agent[c.ID] = true
+			s.Charges = append(s.Charges, charging.LedgerCharge{ID: c.ID, TenantID: c.TenantID, MandateID: c.MandateID,
+				Status: c.Status, Amount: c.Amount, Captured: c.AmountCaptured})
+		}
+	}
+	for _, r := range tx.d.payments.refunds {
+		if agent[r.ChargeID] {
+			s.Refunds = append(s.Refunds, charging.LedgerRefund{ChargeID: r.ChargeID, Status: r.Status, Amount: r.Amount})
+		}
+	}
+	return s, nil
+}

@@ -121,3 +121,73 @@ func (t *Tx) UpdateHold(ctx context.Context, h *charging.Hold) error {
 		h.ChargeID, h.TenantID, h.Held, h.Counted)
 	return mapErr(err)
 }
+
+func (t *Tx) DecisionOfCharge(ctx context.Context, tenantID, chargeID string) (*charging.Decision, error) {
+	d := &charging.Decision{}
+	var reasons []byte
+	var charge, approval *string
+	err := t.tx.QueryRow(ctx, `SELECT id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result, reasons,
+		policy_version, input_digest, latency_us, outcome, created_at FROM decisions WHERE tenant_id = $1 AND charge_id = $2`,
+		tenantID, chargeID).Scan(&d.ID, &d.TenantID, &d.MandateID, &d.AgentID, &charge, &approval, &d.Result, &reasons,
+		&d.PolicyVersion, &d.InputDigest, &d.LatencyMicros, &d.Outcome, &d.CreatedAt)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if charge != nil {
+		d.ChargeID = *charge
+	}
+	if approval != nil {
+		d.ApprovalID = *approval
+	}
+	if err := json.Unmarshal(reasons, &d.Reasons); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// LedgerSnapshot reads mandates, then charges, then refunds: it is taken
+// when no charge is in flight (after a run), so the three agree.
+func (t *Tx) LedgerSnapshot(ctx context.Context, tenantID string) (*charging.LedgerSnapshot, error) {
+	s := &charging.LedgerSnapshot{}
+	rows, err := t.tx.Query(ctx, `SELECT id, tenant_id, coalesce(parent_id, ''), spent FROM mandates WHERE $1 = '' OR tenant_id = $1`, tenantID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	for rows.Next() {
+		var m charging.LedgerMandate
+		if err := rows.Scan(&m.ID, &m.TenantID, &m.ParentID, &m.Spent); err != nil {
+			rows.Close()
+			return nil, mapErr(err)
+		}
+		s.Mandates = append(s.Mandates, m)
+	}
+	rows.Close()
+	rows, err = t.tx.Query(ctx, `SELECT id, tenant_id, mandate_id, status, amount, amount_captured FROM charges
+		WHERE coalesce(mandate_id, '') <> '' AND ($1 = '' OR tenant_id = $1)`, tenantID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	for rows.Next() {
+		var c charging.LedgerCharge
+		if err := rows.Scan(&c.ID, &c.TenantID, &c.MandateID, &c.Status, &c.Amount, &c.Captured); err != nil {
+			rows.Close()
+			return nil, mapErr(err)
+		}
+		s.Charges = append(s.Charges, c)
+	}
+	rows.Close()
+	rows, err = t.tx.Query(ctx, `SELECT r.charge_id, r.status, r.amount FROM refunds r JOIN charges c ON c.id = r.charge_id
+		WHERE coalesce(c.mandate_id, '') <> '' AND ($1 = '' OR c.tenant_id = $1)`, tenantID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r charging.LedgerRefund
+		if err := rows.Scan(&r.ChargeID, &r.Status, &r.Amount); err != nil {
+			return nil, mapErr(err)
+		}
+		s.Refunds = append(s.Refunds, r)
+	}
+	return s, mapErr(rows.Err())
+}

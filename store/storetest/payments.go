@@ -12,6 +12,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/vault"
 )
 
 func newPayments[X Tx](t *testing.T, b store.Backend[X], sim *payments.Simulated) *payments.Service {
@@ -173,33 +174,43 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	require.NoError(t, err)
 	assert.Empty(t, other)
 
-	// Hooks run inside the core's transactions: Reserve before the insert
-	// (its error leaves nothing behind), Settled with the outcome.
-	var settled []string
+	// The steps run in a transaction the caller owns, next to its own
+	// writes: an error after Open leaves nothing behind.
 	boom := errors.New("over budget")
-	eng := payments.NewEngine(s, store.Bind(b, func(x X) X { return x }), payments.Hooks[X]{
-		Reserve: func(ctx context.Context, tx X, c *payments.Charge) error {
-			if c.Amount > 5000 {
-				return boom
-			}
-			_, err := tx.GetTenant(ctx, c.TenantID) // the caller's own repositories
+	ck, err := s.Check(payments.ChargeParams{Owner: o, Amount: 6000, Currency: "usd", PaymentMethod: tok, MandateID: "mdt_1"})
+	require.NoError(t, err)
+	err = b.InTx(ctx, func(tx X) error {
+		if _, _, err := s.Open(ctx, tx, ck); err != nil {
 			return err
-		},
-		Settled: func(ctx context.Context, tx X, c *payments.Charge) error {
-			settled = append(settled, c.Status)
-			return nil
-		},
+		}
+		_, err := tx.GetTenant(ctx, tn.ID) // the caller's own repositories
+		require.NoError(t, err)
+		return boom
 	})
-	mc, err := eng.Create(ctx, payments.ChargeParams{Owner: o, Amount: 6000, Currency: "usd", PaymentMethod: tok, MandateID: "mdt_1"})
 	require.ErrorIs(t, err, boom)
-	assert.Nil(t, mc)
-	mc, err = eng.Create(ctx, payments.ChargeParams{Owner: o, Amount: 100, Currency: "usd", PaymentMethod: tok,
+	ck, err = s.Check(payments.ChargeParams{Owner: o, Amount: 100, Currency: "usd", PaymentMethod: tok,
 		MandateID: "mdt_1", AgentID: "agt_1", MerchantID: "acct_1", Purchase: &payments.Purchase{Description: "2 books",
 			LineItems: []payments.LineItem{{Name: "book", Quantity: 2, UnitAmount: 50}}, OrderURL: "https://shop.example/o/1"}})
 	require.NoError(t, err)
-	_, err = eng.Capture(ctx, o, mc.ID, nil)
+	var mc *payments.Charge
+	var card *vault.Card
+	in(t, b, func(tx X) error {
+		var err error
+		mc, card, err = s.Open(ctx, tx, ck)
+		return err
+	})
+	ans := s.Authorize(ctx, mc, card)
+	in(t, b, func(tx X) error {
+		c, changed, err := s.Record(ctx, tx, tn.ID, mc.ID, ans)
+		require.NoError(t, err)
+		assert.True(t, changed)
+		assert.Equal(t, payments.StatusRequiresCapture, c.Status)
+		_, changed, err = s.Record(ctx, tx, tn.ID, mc.ID, ans)
+		assert.False(t, changed, "an answer is recorded once")
+		return err
+	})
+	_, err = s.Capture(ctx, o, mc.ID, nil)
 	require.NoError(t, err)
-	assert.Equal(t, []string{payments.StatusRequiresCapture, payments.StatusSucceeded}, settled)
 	got, err := s.Get(ctx, o, mc.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "mdt_1", got.MandateID)

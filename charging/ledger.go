@@ -1,0 +1,343 @@
+package charging
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/payments"
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/vault"
+)
+
+// settle moves a charge's hold to what the ledger rule says it holds now,
+// in tx (the transaction that recorded the change): to(h) returns the new
+// held amount and whether the charge still counts under max_charges. A
+// charge without a hold (a merchant charge) has nothing to settle.
+func (s *Service) settle(ctx context.Context, tx Tx, c *payments.Charge, to func(h *Hold) (int64, bool)) error {
+	h, err := tx.LockHold(ctx, c.TenantID, c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	target, counted := to(h)
+	target = max(target, 0)
+	if target < h.Held || (h.Counted && !counted) {
+		r := h.Reservation
+		r.Amount = h.Held - min(target, h.Held)
+		// Only the release that stops the charge counting gives back its
+		// place under max_charges.
+		if err := tx.Release(ctx, &r, !(h.Counted && !counted)); err != nil {
+			return err
+		}
+		nh := *h
+		nh.Held, nh.Counted = min(target, h.Held), counted
+		if err := tx.UpdateHold(ctx, &nh); err != nil {
+			return err
+		}
+		h = &nh
+	}
+	if err := tx.SetDecisionOutcome(ctx, c.TenantID, c.ID, c.Status); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(map[string]any{"charge": c.ID, "status": c.Status, "amount": c.Amount,
+		"captured": c.AmountCaptured, "refunded": c.AmountRefunded, "held": h.Held})
+	return tx.AppendMandateEvent(ctx, &mandates.Event{ID: ids.New("mev"), TenantID: c.TenantID, MandateID: c.MandateID,
+		Type: "charge." + c.Status, ActorType: audit.ActorSystem, Data: data, CreatedAt: s.clock()})
+}
+
+// authorized is the hold after the processor's answer to an authorization:
+// all of it while authorized or captured, nothing once failed.
+func authorized(c *payments.Charge) func(h *Hold) (int64, bool) {
+	return func(h *Hold) (int64, bool) {
+		if c.Status == payments.StatusFailed || c.Status == payments.StatusCanceled {
+			return 0, false
+		}
+		return h.Held, h.Counted
+	}
+}
+
+// complete records the processor's answer on a pending charge and settles
+// its hold in the same transaction; a charge failed without an answer is
+// then reversed.
+func (s *Service) complete(ctx context.Context, c *payments.Charge, a payments.Answer) (*payments.Charge, error) {
+	var out *payments.Charge
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		rc, changed, err := s.pay.Record(ctx, tx, c.TenantID, c.ID, a)
+		if err != nil {
+			return err
+		}
+		if changed {
+			if err := s.settle(ctx, tx, rc, authorized(rc)); err != nil {
+				return err
+			}
+		}
+		out = rc
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out.ReversalPending {
+		s.reverse(ctx, out)
+	}
+	return payments.Outcome(out)
+}
+
+func (s *Service) reverse(ctx context.Context, c *payments.Charge) {
+	if !s.pay.Reverse(ctx, c) {
+		return
+	}
+	if err := s.db.InTx(ctx, func(tx Tx) error { return s.pay.ClearReversal(ctx, tx, c.TenantID, c.ID) }); err != nil {
+		s.log.ErrorContext(ctx, "recording a charge reversal failed", "charge", c.ID, "err", err)
+		return
+	}
+	c.ReversalPending = false
+}
+
+// Get returns a charge of the owner.
+func (s *Service) Get(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error) {
+	return s.pay.Get(ctx, o, id)
+}
+
+// Capture captures an authorized charge, fully or partly (amount nil: the
+// whole authorized amount); an agent charge's hold shrinks to the captured
+// amount in the same transaction.
+func (s *Service) Capture(ctx context.Context, o payments.Owner, id string, amount *int64) (*payments.Charge, error) {
+	c, err := s.pay.Get(ctx, o, id)
+	if err != nil {
+		return nil, err
+	}
+	amt, err := payments.CaptureAmount(c, amount)
+	if err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err := s.pay.CallCapture(ctx, c, amt); err != nil {
+		return nil, err
+	}
+	return s.apply(ctx, func(tx Tx) (*payments.Charge, error) {
+		c, err := s.pay.ApplyCapture(ctx, tx, o, id, amt)
+		if err != nil {
+			return nil, err
+		}
+		return c, s.settle(ctx, tx, c, func(h *Hold) (int64, bool) { return c.AmountCaptured, h.Counted })
+	})
+}
+
+// Void cancels an uncaptured charge; an agent charge's hold is released in
+// the same transaction.
+func (s *Service) Void(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error) {
+	c, err := s.pay.Get(ctx, o, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := payments.CaptureAmount(c, nil); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err := s.pay.CallVoid(ctx, c); err != nil {
+		return nil, err
+	}
+	return s.apply(ctx, func(tx Tx) (*payments.Charge, error) {
+		c, err := s.pay.ApplyVoid(ctx, tx, o, id)
+		if err != nil {
+			return nil, err
+		}
+		return c, s.settle(ctx, tx, c, func(*Hold) (int64, bool) { return 0, false })
+	})
+}
+
+func (s *Service) apply(ctx context.Context, step func(tx Tx) (*payments.Charge, error)) (*payments.Charge, error) {
+	var out *payments.Charge
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, err = step(tx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return payments.Outcome(out)
+}
+
+// Refund returns money of a captured charge. The budget of an agent
+// charge's mandates comes back only when the processor confirms the
+// refund, in the transaction that records it; a refund that fails, or
+// stays pending because its answer was lost, gives nothing back.
+func (s *Service) Refund(ctx context.Context, p payments.RefundParams) (*payments.Refund, error) {
+	if err := payments.CheckRefund(p); err != nil {
+		return nil, err
+	}
+	var r *payments.Refund
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		r, err = s.pay.OpenRefund(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.completeRefund(context.WithoutCancel(ctx), r)
+}
+
+func (s *Service) completeRefund(ctx context.Context, r *payments.Refund) (*payments.Refund, error) {
+	res := s.pay.CallRefund(ctx, r)
+	if res == nil {
+		return r, nil
+	}
+	var out *payments.Refund
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		rr, c, changed, err := s.pay.RecordRefund(ctx, tx, r.TenantID, r.ID, res)
+		if err != nil {
+			return err
+		}
+		if changed && rr.Status == payments.RefundSucceeded {
+			if err := s.settle(ctx, tx, c, func(h *Hold) (int64, bool) { return h.Held - rr.Amount, h.Counted }); err != nil {
+				return err
+			}
+		}
+		out = rr
+		return nil
+	})
+	return out, err
+}
+
+// GetRefund returns a refund of the owner.
+func (s *Service) GetRefund(ctx context.Context, o payments.Owner, id string) (*payments.Refund, error) {
+	return s.pay.GetRefund(ctx, o, id)
+}
+
+// Resolve completes charges and refunds left unresolved (see
+// payments.Service.Resolve), settling holds in the same transactions. It
+// returns how many objects it looked at.
+func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
+	var charges []payments.Charge
+	var refunds []payments.Refund
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		charges, refunds, err = s.pay.Unresolved(ctx, tx, limit)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i := range charges {
+		c := &charges[i]
+		if c.Status != payments.StatusPending {
+			s.reverse(ctx, c)
+			continue
+		}
+		var card *vault.Card
+		if err := s.db.InTx(ctx, func(tx Tx) error { card = s.pay.RevealFor(ctx, tx, c); return nil }); err != nil {
+			return 0, err
+		}
+		c.Attempts++ // it may have reached the processor before the node stopped
+		if _, err := s.complete(ctx, c, s.pay.Authorize(ctx, c, card)); err != nil {
+			var ce *payments.CardError
+			if !errors.As(err, &ce) {
+				s.log.ErrorContext(ctx, "resolver: completing a charge failed", "charge", c.ID, "err", err)
+			}
+		}
+	}
+	for i := range refunds {
+		if _, err := s.completeRefund(ctx, &refunds[i]); err != nil {
+			s.log.ErrorContext(ctx, "resolver: completing a refund failed", "refund", refunds[i].ID, "err", err)
+		}
+	}
+	return len(charges) + len(refunds), nil
+}
+
+// RunResolver calls Resolve every interval until ctx ends.
+func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.Resolve(ctx, 100); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "payments resolver failed", "err", err)
+		}
+	}
+}
+
+// LedgerSnapshot is what the ledger rule is checked against: every
+// mandate's spent, every agent charge and every refund of one.
+type LedgerSnapshot struct {
+	Mandates []LedgerMandate
+	Charges  []LedgerCharge
+	Refunds  []LedgerRefund
+}
+
+// LedgerMandate is a mandate's place in the ledger.
+type LedgerMandate struct {
+	ID, TenantID, ParentID string
+	Spent                  int64
+}
+
+// LedgerCharge is an agent charge's place in the ledger.
+type LedgerCharge struct {
+	ID, TenantID, MandateID, Status string
+	Amount, Captured                int64
+}
+
+// LedgerRefund is a refund of an agent charge.
+type LedgerRefund struct {
+	ChargeID, Status string
+	Amount           int64
+}
+
+// Holds is what a charge holds under the ledger rule: its amount while
+// pending or authorized, its captured amount less its succeeded refunds
+// once captured, nothing once failed or voided.
+func Holds(c LedgerCharge, succeededRefunds int64) int64 {
+	switch c.Status {
+	case payments.StatusPending, payments.StatusRequiresCapture:
+		return c.Amount
+	case payments.StatusSucceeded:
+		return c.Captured - succeededRefunds
+	}
+	return 0
+}
+
+// CheckLedger recomputes every mandate's spent from the charges and
+// refunds of s by the ledger rule and returns one line per mandate whose
+// stored spent differs (none: the ledger holds).
+func CheckLedger(s *LedgerSnapshot) []string {
+	refunded := map[string]int64{}
+	for _, r := range s.Refunds {
+		if r.Status == payments.RefundSucceeded {
+			refunded[r.ChargeID] += r.Amount
+		}
+	}
+	parent := map[string]string{}
+	for _, m := range s.Mandates {
+		parent[m.ID] = m.ParentID
+	}
+	want := map[string]int64{}
+	for _, c := range s.Charges {
+		h := Holds(c, refunded[c.ID])
+		for id, n := c.MandateID, 0; id != "" && n <= len(s.Mandates); id, n = parent[id], n+1 {
+			want[id] += h
+		}
+	}
+	var out []string
+	for _, m := range s.Mandates {
+		if m.Spent != want[m.ID] {
+			out = append(out, fmt.Sprintf("mandate %s: spent %d, but its charges hold %d", m.ID, m.Spent, want[m.ID]))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
