@@ -265,7 +265,8 @@ func TestChargeProcessorTimeouts(t *testing.T) {
 // TestNoCardDataAtRest tokenizes and charges every test card, with replays,
 // captures, refunds, voids and declines, then searches every log line and
 // everything stored: every table on Postgres, every field of the memory
-// store, for the card numbers (plain, spaced, hex) and the CVCs.
+// store, for the card numbers (plain, spaced, hex) and the CVCs. Card
+// numbers are also logged through the node's logger, which must redact them.
 func TestNoCardDataAtRest(t *testing.T) {
 	apptest.EachDriver(t, func(t *testing.T, driver string) {
 		n := apptest.New(t, driver)
@@ -295,6 +296,10 @@ func TestNoCardDataAtRest(t *testing.T) {
 			// A malformed request and a bad card, whose errors are logged.
 			responses.Write(n.Do(t, apptest.Req{Method: "POST", Path: "/v1/tokens", Key: pk, Body: `{"card":{"number":"` + tc.number + `","cvc":"` + tc.cvc + `",`}).Body)
 			responses.Write(n.Do(t, apptest.Req{Method: "POST", Path: "/v1/tokens", Key: pk, Body: cardBody(tc.number+"0", tc.cvc)}).Body)
+			// The node's own logger, as any code path may use it: card numbers
+			// in the message, in attributes, in an error and in a struct.
+			n.App.Log.Error("card "+spaced+" seen", "number", tc.number, "dashed", strings.ReplaceAll(spaced, " ", "-"),
+				"err", fmt.Errorf("card %s declined", tc.number), "card", struct{ Number string }{tc.number})
 		}
 		_, err := n.App.Audit.SealAll(context.Background())
 		require.NoError(t, err)

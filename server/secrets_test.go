@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -16,7 +17,8 @@ import (
 
 // TestNoKeySecretStoredOrLogged drives traffic that shows secrets (key
 // creation, rolls, replays, a wrong key) and then searches every log line,
-// every audit entry and, on Postgres, every row of every table.
+// every audit entry and everything stored: every row of every table on
+// Postgres, every field of the memory store.
 func TestNoKeySecretStoredOrLogged(t *testing.T) {
 	apptest.EachDriver(t, func(t *testing.T, driver string) {
 		n := apptest.New(t, driver)
@@ -49,8 +51,11 @@ func TestNoKeySecretStoredOrLogged(t *testing.T) {
 		var rows string
 		if n.App.Postgres != nil {
 			rows = dumpAllTables(t, n)
-			require.Contains(t, rows, b.Tenant.ID, "the dump really covers the data")
+		} else {
+			rows = dumpValue(reflect.ValueOf(n.App.Memory))
 		}
+		require.Contains(t, rows, b.Tenant.ID, "the dump really covers the data")
+		require.Contains(t, rows, b.Keys[1].Key.ID, "… including the API keys")
 		for _, s := range secrets {
 			body := s[8:] // without the sk_test_ prefix
 			assert.NotContains(t, logs, body, "log")

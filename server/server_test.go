@@ -268,7 +268,12 @@ func TestRevocationAcrossNodes(t *testing.T) {
 	other := r.JSON["secret"].(string)
 	r = a.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys/" + boot.Keys[0].Key.ID + "/revoke", Key: other})
 	require.Equal(t, 200, r.Status)
-	assert.Equal(t, 401, b.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: sk}).Status)
+	r = b.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: sk})
+	assert.Equal(t, 401, r.Status)
+	assert.Equal(t, "authentication_error", r.ErrorType())
+	assert.Equal(t, "api_key_revoked", r.ErrorCode(), string(r.Body))
+	assert.NotContains(t, string(r.Body), boot.Tenant.ID, "a refused key learns nothing of the tenant")
+	assert.Equal(t, 200, b.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: other}).Status, "only the revoked key stops")
 }
 
 func TestMethodNotAllowedIsJSON(t *testing.T) {
