@@ -200,6 +200,13 @@ func (i *Issuer) RotateSigningKey(ctx context.Context) (string, error) {
 	return i.keys.ensure(ctx, true)
 }
 
+// PruneSigningKeys deletes retired signing keys whose tokens have all
+// expired, from the store and the JWKS, auditing each (Run does it after
+// each rotation check). It returns how many went.
+func (i *Issuer) PruneSigningKeys(ctx context.Context) (int, error) {
+	return i.keys.prune(ctx)
+}
+
 // JWKS is the published key set (current and still-verifying keys).
 func (i *Issuer) JWKS(ctx context.Context) []byte { return i.keys.jwksJSON(ctx) }
 
@@ -213,7 +220,8 @@ func (i *Issuer) CurrentKeyID() string {
 
 // Run does the issuer's background work until ctx ends: it listens for
 // cache invalidations (when l is not nil), rotates the signing key when it
-// is due, reloads keys now and then, and prunes expired rows.
+// is due, prunes retired keys whose tokens have all expired, reloads keys
+// now and then, and prunes expired rows.
 func (i *Issuer) Run(ctx context.Context, l Listener) {
 	if l != nil {
 		var wg sync.WaitGroup
@@ -233,6 +241,7 @@ func (i *Issuer) Run(ctx context.Context, l Listener) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	lastPrune := time.Now()
+	i.pruneKeys(ctx) // keys that expired while no node ran
 	for {
 		select {
 		case <-ctx.Done():
@@ -244,6 +253,7 @@ func (i *Issuer) Run(ctx context.Context, l Listener) {
 		} else if kid != "" {
 			i.log.Info("authz: signing key rotated", "kid", kid)
 		}
+		i.pruneKeys(ctx)
 		if time.Since(lastPrune) > 10*time.Minute {
 			lastPrune = time.Now()
 			err := i.db.InTx(ctx, func(tx Tx) error {
@@ -254,6 +264,15 @@ func (i *Issuer) Run(ctx context.Context, l Listener) {
 				i.log.Error("authz: prune failed", "err", err)
 			}
 		}
+	}
+}
+
+// pruneKeys is the rotation job's pruning of expired retired keys.
+func (i *Issuer) pruneKeys(ctx context.Context) {
+	if n, err := i.keys.prune(ctx); err != nil && ctx.Err() == nil {
+		i.log.Error("authz: signing key pruning failed", "err", err)
+	} else if n > 0 {
+		i.log.Info("authz: retired signing keys pruned", "keys", n)
 	}
 }
 

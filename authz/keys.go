@@ -286,6 +286,46 @@ func (k *keyRing) unseal(sk *SigningKey) (*activeSigner, error) {
 	return &activeSigner{kid: sk.KID, alg: sk.Alg, signer: s, mandate: m}, nil
 }
 
+// prune deletes the retired keys whose every token has expired (their
+// ExpiresAt passed): from the table, and so from every node's JWKS. Each
+// deletion is audited. It returns how many went.
+func (k *keyRing) prune(ctx context.Context) (int, error) {
+	n := 0
+	err := k.db.InTx(ctx, func(tx Tx) error {
+		n = 0
+		if err := tx.LockSigningKeys(ctx); err != nil {
+			return err
+		}
+		keys, err := tx.ListSigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		now := k.now()
+		for i := range keys {
+			sk := &keys[i]
+			if sk.RetiredAt == nil || sk.ExpiresAt == nil || sk.ExpiresAt.After(now) {
+				continue
+			}
+			if err := tx.DeleteSigningKey(ctx, sk.KID); err != nil {
+				return err
+			}
+			if err := audit.Record(ctx, tx, "signing_key.pruned", sk.KID, map[string]any{"alg": sk.Alg,
+				"retired_at": sk.RetiredAt, "expired_at": sk.ExpiresAt}); err != nil {
+				return err
+			}
+			n++
+		}
+		if n == 0 {
+			return nil
+		}
+		return tx.NotifyAuthz(ctx, "keys")
+	})
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	return n, k.load(ctx)
+}
+
 // ensure makes sure a usable current key exists, creating one when there
 // is none this node can open or when the current one is older than the
 // rotation interval (force rotates regardless). It returns the new key's

@@ -157,6 +157,9 @@ type Repo interface {
 	// ListSigningKeys returns every signing key, newest first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	UpdateSigningKey(ctx context.Context, k *SigningKey) error
+	// DeleteSigningKey removes a signing key (a retired key whose tokens
+	// have all expired).
+	DeleteSigningKey(ctx context.Context, kid string) error
 	// LockSigningKeys serializes key rotation across nodes until the
 	// transaction ends.
 	LockSigningKeys(ctx context.Context) error

@@ -269,6 +269,11 @@ func (tx *Tx) UpdateSigningKey(_ context.Context, k *authz.SigningKey) error {
 	return nil
 }
 
+func (tx *Tx) DeleteSigningKey(_ context.Context, kid string) error {
+	del(tx, tx.d.authz.keys, kid)
+	return nil
+}
+
 // LockSigningKeys is a no-op: memory transactions are already serialized.
 func (tx *Tx) LockSigningKeys(context.Context) error { return nil }
 

@@ -254,6 +254,11 @@ func (t *Tx) UpdateSigningKey(ctx context.Context, k *authz.SigningKey) error {
 	return nil
 }
 
+func (t *Tx) DeleteSigningKey(ctx context.Context, kid string) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM signing_keys WHERE kid = $1`, kid)
+	return mapErr(err)
+}
+
 // signingKeysLock is the transaction advisory lock that serializes key
 // rotation across nodes.
 const signingKeysLock = 7_302_115_004

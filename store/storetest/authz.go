@@ -253,6 +253,17 @@ func testAuthzSigningKeys[X Tx](t *testing.T, b store.Backend[X]) {
 	})
 	require.ErrorIs(t, b.InTx(ctx, func(tx X) error { return tx.UpdateSigningKey(ctx, &authz.SigningKey{KID: "nope"}) }), store.ErrNotFound)
 	in(t, b, func(tx X) error { return tx.NotifyAuthz(ctx, "keys") })
+
+	// Pruning deletes a key; an unknown one is no error.
+	in(t, b, func(tx X) error {
+		require.NoError(t, tx.DeleteSigningKey(ctx, "k1"))
+		require.NoError(t, tx.DeleteSigningKey(ctx, "nope"))
+		keys, err := tx.ListSigningKeys(ctx)
+		require.NoError(t, err)
+		require.Len(t, keys, 1)
+		assert.Equal(t, "k2", keys[0].KID)
+		return nil
+	})
 }
 
 func testAuthzRollback[X Tx](t *testing.T, b store.Backend[X]) {
