@@ -43,8 +43,9 @@ var (
 	ErrInvalidKey   = errors.New("accounts: invalid API key")
 	ErrRevokedKey   = errors.New("accounts: API key revoked or expired")
 	ErrInvalidScope = errors.New("accounts: unknown scope")
-	// ErrTenantRevoked: the key is valid but its tenant was revoked.
-	ErrTenantRevoked = errors.New("accounts: tenant revoked")
+	// ErrTenantRevoked: the key is valid but its tenant was revoked. It
+	// is an ErrRevokedKey too.
+	ErrTenantRevoked = fmt.Errorf("%w: tenant revoked", ErrRevokedKey)
 )
 
 // Service manages tenants and keys.
@@ -52,6 +53,50 @@ type Service struct {
 	db     store.Runner[Tx]
 	pepper []byte
 	now    func() time.Time
+	tokens TenantTokens
+}
+
+// TenantTokens revokes every token a tenant's agents hold, on every node
+// (the OAuth issuer: a revocation row and a notification).
+type TenantTokens interface {
+	RevokeTenant(ctx context.Context, tenantID string) error
+}
+
+// RevokeTokensWith makes RevokeTenant revoke the tenant's tokens with t.
+func (s *Service) RevokeTokensWith(t TenantTokens) { s.tokens = t }
+
+// RevokeTenant closes tenant id for good: its status becomes revoked
+// (audited as tenant.revoked), so every key of it is refused at once on
+// every node (Authenticate reads the status), and the charge transaction
+// refuses its agents' charges (it reads the status too); then its tokens
+// are revoked through TenantTokens, which tells every node to drop its
+// caches. Revoking again re-runs the token revocation only, so a retry
+// after a failure in that second step completes it.
+func (s *Service) RevokeTenant(ctx context.Context, id string) (*Tenant, error) {
+	var t *Tenant
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		if t, err = tx.GetTenant(ctx, id); err != nil {
+			return err
+		}
+		if t.Status == TenantRevoked {
+			return nil
+		}
+		t.Status = TenantRevoked
+		if err := tx.UpdateTenant(ctx, t); err != nil {
+			return err
+		}
+		return audit.RecordFor(ctx, tx, id, "tenant.revoked", id, map[string]any{"name": t.Name})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.tokens != nil {
+		if err := s.tokens.RevokeTenant(ctx, id); err != nil {
+			return nil, fmt.Errorf("tenant %s is revoked, its tokens not yet (retry): %w", id, err)
+		}
+	}
+	return t, nil
 }
 
 // NewService returns the accounts service. pepper keys the hash under which

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -74,6 +75,8 @@ type App struct {
 	// Postgres is set when the Postgres backend is in use.
 	Postgres *postgres.Store
 
+	// metricsLn is the listener of server.metrics_addr, when set.
+	metricsLn  net.Listener
 	closeStore func()
 	jobs       []func(ctx context.Context)
 	wg         sync.WaitGroup
@@ -112,10 +115,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			pg.Close()
 			return nil, err
 		}
+		if err := a.listenMetrics(); err != nil {
+			pg.Close()
+			return nil, err
+		}
 	default:
 		m := memory.New()
 		a.Memory, a.closeStore = m, m.Close
 		if err := wire(a, m); err != nil {
+			return nil, err
+		}
+		if err := a.listenMetrics(); err != nil {
 			return nil, err
 		}
 	}
@@ -165,7 +175,13 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 		return err
 	}
 
+	a.Accounts.RevokeTokensWith(iss)
+	metricsToken, _ := accounts.ParseTokenHash(cfg.Server.MetricsToken) // validated
+	operatorKey, _ := accounts.ParseTokenHash(cfg.Platform.OperatorKey) // validated
 	a.Server = server.New(server.Deps{
+		MetricsToken:       metricsToken,
+		MetricsOwnListener: cfg.Server.MetricsAddr != "",
+		OperatorKey:        operatorKey,
 		Log:                a.Log,
 		Accounts:           a.Accounts,
 		Audit:              store.Bind(b, func(x X) audit.Writer { return x }),
@@ -213,6 +229,35 @@ func pruneIdempotency(ctx context.Context, db store.Runner[idempotency.Repo], lo
 	}
 }
 
+// listenMetrics binds server.metrics_addr, when set, and serves /metrics
+// there as a background job.
+func (a *App) listenMetrics() error {
+	if a.Config.Server.MetricsAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.Config.Server.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("server.metrics_addr: %w", err)
+	}
+	a.metricsLn = ln
+	a.Log.Info("metrics listening", "addr", ln.Addr().String(), "token", a.Config.Server.MetricsToken != "")
+	a.jobs = append(a.jobs, func(ctx context.Context) {
+		if err := a.Server.ServeMetrics(ctx, ln); err != nil {
+			a.Log.Error("metrics listener stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// MetricsAddr is the address /metrics listens on when server.metrics_addr
+// is set ("" otherwise).
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
+}
+
 // Start runs the background jobs until Close.
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -232,6 +277,9 @@ func (a *App) Close() {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.metricsLn != nil {
+		_ = a.metricsLn.Close() // never served when Start was not called
+	}
 	if a.closeStore != nil {
 		a.closeStore()
 	}

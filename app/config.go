@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
@@ -24,6 +25,7 @@ import (
 type Config struct {
 	DevMode     bool              `mapstructure:"dev_mode"`
 	Server      ServerConfig      `mapstructure:"server"`
+	Platform    PlatformConfig    `mapstructure:"platform"`
 	Store       StoreConfig       `mapstructure:"store"`
 	Log         LogConfig         `mapstructure:"log"`
 	Secrets     SecretsConfig     `mapstructure:"secrets"`
@@ -47,6 +49,20 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// PublicURL is the externally visible base URL (issuer, links).
 	PublicURL string `mapstructure:"public_url"`
+	// MetricsAddr, when set, serves /metrics on this address only (and
+	// not on Addr).
+	MetricsAddr string `mapstructure:"metrics_addr"`
+	// MetricsToken, when set, is "sha256:<hex>" of the bearer token
+	// /metrics asks for (perfectpay token new).
+	MetricsToken string `mapstructure:"metrics_token"`
+}
+
+// PlatformConfig is the platform operator's access.
+type PlatformConfig struct {
+	// OperatorKey is "sha256:<hex>" of the operator token that may call
+	// the operator endpoints (POST /v1/tenants/{id}/revoke); empty turns
+	// them off. Make one with perfectpay token new --prefix op_.
+	OperatorKey string `mapstructure:"operator_key"`
 }
 
 // StoreConfig selects the backend.
@@ -206,6 +222,19 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
 		bad("server.addr %q is not host:port", c.Server.Addr)
+	}
+	if c.Server.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.Server.MetricsAddr); err != nil {
+			bad("server.metrics_addr %q is not host:port", c.Server.MetricsAddr)
+		} else if c.Server.MetricsAddr == c.Server.Addr {
+			bad("server.metrics_addr must differ from server.addr")
+		}
+	}
+	if _, err := accounts.ParseTokenHash(c.Server.MetricsToken); err != nil {
+		bad("server.metrics_token: %v", err)
+	}
+	if _, err := accounts.ParseTokenHash(c.Platform.OperatorKey); err != nil {
+		bad("platform.operator_key: %v", err)
 	}
 	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
 		bad("server.tls_cert and server.tls_key must be set together")

@@ -1,14 +1,21 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
+	"maps"
+	"mime"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/internal/logging"
 )
 
 // AgentAuthenticator authenticates an agent's access token presented as
@@ -48,6 +55,7 @@ func (a *API) Handle(method, path string, access Access, fn handlerFunc) {
 	if method == http.MethodPost && !access.Public && !access.NoIdempotency {
 		h = a.s.idempotent(h)
 	}
+	h = panFreeHeaders(h)
 	h = storableText(h)
 	if !access.Public {
 		h = a.s.authenticate(access, h)
@@ -89,6 +97,83 @@ func storableText(next handlerFunc) handlerFunc {
 	}
 }
 
+// storedHeaders are the request headers whose values are kept (the
+// Idempotency-Key is a column of the idempotency record).
+var storedHeaders = []string{"Idempotency-Key"}
+
+// panFreeHeaders refuses a card number in a header that is stored, before
+// anything stores it (JSON bodies are checked by DecodeJSON).
+func panFreeHeaders(next handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		for _, name := range storedHeaders {
+			for _, v := range r.Header.Values(name) {
+				if hasPAN(v) {
+					return panRefused(name)
+				}
+			}
+		}
+		return next(w, r)
+	}
+}
+
+// panFreeForm refuses a card number in a form body (the OAuth endpoints,
+// whose parameters — authorization_details above all — are kept in grants,
+// tokens and child mandates), answering in RFC 6749's error shape. A value
+// holding JSON is searched member by member, so the refusal names the
+// field and a number in it (a budget) is not mistaken for a card number.
+func panFreeForm(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); r.Method != http.MethodPost || mt != "application/x-www-form-urlencoded" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		b, err := readBody(r) // restores r.Body for next
+		if err != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		form, err := url.ParseQuery(string(b))
+		if err != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		for _, name := range slices.Sorted(maps.Keys(form)) {
+			param, found := "", hasPAN(name)
+			if found {
+				param = logging.RedactPAN(name)
+			}
+			for _, v := range form[name] {
+				if found {
+					break
+				}
+				param, found = panInFormValue(name, v)
+			}
+			if found {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request",
+					"error_description": param + " holds what looks like a card number; card numbers are accepted only by POST /v1/tokens."})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func panInFormValue(name, v string) (string, bool) {
+	if t := strings.TrimSpace(v); strings.HasPrefix(t, "[") || strings.HasPrefix(t, "{") {
+		if param, ok := panString([]byte(t)); ok {
+			if strings.HasPrefix(param, "[") {
+				return name + param, true
+			}
+			return name + "." + param, true
+		}
+		var j any
+		if json.Unmarshal([]byte(t), &j) == nil {
+			return "", false
+		}
+	}
+	return name, hasPAN(v)
+}
+
 // cors adds the CORS headers before authentication, so a browser can read
 // error answers too. Credentials travel in Authorization, not cookies, so
 // any origin may call.
@@ -107,7 +192,7 @@ func cors(method string, next http.Handler) http.Handler {
 // Raw adds a route served by a plain http.Handler with no authentication
 // or idempotency (OAuth endpoints with their own error shape, pages).
 func (a *API) Raw(method, path string, h http.Handler) {
-	a.r.Handle(path, h).Methods(method)
+	a.r.Handle(path, panFreeForm(h)).Methods(method)
 }
 
 // Server returns the server (for handlers that need writeError).
@@ -132,6 +217,8 @@ func (s *Server) authenticate(access Access, next handlerFunc) handlerFunc {
 			switch {
 			case errors.Is(err, accounts.ErrInvalidKey):
 				return Errorf(http.StatusUnauthorized, TypeAuthentication, "invalid_api_key", "", "Invalid API key provided.")
+			case errors.Is(err, accounts.ErrTenantRevoked):
+				return Errorf(http.StatusForbidden, TypePermission, "tenant_revoked", "", "The tenant of this API key was revoked.")
 			case errors.Is(err, accounts.ErrRevokedKey):
 				return Errorf(http.StatusUnauthorized, TypeAuthentication, "api_key_revoked", "", "This API key was revoked or has expired.")
 			case err != nil:

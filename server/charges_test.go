@@ -103,7 +103,7 @@ func TestChargeLifecycle(t *testing.T) {
 			{`{"amount": 100, "payment_method": "` + tok + `"}`, "parameter_missing", "currency"},
 			{`{"currency": "usd", "payment_method": "` + tok + `"}`, "parameter_missing", "amount"},
 			{`{"amount": 100, "currency": "usd", "payment_method": "tok_nope"}`, "resource_missing", "payment_method"},
-			{`{"amount": 100, "currency": "usd", "payment_method": "` + tok + `", "metadata": {"note": "4000 0000 0000 0002"}}`, "parameter_invalid", "metadata[note]"},
+			{`{"amount": 100, "currency": "usd", "payment_method": "` + tok + `", "metadata": {"note": "4000 0000 0000 0002"}}`, "parameter_invalid", "metadata.note"},
 			{`{"amount": 100, "currency": "usd", "payment_method": "` + tok + `", "metadata": {"4000000000000002": "x"}}`, "parameter_invalid", "metadata"},
 		} {
 			r := charge(t, n, sk, tc.body, "")

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/perfectpay/perfectpay/internal/logging"
 )
 
 // MaxBodyBytes is the largest request body accepted.
@@ -45,9 +49,16 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 // DecodeJSON decodes the request body into v strictly: JSON content type,
-// no unknown fields, one value, at most MaxBodyBytes. An empty body leaves v
-// as it is (for endpoints whose fields are all optional).
-func DecodeJSON(r *http.Request, v any) error {
+// no unknown fields, one value, at most MaxBodyBytes, no card number in any
+// string or member name (see panIn). An empty body leaves v as it is (for
+// endpoints whose fields are all optional).
+func DecodeJSON(r *http.Request, v any) error { return decodeJSON(r, v, false) }
+
+// decodeCardBody is DecodeJSON for the one body that carries a card
+// number by design: the tokenization request.
+func decodeCardBody(r *http.Request, v any) error { return decodeJSON(r, v, true) }
+
+func decodeJSON(r *http.Request, v any, cardBody bool) error {
 	b, err := readBody(r)
 	if err != nil {
 		return err
@@ -60,6 +71,13 @@ func DecodeJSON(r *http.Request, v any) error {
 	if perr != nil || mt != "application/json" {
 		return Errorf(http.StatusUnsupportedMediaType, TypeInvalidRequest, "unsupported_media_type", "",
 			"Content-Type must be application/json (got %q).", ct)
+	}
+	// Before decoding, so that no error (an unknown member's name) echoes a
+	// card number, and no handler sees one.
+	if !cardBody {
+		if param, ok := panString(b); ok {
+			return panRefused(param)
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -109,6 +127,66 @@ func nulIn(v any, param string) (string, bool) {
 				return strings.ReplaceAll(p, "\x00", ""), true
 			}
 			if p, ok := nulIn(e, p); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// A card number is accepted only by tokenization (POST /v1/tokens): in any
+// other field it would be stored, logged or sent on in clear. The one
+// detector is the log redactor's (internal/logging): a Luhn-valid run of
+// 13–19 digits, plain, spaced or dashed.
+func hasPAN(s string) bool { return logging.RedactPAN(s) != s }
+
+// panRefused is the answer to a card number in param; param never holds
+// the number itself.
+func panRefused(param string) error {
+	return BadRequest("parameter_invalid", param,
+		"%s holds what looks like a card number. Card numbers are accepted only by POST /v1/tokens; send the token instead.", orBody(param))
+}
+
+// panString finds a string value or member name of the JSON body b that
+// holds a card number and returns its param ("metadata.order",
+// "line_items[0].name"). Bodies with no run of 13 digits and no \u escape
+// (by which digits could hide) are not parsed again.
+func panString(b []byte) (string, bool) {
+	if !bytes.Contains(b, []byte(`\u`)) && !hasPAN(string(b)) {
+		return "", false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return "", false
+	}
+	return panIn(v, "")
+}
+
+func panIn(v any, param string) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return param, hasPAN(x)
+	case []any:
+		for i, e := range x {
+			if p, ok := panIn(e, fmt.Sprintf("%s[%d]", param, i)); ok {
+				return p, true
+			}
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			e := x[k]
+			p := k
+			if param != "" {
+				p = param + "." + k
+			}
+			if hasPAN(k) {
+				// A member name: name the object holding it, never the
+				// name itself.
+				return param, true
+			}
+			if p, ok := panIn(e, p); ok {
 				return p, true
 			}
 		}

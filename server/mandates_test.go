@@ -50,7 +50,7 @@ func TestMandatesAPI(t *testing.T) {
 			{mandateBody(map[string]any{"budget": 10.5}), 400, "invalid_type", "budget"},
 			{mandateBody(map[string]any{"currency": "ABC"}), 400, "parameter_invalid", "currency"},
 			{mandateBody(map[string]any{"payment_methods": []string{}}), 400, "parameter_missing", "payment_methods"},
-			{mandateBody(map[string]any{"payment_methods": []string{"4242424242424242"}}), 400, "parameter_invalid", "payment_methods"},
+			{mandateBody(map[string]any{"payment_methods": []string{"4242424242424242"}}), 400, "parameter_invalid", "payment_methods[0]"},
 			{mandateBody(map[string]any{"allowed_categories": []string{"59420"}}), 400, "parameter_invalid", "allowed_categories"},
 			{mandateBody(map[string]any{"allowed_countries": []string{"XX"}}), 400, "parameter_invalid", "allowed_countries"},
 			{mandateBody(map[string]any{"period": "day"}), 400, "parameter_missing", "period_budget"},

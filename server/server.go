@@ -11,7 +11,6 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
@@ -41,6 +40,16 @@ type Deps struct {
 	IdempotencyTTL time.Duration
 	// Handlers of the domains, mounted on the API router.
 	Handlers []Mounter
+	// MetricsToken, when set, is the hash of the bearer token /metrics
+	// asks for (compared in constant time); unset, /metrics is open.
+	MetricsToken accounts.TokenHash
+	// MetricsOwnListener takes /metrics off the API router: it is served
+	// only by ServeMetrics, on a listen address of its own.
+	MetricsOwnListener bool
+	// OperatorKey is the hash of the platform operator's token, which
+	// the operator endpoints (tenant revocation) ask for; unset, they
+	// refuse every caller.
+	OperatorKey accounts.TokenHash
 }
 
 // Server is the HTTP handler of the API.
@@ -89,10 +98,13 @@ func New(d Deps) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return nil
 	})).Methods(http.MethodGet)
-	s.router.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	if !d.MetricsOwnListener {
+		s.router.Handle("/metrics", s.MetricsHandler()).Methods(http.MethodGet)
+	}
 
 	api := &API{s: s, r: s.router}
 	(&keyHandlers{s: s}).Mount(api)
+	(&tenantHandlers{s: s}).Mount(api)
 	for _, h := range d.Handlers {
 		h.Mount(api)
 	}

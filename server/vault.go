@@ -110,7 +110,7 @@ func (h *VaultHandlers) create(w http.ResponseWriter, r *http.Request) error {
 // decodeCardJSON is DecodeJSON whose errors never echo the body, which
 // holds the card number and CVC.
 func decodeCardJSON(r *http.Request, v any) error {
-	err := DecodeJSON(r, v)
+	err := decodeCardBody(r, v)
 	var e *Error
 	if errors.As(err, &e) && e.Code == "invalid_json" {
 		return BadRequest("invalid_json", "", "The request body is not valid JSON.")

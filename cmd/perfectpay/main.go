@@ -75,7 +75,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (YAML); environment: PERFECTPAY_<SECTION>_<KEY>")
 	root.AddCommand(initCmd())
-	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.tenantsCmd(), c.auditCmd(), versionCmd())
+	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.tenantsCmd(), c.auditCmd(), versionCmd(), tokenCmd())
 	attachToKeys(root, c.rotateSigningCmd())
 	for _, sub := range c.kekCmds() {
 		attachToKeys(root, sub)
@@ -257,6 +257,6 @@ func (c *cli) tenantsCmd() *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "tenant name")
-	tenants.AddCommand(create)
+	tenants.AddCommand(create, c.tenantsRevokeCmd())
 	return tenants
 }
