@@ -39,6 +39,7 @@ type backendTx interface {
 	webhooks.Repo
 	vault.Repo
 	payments.Repo
+	payments.AcquirerRepo
 	charging.Tx
 }
 

@@ -65,7 +65,7 @@ func wirePayments[X backendTx](a *App, b store.Backend[X]) ([]server.Mounter, er
 	}
 	a.Simulator = payments.NewSimulated(payments.SimulatedConfig{
 		Latency: cfg.Simulator.Latency, FaultPercent: cfg.Simulator.FaultPercent, FaultKind: cfg.Simulator.FaultKind,
-	})
+	}, store.Bind(b, func(x X) payments.AcquirerRepo { return x }))
 	a.Vault = vault.NewService(store.Bind(b, func(x X) vault.Tx { return x }), kr, payments.CardVerifier(a.Simulator, cfg.ProcessorTimeout), a.Log)
 	a.Payments = payments.NewService(store.Bind(b, func(x X) payments.Tx { return x }), a.Vault, a.Simulator, payments.Config{
 		MaxAmount: cfg.MaxAmount, Timeout: cfg.ProcessorTimeout, Retries: cfg.ProcessorRetries, ResolveAfter: cfg.ResolveAfter,

@@ -53,7 +53,7 @@ func dpopError(format string, args ...any) *TokenError {
 
 // errUseNonce refuses a proof without a current server nonce when nonces
 // are required; the caller sends DPoPNonce() in the DPoP-Nonce header.
-var errUseNonce = &TokenError{Code: "use_dpop_nonce", Description: "Authorization server requires nonce in DPoP proof."}
+var errUseNonce = &TokenError{Code: "use_dpop_nonce", Description: "The server requires a nonce in the DPoP proof: use the one in the DPoP-Nonce header."}
 
 // VerifyDPoP checks a DPoP proof (RFC 9449 §4.3) for the request
 // method and URL: typ dpop+jwt, an asymmetric algorithm from the

@@ -107,6 +107,8 @@ type TokenError struct {
 	Description string
 	// Revoked names what was revoked (RevokedToken, ...), when that is why.
 	Revoked string
+	// Suspended: the agent named by Revoked was suspended, not revoked.
+	Suspended bool
 }
 
 func (e *TokenError) Error() string { return e.Code + ": " + e.Description }
@@ -268,7 +270,13 @@ func (i *Issuer) Verify(ctx context.Context, raw string) (*AccessToken, error) {
 		return nil, err
 	}
 	if what != "" {
-		// Name what was revoked, as the charge transaction's re-check does.
+		// Name what was revoked, as the charge transaction's re-check does;
+		// a suspended agent is said to be suspended.
+		if what == RevokedAgent {
+			if a, err := i.GetAgent(ctx, at.TenantID, id); err == nil && a.Status == AgentSuspended {
+				return nil, &TokenError{Code: "invalid_token", Description: "The agent " + id + " was suspended.", Revoked: what, Suspended: true}
+			}
+		}
 		return nil, &TokenError{Code: "invalid_token", Description: "The " + what + " " + id + " was revoked.", Revoked: what}
 	}
 	return at, nil

@@ -2,12 +2,14 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
 )
 
@@ -53,15 +55,17 @@ type SimulatedConfig struct {
 
 // Simulated is the built-in acquirer: deterministic answers per test card,
 // idempotent per reference, with configurable latency and injected faults.
-// Its ledger lives in the process (each node has its own).
+// Its ledger (authorizations, captures, voids, refunds) lives in the store,
+// shared by every node as a real acquirer's is, so any node can capture,
+// void or refund an authorization another node made. Latency, injected
+// faults and call counts belong to the node that makes the calls.
 type Simulated struct {
 	cfg SimulatedConfig
+	db  store.Runner[AcquirerRepo]
 
-	mu      sync.Mutex
-	auths   map[string]*SimAuth
-	refunds map[string]*Result
-	queued  map[string][]string // op -> fault kinds to apply to the next calls
-	calls   map[string]int
+	mu     sync.Mutex
+	queued map[string][]string // op -> fault kinds to apply to the next calls
+	calls  map[string]int
 }
 
 // SimAuth is the acquirer's record of an authorization.
@@ -73,18 +77,42 @@ type SimAuth struct {
 	Voided   bool
 }
 
+// SimRefund is the acquirer's record of a refund.
+type SimRefund struct {
+	ChargeRef string
+	Amount    int64
+	Result    Result
+}
+
+// AcquirerRepo is the simulated acquirer's ledger in the store, keyed by
+// the payment core's references.
+type AcquirerRepo interface {
+	// SimAuthorization returns the authorization ref, locked until the
+	// transaction ends; store.ErrNotFound when there is none.
+	SimAuthorization(ctx context.Context, ref string) (*SimAuth, error)
+	// CreateSimAuthorization records a new authorization; store.ErrConflict
+	// when ref exists (a racing call made it first).
+	CreateSimAuthorization(ctx context.Context, ref string, a SimAuth) error
+	// UpdateSimAuthorization stores what changed on authorization ref
+	// (captured, refunded, voided); store.ErrNotFound when there is none.
+	UpdateSimAuthorization(ctx context.Context, ref string, a SimAuth) error
+	// SimRefund returns refund ref; store.ErrNotFound when there is none.
+	SimRefund(ctx context.Context, ref string) (*SimRefund, error)
+	// CreateSimRefund records refund ref; store.ErrConflict when it exists.
+	CreateSimRefund(ctx context.Context, ref string, r SimRefund) error
+}
+
 var _ Processor = (*Simulated)(nil)
 
-// NewSimulated returns a simulated acquirer.
-func NewSimulated(cfg SimulatedConfig) *Simulated {
+// NewSimulated returns a simulated acquirer keeping its ledger in db.
+func NewSimulated(cfg SimulatedConfig, db store.Runner[AcquirerRepo]) *Simulated {
 	if cfg.FaultKind == "" {
 		cfg.FaultKind = FaultTimeout
 	}
-	return &Simulated{cfg: cfg, auths: map[string]*SimAuth{}, refunds: map[string]*Result{},
-		queued: map[string][]string{}, calls: map[string]int{}}
+	return &Simulated{cfg: cfg, db: db, queued: map[string][]string{}, calls: map[string]int{}}
 }
 
-// InjectFault makes the next n calls of op fail with kind.
+// InjectFault makes the next n calls of op (from this node) fail with kind.
 func (s *Simulated) InjectFault(op, kind string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -93,7 +121,7 @@ func (s *Simulated) InjectFault(op, kind string, n int) {
 	}
 }
 
-// Calls counts the calls of op so far.
+// Calls counts the calls of op this node made so far.
 func (s *Simulated) Calls(op string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -102,10 +130,14 @@ func (s *Simulated) Calls(op string) int {
 
 // Authorization returns a copy of the acquirer's record for ref.
 func (s *Simulated) Authorization(ref string) (SimAuth, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.auths[ref]
-	if !ok {
+	ctx := context.Background()
+	var a *SimAuth
+	err := s.db.InTx(ctx, func(tx AcquirerRepo) error {
+		var err error
+		a, err = tx.SimAuthorization(ctx, ref)
+		return err
+	})
+	if err != nil {
 		return SimAuth{}, false
 	}
 	return *a, true
@@ -146,6 +178,29 @@ func end(fault string, res *Result) (*Result, error) {
 	return res, nil
 }
 
+// ledger runs one change of the acquirer's ledger in a transaction. A
+// racing call that created the same record first (store.ErrConflict) makes
+// it run again, now finding that record. When the ledger cannot be reached
+// the acquirer is unavailable: it did not act, and a retry is safe.
+func (s *Simulated) ledger(ctx context.Context, fn func(tx AcquirerRepo) (Result, error)) (*Result, error) {
+	var res Result
+	var err error
+	for range 3 {
+		err = s.db.InTx(ctx, func(tx AcquirerRepo) error {
+			var err error
+			res, err = fn(tx)
+			return err
+		})
+		if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrSerialization) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: simulated acquirer ledger: %w", ErrUnavailable, err)
+	}
+	return &res, nil
+}
+
 func decide(c *vault.Card) Result {
 	if code, ok := TestCards[c.Number]; ok {
 		return Result{DeclineCode: code}
@@ -162,18 +217,24 @@ func (s *Simulated) Authorize(ctx context.Context, req AuthRequest) (*Result, er
 	if fault == FaultError {
 		return nil, ErrUnavailable
 	}
-	s.mu.Lock()
-	a, ok := s.auths[req.Reference]
-	if !ok {
-		a = &SimAuth{Result: decide(req.Card), Amount: req.Amount}
-		if a.Result.Approved && req.Capture {
-			a.Captured = req.Amount
+	res, err := s.ledger(ctx, func(tx AcquirerRepo) (Result, error) {
+		a, err := tx.SimAuthorization(ctx, req.Reference)
+		if err == nil {
+			return a.Result, nil
 		}
-		s.auths[req.Reference] = a
+		if !errors.Is(err, store.ErrNotFound) {
+			return Result{}, err
+		}
+		n := SimAuth{Result: decide(req.Card), Amount: req.Amount}
+		if n.Result.Approved && req.Capture {
+			n.Captured = req.Amount
+		}
+		return n.Result, tx.CreateSimAuthorization(ctx, req.Reference, n)
+	})
+	if err != nil {
+		return nil, err
 	}
-	res := a.Result
-	s.mu.Unlock()
-	return end(fault, &res)
+	return end(fault, res)
 }
 
 // Capture implements Processor.
@@ -185,19 +246,30 @@ func (s *Simulated) Capture(ctx context.Context, ref string, amount int64) (*Res
 	if fault == FaultError {
 		return nil, ErrUnavailable
 	}
-	s.mu.Lock()
-	res := Result{DeclineCode: DeclineProcessingError}
-	if a, ok := s.auths[ref]; ok && a.Result.Approved && !a.Voided {
+	res, err := s.ledger(ctx, func(tx AcquirerRepo) (Result, error) {
+		a, err := tx.SimAuthorization(ctx, ref)
+		if errors.Is(err, store.ErrNotFound) {
+			return Result{DeclineCode: DeclineProcessingError}, nil
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		if !a.Result.Approved || a.Voided {
+			return Result{DeclineCode: DeclineProcessingError}, nil
+		}
 		switch {
 		case a.Captured == amount:
-			res = Result{Approved: true, AuthCode: a.Result.AuthCode} // a retried capture
+			return Result{Approved: true, AuthCode: a.Result.AuthCode}, nil // a retried capture
 		case a.Captured == 0 && amount > 0 && amount <= a.Amount:
 			a.Captured = amount
-			res = Result{Approved: true, AuthCode: a.Result.AuthCode}
+			return Result{Approved: true, AuthCode: a.Result.AuthCode}, tx.UpdateSimAuthorization(ctx, ref, *a)
 		}
+		return Result{DeclineCode: DeclineProcessingError}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
-	return end(fault, &res)
+	return end(fault, res)
 }
 
 // Void implements Processor. It reverses an authorization, or a sale that
@@ -212,19 +284,25 @@ func (s *Simulated) Void(ctx context.Context, ref string) (*Result, error) {
 	if fault == FaultError {
 		return nil, ErrUnavailable
 	}
-	s.mu.Lock()
-	res := Result{Approved: true}
-	if a, ok := s.auths[ref]; ok {
-		if a.Refunded > 0 {
-			res = Result{DeclineCode: DeclineProcessingError}
-		} else {
-			a.Voided, a.Captured = true, 0 // a same-day reversal also cancels a sale
+	res, err := s.ledger(ctx, func(tx AcquirerRepo) (Result, error) {
+		a, err := tx.SimAuthorization(ctx, ref)
+		if errors.Is(err, store.ErrNotFound) {
+			return Result{Approved: true}, tx.CreateSimAuthorization(ctx, ref,
+				SimAuth{Voided: true, Result: Result{DeclineCode: DeclineProcessingError}})
 		}
-	} else {
-		s.auths[ref] = &SimAuth{Voided: true, Result: Result{DeclineCode: DeclineProcessingError}}
+		if err != nil {
+			return Result{}, err
+		}
+		if a.Refunded > 0 {
+			return Result{DeclineCode: DeclineProcessingError}, nil
+		}
+		a.Voided, a.Captured = true, 0 // a same-day reversal also cancels a sale
+		return Result{Approved: true}, tx.UpdateSimAuthorization(ctx, ref, *a)
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
-	return end(fault, &res)
+	return end(fault, res)
 }
 
 // Refund implements Processor.
@@ -236,19 +314,33 @@ func (s *Simulated) Refund(ctx context.Context, chargeRef, refundRef string, amo
 	if fault == FaultError {
 		return nil, ErrUnavailable
 	}
-	s.mu.Lock()
-	res, ok := s.refunds[refundRef]
-	if !ok {
-		res = &Result{DeclineCode: DeclineProcessingError}
-		if a, found := s.auths[chargeRef]; found && amount > 0 && a.Refunded+amount <= a.Captured {
-			a.Refunded += amount
-			res = &Result{Approved: true}
+	res, err := s.ledger(ctx, func(tx AcquirerRepo) (Result, error) {
+		r, err := tx.SimRefund(ctx, refundRef)
+		if err == nil {
+			return r.Result, nil
 		}
-		s.refunds[refundRef] = res
+		if !errors.Is(err, store.ErrNotFound) {
+			return Result{}, err
+		}
+		res := Result{DeclineCode: DeclineProcessingError}
+		a, err := tx.SimAuthorization(ctx, chargeRef)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return Result{}, err
+		case amount > 0 && a.Refunded+amount <= a.Captured:
+			a.Refunded += amount
+			if err := tx.UpdateSimAuthorization(ctx, chargeRef, *a); err != nil {
+				return Result{}, err
+			}
+			res = Result{Approved: true}
+		}
+		return res, tx.CreateSimRefund(ctx, refundRef, SimRefund{ChargeRef: chargeRef, Amount: amount, Result: res})
+	})
+	if err != nil {
+		return nil, err
 	}
-	out := *res
-	s.mu.Unlock()
-	return end(fault, &out)
+	return end(fault, res)
 }
 
 // Verify implements Processor: the CVC check fails for the incorrect_cvc

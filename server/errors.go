@@ -35,6 +35,8 @@ type Error struct {
 	RetryAfter int `json:"-"`
 	// Extra top-level members of the error body (e.g. "charge", "approval").
 	Extra map[string]any `json:"-"`
+	// Header is sent with the error (e.g. WWW-Authenticate, DPoP-Nonce).
+	Header http.Header `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -93,6 +95,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	for k, vs := range e.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
 	}
 	body := map[string]any{}
 	for k, v := range e.Extra {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
@@ -147,7 +148,18 @@ func (a agentAuthenticator) AuthenticateAgent(r *http.Request, scheme, token str
 			// error naming what was revoked, as on the charge transaction.
 			return nil, Errorf(http.StatusForbidden, TypePermission, te.Revoked+"_revoked", "", "%s", te.Description)
 		}
-		return nil, Errorf(http.StatusUnauthorized, TypeAuthentication, te.Code, "", "%s", te.Description)
+		e := Errorf(http.StatusUnauthorized, TypeAuthentication, te.Code, "", "%s", te.Description)
+		// RFC 6750 §3 and RFC 9449 §7.1: say which scheme and why; when a
+		// nonce is missing (RFC 9449 §9), hand out the current one.
+		challenge := "Bearer"
+		if scheme == "dpop" || r.Header.Get("DPoP") != "" {
+			challenge = `DPoP algs="` + strings.Join(authz.DPoPAlgs(), " ") + `"`
+		}
+		e.Header = http.Header{"Www-Authenticate": {challenge + `, error="` + te.Code + `"`}}
+		if te.Code == "use_dpop_nonce" {
+			e.Header.Set("DPoP-Nonce", a.iss.DPoPNonce())
+		}
+		return nil, e
 	}
 	if err != nil {
 		return nil, err

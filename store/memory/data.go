@@ -34,6 +34,8 @@ type data struct {
 	mandates *mandateData // mandates, their history, merchant profiles
 
 	pipeline pipelineData // decisions, approvals, charge holds
+
+	acquirer acquirerData // the simulated acquirer's ledger
 }
 
 func newData() *data {
@@ -50,5 +52,6 @@ func newData() *data {
 		payments:     newPaymentsData(),
 		mandates:     newMandateData(),
 		pipeline:     newPipelineData(),
+		acquirer:     newAcquirerData(),
 	}
 }

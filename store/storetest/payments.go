@@ -33,7 +33,7 @@ func token(t *testing.T, s *payments.Service, tenantID, number string) string {
 
 func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
-	sim := payments.NewSimulated(payments.SimulatedConfig{})
+	sim := newSimulated(b, payments.SimulatedConfig{})
 	s := newPayments(t, b, sim)
 	tn := MakeTenant(t, b)
 	o := payments.Owner{TenantID: tn.ID}
@@ -225,7 +225,7 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 
 func testChargeTimeouts[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
-	sim := payments.NewSimulated(payments.SimulatedConfig{})
+	sim := newSimulated(b, payments.SimulatedConfig{})
 	s := newPayments(t, b, sim)
 	tn := MakeTenant(t, b)
 	o := payments.Owner{TenantID: tn.ID}

@@ -34,6 +34,7 @@ type Tx interface {
 	authz.Repo
 	vault.Repo
 	payments.Repo
+	payments.AcquirerRepo
 	charging.Repo
 }
 
@@ -54,6 +55,8 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"IdempotencyRace", testIdempotencyRace[X]},
 		{"IdempotencyLifecycle", testIdempotencyLifecycle[X]},
 		{"IdempotencyAbandon", testIdempotencyAbandon[X]},
+		{"AcquirerLedger", testAcquirerLedger[X]},
+		{"AcquirerShared", testAcquirerShared[X]},
 		{"AuditChain", testAuditChain[X]},
 		{"WebhookEndpoints", testWebhookEndpoints[X]},
 		{"WebhookFanOut", testWebhookFanOut[X]},

@@ -152,7 +152,7 @@ func reveal[X Tx](t *testing.T, b store.Backend[X], v *vault.Service, tenantID, 
 
 func testVaultCycle[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
-	sim := payments.NewSimulated(payments.SimulatedConfig{})
+	sim := newSimulated(b, payments.SimulatedConfig{})
 	v1 := newVault(b, keyring(t, 0, 0, 1), sim)
 	t1, t2 := MakeTenant(t, b), MakeTenant(t, b)
 
