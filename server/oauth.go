@@ -146,7 +146,11 @@ func (a agentAuthenticator) AuthenticateAgent(r *http.Request, scheme, token str
 		if te.Revoked != "" {
 			// Revocation is a refusal of a known credential: a permission
 			// error naming what was revoked, as on the charge transaction.
-			return nil, Errorf(http.StatusForbidden, TypePermission, te.Revoked+"_revoked", "", "%s", te.Description)
+			code := te.Revoked + "_revoked"
+			if te.Suspended {
+				code = te.Revoked + "_suspended"
+			}
+			return nil, Errorf(http.StatusForbidden, TypePermission, code, "", "%s", te.Description)
 		}
 		e := Errorf(http.StatusUnauthorized, TypeAuthentication, te.Code, "", "%s", te.Description)
 		// RFC 6750 §3 and RFC 9449 §7.1: say which scheme and why; when a
