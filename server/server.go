@@ -111,6 +111,30 @@ func New(d Deps) *Server {
 	return s
 }
 
+// Route is one registered route: method and path template.
+type Route struct{ Method, Path string }
+
+// Routes lists every route the router holds, in registration order, so
+// tests can check they cover each one.
+func (s *Server) Routes() []Route {
+	var out []Route
+	_ = s.router.Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		path, err := r.GetPathTemplate()
+		if err != nil {
+			return nil
+		}
+		methods, err := r.GetMethods()
+		if err != nil {
+			return nil
+		}
+		for _, m := range methods {
+			out = append(out, Route{Method: m, Path: path})
+		}
+		return nil
+	})
+	return out
+}
+
 // Registry is the Prometheus registry the server reports to; domains may
 // register their own collectors on it.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
