@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -264,5 +264,7 @@ func (c *client) form(ctx context.Context, path, clientID, secret string, v url.
 func newKey() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
-	return "demo-" + hex.EncodeToString(b)
+	// base64url rather than hex: a long run of digits may pass the Luhn
+	// check, and the server refuses card numbers in every stored header.
+	return "demo-" + base64.RawURLEncoding.EncodeToString(b)
 }
