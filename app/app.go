@@ -16,6 +16,7 @@ import (
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/internal/canary"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
@@ -41,6 +42,7 @@ type backendTx interface {
 	payments.Repo
 	payments.AcquirerRepo
 	charging.Tx
+	canary.Repo
 }
 
 // App is a wired node: services, HTTP server and background jobs.
@@ -145,6 +147,9 @@ func hmacKey(cfg Config, log *slog.Logger) []byte {
 // wire builds every service on backend b. It is generic over the backend's
 // transaction type so each domain gets a compile-time checked Runner.
 func wire[X backendTx](a *App, b store.Backend[X]) error {
+	if err := checkSecrets(a, b); err != nil {
+		return err
+	}
 	hk := hmacKey(a.Config, a.Log)
 	cfg := a.Config
 	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hk)
@@ -293,7 +298,8 @@ type Demo struct {
 	Merchants []DemoMerchant
 }
 
-// SeedDemo creates the demo tenant (dev mode, memory store).
+// SeedDemo creates a demo tenant (its keys are shown once) and the demo
+// merchants unless an earlier start seeded them (dev mode, either store).
 func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
 	b, err := a.Accounts.CreateTenant(ctx, "Demo Tenant")
 	if err != nil {

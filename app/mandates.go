@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/perfectpay/perfectpay/accounts"
@@ -11,6 +12,7 @@ import (
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // mandateExpiryInterval is how often mandates past valid_until are marked
@@ -18,12 +20,21 @@ import (
 // instant anyway; the sweep makes the status and the webhook say so).
 const mandateExpiryInterval = time.Minute
 
+// domainRecheckInterval is how often proven merchant domains are looked at
+// for a due re-verification (each is re-checked daily, see merchants).
+const domainRecheckInterval = 10 * time.Minute
+
 // wireMandates builds the mandates and merchants services and their HTTP
 // handlers. The mandate signer is the issuer when it can sign mandates.
 func wireMandates[X backendTx](a *App, b store.Backend[X]) (mandateAPI, merchantAPI server.Mounter) {
 	a.Mandates = mandates.NewService(store.Bind(b, func(x X) mandates.Tx { return x }),
 		mandates.Config{MaxDepth: a.Config.Issuer.MaxDelegationDepth})
 	a.Merchants = merchants.NewService(store.Bind(b, func(x X) merchants.Tx { return x }))
+	// Domain proofs are fetched like webhooks: SSRF-guarded, the same
+	// allowed prefixes and timeout.
+	allowed, _ := a.Config.Webhooks.AllowedPrefixes() // validated
+	a.Merchants.SetChecker(merchants.NewChecker(net.DefaultResolver, webhooks.Policy{Allowed: allowed}, a.Config.Webhooks.Timeout, nil))
+	a.jobs = append(a.jobs, func(ctx context.Context) { a.Merchants.RunReverifier(ctx, domainRecheckInterval, a.Log) })
 	signer, _ := any(a.Issuer).(mandates.Signer)
 	a.jobs = append(a.jobs, func(ctx context.Context) { a.Mandates.RunExpiry(ctx, mandateExpiryInterval, a.Log) })
 	return &server.MandateHandlers{Mandates: a.Mandates, Signer: signer}, &server.MerchantHandlers{Merchants: a.Merchants}

@@ -32,11 +32,32 @@ type Merchant struct {
 	UpdatedAt time.Time `json:"updated"`
 }
 
-// Domain is a website domain a merchant claims.
+// Domain is a website domain a merchant claims, and the state of its
+// verification (see Checker).
 type Domain struct {
 	Name       string     `json:"domain"`
 	VerifiedAt *time.Time `json:"verified_at"`
+	// Token is the challenge the merchant publishes to prove control of
+	// the domain; TokenExpiresAt bounds when a first proof may use it.
+	Token          string     `json:"-"`
+	TokenExpiresAt *time.Time `json:"-"`
+	// Method is how the domain was proven (MethodDNS, MethodHTTPS) or
+	// MethodOperator when it was marked verified without a proof (dev
+	// seeding, operators); only proven domains are re-checked.
+	Method string `json:"-"`
+	// CheckedAt is the last check; NextCheckAt the next re-verification
+	// (nil: never re-checked); FailedChecks counts failed re-checks in a row.
+	CheckedAt    *time.Time `json:"-"`
+	NextCheckAt  *time.Time `json:"-"`
+	FailedChecks int        `json:"-"`
 }
+
+// Verification methods.
+const (
+	MethodDNS      = "dns"
+	MethodHTTPS    = "https"
+	MethodOperator = "operator"
+)
 
 // Verified reports whether d was verified.
 func (d Domain) Verified() bool { return d.VerifiedAt != nil }
@@ -57,12 +78,27 @@ func (m *Merchant) Clone() *Merchant {
 	c := *m
 	c.Domains = slices.Clone(m.Domains)
 	for i, d := range c.Domains {
-		if d.VerifiedAt != nil {
-			v := *d.VerifiedAt
-			c.Domains[i].VerifiedAt = &v
-		}
+		c.Domains[i].VerifiedAt = clonePtr(d.VerifiedAt)
+		c.Domains[i].TokenExpiresAt = clonePtr(d.TokenExpiresAt)
+		c.Domains[i].CheckedAt = clonePtr(d.CheckedAt)
+		c.Domains[i].NextCheckAt = clonePtr(d.NextCheckAt)
 	}
 	return &c
+}
+
+func clonePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := *t
+	return &v
+}
+
+// DomainRef names one domain of one merchant.
+type DomainRef struct {
+	MerchantID string
+	TenantID   string
+	Domain     string
 }
 
 // Repo is the storage merchant profiles need.
@@ -76,4 +112,7 @@ type Repo interface {
 	GetMerchantByTenant(ctx context.Context, tenantID string) (*Merchant, error)
 	// FindMerchantsByDomain returns the merchants that verified domain.
 	FindMerchantsByDomain(ctx context.Context, domain string) ([]Merchant, error)
+	// DueDomainChecks returns up to limit verified domains whose next
+	// re-verification is at or before now, the most overdue first.
+	DueDomainChecks(ctx context.Context, now time.Time, limit int) ([]DomainRef, error)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -29,13 +31,37 @@ const MaxDomains = 20
 
 // Service manages merchant profiles.
 type Service struct {
-	db  store.Runner[Tx]
-	now func() time.Time
+	db store.Runner[Tx]
+	// clock replaces time.Now in tests (SetClock).
+	clock atomic.Pointer[func() time.Time]
+	// check proves domains (SetChecker); nil: public DNS and HTTPS.
+	check atomic.Pointer[Checker]
 }
 
 // NewService returns the merchants service.
 func NewService(db store.Runner[Tx]) *Service {
-	return &Service{db: db, now: time.Now}
+	return &Service{db: db}
+}
+
+// SetChecker sets how domains are proven (wiring, and tests with a fake
+// resolver and a local HTTPS server).
+func (s *Service) SetChecker(c *Checker) { s.check.Store(c) }
+
+// SetClock replaces the service's clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.clock.Store(&now) }
+
+func (s *Service) now() time.Time {
+	if c := s.clock.Load(); c != nil {
+		return (*c)()
+	}
+	return time.Now()
+}
+
+func (s *Service) checker() *Checker {
+	if c := s.check.Load(); c != nil {
+		return c
+	}
+	return NewChecker(net.DefaultResolver, webhooks.Policy{}, 15*time.Second, nil)
 }
 
 // Profile is what a tenant sets about itself.
@@ -203,4 +229,28 @@ func (s *Service) FindByDomain(ctx context.Context, domain string) ([]Merchant, 
 		return err
 	})
 	return out, err
+}
+
+// List returns the tenant's own merchant profiles ordered by id, up to
+// limit after the profile startingAfter (store.ErrNotFound when that is
+// not one of them). A tenant holds one profile today; the page shape is
+// that of every list, so a client pages the same way if that changes.
+func (s *Service) List(ctx context.Context, tenantID, startingAfter string, limit int) ([]Merchant, bool, error) {
+	m, err := s.Mine(ctx, tenantID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if startingAfter != "" {
+			return nil, false, store.ErrNotFound
+		}
+		return []Merchant{}, false, nil
+	case err != nil:
+		return nil, false, err
+	case startingAfter == m.ID:
+		return []Merchant{}, false, nil
+	case startingAfter != "":
+		return nil, false, store.ErrNotFound
+	case limit < 1:
+		return []Merchant{}, true, nil
+	}
+	return []Merchant{*m}, false, nil
 }

@@ -69,9 +69,13 @@ func TestMerchantsAPI(t *testing.T) {
 
 		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchants/acct_missing", Key: key})
 		assert.Equal(t, http.StatusNotFound, r.Status)
-		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchants", Key: key})
-		assert.Equal(t, http.StatusBadRequest, r.Status)
+		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchants?domain=", Key: key})
+		assert.Equal(t, http.StatusBadRequest, r.Status, "an empty domain")
 		assert.Equal(t, "domain", r.JSON["error"].(map[string]any)["param"])
+		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/merchants", Key: key})
+		require.Equal(t, http.StatusOK, r.Status, "without a domain: the tenant's own profiles")
+		require.Len(t, r.JSON["data"], 1)
+		assert.Equal(t, id, r.JSON["data"].([]any)[0].(map[string]any)["id"])
 	})
 }
 

@@ -33,6 +33,8 @@ type data struct {
 
 	mandates *mandateData // mandates, their history, merchant profiles
 
+	canaries table[string, sealedCanary] // one per server-wide secret (internal/canary)
+
 	pipeline pipelineData // decisions, approvals, charge holds
 
 	acquirer acquirerData // the simulated acquirer's ledger
@@ -51,6 +53,7 @@ func newData() *data {
 		vault:        newVaultData(),
 		payments:     newPaymentsData(),
 		mandates:     newMandateData(),
+		canaries:     table[string, sealedCanary]{},
 		pipeline:     newPipelineData(),
 		acquirer:     newAcquirerData(),
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/internal/canary"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
@@ -36,6 +37,7 @@ type Tx interface {
 	payments.Repo
 	payments.AcquirerRepo
 	charging.Repo
+	canary.Repo
 }
 
 // Backend is a backend under test.
@@ -78,6 +80,8 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"MandateRevokeTree", testMandateRevokeTree[X]},
 		{"MandateEvents", testMandateEvents[X]},
 		{"Merchants", testMerchants[X]},
+		{"MerchantDomainProofs", testMerchantDomainProofs[X]},
+		{"SecretCanaries", testSecretCanaries[X]},
 		{"PipelineApprovals", testPipelineApprovals[X]},
 		{"PipelineDecisions", testPipelineDecisions[X]},
 		{"PipelineHolds", testPipelineHolds[X]},
