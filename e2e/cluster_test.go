@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -111,11 +112,13 @@ func (c *cluster) tenant(t testing.TB, name string) (id, secret, publishable str
 	return out.Tenant.ID, out.Keys["secret_test"], out.Keys["publishable_test"]
 }
 
-// httpClient keeps enough idle connections for the tests' concurrency.
+// httpClient keeps enough idle connections for the tests' concurrency. Its
+// timeouts are generous: they end a hung test, they are not what a test
+// asserts (a busy machine may take seconds to accept a connection).
 var httpClient = &http.Client{
-	Timeout: 60 * time.Second,
+	Timeout: 5 * time.Minute,
 	Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Minute, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        2000,
 		MaxIdleConnsPerHost: 1000,
 		IdleConnTimeout:     90 * time.Second,
@@ -327,8 +330,35 @@ func (s *shop) chargeBody(amount int64, card string) map[string]any {
 
 // charge sends an agent charge with a fresh idempotency key.
 func (s *shop) charge(base, tok string, amount int64, card string) (*apptest.Response, error) {
-	return send(base, call{Method: "POST", Path: "/v1/charges", Auth: tok, Body: s.chargeBody(amount, card),
+	return sendIdempotent(base, call{Method: "POST", Path: "/v1/charges", Auth: tok, Body: s.chargeBody(amount, card),
 		Header: map[string]string{"Idempotency-Key": "e2e-" + randKey()}})
+}
+
+// sendIdempotent sends c, which carries an Idempotency-Key, as a careful
+// client does: after a transport error (the request may or may not have
+// reached the server) or while the first attempt is still being answered
+// (409 idempotency_key_in_use) it sends the same request with the same key
+// again, so the answer is the outcome of the one charge the key names.
+func sendIdempotent(base string, c call) (*apptest.Response, error) {
+	var errs []error
+	deadline := time.Now().Add(5 * time.Minute)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("no answer in 5 minutes (%d attempts with one Idempotency-Key): %w", attempt, errors.Join(errs...))
+			}
+			time.Sleep(time.Duration(min(attempt, 10)) * 100 * time.Millisecond) // back off
+		}
+		r, err := send(base, c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, code, _ := errorOf(r); r.Status == http.StatusConflict && code == "idempotency_key_in_use" {
+			continue
+		}
+		return r, nil
+	}
 }
 
 // getMandate reads a mandate through the API.
