@@ -346,6 +346,15 @@ func TestTamperDetected(t *testing.T) {
 			b.tables.setAnchor(t, audit.Anchor{ChainPos: 10, Hash: last.Hash})
 			b.tables.setStripe(t, 1, 21, 10)
 		}, 10, "prefix deleted"},
+		{"prefix deletion with anchor move, floors untouched", func(t *testing.T, b backend, _ tamperFixture) {
+			last := byPos(t, b.tables, 10)
+			for _, e := range b.tables.rows(t) {
+				if e.ChainPos <= 10 {
+					b.tables.del(t, e.Seq)
+				}
+			}
+			b.tables.setAnchor(t, audit.Anchor{ChainPos: 10, Hash: last.Hash})
+		}, 10, "prefix deleted: the chain starts after position 10, but no signed retention record removed those entries"},
 
 		// Entries deleted after they committed, before the sealer linked them.
 		{"fresh entry deleted", func(t *testing.T, b backend, f tamperFixture) {
