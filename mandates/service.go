@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -18,8 +20,41 @@ import (
 // the audit trail and the outbox commit together.
 type Tx interface {
 	Repo
+	Parties
 	audit.Writer
 	webhooks.Outbox
+}
+
+// Parties finds what a mandate names, so that a mandate is only made for
+// an agent and cards of its own tenant.
+type Parties interface {
+	GetAgent(ctx context.Context, id string) (*authz.Agent, error)
+	// GetToken returns a card token of the tenant, deleted ones included.
+	GetToken(ctx context.Context, tenantID, id string) (*vault.Token, error)
+}
+
+// checkParties refuses a mandate whose agent or cards are not the tenant's
+// (missing, another tenant's, revoked or deleted).
+func checkParties(ctx context.Context, tx Tx, tenantID string, m *Mandate) error {
+	a, err := tx.GetAgent(ctx, m.Agent)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && a.TenantID != tenantID):
+		return invalid("agent", "No such agent: '%s'.", m.Agent)
+	case err != nil:
+		return err
+	case a.Status == authz.AgentRevoked:
+		return invalid("agent", "The agent %s was revoked.", m.Agent)
+	}
+	for _, id := range m.Limits.PaymentMethods {
+		t, err := tx.GetToken(ctx, tenantID, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && t.DeletedAt != nil) {
+			return invalid("payment_methods", "No such token: '%s'.", id)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Config tunes the service.
@@ -109,6 +144,9 @@ func (s *Service) Create(ctx context.Context, tenantID string, m *Mandate) (*Man
 	m.ID, m.TenantID, m.CreatedAt, m.UpdatedAt = ids.New("mdt"), tenantID, now, now
 	m.Spent, m.PeriodSpent, m.PeriodStart, m.ChargeCount, m.ApprovedAt, m.RevokedAt = 0, 0, nil, 0, nil, nil
 	err := s.db.InTx(ctx, func(tx Tx) error {
+		if err := checkParties(ctx, tx, tenantID, m); err != nil {
+			return err
+		}
 		if m.ParentID != "" {
 			parent, err := tx.GetMandate(ctx, tenantID, m.ParentID)
 			if errors.Is(err, store.ErrNotFound) {

@@ -10,15 +10,33 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
+	"github.com/perfectpay/perfectpay/vault"
 )
 
 func setup(t *testing.T) (*mandates.Service, *memory.Store, string) {
 	m := memory.New()
 	tenant := &accounts.Tenant{ID: "ten_1", Name: "T", Status: accounts.TenantActive, CreatedAt: time.Now()}
 	require.NoError(t, m.InTx(context.Background(), func(tx *memory.Tx) error { return tx.CreateTenant(context.Background(), tenant) }))
+	// The agent and the card terms() names exist in the tenant.
+	ctx := context.Background()
+	kr, err := vault.NewKeyring(map[int][]byte{1: vault.GenerateKey()}, 1, 1)
+	require.NoError(t, err)
+	v := vault.NewService(store.Bind(m, func(x *memory.Tx) vault.Tx { return x }), kr, nil, nil)
+	card, err := v.Tokenize(ctx, tenant.ID, false, vault.CardInput{Number: "4242424242424242", ExpMonth: 12, ExpYear: time.Now().Year() + 2, CVC: "123"})
+	require.NoError(t, err)
+	require.NoError(t, m.InTx(ctx, func(tx *memory.Tx) error {
+		tok := *card
+		tok.ID = "tok_a"
+		if err := tx.CreateToken(ctx, &tok); err != nil {
+			return err
+		}
+		return tx.CreateAgent(ctx, &authz.Agent{ID: "agt_1", TenantID: tenant.ID, Name: "bot", Status: authz.AgentActive,
+			AuthMethod: authz.AuthClientSecretBasic, CreatedAt: time.Now(), UpdatedAt: time.Now()})
+	}))
 	return mandates.NewService(store.Bind(m, func(x *memory.Tx) mandates.Tx { return x }), mandates.Config{MaxDepth: 2}), m, tenant.ID
 }
 

@@ -34,7 +34,25 @@ func TestMandatesAPI(t *testing.T) {
 	apptest.EachDriver(t, func(t *testing.T, driver string) {
 		n := apptest.New(t, driver)
 		ten, key := n.Tenant(t)
-		_, otherKey := n.Tenant(t)
+		other, otherKey := n.Tenant(t)
+		// A mandate names an agent and cards of its own tenant.
+		shopper, _ := secretAgent(t, n, key, nil)
+		helper, _ := secretAgent(t, n, key, nil)
+		card := tokenize(t, n, key, "4242424242424242", "123")
+		foreignAgent, _ := secretAgent(t, n, otherKey, nil)
+		foreignCard := tokenize(t, n, otherKey, "4242424242424242", "123")
+		_ = other
+		body := func(extra map[string]any) map[string]any {
+			b := mandateBody(map[string]any{"agent": shopper, "payment_methods": []string{card}})
+			for k, v := range extra {
+				if v == nil {
+					delete(b, k)
+				} else {
+					b[k] = v
+				}
+			}
+			return b
+		}
 		post := func(path string, body any) *apptest.Response {
 			return n.Do(t, apptest.Req{Method: http.MethodPost, Path: path, Key: key, Body: body})
 		}
@@ -45,20 +63,24 @@ func TestMandatesAPI(t *testing.T) {
 			status      int
 			code, param string
 		}{
-			{mandateBody(map[string]any{"budget": nil}), 400, "parameter_missing", "budget"},
-			{mandateBody(map[string]any{"budget": "100"}), 400, "invalid_type", "budget"},
-			{mandateBody(map[string]any{"budget": 10.5}), 400, "invalid_type", "budget"},
-			{mandateBody(map[string]any{"currency": "ABC"}), 400, "parameter_invalid", "currency"},
-			{mandateBody(map[string]any{"payment_methods": []string{}}), 400, "parameter_missing", "payment_methods"},
-			{mandateBody(map[string]any{"payment_methods": []string{"4242424242424242"}}), 400, "parameter_invalid", "payment_methods[0]"},
-			{mandateBody(map[string]any{"allowed_categories": []string{"59420"}}), 400, "parameter_invalid", "allowed_categories"},
-			{mandateBody(map[string]any{"allowed_countries": []string{"XX"}}), 400, "parameter_invalid", "allowed_countries"},
-			{mandateBody(map[string]any{"period": "day"}), 400, "parameter_missing", "period_budget"},
-			{mandateBody(map[string]any{"valid_until": "2001-01-01T00:00:00Z"}), 400, "parameter_invalid", "valid_until"},
-			{mandateBody(map[string]any{"agent": nil}), 400, "parameter_missing", "agent"},
-			{mandateBody(map[string]any{"spent": 0}), 400, "unknown_parameter", "spent"},
-			{mandateBody(map[string]any{"status": "active"}), 400, "unknown_parameter", "status"},
-			{mandateBody(map[string]any{"parent_id": "mdt_nope"}), 400, "parameter_invalid", "parent_id"},
+			{body(map[string]any{"budget": nil}), 400, "parameter_missing", "budget"},
+			{body(map[string]any{"budget": "100"}), 400, "invalid_type", "budget"},
+			{body(map[string]any{"budget": 10.5}), 400, "invalid_type", "budget"},
+			{body(map[string]any{"currency": "ABC"}), 400, "parameter_invalid", "currency"},
+			{body(map[string]any{"payment_methods": []string{}}), 400, "parameter_missing", "payment_methods"},
+			{body(map[string]any{"payment_methods": []string{"4242424242424242"}}), 400, "parameter_invalid", "payment_methods[0]"},
+			{body(map[string]any{"allowed_categories": []string{"59420"}}), 400, "parameter_invalid", "allowed_categories"},
+			{body(map[string]any{"allowed_countries": []string{"XX"}}), 400, "parameter_invalid", "allowed_countries"},
+			{body(map[string]any{"period": "day"}), 400, "parameter_missing", "period_budget"},
+			{body(map[string]any{"valid_until": "2001-01-01T00:00:00Z"}), 400, "parameter_invalid", "valid_until"},
+			{body(map[string]any{"agent": nil}), 400, "parameter_missing", "agent"},
+			{body(map[string]any{"spent": 0}), 400, "unknown_parameter", "spent"},
+			{body(map[string]any{"status": "active"}), 400, "unknown_parameter", "status"},
+			{body(map[string]any{"parent_id": "mdt_nope"}), 400, "parameter_invalid", "parent_id"},
+			{body(map[string]any{"agent": "agt_nosuchagent"}), 400, "parameter_invalid", "agent"},
+			{body(map[string]any{"agent": foreignAgent}), 400, "parameter_invalid", "agent"},
+			{body(map[string]any{"payment_methods": []string{"tok_nosuchcard"}}), 400, "parameter_invalid", "payment_methods"},
+			{body(map[string]any{"payment_methods": []string{card, foreignCard}}), 400, "parameter_invalid", "payment_methods"},
 		} {
 			r := post("/v1/mandates", tc.body)
 			require.Equal(t, tc.status, r.Status, "%v: %s", tc.body, r.Body)
@@ -67,7 +89,7 @@ func TestMandatesAPI(t *testing.T) {
 		}
 
 		// A mandate for a customer waits for the customer's approval.
-		r := post("/v1/mandates", mandateBody(nil))
+		r := post("/v1/mandates", body(nil))
 		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 		pending := r.JSON["id"].(string)
 		assert.Regexp(t, `^mdt_`, pending)
@@ -78,7 +100,7 @@ func TestMandatesAPI(t *testing.T) {
 		assert.EqualValues(t, 0, r.JSON["depth"])
 
 		// The tenant paying itself: active at once.
-		r = post("/v1/mandates", mandateBody(map[string]any{"payer": "self", "period": "month", "period_budget": 8000,
+		r = post("/v1/mandates", body(map[string]any{"payer": "self", "period": "month", "period_budget": 8000,
 			"allowed_merchants": []string{"acct_books", "Books.Acme.Example"}, "blocked_categories": []string{"7995"}}))
 		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 		root := r.JSON["id"].(string)
@@ -88,12 +110,12 @@ func TestMandatesAPI(t *testing.T) {
 		assert.Equal(t, []any{"acct_books", "books.acme.example"}, r.JSON["allowed_merchants"])
 
 		// A child must be narrower than its parent.
-		r = post("/v1/mandates", mandateBody(map[string]any{"payer": "self", "parent_id": root, "budget": 20000}))
+		r = post("/v1/mandates", body(map[string]any{"payer": "self", "parent_id": root, "budget": 20000}))
 		require.Equal(t, http.StatusBadRequest, r.Status, "%s", r.Body)
 		assert.Equal(t, "mandate_widens_parent", r.ErrorCode())
 		assert.Equal(t, "budget", r.JSON["error"].(map[string]any)["param"])
-		r = post("/v1/mandates", mandateBody(map[string]any{"payer": "self", "parent_id": root, "budget": 3000, "max_amount_per_charge": 2500,
-			"allowed_merchants": []string{"acct_books"}, "blocked_categories": []string{"7995"}, "agent": "agt_helper"}))
+		r = post("/v1/mandates", body(map[string]any{"payer": "self", "parent_id": root, "budget": 3000, "max_amount_per_charge": 2500,
+			"allowed_merchants": []string{"acct_books"}, "blocked_categories": []string{"7995"}, "agent": helper}))
 		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 		child := r.JSON["id"].(string)
 		assert.Equal(t, "active", r.JSON["status"])
@@ -123,7 +145,7 @@ func TestMandatesAPI(t *testing.T) {
 		assert.ElementsMatch(t, []string{pending, root, child}, ids(r))
 		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?status=pending_approval", Key: key})
 		assert.Equal(t, []string{pending}, ids(r))
-		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?agent=agt_helper", Key: key})
+		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?agent="+helper, Key: key})
 		assert.Equal(t, []string{child}, ids(r))
 		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?payer=self&parent_id=" + root, Key: key})
 		assert.Equal(t, []string{child}, ids(r))
