@@ -84,6 +84,7 @@ func (s *Service) complete(ctx context.Context, c *payments.Charge, a payments.A
 		return nil
 	})
 	if err != nil {
+		s.pay.KeepUnrecorded(c, a, err)
 		return nil, err
 	}
 	if out.ReversalPending {
@@ -220,6 +221,13 @@ func (s *Service) GetRefund(ctx context.Context, o payments.Owner, id string) (*
 // payments.Service.Resolve), settling holds in the same transactions. It
 // returns how many objects it looked at.
 func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
+	// Answers this node could not record during an outage come first.
+	if err := s.pay.ResolveUnrecorded(ctx, func(ctx context.Context, c *payments.Charge, a payments.Answer) error {
+		_, err := s.complete(ctx, c, a)
+		return err
+	}); err != nil {
+		return 0, err
+	}
 	var charges []payments.Charge
 	var refunds []payments.Refund
 	err := s.db.InTx(ctx, func(tx Tx) error {
@@ -256,19 +264,39 @@ func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 	return len(charges) + len(refunds), nil
 }
 
-// RunResolver calls Resolve every interval until ctx ends.
+// Resolver backoff while the store is unreachable or answers wait.
+const (
+	resolveBackoffMin = 250 * time.Millisecond
+	resolveBackoffMax = 2 * time.Second
+)
+
+// RunResolver calls Resolve every interval until ctx ends. While the store
+// is unreachable, or answers kept during an outage wait to be recorded, it
+// retries with a short backoff instead, so charges an outage left pending
+// are recorded within seconds of the store coming back.
 func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+	wait := every
+	backoff := resolveBackoffMin
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.pay.UnrecordedWake():
+			t.Stop()
 		}
-		if _, err := s.Resolve(ctx, 100); err != nil && ctx.Err() == nil {
+		_, err := s.Resolve(ctx, 100)
+		if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
 			s.log.ErrorContext(ctx, "payments resolver failed", "err", err)
 		}
+		if errors.Is(err, store.ErrUnavailable) || s.pay.Unrecorded() > 0 {
+			wait, backoff = backoff, min(2*backoff, resolveBackoffMax)
+		} else {
+			wait, backoff = every, resolveBackoffMin
+		}
+		t.Reset(wait)
 	}
 }
 

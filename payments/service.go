@@ -80,6 +80,7 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+	unrec unrecorded // answers an outage kept from being recorded (unrecorded.go)
 }
 
 // NewService returns the payment core.
@@ -741,6 +742,7 @@ func (s *Service) complete(ctx context.Context, c *Charge, a Answer) (*Charge, e
 		return err
 	})
 	if err != nil {
+		s.KeepUnrecorded(c, a, err)
 		return nil, err
 	}
 	if out.ReversalPending && s.Reverse(ctx, out) {

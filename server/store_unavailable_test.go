@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/app"
 	"github.com/perfectpay/perfectpay/app/apptest"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/server"
@@ -18,14 +20,14 @@ import (
 // outageNode starts a node whose store the test can take away and give
 // back: the memory store's simulated outage, or a private PostgreSQL
 // cluster stopped and started with pg_ctl (never the shared server).
-func outageNode(t *testing.T, driver string) (n *apptest.Node, down, up func()) {
+func outageNode(t *testing.T, driver string, opts ...func(*app.Config)) (n *apptest.Node, down, up func()) {
 	t.Helper()
 	if driver == "memory" {
-		n = apptest.New(t, driver)
+		n = apptest.New(t, driver, opts...)
 		return n, func() { n.App.Memory.SetUnavailable(true) }, func() { n.App.Memory.SetUnavailable(false) }
 	}
 	c := pgtest.NewCluster(t)
-	n = apptest.NewWithURL(t, driver, c.NewURL(t))
+	n = apptest.NewWithURL(t, driver, c.NewURL(t), opts...)
 	return n, func() { c.Stop(t) }, func() {
 		c.Start(t)
 		// The node's session reconnects on its own; wait for it so the
@@ -102,5 +104,72 @@ func TestClaimHeldAcrossOutageIsRetakeable(t *testing.T) {
 		up()
 		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents", Key: key, Body: body, Header: idem})
 		require.Equal(t, 201, r.Status, "the claim of the request cut off by the outage is retakeable at once: %s", r.Body)
+	})
+}
+
+// waitFor polls cond with a generous deadline: a bound for a broken
+// implementation, not a timing assertion.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A charge whose processor call was under way when the store went away
+// cannot be recorded: the request answers 503 and the charge stays
+// pending. The node keeps the answer and records it once the store is back
+// (well before the resolver's ResolveAfter sweep, two minutes here), and
+// the client's same-key retry gets that charge's outcome.
+func TestChargeCutOffByOutageIsRecordedWhenStoreReturns(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n, down, up := outageNode(t, driver, func(c *app.Config) {
+			c.Payments.Simulator.Latency = time.Second
+			c.Payments.ResolveAfter = 2 * time.Minute
+		})
+		boot, sk := n.Tenant(t)
+		pk := apptest.Key(boot, accounts.KindPublishable, accounts.ModeTest)
+		tok := tokenize(t, n, pk, "4242424242424242", "123")
+		body := map[string]any{"amount": 1234, "currency": "usd", "payment_method": tok}
+
+		answer := make(chan *apptest.Response, 1)
+		go func() { answer <- charge(t, n, sk, body, "cut-1") }()
+		var id string
+		waitFor(t, "the charge to be opened", 60*time.Second, func() bool {
+			r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/charges", Key: sk})
+			if data, _ := r.JSON["data"].([]any); len(data) == 1 {
+				id, _ = data[0].(map[string]any)["id"].(string)
+			}
+			return id != ""
+		})
+		down()
+		first := <-answer
+		assertUnavailable(t, first)
+		up()
+
+		var status string
+		waitFor(t, "the kept answer to be recorded", 60*time.Second, func() bool {
+			r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/charges/" + id, Key: sk})
+			require.Equal(t, 200, r.Status, string(r.Body))
+			status, _ = r.JSON["status"].(string)
+			return status != "pending"
+		})
+
+		again := charge(t, n, sk, body, "cut-1")
+		switch status {
+		case "succeeded":
+			require.Equal(t, 200, again.Status, string(again.Body))
+			assert.Equal(t, id, again.JSON["id"])
+		default:
+			require.Equal(t, 402, again.Status, "the retry gets the charge's outcome (%s): %s", status, again.Body)
+			c, _ := again.JSON["charge"].(map[string]any)
+			assert.Equal(t, id, c["id"])
+		}
+		r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/charges", Key: sk})
+		assert.Len(t, r.JSON["data"], 1, "one charge for one Idempotency-Key")
 	})
 }
