@@ -137,6 +137,10 @@ func panFreeForm(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Parameters in the query string reach the handler's r.Form too.
+		for k, vs := range r.URL.Query() {
+			form[k] = append(form[k], vs...)
+		}
 		for _, name := range slices.Sorted(maps.Keys(form)) {
 			param, found := "", hasPAN(name)
 			if found {

@@ -53,11 +53,16 @@ func TestPANGuardEveryRoute(t *testing.T) {
 		// credential each route takes.
 		examples := map[string][]panCase{}
 		for _, rt := range w.routes(t) {
-			examples[rt.method+" "+rt.path] = append(examples[rt.method+" "+rt.path], panCase{rt, rt.cred(w)})
+			examples[rt.method+" "+rt.path] = append(examples[rt.method+" "+rt.path], panCase{route: rt, auth: rt.cred(w)})
 		}
 		// Routes the robustness sweep does not drive.
-		examples["POST /v1/tenants/{id}/revoke"] = []panCase{{route{method: "POST", path: "/v1/tenants/{id}/revoke",
-			target: "ten_nope", body: map[string]any{}}, "Bearer " + opTok}}
+		examples["POST /v1/tenants/{id}/revoke"] = []panCase{{route: route{method: "POST", path: "/v1/tenants/{id}/revoke",
+			target: "ten_nope", body: map[string]any{}}, auth: "Bearer " + opTok}}
+		for _, action := range []string{"challenge", "verify"} {
+			p := "/v1/merchants/{id}/domains/{domain}/" + action
+			examples["POST "+p] = []panCase{{route: route{method: "POST", path: p, body: map[string]any{}}, auth: "Bearer " + w.sk,
+				at: "/v1/merchants/" + w.merchantOfA + "/domains/a-shop.example/" + action}}
+		}
 		forms := panForms(t, n, w)
 
 		seen := 0
@@ -80,7 +85,7 @@ func TestPANGuardEveryRoute(t *testing.T) {
 				if key == "POST /v1/tokens" {
 					continue // the tokenization body carries the card by design
 				}
-				t.Run(strings.ReplaceAll(key, "/", "_"), func(t *testing.T) { sw.panRoute(t, &pc.route, pc.auth) })
+				t.Run(strings.ReplaceAll(key, "/", "_"), func(t *testing.T) { sw.panRoute(t, pc) })
 				seen++
 			}
 		}
@@ -154,10 +159,15 @@ func stringSlots(v any, param string, rebuild func(any) any) []slot {
 type panCase struct {
 	route
 	auth string
+	at   string // the path, when the template has more than {id}
 }
 
-func (sw *sweep) panRoute(t *testing.T, rt *route, auth string) {
+func (sw *sweep) panRoute(t *testing.T, pc panCase) {
+	rt, auth := &pc.route, pc.auth
 	path := rt.pathFor(rt.target)
+	if pc.at != "" {
+		path = pc.at
+	}
 	var before int64
 	if rt.measure != nil {
 		before = rt.measure(t)
@@ -230,6 +240,7 @@ func (sw *sweep) panForm(t *testing.T, f formCase) {
 	type mut struct {
 		param string
 		form  url.Values
+		query string // sent in the URL's query string (which r.Form merges)
 	}
 	var muts []mut
 	i := 0
@@ -238,10 +249,11 @@ func (sw *sweep) panForm(t *testing.T, f formCase) {
 		c := cloneForm(f.form)
 		delete(c, name)
 		c[next()] = vs
-		muts = append(muts, mut{"", c})
+		muts = append(muts, mut{form: c})
 		c = cloneForm(f.form)
 		c.Set(name, next())
-		muts = append(muts, mut{name, c})
+		muts = append(muts, mut{param: name, form: c})
+		muts = append(muts, mut{param: name, form: f.form, query: url.Values{name: {next()}}.Encode()})
 		var j any
 		if json.Unmarshal([]byte(vs[0]), &j) == nil {
 			for _, s := range stringSlots(j, "", func(v any) any { return v }) {
@@ -253,13 +265,17 @@ func (sw *sweep) panForm(t *testing.T, f formCase) {
 				if strings.HasPrefix(s.param, "[") || s.param == "" {
 					want = name + s.param
 				}
-				muts = append(muts, mut{want, c})
+				muts = append(muts, mut{param: want, form: c})
 			}
 		}
 	}
 	for _, m := range muts {
 		auth := "Basic " + basicAuth(f.basic[0], f.basic[1])
-		r := sw.do(t, rreq{method: "POST", path: f.path, body: []byte(m.form.Encode()), ctype: "application/x-www-form-urlencoded", auth: auth})
+		path := f.path
+		if m.query != "" {
+			path += "?" + m.query
+		}
+		r := sw.do(t, rreq{method: "POST", path: path, body: []byte(m.form.Encode()), ctype: "application/x-www-form-urlencoded", auth: auth})
 		if assert.Equal(t, 400, r.status, "%s: a card number in %q: %s", f.path, m.param, r.body) {
 			assert.Equal(t, "invalid_request", r.json["error"], "RFC 6749 shape")
 			desc, _ := r.json["error_description"].(string)
