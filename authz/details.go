@@ -51,6 +51,9 @@ type DetailType struct {
 // GrantState is the live state behind a granted authorization_details
 // element (for payment_mandate: the mandate and its ancestors).
 type GrantState struct {
+	// Key names the grant among the tenant's (for payment_mandate, the
+	// mandate id); a delegated grant's lineage is recorded under it.
+	Key string
 	// Active is false when the grant, or anything it derives from, was
 	// revoked or has ended.
 	Active bool

@@ -129,9 +129,63 @@ func (h *exchangeHandler) HandleTokenEndpointRequest(ctx context.Context, ar fos
 			ar.GrantAudience(t)
 		}
 	}
-	return i.fillSession(ctx, ar, c, subj.Subject, act, GrantTokenExchange, subj, func(dc DetailContext, raw string) (json.RawMessage, error) {
+	err = i.fillSession(ctx, ar, c, subj.Subject, act, GrantTokenExchange, subj, func(dc DetailContext, raw string) (json.RawMessage, error) {
 		return i.details.narrow(ctx, dc, subj.AuthorizationDetails, raw)
 	})
+	if err != nil {
+		return err
+	}
+	return i.recordDelegations(ctx, c.agent.TenantID, ar.GetSession().(*session))
+}
+
+// recordDelegations records, for every granted element that stands for a
+// delegated grant (a child mandate), the token family it was delegated
+// from, so tokens issued for that grant later carry the same lineage. It
+// fails when a token of the family was revoked meanwhile: LockTokenFamily
+// orders this against RevokeToken, which keeps such a revocation for good.
+func (i *Issuer) recordDelegations(ctx context.Context, tenantID string, sess *session) error {
+	states, err := i.details.states(ctx, tenantID, sess.AuthorizationDetails)
+	if err != nil {
+		return err
+	}
+	now := i.stamp()
+	var ds []*Delegation
+	for _, st := range states {
+		if st.Key != "" && len(st.Delegators) > 0 {
+			ds = append(ds, &Delegation{TenantID: tenantID, GrantKey: st.Key, DelegatedFrom: sess.DelegatedFrom, CreatedAt: now})
+		}
+	}
+	if len(ds) == 0 || len(sess.DelegatedFrom) == 0 {
+		return nil
+	}
+	revoked := false
+	err = i.db.InTx(ctx, func(tx Tx) error {
+		for _, jti := range sess.DelegatedFrom {
+			if err := tx.LockTokenFamily(ctx, jti); err != nil {
+				return err
+			}
+		}
+		for _, jti := range sess.DelegatedFrom {
+			what, err := tx.IsRevoked(ctx, jti, "", "")
+			if err != nil {
+				return err
+			}
+			if what != "" {
+				revoked = true
+				return nil
+			}
+		}
+		for _, d := range ds {
+			if err := tx.RecordDelegation(ctx, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && revoked {
+		return fosite.ErrInvalidRequest.WithHint("The subject_token was revoked.")
+	}
+	return err
 }
 
 // checkBinding is the rule that keeps a sender-constrained subject token

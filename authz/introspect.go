@@ -203,10 +203,23 @@ func (i *Issuer) RevokeToken(ctx context.Context, caller Caller, token, hint str
 		return nil
 	}
 	now := i.stamp()
-	exp := time.Unix(at.Expiry, 0).Add(clockSkew).UTC()
 	err = i.db.InTx(ctx, func(tx Tx) error {
+		// A token a grant was delegated from is revoked for good: tokens
+		// for that grant are issued with its jti long after it expired.
+		if err := tx.LockTokenFamily(ctx, at.JTI); err != nil {
+			return err
+		}
+		delegated, err := tx.DelegatedFrom(ctx, at.JTI)
+		if err != nil {
+			return err
+		}
+		var exp *time.Time
+		if !delegated {
+			e := time.Unix(at.Expiry, 0).Add(clockSkew).UTC()
+			exp = &e
+		}
 		if err := tx.Revoke(ctx, &Revocation{Kind: RevokedToken, ID: at.JTI, TenantID: at.TenantID, Reason: "revoked",
-			RevokedAt: now, ExpiresAt: &exp}); err != nil {
+			RevokedAt: now, ExpiresAt: exp}); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, "token.revoked", at.JTI, map[string]any{"client_id": at.ClientID}); err != nil {

@@ -426,10 +426,32 @@ func (h *clientCredentialsHandler) HandleTokenEndpointRequest(ctx context.Contex
 	if errors.As(err, &de) {
 		return errInvalidDetails(de.Description)
 	}
-	if act != nil {
-		sess.Subject, sess.Act = sub, act
+	if err != nil || act == nil {
+		return err
 	}
-	return err
+	sess.Subject, sess.Act = sub, act
+	// And the lineage of the exchange that made it: revoking the token it
+	// was delegated from stops this one too.
+	return h.i.db.Autocommit(ctx, func(tx Tx) error {
+		for _, st := range states {
+			if st.Key == "" || len(st.Delegators) == 0 {
+				continue
+			}
+			d, err := tx.GetDelegation(ctx, c.agent.TenantID, st.Key)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			for _, jti := range d.DelegatedFrom {
+				if !slices.Contains(sess.DelegatedFrom, jti) {
+					sess.DelegatedFrom = append(sess.DelegatedFrom, jti)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // fillSession sets what the access token will say beyond scope and aud.

@@ -119,6 +119,17 @@ type Revocations interface {
 	IsRevoked(ctx context.Context, tokenJTI, clientID, tenantID string) (string, error)
 }
 
+// Delegation records that a grant (named by its detail type, e.g. a child
+// mandate's id) was made by token exchange from a token family.
+type Delegation struct {
+	TenantID string
+	GrantKey string
+	// DelegatedFrom are the jtis of the subject token and its ancestors,
+	// oldest first.
+	DelegatedFrom []string
+	CreatedAt     time.Time
+}
+
 // Repo is the storage the issuer needs.
 type Repo interface {
 	Revocations
@@ -146,6 +157,18 @@ type Repo interface {
 	// DeactivateTokenFamily marks every session of the grant family
 	// inactive and returns the access tokens of the family still unexpired.
 	DeactivateTokenFamily(ctx context.Context, requestID string, now time.Time) ([]TokenSession, error)
+
+	// RecordDelegation stores d unless the grant already has one (the
+	// first exchange that made the grant is its lineage).
+	RecordDelegation(ctx context.Context, d *Delegation) error
+	// GetDelegation returns the delegation of a grant (store.ErrNotFound).
+	GetDelegation(ctx context.Context, tenantID, grantKey string) (*Delegation, error)
+	// DelegatedFrom reports whether any grant was delegated from token jti.
+	DelegatedFrom(ctx context.Context, jti string) (bool, error)
+	// LockTokenFamily serializes, until the transaction ends, revoking a
+	// token and recording a grant delegated from it, so neither misses
+	// the other.
+	LockTokenFamily(ctx context.Context, jti string) error
 
 	// Revoke records r; revoking what is already revoked keeps the first
 	// record unless the reason changes from "suspended" to a revocation.

@@ -73,7 +73,7 @@ func (s *Service) detailState(ctx context.Context, tenantID string, raw json.Raw
 		return nil, err
 	}
 	now := s.clock()
-	st := &authz.GrantState{Active: true}
+	st := &authz.GrantState{Key: chain[len(chain)-1].ID, Active: true}
 	for i := range chain {
 		m := &chain[i]
 		if (m.Status != mandates.StatusActive && m.Status != mandates.StatusExhausted) || !m.ActiveAt(now) {

@@ -1,15 +1,19 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/app/apptest"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/store/memory"
+	"github.com/perfectpay/perfectpay/store/postgres"
 )
 
 // delegate exchanges tok for a token of agent (id, secret) with the given
@@ -136,4 +140,61 @@ func TestIntrospectionFollowsMandateStatus(t *testing.T) {
 		assert.Equal(t, map[string]any{"active": false}, introspect(t, n, s.key, tokA))
 		assert.Equal(t, map[string]any{"active": false}, introspect(t, n, s.key, tokB), "the parent mandate was revoked")
 	})
+}
+
+// Revoking the token that was exchanged (RFC 7009) stops the child
+// mandate it made: the delegate's own client_credentials tokens for it
+// carry the exchange's lineage, now and after the revoked token's record
+// would otherwise have been pruned.
+func TestRevokingTheExchangedTokenStopsTheChildMandate(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		s := newShop(t, n)
+		m := s.mandate(t, map[string]any{"approval_threshold": 5000})
+		tokA := s.token(t, m)
+		bID, bSecret := secretAgent(t, n, s.key, map[string]any{
+			"grant_types": []string{authz.GrantClientCredentials, authz.GrantTokenExchange}, "scopes": []string{"charges:write"}})
+		code, body := s.delegate(t, bID, bSecret, tokA, "")
+		require.Equal(t, 200, code, body)
+		child := mandateOf(t, body)
+		b := &shop{n: n, key: s.key, card: s.card, merchant: s.merchant, agent: bID, secret: bSecret}
+		tokB := b.token(t, child)
+		assert.Equal(t, []any{claims(t, tokA)["jti"]}, claims(t, tokB)["delegated_from"])
+		require.Equal(t, 200, b.charge(t, tokB, 100, nil, "").Status)
+
+		// Another delegation from another token of A stays usable.
+		tokA2 := s.token(t, m)
+		code, body = s.delegate(t, bID, bSecret, tokA2, "")
+		require.Equal(t, 200, code, body)
+		other := mandateOf(t, body)
+
+		code, _, _ = postForm(t, n, formReq{path: "/oauth2/revoke", bearer: s.key, form: url.Values{"token": {tokA}}})
+		require.Equal(t, 200, code)
+		r := b.charge(t, tokB, 100, nil, "")
+		require.Equal(t, 403, r.Status, string(r.Body))
+		assert.Equal(t, "token_revoked", r.ErrorCode())
+
+		// Pruning expired rows keeps this revocation: a fresh token for the
+		// child mandate is refused too.
+		prune(t, n)
+		fresh := b.token(t, child)
+		r = b.charge(t, fresh, 100, nil, "")
+		require.Equal(t, 403, r.Status, string(r.Body))
+		assert.Equal(t, "token_revoked", r.ErrorCode())
+		assert.Equal(t, false, introspect(t, n, s.key, fresh)["active"])
+
+		require.Equal(t, 200, b.charge(t, b.token(t, other), 100, nil, "").Status)
+	})
+}
+
+// prune deletes the issuer's expired rows as if an hour had passed.
+func prune(t *testing.T, n *apptest.Node) {
+	t.Helper()
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	if n.App.Postgres != nil {
+		require.NoError(t, n.App.Postgres.InTx(ctx, func(tx *postgres.Tx) error { _, err := tx.PruneAuthz(ctx, later); return err }))
+		return
+	}
+	require.NoError(t, n.App.Memory.InTx(ctx, func(tx *memory.Tx) error { _, err := tx.PruneAuthz(ctx, later); return err }))
 }

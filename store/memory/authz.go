@@ -25,6 +25,7 @@ type authzData struct {
 	tokens      table[tokKey, authz.TokenSession]
 	revocations table[revKey, authz.Revocation]
 	keys        table[string, authz.SigningKey]
+	delegations table[[2]string, authz.Delegation]
 
 	// listeners get NotifyAuthz payloads; guarded by Store.mu.
 	listeners map[int]func(string)
@@ -38,6 +39,7 @@ func newAuthzData() *authzData {
 		tokens:      table[tokKey, authz.TokenSession]{},
 		revocations: table[revKey, authz.Revocation]{},
 		keys:        table[string, authz.SigningKey]{},
+		delegations: table[[2]string, authz.Delegation]{},
 		listeners:   map[int]func(string){},
 	}
 }
@@ -230,6 +232,41 @@ func (tx *Tx) Unrevoke(_ context.Context, kind, id string) error {
 	del(tx, tx.d.authz.revocations, revKey{kind, id})
 	return nil
 }
+
+func (tx *Tx) RecordDelegation(_ context.Context, d *authz.Delegation) error {
+	k := [2]string{d.TenantID, d.GrantKey}
+	if _, ok := tx.d.authz.delegations[k]; ok {
+		return nil
+	}
+	if _, ok := tx.d.tenants[d.TenantID]; !ok {
+		return store.ErrNotFound
+	}
+	c := *d
+	c.DelegatedFrom = slices.Clone(d.DelegatedFrom)
+	put(tx, tx.d.authz.delegations, k, c)
+	return nil
+}
+
+func (tx *Tx) GetDelegation(_ context.Context, tenantID, grantKey string) (*authz.Delegation, error) {
+	d, ok := tx.d.authz.delegations[[2]string{tenantID, grantKey}]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	d.DelegatedFrom = slices.Clone(d.DelegatedFrom)
+	return &d, nil
+}
+
+func (tx *Tx) DelegatedFrom(_ context.Context, jti string) (bool, error) {
+	for _, d := range tx.d.authz.delegations {
+		if slices.Contains(d.DelegatedFrom, jti) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// LockTokenFamily is a no-op: memory transactions are already serialized.
+func (tx *Tx) LockTokenFamily(context.Context, string) error { return nil }
 
 func cloneSigningKey(k authz.SigningKey) authz.SigningKey {
 	k.PublicJWK = slices.Clone(k.PublicJWK)

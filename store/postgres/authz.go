@@ -215,6 +215,37 @@ func (t *Tx) Unrevoke(ctx context.Context, kind, id string) error {
 	return mapErr(err)
 }
 
+func (t *Tx) RecordDelegation(ctx context.Context, d *authz.Delegation) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO oauth_delegations (tenant_id, grant_key, delegated_from, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, grant_key) DO NOTHING`, d.TenantID, d.GrantKey, strs(d.DelegatedFrom), d.CreatedAt)
+	return mapErr(err)
+}
+
+func (t *Tx) GetDelegation(ctx context.Context, tenantID, grantKey string) (*authz.Delegation, error) {
+	d := authz.Delegation{TenantID: tenantID, GrantKey: grantKey}
+	err := t.tx.QueryRow(ctx, `SELECT delegated_from, created_at FROM oauth_delegations WHERE tenant_id = $1 AND grant_key = $2`,
+		tenantID, grantKey).Scan(&d.DelegatedFrom, &d.CreatedAt)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &d, nil
+}
+
+func (t *Tx) DelegatedFrom(ctx context.Context, jti string) (bool, error) {
+	var found bool
+	err := t.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM oauth_delegations WHERE delegated_from @> ARRAY[$1::text])`, jti).Scan(&found)
+	return found, mapErr(err)
+}
+
+// tokenFamilyLock is the key space of LockTokenFamily's advisory locks
+// (the two-key form: this space, the hash of the jti).
+const tokenFamilyLock int32 = 730_211
+
+func (t *Tx) LockTokenFamily(ctx context.Context, jti string) error {
+	_, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, tokenFamilyLock, jti)
+	return mapErr(err)
+}
+
 func (t *Tx) CreateSigningKey(ctx context.Context, k *authz.SigningKey) error {
 	_, err := t.tx.Exec(ctx, `INSERT INTO signing_keys (kid, alg, public_jwk, private_enc, kek_id, created_at, retired_at, expires_at)
 		VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)`,

@@ -266,6 +266,42 @@ func testAuthzSigningKeys[X Tx](t *testing.T, b store.Backend[X]) {
 	})
 }
 
+func testAuthzDelegations[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	tn := MakeTenant(t, b)
+	other := MakeTenant(t, b)
+	jti1, jti2 := ids.New("jti"), ids.New("jti")
+	d := &authz.Delegation{TenantID: tn.ID, GrantKey: "mdt_child", DelegatedFrom: []string{jti1, jti2}, CreatedAt: now()}
+	in(t, b, func(tx X) error {
+		require.NoError(t, tx.LockTokenFamily(ctx, jti2))
+		return tx.RecordDelegation(ctx, d)
+	})
+	// The first record is the lineage: a second one for the grant is ignored.
+	in(t, b, func(tx X) error {
+		return tx.RecordDelegation(ctx, &authz.Delegation{TenantID: tn.ID, GrantKey: "mdt_child", DelegatedFrom: []string{"other"}, CreatedAt: now()})
+	})
+	in(t, b, func(tx X) error {
+		got, err := tx.GetDelegation(ctx, tn.ID, "mdt_child")
+		require.NoError(t, err)
+		assert.Equal(t, []string{jti1, jti2}, got.DelegatedFrom)
+		assert.True(t, d.CreatedAt.Equal(got.CreatedAt))
+		_, err = tx.GetDelegation(ctx, other.ID, "mdt_child")
+		require.ErrorIs(t, err, store.ErrNotFound, "per tenant")
+		for jti, want := range map[string]bool{jti1: true, jti2: true, "other": false, ids.New("jti"): false} {
+			got, err := tx.DelegatedFrom(ctx, jti)
+			require.NoError(t, err)
+			assert.Equal(t, want, got, jti)
+		}
+		return nil
+	})
+	require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
+		return tx.RecordDelegation(ctx, &authz.Delegation{TenantID: "ten_missing", GrantKey: "g", DelegatedFrom: []string{}, CreatedAt: now()})
+	}), store.ErrNotFound)
+	// Delegations outlive pruning.
+	in(t, b, func(tx X) error { _, err := tx.PruneAuthz(ctx, time.Now().Add(time.Hour)); return err })
+	in(t, b, func(tx X) error { _, err := tx.GetDelegation(ctx, tn.ID, "mdt_child"); return err })
+}
+
 func testAuthzRollback[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
 	tn := MakeTenant(t, b)

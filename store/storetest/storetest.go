@@ -69,6 +69,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"AuthzTokens", testAuthzTokens[X]},
 		{"AuthzRevocations", testAuthzRevocations[X]},
 		{"AuthzSigningKeys", testAuthzSigningKeys[X]},
+		{"AuthzDelegations", testAuthzDelegations[X]},
 		{"AuthzRollback", testAuthzRollback[X]},
 		{"VaultKeys", testVaultKeys[X]},
 		{"VaultCycle", testVaultCycle[X]},
