@@ -26,6 +26,10 @@ type DetailContext struct {
 
 // DetailType is one RFC 9396 authorization_details type.
 type DetailType struct {
+	// Single allows at most one element of this type per request: a
+	// request with more is refused before any Validate or Narrow runs, so
+	// none of them makes state for a request that then fails.
+	Single bool
 	// Validate checks one requested element of this type when a token is
 	// first granted (client_credentials, and the authorization code flow
 	// when it arrives). It returns the element to grant, which may differ
@@ -235,6 +239,9 @@ func (r *DetailTypeRegistry) validate(ctx context.Context, dc DetailContext, raw
 	if err != nil || len(elems) == 0 {
 		return nil, err
 	}
+	if err := r.checkSingle(elems); err != nil {
+		return nil, err
+	}
 	granted := make([]json.RawMessage, 0, len(elems))
 	for i, e := range elems {
 		dt, _ := r.get(e.Type)
@@ -268,6 +275,9 @@ func (r *DetailTypeRegistry) narrow(ctx context.Context, dc DetailContext, paren
 	if len(children) == 0 {
 		return nil, nil
 	}
+	if err := r.checkSingle(children); err != nil {
+		return nil, err
+	}
 	granted := make([]json.RawMessage, 0, len(children))
 	for i, c := range children {
 		dt, _ := r.get(c.Type)
@@ -294,6 +304,19 @@ func (r *DetailTypeRegistry) narrow(ctx context.Context, dc DetailContext, paren
 		granted = append(granted, compactJSON(g))
 	}
 	return json.Marshal(granted)
+}
+
+// checkSingle refuses a request holding more than one element of a type
+// registered as Single.
+func (r *DetailTypeRegistry) checkSingle(elems []detailElement) error {
+	seen := map[string]bool{}
+	for _, e := range elems {
+		if dt, _ := r.get(e.Type); dt.Single && seen[e.Type] {
+			return detailErrorf("authorization_details: at most one %s element per request", e.Type)
+		}
+		seen[e.Type] = true
+	}
+	return nil
 }
 
 func wrapDetailErr(i int, err error) error {

@@ -28,7 +28,7 @@ import (
 //     token's mandate; a child mandate is created for it (status active,
 //     depth + 1) only when every limit is a subset of the parent's.
 func (s *Service) DetailType() authz.DetailType {
-	return authz.DetailType{Validate: s.validateDetail, Narrow: s.narrowDetail, State: s.detailState}
+	return authz.DetailType{Single: true, Validate: s.validateDetail, Narrow: s.narrowDetail, State: s.detailState}
 }
 
 // left is what a mandate chain (root first) still allows: the least

@@ -216,3 +216,33 @@ func TestAgentChargeInactiveAgents(t *testing.T) {
 		}
 	})
 }
+
+// TestExchangeTwoMandateDetailsAllOrNothing: a token exchange asking for
+// two payment_mandate elements is refused before anything is made: no
+// child mandate is left behind by the first element.
+func TestExchangeTwoMandateDetailsAllOrNothing(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		s := newShop(t, n)
+		m := s.mandate(t, nil)
+		tokA := s.token(t, m)
+		bID, bSecret := secretAgent(t, n, s.key, map[string]any{
+			"grant_types": []string{authz.GrantClientCredentials, authz.GrantTokenExchange}, "scopes": []string{"charges:write"}})
+		one := fmt.Sprintf(`{"type":"payment_mandate","currency":"USD","budget":1000,"max_amount_per_charge":1000,"approval_threshold":1000,"payment_methods":[%q],"allowed_merchants":[%q]}`, s.card, s.merchant)
+		two := strings.Replace(one, `"budget":1000`, `"budget":20000`, 1) // wider than the parent: refused
+		count := func() int {
+			r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?limit=100", Key: s.key})
+			require.Equal(t, 200, r.Status, string(r.Body))
+			return len(r.JSON["data"].([]any))
+		}
+		before := count()
+		for _, details := range []string{"[" + one + "," + two + "]", "[" + one + "," + one + "]"} {
+			code, body, _ := postForm(t, n, formReq{path: "/oauth2/token", basic: [2]string{bID, bSecret}, form: url.Values{
+				"grant_type": {authz.GrantTokenExchange}, "subject_token": {tokA}, "subject_token_type": {authz.TokenTypeAccessToken},
+				"scope": {"charges:write"}, "authorization_details": {details}}})
+			assert.Equal(t, 400, code, "%v", body)
+			assert.Equal(t, "invalid_authorization_details", body["error"])
+			assert.Equal(t, before, count(), "no child mandate was made")
+		}
+	})
+}
