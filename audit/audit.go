@@ -146,6 +146,9 @@ type Repo interface {
 	// of entries deleted.
 	PruneAudit(ctx context.Context, anchor Anchor, floors map[int]int64, r *Retention) (int, error)
 
+	// AuditNumbered returns the entries of stripe numbered from..to
+	// (inclusive), sealed or not, by number.
+	AuditNumbered(ctx context.Context, stripe int, from, to int64) ([]Entry, error)
 	// AuditStripes returns every numbering stripe.
 	AuditStripes(ctx context.Context) ([]Stripe, error)
 	// LockAuditState serializes key creation and checkpoints across nodes

@@ -213,3 +213,45 @@ func TestFirstKeyAdoptsEarlierRetention(t *testing.T) {
 		assert.Contains(t, res.Problem, "prefix deleted")
 	})
 }
+
+// TestSealerSignsCheckpointsWhileAppendsContinue: the background sealer
+// keeps signing the moving head while writers never stop, and every
+// checkpoint it signed verifies against the chain.
+func TestSealerSignsCheckpointsWhileAppendsContinue(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(t *testing.T) backend) {
+		b := open(t)
+		svc := audit.NewService(b.db, 0, nil)
+		svc.SetCheckpointInterval(40 * time.Millisecond)
+		require.NoError(t, svc.UseKeys(context.Background(), newSealer(t)))
+		ctx, cancel := context.WithCancel(context.Background())
+		sealerDone := make(chan struct{})
+		go func() { svc.RunSealer(ctx, 10*time.Millisecond); close(sealerDone) }()
+		writerDone := make(chan error, 1)
+		go func() {
+			for ctx.Err() == nil {
+				if err := b.db.InTx(context.Background(), func(tx audit.Repo) error {
+					return audit.Append(context.Background(), tx, &audit.Entry{ActorType: audit.ActorSystem, Action: "busy"})
+				}); err != nil {
+					writerDone <- err
+					return
+				}
+			}
+			writerDone <- nil
+		}()
+		// Wait (generously) until the sealer signed three heads beyond the
+		// first, while the writer kept writing.
+		var res audit.VerifyResult
+		deadline := time.Now().Add(60 * time.Second)
+		for res.Checkpoints < 4 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			var err error
+			res, err = svc.Verify(context.Background())
+			require.NoError(t, err)
+			require.True(t, res.OK, res.Problem)
+		}
+		cancel()
+		<-sealerDone
+		require.NoError(t, <-writerDone)
+		assert.GreaterOrEqual(t, res.Checkpoints, 4, "the sealer signed the moving head again and again")
+	})
+}

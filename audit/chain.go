@@ -110,7 +110,9 @@ func (s *Service) RunSealer(ctx context.Context, interval time.Duration) {
 	s.mu.Lock()
 	every := s.checkpointEvery
 	s.mu.Unlock()
-	t := time.NewTicker(min(interval, every))
+	// Seal for at most half the checkpoint interval per round, so a busy
+	// log still gets a checkpoint about every interval.
+	t := time.NewTicker(min(interval, every/2))
 	defer t.Stop()
 	lastPrune, lastCheckpoint := time.Time{}, time.Time{}
 	for {
@@ -119,7 +121,7 @@ func (s *Service) RunSealer(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if _, err := s.sealFor(ctx, every); err != nil && ctx.Err() == nil {
+		if _, err := s.sealFor(ctx, every/2); err != nil && ctx.Err() == nil {
 			s.log.Error("audit seal failed", "err", err)
 		}
 		if s.currentSigner() != nil && time.Since(lastCheckpoint) >= every {
@@ -203,6 +205,7 @@ type verifier struct {
 	// the highest counter any checkpoint signed, per stripe
 	counters  map[string]counterClaim
 	cpAfter   int64
+	cpLast    int64 // the latest checkpoint when verification began
 	cpDone    bool
 	lastCPPos int64 // last position a signed checkpoint confirmed
 }
@@ -228,20 +231,48 @@ func (v *verifier) fail(pos int64, id, problem string, args ...any) {
 // checks the numbering of every stripe, every signed retention record and
 // stored checkpoint, and (when given) that the chain still extends the
 // checkpoint held outside the database. It names the first problem.
+//
+// It verifies the log as it stood when it began (head, counters, latest
+// checkpoint), so nodes may keep appending, sealing and signing meanwhile;
+// a prune that moves the anchor during the walk makes it start over.
 func (s *Service) VerifyWith(ctx context.Context, opts VerifyOptions) (VerifyResult, error) {
-	v := &verifier{s: s, ctx: ctx, keys: opts.Keys, expect: map[int]int64{}, stripes: map[int]Stripe{}, counters: map[string]counterClaim{}}
-	v.res.TrustedKeys = "checkpoint file"
-	if v.keys == nil {
-		v.res.TrustedKeys = "database"
+	keys := opts.Keys
+	trusted := "checkpoint file"
+	if keys == nil {
+		trusted = "database"
 		ks, err := s.Keys(ctx)
 		if err != nil {
-			return v.res, err
+			return VerifyResult{}, err
 		}
-		v.keys = ks
+		keys = ks
 	}
+	for attempt := 0; ; attempt++ {
+		v := &verifier{s: s, ctx: ctx, keys: keys, expect: map[int]int64{}, stripes: map[int]Stripe{},
+			counters: map[string]counterClaim{}}
+		v.res.TrustedKeys = trusted
+		res, err := v.run(opts.Checkpoint)
+		if err != nil || res.OK || attempt == 2 {
+			return res, err
+		}
+		var now Anchor
+		if err := s.db.InTx(ctx, func(tx Repo) error {
+			var err error
+			now, err = tx.AuditAnchor(ctx)
+			return err
+		}); err != nil {
+			return res, err
+		}
+		if now.ChainPos == v.anchor.ChainPos {
+			return res, nil
+		}
+	}
+}
+
+func (v *verifier) run(checkpoint string) (VerifyResult, error) {
+	ctx, s := v.ctx, v.s
 	var ext *signedCheckpoint
-	if opts.Checkpoint != "" {
-		c, err := verifyCheckpoint(v.keys, opts.Checkpoint)
+	if checkpoint != "" {
+		c, err := verifyCheckpoint(v.keys, checkpoint)
 		if err != nil {
 			v.fail(0, "", "checkpoint file: %v", err)
 			return v.res, nil
@@ -251,15 +282,27 @@ func (s *Service) VerifyWith(ctx context.Context, opts VerifyOptions) (VerifyRes
 		v.addCounters(*ext)
 	}
 
-	var anchor Anchor
+	// The starting point, read in this order because each only grows:
+	// the latest checkpoint signed a head and counters no later than the
+	// head and counters read after it.
+	var anchor, head Anchor
 	var retentions []Retention
 	var stripes []Stripe
 	if err := s.db.InTx(ctx, func(tx Repo) error {
 		var err error
+		switch last, err := tx.LatestAuditCheckpoint(ctx); {
+		case err == nil:
+			v.cpLast = last.ID
+		case !isNotFound(err):
+			return err
+		}
 		if anchor, err = tx.AuditAnchor(ctx); err != nil {
 			return err
 		}
 		if retentions, err = tx.AuditRetentions(ctx); err != nil {
+			return err
+		}
+		if head, err = tx.AuditHead(ctx); err != nil {
 			return err
 		}
 		stripes, err = tx.AuditStripes(ctx)
@@ -267,6 +310,7 @@ func (s *Service) VerifyWith(ctx context.Context, opts VerifyOptions) (VerifyRes
 	}); err != nil {
 		return v.res, err
 	}
+	v.anchor = anchor
 	for _, st := range stripes {
 		v.stripes[st.ID] = st
 		v.expect[st.ID] = st.Floor + 1
@@ -286,10 +330,11 @@ func (s *Service) VerifyWith(ctx context.Context, opts VerifyOptions) (VerifyRes
 	if ext != nil {
 		v.pending = append(v.pending, *ext)
 	}
-	v.anchor, v.lastCPPos = anchor, anchor.ChainPos
+	v.lastCPPos = anchor.ChainPos
 
 	prev, pos := anchor.Hash, anchor.ChainPos
-	for {
+walk:
+	for pos < head.ChainPos {
 		var page []Entry
 		if err := s.db.InTx(ctx, func(tx Repo) error {
 			var err error
@@ -298,8 +343,14 @@ func (s *Service) VerifyWith(ctx context.Context, opts VerifyOptions) (VerifyRes
 		}); err != nil {
 			return v.res, err
 		}
+		if len(page) == 0 {
+			break
+		}
 		for i := range page {
 			e := &page[i]
+			if pos == head.ChainPos {
+				break walk // sealed after verification began
+			}
 			switch {
 			case e.ChainPos != pos+1:
 				v.fail(pos+1, e.ID, "entry at chain position %d is missing (next present is %d, id %s)", pos+1, e.ChainPos, e.ID)
@@ -324,9 +375,6 @@ func (s *Service) VerifyWith(ctx context.Context, opts VerifyOptions) (VerifyRes
 			prev, pos = e.Hash, e.ChainPos
 			v.res.Checked++
 		}
-		if len(page) == 0 {
-			break
-		}
 	}
 	// Checkpoints beyond the end of the chain: the tail was cut off.
 	if err := v.loadCheckpoints(1 << 62); err != nil || v.res.Problem != "" {
@@ -339,38 +387,77 @@ func (s *Service) VerifyWith(ctx context.Context, opts VerifyOptions) (VerifyRes
 		}
 	}
 	// The head must be where the walk ended: a deleted tail shows up here.
-	var head Anchor
+	if head.ChainPos != pos {
+		v.fail(pos+1, "", "chain ends at %d but the head records %d (entries deleted)", pos, head.ChainPos)
+		return v.res, nil
+	}
 	var unsealed []Entry
 	if err := s.db.InTx(ctx, func(tx Repo) error {
 		var err error
-		if head, err = tx.AuditHead(ctx); err != nil {
-			return err
-		}
 		unsealed, err = tx.UnsealedAudit(ctx, 1_000_000)
 		return err
 	}); err != nil {
 		return v.res, err
 	}
 	v.res.Unsealed = len(unsealed)
-	if head.ChainPos != pos {
-		v.fail(pos+1, "", "chain ends at %d but the head records %d (entries deleted)", pos, head.ChainPos)
-		return v.res, nil
-	}
 	for i := range unsealed {
 		e := &unsealed[i]
 		if !bytes.Equal(ContentHash(e), e.ContentHash) {
 			v.fail(0, e.ID, "unsealed entry does not match its content hash (entry edited)")
 			return v.res, nil
 		}
-		if !v.checkNumber(e, "not yet sealed") {
-			return v.res, nil
-		}
+	}
+	// Every entry counted when verification began and not in the walked
+	// chain is unsealed or was sealed since: it must still be there.
+	if ok, err := v.checkRest(); err != nil || !ok {
+		return v.res, err
 	}
 	if !v.checkCounters() {
 		return v.res, nil
 	}
 	v.res.OK = true
 	return v.res, nil
+}
+
+// checkRest looks up, by number, the entries of every stripe after those
+// the walk saw, up to the counter read when verification began.
+func (v *verifier) checkRest() (bool, error) {
+	ids := make([]int, 0, len(v.stripes))
+	for id := range v.stripes {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		for v.expect[id] <= v.stripes[id].Next {
+			var page []Entry
+			from, to := v.expect[id], min(v.stripes[id].Next, v.expect[id]+4999)
+			if err := v.s.db.InTx(v.ctx, func(tx Repo) error {
+				var err error
+				page, err = tx.AuditNumbered(v.ctx, id, from, to)
+				return err
+			}); err != nil {
+				return false, err
+			}
+			if len(page) == 0 {
+				break
+			}
+			for i := range page {
+				e := &page[i]
+				where := "not yet sealed"
+				if e.ChainPos != 0 {
+					where = "sealed at position " + strconv.FormatInt(e.ChainPos, 10) + " since verification began"
+				}
+				if !bytes.Equal(ContentHash(e), e.ContentHash) {
+					v.fail(e.ChainPos, e.ID, "entry %s (%s) does not match its content hash (entry edited)", e.ID, where)
+					return false, nil
+				}
+				if !v.checkNumber(e, where) {
+					return false, nil
+				}
+			}
+		}
+	}
+	return true, nil
 }
 
 // checkRetention verifies the signed retention records and that they
@@ -494,12 +581,16 @@ func (v *verifier) loadCheckpoints(upTo int64) error {
 		}); err != nil {
 			return err
 		}
-		if len(page) == 0 {
+		if len(page) == 0 || v.cpAfter >= v.cpLast {
 			v.cpDone = true
 			break
 		}
 		for i := range page {
 			cp := page[i]
+			if cp.ID > v.cpLast {
+				v.cpDone = true // signed after verification began
+				break
+			}
 			v.cpAfter = cp.ID
 			c, err := verifyCheckpoint(v.keys, cp.JWS)
 			if err != nil {

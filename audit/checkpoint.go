@@ -46,6 +46,12 @@ type Export struct {
 	Keys       json.RawMessage `json:"keys"`
 }
 
+func (s *Service) interval() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkpointEvery
+}
+
 func (s *Service) currentSigner() *signer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -53,8 +59,10 @@ func (s *Service) currentSigner() *signer {
 }
 
 // Checkpoint signs the current chain head and stores the checkpoint. When
-// the head has not moved since the latest checkpoint and force is false,
-// it returns that one instead of signing again.
+// force is false it returns the latest checkpoint instead of signing again
+// if the head has not moved since, or if another node signed it less than
+// half a checkpoint interval ago (so many nodes do not multiply the
+// checkpoints).
 func (s *Service) Checkpoint(ctx context.Context, force bool) (Checkpoint, error) {
 	sg := s.currentSigner()
 	if sg == nil {
@@ -73,6 +81,9 @@ func (s *Service) Checkpoint(ctx context.Context, force bool) (Checkpoint, error
 			last, err := tx.LatestAuditCheckpoint(ctx)
 			switch {
 			case err == nil && last.ChainPos == head.ChainPos && bytes.Equal(last.Hash, head.Hash):
+				out = last
+				return nil
+			case err == nil && s.now().Sub(last.CreatedAt) < s.interval()/2:
 				out = last
 				return nil
 			case err != nil && !isNotFound(err):

@@ -167,10 +167,10 @@ func (s *Service) Put(ctx context.Context, tenantID string, p Profile) (m *Merch
 	return m, created, nil
 }
 
-// VerifyDomain marks domain of merchant id as verified without a proof
-// (MethodOperator: operators and dev-mode seeding; such a domain is not
-// re-checked). Merchants prove domains with StartVerification and Verify.
-// ErrDomainTaken when another merchant holds it verified.
+// VerifyDomain marks domain of merchant id as verified. The verification
+// itself (a DNS TXT record or a well-known file) is done by the caller:
+// operators, and dev-mode seeding. ErrDomainTaken when another merchant
+// holds it verified.
 func (s *Service) VerifyDomain(ctx context.Context, id, domain string) (*Merchant, error) {
 	domain = mandates.NormalizeDomain(domain)
 	var m *Merchant
@@ -187,7 +187,7 @@ func (s *Service) VerifyDomain(ctx context.Context, id, domain string) (*Merchan
 			return nil
 		}
 		now := s.now().UTC().Truncate(time.Microsecond)
-		m.Domains[i].VerifiedAt, m.Domains[i].Method, m.UpdatedAt = &now, MethodOperator, now
+		m.Domains[i].VerifiedAt, m.UpdatedAt = &now, now
 		if err := tx.UpdateMerchant(ctx, m); errors.Is(err, store.ErrConflict) {
 			return ErrDomainTaken
 		} else if err != nil {

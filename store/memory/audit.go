@@ -133,6 +133,14 @@ func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor, floors map[int]
 	return n, nil
 }
 
+func (tx *Tx) AuditNumbered(_ context.Context, stripe int, from, to int64) ([]audit.Entry, error) {
+	out := tx.sortedAudit(func(e *audit.Entry) bool {
+		return e.Stripe == stripe && e.StripeSeq >= from && e.StripeSeq <= to
+	})
+	slices.SortFunc(out, func(a, b audit.Entry) int { return int(a.StripeSeq - b.StripeSeq) })
+	return out, nil
+}
+
 func (tx *Tx) AuditStripes(context.Context) ([]audit.Stripe, error) {
 	return []audit.Stripe{{ID: memStripe, Next: tx.d.auditLog.stripeNext, Floor: tx.d.auditLog.stripeFloor}}, nil
 }

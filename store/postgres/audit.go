@@ -205,6 +205,15 @@ func (t *Tx) PruneAudit(ctx context.Context, anchor audit.Anchor, floors map[int
 	return int(tag.RowsAffected()), nil
 }
 
+func (t *Tx) AuditNumbered(ctx context.Context, stripe int, from, to int64) ([]audit.Entry, error) {
+	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events
+		WHERE stripe = $1 AND stripe_seq BETWEEN $2 AND $3 ORDER BY stripe_seq`, stripe, from, to)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return scanAudit(rows)
+}
+
 func (t *Tx) AuditStripes(ctx context.Context) ([]audit.Stripe, error) {
 	rows, err := t.tx.Query(ctx, `SELECT stripe, next, floor FROM audit_stripes ORDER BY stripe`)
 	if err != nil {
