@@ -95,10 +95,13 @@ INSERT INTO mandate_events (id, tenant_id, mandate_id, type, actor_type, actor_i
 	VALUES ('mev_pgba' || :r::text, :tenant, :mid, 'decision.allow', 'agent', :aid,
 		'{"id": "dec_8TK3ahfCcQHDMHqSUgX267kU", "agent": "agt_n4YOnbJdUAUpKrvLJnZ1Xueo", "charge": "ch_3GTxqO6sTfziEuhpPFQfbqaf", "result": "allow", "reasons": [], "mandate": "mdt_22XoUS9gGKI3Bkiuo8WeWPC2", "latency_us": 120, "input_digest": "sha256:6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766", "policy_version": "sha256:7493c4d3838875f8"}',
 		now()) RETURNING seq;
-INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash)
-	VALUES ('aud_pgba' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.decision', 'dec_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
+WITH s AS (UPDATE audit_stripes SET next = next + 1
+		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING stripe, next)
+INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
+		stripe, stripe_seq)
+	SELECT 'aud_pgba' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.decision', 'dec_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
 		'{"agent":"agt_n4YOnbJdUAUpKrvLJnZ1Xueo","approval":"","charge":"ch_3GTxqO6sTfziEuhpPFQfbqaf","input_digest":"sha256:6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766","latency_us":120,"mandate":"mdt_22XoUS9gGKI3Bkiuo8WeWPC2","policy_version":"sha256:7493c4d3838875f8","reasons":[],"result":"allow"}',
-		now(), '\x6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0') RETURNING seq;
+		now(), '\x6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0', s.stripe, s.next FROM s RETURNING seq;
 INSERT INTO charges (id, tenant_id, livemode, status, amount, amount_captured, amount_refunded,
 		currency, capture_now, payment_method, card, description, metadata, mandate_id, agent_id, merchant_id, purchase,
 		auth_code, failure_code, failure_message, decline_code, attempts, reversal_pending, created_at, updated_at,
@@ -106,10 +109,13 @@ INSERT INTO charges (id, tenant_id, livemode, status, amount, amount_captured, a
 	VALUES ('ch_pgb' || :r::text, :tenant, false, 'pending', 1, 0, 0, 'usd', true, :card,
 		'{"brand": "visa", "last4": "4242", "exp_year": 2028, "cvc_check": "pass", "exp_month": 12, "fingerprint": "au_RjvAY0AnNE_Ap"}',
 		'printer paper', '{}', :mid, :aid, :merchant, '{"description": "printer paper"}', '', '', '', '', 0, false, now(), now(), NULL, NULL);
-INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash)
-	VALUES ('aud_pgbb' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.created', 'ch_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
+WITH s AS (UPDATE audit_stripes SET next = next + 1
+		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING stripe, next)
+INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
+		stripe, stripe_seq)
+	SELECT 'aud_pgbb' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.created', 'ch_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
 		'{"agent":"agt_n4YOnbJdUAUpKrvLJnZ1Xueo","amount":1,"capture": true,"currency":"usd","mandate":"mdt_22XoUS9gGKI3Bkiuo8WeWPC2","merchant":"acct_SH39MfYqGwQiIyEpcEqDd70o","payment_method":"tok_Zz4mKxec25v6Vx5Ck7vnngRE"}',
-		now(), '\x6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0') RETURNING seq;
+		now(), '\x6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0', s.stripe, s.next FROM s RETURNING seq;
 COMMIT;
 
 -- 4. The processor's answer: lock the charge, mark it succeeded, settle the
@@ -129,10 +135,13 @@ UPDATE decisions SET outcome = 'succeeded' WHERE tenant_id = :tenant AND charge_
 INSERT INTO mandate_events (id, tenant_id, mandate_id, type, actor_type, actor_id, data, created_at)
 	VALUES ('mev_pgbb' || :r::text, :tenant, :mid, 'charge.succeeded', 'system', '',
 		'{"held": 1, "amount": 1, "charge": "ch_3GTxqO6sTfziEuhpPFQfbqaf", "status": "succeeded", "captured": 1, "refunded": 0}', now()) RETURNING seq;
-INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash)
-	VALUES ('aud_pgbc' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.succeeded', 'ch_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
+WITH s AS (UPDATE audit_stripes SET next = next + 1
+		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING stripe, next)
+INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
+		stripe, stripe_seq)
+	SELECT 'aud_pgbc' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.succeeded', 'ch_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
 		'{"amount":1,"attempts":1,"currency":"usd","decline_code":"","failure_code":"","reversal_pending": false,"status":"succeeded"}',
-		now(), '\x6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0') RETURNING seq;
+		now(), '\x6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0', s.stripe, s.next FROM s RETURNING seq;
 WITH ev AS (
 		INSERT INTO events (id, tenant_id, type, data, created_at) VALUES ('evt_pgb' || :r::text, :tenant, 'charge.succeeded',
 			'{"object": {"id": "ch_3GTxqO6sTfziEuhpPFQfbqaf", "card": {"brand": "visa", "last4": "4242", "exp_year": 2028, "cvc_check": "pass", "exp_month": 12, "fingerprint": "au_RjvAY0AnNE_Ap"}, "paid": true, "agent": "agt_n4YOnbJdUAUpKrvLJnZ1Xueo", "amount": 1, "status": "succeeded", "object": "charge", "currency": "usd", "captured": true, "livemode": false, "mandate": "mdt_22XoUS9gGKI3Bkiuo8WeWPC2", "merchant": "acct_SH39MfYqGwQiIyEpcEqDd70o", "description": "printer paper", "payment_method": "tok_Zz4mKxec25v6Vx5Ck7vnngRE", "amount_captured": 1, "amount_refunded": 0}}',
@@ -151,6 +160,9 @@ UPDATE idempotency_keys SET state = 'done', status = 200, header = '{"Content-Ty
 	WHERE tenant_id = :tenant AND credential_id = :aid AND key = 'pgb-' || :r::text;
 
 -- 6. The access audit entry of the request (autocommit).
-INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash)
-	VALUES ('aud_pgbd' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb' || :r::text, 'POST', '/v1/charges', 200, NULL,
-		now(), '\x6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0') RETURNING seq;
+WITH s AS (UPDATE audit_stripes SET next = next + 1
+		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING stripe, next)
+INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
+		stripe, stripe_seq)
+	SELECT 'aud_pgbd' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb' || :r::text, 'POST', '/v1/charges', 200, NULL,
+		now(), '\x6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0', s.stripe, s.next FROM s RETURNING seq;
