@@ -100,6 +100,11 @@ func TestGrantStateAtIntrospectionAndClientCredentials(t *testing.T) {
 	var te *authz.TokenError
 	require.ErrorAs(t, err, &te, "the delegator's suspension reaches the token")
 	assert.Equal(t, authz.RevokedAgent, te.Revoked)
+	form := details("child")
+	form.Set("grant_type", "client_credentials")
+	st, body, _ := token(t, e.iss, cID, cSecret, form, nil)
+	assert.Equal(t, 400, st, "no new token while a delegator is suspended: %v", body)
+	assert.Equal(t, "invalid_grant", body["error"])
 	var at authz.AccessToken
 	raw, _ := json.Marshal(c)
 	require.NoError(t, json.Unmarshal(raw, &at))

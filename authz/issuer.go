@@ -432,7 +432,7 @@ func (h *clientCredentialsHandler) HandleTokenEndpointRequest(ctx context.Contex
 	sess.Subject, sess.Act = sub, act
 	// And the lineage of the exchange that made it: revoking the token it
 	// was delegated from stops this one too.
-	return h.i.db.Autocommit(ctx, func(tx Tx) error {
+	err = h.i.db.Autocommit(ctx, func(tx Tx) error {
 		for _, st := range states {
 			if st.Key == "" || len(st.Delegators) == 0 {
 				continue
@@ -452,6 +452,19 @@ func (h *clientCredentialsHandler) HandleTokenEndpointRequest(ctx context.Contex
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// A grant whose delegator or lineage was revoked gets no new token.
+	what, id, err := h.i.chainRevoked(ctx, &AccessToken{Subject: sub, ClientID: c.agent.ID, TenantID: c.agent.TenantID,
+		Act: act, DelegatedFrom: sess.DelegatedFrom})
+	if err != nil {
+		return err
+	}
+	if what != "" {
+		return fosite.ErrInvalidGrant.WithHintf("The grant was delegated through %s %s, which was revoked or suspended.", what, id)
+	}
+	return nil
 }
 
 // fillSession sets what the access token will say beyond scope and aud.

@@ -117,6 +117,11 @@ func TestChildMandateTokensFollowTheDelegator(t *testing.T) {
 		require.Equal(t, 403, r.Status, string(r.Body))
 		assert.Equal(t, "agent_revoked", r.ErrorCode())
 		assert.Equal(t, false, introspect(t, n, s.key, tokB)["active"])
+		code, body, _ = postForm(t, n, formReq{path: "/oauth2/token", basic: [2]string{bID, bSecret}, form: url.Values{
+			"grant_type": {"client_credentials"}, "scope": {"charges:write"},
+			"authorization_details": {fmt.Sprintf(`[{"type":"payment_mandate","mandate_id":%q}]`, child)}}})
+		assert.Equal(t, 400, code, "no new token for a grant delegated by a revoked agent: %v", body)
+		assert.Equal(t, "invalid_grant", body["error"])
 	})
 }
 
@@ -174,14 +179,21 @@ func TestRevokingTheExchangedTokenStopsTheChildMandate(t *testing.T) {
 		require.Equal(t, 403, r.Status, string(r.Body))
 		assert.Equal(t, "token_revoked", r.ErrorCode())
 
-		// Pruning expired rows keeps this revocation: a fresh token for the
-		// child mandate is refused too.
+		// No new token for the child mandate, even once expired rows are
+		// pruned: this revocation is kept.
+		ccForChild := func() (int, map[string]any) {
+			code, body, _ := postForm(t, n, formReq{path: "/oauth2/token", basic: [2]string{bID, bSecret}, form: url.Values{
+				"grant_type": {"client_credentials"}, "scope": {"charges:write"},
+				"authorization_details": {fmt.Sprintf(`[{"type":"payment_mandate","mandate_id":%q}]`, child)}}})
+			return code, body
+		}
+		code, body = ccForChild()
+		assert.Equal(t, 400, code, body)
+		assert.Equal(t, "invalid_grant", body["error"])
 		prune(t, n)
-		fresh := b.token(t, child)
-		r = b.charge(t, fresh, 100, nil, "")
-		require.Equal(t, 403, r.Status, string(r.Body))
-		assert.Equal(t, "token_revoked", r.ErrorCode())
-		assert.Equal(t, false, introspect(t, n, s.key, fresh)["active"])
+		code, body = ccForChild()
+		assert.Equal(t, 400, code, body)
+		assert.Equal(t, false, introspect(t, n, s.key, tokB)["active"])
 
 		require.Equal(t, 200, b.charge(t, b.token(t, other), 100, nil, "").Status)
 	})
