@@ -135,14 +135,20 @@ func (s *Service) Put(ctx context.Context, tenantID string, p Profile) (m *Merch
 		default:
 			m = old
 		}
-		verified := map[string]*time.Time{}
+		// A domain kept keeps its whole state: verification, proof and
+		// re-check schedule (an update must not stop its re-checks).
+		kept := map[string]Domain{}
 		for _, d := range m.Domains {
-			verified[d.Name] = d.VerifiedAt
+			kept[d.Name] = d
 		}
 		m.DisplayName, m.MCC, m.Country, m.UpdatedAt = p.DisplayName, p.MCC, p.Country, now
 		m.Domains = make([]Domain, 0, len(p.Domains))
 		for _, d := range p.Domains {
-			m.Domains = append(m.Domains, Domain{Name: d, VerifiedAt: verified[d]})
+			if old, ok := kept[d]; ok {
+				m.Domains = append(m.Domains, old)
+				continue
+			}
+			m.Domains = append(m.Domains, Domain{Name: d})
 		}
 		if created {
 			err = tx.CreateMerchant(ctx, m)
@@ -167,10 +173,10 @@ func (s *Service) Put(ctx context.Context, tenantID string, p Profile) (m *Merch
 	return m, created, nil
 }
 
-// VerifyDomain marks domain of merchant id as verified. The verification
-// itself (a DNS TXT record or a well-known file) is done by the caller:
-// operators, and dev-mode seeding. ErrDomainTaken when another merchant
-// holds it verified.
+// VerifyDomain marks domain of merchant id as verified without a proof
+// (MethodOperator: operators and dev-mode seeding; such a domain is not
+// re-checked). Merchants prove domains with StartVerification and Verify.
+// ErrDomainTaken when another merchant holds it verified.
 func (s *Service) VerifyDomain(ctx context.Context, id, domain string) (*Merchant, error) {
 	domain = mandates.NormalizeDomain(domain)
 	var m *Merchant
@@ -187,7 +193,7 @@ func (s *Service) VerifyDomain(ctx context.Context, id, domain string) (*Merchan
 			return nil
 		}
 		now := s.now().UTC().Truncate(time.Microsecond)
-		m.Domains[i].VerifiedAt, m.UpdatedAt = &now, now
+		m.Domains[i].VerifiedAt, m.Domains[i].Method, m.UpdatedAt = &now, MethodOperator, now
 		if err := tx.UpdateMerchant(ctx, m); errors.Is(err, store.ErrConflict) {
 			return ErrDomainTaken
 		} else if err != nil {

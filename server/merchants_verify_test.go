@@ -215,6 +215,13 @@ func TestMerchantDomainVerification(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 		assert.True(t, verified("shop.example.net"))
 
+		// Updating the profile keeps the proven domains' state, re-checks included.
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/merchants", Key: key, Body: map[string]any{
+			"display_name": "Example Books & More", "mcc": "5942", "country": "US",
+			"domains": []string{"example.com", "shop.example.net", "late.example.org", "internal.example.com"}}})
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		assert.True(t, verified("example.com") && verified("shop.example.net"))
+
 		// A domain resolving to a private address is never fetched.
 		challenge("internal.example.com")
 		r = post(key, base+"internal.example.com/verify")
