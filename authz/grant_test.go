@@ -115,3 +115,25 @@ func TestGrantStateAtIntrospectionAndClientCredentials(t *testing.T) {
 	}))
 	assert.Equal(t, authz.RevokedAgent, what)
 }
+
+// A refresh token is inactive at introspection once its grant is.
+func TestRefreshIntrospectionFollowsGrant(t *testing.T) {
+	g := &grantDetail{grants: map[string]*authz.GrantState{}}
+	e := newEnv(t, func(o *authz.Options) { g.register(o.Details) })
+	ctx := context.Background()
+	id, secret := e.secretAgent(authz.AgentInput{GrantTypes: []string{authz.GrantClientCredentials, authz.GrantRefreshToken},
+		Scopes: []string{"charges:write", authz.ScopeOfflineAccess}})
+	g.set("root", authz.GrantState{Active: true})
+	st, body, _ := token(t, e.iss, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"charges:write offline_access"},
+		"authorization_details": {`[{"type":"test_grant","grant":"root"}]`}}, nil)
+	require.Equal(t, 200, st, body)
+	rt := body["refresh_token"].(string)
+	caller := authz.Caller{TenantID: e.tenant}
+	in, err := e.iss.Introspect(ctx, caller, rt, "")
+	require.NoError(t, err)
+	assert.Equal(t, true, in["active"])
+	g.set("root", authz.GrantState{Active: false})
+	in, err = e.iss.Introspect(ctx, caller, rt, "")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"active": false}, in)
+}

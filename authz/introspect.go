@@ -169,6 +169,25 @@ func (i *Issuer) introspectRefresh(ctx context.Context, caller Caller, token str
 	if what != "" {
 		return inactive, nil
 	}
+	// The grant behind the refresh token must still stand, as for access
+	// tokens (a revoked mandate ends its refresh tokens too).
+	var sess session
+	if err := json.Unmarshal(sr.Session, &sess); err != nil {
+		return nil, err
+	}
+	states, err := i.details.states(ctx, ts.TenantID, sess.AuthorizationDetails)
+	var de *DetailError
+	if errors.As(err, &de) {
+		return inactive, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range states {
+		if !st.Active {
+			return inactive, nil
+		}
+	}
 	return map[string]any{
 		"active": true, "iss": i.opt.Issuer, "client_id": ts.ClientID, "tenant_id": ts.TenantID,
 		"scope": strings.Join(sr.GrantedScope, " "), "iat": ts.CreatedAt.Unix(), "exp": ts.ExpiresAt.Unix(),
