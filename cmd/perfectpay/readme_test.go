@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,4 +175,49 @@ func TestReadmePostgresRecipe(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tenant))
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%v", tenant)
 	assert.Equal(t, "Acme", tenant["name"], fmt.Sprint(tenant))
+}
+
+// TestDocsLinksStayInTheRepository: every link of README.md, HACKING.md
+// and docs/ is a file of the repository (or an anchor, or a web address
+// of a standard), never a path outside the clone; HACKING.md lists every
+// migration.
+func TestDocsLinksStayInTheRepository(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	files := []string{"README.md", "HACKING.md"}
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	require.NoError(t, err)
+	require.NotEmpty(t, docs, "docs/ holds the architecture")
+	for _, d := range docs {
+		rel, _ := filepath.Rel(root, d)
+		files = append(files, rel)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		require.NoError(t, err)
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.HasPrefix(target, "#") || strings.HasPrefix(target, "https://") {
+				continue
+			}
+			target, _, _ = strings.Cut(target, "#")
+			abs := filepath.Join(root, filepath.Dir(f), target)
+			inside, err := filepath.Rel(root, abs)
+			require.NoError(t, err)
+			assert.False(t, strings.HasPrefix(inside, ".."), "%s links %s, outside the repository", f, m[1])
+			_, err = os.Stat(abs)
+			assert.NoError(t, err, "%s links %s, which does not exist", f, m[1])
+		}
+	}
+
+	hacking, err := os.ReadFile(filepath.Join(root, "HACKING.md"))
+	require.NoError(t, err)
+	migrations, err := filepath.Glob(filepath.Join(root, "store", "postgres", "migrations", "*.sql"))
+	require.NoError(t, err)
+	require.NotEmpty(t, migrations)
+	for _, m := range migrations {
+		name := strings.TrimSuffix(filepath.Base(m), ".sql")
+		assert.True(t, strings.Contains(string(hacking), "| "+name+" |"), "HACKING.md's migration table lists %s", name)
+	}
 }
