@@ -212,13 +212,13 @@ type verifier struct {
 
 type counterClaim struct {
 	n    int64
-	name string
+	from signedCheckpoint
 }
 
 func (v *verifier) addCounters(c signedCheckpoint) {
 	for k, n := range c.claims.Counters {
 		if cur, ok := v.counters[k]; !ok || n > cur.n {
-			v.counters[k] = counterClaim{n: n, name: c.name()}
+			v.counters[k] = counterClaim{n: n, from: c}
 		}
 	}
 }
@@ -556,10 +556,10 @@ func (v *verifier) checkCounters() bool {
 		st, ok := v.stripes[id]
 		switch {
 		case err != nil || !ok:
-			v.fail(0, "", "stripe %s, signed in %s, no longer exists (entries deleted)", k, c.name)
+			v.fail(0, "", "stripe %s, signed in %s, no longer exists (entries deleted)", k, c.from.name())
 			return false
 		case st.Next < c.n:
-			v.fail(0, "", "fresh entry deleted: stripe %d counts %d entries, fewer than the %d signed in %s (entries deleted, counter rolled back)", id, st.Next, c.n, c.name)
+			v.fail(0, "", "fresh entry deleted: stripe %d counts %d entries, fewer than the %d signed in %s (entries deleted, counter rolled back)", id, st.Next, c.n, c.from.name())
 			return false
 		}
 	}

@@ -122,8 +122,11 @@ func (s *Service) Capture(ctx context.Context, o payments.Owner, id string, amou
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	if err := s.pay.CallCapture(ctx, c, amt); err != nil {
+	if c, err = s.claim(ctx, o, id, payments.OpCapture); err != nil {
 		return nil, err
+	}
+	if err := s.pay.CallCapture(ctx, c, amt); err != nil {
+		return nil, s.unclaim(ctx, o, id, payments.OpCapture, err)
 	}
 	return s.apply(ctx, func(tx Tx) (*payments.Charge, error) {
 		c, err := s.pay.ApplyCapture(ctx, tx, o, id, amt)
@@ -145,8 +148,11 @@ func (s *Service) Void(ctx context.Context, o payments.Owner, id string) (*payme
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	if err := s.pay.CallVoid(ctx, c); err != nil {
+	if c, err = s.claim(ctx, o, id, payments.OpVoid); err != nil {
 		return nil, err
+	}
+	if err := s.pay.CallVoid(ctx, c); err != nil {
+		return nil, s.unclaim(ctx, o, id, payments.OpVoid, err)
 	}
 	return s.apply(ctx, func(tx Tx) (*payments.Charge, error) {
 		c, err := s.pay.ApplyVoid(ctx, tx, o, id)
@@ -155,6 +161,27 @@ func (s *Service) Void(ctx context.Context, o payments.Owner, id string) (*payme
 		}
 		return c, s.settle(ctx, tx, c, func(*Hold) (int64, bool) { return 0, false })
 	})
+}
+
+// claim takes and commits the charge's claim for op before the processor
+// is called (payments.Service.Claim).
+func (s *Service) claim(ctx context.Context, o payments.Owner, id, op string) (*payments.Charge, error) {
+	var c *payments.Charge
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		c, err = s.pay.Claim(ctx, tx, o, id, op)
+		return err
+	})
+	return c, err
+}
+
+// unclaim gives the claim back after the processor refused or did not
+// answer, and returns that error.
+func (s *Service) unclaim(ctx context.Context, o payments.Owner, id, op string, cause error) error {
+	if err := s.db.InTx(ctx, func(tx Tx) error { return s.pay.Unclaim(ctx, tx, o, id, op) }); err != nil {
+		s.log.ErrorContext(ctx, "releasing a charge claim failed", "charge", id, "err", err)
+	}
+	return cause
 }
 
 func (s *Service) apply(ctx context.Context, step func(tx Tx) (*payments.Charge, error)) (*payments.Charge, error) {

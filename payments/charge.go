@@ -112,11 +112,17 @@ type Charge struct {
 	Attempts int `json:"-"`
 	// ReversalPending: a void of an authorization we may not have heard of
 	// is still to be sent.
-	ReversalPending bool       `json:"-"`
-	Created         time.Time  `json:"created"`
-	Updated         time.Time  `json:"-"`
-	CapturedAt      *time.Time `json:"captured_at"`
-	CanceledAt      *time.Time `json:"canceled_at"`
+	ReversalPending bool `json:"-"`
+	// Claim is the capture or void under way ("" when none): taken and
+	// committed before the processor is called, so a racing operation is
+	// refused instead of reaching the processor too. It lapses at
+	// ClaimUntil (its node died mid-call).
+	Claim      string     `json:"-"`
+	ClaimUntil *time.Time `json:"-"`
+	Created    time.Time  `json:"created"`
+	Updated    time.Time  `json:"-"`
+	CapturedAt *time.Time `json:"captured_at"`
+	CanceledAt *time.Time `json:"canceled_at"`
 }
 
 // derive fills the fields computed from the others.

@@ -62,6 +62,10 @@ type CardError struct {
 
 func (e *CardError) Error() string { return e.Message }
 
+// ErrChargeBusy is a capture or void of a charge another one is under way
+// on (its claim is held): retry shortly.
+var ErrChargeBusy = errors.New("payments: another capture or void of this charge is under way")
+
 // ErrProcessor means the processor gave no answer after every retry; the
 // operation did not happen and may be retried.
 var ErrProcessor = errors.New("payments: the processor did not answer; retry later")
@@ -445,6 +449,43 @@ func CaptureAmount(c *Charge, amount *int64) (int64, error) {
 	return *amount, nil
 }
 
+// Claim takes the charge's claim for op (capture or void) in tx: the
+// charge must still be capturable and no other claim live. Committed
+// before the processor is called, it keeps a racing capture or void from
+// reaching the processor (ErrChargeBusy). ApplyCapture and ApplyVoid clear
+// it; Unclaim gives it back when the processor refused or did not answer.
+func (s *Service) Claim(ctx context.Context, tx Tx, o Owner, id, op string) (*Charge, error) {
+	c, err := lockOwned(ctx, tx, o, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := capturable(c); err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	if c.Claim != "" && c.ClaimUntil != nil && now.Before(*c.ClaimUntil) {
+		return nil, ErrChargeBusy
+	}
+	// Longer than every attempt of the processor call it covers.
+	until := now.Add(2*s.cfg.Timeout*time.Duration(s.cfg.Retries+1) + time.Second)
+	c.Claim, c.ClaimUntil, c.Updated = op, &until, now
+	if err := tx.UpdateCharge(ctx, c, c.Status); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Unclaim gives back a claim taken by Claim (the processor refused the
+// operation or did not answer).
+func (s *Service) Unclaim(ctx context.Context, tx Tx, o Owner, id, op string) error {
+	c, err := lockOwned(ctx, tx, o, id)
+	if err != nil || c.Claim != op {
+		return err
+	}
+	c.Claim, c.ClaimUntil, c.Updated = "", nil, s.clock()
+	return tx.UpdateCharge(ctx, c, c.Status)
+}
+
 // CallCapture asks the processor to capture amt of c (outside any transaction).
 func (s *Service) CallCapture(ctx context.Context, c *Charge, amt int64) error {
 	res, _, _ := s.call(ctx, func(ctx context.Context) (*Result, error) { return s.proc.Capture(ctx, c.ID, amt) })
@@ -495,7 +536,7 @@ func (s *Service) transition(ctx context.Context, tx Tx, o Owner, id, event stri
 	}
 	now := s.clock()
 	change(c, now)
-	c.Updated = now
+	c.Updated, c.Claim, c.ClaimUntil = now, "", nil
 	if err := tx.UpdateCharge(ctx, c, StatusRequiresCapture); err != nil {
 		return nil, err
 	}
@@ -840,8 +881,11 @@ func (s *Service) Capture(ctx context.Context, o Owner, id string, amount *int64
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	if err := s.CallCapture(ctx, c, amt); err != nil {
+	if c, err = s.claim(ctx, o, id, OpCapture); err != nil {
 		return nil, err
+	}
+	if err := s.CallCapture(ctx, c, amt); err != nil {
+		return nil, s.unclaim(ctx, o, id, OpCapture, err)
 	}
 	return s.apply(ctx, func(tx Tx) (*Charge, error) { return s.ApplyCapture(ctx, tx, o, id, amt) })
 }
@@ -856,10 +900,32 @@ func (s *Service) Void(ctx context.Context, o Owner, id string) (*Charge, error)
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	if err := s.CallVoid(ctx, c); err != nil {
+	if c, err = s.claim(ctx, o, id, OpVoid); err != nil {
 		return nil, err
 	}
+	if err := s.CallVoid(ctx, c); err != nil {
+		return nil, s.unclaim(ctx, o, id, OpVoid, err)
+	}
 	return s.apply(ctx, func(tx Tx) (*Charge, error) { return s.ApplyVoid(ctx, tx, o, id) })
+}
+
+func (s *Service) claim(ctx context.Context, o Owner, id, op string) (*Charge, error) {
+	var c *Charge
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		c, err = s.Claim(ctx, tx, o, id, op)
+		return err
+	})
+	return c, err
+}
+
+// unclaim gives the claim back after the processor refused or did not
+// answer, and returns that error.
+func (s *Service) unclaim(ctx context.Context, o Owner, id, op string, cause error) error {
+	if err := s.db.InTx(ctx, func(tx Tx) error { return s.Unclaim(ctx, tx, o, id, op) }); err != nil {
+		s.log.ErrorContext(ctx, "releasing a charge claim failed", "charge", id, "err", err)
+	}
+	return cause
 }
 
 func (s *Service) apply(ctx context.Context, step func(tx Tx) (*Charge, error)) (*Charge, error) {

@@ -123,6 +123,11 @@ func paymentsError(err error, kind, id string) error {
 			e.Extra = map[string]any{"charge": ce.Charge}
 		}
 		return e
+	case errors.Is(err, payments.ErrChargeBusy):
+		e := Errorf(http.StatusConflict, TypeInvalidRequest, "charge_operation_in_progress", "charge",
+			"Another capture or void of this charge is under way; retry shortly.")
+		e.RetryAfter = 1
+		return e
 	case errors.Is(err, payments.ErrProcessor):
 		e := Errorf(http.StatusServiceUnavailable, TypeAPI, "processor_unavailable", "",
 			"The card processor did not answer. Nothing was changed; retry the request.")

@@ -40,6 +40,7 @@ func cloneCharge(c payments.Charge) payments.Charge {
 	}
 	c.CapturedAt = cloneTimePtr(c.CapturedAt)
 	c.CanceledAt = cloneTimePtr(c.CanceledAt)
+	c.ClaimUntil = cloneTimePtr(c.ClaimUntil)
 	return c
 }
 

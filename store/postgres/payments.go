@@ -16,7 +16,7 @@ var _ payments.Repo = (*Tx)(nil)
 const chargeCols = `id, tenant_id, livemode, status, amount, amount_captured, amount_refunded, currency, capture_now,
 	payment_method, card, description, metadata, coalesce(mandate_id, ''), coalesce(agent_id, ''), coalesce(merchant_id, ''),
 	purchase, auth_code, failure_code, failure_message, decline_code, attempts, reversal_pending,
-	created_at, updated_at, captured_at, canceled_at`
+	created_at, updated_at, captured_at, canceled_at, claim, claim_until`
 
 func scanCharge(row pgx.Row) (*payments.Charge, error) {
 	var c payments.Charge
@@ -24,7 +24,7 @@ func scanCharge(row pgx.Row) (*payments.Charge, error) {
 	err := row.Scan(&c.ID, &c.TenantID, &c.Livemode, &c.Status, &c.Amount, &c.AmountCaptured, &c.AmountRefunded,
 		&c.Currency, &c.CaptureNow, &c.PaymentMethod, &card, &c.Description, &meta, &c.MandateID, &c.AgentID,
 		&c.MerchantID, &purchase, &c.AuthCode, &c.FailureCode, &c.FailureMessage, &c.DeclineCode, &c.Attempts,
-		&c.ReversalPending, &c.Created, &c.Updated, &c.CapturedAt, &c.CanceledAt)
+		&c.ReversalPending, &c.Created, &c.Updated, &c.CapturedAt, &c.CanceledAt, &c.Claim, &c.ClaimUntil)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -99,10 +99,11 @@ func (t *Tx) LockCharge(ctx context.Context, tenantID, id string) (*payments.Cha
 func (t *Tx) UpdateCharge(ctx context.Context, c *payments.Charge, fromStatus string) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE charges SET status = $4, amount_captured = $5, amount_refunded = $6, auth_code = $7,
 		failure_code = $8, failure_message = $9, decline_code = $10, attempts = $11, reversal_pending = $12,
-		updated_at = $13, captured_at = $14, canceled_at = $15
+		updated_at = $13, captured_at = $14, canceled_at = $15, claim = $16, claim_until = $17
 		WHERE id = $1 AND tenant_id = $2 AND status = $3`,
 		c.ID, c.TenantID, fromStatus, c.Status, c.AmountCaptured, c.AmountRefunded, c.AuthCode, c.FailureCode,
-		c.FailureMessage, c.DeclineCode, c.Attempts, c.ReversalPending, c.Updated, nullTime(c.CapturedAt), nullTime(c.CanceledAt))
+		c.FailureMessage, c.DeclineCode, c.Attempts, c.ReversalPending, c.Updated, nullTime(c.CapturedAt), nullTime(c.CanceledAt),
+		c.Claim, nullTime(c.ClaimUntil))
 	if err != nil {
 		return mapErr(err)
 	}

@@ -53,6 +53,20 @@ type scripted struct {
 	declined map[int64]bool // refunds of these amounts are declined
 	lost     map[int64]bool // refunds of these amounts get no answer
 	calls    map[string]int
+	// When hold is set, captures and voids report on entered and wait
+	// for hold to close.
+	hold    chan struct{}
+	entered chan string
+}
+
+func (p *scripted) wait(op string) {
+	p.mu.Lock()
+	hold, entered := p.hold, p.entered
+	p.mu.Unlock()
+	if hold != nil {
+		entered <- op
+		<-hold
+	}
 }
 
 func newScripted() *scripted {
@@ -72,11 +86,13 @@ func (p *scripted) Authorize(_ context.Context, r payments.AuthRequest) (*paymen
 
 func (p *scripted) Capture(context.Context, string, int64) (*payments.Result, error) {
 	p.count(payments.OpCapture)
+	p.wait(payments.OpCapture)
 	return &payments.Result{Approved: true}, nil
 }
 
 func (p *scripted) Void(context.Context, string) (*payments.Result, error) {
 	p.count(payments.OpVoid)
+	p.wait(payments.OpVoid)
 	return &payments.Result{Approved: true}, nil
 }
 
@@ -157,8 +173,12 @@ func (w *ledgerWorld) token(mandateID string) *authz.AccessToken {
 }
 
 func (w *ledgerWorld) charge(t *testing.T, tok *authz.AccessToken, amount int64, key string) (*charging.Outcome, error) {
+	return w.chargeCapture(t, tok, amount, key, true)
+}
+
+func (w *ledgerWorld) chargeCapture(t *testing.T, tok *authz.AccessToken, amount int64, key string, capture bool) (*charging.Outcome, error) {
 	req, err := w.ch.NewRequest(charging.RawRequest{Amount: amount, Currency: "USD", PaymentMethod: w.card,
-		MerchantID: w.merch, Capture: true, IdempotencyKey: key})
+		MerchantID: w.merch, Capture: capture, IdempotencyKey: key})
 	require.NoError(t, err)
 	return w.ch.Charge(context.Background(), tok, req)
 }
@@ -252,5 +272,72 @@ func testLedgerRefunds[X Tx](t *testing.T, b store.Backend[X]) {
 	}
 	assert.Equal(t, 6000-back, spentOf(t, b, child))
 	assert.Equal(t, 6000-back, spentOf(t, b, parent))
+	AssertLedger(t, store.Bind(b, func(x X) LedgerReader { return x }), w.owner.TenantID)
+}
+
+// testLedgerClaims: a capture and a void racing on one authorization never
+// both reach the processor: the first takes the charge's claim (committed
+// before its processor call) and the other is refused with ErrChargeBusy.
+func testLedgerClaims[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	w := newLedgerWorld(t, b)
+	m := w.mandate(t, store.Bind(b, func(x X) mandates.Repo { return x }), 10_000, nil)
+	tok := w.token(m.ID)
+	for _, first := range []string{payments.OpCapture, payments.OpVoid} {
+		out, err := w.chargeCapture(t, tok, 3000, ids.New("k"), false)
+		require.NoError(t, err)
+		require.Equal(t, payments.StatusRequiresCapture, out.Charge.Status)
+		id := out.Charge.ID
+		run := func(op string) (*payments.Charge, error) {
+			if op == payments.OpCapture {
+				amt := int64(2000)
+				return w.ch.Capture(ctx, w.owner, id, &amt)
+			}
+			return w.ch.Void(ctx, w.owner, id)
+		}
+		second := payments.OpVoid
+		if first == payments.OpVoid {
+			second = payments.OpCapture
+		}
+		w.proc.mu.Lock()
+		w.proc.hold, w.proc.entered = make(chan struct{}), make(chan string, 2)
+		before := map[string]int{payments.OpCapture: w.proc.calls[payments.OpCapture], payments.OpVoid: w.proc.calls[payments.OpVoid]}
+		hold, entered := w.proc.hold, w.proc.entered
+		w.proc.mu.Unlock()
+
+		firstDone := make(chan error, 1)
+		go func() { _, err := run(first); firstDone <- err }()
+		require.Equal(t, first, <-entered, "the first operation reached the processor")
+		secondDone := make(chan error, 1)
+		go func() { _, err := run(second); secondDone <- err }()
+		select {
+		case err := <-secondDone:
+			require.ErrorIs(t, err, payments.ErrChargeBusy, "the racing %s is refused", second)
+		case op := <-entered:
+			t.Errorf("%s reached the processor while %s was under way", op, first)
+		}
+		close(hold)
+		require.NoError(t, <-firstDone)
+		w.proc.mu.Lock()
+		w.proc.hold = nil
+		assert.Equal(t, before[first]+1, w.proc.calls[first])
+		assert.Equal(t, before[second], w.proc.calls[second], "exactly one operation reached the processor")
+		w.proc.mu.Unlock()
+
+		c, err := w.pay.Get(ctx, w.owner, id)
+		require.NoError(t, err)
+		if first == payments.OpCapture {
+			assert.Equal(t, payments.StatusSucceeded, c.Status)
+			assert.Equal(t, int64(2000), c.AmountCaptured)
+		} else {
+			assert.Equal(t, payments.StatusCanceled, c.Status)
+		}
+		// The claim is gone with the operation: the charge's state now
+		// answers (already captured / not capturable), not "busy".
+		_, err = run(second)
+		var pe *payments.ParamError
+		require.ErrorAs(t, err, &pe)
+	}
+	assert.Equal(t, int64(2000), spentOf(t, b, m), "the capture holds what it captured, the void nothing")
 	AssertLedger(t, store.Bind(b, func(x X) LedgerReader { return x }), w.owner.TenantID)
 }

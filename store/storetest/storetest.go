@@ -87,6 +87,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"PipelineDecisions", testPipelineDecisions[X]},
 		{"PipelineHolds", testPipelineHolds[X]},
 		{"LedgerRefunds", testLedgerRefunds[X]},
+		{"LedgerClaims", testLedgerClaims[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
