@@ -4,7 +4,7 @@ BIN     ?= bin/perfectpay
 ADDR    ?= 127.0.0.1:8080
 SKIPPED := $(CURDIR)/.skipped-suites
 
-.PHONY: run test test-without-postgres test-long build lint demo bench fuzz clean
+.PHONY: run test test-without-postgres test-long build lint demo bench fuzz mutants clean
 
 run: build
 	$(BIN) serve --dev --addr $(ADDR)
@@ -22,7 +22,7 @@ build:
 #
 # `make test-long`: the e2e suites (several server processes, crashes,
 # outages, races over HTTP), the LONG_TESTS, and `make fuzz`.
-# `.ci/run` runs test and test-long.
+# `.ci/run` runs test, test-long and mutants.
 LONG_PKGS  := ./e2e/...
 # Packages and -run patterns of tests outside LONG_PKGS that skip under -short.
 LONG_TESTS := ./webhooks/=^TestCrashKill9$$
@@ -67,6 +67,13 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# The mutation suite (tools/mutants/mutants.txt): each named breakage of a
+# guard, applied alone to a copy of the committed tree, must make its named
+# tests fail; a surviving or stale mutant fails the run.
+mutants:
+	@bash .ci/postgres
+	CI=$${CI:-1} $(GO) run ./tools/mutants
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
