@@ -137,3 +137,41 @@ func TestRefreshIntrospectionFollowsGrant(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{"active": false}, in)
 }
+
+// A refresh token whose grant ended, or whose delegator was suspended,
+// gets no new access token.
+func TestRefreshFollowsGrantAndDelegators(t *testing.T) {
+	g := &grantDetail{grants: map[string]*authz.GrantState{}}
+	e := newEnv(t, func(o *authz.Options) { g.register(o.Details) })
+	ctx := context.Background()
+	aID, _ := e.secretAgent(authz.AgentInput{})
+	id, secret := e.secretAgent(authz.AgentInput{GrantTypes: []string{authz.GrantClientCredentials, authz.GrantRefreshToken},
+		Scopes: []string{"charges:write", authz.ScopeOfflineAccess}})
+	refresh := func(rt string) (int, map[string]any) {
+		st, body, _ := token(t, e.iss, id, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, nil)
+		return st, body
+	}
+	grant := func(name string) string {
+		st, body, _ := token(t, e.iss, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"charges:write offline_access"},
+			"authorization_details": {`[{"type":"test_grant","grant":"` + name + `"}]`}}, nil)
+		require.Equal(t, 200, st, body)
+		return body["refresh_token"].(string)
+	}
+
+	g.set("root", authz.GrantState{Active: true})
+	rt := grant("root")
+	st, body := refresh(rt)
+	require.Equal(t, 200, st, body)
+	g.set("root", authz.GrantState{Active: false})
+	st, body = refresh(body["refresh_token"].(string))
+	assert.Equal(t, 400, st, body)
+	assert.Equal(t, "invalid_grant", body["error"])
+
+	g.set("child", authz.GrantState{Active: true, Delegators: []string{aID}})
+	rt = grant("child")
+	_, err := e.iss.SuspendAgent(ctx, e.tenant, aID)
+	require.NoError(t, err)
+	st, body = refresh(rt)
+	assert.Equal(t, 400, st, body)
+	assert.Equal(t, "invalid_grant", body["error"])
+}

@@ -570,6 +570,26 @@ func (h *refreshHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosi
 		sess.JKT = presented
 	}
 	sess.GrantType = GrantRefreshToken
+	// The family's authority must still stand: its delegators, the tokens
+	// it was delegated from, and the grant behind its authorization_details.
+	c := ar.GetClient().(*agentClient)
+	what, id, err := h.i.chainRevoked(ctx, &AccessToken{Subject: sess.Subject, ClientID: c.agent.ID, TenantID: c.agent.TenantID,
+		Act: sess.Act, DelegatedFrom: sess.DelegatedFrom})
+	if err != nil {
+		return err
+	}
+	if what != "" {
+		return fosite.ErrInvalidGrant.WithHintf("The grant was delegated through %s %s, which was revoked or suspended.", what, id)
+	}
+	states, err := h.i.details.states(ctx, c.agent.TenantID, sess.AuthorizationDetails)
+	if err != nil {
+		return err
+	}
+	for _, st := range states {
+		if !st.Active {
+			return fosite.ErrInvalidGrant.WithHint("What this refresh token grants was revoked or has ended.")
+		}
+	}
 	return nil
 }
 
