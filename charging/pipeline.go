@@ -295,6 +295,7 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, k
 	p := req.charge.Params()
 	l := &loaded{}
 	err := s.db.Autocommit(ctx, func(tx Tx) error {
+		*l = loaded{} // a re-run starts afresh
 		var err error
 		if key != "" {
 			// Before any decision: a retry gets the outcome of the charge
@@ -323,13 +324,15 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, k
 		if l.agent, err = tx.GetAgent(ctx, tok.ClientID); err != nil {
 			return err
 		}
+		ancestors := []*authz.Agent{} // assigned whole: a re-run starts afresh
 		for _, id := range chainAgents(l.chain, tok.ClientID) {
 			a, err := tx.GetAgent(ctx, id)
 			if err != nil {
 				return err
 			}
-			l.ancestors = append(l.ancestors, a)
+			ancestors = append(ancestors, a)
 		}
+		l.ancestors = ancestors
 		if l.tenant, err = tx.GetTenant(ctx, tok.TenantID); err != nil {
 			return err
 		}
@@ -416,6 +419,11 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	// credentials are refused by the agent authenticator (its cache hears
 	// revocations through LISTEN/NOTIFY) and, authoritatively, inside the
 	// charge transaction and the approval's.
+	// A revoked tenant, before a node has heard of it, is named as such
+	// (not a policy denial).
+	if l.tenant.Status == accounts.TenantRevoked {
+		return nil, s.refuse(ctx, dec, revoked(dec, "tenant", l.tenant.ID, false))
+	}
 	for i := range l.chain {
 		if l.chain[i].Status == mandates.StatusRevoked {
 			return nil, s.refuse(ctx, dec, revoked(dec, "mandate", l.chain[i].ID, false))
