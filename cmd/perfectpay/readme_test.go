@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/app/apptest"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store/pgtest"
 )
@@ -131,9 +132,9 @@ func TestReadmePostgresRecipe(t *testing.T) {
 		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), f)
 	}
 
-	var logs bytes.Buffer
+	logs := &apptest.SyncBuffer{} // written by exec's copying goroutine, read here
 	serve := shell("exec " + recipe[len(recipe)-1])
-	serve.Stdout, serve.Stderr = &logs, &logs
+	serve.Stdout, serve.Stderr = logs, logs
 	require.NoError(t, serve.Start())
 	done := make(chan error, 1)
 	go func() { done <- serve.Wait() }()
