@@ -44,7 +44,7 @@ func expectTenantRevoked(t *testing.T, n *apptest.Node, o objects) {
 	assert.Equal(t, "tenant_revoked", r.ErrorCode())
 	r = agentCharge(t, n, o["agent_token"], o)
 	assert.Equal(t, 403, r.Status, string(r.Body))
-	assert.Equal(t, "tenant_revoked", r.ErrorCode())
+	assert.Equal(t, "tenant_revoked", r.ErrorCode(), string(r.Body))
 }
 
 func TestTenantRevoke(t *testing.T) {
