@@ -112,28 +112,29 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 
 		release := buf.status >= 500 || buf.header.Get(headerNoStore) != ""
 		buf.header.Del(headerNoStore)
-		ctx := r.Context()
+		// The claim is settled even when the client has gone away.
+		ctx := context.WithoutCancel(r.Context())
+		var settle func(ctx context.Context, tx idempotency.Repo) error
 		if release {
-			err = s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return tx.AbandonIdempotency(ctx, rec) })
-			if err != nil {
-				go s.releaseLater(rec)
-			}
+			settle = func(ctx context.Context, tx idempotency.Repo) error { return tx.AbandonIdempotency(ctx, rec) }
 		} else {
-			rec.State, rec.Status, rec.Body = idempotency.StateDone, buf.status, buf.body.Bytes()
+			done := *rec
+			done.State, done.Status, done.Body = idempotency.StateDone, buf.status, buf.body.Bytes()
 			if st := state(r); st.replay != nil {
-				rec.Body = st.replay
+				done.Body = st.replay
 			}
-			rec.Header = map[string]string{}
+			done.Header = map[string]string{}
 			for k := range buf.header {
 				if k != "Request-Id" {
-					rec.Header[k] = buf.header.Get(k)
+					done.Header[k] = buf.header.Get(k)
 				}
 			}
-			// One statement: no transaction round trips on every POST.
-			err = s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return tx.CompleteIdempotency(ctx, rec) })
+			settle = func(ctx context.Context, tx idempotency.Repo) error { return tx.CompleteIdempotency(ctx, &done) }
 		}
-		if err != nil {
-			s.log.ErrorContext(ctx, "idempotency: could not record the outcome", "err", err)
+		// One statement: no transaction round trips on every POST.
+		if err := s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return settle(ctx, tx) }); err != nil {
+			s.log.ErrorContext(ctx, "idempotency: could not record the outcome; retrying", "err", err)
+			go s.settleLater(rec.LockedUntil, settle)
 		}
 		for k, v := range buf.header {
 			w.Header()[k] = v
@@ -144,34 +145,36 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 	}
 }
 
-// Releasing a claim when the store is unreachable.
+// Settling a claim when the store is unreachable.
 //
 // A request that fails because the store is unreachable answers 503 and
-// must leave no claim behind, so its retry runs again. The release itself
-// may fail for the same reason; the claim is then freed in two ways, the
-// first that applies:
+// must leave no claim behind, so its retry runs again; a request that was
+// answered just before the store went away must still store its answer.
+// Either write may fail for the same reason. The claim is then freed in two
+// ways, the first that applies:
 //   - the claim names this node's store session, which an outage ends
 //     (PostgreSQL restarted; the memory store's SetUnavailable): a claim
 //     whose session is gone is taken over by the next claim at once;
-//   - releaseLater retries the release with a short backoff until it
-//     succeeds or the claim's lock has lapsed anyway. It deletes the claim
-//     only while it is still this request's, never one taken over since.
+//   - settleLater retries the write with a short backoff until it
+//     succeeds or the claim's lock has lapsed anyway. A release deletes
+//     the claim only while it is still this request's, never one taken
+//     over since.
 const (
-	releaseBackoffMin = 100 * time.Millisecond
-	releaseBackoffMax = 2 * time.Second
+	settleBackoffMin = 100 * time.Millisecond
+	settleBackoffMax = 2 * time.Second
 )
 
-func (s *Server) releaseLater(rec *idempotency.Record) {
-	wait := releaseBackoffMin
-	for time.Now().Before(rec.LockedUntil) {
+func (s *Server) settleLater(until time.Time, settle func(ctx context.Context, tx idempotency.Repo) error) {
+	wait := settleBackoffMin
+	for time.Now().Before(until) {
 		time.Sleep(wait)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return tx.AbandonIdempotency(ctx, rec) })
+		err := s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return settle(ctx, tx) })
 		cancel()
 		if err == nil {
 			return
 		}
-		wait = min(2*wait, releaseBackoffMax)
+		wait = min(2*wait, settleBackoffMax)
 	}
 }
 

@@ -28,15 +28,19 @@ func outageNode(t *testing.T, driver string, opts ...func(*app.Config)) (n *appt
 	}
 	c := pgtest.NewCluster(t)
 	n = apptest.NewWithURL(t, driver, c.NewURL(t), opts...)
-	return n, func() { c.Stop(t) }, func() {
-		c.Start(t)
-		// The node's session reconnects on its own; wait for it so the
-		// test looks at a node that has noticed the store is back.
-		deadline := time.Now().Add(60 * time.Second)
-		for n.App.Postgres.SessionName() == "" && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+	var before string
+	return n, func() {
+			before = n.App.Postgres.SessionName()
+			c.Stop(t)
+		}, func() {
+			c.Start(t)
+			// The node reconnects under a new session on its own; wait for
+			// it, so the test looks at a node that noticed the restart.
+			waitFor(t, "a new node session", 60*time.Second, func() bool {
+				name := n.App.Postgres.SessionName()
+				return name != "" && name != before
+			})
 		}
-	}
 }
 
 func assertUnavailable(t *testing.T, r *apptest.Response) {

@@ -54,7 +54,10 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool}
-	s.sess = startSession(cfg.ConnConfig)
+	// When the session is lost the server most likely restarted, and every
+	// pooled connection is as dead as the session's: drop them all rather
+	// than fail one request on each.
+	s.sess = startSession(cfg.ConnConfig, pool.Reset)
 	return s, nil
 }
 
@@ -89,6 +92,7 @@ const sessionCheck = time.Second
 // name, so claims taken under the old name are recognisably abandoned.
 type session struct {
 	cfg    *pgx.ConnConfig
+	onLost func()
 	mu     sync.Mutex
 	cur    string
 	poke   chan struct{}
@@ -96,9 +100,9 @@ type session struct {
 	done   chan struct{}
 }
 
-func startSession(cfg *pgx.ConnConfig) *session {
+func startSession(cfg *pgx.ConnConfig, onLost func()) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	ss := &session{cfg: cfg.Copy(), poke: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	ss := &session{cfg: cfg.Copy(), onLost: onLost, poke: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	go ss.run(ctx)
 	return ss
 }
@@ -145,10 +149,11 @@ func (ss *session) run(ctx context.Context) {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := conn.Ping(pctx)
 			cancel()
-			if err != nil {
+			if err != nil && ctx.Err() == nil {
 				ss.set("")
 				conn.Close(context.Background()) //nolint:errcheck
 				conn = nil
+				ss.onLost()
 			}
 		}
 		if conn == nil && ctx.Err() == nil {
