@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 )
@@ -43,6 +44,7 @@ type signedTerms struct {
 func (m *Mandate) Canonical() ([]byte, error) {
 	l := m.Limits.Clone()
 	l.Normalize()
+	l.Currency = strings.ToLower(l.Currency) // as every object on the wire writes it
 	doc := signedTerms{
 		Type: AuthorizationDetailsType, ID: m.ID, Account: m.TenantID, Payer: m.Payer, Agent: m.Agent,
 		ParentID: m.ParentID, Depth: m.Depth, Description: m.Description,

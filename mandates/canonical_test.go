@@ -40,7 +40,7 @@ func TestMandateCanonical(t *testing.T) {
 	got, err := m.Canonical()
 	require.NoError(t, err)
 	want := `{"account":"ten_1","agent":"agt_1","allowed_categories":["5942"],"budget":10000,` +
-		`"created":"2026-05-04T03:02:01Z","currency":"USD","depth":0,"description":"Books <under> 50 €",` +
+		`"created":"2026-05-04T03:02:01Z","currency":"usd","depth":0,"description":"Books <under> 50 €",` +
 		`"id":"mdt_1","max_amount_per_charge":5000,"payer":"cus_1","payment_methods":["tok_a","tok_b"],"type":"payment_mandate"}`
 	assert.Equal(t, want, string(got))
 

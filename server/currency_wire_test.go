@@ -42,8 +42,9 @@ func currencies(path string, v any, out map[string]string) {
 }
 
 // TestCurrencyLowerCaseOnTheWire walks every object that carries a currency
-// (mandates, their list and history, agent and direct charges, approvals,
-// refunds, events, the access token's authorization_details, introspection)
+// (mandates, their list, history and signed terms, agent and direct charges,
+// approvals, refunds, events, the access token's authorization_details,
+// introspection)
 // and requires lower case, whatever the case of the request.
 func TestCurrencyLowerCaseOnTheWire(t *testing.T) {
 	apptest.EachDriver(t, func(t *testing.T, driver string) {
@@ -68,6 +69,13 @@ func TestCurrencyLowerCaseOnTheWire(t *testing.T) {
 			look("mandate "+m, n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates/" + m, Key: s.key}))
 		}
 		look("mandate list", n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates", Key: s.key}))
+		signed := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates/" + upper + "/jws", Key: s.key})
+		require.Equal(t, 200, signed.Status, "%s", signed.Body)
+		terms, err := base64.RawURLEncoding.DecodeString(strings.Split(signed.JSON["jws"].(string), ".")[1])
+		require.NoError(t, err)
+		var termsDoc any
+		require.NoError(t, json.Unmarshal(terms, &termsDoc))
+		currencies("mandate jws", termsDoc, seen)
 
 		tok := s.token(t, upper)
 		claims, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
@@ -92,7 +100,7 @@ func TestCurrencyLowerCaseOnTheWire(t *testing.T) {
 		look("charge list", n.Do(t, apptest.Req{Method: "GET", Path: "/v1/charges", Key: s.key}))
 		look("events", n.Do(t, apptest.Req{Method: "GET", Path: "/v1/events?limit=100", Key: s.key}))
 
-		for _, kind := range []string{"mandate", "agent charge", "approval required", "direct charge", "refund", "events"} {
+		for _, kind := range []string{"mandate", "mandate jws", "access token", "agent charge", "approval required", "direct charge", "refund", "events"} {
 			found := false
 			for where := range seen {
 				found = found || strings.HasPrefix(where, kind)

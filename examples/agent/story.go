@@ -599,7 +599,7 @@ func (s *story) paperTrail(ctx context.Context) error {
 	if err := json.Unmarshal(payload, &terms); err != nil {
 		return s.failf("the signed mandate's payload is not JSON: %v", err)
 	}
-	if terms.ID != s.parent.ID || terms.Agent != s.buyer.ID || terms.Budget != budget || terms.Cap != perChargeCap || terms.Currency != currency {
+	if terms.ID != s.parent.ID || terms.Agent != s.buyer.ID || terms.Budget != budget || terms.Cap != perChargeCap || !strings.EqualFold(terms.Currency, currency) {
 		return s.failf("the signed terms %s do not match the mandate", payload)
 	}
 	s.ok("GET /v1/mandates/%s/jws verifies against /.well-known/jwks.json (key %s, algorithms %v only)", s.parent.ID, kid, allowedAlgs)
