@@ -539,6 +539,11 @@ func (s *Service) open(ctx context.Context, tx Tx, tok *authz.AccessToken, l *lo
 		}
 		return nil, refuse(revoked(&d, what, id, suspended))
 	}
+	// The card is read and decrypted before the mandate rows are locked.
+	c, card, err := s.pay.Prepare(ctx, tx, ck)
+	if err != nil {
+		return nil, err
+	}
 	p := ck.Params()
 	chain := make([]string, len(l.chain))
 	for i := range l.chain {
@@ -557,8 +562,7 @@ func (s *Service) open(ctx context.Context, tx Tx, tok *authz.AccessToken, l *lo
 	if err != nil {
 		return nil, err
 	}
-	c, card, err := s.pay.Open(ctx, tx, ck)
-	if err != nil {
+	if err := s.pay.Insert(ctx, tx, c); err != nil {
 		return nil, err
 	}
 	if l.approval != nil {
@@ -841,4 +845,3 @@ func refusalReason(r *mandates.RefusedError, p *payments.ChargeParams) policies.
 	}
 	return policies.Reason{Code: "mandate_refused", Message: fmt.Sprintf("mandate %s refused the charge", r.MandateID)}
 }
-

@@ -70,9 +70,9 @@ var ErrChargeBusy = errors.New("payments: another capture or void of this charge
 // operation did not happen and may be retried.
 var ErrProcessor = errors.New("payments: the processor did not answer; retry later")
 
-// Service is the payment core. Its steps (Open, Record, ApplyCapture,
-// ApplyVoid, OpenRefund, RecordRefund, ClearReversal) run on a transaction
-// the caller owns, so a caller with more to write in the same transaction
+// Service is the payment core. Its steps (Prepare and Insert, or Open;
+// Record; Claim, ApplyCapture, ApplyVoid, Unclaim; OpenRefund, RecordRefund;
+// ClearReversal) run on a transaction the caller owns, so a caller with more to write in the same transaction
 // (the agent charge ledger, see package charging) calls them inside its own
 // InTx; its processor calls (Authorize, CallCapture, CallVoid, CallRefund)
 // run outside any transaction. Create, Capture, Void, Refund and Resolve
@@ -258,11 +258,25 @@ func checkText(param, s string, maxRunes int) error {
 	return nil
 }
 
-// Open inserts a checked charge as pending in tx, with its audit entry:
-// it detokenizes the card (for the processor call after the commit). It
+// Open inserts a checked charge as pending in tx (Prepare, then Insert).
+func (s *Service) Open(ctx context.Context, tx Tx, ck Checked) (*Charge, *vault.Card, error) {
+	c, card, err := s.Prepare(ctx, tx, ck)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Insert(ctx, tx, c); err != nil {
+		return nil, nil, err
+	}
+	return c, card, nil
+}
+
+// Prepare builds the pending charge of a checked request and detokenizes
+// its card (for the processor call after the commit), writing nothing: a
+// caller that locks rows in the same transaction (the mandate ledger) runs
+// it first, so the card's decryption is not done under those locks. It
 // returns new values and touches nothing outside tx, so a transaction that
 // is run again after a serialization failure may call it again.
-func (s *Service) Open(ctx context.Context, tx Tx, ck Checked) (*Charge, *vault.Card, error) {
+func (s *Service) Prepare(ctx context.Context, tx Tx, ck Checked) (*Charge, *vault.Card, error) {
 	p := ck.p
 	now := s.clock()
 	c := &Charge{
@@ -285,16 +299,18 @@ func (s *Service) Open(ctx context.Context, tx Tx, ck Checked) (*Charge, *vault.
 	}
 	c.Card = CardDetails{Brand: tok.Brand, Last4: tok.Last4, ExpMonth: tok.ExpMonth, ExpYear: tok.ExpYear,
 		Fingerprint: tok.Fingerprint, CVCCheck: tok.CVCCheck}
+	return c, card, nil
+}
+
+// Insert writes a prepared charge and its audit entry in tx.
+func (s *Service) Insert(ctx context.Context, tx Tx, c *Charge) error {
 	if err := tx.CreateCharge(ctx, c); err != nil {
-		return nil, nil, err
+		return err
 	}
-	if err := audit.RecordFor(ctx, tx, c.TenantID, "charge.created", c.ID, map[string]any{
+	return audit.RecordFor(ctx, tx, c.TenantID, "charge.created", c.ID, map[string]any{
 		"amount": c.Amount, "currency": c.Currency, "payment_method": c.PaymentMethod, "capture": c.CaptureNow,
 		"mandate": c.MandateID, "agent": c.AgentID, "merchant": c.MerchantID,
-	}); err != nil {
-		return nil, nil, err
-	}
-	return c, card, nil
+	})
 }
 
 // Answer is what the processor said to an authorization: Result nil when
