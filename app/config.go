@@ -441,7 +441,8 @@ type PaymentsConfig struct {
 // SimulatorConfig tunes the built-in simulated acquirer.
 type SimulatorConfig struct {
 	Latency time.Duration `mapstructure:"latency"`
-	// FaultPercent of calls (0-100) fail with FaultKind (timeout | error).
+	// FaultPercent of calls (0-100) fail with FaultKind (timeout | error |
+	// decline).
 	FaultPercent int    `mapstructure:"fault_percent"`
 	FaultKind    string `mapstructure:"fault_kind"`
 }
@@ -481,7 +482,7 @@ func (c *Config) validateVaultPayments(bad func(format string, args ...any)) {
 	if s.Latency < 0 || s.FaultPercent < 0 || s.FaultPercent > 100 {
 		bad("payments.simulator.latency must not be negative and fault_percent must be 0-100")
 	}
-	if s.FaultKind != "timeout" && s.FaultKind != "error" {
-		bad("payments.simulator.fault_kind must be timeout or error (got %q)", s.FaultKind)
+	if s.FaultKind != "timeout" && s.FaultKind != "error" && s.FaultKind != "decline" {
+		bad("payments.simulator.fault_kind must be timeout, error or decline (got %q)", s.FaultKind)
 	}
 }

@@ -354,7 +354,7 @@ func sendIdempotent(base string, c call) (*apptest.Response, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if _, code, _ := errorOf(r); r.Status == http.StatusConflict && code == "idempotency_key_in_use" {
+		if _, code, _ := errorOf(r); r.Status == http.StatusConflict && (code == "idempotency_key_in_use" || code == "charge_in_progress") {
 			continue
 		}
 		return r, nil

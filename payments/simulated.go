@@ -29,6 +29,9 @@ const (
 	FaultTimeout = "timeout"
 	// FaultError: the acquirer refuses before acting (ErrUnavailable).
 	FaultError = "error"
+	// FaultDecline: the acquirer declines a new authorization or refund
+	// (processing_error); a reference it already answered keeps its answer.
+	FaultDecline = "decline"
 )
 
 // TestCards maps the simulated acquirer's test card numbers to their
@@ -226,6 +229,9 @@ func (s *Simulated) Authorize(ctx context.Context, req AuthRequest) (*Result, er
 			return Result{}, err
 		}
 		n := SimAuth{Result: decide(req.Card), Amount: req.Amount}
+		if fault == FaultDecline {
+			n.Result = Result{DeclineCode: DeclineProcessingError}
+		}
 		if n.Result.Approved && req.Capture {
 			n.Captured = req.Amount
 		}
@@ -328,6 +334,7 @@ func (s *Simulated) Refund(ctx context.Context, chargeRef, refundRef string, amo
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
 			return Result{}, err
+		case fault == FaultDecline:
 		case amount > 0 && a.Refunded+amount <= a.Captured:
 			a.Refunded += amount
 			if err := tx.UpdateSimAuthorization(ctx, chargeRef, *a); err != nil {
