@@ -81,11 +81,13 @@ func TestMetricsOwnListener(t *testing.T) {
 
 // Without either setting /metrics stays where it was, open.
 func TestMetricsOpenByDefault(t *testing.T) {
-	n := apptest.New(t, "memory")
-	code, body := scrape(t, n.URL, "")
-	assert.Equal(t, 200, code)
-	assert.True(t, strings.Contains(body, metricName))
-	assert.Empty(t, n.App.MetricsAddr())
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		code, body := scrape(t, n.URL, "")
+		assert.Equal(t, 200, code)
+		assert.True(t, strings.Contains(body, metricName))
+		assert.Empty(t, n.App.MetricsAddr())
+	})
 }
 
 func TestMetricsConfigValidation(t *testing.T) {

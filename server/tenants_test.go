@@ -123,10 +123,12 @@ func TestTenantRevokeAcrossNodes(t *testing.T) {
 
 // With no platform.operator_key the operator endpoints refuse everyone.
 func TestTenantRevokeOff(t *testing.T) {
-	n := apptest.New(t, "memory")
-	b, sk := n.Tenant(t)
-	for _, cred := range []string{"", sk, "op_guess"} {
-		assert.Equal(t, 401, revokeTenant(t, n, b.Tenant.ID, cred).Status)
-	}
-	assert.Equal(t, 200, n.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: sk}).Status)
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		b, sk := n.Tenant(t)
+		for _, cred := range []string{"", sk, "op_guess"} {
+			assert.Equal(t, 401, revokeTenant(t, n, b.Tenant.ID, cred).Status)
+		}
+		assert.Equal(t, 200, n.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: sk}).Status)
+	})
 }
