@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -254,4 +255,38 @@ func TestSealerSignsCheckpointsWhileAppendsContinue(t *testing.T) {
 		require.NoError(t, <-writerDone)
 		assert.GreaterOrEqual(t, res.Checkpoints, 4, "the sealer signed the moving head again and again")
 	})
+}
+
+// TestNodesStartingTogetherShareOneKey: nodes that start at once under
+// the same KEK end up with one audit key, and both sign with it.
+func TestNodesStartingTogetherShareOneKey(t *testing.T) {
+	pg := pgtest.NewStore(t)
+	db := store.Bind(pg, func(x *postgres.Tx) audit.Repo { return x })
+	sealer := newSealer(t)
+	nodes := []*audit.Service{audit.NewService(db, 0, nil), audit.NewService(db, 0, nil), audit.NewService(db, 0, nil)}
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() { errs <- n.UseKeys(context.Background(), sealer) }()
+	}
+	for range nodes {
+		require.NoError(t, <-errs)
+	}
+	ks, err := nodes[0].Keys(context.Background())
+	require.NoError(t, err)
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	require.NoError(t, json.Unmarshal(ks.JSON(), &set))
+	assert.Len(t, set.Keys, 1)
+	appendN(t, db, 3, time.Now())
+	for _, n := range nodes {
+		_, err := n.SealAll(context.Background())
+		require.NoError(t, err)
+		_, err = n.Checkpoint(context.Background(), true)
+		require.NoError(t, err)
+	}
+	res, err := nodes[1].VerifyWith(context.Background(), audit.VerifyOptions{Keys: ks})
+	require.NoError(t, err)
+	require.True(t, res.OK, res.Problem)
+	assert.Equal(t, 3, res.Checkpoints)
 }
