@@ -3,8 +3,6 @@ package authz
 import (
 	"context"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -13,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,6 +19,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/seal"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -40,39 +38,19 @@ func kekID(kek []byte) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:8])
 }
 
+// keyAAD binds a sealed private key to its kid and purpose.
+func keyAAD(kid string) []byte { return []byte("perfectpay signing key v1:" + kid) }
+
+// sealKey seals a private key under the KEK, bound to kid.
 func sealKey(kek []byte, kid string, plain []byte) ([]byte, error) {
-	gcm, err := newGCM(kek)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, gcm.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return gcm.Seal(nonce, nonce, plain, []byte("perfectpay signing key v1:"+kid)), nil
+	return seal.Seal(kek, plain, keyAAD(kid))
 }
 
+// openKey opens a sealed private key. Keys sealed before the format byte
+// existed still open (seal.OpenLegacy): they leave the table by rotation
+// and pruning, and every new key is written in the versioned format.
 func openKey(kek []byte, kid string, sealed []byte) ([]byte, error) {
-	gcm, err := newGCM(kek)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < gcm.NonceSize() {
-		return nil, errors.New("authz: sealed signing key too short")
-	}
-	n := gcm.NonceSize()
-	return gcm.Open(nil, sealed[:n], sealed[n:], []byte("perfectpay signing key v1:"+kid))
-}
-
-func newGCM(kek []byte) (cipher.AEAD, error) {
-	if len(kek) != 32 {
-		return nil, errors.New("authz: the signing KEK must be 32 bytes")
-	}
-	block, err := aes.NewCipher(kek)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
+	return seal.OpenLegacy(kek, sealed, keyAAD(kid))
 }
 
 // newSigningKey generates a key pair for alg and seals its private half.
