@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -74,7 +75,17 @@ func (a *App) seedMerchants(ctx context.Context) ([]DemoMerchant, error) {
 		if err != nil {
 			return nil, fmt.Errorf("demo merchant %s: %w", p.DisplayName, err)
 		}
-		if m, err = a.Merchants.VerifyDomain(actx, m.ID, p.Domains[0]); err != nil {
+		m, err = a.Merchants.VerifyDomain(actx, m.ID, p.Domains[0])
+		if errors.Is(err, merchants.ErrDomainTaken) {
+			// Another node seeding the same database at the same time won.
+			held, err := a.Merchants.FindByDomain(ctx, p.Domains[0])
+			if err != nil || len(held) == 0 {
+				return nil, fmt.Errorf("demo merchant %s: domain taken, holder not found: %v", p.DisplayName, err)
+			}
+			out = append(out, DemoMerchant{Merchant: &held[0]})
+			continue
+		}
+		if err != nil {
 			return nil, fmt.Errorf("demo merchant %s: %w", p.DisplayName, err)
 		}
 		out = append(out, DemoMerchant{Tenant: t, Merchant: m})

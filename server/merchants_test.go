@@ -118,3 +118,33 @@ func TestDemoMerchants(t *testing.T) {
 		}
 	})
 }
+
+// TestDemoMerchantsSeededConcurrently: dev nodes starting together on one
+// PostgreSQL database all seed successfully and agree on the demo merchants.
+func TestDemoMerchantsSeededConcurrently(t *testing.T) {
+	url := pgtest.NewURL(t)
+	const nodes = 4
+	var ns []*apptest.Node
+	for range nodes {
+		ns = append(ns, apptest.NewWithURL(t, "postgres", url))
+	}
+	start := make(chan struct{})
+	errs := make(chan error, nodes)
+	for _, n := range ns {
+		go func() {
+			<-start
+			_, err := n.App.SeedDemo(context.Background())
+			errs <- err
+		}()
+	}
+	close(start)
+	for range nodes {
+		require.NoError(t, <-errs)
+	}
+	_, key := ns[0].Tenant(t)
+	for _, domain := range []string{"books.acme.example", "music.acme.example"} {
+		r := ns[0].Do(t, apptest.Req{Method: "GET", Path: "/v1/merchants?domain=" + domain, Key: key})
+		require.Equal(t, http.StatusOK, r.Status)
+		assert.Len(t, r.JSON["data"], 1, domain)
+	}
+}
