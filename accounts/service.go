@@ -319,25 +319,48 @@ func (s *Service) callerActive(ctx context.Context, tx Tx, caller *APIKey) error
 }
 
 // ListKeys lists a tenant's keys (never their secrets).
-func (s *Service) ListKeys(ctx context.Context, tenantID string) ([]APIKey, error) {
-	var out []APIKey
+func (s *Service) ListKeys(ctx context.Context, caller *APIKey) ([]APIKey, error) {
+	if caller == nil {
+		return nil, ErrInvalidKey
+	}
+	var all []APIKey
 	err := s.db.InTx(ctx, func(tx Tx) error {
 		var err error
-		out, err = tx.ListAPIKeys(ctx, tenantID)
+		all, err = tx.ListAPIKeys(ctx, caller.TenantID)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, k := range all {
+		if k.Mode == caller.Mode {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }
 
-// GetKey returns one key of the tenant.
-func (s *Service) GetKey(ctx context.Context, tenantID, id string) (*APIKey, error) {
+// GetKey returns one key of the caller's tenant and mode: a key of the
+// other mode is not found, as test-mode credentials never reach live-mode
+// objects.
+func (s *Service) GetKey(ctx context.Context, caller *APIKey, id string) (*APIKey, error) {
+	if caller == nil {
+		return nil, ErrInvalidKey
+	}
 	var out *APIKey
 	err := s.db.InTx(ctx, func(tx Tx) error {
 		var err error
-		out, err = tx.GetAPIKey(ctx, tenantID, id)
+		out, err = tx.GetAPIKey(ctx, caller.TenantID, id)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if out.Mode != caller.Mode {
+		return nil, store.ErrNotFound
+	}
+	return out, nil
 }
 
 // RollKey makes a replacement for key id of the caller's tenant; the old

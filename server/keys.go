@@ -60,8 +60,22 @@ func (h *keyHandlers) tenant(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// callerKey is the API key behind the request: keys are read only with a
+// key, and only those of its own mode.
+func callerKey(r *http.Request) (*accounts.APIKey, error) {
+	p := PrincipalFrom(r)
+	if p.Key == nil {
+		return nil, Errorf(http.StatusForbidden, TypePermission, "api_key_required", "", "This endpoint needs an API key.")
+	}
+	return p.Key.Key, nil
+}
+
 func (h *keyHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	keys, err := h.s.Accounts.ListKeys(r.Context(), PrincipalFrom(r).TenantID)
+	caller, err := callerKey(r)
+	if err != nil {
+		return err
+	}
+	keys, err := h.s.Accounts.ListKeys(r.Context(), caller)
 	if err != nil {
 		return err
 	}
@@ -75,7 +89,11 @@ func (h *keyHandlers) list(w http.ResponseWriter, r *http.Request) error {
 
 func (h *keyHandlers) get(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
-	k, err := h.s.Accounts.GetKey(r.Context(), PrincipalFrom(r).TenantID, id)
+	caller, err := callerKey(r)
+	if err != nil {
+		return err
+	}
+	k, err := h.s.Accounts.GetKey(r.Context(), caller, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return NotFound("api_key", id)
 	}

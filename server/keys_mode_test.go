@@ -77,3 +77,30 @@ func TestTestKeyCannotMintLiveKey(t *testing.T) {
 		assert.Equal(t, 403, r.Status, "a live key does not create test keys either: %s", r.Body)
 	})
 }
+
+// A key lists and reads only the keys of its own mode: a test key never
+// sees a live key's id, prefix or last four characters.
+func TestKeysReadOnlyInOwnMode(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		b, sk := n.Tenant(t)
+		live := apptest.Key(b, accounts.KindSecret, accounts.ModeLive)
+		for _, tc := range []struct{ key, mode, other string }{{sk, "test", "live"}, {live, "live", "test"}} {
+			r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/api_keys", Key: tc.key})
+			require.Equal(t, 200, r.Status, string(r.Body))
+			data := r.JSON["data"].([]any)
+			require.NotEmpty(t, data)
+			for _, k := range data {
+				assert.Equal(t, tc.mode, k.(map[string]any)["mode"], "a %s key listed %v", tc.mode, k)
+			}
+			for _, k := range b.Keys {
+				if k.Key.Mode != tc.other {
+					continue
+				}
+				g := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/api_keys/" + k.Key.ID, Key: tc.key})
+				assert.Equal(t, 404, g.Status, "a %s key read the %s key %s: %s", tc.mode, tc.other, k.Key.ID, g.Body)
+				assert.Equal(t, "resource_missing", g.ErrorCode())
+			}
+		}
+	})
+}
