@@ -3,8 +3,6 @@ package vault
 import (
 	"bufio"
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -15,10 +13,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	sealing "github.com/perfectpay/perfectpay/internal/seal"
 )
 
 // KeySize is the size of every key in the hierarchy: AES-256.
-const KeySize = 32
+const KeySize = sealing.KeySize
 
 // Keyring errors.
 var (
@@ -217,42 +217,18 @@ func RotateKEKFile(path string) (int, error) {
 	return next, os.Rename(tmp.Name(), path)
 }
 
-// Ciphertext format: one format byte, a 12-byte random nonce, then the
-// AES-256-GCM ciphertext with its 16-byte tag.
-const formatV1 = 1
-
+// seal encrypts plain under key, bound to aad (internal/seal).
 func seal(key, plain, aad []byte) ([]byte, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 1+gcm.NonceSize(), 1+gcm.NonceSize()+len(plain)+gcm.Overhead())
-	out[0] = formatV1
-	if _, err := io.ReadFull(rand.Reader, out[1:]); err != nil {
-		return nil, err
-	}
-	return gcm.Seal(out, out[1:1+gcm.NonceSize()], plain, aad), nil
+	return sealing.Seal(key, plain, aad)
 }
 
+// open decrypts what seal sealed. Every failure (wrong key, another row's
+// additional data, tampered or truncated bytes, an unknown format) is
+// ErrDecrypt, the cause wrapped with it.
 func open(key, ct, aad []byte) ([]byte, error) {
-	block, err := aes.NewCipher(key)
+	plain, err := sealing.Open(key, ct, aad)
 	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	if len(ct) < 1+gcm.NonceSize()+gcm.Overhead() || ct[0] != formatV1 {
-		return nil, ErrDecrypt
-	}
-	plain, err := gcm.Open(nil, ct[1:1+gcm.NonceSize()], ct[1+gcm.NonceSize():], aad)
-	if err != nil {
-		return nil, ErrDecrypt
+		return nil, fmt.Errorf("%w: %w", ErrDecrypt, err)
 	}
 	return plain, nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	sealing "github.com/perfectpay/perfectpay/internal/seal"
 )
 
 func TestKeyring(t *testing.T) {
@@ -34,6 +36,11 @@ func TestKeyring(t *testing.T) {
 	require.ErrorIs(t, err, ErrDecrypt)
 	_, err = kr.unwrap(1, ct, []byte("aad"))
 	require.ErrorIs(t, err, ErrDecrypt, "wrong version's key")
+	_, err = kr.unwrap(2, ct[:len(ct)-1], []byte("aad"))
+	require.ErrorIs(t, err, ErrDecrypt, "truncated")
+	_, err = kr.unwrap(2, append([]byte{9}, ct[1:]...), []byte("aad"))
+	require.ErrorIs(t, err, ErrDecrypt, "unknown format version")
+	require.ErrorIs(t, err, sealing.ErrVersion, "the cause is kept")
 	_, err = kr.unwrap(3, ct, []byte("aad"))
 	require.ErrorIs(t, err, ErrKEKUnknown)
 	strict, err := NewKeyring(keys, 0, 2)
