@@ -1,13 +1,14 @@
 package webhooks
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/perfectpay/perfectpay/internal/seal"
 )
 
 // SecretPrefix starts every endpoint signing secret, as Standard Webhooks
@@ -35,40 +36,24 @@ func DecodeSecret(secret string) ([]byte, error) {
 	return raw, nil
 }
 
-// SecretBox seals endpoint signing secrets at rest with AES-256-GCM. The
-// endpoint id is the additional data, so a sealed secret copied onto
-// another endpoint's row does not open.
+// SecretBox seals endpoint signing secrets at rest (internal/seal,
+// AES-256-GCM). The endpoint id is the additional data, so a sealed secret
+// copied onto another endpoint's row does not open.
 type SecretBox struct {
-	aead cipher.AEAD
+	key []byte
 }
-
-// sealVersion prefixes every sealed secret, leaving room for key rotation.
-const sealVersion byte = 1
 
 // NewSecretBox returns a box keyed with a 32-byte key.
 func NewSecretBox(key []byte) (*SecretBox, error) {
-	if len(key) != 32 {
+	if len(key) != seal.KeySize {
 		return nil, fmt.Errorf("webhooks: secret key must be 32 bytes (got %d)", len(key))
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &SecretBox{aead: aead}, nil
+	return &SecretBox{key: bytes.Clone(key)}, nil
 }
 
 // Seal encrypts secret for endpoint id.
 func (b *SecretBox) Seal(endpointID, secret string) ([]byte, error) {
-	nonce := make([]byte, b.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	out := append([]byte{sealVersion}, nonce...)
-	return b.aead.Seal(out, nonce, []byte(secret), []byte(endpointID)), nil
+	return seal.Seal(b.key, []byte(secret), []byte(endpointID))
 }
 
 // ErrSecretUnreadable means a sealed secret does not open with this key
@@ -77,13 +62,9 @@ var ErrSecretUnreadable = errors.New("webhooks: sealed secret does not open (wro
 
 // Open decrypts a sealed secret of endpoint id.
 func (b *SecretBox) Open(endpointID string, sealed []byte) (string, error) {
-	ns := b.aead.NonceSize()
-	if len(sealed) < 1+ns+b.aead.Overhead() || sealed[0] != sealVersion {
-		return "", ErrSecretUnreadable
-	}
-	pt, err := b.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], []byte(endpointID))
+	pt, err := seal.Open(b.key, sealed, []byte(endpointID))
 	if err != nil {
-		return "", ErrSecretUnreadable
+		return "", fmt.Errorf("%w: %w", ErrSecretUnreadable, err)
 	}
 	return string(pt), nil
 }
