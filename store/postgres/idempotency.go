@@ -18,17 +18,20 @@ var _ idempotency.Repo = (*Tx)(nil)
 // names this node's session; an in-progress claim is taken over when its
 // lock expired or when its owner's session is no longer connected (the
 // node died, or the server restarted since: a node reconnects under a new
-// session name). Looking the owner up in pg_stat_activity happens only on
-// a conflict, never on the first claim of a key.
+// session name). A claim checks its own session with one
+// pg_stat_get_activity(pid) lookup; looking another claim's owner up in
+// pg_stat_activity happens only on a conflict.
 func (t *Tx) ClaimIdempotency(ctx context.Context, r *idempotency.Record) (*idempotency.Record, error) {
 	header := r.Header
 	if header == nil {
 		header = map[string]string{}
 	}
+	session, pid := t.session()
 	var won bool
 	err := t.tx.QueryRow(ctx, `INSERT INTO idempotency_keys AS k
 		(tenant_id, credential_id, key, method, path, request_hash, state, status, header, body, created_at, locked_until, expires_at, owner)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+			(SELECT a.application_name FROM pg_stat_get_activity($15::int) a WHERE a.application_name = $14::text))
 		ON CONFLICT (tenant_id, credential_id, key) DO UPDATE SET
 			method = EXCLUDED.method, path = EXCLUDED.path, request_hash = EXCLUDED.request_hash,
 			state = EXCLUDED.state, status = EXCLUDED.status, header = EXCLUDED.header, body = EXCLUDED.body,
@@ -39,7 +42,7 @@ func (t *Tx) ClaimIdempotency(ctx context.Context, r *idempotency.Record) (*idem
 			OR k.expires_at <= EXCLUDED.created_at
 		RETURNING true`,
 		r.TenantID, r.CredentialID, r.Key, r.Method, r.Path, r.RequestHash, r.State, r.Status, header, r.Body,
-		r.CreatedAt, r.LockedUntil, r.ExpiresAt, t.sessionOwner()).Scan(&won)
+		r.CreatedAt, r.LockedUntil, r.ExpiresAt, session, int32(pid)).Scan(&won)
 	if err == nil {
 		return nil, nil
 	}
@@ -61,13 +64,17 @@ func (t *Tx) ClaimIdempotency(ctx context.Context, r *idempotency.Record) (*idem
 	return &old, store.ErrConflict
 }
 
-// sessionOwner is the owner recorded with a claim: this node's session, or
-// NULL when it has none at the moment.
-func (t *Tx) sessionOwner() any {
+// session is this node's session as a claim names it. The claim records
+// it only while that session's backend is still connected under that name
+// (looked up by pid: one backend, not a scan of pg_stat_activity). Right
+// after a server restart, before the node noticed, the old name is dead,
+// and a claim naming it could be taken over while its request runs; such a
+// claim names no session and holds for its lock instead.
+func (t *Tx) session() (string, uint32) {
 	if t.s == nil {
-		return nil
+		return "", 0
 	}
-	return nullStr(t.s.SessionName())
+	return t.s.sess.current()
 }
 
 func (t *Tx) CompleteIdempotency(ctx context.Context, r *idempotency.Record) error {

@@ -95,6 +95,7 @@ type session struct {
 	onLost func()
 	mu     sync.Mutex
 	cur    string
+	pid    uint32 // the session's backend
 	poke   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -113,9 +114,16 @@ func (ss *session) name() string {
 	return ss.cur
 }
 
-func (ss *session) set(name string) {
+// current is the session's name and backend pid ("" when none).
+func (ss *session) current() (string, uint32) {
 	ss.mu.Lock()
-	ss.cur = name
+	defer ss.mu.Unlock()
+	return ss.cur, ss.pid
+}
+
+func (ss *session) set(name string, pid uint32) {
+	ss.mu.Lock()
+	ss.cur, ss.pid = name, pid
 	ss.mu.Unlock()
 }
 
@@ -150,7 +158,7 @@ func (ss *session) run(ctx context.Context) {
 			err := conn.Ping(pctx)
 			cancel()
 			if err != nil && ctx.Err() == nil {
-				ss.set("")
+				ss.set("", 0)
 				conn.Close(context.Background()) //nolint:errcheck
 				conn = nil
 				ss.onLost()
@@ -165,12 +173,12 @@ func (ss *session) run(ctx context.Context) {
 			cancel()
 			if err == nil {
 				conn = c
-				ss.set(name)
+				ss.set(name, c.PgConn().PID())
 			}
 		}
 		select {
 		case <-ctx.Done():
-			ss.set("")
+			ss.set("", 0)
 			return
 		case <-t.C:
 		case <-ss.poke:

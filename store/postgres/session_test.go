@@ -137,3 +137,32 @@ func TestUnreachableIsErrUnavailable(t *testing.T) {
 	})
 	require.ErrorIs(t, err, store.ErrUnavailable)
 }
+
+// A claim made while the node still believes in a session the server has
+// ended (right after a restart, before the node noticed) names no session,
+// so no other node takes it over while its request may run: it holds for
+// its lock. A claim under the live session names it.
+func TestClaimUnderDeadSessionNamesNoOwner(t *testing.T) {
+	url := pgtest.NewURL(t)
+	a := open(t, url)
+	b := open(t, url)
+	name := session(t, a)
+	session(t, b)
+	pid := a.SessionPID()
+
+	a.SetSession(sessionGone, pid) // the live backend, under another name
+	_, err := claim(a, "stale")
+	require.NoError(t, err)
+	old, err := claim(b, "stale")
+	require.ErrorIs(t, err, store.ErrConflict, "a claim naming no session holds")
+	assert.Empty(t, old.Owner)
+
+	a.SetSession(name, pid)
+	_, err = claim(a, "live")
+	require.NoError(t, err)
+	old, err = claim(b, "live")
+	require.ErrorIs(t, err, store.ErrConflict)
+	assert.Equal(t, name, old.Owner)
+}
+
+const sessionGone = "perfectpay-node gone"

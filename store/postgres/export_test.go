@@ -1,0 +1,11 @@
+package postgres
+
+// SetSession makes the store name the session a claim records, as if its
+// session goroutine still believed in it (tests only).
+func (s *Store) SetSession(name string, pid uint32) { s.sess.set(name, pid) }
+
+// SessionPID is the backend pid of the store's session (tests only).
+func (s *Store) SessionPID() uint32 {
+	_, pid := s.sess.current()
+	return pid
+}
