@@ -2,11 +2,7 @@ package audit
 
 import (
 	"context"
-	"crypto"
 	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,11 +12,14 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// KeySealer seals the audit signing key's private half under the signing
-// KEK, in the same format as the token signing keys (authz.KeySealer).
+// KeySealer makes and opens the audit signing key under the signing KEK,
+// in the same format as the token signing keys (authz.KeySealer).
 type KeySealer interface {
-	SealKey(kid string, plain []byte) ([]byte, error)
-	OpenKey(kid string, sealed []byte) ([]byte, error)
+	// NewKeyPair generates a key pair for alg and seals its private half
+	// bound to purpose+kid.
+	NewKeyPair(alg, purpose string) (kid string, publicJWK, sealed []byte, err error)
+	// OpenSigners opens a sealed key of alg and returns a signer per type.
+	OpenSigners(alg, purpose, kid string, sealed []byte, typs ...string) ([]jose.Signer, error)
 	// KEKID names the KEK without revealing it.
 	KEKID() string
 }
@@ -35,35 +34,17 @@ const (
 // algs is the verification allow-list: the audit key is Ed25519 only.
 var algs = []jose.SignatureAlgorithm{jose.EdDSA}
 
-// sealingKID binds a sealed audit key to its purpose, so it cannot be
+// sealingPurpose binds a sealed audit key to its purpose, so it cannot be
 // opened as a token signing key of the same kid.
-func sealingKID(kid string) string { return "audit/" + kid }
+const sealingPurpose = "audit/"
 
 // newKey generates an Ed25519 audit key and seals its private half.
 func newKey(sealer KeySealer, now time.Time) (*Key, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	kid, pub, sealed, err := sealer.NewKeyPair(string(jose.EdDSA), sealingPurpose)
 	if err != nil {
 		return nil, err
 	}
-	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: string(jose.EdDSA), Use: "sig"}
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	pubJSON, err := pub.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := sealer.SealKey(sealingKID(pub.KeyID), der)
-	if err != nil {
-		return nil, err
-	}
-	return &Key{KID: pub.KeyID, PublicJWK: pubJSON, PrivateEnc: sealed, KEKID: sealer.KEKID(), CreatedAt: now}, nil
+	return &Key{KID: kid, PublicJWK: pub, PrivateEnc: sealed, KEKID: sealer.KEKID(), CreatedAt: now}, nil
 }
 
 // signer holds the opened audit key.
@@ -74,28 +55,11 @@ type signer struct {
 }
 
 func openKey(sealer KeySealer, k *Key) (*signer, error) {
-	der, err := sealer.OpenKey(sealingKID(k.KID), k.PrivateEnc)
+	s, err := sealer.OpenSigners(string(jose.EdDSA), sealingPurpose, k.KID, k.PrivateEnc, typCheckpoint, typRetention)
 	if err != nil {
 		return nil, err
 	}
-	priv, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, err
-	}
-	ed, ok := priv.(ed25519.PrivateKey)
-	if !ok {
-		return nil, errors.New("audit: signing key is not Ed25519")
-	}
-	sk := jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: ed, KeyID: k.KID}}
-	cp, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType(typCheckpoint))
-	if err != nil {
-		return nil, err
-	}
-	rr, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType(typRetention))
-	if err != nil {
-		return nil, err
-	}
-	return &signer{kid: k.KID, checkpoint: cp, retention: rr}, nil
+	return &signer{kid: k.KID, checkpoint: s[0], retention: s[1]}, nil
 }
 
 // KeySet is a set of audit public keys trusted to verify checkpoints and

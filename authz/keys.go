@@ -55,42 +55,79 @@ func openKey(kek []byte, kid string, sealed []byte) ([]byte, error) {
 
 // newSigningKey generates a key pair for alg and seals its private half.
 func newSigningKey(alg string, kek []byte, now time.Time) (*SigningKey, error) {
+	kid, pub, sealed, err := newKeyPair(kek, alg, "")
+	if err != nil {
+		return nil, err
+	}
+	return &SigningKey{KID: kid, Alg: alg, PublicJWK: pub, PrivateEnc: sealed, KEKID: kekID(kek), CreatedAt: now}, nil
+}
+
+// newKeyPair generates a key pair for alg, names it by its JWK thumbprint
+// (RFC 7638) and seals its PKCS #8 private half under kek, bound to
+// purpose+kid. It returns the kid, the public JWK and the sealed key.
+func newKeyPair(kek []byte, alg, purpose string) (kid string, publicJWK, sealed []byte, err error) {
 	var priv crypto.Signer
 	switch alg {
 	case AlgES256:
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		priv = k
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case AlgEdDSA:
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		priv = k
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	default:
-		return nil, fmt.Errorf("authz: unsupported signing algorithm %q", alg)
+		err = fmt.Errorf("authz: unsupported signing algorithm %q", alg)
+	}
+	if err != nil {
+		return "", nil, nil, err
 	}
 	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: alg, Use: "sig"}
 	tp, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
 	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	pubJSON, err := pub.MarshalJSON()
-	if err != nil {
-		return nil, err
+	if publicJWK, err = pub.MarshalJSON(); err != nil {
+		return "", nil, nil, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
-	sealed, err := sealKey(kek, pub.KeyID, der)
+	if sealed, err = sealKey(kek, purpose+pub.KeyID, der); err != nil {
+		return "", nil, nil, err
+	}
+	return pub.KeyID, publicJWK, sealed, nil
+}
+
+// openSigners opens a private key sealed by newKeyPair and returns one
+// signer per JWS type, each naming kid. The key must be of alg's type.
+func openSigners(kek []byte, alg, purpose, kid string, sealed []byte, typs ...string) ([]jose.Signer, error) {
+	der, err := openKey(kek, purpose+kid, sealed)
 	if err != nil {
 		return nil, err
 	}
-	return &SigningKey{KID: pub.KeyID, Alg: alg, PublicJWK: pubJSON, PrivateEnc: sealed, KEKID: kekID(kek), CreatedAt: now}, nil
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		if alg != AlgES256 || k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("authz: sealed key %s is not an %s key", kid, alg)
+		}
+	case ed25519.PrivateKey:
+		if alg != AlgEdDSA {
+			return nil, fmt.Errorf("authz: sealed key %s is not an %s key", kid, alg)
+		}
+	default:
+		return nil, fmt.Errorf("authz: sealed key %s is of an unsupported type", kid)
+	}
+	key := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jose.JSONWebKey{Key: priv, KeyID: kid}}
+	out := make([]jose.Signer, len(typs))
+	for i, typ := range typs {
+		if out[i], err = jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(typ))); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // activeSigner is the key the node signs with.
@@ -243,25 +280,11 @@ func (k *keyRing) load(ctx context.Context) error {
 }
 
 func (k *keyRing) unseal(sk *SigningKey) (*activeSigner, error) {
-	der, err := openKey(k.kek, sk.KID, sk.PrivateEnc)
+	s, err := openSigners(k.kek, sk.Alg, "", sk.KID, sk.PrivateEnc, "at+jwt", "mandate+jws")
 	if err != nil {
 		return nil, err
 	}
-	priv, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, err
-	}
-	alg := jose.SignatureAlgorithm(sk.Alg)
-	key := jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: sk.KID}}
-	s, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("at+jwt"))
-	if err != nil {
-		return nil, err
-	}
-	m, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("mandate+jws"))
-	if err != nil {
-		return nil, err
-	}
-	return &activeSigner{kid: sk.KID, alg: sk.Alg, signer: s, mandate: m}, nil
+	return &activeSigner{kid: sk.KID, alg: sk.Alg, signer: s[0], mandate: s[1]}, nil
 }
 
 // prune deletes the retired keys whose every token has expired (their

@@ -1,11 +1,17 @@
 package authz
 
-import "github.com/perfectpay/perfectpay/internal/seal"
+import (
+	jose "github.com/go-jose/go-jose/v4"
 
-// KeySealer seals other private keys under the signing KEK exactly as the
-// token signing keys are sealed (internal/seal, the kid bound as additional
-// data), so the KEK guards one sealing format. The audit signing key uses
-// it (audit.KeySealer).
+	"github.com/perfectpay/perfectpay/internal/seal"
+)
+
+// KeySealer makes and opens other signing keys under the signing KEK
+// exactly as the token signing keys are (a JWK thumbprint kid, the PKCS #8
+// private half sealed by internal/seal with the kid bound as additional
+// data), so the KEK guards one format. The audit signing key uses it
+// (audit.KeySealer); its purpose prefix keeps it from opening as a token
+// signing key of the same kid.
 type KeySealer struct{ kek []byte }
 
 // NewKeySealer returns a sealer for the 32-byte signing KEK.
@@ -16,15 +22,18 @@ func NewKeySealer(kek []byte) (*KeySealer, error) {
 	return &KeySealer{kek: kek}, nil
 }
 
-// SealKey seals plain under the KEK, bound to kid.
-func (s *KeySealer) SealKey(kid string, plain []byte) ([]byte, error) {
-	return sealKey(s.kek, kid, plain)
+// NewKeyPair generates a key pair for alg (ES256 or EdDSA) and seals its
+// private half bound to purpose+kid. It returns the kid (the RFC 7638
+// thumbprint), the public JWK and the sealed private key.
+func (s *KeySealer) NewKeyPair(alg, purpose string) (kid string, publicJWK, sealed []byte, err error) {
+	return newKeyPair(s.kek, alg, purpose)
 }
 
-// OpenKey opens what SealKey sealed for the same kid, including keys
-// sealed before the format byte existed.
-func (s *KeySealer) OpenKey(kid string, sealed []byte) ([]byte, error) {
-	return openKey(s.kek, kid, sealed)
+// OpenSigners opens a key NewKeyPair sealed (or one sealed before the
+// format byte existed) and returns one signer per JWS type. The key must
+// be of alg's type.
+func (s *KeySealer) OpenSigners(alg, purpose, kid string, sealed []byte, typs ...string) ([]jose.Signer, error) {
+	return openSigners(s.kek, alg, purpose, kid, sealed, typs...)
 }
 
 // KEKID names the KEK without revealing it.

@@ -38,11 +38,6 @@ type legacyKeys struct {
 	KEK         string
 	SigningKeys []sealedKeyRow `json:"signing_keys"`
 	AuditKey    sealedKeyRow   `json:"audit_key"`
-	Ambiguous   struct {
-		KID    string `json:"kid"`
-		Plain  string `json:"plain"`
-		Sealed string `json:"sealed"`
-	} `json:"nonce_starts_with_format_byte"`
 }
 
 func readLegacyKeys(t *testing.T) (legacyKeys, []byte) {
@@ -164,29 +159,45 @@ func TestAuditKeySealedBeforeFormatByte(t *testing.T) {
 	})
 }
 
-// KeySealer opens a value sealed by the earlier code whose random nonce
-// began with the format byte, and refuses another kid or KEK.
-func TestKeySealerOpensOldValues(t *testing.T) {
-	f, kek := readLegacyKeys(t)
+// KeySealer makes keys in the versioned format and opens them only for
+// their purpose, their algorithm and their KEK.
+func TestKeySealer(t *testing.T) {
+	_, kek := readLegacyKeys(t)
 	sealer, err := authz.NewKeySealer(kek)
 	require.NoError(t, err)
-	sealed := unhex(t, f.Ambiguous.Sealed)
-	require.Equal(t, seal.V1, sealed[0], "the fixture's nonce begins with the format byte")
-	got, err := sealer.OpenKey(f.Ambiguous.KID, sealed)
+	kid, pub, sealed, err := sealer.NewKeyPair(authz.AlgEdDSA, "audit/")
 	require.NoError(t, err)
-	assert.Equal(t, f.Ambiguous.Plain, string(got))
-	_, err = sealer.OpenKey("another-kid", sealed)
-	require.ErrorIs(t, err, seal.ErrAuth)
+	var jwk jose.JSONWebKey
+	require.NoError(t, jwk.UnmarshalJSON(pub))
+	assert.Equal(t, kid, jwk.KeyID)
+	assert.True(t, jwk.IsPublic())
+	require.Equal(t, seal.V1, sealed[0], "new keys are sealed in the versioned format")
+	_, err = seal.Open(kek, sealed, []byte("perfectpay signing key v1:audit/"+kid))
+	require.NoError(t, err)
+
+	s, err := sealer.OpenSigners(authz.AlgEdDSA, "audit/", kid, sealed, "a+jws", "b+jws")
+	require.NoError(t, err)
+	require.Len(t, s, 2)
+	signed, err := s[1].Sign([]byte("x"))
+	require.NoError(t, err)
+	compact, err := signed.CompactSerialize()
+	require.NoError(t, err)
+	jws, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.EdDSA})
+	require.NoError(t, err)
+	assert.Equal(t, "b+jws", jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType])
+	_, err = jws.Verify(jwk)
+	require.NoError(t, err)
+
+	_, err = sealer.OpenSigners(authz.AlgEdDSA, "", kid, sealed, "at+jwt")
+	require.ErrorIs(t, err, seal.ErrAuth, "an audit key never opens as a token signing key")
+	_, err = sealer.OpenSigners(authz.AlgES256, "audit/", kid, sealed, "a+jws")
+	require.ErrorContains(t, err, "not an ES256 key")
 	other, err := authz.NewKeySealer(make([]byte, 32))
 	require.NoError(t, err)
-	_, err = other.OpenKey(f.Ambiguous.KID, sealed)
-	require.ErrorIs(t, err, seal.ErrAuth)
-
-	fresh, err := sealer.SealKey("kid-new", []byte("new"))
-	require.NoError(t, err)
-	got, err = seal.Open(kek, fresh, []byte("perfectpay signing key v1:kid-new"))
-	require.NoError(t, err, "new values are in the versioned format")
-	assert.Equal(t, "new", string(got))
+	_, err = other.OpenSigners(authz.AlgEdDSA, "audit/", kid, sealed, "a+jws")
+	require.ErrorIs(t, err, seal.ErrAuth, "another KEK")
+	_, _, _, err = sealer.NewKeyPair("RS256", "")
+	require.Error(t, err, "only ES256 and EdDSA")
 
 	_, err = authz.NewKeySealer(make([]byte, 16))
 	require.ErrorIs(t, err, seal.ErrKeySize)
