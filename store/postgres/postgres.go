@@ -280,7 +280,9 @@ func mapErr(err error) error {
 // unreachable reports whether err means the server could not be reached or
 // dropped the connection, by error type and SQLSTATE, never by message
 // text: a failed connect, a connection closed or reset under a statement,
-// or the server refusing work while it shuts down, crashes or starts up.
+// the server refusing work while it shuts down, crashes or starts up, or
+// a deadline that expired while waiting on the server (a net.Error that
+// times out). A cancelled context is not: the caller gave up.
 func unreachable(err error) bool {
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) || errors.Is(err, pgconn.ErrConnClosed) ||
