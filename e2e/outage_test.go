@@ -41,7 +41,9 @@ type finalAnswer struct {
 	// lost counts the attempts that got no answer (connection refused or
 	// cut: the node was down or died under the request).
 	lost int
-	err  error
+	// odd holds every 503 that was not store_unavailable with a Retry-After.
+	odd []string
+	err error
 }
 
 func retryUntilAnswered(base func() string, c call, key string, deadline time.Time) finalAnswer {
@@ -58,7 +60,10 @@ func retryUntilAnswered(base func() string, c call, key string, deadline time.Ti
 			continue
 		}
 		fa.seen = append(fa.seen, r.Status)
-		_, code, _ := errorOf(r)
+		typ, code, _ := errorOf(r)
+		if r.Status == http.StatusServiceUnavailable && (typ != "api_error" || code != "store_unavailable" || r.Header.Get("Retry-After") == "") {
+			fa.odd = append(fa.odd, string(r.Body))
+		}
 		retry := r.Status == http.StatusServiceUnavailable ||
 			(r.Status == http.StatusConflict && (code == "idempotency_key_in_use" || code == "charge_in_progress"))
 		if !retry {
@@ -83,6 +88,7 @@ func checkAnswers(t *testing.T, db *pgxpool.Pool, answers []finalAnswer, agentID
 	ctx := context.Background()
 	for _, fa := range answers {
 		require.NoError(t, fa.err)
+		require.Empty(t, fa.odd, "key %s: a 503 must be api_error store_unavailable with Retry-After", fa.key)
 		for _, st := range fa.seen {
 			if st >= 500 {
 				require.Equal(t, 503, st, "key %s (%v)", fa.key, fa.seen)
