@@ -2,7 +2,6 @@ package authz_test
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"testing"
@@ -21,63 +20,40 @@ import (
 	"github.com/perfectpay/perfectpay/store/postgres"
 )
 
-// sealedKeyRow is a signing key or audit key row as the store holds it.
-type sealedKeyRow struct {
-	KID        string
-	Alg        string
-	KEKID      string
-	PublicJWK  json.RawMessage
-	PrivateEnc string
-	CreatedAt  time.Time
-}
-
 // legacyKeys are rows written by the code that sealed private keys before
 // the format byte existed (nonce | ciphertext | tag): two token signing
 // keys and an audit signing key, all under one KEK.
 type legacyKeys struct {
-	KEK         string
-	SigningKeys []sealedKeyRow `json:"signing_keys"`
-	AuditKey    sealedKeyRow   `json:"audit_key"`
+	KEK         []byte             `json:"kek"`
+	SigningKeys []authz.SigningKey `json:"signing_keys"`
+	AuditKey    audit.Key          `json:"audit_key"`
 }
 
-func readLegacyKeys(t *testing.T) (legacyKeys, []byte) {
+func readLegacyKeys(t *testing.T) legacyKeys {
 	b, err := os.ReadFile("testdata/sealed_before_format_byte.json")
 	require.NoError(t, err)
 	var f legacyKeys
 	require.NoError(t, json.Unmarshal(b, &f))
-	kek, err := hex.DecodeString(f.KEK)
-	require.NoError(t, err)
 	require.Len(t, f.SigningKeys, 2)
-	return f, kek
+	return f
 }
 
-func unhex(t *testing.T, s string) []byte {
-	b, err := hex.DecodeString(s)
-	require.NoError(t, err)
-	return b
-}
-
-// keyStore is one backend seen as the issuer's and the audit log's store.
+// keyStore is one backend seen by the issuer and by the audit log.
 type keyStore struct {
 	authz store.Runner[authz.Tx]
 	audit store.Runner[audit.Repo]
 }
 
+func bindKeys[X interface {
+	authz.Tx
+	audit.Repo
+}](b store.Backend[X]) keyStore {
+	return keyStore{store.Bind(b, func(x X) authz.Tx { return x }), store.Bind(b, func(x X) audit.Repo { return x })}
+}
+
 func eachKeyStore(t *testing.T, fn func(t *testing.T, s keyStore)) {
-	t.Run("memory", func(t *testing.T) {
-		m := memory.New()
-		fn(t, keyStore{
-			authz: store.Bind(m, func(x *memory.Tx) authz.Tx { return x }),
-			audit: store.Bind(m, func(x *memory.Tx) audit.Repo { return x }),
-		})
-	})
-	t.Run("postgres", func(t *testing.T) {
-		pg := pgtest.NewStore(t)
-		fn(t, keyStore{
-			authz: store.Bind(pg, func(x *postgres.Tx) authz.Tx { return x }),
-			audit: store.Bind(pg, func(x *postgres.Tx) audit.Repo { return x }),
-		})
-	})
+	t.Run("memory", func(t *testing.T) { fn(t, bindKeys[*memory.Tx](memory.New())) })
+	t.Run("postgres", func(t *testing.T) { fn(t, bindKeys[*postgres.Tx](pgtest.NewStore(t))) })
 }
 
 // A signing key row sealed by the earlier code opens: the issuer signs
@@ -85,15 +61,13 @@ func eachKeyStore(t *testing.T, fn func(t *testing.T, s keyStore)) {
 // against the key's published half. A rotation writes the new key in the
 // versioned format.
 func TestSigningKeySealedBeforeFormatByte(t *testing.T) {
-	f, kek := readLegacyKeys(t)
+	f := readLegacyKeys(t)
+	kek := f.KEK
 	ctx := context.Background()
 	for _, row := range f.SigningKeys {
 		t.Run(row.Alg, func(t *testing.T) {
 			eachKeyStore(t, func(t *testing.T, s keyStore) {
-				require.NoError(t, s.authz.InTx(ctx, func(tx authz.Tx) error {
-					return tx.CreateSigningKey(ctx, &authz.SigningKey{KID: row.KID, Alg: row.Alg, PublicJWK: row.PublicJWK,
-						PrivateEnc: unhex(t, row.PrivateEnc), KEKID: row.KEKID, CreatedAt: row.CreatedAt})
-				}))
+				require.NoError(t, s.authz.InTx(ctx, func(tx authz.Tx) error { return tx.CreateSigningKey(ctx, &row) }))
 				opt := baseOptions()
 				opt.SigningKEK, opt.SigningAlg = kek, row.Alg
 				opt.Now = func() time.Time { return row.CreatedAt.Add(time.Hour) }
@@ -135,15 +109,12 @@ func TestSigningKeySealedBeforeFormatByte(t *testing.T) {
 // The audit signing key sealed by the earlier code opens: UseKeys keeps it
 // (a key it could not open would stop it) and checkpoints are signed by it.
 func TestAuditKeySealedBeforeFormatByte(t *testing.T) {
-	f, kek := readLegacyKeys(t)
+	f := readLegacyKeys(t)
 	ctx := context.Background()
 	row := f.AuditKey
 	eachKeyStore(t, func(t *testing.T, s keyStore) {
-		require.NoError(t, s.audit.InTx(ctx, func(tx audit.Repo) error {
-			return tx.CreateAuditKey(ctx, &audit.Key{KID: row.KID, PublicJWK: row.PublicJWK,
-				PrivateEnc: unhex(t, row.PrivateEnc), KEKID: row.KEKID, CreatedAt: row.CreatedAt})
-		}))
-		sealer, err := authz.NewKeySealer(kek)
+		require.NoError(t, s.audit.InTx(ctx, func(tx audit.Repo) error { return tx.CreateAuditKey(ctx, &row) }))
+		sealer, err := authz.NewKeySealer(f.KEK)
 		require.NoError(t, err)
 		svc := audit.NewService(s.audit, 0, quiet())
 		require.NoError(t, svc.UseKeys(ctx, sealer))
@@ -162,7 +133,7 @@ func TestAuditKeySealedBeforeFormatByte(t *testing.T) {
 // KeySealer makes keys in the versioned format and opens them only for
 // their purpose, their algorithm and their KEK.
 func TestKeySealer(t *testing.T) {
-	_, kek := readLegacyKeys(t)
+	kek := readLegacyKeys(t).KEK
 	sealer, err := authz.NewKeySealer(kek)
 	require.NoError(t, err)
 	kid, pub, sealed, err := sealer.NewKeyPair(authz.AlgEdDSA, "audit/")

@@ -2,11 +2,9 @@ package vault_test
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,55 +23,25 @@ import (
 // the token's data key wrapped by the tenant key, the card under the data
 // key.
 type oldRows struct {
-	KEK       string `json:"kek_v1"`
-	TenantKey struct {
-		ID         string    `json:"id"`
-		TenantID   string    `json:"tenant_id"`
-		KEKVersion int       `json:"kek_version"`
-		Wrapped    string    `json:"wrapped"`
-		CreatedAt  time.Time `json:"created_at"`
-	} `json:"tenant_key"`
-	Token struct {
-		ID          string    `json:"id"`
-		TenantID    string    `json:"tenant_id"`
-		TenantKeyID string    `json:"tenant_key_id"`
-		Brand       string    `json:"brand"`
-		Last4       string    `json:"last4"`
-		ExpMonth    int       `json:"exp_month"`
-		ExpYear     int       `json:"exp_year"`
-		Fingerprint string    `json:"fingerprint"`
-		CVCCheck    string    `json:"cvc_check"`
-		WrappedDEK  string    `json:"wrapped_dek"`
-		Ciphertext  string    `json:"ciphertext"`
-		CreatedAt   time.Time `json:"created_at"`
-	} `json:"token"`
+	KEK       []byte          `json:"kek_v1"`
+	TenantKey vault.TenantKey `json:"tenant_key"`
+	Token     vault.Token     `json:"token"`
 }
 
-func unhex(t *testing.T, s string) []byte {
-	b, err := hex.DecodeString(s)
-	require.NoError(t, err)
-	return b
+// vaultTx is what the test writes: the tenant, then the vault's rows.
+type vaultTx interface {
+	vault.Tx
+	accounts.Repo
 }
 
-type backend struct {
-	vault    store.Runner[vault.Tx]
-	accounts store.Runner[accounts.Repo]
-}
-
-func eachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
+func eachBackend(t *testing.T, fn func(t *testing.T, db store.Runner[vaultTx], vdb store.Runner[vault.Tx])) {
 	t.Run("memory", func(t *testing.T) {
 		m := memory.New()
-		fn(t, backend{
-			vault:    store.Bind(m, func(x *memory.Tx) vault.Tx { return x }),
-			accounts: store.Bind(m, func(x *memory.Tx) accounts.Repo { return x }),
-		})
+		fn(t, store.Bind(m, func(x *memory.Tx) vaultTx { return x }), store.Bind(m, func(x *memory.Tx) vault.Tx { return x }))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		pg := pgtest.NewStore(t)
-		fn(t, backend{
-			vault:    store.Bind(pg, func(x *postgres.Tx) vault.Tx { return x }),
-			accounts: store.Bind(pg, func(x *postgres.Tx) accounts.Repo { return x }),
-		})
+		fn(t, store.Bind(pg, func(x *postgres.Tx) vaultTx { return x }), store.Bind(pg, func(x *postgres.Tx) vault.Tx { return x }))
 	})
 }
 
@@ -85,30 +53,25 @@ func TestRowsSealedBeforeSealPackage(t *testing.T) {
 	require.NoError(t, err)
 	var f oldRows
 	require.NoError(t, json.Unmarshal(b, &f))
-	kek1 := unhex(t, f.KEK)
+	kek1 := f.KEK
 	ctx := context.Background()
 
-	eachBackend(t, func(t *testing.T, be backend) {
-		require.NoError(t, be.accounts.InTx(ctx, func(tx accounts.Repo) error {
-			return tx.CreateTenant(ctx, &accounts.Tenant{ID: f.TenantKey.TenantID, Name: "T", Status: accounts.TenantActive, CreatedAt: f.TenantKey.CreatedAt})
-		}))
-		tk := &vault.TenantKey{ID: f.TenantKey.ID, TenantID: f.TenantKey.TenantID, KEKVersion: f.TenantKey.KEKVersion,
-			Wrapped: unhex(t, f.TenantKey.Wrapped), CreatedAt: f.TenantKey.CreatedAt}
-		tok := &vault.Token{ID: f.Token.ID, TenantID: f.Token.TenantID, TenantKeyID: f.Token.TenantKeyID, Brand: f.Token.Brand,
-			Last4: f.Token.Last4, ExpMonth: f.Token.ExpMonth, ExpYear: f.Token.ExpYear, Fingerprint: f.Token.Fingerprint,
-			CVCCheck: f.Token.CVCCheck, WrappedDEK: unhex(t, f.Token.WrappedDEK), Ciphertext: unhex(t, f.Token.Ciphertext),
-			CreatedAt: f.Token.CreatedAt}
-		require.NoError(t, be.vault.InTx(ctx, func(tx vault.Tx) error {
-			if _, err := tx.EnsureTenantKey(ctx, tk); err != nil {
+	eachBackend(t, func(t *testing.T, db store.Runner[vaultTx], vdb store.Runner[vault.Tx]) {
+		tk, tok := f.TenantKey, f.Token
+		require.NoError(t, db.InTx(ctx, func(tx vaultTx) error {
+			if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: tk.TenantID, Name: "T", Status: accounts.TenantActive, CreatedAt: tk.CreatedAt}); err != nil {
 				return err
 			}
-			return tx.CreateToken(ctx, tok)
+			if _, err := tx.EnsureTenantKey(ctx, &tk); err != nil {
+				return err
+			}
+			return tx.CreateToken(ctx, &tok)
 		}))
 
 		reveal := func(svc *vault.Service, id string) *vault.Card {
 			t.Helper()
 			var card *vault.Card
-			require.NoError(t, be.vault.InTx(ctx, func(tx vault.Tx) error {
+			require.NoError(t, vdb.InTx(ctx, func(tx vault.Tx) error {
 				var err error
 				_, card, err = svc.Reveal(ctx, tx, tk.TenantID, id)
 				return err
@@ -120,7 +83,7 @@ func TestRowsSealedBeforeSealPackage(t *testing.T) {
 		kek2 := vault.GenerateKey()
 		kr, err := vault.NewKeyring(map[int][]byte{1: kek1, 2: kek2}, 2, 0)
 		require.NoError(t, err)
-		svc := vault.NewService(be.vault, kr, nil, nil)
+		svc := vault.NewService(vdb, kr, nil, nil)
 		card := reveal(svc, tok.ID)
 		assert.Equal(t, "4242424242424242", card.Number)
 		assert.Equal(t, "Ada Lovelace", card.Name)
@@ -139,6 +102,6 @@ func TestRowsSealedBeforeSealPackage(t *testing.T) {
 		assert.Equal(t, 1, rep.Rewrapped)
 		strict, err := vault.NewKeyring(map[int][]byte{1: kek1, 2: kek2}, 2, 2)
 		require.NoError(t, err)
-		assert.Equal(t, "4242424242424242", reveal(vault.NewService(be.vault, strict, nil, nil), tok.ID).Number)
+		assert.Equal(t, "4242424242424242", reveal(vault.NewService(vdb, strict, nil, nil), tok.ID).Number)
 	})
 }

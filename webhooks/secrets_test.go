@@ -53,31 +53,21 @@ func TestSecretBox(t *testing.T) {
 	}
 }
 
-// oldEndpoint is an endpoint's current and previous signing secrets as
-// the webhook code sealed them before it sealed through internal/seal.
-type oldEndpoint struct {
-	Key              string `json:"key"`
-	EndpointID       string `json:"endpoint_id"`
-	Secret           string `json:"secret"`
-	SecretSealed     string `json:"secret_sealed"`
-	PrevSecret       string `json:"prev_secret"`
-	PrevSecretSealed string `json:"prev_secret_sealed"`
-}
-
 // An endpoint row written by the earlier code signs with both of its
 // secrets on either store.
 func TestEndpointSealedBeforeSealPackage(t *testing.T) {
 	b, err := os.ReadFile("testdata/sealed_before_seal_package.json")
 	require.NoError(t, err)
-	var f oldEndpoint
+	// The current and previous signing secrets of an endpoint, as the
+	// webhook code sealed them before it sealed through internal/seal.
+	var f map[string]string
 	require.NoError(t, json.Unmarshal(b, &f))
-	key, err := hex.DecodeString(f.Key)
-	require.NoError(t, err)
+	var key, sealedCur, sealedPrev []byte
+	for dst, name := range map[*[]byte]string{&key: "key", &sealedCur: "secret_sealed", &sealedPrev: "prev_secret_sealed"} {
+		*dst, err = hex.DecodeString(f[name])
+		require.NoError(t, err, name)
+	}
 	box, err := webhooks.NewSecretBox(key)
-	require.NoError(t, err)
-	sealedCur, err := hex.DecodeString(f.SecretSealed)
-	require.NoError(t, err)
-	sealedPrev, err := hex.DecodeString(f.PrevSecretSealed)
 	require.NoError(t, err)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
@@ -101,18 +91,18 @@ func TestEndpointSealedBeforeSealPackage(t *testing.T) {
 				return tx.CreateTenant(ctx, &accounts.Tenant{ID: tenant, Name: "T", Status: accounts.TenantActive, CreatedAt: now})
 			}))
 			require.NoError(t, db.InTx(ctx, func(tx webhooks.Tx) error {
-				return tx.CreateEndpoint(ctx, &webhooks.Endpoint{ID: f.EndpointID, TenantID: tenant, URL: "https://example.com/hook",
+				return tx.CreateEndpoint(ctx, &webhooks.Endpoint{ID: f["endpoint_id"], TenantID: tenant, URL: "https://example.com/hook",
 					Events: []string{"charge.succeeded"}, Status: webhooks.EndpointEnabled, CreatedAt: now, UpdatedAt: now,
 					Secret: sealedCur, PrevSecret: sealedPrev, PrevSecretExpiresAt: &until})
 			}))
 			svc := webhooks.NewService(db, webhooks.ServiceOptions{Box: box})
-			e, err := svc.GetEndpoint(ctx, tenant, f.EndpointID)
+			e, err := svc.GetEndpoint(ctx, tenant, f["endpoint_id"])
 			require.NoError(t, err)
 			keys, err := svc.SigningKeys(e, now)
 			require.NoError(t, err)
-			cur, err := webhooks.DecodeSecret(f.Secret)
+			cur, err := webhooks.DecodeSecret(f["secret"])
 			require.NoError(t, err)
-			prev, err := webhooks.DecodeSecret(f.PrevSecret)
+			prev, err := webhooks.DecodeSecret(f["prev_secret"])
 			require.NoError(t, err)
 			assert.Equal(t, [][]byte{cur, prev}, keys)
 		})
