@@ -109,10 +109,18 @@ type Repo interface {
 	// UpdateMerchant replaces the profile's fields and domains.
 	UpdateMerchant(ctx context.Context, m *Merchant) error
 	GetMerchant(ctx context.Context, id string) (*Merchant, error)
+	// LockMerchant locks the profile for the rest of the transaction
+	// (store.ErrNotFound): a change reads it after the lock, so changes of
+	// one profile never undo each other.
+	LockMerchant(ctx context.Context, id string) error
 	GetMerchantByTenant(ctx context.Context, tenantID string) (*Merchant, error)
 	// FindMerchantsByDomain returns the merchants that verified domain.
 	FindMerchantsByDomain(ctx context.Context, domain string) ([]Merchant, error)
 	// DueDomainChecks returns up to limit verified domains whose next
 	// re-verification is at or before now, the most overdue first.
 	DueDomainChecks(ctx context.Context, now time.Time, limit int) ([]DomainRef, error)
+	// ClaimDomainCheck moves a due check of a verified domain (next check
+	// at or before now) to until, and reports whether it did: of several
+	// nodes sweeping at once, one checks each domain.
+	ClaimDomainCheck(ctx context.Context, merchantID, domain string, now, until time.Time) (bool, error)
 }

@@ -126,6 +126,12 @@ func (s *Service) Put(ctx context.Context, tenantID string, p Profile) (m *Merch
 	now := s.now().UTC().Truncate(time.Microsecond)
 	err = s.db.InTx(ctx, func(tx Tx) error {
 		old, err := tx.GetMerchantByTenant(ctx, tenantID)
+		if err == nil {
+			// Read again under the lock: a domain check may be writing it.
+			if err = tx.LockMerchant(ctx, old.ID); err == nil {
+				old, err = tx.GetMerchant(ctx, old.ID)
+			}
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			created = true
@@ -181,6 +187,9 @@ func (s *Service) VerifyDomain(ctx context.Context, id, domain string) (*Merchan
 	domain = mandates.NormalizeDomain(domain)
 	var m *Merchant
 	err := s.db.InTx(ctx, func(tx Tx) error {
+		if err := tx.LockMerchant(ctx, id); err != nil {
+			return err
+		}
 		var err error
 		if m, err = tx.GetMerchant(ctx, id); err != nil {
 			return err

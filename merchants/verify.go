@@ -187,6 +187,9 @@ func newToken() string {
 // store.ErrNotFound when the merchant is not the tenant's or does not
 // claim the domain.
 func ownDomain(ctx context.Context, tx Tx, tenantID, id, domain string) (*Merchant, int, error) {
+	if err := tx.LockMerchant(ctx, id); err != nil {
+		return nil, 0, err
+	}
 	m, err := tx.GetMerchant(ctx, id)
 	if err != nil {
 		return nil, 0, err
@@ -315,11 +318,13 @@ func (s *Service) ReverifyDue(ctx context.Context) (checked, unverified int, err
 			return checked, unverified, err
 		}
 		for _, ref := range due {
-			lost, err := s.reverify(ctx, ref)
+			claimed, lost, err := s.reverify(ctx, ref)
 			if err != nil {
 				return checked, unverified, err
 			}
-			checked++
+			if claimed {
+				checked++
+			}
 			if lost {
 				unverified++
 			}
@@ -327,18 +332,29 @@ func (s *Service) ReverifyDue(ctx context.Context) (checked, unverified int, err
 	}
 }
 
-// reverify re-checks one domain; lost reports that it was unverified.
-func (s *Service) reverify(ctx context.Context, ref DomainRef) (lost bool, err error) {
+// reverify claims one due check and runs it (claimed is false when another
+// node took it first); lost reports that the domain was unverified.
+func (s *Service) reverify(ctx context.Context, ref DomainRef) (claimed, lost bool, err error) {
 	var token string
 	err = s.db.InTx(ctx, func(tx Tx) error {
+		// Lock the profile first, as every change of it does (one lock
+		// order), then claim the check.
 		m, i, err := ownDomain(ctx, tx, ref.TenantID, ref.MerchantID, ref.Domain)
-		if err == nil {
-			token = m.Domains[i].Token
+		if errors.Is(err, ErrDomainNotClaimed) || errors.Is(err, store.ErrNotFound) {
+			return nil // removed from the profile since it was listed
+		}
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC().Truncate(time.Microsecond)
+		ok, err := tx.ClaimDomainCheck(ctx, ref.MerchantID, ref.Domain, now, now.Add(RetryInterval))
+		if err == nil && ok {
+			claimed, token = true, m.Domains[i].Token
 		}
 		return err
 	})
-	if err != nil {
-		return false, err
+	if err != nil || !claimed {
+		return false, false, err
 	}
 	method, transient, checkErr := s.checker().Check(ctx, ref.Domain, token)
 	err = s.db.InTx(ctx, func(tx Tx) error {
@@ -385,7 +401,7 @@ func (s *Service) reverify(ctx context.Context, ref DomainRef) (lost bool, err e
 		ev["reason"] = checkErr.Error()
 		return webhooks.Emit(ctx, tx, ref.TenantID, "merchant.domain_unverified", ev)
 	})
-	return lost, err
+	return true, lost, err
 }
 
 // RunReverifier re-checks due domains every interval until ctx ends.

@@ -112,3 +112,26 @@ func (tx *Tx) DueDomainChecks(_ context.Context, now time.Time, limit int) ([]me
 	}
 	return out, nil
 }
+
+func (tx *Tx) ClaimDomainCheck(_ context.Context, merchantID, domain string, now, until time.Time) (bool, error) {
+	m, ok := tx.d.mandates.merchants[merchantID]
+	if !ok {
+		return false, nil
+	}
+	i := slices.IndexFunc(m.Domains, func(d merchants.Domain) bool { return d.Name == domain })
+	if i < 0 || !m.Domains[i].Verified() || m.Domains[i].NextCheckAt == nil || m.Domains[i].NextCheckAt.After(now) {
+		return false, nil
+	}
+	c := m.Clone()
+	c.Domains[i].NextCheckAt = &until
+	put(tx, tx.d.mandates.merchants, c.ID, *c)
+	return true, nil
+}
+
+// LockMerchant: the memory store runs one transaction at a time.
+func (tx *Tx) LockMerchant(_ context.Context, id string) error {
+	if _, ok := tx.d.mandates.merchants[id]; !ok {
+		return store.ErrNotFound
+	}
+	return nil
+}

@@ -123,6 +123,21 @@ func (t *Tx) DueDomainChecks(ctx context.Context, now time.Time, limit int) ([]m
 	return out, mapErr(rows.Err())
 }
 
+func (t *Tx) ClaimDomainCheck(ctx context.Context, merchantID, domain string, now, until time.Time) (bool, error) {
+	// The row lock and the re-evaluated WHERE make one of racing claims win.
+	tag, err := t.tx.Exec(ctx, `UPDATE merchant_domains SET next_check_at = $4
+		WHERE merchant_id = $1 AND domain = $2 AND verified_at IS NOT NULL AND next_check_at <= $3`, merchantID, domain, now, until)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (t *Tx) LockMerchant(ctx context.Context, id string) error {
+	var one int
+	return mapErr(t.tx.QueryRow(ctx, `SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE`, id).Scan(&one))
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""

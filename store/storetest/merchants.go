@@ -49,6 +49,32 @@ func testMerchantDomainProofs[X Tx](t *testing.T, b store.Backend[X]) {
 		assert.Empty(t, due)
 		return nil
 	})
+
+	// One claim of a due check wins; the claim moves the next check.
+	claim := func(domain string) bool {
+		var ok bool
+		in(t, b, func(tx X) error {
+			var err error
+			ok, err = tx.ClaimDomainCheck(ctx, m.ID, domain, *at(6), *at(7))
+			return err
+		})
+		return ok
+	}
+	assert.True(t, claim("b.example"))
+	assert.False(t, claim("b.example"), "already claimed: next check moved past now")
+	assert.False(t, claim("c.example"), "never re-checked")
+	assert.False(t, claim("d.example"), "not verified")
+	assert.False(t, claim("e.example"), "not due")
+	assert.False(t, claim("missing.example"))
+	in(t, b, func(tx X) error {
+		got, err := tx.GetMerchant(ctx, m.ID)
+		require.NoError(t, err)
+		assert.True(t, at(7).Equal(*got.Domains[1].NextCheckAt))
+		due, err := tx.DueDomainChecks(ctx, *at(6), 10)
+		require.NoError(t, err)
+		assert.Equal(t, []merchants.DomainRef{{MerchantID: m.ID, TenantID: tn.ID, Domain: "a.example"}}, due)
+		return nil
+	})
 }
 
 // testSecretCanaries: a canary is stored once per name and read back.
