@@ -382,6 +382,7 @@ func TestTamperDetected(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func(t *testing.T) backend) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel() // each case on its own store
 				b := open(t)
 				f := newFixture(t, b)
 				tc.attack(t, b, f)
