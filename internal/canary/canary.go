@@ -8,16 +8,14 @@ package canary
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/seal"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -44,7 +42,7 @@ const (
 	// of a fixed label, compared in constant time.
 	MAC Kind = iota
 	// AEAD keys (KEKs, the webhook secret key) are AES-256 keys: the
-	// canary is a fixed label sealed with AES-256-GCM, the name as
+	// canary is a fixed label sealed with internal/seal, the name as
 	// additional data.
 	AEAD
 )
@@ -68,15 +66,7 @@ func (s Secret) seal() ([]byte, error) {
 		m.Write([]byte(label + "\x00" + s.Name))
 		return m.Sum(nil), nil
 	}
-	g, err := gcm(s.Key)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, g.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return g.Seal(nonce, nonce, []byte(label), []byte(s.Name)), nil
+	return seal.Seal(s.Key, []byte(label), []byte(s.Name))
 }
 
 func (s Secret) opens(sealed []byte) bool {
@@ -84,20 +74,8 @@ func (s Secret) opens(sealed []byte) bool {
 		want, _ := s.seal()
 		return hmac.Equal(want, sealed)
 	}
-	g, err := gcm(s.Key)
-	if err != nil || len(sealed) < g.NonceSize() {
-		return false
-	}
-	pt, err := g.Open(nil, sealed[:g.NonceSize()], sealed[g.NonceSize():], []byte(s.Name))
+	pt, err := seal.Open(s.Key, sealed, []byte(s.Name))
 	return err == nil && hmac.Equal(pt, []byte(label))
-}
-
-func gcm(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
 }
 
 // MismatchError names every secret that does not open its canary.
