@@ -93,7 +93,7 @@ demo: build
 	trap 'exit 130' INT TERM; \
 	up=; for try in 1 2 3 4 5; do \
 		port=$$(( 20000 + $$(od -An -N2 -tu2 /dev/urandom) % 40000 )); \
-		PERFECTPAY_STORE_DRIVER=memory $(BIN) serve --dev --addr 127.0.0.1:$$port >$$tmp/out 2>$$tmp/log & pid=$$!; \
+		PERFECTPAY_STORE_DRIVER=$${PERFECTPAY_STORE_DRIVER:-memory} $(BIN) serve --dev --addr 127.0.0.1:$$port >$$tmp/out 2>$$tmp/log & pid=$$!; \
 		for i in $$(seq 1 100); do \
 			if curl -fsS -o /dev/null http://127.0.0.1:$$port/readyz 2>/dev/null; then up=1; break; fi; \
 			kill -0 $$pid 2>/dev/null || break; \
@@ -105,7 +105,7 @@ demo: build
 	if [ -z "$$up" ]; then echo "demo: the server did not become ready:"; tail -n 20 $$tmp/log; exit 1; fi; \
 	key=$$(grep -o 'sk_test_[A-Za-z0-9]*' $$tmp/out | head -n 1); \
 	if [ -z "$$key" ]; then echo "demo: no demo secret key in the server's output:"; cat $$tmp/out; exit 1; fi; \
-	echo "demo: server on http://127.0.0.1:$$port (memory store, dev mode)"; echo; \
+	echo "demo: server on http://127.0.0.1:$$port ($${PERFECTPAY_STORE_DRIVER:-memory} store, dev mode)"; echo; \
 	status=0; bin/agent-demo --url http://127.0.0.1:$$port --key $$key --server-output $$tmp/out || status=$$?; \
 	if [ $$status -ne 0 ]; then echo "demo: server log (last lines):"; tail -n 20 $$tmp/log; fi; \
 	exit $$status
