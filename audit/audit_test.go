@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -293,4 +294,44 @@ func TestNodesStartingTogetherShareOneKey(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, res.OK, res.Problem)
 	assert.Equal(t, 3, res.Checkpoints)
+}
+
+// TestAppendsDoNotWaitForEachOther: an append in a transaction that stays
+// open does not hold up another append: it takes another stripe. (A
+// shared counter held until commit would block the second append until
+// the first transaction ends, and this test would report it.)
+func TestAppendsDoNotWaitForEachOther(t *testing.T) {
+	pg := pgtest.NewStore(t)
+	db := store.Bind(pg, func(x *postgres.Tx) audit.Repo { return x })
+	ctx := context.Background()
+	var first, second audit.Entry
+	secondDone := make(chan error, 1)
+	err := db.InTx(ctx, func(tx audit.Repo) error {
+		first = audit.Entry{ActorType: audit.ActorSystem, Action: "long.transaction"}
+		if err := audit.Append(ctx, tx, &first); err != nil {
+			return err
+		}
+		go func() {
+			secondDone <- db.InTx(ctx, func(tx audit.Repo) error {
+				second = audit.Entry{ActorType: audit.ActorSystem, Action: "meanwhile"}
+				return audit.Append(ctx, tx, &second)
+			})
+		}()
+		select {
+		case err := <-secondDone:
+			return err
+		case <-time.After(60 * time.Second):
+			return errors.New("the second append waited for the first transaction to end")
+		}
+	})
+	require.NoError(t, err)
+	assert.NotEqual(t, first.Stripe, second.Stripe)
+	assert.Equal(t, int64(1), first.StripeSeq)
+	assert.Equal(t, int64(1), second.StripeSeq)
+	svc := audit.NewService(db, 0, nil)
+	_, err = svc.SealAll(ctx)
+	require.NoError(t, err)
+	res, err := svc.Verify(ctx)
+	require.NoError(t, err)
+	assert.True(t, res.OK, res.Problem)
 }
