@@ -257,4 +257,63 @@ func testAuditChain[X Tx](t *testing.T, b store.Backend[X]) {
 	res, err = svc.Verify(ctx)
 	require.NoError(t, err)
 	assert.True(t, res.OK, res.Problem)
+
+	// Entries by number, sealed or not.
+	in(t, b, func(tx X) error {
+		got, err := tx.AuditNumbered(ctx, next.Stripe, next.StripeSeq-1, next.StripeSeq)
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		assert.Equal(t, first.ID, got[0].ID)
+		assert.Equal(t, next.ID, got[1].ID)
+		return nil
+	})
+
+	// Audit keys, checkpoints and retention records.
+	in(t, b, func(tx X) error {
+		_, err := tx.LatestAuditCheckpoint(ctx)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		for _, kid := range []string{"k1", "k2"} {
+			require.NoError(t, tx.CreateAuditKey(ctx, &audit.Key{KID: kid, PublicJWK: []byte(`{"kty":"OKP"}`),
+				PrivateEnc: []byte{1, 2}, KEKID: "kek", CreatedAt: now}))
+			now = now.Add(time.Second)
+		}
+		return nil
+	})
+	require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
+		return tx.CreateAuditKey(ctx, &audit.Key{KID: "k1", PublicJWK: []byte(`{}`), PrivateEnc: []byte{1},
+			KEKID: "kek", CreatedAt: time.Now()})
+	}), store.ErrConflict)
+	in(t, b, func(tx X) error {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		require.NoError(t, tx.RetireAuditKey(ctx, "k1", now))
+		require.ErrorIs(t, tx.RetireAuditKey(ctx, "k1", now), store.ErrNotFound)
+		keys, err := tx.AuditKeys(ctx)
+		require.NoError(t, err)
+		require.Len(t, keys, 2)
+		assert.Equal(t, "k2", keys[0].KID, "newest first")
+		assert.Nil(t, keys[0].RetiredAt)
+		require.NotNil(t, keys[1].RetiredAt)
+		assert.Equal(t, []byte{1, 2}, keys[1].PrivateEnc)
+
+		var ids []int64
+		for pos := int64(1); pos <= 3; pos++ {
+			c := &audit.Checkpoint{ChainPos: pos, Hash: []byte{byte(pos)}, KID: "k2", JWS: "jws", CreatedAt: now}
+			require.NoError(t, tx.AddAuditCheckpoint(ctx, c))
+			ids = append(ids, c.ID)
+		}
+		assert.Less(t, ids[0], ids[1])
+		page, err := tx.AuditCheckpoints(ctx, ids[0], 1)
+		require.NoError(t, err)
+		require.Len(t, page, 1)
+		assert.Equal(t, int64(2), page[0].ChainPos)
+		last, err := tx.LatestAuditCheckpoint(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, ids[2], last.ID)
+		assert.Equal(t, []byte{3}, last.Hash)
+		rs, err := tx.AuditRetentions(ctx)
+		require.NoError(t, err)
+		assert.Empty(t, rs)
+		return nil
+	})
 }
