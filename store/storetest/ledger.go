@@ -113,9 +113,32 @@ func (p *scripted) Verify(context.Context, *vault.Card) (*payments.Result, error
 	return &payments.Result{Approved: true, CVCCheck: vault.CVCPass}, nil
 }
 
+// interposer commits a change of its own right before the next
+// transaction the charging service opens: what another request (say a
+// revocation) commits between a charge's decision and its transaction.
+type interposer struct {
+	store.Runner[charging.Tx]
+	mu   sync.Mutex
+	next func(ctx context.Context, tx charging.Tx) error
+}
+
+func (ip *interposer) InTx(ctx context.Context, fn func(tx charging.Tx) error) error {
+	ip.mu.Lock()
+	next := ip.next
+	ip.next = nil
+	ip.mu.Unlock()
+	if next != nil {
+		if err := ip.Runner.InTx(ctx, func(tx charging.Tx) error { return next(ctx, tx) }); err != nil {
+			return err
+		}
+	}
+	return ip.Runner.InTx(ctx, fn)
+}
+
 // ledgerWorld is a tenant with an agent, a merchant, a card and the
 // charging service on a backend, with a scripted processor.
 type ledgerWorld struct {
+	ip    *interposer
 	pay   *payments.Service
 	ch    *charging.Service
 	proc  *scripted
@@ -134,7 +157,8 @@ func newLedgerWorld[X Tx](t *testing.T, b store.Backend[X]) *ledgerWorld {
 	}, nil)
 	eng, err := policies.New(ctx, policies.Velocity{})
 	require.NoError(t, err)
-	w := &ledgerWorld{pay: pay, proc: proc, ch: charging.New(store.Bind(b, func(x X) charging.Tx { return x }), pay, eng, charging.Config{}, nil)}
+	ip := &interposer{Runner: store.Bind(b, func(x X) charging.Tx { return x })}
+	w := &ledgerWorld{ip: ip, pay: pay, proc: proc, ch: charging.New(ip, pay, eng, charging.Config{}, nil)}
 	tn := MakeTenant(t, b)
 	w.owner = payments.Owner{TenantID: tn.ID}
 	a := newAgent(tn.ID)
@@ -340,4 +364,54 @@ func testLedgerClaims[X Tx](t *testing.T, b store.Backend[X]) {
 	}
 	assert.Equal(t, int64(2000), spentOf(t, b, m), "the capture holds what it captured, the void nothing")
 	AssertLedger(t, store.Bind(b, func(x X) LedgerReader { return x }), w.owner.TenantID)
+}
+
+// testRevokedBetweenVerificationAndReservation: a token, mandate, agent or
+// tenant revoked after the charge was decided (allowed) but before its
+// transaction is refused there, naming what was revoked; nothing is
+// charged or reserved.
+func testRevokedBetweenVerificationAndReservation[X Tx](t *testing.T, b store.Backend[X]) {
+	w := newLedgerWorld(t, b)
+	mb := store.Bind(b, func(x X) mandates.Repo { return x })
+	revoke := func(kind, id string) func(ctx context.Context, tx charging.Tx) error {
+		return func(ctx context.Context, tx charging.Tx) error {
+			return tx.Revoke(ctx, &authz.Revocation{Kind: kind, ID: id, TenantID: w.owner.TenantID, Reason: "revoked", RevokedAt: now()})
+		}
+	}
+	for _, tc := range []struct {
+		what   string
+		revoke func(m *mandates.Mandate, tok *authz.AccessToken) func(ctx context.Context, tx charging.Tx) error
+	}{
+		{authz.RevokedToken, func(_ *mandates.Mandate, tok *authz.AccessToken) func(ctx context.Context, tx charging.Tx) error {
+			return revoke(authz.RevokedToken, tok.JTI)
+		}},
+		{"mandate", func(m *mandates.Mandate, _ *authz.AccessToken) func(ctx context.Context, tx charging.Tx) error {
+			return func(ctx context.Context, tx charging.Tx) error {
+				_, err := tx.RevokeMandateTree(ctx, m.TenantID, m.ID, now())
+				return err
+			}
+		}},
+		{authz.RevokedAgent, func(*mandates.Mandate, *authz.AccessToken) func(ctx context.Context, tx charging.Tx) error {
+			return revoke(authz.RevokedAgent, w.agent)
+		}},
+		{authz.RevokedTenant, func(*mandates.Mandate, *authz.AccessToken) func(ctx context.Context, tx charging.Tx) error {
+			return revoke(authz.RevokedTenant, w.owner.TenantID)
+		}},
+	} {
+		m := w.mandate(t, mb, 10_000, nil)
+		tok := w.token(m.ID)
+		w.ip.mu.Lock()
+		w.ip.next = tc.revoke(m, tok)
+		w.ip.mu.Unlock()
+		_, err := w.charge(t, tok, 500, ids.New("k"))
+		var rev *charging.RevokedError
+		require.ErrorAs(t, err, &rev, tc.what)
+		assert.Equal(t, tc.what, rev.What)
+		assert.Equal(t, tc.what+"_revoked", rev.Code())
+		assert.Zero(t, spentOf(t, b, m), "%s: nothing reserved", tc.what)
+		snap := AssertLedger(t, store.Bind(b, func(x X) LedgerReader { return x }), w.owner.TenantID)
+		for _, c := range snap.Charges {
+			assert.NotEqual(t, m.ID, c.MandateID, "%s: no charge made", tc.what)
+		}
+	}
 }

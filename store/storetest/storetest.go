@@ -88,6 +88,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"PipelineHolds", testPipelineHolds[X]},
 		{"LedgerRefunds", testLedgerRefunds[X]},
 		{"LedgerClaims", testLedgerClaims[X]},
+		{"RevokedBetweenVerificationAndReservation", testRevokedBetweenVerificationAndReservation[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
