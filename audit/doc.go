@@ -46,9 +46,11 @@
 //     unless a signed retention record removed exactly that range ("prefix
 //     deleted"); a record cannot be forged, stretched or replayed elsewhere.
 //   - Deleting an entry that committed but was not yet sealed is detected
-//     ("fresh entry deleted") when a later entry of its stripe exists, when
-//     its stripe's counter still counts it, or when a checkpoint signed a
-//     counter that included it.
+//     ("fresh entry deleted"): it leaves a hole in its stripe's numbers, or
+//     a counter above the last entry. Hiding the hole takes renumbering
+//     every later entry of the stripe and rolling the counter back, which
+//     fails once a checkpoint signed a counter that included the entry, or
+//     sealed a later entry of its stripe at or below P.
 //   - Cutting the chain below P is detected ("truncated"), and so are
 //     checkpoints or retention records signed with any key not in the file.
 //
