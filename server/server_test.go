@@ -210,7 +210,7 @@ func TestIdempotencyConcurrent(t *testing.T) {
 		}
 		assert.Len(t, ids, 1)
 		r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/api_keys", Key: sk})
-		assert.Len(t, r.JSON["data"], 5, "exactly one key was created")
+		assert.Len(t, r.JSON["data"], 3, "exactly one key was created (the tenant's sk_test and pk_test, and this one)")
 	})
 }
 
