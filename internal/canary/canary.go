@@ -74,7 +74,9 @@ func (s Secret) opens(sealed []byte) bool {
 		want, _ := s.seal()
 		return hmac.Equal(want, sealed)
 	}
-	pt, err := seal.Open(s.Key, sealed, []byte(s.Name))
+	// Canaries written before internal/seal have no format byte and must
+	// still open, or every database set up then would refuse to start.
+	pt, err := seal.OpenLegacy(s.Key, sealed, []byte(s.Name))
 	return err == nil && hmac.Equal(pt, []byte(label))
 }
 
