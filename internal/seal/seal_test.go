@@ -150,3 +150,38 @@ func TestOpensWhatTheOldCodeSealed(t *testing.T) {
 		})
 	}
 }
+
+// Open never panics on any input, and no change to a sealed value (bytes
+// flipped, cut or added) opens, under either reading.
+func FuzzOpen(f *testing.F) {
+	key := bytes.Repeat([]byte{5}, KeySize)
+	sealed, err := Seal(key, []byte("the secret"), []byte("row"))
+	require.NoError(f, err)
+	f.Add([]byte{}, 0, []byte("row"))
+	f.Add([]byte{1}, 0, []byte("row"))
+	f.Add([]byte{0, 0, 0, 1}, -3, []byte("row"))
+	f.Add([]byte{}, 5, []byte("row"))
+	f.Fuzz(func(t *testing.T, flip []byte, cut int, aad []byte) {
+		for _, open := range []func(key, sealed, aad []byte) ([]byte, error){Open, OpenLegacy} {
+			_, _ = open(key, flip, aad) // arbitrary bytes: no panic
+
+			changed := bytes.Clone(sealed)
+			for i, b := range flip {
+				changed[i%len(changed)] ^= b
+			}
+			switch {
+			case cut > 0:
+				changed = changed[:len(changed)-cut%len(changed)]
+			case cut < 0:
+				changed = append(changed, bytes.Repeat([]byte{0}, -cut%64)...)
+			}
+			plain, err := open(key, changed, aad)
+			if bytes.Equal(changed, sealed) && bytes.Equal(aad, []byte("row")) {
+				require.NoError(t, err)
+				require.Equal(t, "the secret", string(plain))
+				continue
+			}
+			require.Error(t, err, "a changed value or additional data opened")
+		}
+	})
+}
