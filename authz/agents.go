@@ -15,9 +15,9 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // InputError is a refused agent field; the HTTP layer shows it as a 400
@@ -183,7 +183,7 @@ func (i *Issuer) CreateAgent(ctx context.Context, tenantID string, in AgentInput
 			"name": a.Name, "auth_method": a.AuthMethod, "grant_types": a.GrantTypes, "scopes": a.Scopes}); err != nil {
 			return err
 		}
-		return webhooks.Emit(ctx, tx, tenantID, "agent.created", a)
+		return events.Emit(ctx, tx, tenantID, "agent.created", a)
 	})
 	if err != nil {
 		return nil, "", err
@@ -241,7 +241,7 @@ func (i *Issuer) updateAgent(ctx context.Context, tenantID, id, action string, f
 		if err := audit.Record(ctx, tx, action, a.ID, map[string]any{"status": a.Status}); err != nil {
 			return err
 		}
-		if err := webhooks.Emit(ctx, tx, tenantID, action, a); err != nil {
+		if err := events.Emit(ctx, tx, tenantID, action, a); err != nil {
 			return err
 		}
 		return tx.NotifyAuthz(ctx, "agent:"+a.ID)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
-	"github.com/perfectpay/perfectpay/webhooks"
+	"github.com/perfectpay/perfectpay/events"
 )
 
 // Agent statuses.
@@ -200,7 +200,7 @@ type Repo interface {
 type Tx interface {
 	Repo
 	audit.Writer
-	webhooks.Outbox
+	events.Outbox
 }
 
 // Listener delivers NotifyAuthz payloads of every node. ListenAuthz blocks

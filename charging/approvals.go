@@ -6,10 +6,10 @@ import (
 	"fmt"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // ErrApprovalClosed is an approve or deny of an approval that is no longer
@@ -62,7 +62,7 @@ func (s *Service) ResolveApproval(ctx context.Context, tenantID, id string, yes 
 		if err := audit.Record(ctx, tx, "approval."+a.Status, a.ID, map[string]any{"mandate": a.MandateID, "amount": a.Amount}); err != nil {
 			return err
 		}
-		return webhooks.Emit(ctx, tx, tenantID, "approval.resolved", a)
+		return events.Emit(ctx, tx, tenantID, "approval.resolved", a)
 	})
 	if err != nil {
 		return nil, err

@@ -12,10 +12,10 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // DetailType is the payment_mandate authorization details type for the
@@ -219,7 +219,7 @@ func (s *Service) narrowDetail(ctx context.Context, dc authz.DetailContext, pare
 			"parent": parent.ID, "agent": child.Agent, "budget": child.Budget, "currency": child.Currency, "via": "token_exchange"}); err != nil {
 			return err
 		}
-		if err := webhooks.Emit(ctx, tx, child.TenantID, "mandate.created", child); err != nil {
+		if err := events.Emit(ctx, tx, child.TenantID, "mandate.created", child); err != nil {
 			return err
 		}
 		out, err = json.Marshal(child.Detail())

@@ -15,6 +15,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/mandates"
@@ -23,7 +24,6 @@ import (
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // Tx is everything a pipeline transaction touches.
@@ -585,7 +585,7 @@ func (s *Service) open(ctx context.Context, tx Tx, tok *authz.AccessToken, l *lo
 		if err := audit.RecordFor(ctx, tx, c.TenantID, "mandate.exhausted", id, nil); err != nil {
 			return nil, err
 		}
-		if err := webhooks.Emit(ctx, tx, c.TenantID, "mandate.exhausted", map[string]any{"id": id, "object": "mandate"}); err != nil {
+		if err := events.Emit(ctx, tx, c.TenantID, "mandate.exhausted", map[string]any{"id": id, "object": "mandate"}); err != nil {
 			return nil, err
 		}
 	}
@@ -811,7 +811,7 @@ func (s *Service) challenge(ctx context.Context, tok *authz.AccessToken, d *Deci
 		}); err != nil {
 			return err
 		}
-		return webhooks.Emit(ctx, tx, d.TenantID, "approval.requested", a)
+		return events.Emit(ctx, tx, d.TenantID, "approval.requested", a)
 	})
 	if err != nil {
 		return err

@@ -10,10 +10,10 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // Tx is what a mandates transaction can touch: the mandate, its history,
@@ -22,7 +22,7 @@ type Tx interface {
 	Repo
 	Parties
 	audit.Writer
-	webhooks.Outbox
+	events.Outbox
 }
 
 // Parties finds what a mandate names, so that a mandate is only made for
@@ -119,7 +119,7 @@ func Record(ctx context.Context, tx Tx, m *Mandate, typ string, data map[string]
 	if !webhook {
 		return nil
 	}
-	return webhooks.Emit(ctx, tx, m.TenantID, typ, m)
+	return events.Emit(ctx, tx, m.TenantID, typ, m)
 }
 
 // Create validates and stores a new mandate of tenantID. m carries the

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/country"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
@@ -23,7 +24,7 @@ import (
 type Tx interface {
 	Repo
 	audit.Writer
-	webhooks.Outbox
+	events.Outbox
 }
 
 // MaxDomains bounds a profile's domains.
@@ -171,7 +172,7 @@ func (s *Service) Put(ctx context.Context, tenantID string, p Profile) (m *Merch
 		if err := audit.Record(ctx, tx, action, m.ID, map[string]any{"display_name": m.DisplayName, "mcc": m.MCC, "country": m.Country, "domains": p.Domains}); err != nil {
 			return err
 		}
-		return webhooks.Emit(ctx, tx, tenantID, action, m)
+		return events.Emit(ctx, tx, tenantID, action, m)
 	})
 	if err != nil {
 		return nil, false, err

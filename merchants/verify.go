@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/webhooks"
@@ -289,7 +290,7 @@ func (s *Service) Verify(ctx context.Context, tenantID, id, domain string) (*Mer
 		if wasVerified {
 			return nil
 		}
-		return webhooks.Emit(ctx, tx, tenantID, "merchant.domain_verified", domainEvent(m, domain, method))
+		return events.Emit(ctx, tx, tenantID, "merchant.domain_verified", domainEvent(m, domain, method))
 	})
 	if err != nil {
 		return nil, err
@@ -399,7 +400,7 @@ func (s *Service) reverify(ctx context.Context, ref DomainRef) (claimed, lost bo
 		ev := domainEvent(m, ref.Domain, "")
 		delete(ev, "method")
 		ev["reason"] = checkErr.Error()
-		return webhooks.Emit(ctx, tx, ref.TenantID, "merchant.domain_unverified", ev)
+		return events.Emit(ctx, tx, ref.TenantID, "merchant.domain_unverified", ev)
 	})
 	return true, lost, err
 }

@@ -31,8 +31,8 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/vault"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // Charge statuses.
@@ -198,5 +198,5 @@ type Tx interface {
 	Repo
 	vault.Repo
 	audit.Writer
-	webhooks.Outbox
+	events.Outbox
 }

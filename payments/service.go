@@ -11,12 +11,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/logging"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // Config tunes the payment core.
@@ -692,7 +692,7 @@ func (s *Service) RecordRefund(ctx context.Context, tx Tx, tenantID, id string, 
 	if res.Approved {
 		err = emitFor(ctx, tx, c, event)
 	} else {
-		err = webhooks.Emit(ctx, tx, cur.TenantID, event, cur)
+		err = events.Emit(ctx, tx, cur.TenantID, event, cur)
 	}
 	if err != nil {
 		return nil, nil, false, err
@@ -760,9 +760,9 @@ func declineMessage(code string) string {
 	return "Your card was declined."
 }
 
-func emitFor(ctx context.Context, tx webhooks.Outbox, c *Charge, typ string) error {
+func emitFor(ctx context.Context, tx events.Outbox, c *Charge, typ string) error {
 	c.derive()
-	return webhooks.Emit(ctx, tx, c.TenantID, typ, c)
+	return events.Emit(ctx, tx, c.TenantID, typ, c)
 }
 
 // Create makes a merchant charge: validates, inserts it as pending (Open)

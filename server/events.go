@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -33,7 +34,7 @@ type eventView struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-func viewEvent(e *webhooks.Event) eventView {
+func viewEvent(e *events.Event) eventView {
 	return eventView{ID: e.ID, Object: "event", Type: e.Type, Created: e.CreatedAt.UTC(), Data: e.Data}
 }
 

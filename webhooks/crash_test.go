@@ -17,6 +17,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/app"
 	"github.com/perfectpay/perfectpay/app/apptest"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/pgtest"
 	"github.com/perfectpay/perfectpay/store/postgres"
@@ -84,7 +85,7 @@ func TestCrashKill9(t *testing.T) {
 	const n = 120
 	for i := range n {
 		require.NoError(t, db.InTx(context.Background(), func(tx webhooks.Tx) error {
-			return webhooks.Emit(context.Background(), tx, tb.Tenant.ID, "test.crash", map[string]any{"i": i})
+			return events.Emit(context.Background(), tx, tb.Tenant.ID, "test.crash", map[string]any{"i": i})
 		}))
 	}
 

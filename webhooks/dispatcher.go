@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -204,7 +205,7 @@ func (d *Dispatcher) claim(ctx context.Context, n int) ([]Claimed, error) {
 }
 
 // EventPayload is the JSON body delivered for an event.
-func EventPayload(e *Event) ([]byte, error) {
+func EventPayload(e *events.Event) ([]byte, error) {
 	return json.Marshal(struct {
 		ID      string          `json:"id"`
 		Object  string          `json:"object"`
@@ -419,5 +420,5 @@ func (d *Dispatcher) disable(ctx context.Context, tx Tx, ep *Endpoint, reason st
 	if err := audit.RecordFor(ctx, tx, e.TenantID, "webhook_endpoint.disabled", e.ID, auditView(e)); err != nil {
 		return err
 	}
-	return Emit(ctx, tx, e.TenantID, "webhook_endpoint.disabled", e)
+	return events.Emit(ctx, tx, e.TenantID, "webhook_endpoint.disabled", e)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
@@ -128,7 +129,7 @@ func (h *harness) emit(typ string) string {
 	var id string
 	require.NoError(h.t, h.db.InTx(context.Background(), func(tx webhooks.Tx) error {
 		o := &captureOutbox{Outbox: tx}
-		err := webhooks.Emit(context.Background(), o, h.tenant, typ, map[string]any{"id": "obj_1", "n": 1})
+		err := events.Emit(context.Background(), o, h.tenant, typ, map[string]any{"id": "obj_1", "n": 1})
 		id = o.id
 		return err
 	}))
@@ -139,11 +140,11 @@ func (h *harness) emit(typ string) string {
 }
 
 type captureOutbox struct {
-	webhooks.Outbox
+	events.Outbox
 	id string
 }
 
-func (c *captureOutbox) EnqueueEvent(ctx context.Context, e *webhooks.Event) error {
+func (c *captureOutbox) EnqueueEvent(ctx context.Context, e *events.Event) error {
 	c.id = e.ID
 	return c.Outbox.EnqueueEvent(ctx, e)
 }

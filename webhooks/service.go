@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -133,7 +134,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, tenantID string, in Endpoi
 	if err := s.checkURL(in.URL); err != nil {
 		return nil, "", err
 	}
-	events, err := s.checkEvents(in.Events)
+	types, err := s.checkEvents(in.Events)
 	if err != nil {
 		return nil, "", err
 	}
@@ -147,7 +148,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, tenantID string, in Endpoi
 	now := s.now()
 	e := &Endpoint{
 		ID: ids.New(endpointPrefix), TenantID: tenantID, URL: in.URL, Description: in.Description,
-		Events: events, Status: EndpointEnabled, CreatedAt: now, UpdatedAt: now,
+		Events: types, Status: EndpointEnabled, CreatedAt: now, UpdatedAt: now,
 	}
 	if e.Secret, err = s.opt.Box.Seal(e.ID, secret); err != nil {
 		return nil, "", err
@@ -166,7 +167,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, tenantID string, in Endpoi
 		if err := audit.Record(ctx, tx, "webhook_endpoint.created", e.ID, auditView(e)); err != nil {
 			return err
 		}
-		return Emit(ctx, tx, tenantID, "webhook_endpoint.created", e)
+		return events.Emit(ctx, tx, tenantID, "webhook_endpoint.created", e)
 	})
 	if err != nil {
 		return nil, "", err
@@ -213,10 +214,10 @@ func (s *Service) UpdateEndpoint(ctx context.Context, tenantID, id string, up En
 			return nil, err
 		}
 	}
-	var events []string
+	var types []string
 	if up.Events != nil {
 		var err error
-		if events, err = s.checkEvents(up.Events); err != nil {
+		if types, err = s.checkEvents(up.Events); err != nil {
 			return nil, err
 		}
 	}
@@ -235,8 +236,8 @@ func (s *Service) UpdateEndpoint(ctx context.Context, tenantID, id string, up En
 		if up.URL != nil {
 			e.URL = *up.URL
 		}
-		if events != nil {
-			e.Events = events
+		if types != nil {
+			e.Events = types
 		}
 		if up.Description != nil {
 			e.Description = *up.Description
@@ -258,7 +259,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, tenantID, id string, up En
 		if wasEnabled && e.Status == EndpointDisabled {
 			return s.afterDisable(ctx, tx, e, now)
 		}
-		return Emit(ctx, tx, tenantID, "webhook_endpoint.updated", e)
+		return events.Emit(ctx, tx, tenantID, "webhook_endpoint.updated", e)
 	})
 	if err != nil {
 		return nil, err
@@ -274,7 +275,7 @@ func (s *Service) afterDisable(ctx context.Context, tx Tx, e *Endpoint, now time
 	if err := audit.RecordFor(ctx, tx, e.TenantID, "webhook_endpoint.disabled", e.ID, auditView(e)); err != nil {
 		return err
 	}
-	return Emit(ctx, tx, e.TenantID, "webhook_endpoint.disabled", e)
+	return events.Emit(ctx, tx, e.TenantID, "webhook_endpoint.disabled", e)
 }
 
 // DeleteEndpoint removes an endpoint and cancels its pending deliveries.
@@ -296,7 +297,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, tenantID, id string) (*End
 		if err := audit.Record(ctx, tx, "webhook_endpoint.deleted", e.ID, auditView(e)); err != nil {
 			return err
 		}
-		return Emit(ctx, tx, tenantID, "webhook_endpoint.deleted", e)
+		return events.Emit(ctx, tx, tenantID, "webhook_endpoint.deleted", e)
 	})
 	if err != nil {
 		return nil, err
@@ -384,13 +385,13 @@ const MaxListLimit = 100
 
 // ListEvents returns a page of events, newest first, and whether older
 // ones remain.
-func (s *Service) ListEvents(ctx context.Context, f EventFilter) ([]Event, bool, error) {
+func (s *Service) ListEvents(ctx context.Context, f EventFilter) ([]events.Event, bool, error) {
 	limit := f.Limit
 	if limit <= 0 || limit > MaxListLimit {
 		limit = 10
 	}
 	f.Limit = limit + 1
-	var out []Event
+	var out []events.Event
 	err := s.db.InTx(ctx, func(tx Tx) error {
 		if f.StartingAfter != "" {
 			if _, err := tx.GetEvent(ctx, f.TenantID, f.StartingAfter); err != nil {
@@ -415,8 +416,8 @@ func (s *Service) ListEvents(ctx context.Context, f EventFilter) ([]Event, bool,
 }
 
 // GetEvent returns one event of the tenant.
-func (s *Service) GetEvent(ctx context.Context, tenantID, id string) (*Event, error) {
-	var out *Event
+func (s *Service) GetEvent(ctx context.Context, tenantID, id string) (*events.Event, error) {
+	var out *events.Event
 	err := s.db.InTx(ctx, func(tx Tx) error {
 		var err error
 		out, err = tx.GetEvent(ctx, tenantID, id)

@@ -1,3 +1,7 @@
+// Package webhooks delivers events to tenants' endpoints: endpoints and
+// their sealed secrets, the dispatcher that claims and retries deliveries,
+// the Standard Webhooks signer and the SSRF-safe dialer. Events and the
+// outbox they are written to live in package events.
 package webhooks
 
 import (
@@ -5,6 +9,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 )
 
 // Endpoint statuses.
@@ -112,7 +117,7 @@ type Attempt struct {
 // Endpoint is nil when the endpoint was deleted.
 type Claimed struct {
 	Delivery Delivery
-	Event    Event
+	Event    events.Event
 	Endpoint *Endpoint
 }
 
@@ -139,7 +144,7 @@ type AttemptFilter struct {
 // inserts the event and, in the same transaction, one pending delivery for
 // every enabled endpoint of the tenant subscribed to its type.
 type Repo interface {
-	Outbox
+	events.Outbox
 
 	CreateEndpoint(ctx context.Context, e *Endpoint) error
 	GetEndpoint(ctx context.Context, tenantID, id string) (*Endpoint, error)
@@ -159,8 +164,8 @@ type Repo interface {
 	// enabled (already disabled, or deleted).
 	DisableEndpoint(ctx context.Context, tenantID, id, reason string, now time.Time) (bool, error)
 
-	GetEvent(ctx context.Context, tenantID, id string) (*Event, error)
-	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+	GetEvent(ctx context.Context, tenantID, id string) (*events.Event, error)
+	ListEvents(ctx context.Context, f EventFilter) ([]events.Event, error)
 
 	// CreateDelivery adds a pending delivery (redelivery).
 	CreateDelivery(ctx context.Context, d *Delivery) error

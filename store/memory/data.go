@@ -3,8 +3,8 @@ package memory
 import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/idempotency"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // data is every table of the memory store. Each domain adds its tables here
@@ -22,7 +22,7 @@ type data struct {
 
 	idem table[idemKey, idempotency.Record]
 
-	events     table[string, webhooks.Event]
+	events     table[string, events.Event]
 	eventOrder []string
 	webhooks   webhookTables
 
@@ -47,7 +47,7 @@ func newData() *data {
 		keyByHash:    table[string, string]{},
 		auditEntries: table[int64, audit.Entry]{},
 		idem:         table[idemKey, idempotency.Record]{},
-		events:       table[string, webhooks.Event]{},
+		events:       table[string, events.Event]{},
 		webhooks:     newWebhookTables(),
 		authz:        newAuthzData(),
 		vault:        newVaultData(),

@@ -4,15 +4,15 @@ import (
 	"context"
 	"slices"
 
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
-var _ webhooks.Outbox = (*Tx)(nil)
+var _ events.Outbox = (*Tx)(nil)
 
 // EnqueueEvent inserts the event and fans it out: one pending delivery per
 // enabled endpoint of the tenant subscribed to its type.
-func (tx *Tx) EnqueueEvent(_ context.Context, e *webhooks.Event) error {
+func (tx *Tx) EnqueueEvent(_ context.Context, e *events.Event) error {
 	if _, ok := tx.d.events[e.ID]; ok {
 		return store.ErrConflict
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/webhooks"
@@ -56,14 +57,14 @@ func cloneDelivery(d webhooks.Delivery) webhooks.Delivery {
 	return d
 }
 
-func cloneEvent(e webhooks.Event) webhooks.Event {
+func cloneEvent(e events.Event) events.Event {
 	e.Data = slices.Clone(e.Data)
 	return e
 }
 
 // fanOut adds a pending delivery of e for every enabled endpoint of its
 // tenant subscribed to its type (called by EnqueueEvent).
-func (tx *Tx) fanOut(e *webhooks.Event) {
+func (tx *Tx) fanOut(e *events.Event) {
 	w := &tx.d.webhooks
 	for _, ep := range w.endpoints {
 		if ep.TenantID != e.TenantID || ep.Status != webhooks.EndpointEnabled || !ep.Subscribed(e.Type) {
@@ -184,7 +185,7 @@ func (tx *Tx) DisableEndpoint(_ context.Context, tenantID, id, reason string, no
 	return true, nil
 }
 
-func (tx *Tx) GetEvent(_ context.Context, tenantID, id string) (*webhooks.Event, error) {
+func (tx *Tx) GetEvent(_ context.Context, tenantID, id string) (*events.Event, error) {
 	e, ok := tx.d.events[id]
 	if !ok || e.TenantID != tenantID {
 		return nil, store.ErrNotFound
@@ -204,7 +205,7 @@ func typeMatches(filter, typ string) bool {
 	return filter == typ
 }
 
-func (tx *Tx) ListEvents(_ context.Context, f webhooks.EventFilter) ([]webhooks.Event, error) {
+func (tx *Tx) ListEvents(_ context.Context, f webhooks.EventFilter) ([]events.Event, error) {
 	start := len(tx.d.eventOrder) - 1
 	if f.StartingAfter != "" {
 		i, ok := tx.d.webhooks.eventIndex[f.StartingAfter]
@@ -217,7 +218,7 @@ func (tx *Tx) ListEvents(_ context.Context, f webhooks.EventFilter) ([]webhooks.
 	if limit <= 0 {
 		limit = 100
 	}
-	var out []webhooks.Event
+	var out []events.Event
 	for i := start; i >= 0 && len(out) < limit; i-- {
 		e := tx.d.events[tx.d.eventOrder[i]]
 		if e.TenantID == f.TenantID && typeMatches(f.Type, e.Type) {

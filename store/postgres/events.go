@@ -3,14 +3,14 @@ package postgres
 import (
 	"context"
 
-	"github.com/perfectpay/perfectpay/webhooks"
+	"github.com/perfectpay/perfectpay/events"
 )
 
-var _ webhooks.Outbox = (*Tx)(nil)
+var _ events.Outbox = (*Tx)(nil)
 
 // EnqueueEvent inserts the event and, in the same statement, one pending
 // delivery per enabled endpoint of the tenant subscribed to its type.
-func (t *Tx) EnqueueEvent(ctx context.Context, e *webhooks.Event) error {
+func (t *Tx) EnqueueEvent(ctx context.Context, e *events.Event) error {
 	_, err := t.tx.Exec(ctx, `WITH ev AS (
 		INSERT INTO events (id, tenant_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5)
 		RETURNING id, tenant_id, type, created_at)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
@@ -109,11 +110,11 @@ func (t *Tx) DisableEndpoint(ctx context.Context, tenantID, id, reason string, n
 
 const eventCols = `id, tenant_id, type, data::text, created_at`
 
-func scanEvents(rows pgx.Rows) ([]webhooks.Event, error) {
+func scanEvents(rows pgx.Rows) ([]events.Event, error) {
 	defer rows.Close()
-	var out []webhooks.Event
+	var out []events.Event
 	for rows.Next() {
-		var e webhooks.Event
+		var e events.Event
 		var data string
 		if err := rows.Scan(&e.ID, &e.TenantID, &e.Type, &data, &e.CreatedAt); err != nil {
 			return nil, mapErr(err)
@@ -124,7 +125,7 @@ func scanEvents(rows pgx.Rows) ([]webhooks.Event, error) {
 	return out, mapErr(rows.Err())
 }
 
-func (t *Tx) GetEvent(ctx context.Context, tenantID, id string) (*webhooks.Event, error) {
+func (t *Tx) GetEvent(ctx context.Context, tenantID, id string) (*events.Event, error) {
 	rows, err := t.tx.Query(ctx, `SELECT `+eventCols+` FROM events WHERE id = $1 AND tenant_id = $2`, id, tenantID)
 	if err != nil {
 		return nil, mapErr(err)
@@ -139,7 +140,7 @@ func (t *Tx) GetEvent(ctx context.Context, tenantID, id string) (*webhooks.Event
 	return &evs[0], nil
 }
 
-func (t *Tx) ListEvents(ctx context.Context, f webhooks.EventFilter) ([]webhooks.Event, error) {
+func (t *Tx) ListEvents(ctx context.Context, f webhooks.EventFilter) ([]events.Event, error) {
 	where := []string{"tenant_id = $1"}
 	args := []any{f.TenantID}
 	add := func(cond string, v any) {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/webhooks"
@@ -24,8 +25,8 @@ func newEndpoint(tenantID string, events ...string) *webhooks.Endpoint {
 	}
 }
 
-func newEvent(tenantID, typ string) *webhooks.Event {
-	return &webhooks.Event{ID: ids.New("evt"), TenantID: tenantID, Type: typ, Data: json.RawMessage(`{"object":{"id":"x"}}`), CreatedAt: now()}
+func newEvent(tenantID, typ string) *events.Event {
+	return &events.Event{ID: ids.New("evt"), TenantID: tenantID, Type: typ, Data: json.RawMessage(`{"object":{"id":"x"}}`), CreatedAt: now()}
 }
 
 func deliveriesOf[X Tx](t *testing.T, b store.Backend[X], tenantID, eventID string) []webhooks.Delivery {
@@ -291,7 +292,7 @@ func testWebhookClaims[X Tx](t *testing.T, b store.Backend[X]) {
 func testWebhookEventsAndAttempts[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
 	tn, other := MakeTenant(t, b), MakeTenant(t, b)
-	var evs []*webhooks.Event
+	var evs []*events.Event
 	for i := range 7 {
 		typ := "charge.succeeded"
 		if i%2 == 1 {
@@ -303,7 +304,7 @@ func testWebhookEventsAndAttempts[X Tx](t *testing.T, b store.Backend[X]) {
 	}
 	in(t, b, func(tx X) error { return tx.EnqueueEvent(ctx, newEvent(other.ID, "charge.succeeded")) })
 	list := func(f webhooks.EventFilter) []string {
-		var out []webhooks.Event
+		var out []events.Event
 		in(t, b, func(tx X) error {
 			var err error
 			out, err = tx.ListEvents(ctx, f)

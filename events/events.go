@@ -1,6 +1,8 @@
-// Package webhooks holds events, the transactional outbox they are written
-// to, and (see dispatcher) their signed delivery to tenants' endpoints.
-package webhooks
+// Package events holds the event type and the transactional outbox every
+// domain writes its events to. An event is written in the same transaction
+// as the change it describes; delivering it (signing, dispatching, retrying)
+// is the webhooks package's job, which domains never need to import.
+package events
 
 import (
 	"context"
