@@ -13,6 +13,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
@@ -99,7 +100,7 @@ func detailErr(format string, args ...any) error {
 func parseOne(raw json.RawMessage) (*mandates.AuthorizationDetail, error) {
 	ds, err := mandates.ParseAuthorizationDetails(append(append([]byte("["), raw...), ']'))
 	if err != nil {
-		var fe *mandates.FieldError
+		var fe *apierr.Invalid
 		if errors.As(err, &fe) {
 			return nil, detailErr("%s", fe.Error())
 		}

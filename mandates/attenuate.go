@@ -3,12 +3,13 @@ package mandates
 import (
 	"slices"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/money"
 )
 
 // Narrower checks that child's limits are a subset of parent's: every charge
 // (and every history of charges) the child permits, the parent permits too.
-// It returns nil, or a *FieldError with Code CodeWidens naming the first
+// It returns nil, or an *apierr.Invalid with Code CodeWidens naming the first
 // field that widens the parent.
 //
 // An absent restriction means unrestricted, so a child may add a
@@ -151,7 +152,7 @@ func CheckChild(child, parent *Mandate, maxDepth int) error {
 		return invalid("parent_id", "the parent mandate belongs to another account.")
 	}
 	if child.Payer != parent.Payer {
-		return &FieldError{Param: "payer", Code: CodeWidens, Message: "a child mandate has its parent's payer."}
+		return &apierr.Invalid{Param: "payer", Code: CodeWidens, Message: "a child mandate has its parent's payer."}
 	}
 	if child.Depth != parent.Depth+1 {
 		return invalid("depth", "a child mandate's depth is its parent's depth + 1 (%d).", parent.Depth+1)

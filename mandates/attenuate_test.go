@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/internal/apierr"
 )
 
 var (
@@ -325,7 +327,7 @@ func TestNarrowerProperties(t *testing.T) {
 				continue // not a valid mandate at all; creation refuses it earlier
 			}
 			err := Narrower(&w, &p)
-			var fe *FieldError
+			var fe *apierr.Invalid
 			require.ErrorAs(t, err, &fe, "iteration %d: widening %s passed\nparent %+v\nchild %+v", i, field, p, w)
 			assert.Equal(t, CodeWidens, fe.Code)
 			require.Equal(t, field, fe.Param, "iteration %d: %s", i, fe.Message)
@@ -360,7 +362,7 @@ func TestNarrowerExamples(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			var fe *FieldError
+			var fe *apierr.Invalid
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, tc.field, fe.Param)
 		})
@@ -371,7 +373,7 @@ func TestCheckChild(t *testing.T) {
 	parent := &Mandate{ID: "mdt_p", TenantID: "ten_1", Limits: validLimits(), Payer: "cus_1", Agent: "a", Status: StatusActive, Depth: 1}
 	child := &Mandate{TenantID: "ten_1", Limits: validLimits(), Payer: "cus_1", Agent: "b", ParentID: "mdt_p", Depth: 2}
 	require.NoError(t, CheckChild(child, parent, 3))
-	var fe *FieldError
+	var fe *apierr.Invalid
 	require.ErrorAs(t, CheckChild(child, parent, 1), &fe)
 	assert.Equal(t, "parent_id", fe.Param)
 	bad := *child

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
 )
 
 // AuthorizationDetailsType is the RFC 9396 authorization details type of a
@@ -51,7 +52,7 @@ var limitFields = []string{
 // parameter (a JSON array). Every entry must be of type payment_mandate
 // (RFC 9396 §5: an unknown type is refused), without unknown fields, and
 // either a reference (mandate_id alone) or valid terms (normalized). Errors
-// are *FieldError with params such as "authorization_details[0].budget".
+// are *apierr.Invalid with params such as "authorization_details[0].budget".
 func ParseAuthorizationDetails(raw []byte) ([]AuthorizationDetail, error) {
 	var entries []json.RawMessage
 	if err := json.Unmarshal(raw, &entries); err != nil {

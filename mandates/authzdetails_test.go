@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/internal/apierr"
 )
 
 func TestParseAuthorizationDetails(t *testing.T) {
@@ -41,7 +43,7 @@ func TestParseAuthorizationDetails(t *testing.T) {
 		{`[{"type":"payment_mandate","mandate_id":"mdt_1"},{"type":"payment_mandate","currency":"USD","budget":5}]`, "authorization_details[1].payment_methods"},
 	} {
 		_, err := ParseAuthorizationDetails([]byte(tc.in))
-		var fe *FieldError
+		var fe *apierr.Invalid
 		require.ErrorAs(t, err, &fe, tc.in)
 		assert.Equal(t, tc.param, fe.Param, tc.in)
 	}

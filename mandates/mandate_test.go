@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/internal/apierr"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -24,7 +26,7 @@ func TestValidate(t *testing.T) {
 		name  string
 		edit  func(l *Limits)
 		param string
-		code  string
+		code  apierr.Code
 	}{
 		{"valid", func(l *Limits) {}, "", ""},
 		{"full", func(l *Limits) {
@@ -74,8 +76,8 @@ func TestValidate(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			var fe *FieldError
-			require.True(t, errors.As(err, &fe), "want a FieldError, got %v", err)
+			var fe *apierr.Invalid
+			require.True(t, errors.As(err, &fe), "want an *apierr.Invalid, got %v", err)
 			assert.Equal(t, tc.param, fe.Param)
 			assert.Equal(t, tc.code, fe.Code)
 			assert.NotEmpty(t, fe.Message)
@@ -118,7 +120,7 @@ func TestValidateTerms(t *testing.T) {
 	} {
 		c := *m.Clone()
 		tc.edit(&c)
-		var fe *FieldError
+		var fe *apierr.Invalid
 		require.ErrorAs(t, c.ValidateTerms(), &fe)
 		assert.Equal(t, tc.param, fe.Param)
 	}

@@ -128,7 +128,7 @@ func Record(ctx context.Context, tx Tx, m *Mandate, typ string, data map[string]
 // mandate is active at once; one for another payer waits for the payer's
 // approval (pending_approval). A child of an active parent must be
 // Narrower than it and is active at once: its parent's payer approved more.
-// Validation errors are *FieldError.
+// Validation errors are *apierr.Invalid.
 func (s *Service) Create(ctx context.Context, tenantID string, m *Mandate) (*Mandate, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	m.Limits.Normalize()

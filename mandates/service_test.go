@@ -11,6 +11,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
@@ -64,7 +65,7 @@ func TestServiceLifecycle(t *testing.T) {
 	child := terms("cus_1", 100)
 	child.ParentID = m.ID
 	_, err = s.Create(ctx, tenant, child)
-	var fe *mandates.FieldError
+	var fe *apierr.Invalid
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "parent_id", fe.Param)
 	_, err = s.Suspend(ctx, tenant, m.ID)

@@ -1,7 +1,6 @@
 package mandates
 
 import (
-	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -9,35 +8,27 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/country"
 	"github.com/perfectpay/perfectpay/internal/money"
 )
 
-// Error codes of a FieldError.
+// Error codes of the *apierr.Invalid a validation returns. The HTTP layer
+// answers it with a 400 invalid_request_error naming Param; the OAuth layer
+// with invalid_authorization_details.
 const (
-	CodeMissing = "parameter_missing"
-	CodeInvalid = "parameter_invalid"
+	CodeMissing = apierr.ParameterMissing
+	CodeInvalid = apierr.ParameterInvalid
 	// CodeWidens: a child mandate's field is wider than its parent's.
-	CodeWidens = "mandate_widens_parent"
+	CodeWidens apierr.Code = "mandate_widens_parent"
 )
 
-// FieldError is a validation error about one request parameter. The HTTP
-// layer maps it to a 400 invalid_request_error with param = Param; the
-// OAuth layer to invalid_authorization_details.
-type FieldError struct {
-	Param   string
-	Code    string
-	Message string
+func missing(param, format string, args ...any) *apierr.Invalid {
+	return apierr.MissingParam(param, format, args...)
 }
 
-func (e *FieldError) Error() string { return e.Param + ": " + e.Message }
-
-func missing(param, format string, args ...any) *FieldError {
-	return &FieldError{Param: param, Code: CodeMissing, Message: fmt.Sprintf(format, args...)}
-}
-
-func invalid(param, format string, args ...any) *FieldError {
-	return &FieldError{Param: param, Code: CodeInvalid, Message: fmt.Sprintf(format, args...)}
+func invalid(param, format string, args ...any) *apierr.Invalid {
+	return apierr.BadParam(param, format, args...)
 }
 
 // Bounds on list sizes and texts.
@@ -129,7 +120,7 @@ func normTime(t *time.Time) *time.Time {
 }
 
 // Validate checks normalized limits and returns the first problem as a
-// *FieldError (nil when valid). prefix is prepended to parameter names
+// *apierr.Invalid (nil when valid). prefix is prepended to parameter names
 // (e.g. "authorization_details[0].").
 func (l *Limits) Validate(prefix string) error {
 	p := func(name string) string { return prefix + name }

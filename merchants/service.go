@@ -13,6 +13,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/country"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
@@ -85,30 +86,30 @@ func (p *Profile) Normalize() {
 	p.Domains = slices.Compact(p.Domains)
 }
 
-// Validate returns the first problem as a *mandates.FieldError.
+// Validate returns the first problem as an *apierr.Invalid.
 func (p *Profile) Validate() error {
-	bad := func(param, code, format string, args ...any) error {
-		return &mandates.FieldError{Param: param, Code: code, Message: fmt.Sprintf(format, args...)}
+	bad := func(param string, code apierr.Code, format string, args ...any) error {
+		return apierr.Invalidf(param, code, format, args...)
 	}
 	switch {
 	case p.DisplayName == "":
-		return bad("display_name", mandates.CodeMissing, "display_name is required: the name payers see.")
+		return bad("display_name", apierr.ParameterMissing, "display_name is required: the name payers see.")
 	case !utf8.ValidString(p.DisplayName) || utf8.RuneCountInString(p.DisplayName) > 100:
-		return bad("display_name", mandates.CodeInvalid, "display_name must be at most 100 characters.")
+		return bad("display_name", apierr.ParameterInvalid, "display_name must be at most 100 characters.")
 	case p.MCC == "":
-		return bad("mcc", mandates.CodeMissing, "mcc is required: your ISO 18245 merchant category code.")
+		return bad("mcc", apierr.ParameterMissing, "mcc is required: your ISO 18245 merchant category code.")
 	case !mandates.ValidMCC(p.MCC):
-		return bad("mcc", mandates.CodeInvalid, "mcc must be an ISO 18245 merchant category code (4 digits).")
+		return bad("mcc", apierr.ParameterInvalid, "mcc must be an ISO 18245 merchant category code (4 digits).")
 	case p.Country == "":
-		return bad("country", mandates.CodeMissing, "country is required (ISO 3166-1 alpha-2).")
+		return bad("country", apierr.ParameterMissing, "country is required (ISO 3166-1 alpha-2).")
 	case !country.Valid(p.Country):
-		return bad("country", mandates.CodeInvalid, "country %q is not an ISO 3166-1 alpha-2 code.", p.Country)
+		return bad("country", apierr.ParameterInvalid, "country %q is not an ISO 3166-1 alpha-2 code.", p.Country)
 	case len(p.Domains) > MaxDomains:
-		return bad("domains", mandates.CodeInvalid, "at most %d domains.", MaxDomains)
+		return bad("domains", apierr.ParameterInvalid, "at most %d domains.", MaxDomains)
 	}
 	for _, d := range p.Domains {
 		if !mandates.ValidDomain(d) {
-			return bad("domains", mandates.CodeInvalid, "%q is not a domain name (e.g. shop.example.com, without scheme or path).", d)
+			return bad("domains", apierr.ParameterInvalid, "%q is not a domain name (e.g. shop.example.com, without scheme or path).", d)
 		}
 	}
 	return nil

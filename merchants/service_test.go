@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
@@ -33,7 +33,7 @@ func TestProfileRules(t *testing.T) {
 		{merchants.Profile{DisplayName: "Shop", MCC: "5942", Country: "US", Domains: []string{"shop.example/path"}}, "domains"},
 	} {
 		tc.p.Normalize()
-		var fe *mandates.FieldError
+		var fe *apierr.Invalid
 		require.True(t, errors.As(tc.p.Validate(), &fe), "%+v", tc.p)
 		assert.Equal(t, tc.param, fe.Param)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -72,11 +73,44 @@ func StoreUnavailable() *Error {
 	return e
 }
 
+// fromDomain maps the domains' refusals (the kinds of package apierr) to
+// API errors; nil when err is none of them.
+func fromDomain(err error) *Error {
+	var (
+		inv  *apierr.Invalid
+		card *apierr.Card
+		nf   *apierr.NotFound
+		conf *apierr.Conflict
+		forb *apierr.Forbidden
+		unav *apierr.Unavailable
+	)
+	switch {
+	case errors.As(err, &inv):
+		return BadRequest(string(inv.Code), inv.Param, "%s", inv.Message)
+	case errors.As(err, &card):
+		return Errorf(http.StatusPaymentRequired, TypeCard, string(card.Code), card.Param, "%s", card.Message)
+	case errors.As(err, &nf):
+		return NotFound(nf.Kind, nf.ID)
+	case errors.As(err, &conf):
+		return Errorf(http.StatusConflict, TypeInvalidRequest, string(conf.Code), conf.Param, "%s", conf.Message)
+	case errors.As(err, &forb):
+		return Errorf(http.StatusForbidden, TypePermission, string(forb.Code), forb.Param, "%s", forb.Message)
+	case errors.As(err, &unav):
+		e := Errorf(http.StatusServiceUnavailable, TypeAPI, string(unav.Code), "", "%s", unav.Message)
+		e.RetryAfter = unav.RetryAfter
+		return e
+	}
+	return nil
+}
+
 // writeError writes err as the JSON error body. Unknown errors become a
 // generic 500; their cause goes to the log only.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
+		e = fromDomain(err)
+	}
+	if e == nil {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			e = Errorf(http.StatusNotFound, TypeInvalidRequest, "resource_missing", "", "No such resource.")

@@ -58,11 +58,8 @@ type createMandateRequest struct {
 
 // mandateError maps the mandates domain's errors to API errors.
 func mandateError(err error, id string) error {
-	var fe *mandates.FieldError
 	var se *mandates.StateError
 	switch {
-	case errors.As(err, &fe):
-		return BadRequest(fe.Code, fe.Param, "%s", fe.Message)
 	case errors.As(err, &se):
 		return Errorf(http.StatusConflict, TypeInvalidRequest, "mandate_"+se.Status, "id", "Cannot %s mandate %s: it is %s.", se.Action, se.ID, se.Status)
 	case errors.Is(err, store.ErrNotFound):

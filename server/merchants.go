@@ -73,10 +73,6 @@ func (h *MerchantHandlers) put(w http.ResponseWriter, r *http.Request) error {
 	m, created, err := h.Merchants.Put(r.Context(), PrincipalFrom(r).TenantID, merchants.Profile{
 		DisplayName: req.DisplayName, MCC: req.MCC, Country: req.Country, Domains: req.Domains,
 	})
-	var fe *mandates.FieldError
-	if errors.As(err, &fe) {
-		return BadRequest(fe.Code, fe.Param, "%s", fe.Message)
-	}
 	if err != nil {
 		return err
 	}
