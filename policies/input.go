@@ -9,7 +9,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/perfectpay/perfectpay/internal/money"
-	"github.com/perfectpay/perfectpay/mandates"
 )
 
 // Input is everything the charge policy sees. The engine turns it into the
@@ -22,7 +21,7 @@ type Input struct {
 	Token  Token
 	// Chain is the charged mandate and its ancestors, root first: the
 	// last element is input.mandate, the others input.ancestors.
-	Chain    []mandates.Mandate
+	Chain    []Mandate
 	Agent    Agent
 	Tenant   Tenant
 	Velocity VelocityCounts
@@ -55,7 +54,47 @@ type Token struct {
 	Sub, ClientID string
 	// Act is the delegation chain (RFC 8693), newest actor outermost.
 	Act                  *Actor
-	AuthorizationDetails []mandates.AuthorizationDetail
+	AuthorizationDetails []AuthorizationDetail
+}
+
+// AuthorizationDetail is one authorization detail of the token (RFC 9396):
+// a reference to a mandate, or terms with their limits.
+type AuthorizationDetail struct {
+	Type, MandateID string
+	Limits          *Limits
+}
+
+// Mandate is one mandate of the chain as the policy sees it: its limits and
+// its counters as of Input.Now.
+type Mandate struct {
+	ID, Status, Agent, Payer string
+	ParentID                 string // empty for a root mandate
+	Depth                    int
+	Limits
+	Spent, ChargeCount int64
+	// PeriodSpent is what was spent in the current period as of Input.Now
+	// (0 once a new period began); read only when Period is set.
+	PeriodSpent int64
+}
+
+// Limits are a mandate's limits. Absent optional limits (nil, empty) are
+// unrestricted. Currency is upper case ISO 4217.
+type Limits struct {
+	Currency           string
+	MaxAmountPerCharge *int64
+	Budget             int64
+	// Period (day, week, month) and PeriodBudget cap spending per period.
+	Period            string
+	PeriodBudget      *int64
+	MaxCharges        *int64
+	PaymentMethods    []string
+	AllowedMerchants  []string // merchant ids or verified domains
+	AllowedCategories []string // ISO 18245 MCCs
+	BlockedCategories []string
+	AllowedCountries  []string // ISO 3166-1 alpha-2
+	ValidFrom         *time.Time
+	ValidUntil        *time.Time
+	ApprovalThreshold *int64
 }
 
 // Actor is one link of an act claim.
@@ -189,7 +228,7 @@ func optStrs(ss []string) *ast.Term {
 	return strs(ss)
 }
 
-func limitsObj(o obj, l *mandates.Limits) obj {
+func limitsObj(o obj, l *Limits) obj {
 	return o.add("currency", str(l.Currency)).
 		add("max_amount_per_charge", optNum(l.MaxAmountPerCharge)).
 		add("budget", num(l.Budget)).
@@ -206,15 +245,15 @@ func limitsObj(o obj, l *mandates.Limits) obj {
 		add("approval_threshold", optNum(l.ApprovalThreshold))
 }
 
-// mandateTerm is a mandate with its counters as of now: period_spent is
-// the current period's spending (0 once a new period began).
-func mandateTerm(m *mandates.Mandate, now time.Time) *ast.Term {
+// mandateTerm is a mandate with its counters: period_spent is the current
+// period's spending, present only for a mandate with a period.
+func mandateTerm(m *Mandate) *ast.Term {
 	o := newObj(24).add("id", str(m.ID)).add("status", str(m.Status)).add("agent", str(m.Agent)).
 		add("payer", str(m.Payer)).add("parent_id", optStr(m.ParentID)).add("depth", num(int64(m.Depth)))
 	o = limitsObj(o, &m.Limits)
 	o = o.add("spent", num(m.Spent)).add("charge_count", num(m.ChargeCount))
 	if m.Period != "" {
-		o = o.add("period_spent", num(m.PeriodSpentAt(now)))
+		o = o.add("period_spent", num(m.PeriodSpent))
 	}
 	return o.term()
 }
@@ -288,9 +327,9 @@ func (in *Input) Value() ast.Value {
 	if n := len(in.Chain); n > 0 {
 		anc := make([]*ast.Term, 0, n-1)
 		for i := range in.Chain[:n-1] {
-			anc = append(anc, mandateTerm(&in.Chain[i], in.Now))
+			anc = append(anc, mandateTerm(&in.Chain[i]))
 		}
-		o = o.add("mandate", mandateTerm(&in.Chain[n-1], in.Now)).add("ancestors", ast.ArrayTerm(anc...))
+		o = o.add("mandate", mandateTerm(&in.Chain[n-1])).add("ancestors", ast.ArrayTerm(anc...))
 	}
 	o = o.add("agent", newObj(2).add("client_id", str(in.Agent.ClientID)).add("status", str(in.Agent.Status)).term()).
 		add("tenant", newObj(2).add("id", str(in.Tenant.ID)).add("status", str(in.Tenant.Status)).term())
