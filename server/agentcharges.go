@@ -41,7 +41,7 @@ func decisionView(d *charging.Decision) map[string]any {
 }
 
 func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Request) error {
-	tok, _ := PrincipalFrom(r).Agent.(*authz.AccessToken)
+	tok := PrincipalFrom(r).Agent
 	if tok == nil || h.agents == nil {
 		return Errorf(http.StatusForbidden, TypePermission, "agent_charges_unavailable", "", "Agent charges are not enabled.")
 	}
@@ -199,7 +199,7 @@ func (h *ApprovalHandlers) resolve(yes bool) handlerFunc {
 // to: its credential's, and for an agent's access token its mandate's too,
 // so the same key sent for two mandates never shares an answer.
 func idempotencyScope(p *Principal) string {
-	if tok, ok := p.Agent.(*authz.AccessToken); ok {
+	if tok := p.Agent; tok != nil {
 		if m, _, err := charging.MandateOf(tok); err == nil {
 			return p.CredentialID + ":" + m
 		}

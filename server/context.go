@@ -8,6 +8,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/logging"
 )
@@ -60,8 +61,9 @@ type Principal struct {
 	Scopes       func(scope string) bool
 	// Key is set for API keys.
 	Key *accounts.Principal
-	// Agent is set for agent access tokens (filled by AgentAuthenticator).
-	Agent any
+	// Agent is the verified access token of an agent (filled by
+	// AgentAuthenticator); nil for API keys.
+	Agent *authz.AccessToken
 }
 
 // PrincipalFrom returns the authenticated principal of r (nil when none).
