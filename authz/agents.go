@@ -16,21 +16,15 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
 
-// InputError is a refused agent field; the HTTP layer shows it as a 400
-// about Param.
-type InputError struct {
-	Param   string
-	Message string
-}
-
-func (e *InputError) Error() string { return e.Param + ": " + e.Message }
-
+// inputErr is a refused agent field; the HTTP layer shows it as a 400
+// about param.
 func inputErr(param, format string, args ...any) error {
-	return &InputError{Param: param, Message: fmt.Sprintf(format, args...)}
+	return apierr.BadParam(param, format, args...)
 }
 
 // AgentInput is what a tenant registers.

@@ -69,10 +69,7 @@ type createAgentRequest struct {
 
 // agentError maps the issuer's refusals to API errors.
 func agentError(err error, id string) error {
-	var ie *authz.InputError
 	switch {
-	case errors.As(err, &ie):
-		return BadRequest("parameter_invalid", ie.Param, "%s", ie.Message)
 	case errors.Is(err, authz.ErrAgentRevoked):
 		return Errorf(http.StatusConflict, TypeInvalidRequest, "agent_revoked", "id", "The agent %s is revoked.", id)
 	case errors.Is(err, store.ErrNotFound):

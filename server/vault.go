@@ -93,13 +93,6 @@ func (h *VaultHandlers) create(w http.ResponseWriter, r *http.Request) error {
 		Number: req.Card.Number, ExpMonth: int(req.Card.ExpMonth), ExpYear: int(req.Card.ExpYear),
 		CVC: req.Card.CVC, Name: req.Card.Name,
 	})
-	var fe *vault.FieldError
-	if errors.As(err, &fe) {
-		if fe.Code == "parameter_missing" || fe.Code == "parameter_invalid" {
-			return BadRequest(fe.Code, fe.Param, "%s", cardMessage(fe.Code))
-		}
-		return Errorf(http.StatusPaymentRequired, TypeCard, fe.Code, fe.Param, "%s", cardMessage(fe.Code))
-	}
 	if err != nil {
 		return err
 	}
@@ -119,24 +112,6 @@ func decodeCardJSON(r *http.Request, v any) error {
 		return BadRequest("invalid_type", e.Param, "Invalid type for %s.", e.Param)
 	}
 	return err
-}
-
-func cardMessage(code string) string {
-	switch code {
-	case "invalid_number":
-		return "The card number is not a valid credit card number."
-	case "invalid_expiry_month":
-		return "The card's expiration month is invalid."
-	case "invalid_expiry_year":
-		return "The card's expiration year is invalid."
-	case "expired_card":
-		return "The card has expired."
-	case "invalid_cvc":
-		return "The card's security code is invalid (3 digits; 4 for American Express)."
-	case "parameter_missing":
-		return "Missing required card parameter."
-	}
-	return "The card details are invalid."
 }
 
 func (h *VaultHandlers) token(r *http.Request) (*vault.Token, error) {

@@ -50,12 +50,9 @@ func viewEndpoint(e *webhooks.Endpoint, secret string) endpointView {
 
 // webhookErr maps the webhooks domain's errors to API errors.
 func webhookErr(err error, kind, id string) error {
-	var inv *webhooks.InvalidError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &inv):
-		return BadRequest("parameter_invalid", inv.Param, "Invalid %s: %s.", inv.Param, inv.Message)
 	case errors.Is(err, webhooks.ErrEndpointDisabled):
 		return BadRequest("webhook_endpoint_disabled", "endpoint", "The webhook endpoint is disabled; enable it first.")
 	case errors.Is(err, store.ErrNotFound):

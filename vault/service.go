@@ -14,21 +14,41 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
 
-// FieldError is a card that fails validation. Param names the field
-// (card[number], card[exp_month], …); Code is the Stripe-style error code.
-// Neither the message nor anything else in it holds card data.
-type FieldError struct {
-	Param string
-	Code  string
-	Err   error
+// refused is a card that fails validation: param names the field
+// (card[number], card[exp_month], …), code is the Stripe-style error code.
+// A missing or malformed parameter is an *apierr.Invalid, any other refusal
+// an *apierr.Card. The message holds no card data.
+func refused(param string, code apierr.Code) error {
+	msg := cardMessage(code)
+	if code == apierr.ParameterMissing || code == apierr.ParameterInvalid {
+		return &apierr.Invalid{Param: param, Code: code, Message: msg}
+	}
+	return &apierr.Card{Param: param, Code: code, Message: msg}
 }
 
-func (e *FieldError) Error() string { return e.Err.Error() }
-func (e *FieldError) Unwrap() error { return e.Err }
+// cardMessage is what a client is told about a refused card.
+func cardMessage(code apierr.Code) string {
+	switch code {
+	case "invalid_number":
+		return "The card number is not a valid credit card number."
+	case "invalid_expiry_month":
+		return "The card's expiration month is invalid."
+	case "invalid_expiry_year":
+		return "The card's expiration year is invalid."
+	case "expired_card":
+		return "The card has expired."
+	case "invalid_cvc":
+		return "The card's security code is invalid (3 digits; 4 for American Express)."
+	case apierr.ParameterMissing:
+		return "Missing required card parameter."
+	}
+	return "The card details are invalid."
+}
 
 // Service is the vault.
 type Service struct {
@@ -57,33 +77,34 @@ type CardInput struct {
 	Name     string
 }
 
-// Validate checks a card and returns it normalised, or a *FieldError.
+// Validate checks a card and returns it normalised, or the refusal
+// (an *apierr.Invalid or *apierr.Card).
 func Validate(in CardInput, now time.Time) (*Card, error) {
 	if in.Number == "" {
-		return nil, &FieldError{"card[number]", "parameter_missing", errors.New("vault: card number is required")}
+		return nil, refused("card[number]", apierr.ParameterMissing)
 	}
 	number, brand, err := ParseCardNumber(in.Number)
 	if err != nil {
-		return nil, &FieldError{"card[number]", "invalid_number", err}
+		return nil, refused("card[number]", "invalid_number")
 	}
 	year, err := CheckExpiry(in.ExpMonth, in.ExpYear, now)
 	switch {
 	case errors.Is(err, ErrExpiredCard):
-		return nil, &FieldError{"card[exp_year]", "expired_card", err}
+		return nil, refused("card[exp_year]", "expired_card")
 	case err != nil && (in.ExpMonth < 1 || in.ExpMonth > 12):
-		return nil, &FieldError{"card[exp_month]", "invalid_expiry_month", err}
+		return nil, refused("card[exp_month]", "invalid_expiry_month")
 	case err != nil:
-		return nil, &FieldError{"card[exp_year]", "invalid_expiry_year", err}
+		return nil, refused("card[exp_year]", "invalid_expiry_year")
 	}
 	if in.CVC == "" {
-		return nil, &FieldError{"card[cvc]", "parameter_missing", errors.New("vault: the security code is required")}
+		return nil, refused("card[cvc]", apierr.ParameterMissing)
 	}
 	if err := CheckCVC(in.CVC, brand); err != nil {
-		return nil, &FieldError{"card[cvc]", "invalid_cvc", err}
+		return nil, refused("card[cvc]", "invalid_cvc")
 	}
 	name := strings.TrimSpace(in.Name)
 	if len(name) > 200 {
-		return nil, &FieldError{"card[name]", "parameter_invalid", errors.New("vault: the name is longer than 200 characters")}
+		return nil, refused("card[name]", apierr.ParameterInvalid)
 	}
 	return &Card{Number: number, ExpMonth: in.ExpMonth, ExpYear: year, Name: name, Brand: brand, CVC: in.CVC}, nil
 }

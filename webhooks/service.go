@@ -11,6 +11,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -24,16 +25,10 @@ type SystemClock struct{}
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
 
-// InvalidError is a caller mistake about one parameter (an API 400).
-type InvalidError struct {
-	Param   string
-	Message string
-}
-
-func (e *InvalidError) Error() string { return e.Param + ": " + e.Message }
-
+// invalid is a caller mistake about one parameter (an API 400), shown as
+// "Invalid <param>: <what>.".
 func invalid(param, format string, args ...any) error {
-	return &InvalidError{Param: param, Message: fmt.Sprintf(format, args...)}
+	return apierr.BadParam(param, "Invalid %s: %s.", param, fmt.Sprintf(format, args...))
 }
 
 // ErrEndpointDisabled is returned when redelivering to a disabled endpoint.
