@@ -16,7 +16,6 @@ import (
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/idempotency"
-	"github.com/perfectpay/perfectpay/internal/canary"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
@@ -24,26 +23,10 @@ import (
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
 	"github.com/perfectpay/perfectpay/store/postgres"
+	"github.com/perfectpay/perfectpay/store/repos"
 	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
-
-// backendTx is every repository the application needs from one backend
-// transaction. Both store/memory.Tx and store/postgres.Tx satisfy it.
-type backendTx interface {
-	mandates.Repo
-	merchants.Repo
-	accounts.Repo
-	audit.Repo
-	idempotency.Repo
-	authz.Repo
-	webhooks.Repo
-	vault.Repo
-	payments.Repo
-	payments.AcquirerRepo
-	charging.Tx
-	canary.Repo
-}
 
 // App is a wired node: services, HTTP server and background jobs.
 type App struct {
@@ -114,7 +97,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			}
 		}
 		a.Postgres, a.closeStore = pg, pg.Close
-		if err := wire(a, pg); err != nil {
+		if err := wire(a, pg, pg); err != nil {
 			pg.Close()
 			return nil, err
 		}
@@ -125,7 +108,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	default:
 		m := memory.New()
 		a.Memory, a.closeStore = m, m.Close
-		if err := wire(a, m); err != nil {
+		if err := wire(a, m, m); err != nil {
 			return nil, err
 		}
 		if err := a.listenMetrics(); err != nil {
@@ -145,8 +128,10 @@ func hmacKey(cfg Config, log *slog.Logger) []byte {
 }
 
 // wire builds every service on backend b. It is generic over the backend's
-// transaction type so each domain gets a compile-time checked Runner.
-func wire[X backendTx](a *App, b store.Backend[X]) error {
+// transaction type so each domain gets a compile-time checked Runner; feed
+// is the backend's cache-invalidation feed (LISTEN/NOTIFY on PostgreSQL,
+// in-process on memory).
+func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 	if err := checkSecrets(a, b); err != nil {
 		return err
 	}
@@ -175,7 +160,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	}
 	a.Issuer = iss
 
-	mandateAPI, merchantAPI := wireMandates(a, b)
+	mandateAPI, merchantAPI := wireMandates(a, b, iss)
 	pipelineHandlers, err := wirePipeline(context.Background(), a, b)
 	if err != nil {
 		return err
@@ -206,7 +191,7 @@ func wire[X backendTx](a *App, b store.Backend[X]) error {
 	a.jobs = append(a.jobs,
 		func(ctx context.Context) { a.Audit.RunSealer(ctx, cfg.Audit.SealInterval) },
 		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
-		func(ctx context.Context) { iss.Run(ctx, listenerOf(b)) },
+		func(ctx context.Context) { iss.Run(ctx, feed) },
 		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
 		func(ctx context.Context) { a.Pipeline.RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
 	)
@@ -313,7 +298,7 @@ func (a *App) SeedDemo(ctx context.Context) (*Demo, error) {
 }
 
 // newIssuer builds the authorization server on backend b.
-func newIssuer[X backendTx](cfg Config, b store.Backend[X], log *slog.Logger, pepper []byte, details *authz.DetailTypeRegistry) (*authz.Issuer, error) {
+func newIssuer[X repos.Tx](cfg Config, b store.Backend[X], log *slog.Logger, pepper []byte, details *authz.DetailTypeRegistry) (*authz.Issuer, error) {
 	ic := cfg.Issuer
 	var kek []byte
 	if ic.SigningKEK == "" {
@@ -334,11 +319,4 @@ func newIssuer[X backendTx](cfg Config, b store.Backend[X], log *slog.Logger, pe
 		AssertionMaxLifetime: ic.AssertionMaxLifetime, DPoPWindow: ic.DPoPWindow, DPoPNonce: ic.DPoPNonce,
 		Pepper: pepper, Log: log, Details: details,
 	})
-}
-
-// listenerOf returns the backend's cache-invalidation feed (LISTEN/NOTIFY
-// on Postgres, in-process on memory).
-func listenerOf(b any) authz.Listener {
-	l, _ := b.(authz.Listener)
-	return l
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/internal/canary"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/repos"
 	"github.com/perfectpay/perfectpay/vault"
 )
 
@@ -61,7 +62,7 @@ func configuredSecrets(cfg Config) ([]canary.Secret, error) {
 
 // checkSecrets refuses to start a node whose secrets cannot open the
 // canaries this database holds (writing them at first start).
-func checkSecrets[X backendTx](a *App, b store.Backend[X]) error {
+func checkSecrets[X repos.Tx](a *App, b store.Backend[X]) error {
 	secrets, err := configuredSecrets(a.Config)
 	if err != nil {
 		return err

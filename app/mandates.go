@@ -13,6 +13,7 @@ import (
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/repos"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -26,8 +27,8 @@ const mandateExpiryInterval = time.Minute
 const domainRecheckInterval = 10 * time.Minute
 
 // wireMandates builds the mandates and merchants services and their HTTP
-// handlers. The mandate signer is the issuer when it can sign mandates.
-func wireMandates[X backendTx](a *App, b store.Backend[X]) (mandateAPI, merchantAPI server.Mounter) {
+// handlers. The signer (the issuer) signs mandates for GET /v1/mandates/{id}/jws.
+func wireMandates[X repos.Tx](a *App, b store.Backend[X], signer mandates.Signer) (mandateAPI, merchantAPI server.Mounter) {
 	a.Mandates = mandates.NewService(store.Bind(b, func(x X) mandates.Tx { return x }),
 		mandates.Config{MaxDepth: a.Config.Issuer.MaxDelegationDepth})
 	a.Merchants = merchants.NewService(store.Bind(b, func(x X) merchants.Tx { return x }))
@@ -36,7 +37,6 @@ func wireMandates[X backendTx](a *App, b store.Backend[X]) (mandateAPI, merchant
 	allowed, _ := a.Config.Webhooks.AllowedPrefixes() // validated
 	a.Merchants.SetChecker(merchants.NewChecker(net.DefaultResolver, webhooks.Policy{Allowed: allowed}, a.Config.Webhooks.Timeout, nil))
 	a.jobs = append(a.jobs, func(ctx context.Context) { a.Merchants.RunReverifier(ctx, domainRecheckInterval, a.Log) })
-	signer, _ := any(a.Issuer).(mandates.Signer)
 	a.jobs = append(a.jobs, func(ctx context.Context) { a.Mandates.RunExpiry(ctx, mandateExpiryInterval, a.Log) })
 	return &server.MandateHandlers{Mandates: a.Mandates, Signer: signer}, &server.MerchantHandlers{Merchants: a.Merchants}
 }

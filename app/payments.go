@@ -6,6 +6,7 @@ import (
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/repos"
 	"github.com/perfectpay/perfectpay/vault"
 )
 
@@ -57,7 +58,7 @@ func LoadKeyring(cfg Config, warn func(string)) (*vault.Keyring, error) {
 // core, and the vault's HTTP handlers. The charge endpoints and the
 // resolver are wired with the charging service (wirePipeline), which owns
 // the transactions of every capture, void and refund.
-func wirePayments[X backendTx](a *App, b store.Backend[X]) ([]server.Mounter, error) {
+func wirePayments[X repos.Tx](a *App, b store.Backend[X]) ([]server.Mounter, error) {
 	cfg := a.Config.Payments
 	kr, err := a.loadKeyring()
 	if err != nil {

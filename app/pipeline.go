@@ -8,6 +8,7 @@ import (
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/repos"
 )
 
 // wirePipeline builds the OPA engine and the agent charge pipeline on the
@@ -16,7 +17,7 @@ import (
 // voids, refunds and the resolver run on the pipeline, which keeps mandate
 // budgets in step in the same transactions; merchant charges are made and
 // read on the plain payment core.
-func wirePipeline[X backendTx](ctx context.Context, a *App, b store.Backend[X]) ([]server.Mounter, error) {
+func wirePipeline[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) ([]server.Mounter, error) {
 	cfg := a.Config.Pipeline
 	eng, err := policies.New(ctx, policies.Velocity{
 		AgentChargesPerHour: cfg.AgentChargesPerHour, AgentDeclinesPerHour: cfg.AgentDeclinesPerHour,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/repos"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -28,7 +29,7 @@ func webhookKey(cfg Config, log *slog.Logger) []byte {
 
 // wireWebhooks builds the webhooks service, its HTTP handlers and the
 // dispatcher job. Plain-http delivery to loopback follows dev mode.
-func wireWebhooks[X backendTx](a *App, b store.Backend[X]) ([]server.Mounter, error) {
+func wireWebhooks[X repos.Tx](a *App, b store.Backend[X]) ([]server.Mounter, error) {
 	cfg := a.Config.Webhooks
 	box, err := webhooks.NewSecretBox(webhookKey(a.Config, a.Log))
 	if err != nil {

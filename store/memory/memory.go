@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/repos"
 )
 
 // Store is the in-memory backend.
@@ -24,7 +25,10 @@ type Store struct {
 	session int
 }
 
-var _ store.Backend[*Tx] = (*Store)(nil)
+var (
+	_ store.Backend[*Tx] = (*Store)(nil)
+	_ repos.Tx           = (*Tx)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/repos"
 )
 
 //go:embed migrations/*.sql
@@ -33,7 +34,10 @@ type Store struct {
 	sess *session
 }
 
-var _ store.Backend[*Tx] = (*Store)(nil)
+var (
+	_ store.Backend[*Tx] = (*Store)(nil)
+	_ repos.Tx           = (*Tx)(nil)
+)
 
 // Options tune the pool.
 type Options struct {

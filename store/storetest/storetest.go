@@ -9,36 +9,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/perfectpay/perfectpay/accounts"
-	"github.com/perfectpay/perfectpay/audit"
-	"github.com/perfectpay/perfectpay/authz"
-	"github.com/perfectpay/perfectpay/charging"
-	"github.com/perfectpay/perfectpay/idempotency"
-	"github.com/perfectpay/perfectpay/internal/canary"
-	"github.com/perfectpay/perfectpay/mandates"
-	"github.com/perfectpay/perfectpay/merchants"
-	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/vault"
-	"github.com/perfectpay/perfectpay/webhooks"
+	"github.com/perfectpay/perfectpay/store/repos"
 )
 
-// Tx is everything a backend transaction must implement. Each domain adds
-// its repository here and its tests in a file of this package.
-type Tx interface {
-	mandates.Repo
-	merchants.Repo
-	accounts.Repo
-	audit.Repo
-	idempotency.Repo
-	webhooks.Repo
-	authz.Repo
-	vault.Repo
-	payments.Repo
-	payments.AcquirerRepo
-	charging.Repo
-	canary.Repo
-}
+// Tx is everything a backend transaction must implement: every domain's
+// repository (see store/repos). Each domain adds its tests in a file of
+// this package.
+type Tx = repos.Tx
 
 // Backend is a backend under test.
 type Backend[X Tx] interface {
