@@ -9,12 +9,12 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/repos"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // mandateExpiryInterval is how often mandates past valid_until are marked
@@ -35,7 +35,7 @@ func wireMandates[X repos.Tx](a *App, b store.Backend[X], signer mandates.Signer
 	// Domain proofs are fetched like webhooks: SSRF-guarded, the same
 	// allowed prefixes and timeout.
 	allowed, _ := a.Config.Webhooks.AllowedPrefixes() // validated
-	a.Merchants.SetChecker(merchants.NewChecker(net.DefaultResolver, webhooks.Policy{Allowed: allowed}, a.Config.Webhooks.Timeout, nil))
+	a.Merchants.SetChecker(merchants.NewChecker(net.DefaultResolver, egress.Policy{Allowed: allowed}, a.Config.Webhooks.Timeout, nil))
 	a.jobs = append(a.jobs, func(ctx context.Context) { a.Merchants.RunReverifier(ctx, domainRecheckInterval, a.Log) })
 	a.jobs = append(a.jobs, func(ctx context.Context) { a.Mandates.RunExpiry(ctx, mandateExpiryInterval, a.Log) })
 	return &server.MandateHandlers{Mandates: a.Mandates, Signer: signer}, &server.MerchantHandlers{Merchants: a.Merchants}

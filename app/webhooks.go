@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/repos"
@@ -39,7 +40,7 @@ func wireWebhooks[X repos.Tx](a *App, b store.Backend[X]) ([]server.Mounter, err
 	if err != nil {
 		return nil, fmt.Errorf("webhooks.allowed_cidrs: %w", err)
 	}
-	policy := webhooks.Policy{AllowHTTPLoopback: a.Config.DevMode, Allowed: allowed}
+	policy := egress.Policy{AllowHTTPLoopback: a.Config.DevMode, Allowed: allowed}
 	db := store.Bind(b, func(x X) webhooks.Tx { return x })
 	a.Webhooks = webhooks.NewService(db, webhooks.ServiceOptions{
 		Policy: policy, Box: box, RotationOverlap: cfg.RotationOverlap, Log: a.Log,
@@ -47,7 +48,7 @@ func wireWebhooks[X repos.Tx](a *App, b store.Backend[X]) ([]server.Mounter, err
 	a.Dispatcher = webhooks.NewDispatcher(db, webhooks.DispatcherOptions{
 		Interval: cfg.DispatchInterval, BatchSize: cfg.BatchSize, Concurrency: cfg.Concurrency,
 		Timeout: cfg.Timeout, RetrySchedule: cfg.RetrySchedule, DisableAfter: cfg.DisableAfter,
-		Client: webhooks.NewHTTPClient(policy, nil, cfg.Timeout, nil), Box: box, Log: a.Log,
+		Client: egress.NewHTTPClient(policy, nil, cfg.Timeout, nil), Box: box, Log: a.Log,
 	})
 	return []server.Mounter{server.NewWebhookHandlers(a.Webhooks), server.NewEventHandlers(a.Webhooks)}, nil
 }

@@ -18,9 +18,9 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // Domain verification works the way certificate authorities (ACME's
@@ -78,8 +78,8 @@ type Checker struct {
 // NewChecker returns a checker that resolves with r and fetches over the
 // SSRF-guarded client of the webhooks package (policy p, certificates
 // verified against roots; nil means the system's).
-func NewChecker(r Resolver, p webhooks.Policy, timeout time.Duration, tlsConf *tls.Config) *Checker {
-	return &Checker{Resolver: r, Client: webhooks.NewHTTPClient(p, r.LookupNetIP, timeout, tlsConf)}
+func NewChecker(r Resolver, p egress.Policy, timeout time.Duration, tlsConf *tls.Config) *Checker {
+	return &Checker{Resolver: r, Client: egress.NewHTTPClient(p, r.LookupNetIP, timeout, tlsConf)}
 }
 
 // ErrDomainNotClaimed: the merchant's profile does not list the domain.

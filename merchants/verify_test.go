@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/merchants"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 type resolver struct {
@@ -55,7 +55,7 @@ func site(t *testing.T, r resolver, h http.HandlerFunc) *merchants.Checker {
 	if r.addrs == nil {
 		r.addrs = []netip.Addr{lo}
 	}
-	c := merchants.NewChecker(r, webhooks.Policy{Allowed: []netip.Prefix{netip.PrefixFrom(lo, 32)}}, 10*time.Second,
+	c := merchants.NewChecker(r, egress.Policy{Allowed: []netip.Prefix{netip.PrefixFrom(lo, 32)}}, 10*time.Second,
 		&tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs})
 	c.Port, err = strconv.Atoi(u.Port())
 	require.NoError(t, err)

@@ -19,8 +19,8 @@ import (
 
 	"github.com/perfectpay/perfectpay/app/apptest"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/merchants"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // fakeDNS answers TXT and address lookups from maps; a name in temporary
@@ -130,7 +130,7 @@ func TestMerchantDomainVerification(t *testing.T) {
 			"internal.example.com": {netip.MustParseAddr("10.1.2.3")},
 		}}
 		roots := site.srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-		checker := merchants.NewChecker(dns, webhooks.Policy{Allowed: []netip.Prefix{netip.PrefixFrom(loopback, 32)}},
+		checker := merchants.NewChecker(dns, egress.Policy{Allowed: []netip.Prefix{netip.PrefixFrom(loopback, 32)}},
 			10*time.Second, &tls.Config{RootCAs: roots})
 		_, err = fmt.Sscan(port, &checker.Port)
 		require.NoError(t, err)

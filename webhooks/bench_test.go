@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -18,7 +19,7 @@ import (
 func BenchmarkDispatch(b *testing.B) {
 	for _, backend := range backends {
 		b.Run(backend, func(b *testing.B) {
-			h := newHarness(b, backend, func(_ *webhooks.Policy, o *webhooks.DispatcherOptions) {
+			h := newHarness(b, backend, func(_ *egress.Policy, o *webhooks.DispatcherOptions) {
 				o.Concurrency, o.BatchSize = 16, 100
 			})
 			rc := newReceiver(b, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })

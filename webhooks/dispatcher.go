@@ -16,6 +16,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -109,7 +110,7 @@ func NewDispatcher(db store.Runner[Tx], o DispatcherOptions) *Dispatcher {
 		o.UserAgent = "PerfectPay-Webhooks/1.0"
 	}
 	if o.Client == nil {
-		o.Client = NewHTTPClient(Policy{}, nil, o.Timeout, nil)
+		o.Client = egress.NewHTTPClient(egress.Policy{}, nil, o.Timeout, nil)
 	}
 	return &Dispatcher{db: db, opt: o}
 }
