@@ -28,6 +28,17 @@ import (
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
+// The contracts the wiring relies on between packages, checked at compile
+// time (each service is also passed to its consumer as a typed value).
+var (
+	_ mandates.Signer         = (*authz.Issuer)(nil)
+	_ accounts.TenantTokens   = (*authz.Issuer)(nil)
+	_ server.ChargeCore       = (*payments.Service)(nil)
+	_ server.ChargeOps        = (*charging.Service)(nil)
+	_ server.AgentCharger     = (*charging.Service)(nil)
+	_ server.MerchantProfiles = (*merchants.Service)(nil)
+)
+
 // App is a wired node: services, HTTP server and background jobs.
 type App struct {
 	Config   Config
