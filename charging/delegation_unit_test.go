@@ -239,3 +239,43 @@ func TestStateFollowsTheChain(t *testing.T) {
 		assert.False(t, st.Active, "%s", raw)
 	}
 }
+
+func TestResolveApprovalOnce(t *testing.T) {
+	ctx := context.Background()
+	d := newDelegation(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	approval := func(expires time.Time) *charging.Approval {
+		a := &charging.Approval{ID: ids.New("apr"), Object: "approval", TenantID: d.tenant, Status: charging.ApprovalPending,
+			MandateID: d.root.ID, AgentID: "agt_a", Amount: 500, Currency: "USD", PaymentMethod: "tok_a", MerchantID: "acct_1",
+			Binding: "digest", CreatedAt: now, ExpiresAt: expires}
+		require.NoError(t, d.b.InTx(ctx, func(tx *memory.Tx) error { return tx.CreateApproval(ctx, a) }))
+		return a
+	}
+
+	a := approval(now.Add(time.Hour))
+	got, err := d.s.ResolveApproval(ctx, d.tenant, a.ID, true, "user_1")
+	require.NoError(t, err)
+	assert.Equal(t, charging.ApprovalApproved, got.Status)
+	assert.Equal(t, "user_1", got.ResolvedBy)
+	require.NotNil(t, got.ResolvedAt)
+	assert.Contains(t, got.URL, "/v1/approvals/"+a.ID)
+	_, err = d.s.ResolveApproval(ctx, d.tenant, a.ID, false, "user_2")
+	require.ErrorIs(t, err, charging.ErrApprovalClosed, "resolved once")
+
+	denied := approval(now.Add(time.Hour))
+	got, err = d.s.ResolveApproval(ctx, d.tenant, denied.ID, false, "user_1")
+	require.NoError(t, err)
+	assert.Equal(t, charging.ApprovalDenied, got.Status)
+
+	expired := approval(now.Add(-time.Second))
+	_, err = d.s.ResolveApproval(ctx, d.tenant, expired.ID, true, "user_1")
+	require.ErrorIs(t, err, charging.ErrApprovalClosed, "an expired approval is closed")
+	still, err := d.s.GetApproval(ctx, d.tenant, expired.ID)
+	require.NoError(t, err)
+	assert.Equal(t, charging.ApprovalPending, still.Status, "a refused resolution writes nothing")
+
+	_, err = d.s.ResolveApproval(ctx, "ten_other", a.ID, true, "user_1")
+	require.ErrorIs(t, err, store.ErrNotFound, "another tenant's approval does not exist for it")
+	_, err = d.s.GetApproval(ctx, "ten_other", a.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
