@@ -34,7 +34,7 @@ import (
 //     200 with the token as its body (a valid certificate for the domain,
 //     no redirect followed).
 //
-// The HTTPS check goes through the webhooks package's SSRF-guarded client:
+// The HTTPS check goes through the SSRF-guarded client of internal/egress:
 // the name is resolved once, private, loopback and metadata addresses are
 // refused at connect time. A proven domain is re-checked on a schedule;
 // when the proof is gone for ReverifyFailures checks in a row the domain is
@@ -76,7 +76,7 @@ type Checker struct {
 }
 
 // NewChecker returns a checker that resolves with r and fetches over the
-// SSRF-guarded client of the webhooks package (policy p, certificates
+// SSRF-guarded client of internal/egress (policy p, certificates
 // verified against roots; nil means the system's).
 func NewChecker(r Resolver, p egress.Policy, timeout time.Duration, tlsConf *tls.Config) *Checker {
 	return &Checker{Resolver: r, Client: egress.NewHTTPClient(p, r.LookupNetIP, timeout, tlsConf)}
