@@ -17,6 +17,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/apierr"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -202,15 +203,23 @@ func (i *Issuer) GetAgent(ctx context.Context, tenantID, id string) (*Agent, err
 	return a, nil
 }
 
-// ListAgents lists tenantID's agents oldest first, after the given id.
-func (i *Issuer) ListAgents(ctx context.Context, tenantID, after string, limit int) ([]Agent, error) {
+// ListAgents returns a page of tenantID's agents, oldest first, and
+// whether more follow.
+func (i *Issuer) ListAgents(ctx context.Context, tenantID string, p page.Page) ([]Agent, bool, error) {
+	if err := page.Check(p.Limit); err != nil {
+		return nil, false, err
+	}
 	var out []Agent
 	err := i.db.InTx(ctx, func(tx Tx) error {
 		var err error
-		out, err = tx.ListAgents(ctx, tenantID, after, limit)
+		out, err = tx.ListAgents(ctx, tenantID, p.StartingAfter, page.Fetch(p.Limit))
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, false, err
+	}
+	out, more := page.Trim(out, p.Limit)
+	return out, more, nil
 }
 
 // updateAgent loads an agent of the tenant, applies fn, saves it, audits

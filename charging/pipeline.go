@@ -16,6 +16,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/mandates"
@@ -101,23 +102,19 @@ type RawRequest struct {
 	IdempotencyKey string
 }
 
-// NewRequest checks r: a *RequestError names what is wrong.
+// NewRequest checks r: an *apierr.Invalid names what is wrong.
 func (s *Service) NewRequest(r RawRequest) (Request, error) {
 	if !strings.HasPrefix(r.PaymentMethod, "tok_") || len(r.PaymentMethod) > 64 {
-		return Request{}, &RequestError{Param: "payment_method", Code: "parameter_invalid", Message: "payment_method must be a card token id (tok_…)."}
+		return Request{}, &apierr.Invalid{Param: "payment_method", Code: apierr.ParameterInvalid, Message: "payment_method must be a card token id (tok_…)."}
 	}
 	if !mandates.IsMerchantID(r.MerchantID) {
-		return Request{}, &RequestError{Param: "merchant", Code: "parameter_invalid", Message: "merchant must be a merchant account id (acct_…)."}
+		return Request{}, &apierr.Invalid{Param: "merchant", Code: apierr.ParameterInvalid, Message: "merchant must be a merchant account id (acct_…)."}
 	}
 	if r.ApprovalID != "" && (!strings.HasPrefix(r.ApprovalID, "apr_") || len(r.ApprovalID) > 64) {
-		return Request{}, &RequestError{Param: "approval", Code: "parameter_invalid", Message: "approval must be an approval id (apr_…)."}
+		return Request{}, &apierr.Invalid{Param: "approval", Code: apierr.ParameterInvalid, Message: "approval must be an approval id (apr_…)."}
 	}
 	ck, err := s.pay.Check(payments.ChargeParams{Amount: r.Amount, Currency: r.Currency, PaymentMethod: r.PaymentMethod,
 		Capture: r.Capture, Description: purchaseDescription(r.Purchase), MerchantID: r.MerchantID, Purchase: r.Purchase})
-	var pe *payments.ParamError
-	if errors.As(err, &pe) {
-		return Request{}, &RequestError{Param: pe.Param, Code: pe.Code, Message: pe.Message}
-	}
 	if err != nil {
 		return Request{}, err
 	}
@@ -132,11 +129,6 @@ type Outcome struct {
 	Charge   *payments.Charge
 	Decision *Decision
 }
-
-// RequestError is a malformed request (HTTP 400).
-type RequestError struct{ Param, Code, Message string }
-
-func (e *RequestError) Error() string { return e.Message }
 
 // DeniedError is a charge the policy (or a budget that ran out while it
 // decided) refused. Its decision carries the reasons.
@@ -229,19 +221,19 @@ func (r *refusal) Unwrap() error { return r.err }
 func MandateOf(tok *authz.AccessToken) (string, []mandates.AuthorizationDetail, error) {
 	details, err := claimDetails(tok.AuthorizationDetails)
 	if err != nil || len(details) == 0 {
-		return "", nil, &RequestError{Code: "mandate_required", Message: "The access token carries no payment_mandate authorization details; request the token with authorization_details=[{\"type\":\"payment_mandate\",\"mandate_id\":\"mdt_…\"}]."}
+		return "", nil, &apierr.Invalid{Code: "mandate_required", Message: "The access token carries no payment_mandate authorization details; request the token with authorization_details=[{\"type\":\"payment_mandate\",\"mandate_id\":\"mdt_…\"}]."}
 	}
 	id := ""
 	for _, d := range details {
 		if d.MandateID != "" {
 			if id != "" && id != d.MandateID {
-				return "", nil, &RequestError{Code: "mandate_ambiguous", Message: "The access token names more than one mandate."}
+				return "", nil, &apierr.Invalid{Code: "mandate_ambiguous", Message: "The access token names more than one mandate."}
 			}
 			id = d.MandateID
 		}
 	}
 	if id == "" {
-		return "", nil, &RequestError{Code: "mandate_required", Message: "The access token names no mandate."}
+		return "", nil, &apierr.Invalid{Code: "mandate_required", Message: "The access token names no mandate."}
 	}
 	return id, details, nil
 }
@@ -311,13 +303,13 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, k
 		}
 		if l.chain, err = tx.MandateChain(ctx, tok.TenantID, mandateID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return &RequestError{Code: "mandate_missing", Message: fmt.Sprintf("The token's mandate %s does not exist.", mandateID)}
+				return &apierr.Invalid{Code: "mandate_missing", Message: fmt.Sprintf("The token's mandate %s does not exist.", mandateID)}
 			}
 			return err
 		}
 		if l.merchant, err = tx.GetMerchant(ctx, p.MerchantID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return &RequestError{Param: "merchant", Code: "resource_missing", Message: fmt.Sprintf("No such merchant: '%s'.", p.MerchantID)}
+				return &apierr.Invalid{Param: "merchant", Code: apierr.ResourceMissing, Message: fmt.Sprintf("No such merchant: '%s'.", p.MerchantID)}
 			}
 			return err
 		}
@@ -346,7 +338,7 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, k
 		if req.approvalID != "" {
 			if l.approval, err = tx.GetApproval(ctx, tok.TenantID, req.approvalID); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
-					return &RequestError{Param: "approval", Code: "resource_missing", Message: fmt.Sprintf("No such approval: '%s'.", req.approvalID)}
+					return &apierr.Invalid{Param: "approval", Code: apierr.ResourceMissing, Message: fmt.Sprintf("No such approval: '%s'.", req.approvalID)}
 				}
 				return err
 			}
@@ -479,7 +471,7 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 		}
 		return nil, err
 	case err != nil:
-		var pe *payments.ParamError
+		var pe *apierr.Invalid
 		if errors.As(err, &pe) {
 			// The core refused before the charge existed (say the card
 			// token was deleted): the allowed decision is still recorded.

@@ -12,6 +12,7 @@ import (
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
 )
@@ -202,6 +203,9 @@ func (s *Service) Chain(ctx context.Context, tenantID, id string) ([]Mandate, er
 
 // List returns a page of the tenant's mandates, newest first.
 func (s *Service) List(ctx context.Context, f Filter) ([]Mandate, bool, error) {
+	if err := page.Check(f.Limit); err != nil {
+		return nil, false, err
+	}
 	var out []Mandate
 	var more bool
 	err := s.db.InTx(ctx, func(tx Tx) error {
@@ -214,6 +218,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Mandate, bool, error) {
 
 // Events returns a page of a mandate's history, oldest first.
 func (s *Service) Events(ctx context.Context, f EventFilter) ([]Event, bool, error) {
+	if err := page.Check(f.Limit); err != nil {
+		return nil, false, err
+	}
 	var out []Event
 	var more bool
 	err := s.db.InTx(ctx, func(tx Tx) error {

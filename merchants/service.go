@@ -14,6 +14,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/apierr"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/internal/country"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
@@ -248,11 +249,15 @@ func (s *Service) FindByDomain(ctx context.Context, domain string) ([]Merchant, 
 	return out, err
 }
 
-// List returns the tenant's own merchant profiles ordered by id, up to
-// limit after the profile startingAfter (store.ErrNotFound when that is
-// not one of them). A tenant holds one profile today; the page shape is
-// that of every list, so a client pages the same way if that changes.
-func (s *Service) List(ctx context.Context, tenantID, startingAfter string, limit int) ([]Merchant, bool, error) {
+// List returns a page of the tenant's own merchant profiles ordered by
+// id (store.ErrNotFound when p.StartingAfter is not one of them). A tenant
+// holds one profile today; the page shape is that of every list, so a
+// client pages the same way if that changes.
+func (s *Service) List(ctx context.Context, tenantID string, p page.Page) ([]Merchant, bool, error) {
+	if err := page.Check(p.Limit); err != nil {
+		return nil, false, err
+	}
+	startingAfter := p.StartingAfter
 	m, err := s.Mine(ctx, tenantID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -266,8 +271,6 @@ func (s *Service) List(ctx context.Context, tenantID, startingAfter string, limi
 		return []Merchant{}, false, nil
 	case startingAfter != "":
 		return nil, false, store.ErrNotFound
-	case limit < 1:
-		return []Merchant{}, true, nil
 	}
 	return []Merchant{*m}, false, nil
 }

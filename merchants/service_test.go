@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/internal/apierr"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
@@ -53,27 +54,27 @@ func TestListAndChallengeRules(t *testing.T) {
 	s.SetClock(func() time.Time { return clock })
 	mine, other := storetest.MakeTenant(t, b), storetest.MakeTenant(t, b)
 
-	page, more, err := s.List(ctx, mine.ID, "", 10)
+	list, more, err := s.List(ctx, mine.ID, page.Page{Limit: 10})
 	require.NoError(t, err)
-	assert.Empty(t, page)
+	assert.Empty(t, list)
 	assert.False(t, more)
-	_, _, err = s.List(ctx, mine.ID, "acct_x", 10)
+	_, _, err = s.List(ctx, mine.ID, page.Page{Limit: 10, StartingAfter: "acct_x"})
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	m, created, err := s.Put(ctx, mine.ID, merchants.Profile{DisplayName: "Shop", MCC: "5942", Country: "US", Domains: []string{"shop.example"}})
 	require.NoError(t, err)
 	require.True(t, created)
-	page, _, err = s.List(ctx, mine.ID, "", 10)
+	list, _, err = s.List(ctx, mine.ID, page.Page{Limit: 10})
 	require.NoError(t, err)
-	require.Len(t, page, 1)
-	assert.Equal(t, m.ID, page[0].ID)
-	page, _, err = s.List(ctx, mine.ID, m.ID, 10)
+	require.Len(t, list, 1)
+	assert.Equal(t, m.ID, list[0].ID)
+	list, _, err = s.List(ctx, mine.ID, page.Page{Limit: 10, StartingAfter: m.ID})
 	require.NoError(t, err)
-	assert.Empty(t, page, "nothing after the last profile")
-	page, _, err = s.List(ctx, other.ID, "", 10)
+	assert.Empty(t, list, "nothing after the last profile")
+	list, _, err = s.List(ctx, other.ID, page.Page{Limit: 10})
 	require.NoError(t, err)
-	assert.Empty(t, page, "another tenant's profile is not listed")
-	_, _, err = s.List(ctx, other.ID, m.ID, 10)
+	assert.Empty(t, list, "another tenant's profile is not listed")
+	_, _, err = s.List(ctx, other.ID, page.Page{Limit: 10, StartingAfter: m.ID})
 	require.ErrorIs(t, err, store.ErrNotFound, "nor usable as its cursor")
 
 	_, err = s.StartVerification(ctx, other.ID, m.ID, "shop.example")

@@ -12,9 +12,11 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/logging"
 	"github.com/perfectpay/perfectpay/internal/money"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
 )
@@ -39,17 +41,9 @@ type Owner struct {
 	Livemode bool
 }
 
-// ParamError is a request parameter the core refuses (HTTP 400).
-type ParamError struct {
-	Param   string
-	Code    string
-	Message string
-}
-
-func (e *ParamError) Error() string { return e.Message }
-
-func paramErr(param, code, format string, args ...any) *ParamError {
-	return &ParamError{Param: param, Code: code, Message: fmt.Sprintf(format, args...)}
+// paramErr is a request parameter the core refuses (HTTP 400).
+func paramErr(param string, code apierr.Code, format string, args ...any) *apierr.Invalid {
+	return apierr.Invalidf(param, code, format, args...)
 }
 
 // CardError is a declined charge (HTTP 402); Charge is the failed charge.
@@ -210,7 +204,7 @@ func (s *Service) validate(p *ChargeParams) error {
 
 // ValidatePurchase checks what an agent says about a purchase (text bounds,
 // no card number in any text, order URL, line items). It returns a
-// *ParamError. The charge pipeline runs it before anything is stored
+// *apierr.Invalid. The charge pipeline runs it before anything is stored
 // (approvals keep the purchase too).
 func ValidatePurchase(pu *Purchase) error {
 	if pu == nil {
@@ -847,22 +841,22 @@ func (s *Service) Get(ctx context.Context, o Owner, id string) (*Charge, error) 
 
 // List returns a page of the owner's charges, newest first, and whether
 // more follow.
-func (s *Service) List(ctx context.Context, o Owner, limit int, startingAfter string) ([]Charge, bool, error) {
-	return s.list(ctx, o.TenantID, ListFilter{Livemode: o.Livemode, Limit: limit, StartingAfter: startingAfter})
+func (s *Service) List(ctx context.Context, o Owner, p page.Page) ([]Charge, bool, error) {
+	return s.list(ctx, o.TenantID, ListFilter{Livemode: o.Livemode, Limit: p.Limit, StartingAfter: p.StartingAfter})
 }
 
 // ListForMerchant returns a page of the charges made to a merchant account
 // (agent charges of any payer naming it), newest first, in one mode.
-func (s *Service) ListForMerchant(ctx context.Context, merchantID string, livemode bool, limit int, startingAfter string) ([]Charge, bool, error) {
-	return s.list(ctx, "", ListFilter{MerchantID: merchantID, Livemode: livemode, Limit: limit, StartingAfter: startingAfter})
+func (s *Service) ListForMerchant(ctx context.Context, merchantID string, livemode bool, p page.Page) ([]Charge, bool, error) {
+	return s.list(ctx, "", ListFilter{MerchantID: merchantID, Livemode: livemode, Limit: p.Limit, StartingAfter: p.StartingAfter})
 }
 
 func (s *Service) list(ctx context.Context, tenantID string, f ListFilter) ([]Charge, bool, error) {
 	limit, startingAfter := f.Limit, f.StartingAfter
-	if limit < 1 || limit > 100 {
-		return nil, false, paramErr("limit", "parameter_invalid", "limit must be between 1 and 100.")
+	if err := page.Check(limit); err != nil {
+		return nil, false, err
 	}
-	f.Limit = limit + 1
+	f.Limit = page.Fetch(limit)
 	var out []Charge
 	err := s.db.Autocommit(ctx, func(tx Tx) error {
 		var err error
@@ -875,10 +869,7 @@ func (s *Service) list(ctx context.Context, tenantID string, f ListFilter) ([]Ch
 	if err != nil {
 		return nil, false, err
 	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
+	out, more := page.Trim(out, limit)
 	for i := range out {
 		out[i].derive()
 	}

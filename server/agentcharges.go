@@ -72,7 +72,6 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	if err == nil {
 		out, err = h.agents.Charge(r.Context(), tok, creq)
 	}
-	var reqErr *charging.RequestError
 	var denied *charging.DeniedError
 	var revoked *charging.RevokedError
 	var challenge *charging.ApprovalRequiredError
@@ -91,8 +90,6 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	case errors.As(err, &mismatch):
 		return Errorf(http.StatusUnprocessableEntity, TypeIdempotency, "idempotency_key_reused", "Idempotency-Key",
 			"Keys for idempotent requests can only be used with the same parameters they were first used with: charge %s was made with other parameters under this key.", mismatch.ChargeID)
-	case errors.As(err, &reqErr):
-		return BadRequest(reqErr.Code, reqErr.Param, "%s", reqErr.Message)
 	case errors.As(err, &revoked):
 		verb := "revoked"
 		if revoked.Suspended {

@@ -99,24 +99,19 @@ func (h *AgentHandlers) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *AgentHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
-	after := r.URL.Query().Get("starting_after")
 	tenant := PrincipalFrom(r).TenantID
-	if after != "" {
-		if _, err := h.Issuer.GetAgent(r.Context(), tenant, after); err != nil {
-			return agentError(err, after)
+	if pg.StartingAfter != "" {
+		if _, err := h.Issuer.GetAgent(r.Context(), tenant, pg.StartingAfter); err != nil {
+			return agentError(err, pg.StartingAfter)
 		}
 	}
-	agents, err := h.Issuer.ListAgents(r.Context(), tenant, after, limit+1)
+	agents, more, err := h.Issuer.ListAgents(r.Context(), tenant, pg)
 	if err != nil {
 		return err
-	}
-	more := len(agents) > limit
-	if more {
-		agents = agents[:limit]
 	}
 	out := make([]agentView, 0, len(agents))
 	for i := range agents {

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
@@ -20,8 +21,8 @@ import (
 type ChargeCore interface {
 	Create(ctx context.Context, p payments.ChargeParams) (*payments.Charge, error)
 	Get(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error)
-	List(ctx context.Context, o payments.Owner, limit int, startingAfter string) ([]payments.Charge, bool, error)
-	ListForMerchant(ctx context.Context, merchantID string, livemode bool, limit int, startingAfter string) ([]payments.Charge, bool, error)
+	List(ctx context.Context, o payments.Owner, p page.Page) ([]payments.Charge, bool, error)
+	ListForMerchant(ctx context.Context, merchantID string, livemode bool, p page.Page) ([]payments.Charge, bool, error)
 	GetRefund(ctx context.Context, o payments.Owner, id string) (*payments.Refund, error)
 }
 
@@ -111,11 +112,8 @@ func requiredAmount(raw json.RawMessage) (*int64, error) {
 
 // paymentsError maps the payment core's errors to API errors.
 func paymentsError(err error, kind, id string) error {
-	var pe *payments.ParamError
 	var ce *payments.CardError
 	switch {
-	case errors.As(err, &pe):
-		return BadRequest(pe.Code, pe.Param, "%s", pe.Message)
 	case errors.As(err, &ce):
 		e := Errorf(http.StatusPaymentRequired, TypeCard, ce.Code, "", "%s", ce.Message)
 		e.DeclineCode = ce.DeclineCode
@@ -184,11 +182,11 @@ func (h *ChargeHandlers) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *ChargeHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
-	page, more, err := h.p.List(r.Context(), owner(r), limit, r.URL.Query().Get("starting_after"))
+	page, more, err := h.p.List(r.Context(), owner(r), pg)
 	if err != nil {
 		return paymentsError(err, "charge", "")
 	}
@@ -213,11 +211,11 @@ func (h *ChargeHandlers) listForMerchant(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
-	page, more, err := h.p.ListForMerchant(r.Context(), m.ID, owner(r).Livemode, limit, r.URL.Query().Get("starting_after"))
+	page, more, err := h.p.ListForMerchant(r.Context(), m.ID, owner(r).Livemode, pg)
 	if err != nil {
 		return paymentsError(err, "charge", "")
 	}

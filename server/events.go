@@ -41,7 +41,7 @@ func viewEvent(e *events.Event) eventView {
 // list pages newest first: ?limit=&starting_after=evt_…&type=charge.succeeded
 // (or a prefix such as charge.*).
 func (h *EventHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (h *EventHandlers) list(w http.ResponseWriter, r *http.Request) error {
 		return BadRequest("parameter_invalid", "type", "type is longer than 100 characters.")
 	}
 	list, more, err := h.svc.ListEvents(r.Context(), webhooks.EventFilter{
-		TenantID: PrincipalFrom(r).TenantID, Type: q.Get("type"), StartingAfter: q.Get("starting_after"), Limit: limit,
+		TenantID: PrincipalFrom(r).TenantID, Type: q.Get("type"), StartingAfter: pg.StartingAfter, Limit: pg.Limit,
 	})
 	if err != nil {
 		return webhookErr(err, "event", "")
@@ -102,12 +102,12 @@ func (h *EventHandlers) attempts(w http.ResponseWriter, r *http.Request) error {
 	if _, err := h.svc.GetEvent(r.Context(), tenant, id); err != nil {
 		return webhookErr(err, "event", id)
 	}
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
 	list, more, err := h.svc.ListAttempts(r.Context(), webhooks.AttemptFilter{
-		TenantID: tenant, EventID: id, StartingAfter: r.URL.Query().Get("starting_after"), Limit: limit,
+		TenantID: tenant, EventID: id, StartingAfter: pg.StartingAfter, Limit: pg.Limit,
 	})
 	if err != nil {
 		return err

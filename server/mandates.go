@@ -105,14 +105,14 @@ func (h *MandateHandlers) get(w http.ResponseWriter, r *http.Request) error {
 
 // list pages newest first: ?agent=&payer=&status=&parent_id=&limit=&starting_after=mdt_…
 func (h *MandateHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
 	f := mandates.Filter{
 		TenantID: PrincipalFrom(r).TenantID, Agent: q.Get("agent"), Payer: q.Get("payer"), Status: q.Get("status"),
-		ParentID: q.Get("parent_id"), StartingAfter: q.Get("starting_after"), Limit: limit,
+		ParentID: q.Get("parent_id"), StartingAfter: pg.StartingAfter, Limit: pg.Limit,
 	}
 	if f.Status != "" && !slices.Contains(mandates.Statuses, f.Status) {
 		return BadRequest("parameter_invalid", "status", "status must be one of %s.", strings.Join(mandates.Statuses, ", "))
@@ -181,14 +181,14 @@ func (h *MandateHandlers) revoke(w http.ResponseWriter, r *http.Request) error {
 
 // events pages the mandate's history oldest first: ?limit=&starting_after=mev_…
 func (h *MandateHandlers) events(w http.ResponseWriter, r *http.Request) error {
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
 	id := mux.Vars(r)["id"]
-	after := r.URL.Query().Get("starting_after")
+	after := pg.StartingAfter
 	page, more, err := h.Mandates.Events(r.Context(), mandates.EventFilter{
-		TenantID: PrincipalFrom(r).TenantID, MandateID: id, StartingAfter: after, Limit: limit,
+		TenantID: PrincipalFrom(r).TenantID, MandateID: id, StartingAfter: after, Limit: pg.Limit,
 	})
 	if errors.Is(err, store.ErrNotFound) && after != "" {
 		if _, gerr := h.Mandates.Get(r.Context(), PrincipalFrom(r).TenantID, id); gerr == nil {

@@ -125,14 +125,13 @@ func (h *MerchantHandlers) find(w http.ResponseWriter, r *http.Request) error {
 
 // list pages the tenant's own merchant profiles by id.
 func (h *MerchantHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
-	after := r.URL.Query().Get("starting_after")
-	page, more, err := h.Merchants.List(r.Context(), PrincipalFrom(r).TenantID, after, limit)
+	page, more, err := h.Merchants.List(r.Context(), PrincipalFrom(r).TenantID, pg)
 	if errors.Is(err, store.ErrNotFound) {
-		return BadRequest("resource_missing", "starting_after", "No such merchant of yours: '%s'.", after)
+		return BadRequest("resource_missing", "starting_after", "No such merchant of yours: '%s'.", pg.StartingAfter)
 	}
 	if err != nil {
 		return err

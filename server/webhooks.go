@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -206,13 +205,13 @@ func (h *WebhookHandlers) rotate(w http.ResponseWriter, r *http.Request) error {
 func (h *WebhookHandlers) attempts(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
 	tenant := PrincipalFrom(r).TenantID
-	limit, err := listLimit(r)
+	pg, err := listPage(r)
 	if err != nil {
 		return err
 	}
 	// Attempts of deleted endpoints stay listable; only the id is checked.
 	list, more, err := h.svc.ListAttempts(r.Context(), webhooks.AttemptFilter{
-		TenantID: tenant, EndpointID: id, StartingAfter: r.URL.Query().Get("starting_after"), Limit: limit,
+		TenantID: tenant, EndpointID: id, StartingAfter: pg.StartingAfter, Limit: pg.Limit,
 	})
 	if err != nil {
 		return webhookErr(err, "webhook_endpoint", id)
@@ -231,17 +230,4 @@ func writeAttempts(w http.ResponseWriter, list []webhooks.Attempt, more bool) {
 		out = append(out, attemptView{Attempt: a, Object: "webhook_attempt"})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": more})
-}
-
-// listLimit reads ?limit= (1 to 100, default 10).
-func listLimit(r *http.Request) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return 10, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > webhooks.MaxListLimit {
-		return 0, BadRequest("parameter_invalid", "limit", "limit must be an integer between 1 and %d.", webhooks.MaxListLimit)
-	}
-	return n, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -375,17 +376,14 @@ func signingKeys(box *SecretBox, e *Endpoint, now time.Time) ([][]byte, error) {
 	return keys, nil
 }
 
-// MaxListLimit bounds list pages.
-const MaxListLimit = 100
-
 // ListEvents returns a page of events, newest first, and whether older
 // ones remain.
 func (s *Service) ListEvents(ctx context.Context, f EventFilter) ([]events.Event, bool, error) {
 	limit := f.Limit
-	if limit <= 0 || limit > MaxListLimit {
-		limit = 10
+	if err := page.Check(limit); err != nil {
+		return nil, false, err
 	}
-	f.Limit = limit + 1
+	f.Limit = page.Fetch(limit)
 	var out []events.Event
 	err := s.db.InTx(ctx, func(tx Tx) error {
 		if f.StartingAfter != "" {
@@ -403,10 +401,7 @@ func (s *Service) ListEvents(ctx context.Context, f EventFilter) ([]events.Event
 	if err != nil {
 		return nil, false, err
 	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
+	out, more := page.Trim(out, limit)
 	return out, more, nil
 }
 
@@ -490,10 +485,10 @@ func (s *Service) Redeliver(ctx context.Context, tenantID, eventID, endpointID s
 // ListAttempts returns a page of delivery attempts, newest first.
 func (s *Service) ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt, bool, error) {
 	limit := f.Limit
-	if limit <= 0 || limit > MaxListLimit {
-		limit = 10
+	if err := page.Check(limit); err != nil {
+		return nil, false, err
 	}
-	f.Limit = limit + 1
+	f.Limit = page.Fetch(limit)
 	var out []Attempt
 	err := s.db.InTx(ctx, func(tx Tx) error {
 		var err error
@@ -503,9 +498,6 @@ func (s *Service) ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt,
 	if err != nil {
 		return nil, false, err
 	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
+	out, more := page.Trim(out, limit)
 	return out, more, nil
 }

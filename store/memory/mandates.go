@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/store"
@@ -86,10 +87,8 @@ func (tx *Tx) ListMandates(_ context.Context, f mandates.Filter) ([]mandates.Man
 		out = append(out, *m.Clone())
 	}
 	slices.SortFunc(out, newestFirst)
-	if len(out) > f.Limit {
-		return out[:f.Limit], true, nil
-	}
-	return out, false, nil
+	out, more := page.Trim(out, f.Limit)
+	return out, more, nil
 }
 
 func (tx *Tx) MandateChain(_ context.Context, tenantID, id string) ([]mandates.Mandate, error) {
@@ -276,8 +275,6 @@ func (tx *Tx) ListMandateEvents(_ context.Context, f mandates.EventFilter) ([]ma
 		}
 	}
 	slices.SortFunc(out, func(a, b mandates.Event) int { return int(a.Seq - b.Seq) })
-	if len(out) > f.Limit {
-		return out[:f.Limit], true, nil
-	}
-	return out, false, nil
+	out, more := page.Trim(out, f.Limit)
+	return out, more, nil
 }

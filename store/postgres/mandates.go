@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/store"
@@ -106,14 +107,12 @@ func (t *Tx) ListMandates(ctx context.Context, f mandates.Filter) ([]mandates.Ma
 		  AND ($5 = '' OR parent_id = $5)
 		  AND ($6::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM mandates WHERE id = $6))
 		ORDER BY created_at DESC, id DESC LIMIT $7`,
-		f.TenantID, f.Agent, f.Payer, f.Status, f.ParentID, cursor, f.Limit+1))
+		f.TenantID, f.Agent, f.Payer, f.Status, f.ParentID, cursor, page.Fetch(f.Limit)))
 	if err != nil {
 		return nil, false, err
 	}
-	if len(out) > f.Limit {
-		return out[:f.Limit], true, nil
-	}
-	return out, false, nil
+	out, more := page.Trim(out, f.Limit)
+	return out, more, nil
 }
 
 func (t *Tx) MandateChain(ctx context.Context, tenantID, id string) ([]mandates.Mandate, error) {
@@ -317,7 +316,7 @@ func (t *Tx) ListMandateEvents(ctx context.Context, f mandates.EventFilter) ([]m
 	}
 	rows, err := t.tx.Query(ctx, `SELECT seq, id, tenant_id, mandate_id, type, actor_type, actor_id, data::text, created_at
 		FROM mandate_events WHERE tenant_id = $1 AND mandate_id = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
-		f.TenantID, f.MandateID, f.AfterSeq, f.Limit+1)
+		f.TenantID, f.MandateID, f.AfterSeq, page.Fetch(f.Limit))
 	if err != nil {
 		return nil, false, mapErr(err)
 	}
@@ -337,10 +336,8 @@ func (t *Tx) ListMandateEvents(ctx context.Context, f mandates.EventFilter) ([]m
 	if err := rows.Err(); err != nil {
 		return nil, false, mapErr(err)
 	}
-	if len(out) > f.Limit {
-		return out[:f.Limit], true, nil
-	}
-	return out, false, nil
+	out, more := page.Trim(out, f.Limit)
+	return out, more, nil
 }
 
 // utcPtr returns *t in UTC (pgx scans into the local zone).

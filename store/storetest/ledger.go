@@ -13,6 +13,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
@@ -359,7 +360,7 @@ func testLedgerClaims[X Tx](t *testing.T, b store.Backend[X]) {
 		// The claim is gone with the operation: the charge's state now
 		// answers (already captured / not capturable), not "busy".
 		_, err = run(second)
-		var pe *payments.ParamError
+		var pe *apierr.Invalid
 		require.ErrorAs(t, err, &pe)
 	}
 	assert.Equal(t, int64(2000), spentOf(t, b, m), "the capture holds what it captured, the void nothing")

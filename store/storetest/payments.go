@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
@@ -73,7 +75,7 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 		{Owner: o, Amount: 100, Currency: "usd", PaymentMethod: tok, Description: "card 4242 4242 4242 4242"},
 	} {
 		_, err := s.Create(ctx, p)
-		var pe *payments.ParamError
+		var pe *apierr.Invalid
 		require.ErrorAs(t, err, &pe, "%+v", p)
 	}
 
@@ -84,7 +86,7 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	assert.Equal(t, "jpy", c.Currency)
 	over := int64(5001)
 	_, err = s.Capture(ctx, o, c.ID, &over)
-	var pe *payments.ParamError
+	var pe *apierr.Invalid
 	require.ErrorAs(t, err, &pe)
 	part := int64(3000)
 	c, err = s.Capture(ctx, o, c.ID, &part)
@@ -93,7 +95,7 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	assert.Equal(t, int64(3000), c.AmountCaptured)
 	_, err = s.Capture(ctx, o, c.ID, nil)
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, "charge_already_captured", pe.Code)
+	assert.Equal(t, apierr.Code("charge_already_captured"), pe.Code)
 	_, err = s.Void(ctx, o, c.ID)
 	require.ErrorAs(t, err, &pe, "a captured charge cannot be voided")
 
@@ -104,7 +106,7 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	big := int64(2001)
 	_, err = s.Refund(ctx, payments.RefundParams{Owner: o, ChargeID: c.ID, Amount: &big})
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, "amount_too_large", pe.Code)
+	assert.Equal(t, apierr.Code("amount_too_large"), pe.Code)
 	r, err = s.Refund(ctx, payments.RefundParams{Owner: o, ChargeID: c.ID}) // the rest
 	require.NoError(t, err)
 	assert.Equal(t, int64(2000), r.Amount)
@@ -114,7 +116,7 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	assert.True(t, c.Refunded)
 	_, err = s.Refund(ctx, payments.RefundParams{Owner: o, ChargeID: c.ID})
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, "charge_already_refunded", pe.Code)
+	assert.Equal(t, apierr.Code("charge_already_refunded"), pe.Code)
 
 	// Void an authorization; then it can neither be captured nor refunded.
 	c, err = s.Create(ctx, payments.ChargeParams{Owner: o, Amount: 700, Currency: "bhd", PaymentMethod: tok})
@@ -156,7 +158,7 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	var seen []string
 	after := ""
 	for {
-		page, more, err := s.List(ctx, o, 5, after)
+		page, more, err := s.List(ctx, o, page.Page{Limit: 5, StartingAfter: after})
 		require.NoError(t, err)
 		for _, ch := range page {
 			seen = append(seen, ch.ID)
@@ -168,9 +170,9 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	}
 	assert.Len(t, seen, 15)
 	assert.Equal(t, c.ID, seen[0])
-	_, _, err = s.List(ctx, o, 5, "ch_missing")
+	_, _, err = s.List(ctx, o, page.Page{Limit: 5, StartingAfter: "ch_missing"})
 	require.ErrorAs(t, err, &pe)
-	other, _, err := s.List(ctx, payments.Owner{TenantID: MakeTenant(t, b).ID}, 10, "")
+	other, _, err := s.List(ctx, payments.Owner{TenantID: MakeTenant(t, b).ID}, page.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Empty(t, other)
 
@@ -218,7 +220,7 @@ func testCharges[X Tx](t *testing.T, b store.Backend[X]) {
 	assert.Equal(t, "acct_1", got.MerchantID)
 	require.NotNil(t, got.Purchase)
 	assert.Equal(t, int64(2), got.Purchase.LineItems[0].Quantity)
-	page, _, err := s.List(ctx, o, 100, "")
+	page, _, err := s.List(ctx, o, page.Page{Limit: 100})
 	require.NoError(t, err)
 	assert.Len(t, page, 16, "the refused charge left no row")
 }
