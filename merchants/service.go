@@ -14,12 +14,12 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/apierr"
-	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/internal/country"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/webhooks"
 )
 
 // Tx is what a merchants transaction can touch.
@@ -64,7 +64,7 @@ func (s *Service) checker() *Checker {
 	if c := s.check.Load(); c != nil {
 		return c
 	}
-	return NewChecker(net.DefaultResolver, webhooks.Policy{}, 15*time.Second, nil)
+	return NewChecker(net.DefaultResolver, egress.Policy{}, 15*time.Second, nil)
 }
 
 // Profile is what a tenant sets about itself.

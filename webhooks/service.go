@@ -12,6 +12,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/apierr"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/store"
@@ -48,7 +49,7 @@ var eventTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
 
 // ServiceOptions configure the Service.
 type ServiceOptions struct {
-	Policy Policy
+	Policy egress.Policy
 	Box    *SecretBox
 	// RotationOverlap is how long the previous secret keeps signing after a
 	// rotation when the request does not say.
@@ -80,7 +81,7 @@ func NewService(db store.Runner[Tx], o ServiceOptions) *Service {
 func (s *Service) now() time.Time { return s.opt.Clock.Now().UTC().Truncate(time.Microsecond) }
 
 // Policy returns the destination policy.
-func (s *Service) Policy() Policy { return s.opt.Policy }
+func (s *Service) Policy() egress.Policy { return s.opt.Policy }
 
 // DefaultRotationOverlap is the overlap used when a rotation does not say.
 func (s *Service) DefaultRotationOverlap() time.Duration { return s.opt.RotationOverlap }
