@@ -17,8 +17,8 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/apierr"
-	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/store"
 )
 

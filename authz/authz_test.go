@@ -292,7 +292,7 @@ func registerTestDetail(r *authz.DetailTypeRegistry) {
 				return nil, err
 			}
 			if d.Amount <= 0 {
-				return nil, &authz.DetailError{Description: "amount must be positive"}
+				return nil, authz.RefuseDetails("amount must be positive")
 			}
 			return json.Marshal(d)
 		},

@@ -5,10 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/perfectpay/perfectpay/internal/apierr"
 )
 
 // DetailContext is what a detail type's hooks learn about the request.
@@ -134,14 +135,25 @@ func (r *DetailTypeRegistry) get(typ string) (DetailType, bool) {
 // more than its parent.
 var ErrNotNarrower = errors.New("authorization_details element is not within the subject token's grant")
 
-// DetailError is a refusal of authorization_details, shown to the client
-// as the error_description of invalid_authorization_details.
-type DetailError struct{ Description string }
+// CodeInvalidDetails is the code of a refusal of authorization_details:
+// the token endpoint answers it as invalid_authorization_details (RFC 9396)
+// with the message as error_description.
+const CodeInvalidDetails apierr.Code = "invalid_authorization_details"
 
-func (e *DetailError) Error() string { return e.Description }
+// RefuseDetails returns a refusal of authorization_details, an
+// *apierr.Invalid with code CodeInvalidDetails.
+func RefuseDetails(format string, args ...any) error {
+	return apierr.Invalidf("authorization_details", CodeInvalidDetails, format, args...)
+}
 
-func detailErrorf(format string, args ...any) error {
-	return &DetailError{Description: fmt.Sprintf(format, args...)}
+// detailRefusal returns the message of err when it is a refusal of
+// authorization_details.
+func detailRefusal(err error) (string, bool) {
+	var inv *apierr.Invalid
+	if errors.As(err, &inv) && inv.Code == CodeInvalidDetails {
+		return inv.Message, true
+	}
+	return "", false
 }
 
 // StrictDecode decodes one element into v, refusing unknown fields, for
@@ -150,10 +162,10 @@ func StrictDecode(raw json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &DetailError{Description: err.Error()}
+		return RefuseDetails("%s", err.Error())
 	}
 	if dec.More() {
-		return &DetailError{Description: "trailing data after the element"}
+		return RefuseDetails("trailing data after the element")
 	}
 	return nil
 }
@@ -181,26 +193,26 @@ func (r *DetailTypeRegistry) parseDetails(raw string) ([]detailElement, error) {
 	}
 	var elems []json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &elems); err != nil {
-		return nil, detailErrorf("authorization_details must be a JSON array of objects")
+		return nil, RefuseDetails("authorization_details must be a JSON array of objects")
 	}
 	if len(elems) == 0 {
-		return nil, detailErrorf("authorization_details must not be empty")
+		return nil, RefuseDetails("authorization_details must not be empty")
 	}
 	if len(elems) > maxDetails {
-		return nil, detailErrorf("authorization_details has more than %d elements", maxDetails)
+		return nil, RefuseDetails("authorization_details has more than %d elements", maxDetails)
 	}
 	out := make([]detailElement, 0, len(elems))
 	for i, e := range elems {
 		var fields map[string]json.RawMessage
 		if err := json.Unmarshal(e, &fields); err != nil || fields == nil {
-			return nil, detailErrorf("authorization_details[%d] is not a JSON object", i)
+			return nil, RefuseDetails("authorization_details[%d] is not a JSON object", i)
 		}
 		var typ string
 		if err := json.Unmarshal(fields["type"], &typ); err != nil || typ == "" {
-			return nil, detailErrorf("authorization_details[%d] needs a string \"type\"", i)
+			return nil, RefuseDetails("authorization_details[%d] needs a string \"type\"", i)
 		}
 		if _, ok := r.get(typ); !ok {
-			return nil, detailErrorf("authorization_details[%d]: unknown type %q (supported: %v)", i, typ, r.Types())
+			return nil, RefuseDetails("authorization_details[%d]: unknown type %q (supported: %v)", i, typ, r.Types())
 		}
 		for name, shape := range commonFields {
 			v, ok := fields[name]
@@ -216,7 +228,7 @@ func (r *DetailTypeRegistry) parseDetails(raw string) ([]detailElement, error) {
 				err = json.Unmarshal(v, &ss)
 			}
 			if err != nil {
-				return nil, detailErrorf("authorization_details[%d].%s has the wrong type", i, name)
+				return nil, RefuseDetails("authorization_details[%d].%s has the wrong type", i, name)
 			}
 		}
 		out = append(out, detailElement{Type: typ, Raw: compactJSON(e)})
@@ -312,7 +324,7 @@ func (r *DetailTypeRegistry) checkSingle(elems []detailElement) error {
 	seen := map[string]bool{}
 	for _, e := range elems {
 		if dt, _ := r.get(e.Type); dt.Single && seen[e.Type] {
-			return detailErrorf("authorization_details: at most one %s element per request", e.Type)
+			return RefuseDetails("authorization_details: at most one %s element per request", e.Type)
 		}
 		seen[e.Type] = true
 	}
@@ -320,12 +332,11 @@ func (r *DetailTypeRegistry) checkSingle(elems []detailElement) error {
 }
 
 func wrapDetailErr(i int, err error) error {
-	var de *DetailError
-	if errors.As(err, &de) {
-		return detailErrorf("authorization_details[%d]: %s", i, de.Description)
+	if desc, ok := detailRefusal(err); ok {
+		return RefuseDetails("authorization_details[%d]: %s", i, desc)
 	}
 	if errors.Is(err, ErrNotNarrower) {
-		return detailErrorf("authorization_details[%d]: %s", i, ErrNotNarrower.Error())
+		return RefuseDetails("authorization_details[%d]: %s", i, ErrNotNarrower.Error())
 	}
 	return err // an internal failure, not the client's fault
 }
@@ -367,7 +378,7 @@ func delegation(client string, states []*GrantState) (string, *Actor, error) {
 			continue
 		}
 		if chain != nil && !slices.Equal(chain, st.Delegators) {
-			return "", nil, detailErrorf("authorization_details elements were delegated along different chains; ask for one token each")
+			return "", nil, RefuseDetails("authorization_details elements were delegated along different chains; ask for one token each")
 		}
 		chain = st.Delegators
 	}

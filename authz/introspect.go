@@ -86,8 +86,7 @@ func (i *Issuer) Introspect(ctx context.Context, caller Caller, token, hint stri
 	// What the token's authorization_details grant must still stand (a
 	// mandate revoked, or one of its ancestors, ends the token too).
 	states, err := i.details.states(ctx, at.TenantID, at.AuthorizationDetails)
-	var de *DetailError
-	if errors.As(err, &de) {
+	if _, ok := detailRefusal(err); ok {
 		return inactive, nil // a type this node no longer knows
 	}
 	if err != nil {
@@ -176,8 +175,7 @@ func (i *Issuer) introspectRefresh(ctx context.Context, caller Caller, token str
 		return nil, err
 	}
 	states, err := i.details.states(ctx, ts.TenantID, sess.AuthorizationDetails)
-	var de *DetailError
-	if errors.As(err, &de) {
+	if _, ok := detailRefusal(err); ok {
 		return inactive, nil
 	}
 	if err != nil {

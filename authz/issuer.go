@@ -334,12 +334,10 @@ func (i *Issuer) TokenEndpoint(w http.ResponseWriter, r *http.Request) {
 // writeTokenError writes an RFC 6749 §5.2 error.
 func (i *Issuer) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
 	var te *TokenError
-	var de *DetailError
-	switch {
-	case errors.As(err, &te):
+	if errors.As(err, &te) {
 		err = &fosite.RFC6749Error{ErrorField: te.Code, DescriptionField: te.Description, CodeField: http.StatusBadRequest}
-	case errors.As(err, &de):
-		err = errInvalidDetails(de.Description)
+	} else if desc, ok := detailRefusal(err); ok {
+		err = errInvalidDetails(desc)
 	}
 	var rfc *fosite.RFC6749Error
 	if !errors.As(err, &rfc) || rfc.CodeField >= 500 {
@@ -422,9 +420,8 @@ func (h *clientCredentialsHandler) HandleTokenEndpointRequest(ctx context.Contex
 		return err
 	}
 	sub, act, err := delegation(c.agent.ID, states)
-	var de *DetailError
-	if errors.As(err, &de) {
-		return errInvalidDetails(de.Description)
+	if desc, ok := detailRefusal(err); ok {
+		return errInvalidDetails(desc)
 	}
 	if err != nil || act == nil {
 		return err
@@ -487,9 +484,8 @@ func (i *Issuer) fillSession(ctx context.Context, ar fosite.AccessRequester, c *
 	dc := DetailContext{Agent: c.agent, TenantID: c.agent.TenantID, GrantType: grant, Subject: subj}
 	granted, err := details(dc, form.Get("authorization_details"))
 	if err != nil {
-		var de *DetailError
-		if errors.As(err, &de) {
-			return errInvalidDetails(de.Description)
+		if desc, ok := detailRefusal(err); ok {
+			return errInvalidDetails(desc)
 		}
 		return err
 	}

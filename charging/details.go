@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -94,7 +93,7 @@ func (s *Service) detailState(ctx context.Context, tenantID string, raw json.Raw
 }
 
 func detailErr(format string, args ...any) error {
-	return &authz.DetailError{Description: fmt.Sprintf(format, args...)}
+	return authz.RefuseDetails(format, args...)
 }
 
 func parseOne(raw json.RawMessage) (*mandates.AuthorizationDetail, error) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
 )
 
 // AuthorizationDetailsType is the RFC 9396 authorization details type of a
