@@ -164,7 +164,7 @@ func (s *Service) validate(p *ChargeParams) error {
 		return paramErr("amount", "amount_too_large", "Amount must be no more than %d.", s.cfg.MaxAmount)
 	}
 	if p.Currency == "" {
-		return paramErr("currency", "parameter_missing", "Missing required param: currency.")
+		return paramErr("currency", apierr.ParameterMissing, "Missing required param: currency.")
 	}
 	cur, err := NormalizeCurrency(p.Currency)
 	if err != nil {
@@ -172,17 +172,17 @@ func (s *Service) validate(p *ChargeParams) error {
 	}
 	p.Currency = cur
 	if p.PaymentMethod == "" {
-		return paramErr("payment_method", "parameter_missing", "Missing required param: payment_method (a card token, tok_…).")
+		return paramErr("payment_method", apierr.ParameterMissing, "Missing required param: payment_method (a card token, tok_…).")
 	}
 	if err := checkText("description", p.Description, 1000); err != nil {
 		return err
 	}
 	if len(p.Metadata) > 50 {
-		return paramErr("metadata", "parameter_invalid", "metadata can have at most 50 keys.")
+		return paramErr("metadata", apierr.ParameterInvalid, "metadata can have at most 50 keys.")
 	}
 	for k, v := range p.Metadata {
 		if k == "" || utf8.RuneCountInString(k) > 40 {
-			return paramErr("metadata", "parameter_invalid", "metadata keys must be 1 to 40 characters.")
+			return paramErr("metadata", apierr.ParameterInvalid, "metadata keys must be 1 to 40 characters.")
 		}
 		if err := checkText("metadata", k, 40); err != nil {
 			return err // the key itself is not echoed: it may be what was refused
@@ -216,25 +216,25 @@ func ValidatePurchase(pu *Purchase) error {
 	if pu.OrderURL != "" {
 		u, err := url.Parse(pu.OrderURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(pu.OrderURL) > 2048 {
-			return paramErr("order_url", "parameter_invalid", "order_url must be an absolute http(s) URL of at most 2048 characters.")
+			return paramErr("order_url", apierr.ParameterInvalid, "order_url must be an absolute http(s) URL of at most 2048 characters.")
 		}
 	}
 	if len(pu.LineItems) > 100 {
-		return paramErr("line_items", "parameter_invalid", "At most 100 line items.")
+		return paramErr("line_items", apierr.ParameterInvalid, "At most 100 line items.")
 	}
 	for i, li := range pu.LineItems {
 		param := fmt.Sprintf("line_items[%d]", i)
 		if li.Name == "" {
-			return paramErr(param+".name", "parameter_missing", "Every line item needs a name.")
+			return paramErr(param+".name", apierr.ParameterMissing, "Every line item needs a name.")
 		}
 		if err := checkText(param+".name", li.Name, 200); err != nil {
 			return err
 		}
 		if li.Quantity < 1 || li.Quantity > 1_000_000 {
-			return paramErr(param+".quantity", "parameter_invalid", "quantity must be between 1 and 1000000.")
+			return paramErr(param+".quantity", apierr.ParameterInvalid, "quantity must be between 1 and 1000000.")
 		}
 		if li.UnitAmount < 0 || li.UnitAmount > money.MaxAmount {
-			return paramErr(param+".unit_amount", "parameter_invalid", "unit_amount must be between 0 and %d.", money.MaxAmount)
+			return paramErr(param+".unit_amount", apierr.ParameterInvalid, "unit_amount must be between 0 and %d.", money.MaxAmount)
 		}
 	}
 	return nil
@@ -244,10 +244,10 @@ func ValidatePurchase(pu *Purchase) error {
 // careless caller cannot store one in clear through a description.
 func checkText(param, s string, maxRunes int) error {
 	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxRunes {
-		return paramErr(param, "parameter_invalid", "%s must be valid UTF-8 of at most %d characters.", param, maxRunes)
+		return paramErr(param, apierr.ParameterInvalid, "%s must be valid UTF-8 of at most %d characters.", param, maxRunes)
 	}
 	if logging.RedactPAN(s) != s {
-		return paramErr(param, "parameter_invalid", "%s looks like it contains a card number; card numbers go only to POST /v1/tokens.", param)
+		return paramErr(param, apierr.ParameterInvalid, "%s looks like it contains a card number; card numbers go only to POST /v1/tokens.", param)
 	}
 	return nil
 }
@@ -282,7 +282,7 @@ func (s *Service) Prepare(ctx context.Context, tx Tx, ck Checked) (*Charge, *vau
 	tok, card, err := s.vault.Reveal(ctx, tx, p.TenantID, p.PaymentMethod)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || errors.Is(err, vault.ErrTokenDeleted) || (err == nil && !p.LivemodeOfCard && tok.Livemode != p.Livemode):
-		return nil, nil, paramErr("payment_method", "resource_missing", "No such token: '%s'.", p.PaymentMethod)
+		return nil, nil, paramErr("payment_method", apierr.ResourceMissing, "No such token: '%s'.", p.PaymentMethod)
 	case errors.Is(err, vault.ErrKeyDestroyed):
 		return nil, nil, paramErr("payment_method", "token_unusable", "The card of token '%s' was erased.", p.PaymentMethod)
 	case err != nil:
@@ -573,12 +573,12 @@ type RefundParams struct {
 // CheckRefund validates a refund's own fields.
 func CheckRefund(p RefundParams) error {
 	if p.ChargeID == "" {
-		return paramErr("charge", "parameter_missing", "Missing required param: charge.")
+		return paramErr("charge", apierr.ParameterMissing, "Missing required param: charge.")
 	}
 	switch p.Reason {
 	case "", "duplicate", "fraudulent", "requested_by_customer":
 	default:
-		return paramErr("reason", "parameter_invalid", "reason must be duplicate, fraudulent or requested_by_customer.")
+		return paramErr("reason", apierr.ParameterInvalid, "reason must be duplicate, fraudulent or requested_by_customer.")
 	}
 	return nil
 }
@@ -594,7 +594,7 @@ func (s *Service) OpenRefund(ctx context.Context, tx Tx, p RefundParams) (*Refun
 	now := s.clock()
 	c, err := lockOwned(ctx, tx, p.Owner, p.ChargeID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, paramErr("charge", "resource_missing", "No such charge: '%s'.", p.ChargeID)
+		return nil, paramErr("charge", apierr.ResourceMissing, "No such charge: '%s'.", p.ChargeID)
 	}
 	if err != nil {
 		return nil, err
@@ -864,7 +864,7 @@ func (s *Service) list(ctx context.Context, tenantID string, f ListFilter) ([]Ch
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, false, paramErr("starting_after", "resource_missing", "No such charge: '%s'.", startingAfter)
+		return nil, false, paramErr("starting_after", apierr.ResourceMissing, "No such charge: '%s'.", startingAfter)
 	}
 	if err != nil {
 		return nil, false, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -55,7 +56,7 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	}
 	for param, v := range map[string]string{"currency": req.Currency, "payment_method": req.PaymentMethod, "merchant": req.Merchant} {
 		if v == "" {
-			return BadRequest("parameter_missing", param, "Missing required param: %s.", param)
+			return BadRequest(apierr.ParameterMissing, param, "Missing required param: %s.", param)
 		}
 	}
 	var purchase *payments.Purchase

@@ -14,6 +14,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/logging"
 )
@@ -88,7 +89,7 @@ func storableText(next handlerFunc) handlerFunc {
 			}
 			for _, v := range append(vs, name) {
 				if !ids.Storable(v) {
-					return BadRequest("parameter_invalid", param,
+					return BadRequest(apierr.ParameterInvalid, param,
 						"The query parameter %s is not valid UTF-8 or holds a NUL character.", param)
 				}
 			}

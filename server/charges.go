@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
@@ -86,7 +87,7 @@ func amountParam(raw json.RawMessage, param string) (*int64, error) {
 	}
 	n, err := payments.ParseAmount(string(raw))
 	if err != nil {
-		return nil, BadRequest("parameter_invalid", param, "%s must be a positive integer in the currency's minor units (e.g. 1050 for 10.50 USD).", param)
+		return nil, BadRequest(apierr.ParameterInvalid, param, "%s must be a positive integer in the currency's minor units (e.g. 1050 for 10.50 USD).", param)
 	}
 	return &n, nil
 }
@@ -105,7 +106,7 @@ func chargeIdempotencyKey(r *http.Request) string {
 func requiredAmount(raw json.RawMessage) (*int64, error) {
 	amount, err := amountParam(raw, "amount")
 	if err == nil && amount == nil {
-		err = BadRequest("parameter_missing", "amount", "Missing required param: amount.")
+		err = BadRequest(apierr.ParameterMissing, "amount", "Missing required param: amount.")
 	}
 	return amount, err
 }

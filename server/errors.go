@@ -50,8 +50,8 @@ func Errorf(status int, typ, code, param, format string, args ...any) *Error {
 }
 
 // BadRequest is a 400 invalid_request_error about param.
-func BadRequest(code, param, format string, args ...any) *Error {
-	return Errorf(http.StatusBadRequest, TypeInvalidRequest, code, param, format, args...)
+func BadRequest(code apierr.Code, param, format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, TypeInvalidRequest, string(code), param, format, args...)
 }
 
 // NotFound is a 404 for a resource of the given kind.
@@ -86,7 +86,7 @@ func fromDomain(err error) *Error {
 	)
 	switch {
 	case errors.As(err, &inv):
-		return BadRequest(string(inv.Code), inv.Param, "%s", inv.Message)
+		return BadRequest(inv.Code, inv.Param, "%s", inv.Message)
 	case errors.As(err, &card):
 		return Errorf(http.StatusPaymentRequired, TypeCard, string(card.Code), card.Param, "%s", card.Message)
 	case errors.As(err, &nf):

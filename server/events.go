@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -47,7 +48,7 @@ func (h *EventHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	if len(q.Get("type")) > 100 {
-		return BadRequest("parameter_invalid", "type", "type is longer than 100 characters.")
+		return BadRequest(apierr.ParameterInvalid, "type", "type is longer than 100 characters.")
 	}
 	list, more, err := h.svc.ListEvents(r.Context(), webhooks.EventFilter{
 		TenantID: PrincipalFrom(r).TenantID, Type: q.Get("type"), StartingAfter: pg.StartingAfter, Limit: pg.Limit,

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/logging"
 )
 
@@ -88,7 +89,7 @@ func decodeJSON(r *http.Request, v any, cardBody bool) error {
 		return BadRequest("invalid_json", "", "The request body must hold exactly one JSON value.")
 	}
 	if param, ok := nulString(b); ok {
-		return BadRequest("parameter_invalid", param, "%s holds a NUL character (\\u0000).", orBody(param))
+		return BadRequest(apierr.ParameterInvalid, param, "%s holds a NUL character (\\u0000).", orBody(param))
 	}
 	return nil
 }
@@ -143,7 +144,7 @@ func hasPAN(s string) bool { return logging.RedactPAN(s) != s }
 // panRefused is the answer to a card number in param; param never holds
 // the number itself.
 func panRefused(param string) error {
-	return BadRequest("parameter_invalid", param,
+	return BadRequest(apierr.ParameterInvalid, param,
 		"%s holds what looks like a card number. Card numbers are accepted only by POST /v1/tokens; send the token instead.", orBody(param))
 }
 

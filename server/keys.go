@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -140,7 +141,7 @@ func (h *keyHandlers) roll(w http.ResponseWriter, r *http.Request) error {
 	overlap := 24 * time.Hour
 	if req.ExpiresIn != nil {
 		if *req.ExpiresIn < 0 || *req.ExpiresIn > 7*24*3600 {
-			return BadRequest("parameter_invalid", "expires_in", "expires_in must be between 0 and 604800 seconds.")
+			return BadRequest(apierr.ParameterInvalid, "expires_in", "expires_in must be between 0 and 604800 seconds.")
 		}
 		overlap = time.Duration(*req.ExpiresIn) * time.Second
 	}
@@ -188,9 +189,9 @@ func keyError(err error, id string) error {
 	case errors.Is(err, accounts.ErrKeyNotActive):
 		return Errorf(http.StatusBadRequest, TypeInvalidRequest, "api_key_not_active", re.Param, "The key %s is revoked, expired or already rolled.", id)
 	case errors.Is(err, accounts.ErrScopesRequired):
-		return BadRequest("parameter_missing", re.Param, "%s.", capitalize(re.Detail))
+		return BadRequest(apierr.ParameterMissing, re.Param, "%s.", capitalize(re.Detail))
 	}
-	return BadRequest("parameter_invalid", re.Param, "%s.", capitalize(re.Detail))
+	return BadRequest(apierr.ParameterInvalid, re.Param, "%s.", capitalize(re.Detail))
 }
 
 func capitalize(s string) string {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -115,14 +116,14 @@ func (h *MandateHandlers) list(w http.ResponseWriter, r *http.Request) error {
 		ParentID: q.Get("parent_id"), StartingAfter: pg.StartingAfter, Limit: pg.Limit,
 	}
 	if f.Status != "" && !slices.Contains(mandates.Statuses, f.Status) {
-		return BadRequest("parameter_invalid", "status", "status must be one of %s.", strings.Join(mandates.Statuses, ", "))
+		return BadRequest(apierr.ParameterInvalid, "status", "status must be one of %s.", strings.Join(mandates.Statuses, ", "))
 	}
 	if f.Payer == mandates.PayerSelf {
 		f.Payer = f.TenantID
 	}
 	page, more, err := h.Mandates.List(r.Context(), f)
 	if errors.Is(err, store.ErrNotFound) {
-		return BadRequest("resource_missing", "starting_after", "No such mandate: '%s'.", f.StartingAfter)
+		return BadRequest(apierr.ResourceMissing, "starting_after", "No such mandate: '%s'.", f.StartingAfter)
 	}
 	if err != nil {
 		return err
@@ -192,7 +193,7 @@ func (h *MandateHandlers) events(w http.ResponseWriter, r *http.Request) error {
 	})
 	if errors.Is(err, store.ErrNotFound) && after != "" {
 		if _, gerr := h.Mandates.Get(r.Context(), PrincipalFrom(r).TenantID, id); gerr == nil {
-			return BadRequest("resource_missing", "starting_after", "No such event of mandate %s: '%s'.", id, after)
+			return BadRequest(apierr.ResourceMissing, "starting_after", "No such event of mandate %s: '%s'.", id, after)
 		}
 	}
 	if err != nil {

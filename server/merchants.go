@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/store"
@@ -106,10 +107,10 @@ func (h *MerchantHandlers) find(w http.ResponseWriter, r *http.Request) error {
 	}
 	domain := mandates.NormalizeDomain(q.Get("domain"))
 	if domain == "" {
-		return BadRequest("parameter_missing", "domain", "Give ?domain= to look a merchant up by its verified website domain, leave it out to list your own profiles, or GET /v1/merchants/{id}.")
+		return BadRequest(apierr.ParameterMissing, "domain", "Give ?domain= to look a merchant up by its verified website domain, leave it out to list your own profiles, or GET /v1/merchants/{id}.")
 	}
 	if !mandates.ValidDomain(domain) {
-		return BadRequest("parameter_invalid", "domain", "%q is not a domain name.", domain)
+		return BadRequest(apierr.ParameterInvalid, "domain", "%q is not a domain name.", domain)
 	}
 	found, err := h.Merchants.FindByDomain(r.Context(), domain)
 	if err != nil {
@@ -131,7 +132,7 @@ func (h *MerchantHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	page, more, err := h.Merchants.List(r.Context(), PrincipalFrom(r).TenantID, pg)
 	if errors.Is(err, store.ErrNotFound) {
-		return BadRequest("resource_missing", "starting_after", "No such merchant of yours: '%s'.", pg.StartingAfter)
+		return BadRequest(apierr.ResourceMissing, "starting_after", "No such merchant of yours: '%s'.", pg.StartingAfter)
 	}
 	if err != nil {
 		return err
@@ -149,7 +150,7 @@ func domainError(err error, id, domain string) error {
 	var ve *merchants.VerifyError
 	switch {
 	case errors.As(err, &ve):
-		return BadRequest(ve.Code, "domain", "%s", ve.Message)
+		return BadRequest(apierr.Code(ve.Code), "domain", "%s", ve.Message)
 	case errors.Is(err, merchants.ErrDomainNotClaimed):
 		return Errorf(http.StatusNotFound, TypeInvalidRequest, "resource_missing", "domain",
 			"Merchant %s does not claim %s: add it to the profile's domains (POST /v1/merchants) first.", id, domain)
@@ -165,7 +166,7 @@ func domainVars(r *http.Request) (id, domain string, err error) {
 	v := mux.Vars(r)
 	domain = mandates.NormalizeDomain(v["domain"])
 	if !mandates.ValidDomain(domain) {
-		return "", "", BadRequest("parameter_invalid", "domain", "%q is not a domain name.", v["domain"])
+		return "", "", BadRequest(apierr.ParameterInvalid, "domain", "%q is not a domain name.", v["domain"])
 	}
 	return v["id"], domain, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
 )
@@ -86,7 +87,7 @@ func (h *VaultHandlers) create(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Card == nil {
-		return BadRequest("parameter_missing", "card", "Missing required param: card.")
+		return BadRequest(apierr.ParameterMissing, "card", "Missing required param: card.")
 	}
 	p := PrincipalFrom(r)
 	tok, err := h.v.Tokenize(r.Context(), p.TenantID, p.Key.Key.Mode == accounts.ModeLive, vault.CardInput{

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
@@ -74,16 +75,16 @@ func (h *WebhookHandlers) create(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.URL == "" {
-		return BadRequest("parameter_missing", "url", "Missing required param: url.")
+		return BadRequest(apierr.ParameterMissing, "url", "Missing required param: url.")
 	}
 	events := req.EnabledEvents
 	if events == nil {
 		events = req.Events
 	} else if req.Events != nil {
-		return BadRequest("parameter_invalid", "events", "Send enabled_events or events, not both.")
+		return BadRequest(apierr.ParameterInvalid, "events", "Send enabled_events or events, not both.")
 	}
 	if events == nil {
-		return BadRequest("parameter_missing", "enabled_events", "Missing required param: enabled_events (use [\"*\"] for every event).")
+		return BadRequest(apierr.ParameterMissing, "enabled_events", "Missing required param: enabled_events (use [\"*\"] for every event).")
 	}
 	e, secret, err := h.svc.CreateEndpoint(r.Context(), PrincipalFrom(r).TenantID,
 		webhooks.EndpointInput{URL: req.URL, Events: events, Description: req.Description})
@@ -135,7 +136,7 @@ func (h *WebhookHandlers) update(w http.ResponseWriter, r *http.Request) error {
 	if events == nil {
 		events = req.Events
 	} else if req.Events != nil {
-		return BadRequest("parameter_invalid", "events", "Send enabled_events or events, not both.")
+		return BadRequest(apierr.ParameterInvalid, "events", "Send enabled_events or events, not both.")
 	}
 	id := mux.Vars(r)["id"]
 	e, err := h.svc.UpdateEndpoint(r.Context(), PrincipalFrom(r).TenantID, id, webhooks.EndpointUpdate{
@@ -187,7 +188,7 @@ func (h *WebhookHandlers) rotate(w http.ResponseWriter, r *http.Request) error {
 	var overlap *time.Duration
 	if req.ExpiresIn != nil {
 		if *req.ExpiresIn < 0 || *req.ExpiresIn > int64(webhooks.MaxRotationOverlap.Seconds()) {
-			return BadRequest("parameter_invalid", "expires_in", "expires_in must be between 0 and %d seconds.", int64(webhooks.MaxRotationOverlap.Seconds()))
+			return BadRequest(apierr.ParameterInvalid, "expires_in", "expires_in must be between 0 and %d seconds.", int64(webhooks.MaxRotationOverlap.Seconds()))
 		}
 		d := time.Duration(*req.ExpiresIn) * time.Second
 		overlap = &d
