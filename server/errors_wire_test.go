@@ -59,7 +59,10 @@ func TestErrorAnswersOnTheWire(t *testing.T) {
 		data := r.JSON["data"].([]any)
 		require.NotEmpty(t, data)
 		event := data[0].(map[string]any)["id"].(string)
-		placeholders := map[string]string{s.agent: "{agent}", mandate: "{mandate}", s.card: "{card}", s.merchant: "{merchant}"}
+		gone, _ := secretAgent(t, n, s.key, nil)
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents/" + gone + "/revoke", Key: s.key})
+		require.Equal(t, 200, r.Status, string(r.Body))
+		placeholders := map[string]string{s.agent: "{agent}", mandate: "{mandate}", s.card: "{card}", s.merchant: "{merchant}", gone: "{gone}"}
 
 		cases := []struct {
 			name string
@@ -104,6 +107,10 @@ func TestErrorAnswersOnTheWire(t *testing.T) {
 				wireError{400, "invalid_request_error", "parameter_invalid", "currency", "currency \"XYZ\" is not a supported ISO 4217 currency code."}},
 			{"mandate missing", apptest.Req{Method: "POST", Path: "/v1/mandates", Key: s.key, Body: mandateBody(map[string]any{"agent": nil})},
 				wireError{400, "invalid_request_error", "parameter_missing", "agent", "agent is required: the client id of the agent that may spend."}},
+			{"mandate state", apptest.Req{Method: "POST", Path: "/v1/mandates/" + mandate + "/resume", Key: s.key},
+				wireError{409, "invalid_request_error", "mandate_active", "id", "Cannot resume mandate {mandate}: it is active."}},
+			{"agent revoked", apptest.Req{Method: "POST", Path: "/v1/agents/" + gone + "/resume", Key: s.key},
+				wireError{409, "invalid_request_error", "agent_revoked", "id", "The agent {gone} is revoked."}},
 			{"mandate not found", apptest.Req{Method: "GET", Path: "/v1/mandates/mdt_missing", Key: s.key},
 				wireError{404, "invalid_request_error", "resource_missing", "id", "No such mandate: 'mdt_missing'"}},
 			{"merchant mcc", apptest.Req{Method: "POST", Path: "/v1/merchants", Key: s.key, Body: map[string]any{
