@@ -11,6 +11,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/store"
@@ -87,14 +88,12 @@ const (
 	EventExhausted = "mandate.exhausted"
 )
 
-// StateError means a lifecycle action does not apply to the mandate's
-// current status (e.g. resuming an active mandate).
-type StateError struct {
-	ID, Status, Action string
-}
-
-func (e *StateError) Error() string {
-	return fmt.Sprintf("mandates: cannot %s mandate %s: it is %s", e.Action, e.ID, e.Status)
+// stateConflict means a lifecycle action does not apply to the mandate's
+// current status (e.g. resuming an active mandate): an *apierr.Conflict
+// whose code is "mandate_<status>".
+func stateConflict(id, status, action string) error {
+	return &apierr.Conflict{Param: "id", Code: apierr.Code("mandate_" + status),
+		Message: fmt.Sprintf("Cannot %s mandate %s: it is %s.", action, id, status)}
 }
 
 // Record writes one state change of m into its history, the audit trail
@@ -241,7 +240,7 @@ func (s *Service) transition(ctx context.Context, tenantID, id, action string, f
 		var err error
 		m, err = tx.SetMandateStatus(ctx, tenantID, id, from, to, s.now().UTC().Truncate(time.Microsecond))
 		if errors.Is(err, store.ErrConflict) && m != nil {
-			return &StateError{ID: id, Status: m.Status, Action: action}
+			return stateConflict(id, m.Status, action)
 		}
 		if err != nil {
 			return err
@@ -281,7 +280,7 @@ func (s *Service) Resume(ctx context.Context, tenantID, id string) (*Mandate, er
 		}
 		m, err = tx.SetMandateStatus(ctx, tenantID, id, []string{StatusSuspended}, to, s.now().UTC().Truncate(time.Microsecond))
 		if errors.Is(err, store.ErrConflict) && m != nil {
-			return &StateError{ID: id, Status: m.Status, Action: "resume"}
+			return stateConflict(id, m.Status, "resume")
 		}
 		if err != nil {
 			return err

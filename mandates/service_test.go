@@ -69,9 +69,9 @@ func TestServiceLifecycle(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "parent_id", fe.Param)
 	_, err = s.Suspend(ctx, tenant, m.ID)
-	var se *mandates.StateError
+	var se *apierr.Conflict
 	require.ErrorAs(t, err, &se)
-	assert.Equal(t, mandates.StatusPendingApproval, se.Status)
+	assert.Equal(t, apierr.Code("mandate_"+mandates.StatusPendingApproval), se.Code)
 
 	m, err = s.Approve(ctx, tenant, m.ID)
 	require.NoError(t, err)
@@ -141,8 +141,9 @@ func TestServiceSelfPayerAndExpiry(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, mandates.StatusExpired, m.Status)
 	_, err = s.Resume(ctx, tenant, m.ID)
-	var se *mandates.StateError
+	var se *apierr.Conflict
 	require.ErrorAs(t, err, &se)
+	assert.Equal(t, apierr.Code("mandate_"+mandates.StatusExpired), se.Code)
 }
 
 func TestServiceResumeExhausted(t *testing.T) {

@@ -59,10 +59,7 @@ type createMandateRequest struct {
 
 // mandateError maps the mandates domain's errors to API errors.
 func mandateError(err error, id string) error {
-	var se *mandates.StateError
 	switch {
-	case errors.As(err, &se):
-		return Errorf(http.StatusConflict, TypeInvalidRequest, "mandate_"+se.Status, "id", "Cannot %s mandate %s: it is %s.", se.Action, se.ID, se.Status)
 	case errors.Is(err, store.ErrNotFound):
 		return NotFound("mandate", id)
 	}
