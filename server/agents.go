@@ -113,11 +113,7 @@ func (h *AgentHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]agentView, 0, len(agents))
-	for i := range agents {
-		out = append(out, viewAgent(&agents[i], ""))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": more})
+	writeList(w, agents, func(a *authz.Agent) agentView { return viewAgent(a, "") }, more)
 	return nil
 }
 

@@ -56,11 +56,7 @@ func (h *EventHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return webhookErr(err, "event", "")
 	}
-	out := make([]eventView, 0, len(list))
-	for i := range list {
-		out = append(out, viewEvent(&list[i]))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": more})
+	writeList(w, list, viewEvent, more)
 	return nil
 }
 

@@ -125,11 +125,7 @@ func (h *MandateHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]mandateView, 0, len(page))
-	for i := range page {
-		out = append(out, viewMandate(&page[i]))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": more})
+	writeList(w, page, viewMandate, more)
 	return nil
 }
 
@@ -200,11 +196,7 @@ func (h *MandateHandlers) events(w http.ResponseWriter, r *http.Request) error {
 		Object string `json:"object"`
 		mandates.Event
 	}
-	out := make([]eventView, 0, len(page))
-	for _, e := range page {
-		out = append(out, eventView{Object: "mandate_event", Event: e})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": more})
+	writeList(w, page, func(e *mandates.Event) eventView { return eventView{Object: "mandate_event", Event: *e} }, more)
 	return nil
 }
 

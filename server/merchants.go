@@ -116,11 +116,7 @@ func (h *MerchantHandlers) find(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]merchantView, 0, len(found))
-	for i := range found {
-		out = append(out, viewMerchant(&found[i]))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": false})
+	writeList(w, found, viewMerchant, false)
 	return nil
 }
 
@@ -137,11 +133,7 @@ func (h *MerchantHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]merchantView, 0, len(page))
-	for i := range page {
-		out = append(out, viewMerchant(&page[i]))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": more})
+	writeList(w, page, viewMerchant, more)
 	return nil
 }
 

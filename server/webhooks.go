@@ -101,11 +101,7 @@ func (h *WebhookHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]endpointView, 0, len(list))
-	for i := range list {
-		out = append(out, viewEndpoint(&list[i], ""))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": false})
+	writeList(w, list, func(e *webhooks.Endpoint) endpointView { return viewEndpoint(e, "") }, false)
 	return nil
 }
 
@@ -226,9 +222,5 @@ func writeAttempts(w http.ResponseWriter, list []webhooks.Attempt, more bool) {
 		webhooks.Attempt
 		Object string `json:"object"`
 	}
-	out := make([]attemptView, 0, len(list))
-	for _, a := range list {
-		out = append(out, attemptView{Attempt: a, Object: "webhook_attempt"})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out, "has_more": more})
+	writeList(w, list, func(a *webhooks.Attempt) attemptView { return attemptView{Attempt: *a, Object: "webhook_attempt"} }, more)
 }
