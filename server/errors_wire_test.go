@@ -62,7 +62,12 @@ func TestErrorAnswersOnTheWire(t *testing.T) {
 		gone, _ := secretAgent(t, n, s.key, nil)
 		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents/" + gone + "/revoke", Key: s.key})
 		require.Equal(t, 200, r.Status, string(r.Body))
-		placeholders := map[string]string{s.agent: "{agent}", mandate: "{mandate}", s.card: "{card}", s.merchant: "{merchant}", gone: "{gone}"}
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys", Key: s.key, Body: map[string]any{"type": "secret"}})
+		require.Equal(t, 201, r.Status, string(r.Body))
+		spent := r.JSON["id"].(string)
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys/" + spent + "/revoke", Key: s.key})
+		require.Equal(t, 200, r.Status, string(r.Body))
+		placeholders := map[string]string{spent: "{spent}", s.agent: "{agent}", mandate: "{mandate}", s.card: "{card}", s.merchant: "{merchant}", gone: "{gone}"}
 
 		cases := []struct {
 			name string
@@ -111,6 +116,14 @@ func TestErrorAnswersOnTheWire(t *testing.T) {
 				wireError{409, "invalid_request_error", "mandate_active", "id", "Cannot resume mandate {mandate}: it is active."}},
 			{"agent revoked", apptest.Req{Method: "POST", Path: "/v1/agents/" + gone + "/resume", Key: s.key},
 				wireError{409, "invalid_request_error", "agent_revoked", "id", "The agent {gone} is revoked."}},
+			{"key type", apptest.Req{Method: "POST", Path: "/v1/api_keys", Key: s.key, Body: map[string]any{"type": "master"}},
+				wireError{400, "invalid_request_error", "parameter_invalid", "type", "Type must be one of secret, publishable, restricted."}},
+			{"key scopes", apptest.Req{Method: "POST", Path: "/v1/api_keys", Key: s.key, Body: map[string]any{"type": "restricted"}},
+				wireError{400, "invalid_request_error", "parameter_missing", "scopes", "A restricted key needs at least one scope."}},
+			{"key mode", apptest.Req{Method: "POST", Path: "/v1/api_keys", Key: s.key, Body: map[string]any{"type": "secret", "mode": "live"}},
+				wireError{403, "permission_error", "mode_mismatch", "mode", "A test-mode key cannot act on live-mode keys."}},
+			{"key not active", apptest.Req{Method: "POST", Path: "/v1/api_keys/" + spent + "/roll", Key: s.key},
+				wireError{400, "invalid_request_error", "api_key_not_active", "id", "The key {spent} is revoked, expired or already rolled."}},
 			{"mandate not found", apptest.Req{Method: "GET", Path: "/v1/mandates/mdt_missing", Key: s.key},
 				wireError{404, "invalid_request_error", "resource_missing", "id", "No such mandate: 'mdt_missing'"}},
 			{"merchant mcc", apptest.Req{Method: "POST", Path: "/v1/merchants", Key: s.key, Body: map[string]any{
