@@ -17,7 +17,7 @@ func TestRego(t *testing.T) {
 	_, err = Compile(mods) // strict mode: `opa check --strict`
 	require.NoError(t, err)
 	c := newStrictCompiler()
-	ch, err := tester.NewRunner().SetCompiler(c).CapturePrintOutput(true).RaiseBuiltinErrors(true).Run(context.Background(), mods)
+	ch, err := tester.NewRunner().SetCompiler(c).CapturePrintOutput(true).RaiseBuiltinErrors(true).SetModules(mods).RunTests(context.Background(), nil)
 	require.NoError(t, err)
 	n := 0
 	for r := range ch {
