@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"unicode/utf8"
+
+	"github.com/perfectpay/perfectpay/internal/apierr"
 )
 
 // Key rules. They hold whoever calls the service (an HTTP handler, the
@@ -30,19 +32,26 @@ var (
 	ErrKeyNotActive     = errors.New("accounts: key is revoked, expired or already rolled")
 )
 
-// RuleError is a refused key request: which rule (Err, for errors.Is),
-// the request parameter it concerns, and a sentence for the caller.
-type RuleError struct {
-	Err    error
-	Param  string
-	Detail string
-}
-
-func (e *RuleError) Error() string { return e.Err.Error() + ": " + e.Detail }
-func (e *RuleError) Unwrap() error { return e.Err }
-
-func refuse(err error, param, format string, args ...any) error {
-	return &RuleError{Err: err, Param: param, Detail: fmt.Sprintf(format, args...)}
+// refuse is a refused key request: the rule broken (for errors.Is), the
+// request parameter it concerns and a sentence for the caller. A request
+// reaching another mode or a more powerful key is an *apierr.Forbidden,
+// any other an *apierr.Invalid.
+func refuse(rule error, param, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...) + "."
+	if msg[0] >= 'a' && msg[0] <= 'z' {
+		msg = string(msg[0]-'a'+'A') + msg[1:]
+	}
+	switch {
+	case errors.Is(rule, ErrModeMismatch):
+		return &apierr.Forbidden{Param: param, Code: "mode_mismatch", Message: msg, Err: rule}
+	case errors.Is(rule, ErrMorePowerful):
+		return &apierr.Forbidden{Param: param, Code: "insufficient_scope", Message: msg, Err: rule}
+	case errors.Is(rule, ErrKeyNotActive):
+		return &apierr.Invalid{Param: param, Code: "api_key_not_active", Message: msg, Err: rule}
+	case errors.Is(rule, ErrScopesRequired):
+		return &apierr.Invalid{Param: param, Code: apierr.ParameterMissing, Message: msg, Err: rule}
+	}
+	return &apierr.Invalid{Param: param, Code: apierr.ParameterInvalid, Message: msg, Err: rule}
 }
 
 // MaxKeyNameLen bounds a key's name.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -188,7 +189,7 @@ func expectAllowed(reaches []string, callerMode string, shape keyShape, mode str
 func expectRefusal(t *testing.T, err error, db *fakeDB, keysBefore map[string]accounts.APIKey, callerWrites, sameMode bool) {
 	t.Helper()
 	require.Error(t, err)
-	var re *accounts.RuleError
+	var re *apierr.Forbidden
 	require.ErrorAs(t, err, &re)
 	if callerWrites && !sameMode {
 		assert.ErrorIs(t, err, accounts.ErrModeMismatch)
@@ -317,7 +318,7 @@ func TestKeyRequestValidation(t *testing.T) {
 			svc, db, caller := world(t, sk, accounts.ModeTest)
 			_, err := svc.CreateKey(ctx, caller, tc.req)
 			require.ErrorIs(t, err, tc.err)
-			var re *accounts.RuleError
+			var re *apierr.Invalid
 			require.ErrorAs(t, err, &re)
 			assert.Equal(t, tc.param, re.Param)
 			assert.Len(t, db.keys, 1)

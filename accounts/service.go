@@ -264,7 +264,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 }
 
 // CreateKey makes a new key for the caller's tenant, under the key rules
-// (see keyrules.go): refusals are *RuleError.
+// (see keyrules.go): refusals are *apierr.Invalid or *apierr.Forbidden.
 func (s *Service) CreateKey(ctx context.Context, caller *APIKey, req KeyRequest) (*NewKey, error) {
 	if caller == nil {
 		return nil, ErrInvalidKey

@@ -172,7 +172,6 @@ func (h *keyHandlers) revoke(w http.ResponseWriter, r *http.Request) error {
 // path's key id, if any) to API errors; the rules themselves live in
 // accounts.
 func keyError(err error, id string) error {
-	var re *accounts.RuleError
 	switch {
 	case errors.Is(err, store.ErrNotFound) && id != "":
 		return NotFound("api_key", id)
@@ -180,23 +179,6 @@ func keyError(err error, id string) error {
 		return Errorf(http.StatusUnauthorized, TypeAuthentication, "api_key_revoked", "", "This API key was revoked or has expired.")
 	case errors.Is(err, accounts.ErrTenantRevoked):
 		return Errorf(http.StatusForbidden, TypePermission, "tenant_revoked", "", "This tenant was revoked.")
-	case !errors.As(err, &re):
-		return err
-	case errors.Is(err, accounts.ErrModeMismatch):
-		return Errorf(http.StatusForbidden, TypePermission, "mode_mismatch", re.Param, "%s.", capitalize(re.Detail))
-	case errors.Is(err, accounts.ErrMorePowerful):
-		return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", re.Param, "%s.", capitalize(re.Detail))
-	case errors.Is(err, accounts.ErrKeyNotActive):
-		return Errorf(http.StatusBadRequest, TypeInvalidRequest, "api_key_not_active", re.Param, "The key %s is revoked, expired or already rolled.", id)
-	case errors.Is(err, accounts.ErrScopesRequired):
-		return BadRequest(apierr.ParameterMissing, re.Param, "%s.", capitalize(re.Detail))
 	}
-	return BadRequest(apierr.ParameterInvalid, re.Param, "%s.", capitalize(re.Detail))
-}
-
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
+	return err
 }

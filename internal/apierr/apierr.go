@@ -21,11 +21,13 @@ const (
 
 // Invalid is a request parameter the domain refuses: an HTTP 400
 // invalid_request_error naming Param. Message is shown as is and never
-// holds card data or secrets.
+// holds card data or secrets. Err, when set, is the domain's rule that
+// refused (a sentinel for errors.Is).
 type Invalid struct {
 	Param   string
 	Code    Code
 	Message string
+	Err     error
 }
 
 func (e *Invalid) Error() string {
@@ -34,6 +36,8 @@ func (e *Invalid) Error() string {
 	}
 	return e.Param + ": " + e.Message
 }
+
+func (e *Invalid) Unwrap() error { return e.Err }
 
 // Invalidf returns an *Invalid with the formatted message.
 func Invalidf(param string, code Code, format string, args ...any) *Invalid {
@@ -79,14 +83,17 @@ type Conflict struct {
 func (e *Conflict) Error() string { return e.Message }
 
 // Forbidden is an action the caller may not take: an HTTP 403
-// permission_error.
+// permission_error. Err, when set, is the domain's rule that refused.
 type Forbidden struct {
 	Param   string
 	Code    Code
 	Message string
+	Err     error
 }
 
 func (e *Forbidden) Error() string { return e.Message }
+
+func (e *Forbidden) Unwrap() error { return e.Err }
 
 // Unavailable is a dependency briefly out of reach: an HTTP 503 api_error,
 // retryable after RetryAfter seconds (none when zero).
