@@ -1,6 +1,7 @@
 package apierr
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,4 +16,11 @@ func TestMessages(t *testing.T) {
 	assert.Equal(t, "busy", (&Conflict{Message: "busy"}).Error())
 	assert.Equal(t, "no", (&Forbidden{Message: "no"}).Error())
 	assert.Equal(t, "later", (&Unavailable{Message: "later"}).Error())
+}
+
+func TestRuleKeptForIs(t *testing.T) {
+	rule := errors.New("rule")
+	assert.ErrorIs(t, &Invalid{Param: "x", Message: "m", Err: rule}, rule)
+	assert.ErrorIs(t, &Forbidden{Message: "m", Err: rule}, rule)
+	assert.NotErrorIs(t, BadParam("x", "m"), rule)
 }
