@@ -50,6 +50,7 @@ func TestErrorAnswersOnTheWire(t *testing.T) {
 		r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/merchants", Key: mk, Body: map[string]any{
 			"display_name": "Pin Shop", "mcc": "5942", "country": "US", "domains": []string{"pinshop.example"}}})
 		require.Contains(t, []int{200, 201}, r.Status, string(r.Body))
+		shop := r.JSON["id"].(string)
 		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/webhook_endpoints", Key: s.key, Body: map[string]any{
 			"url": "https://hooks.example/pp", "enabled_events": []string{"*"}}})
 		require.Equal(t, 201, r.Status, string(r.Body))
@@ -67,7 +68,7 @@ func TestErrorAnswersOnTheWire(t *testing.T) {
 		spent := r.JSON["id"].(string)
 		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/api_keys/" + spent + "/revoke", Key: s.key})
 		require.Equal(t, 200, r.Status, string(r.Body))
-		placeholders := map[string]string{spent: "{spent}", s.agent: "{agent}", mandate: "{mandate}", s.card: "{card}", s.merchant: "{merchant}", gone: "{gone}"}
+		placeholders := map[string]string{shop: "{shop}", spent: "{spent}", s.agent: "{agent}", mandate: "{mandate}", s.card: "{card}", s.merchant: "{merchant}", gone: "{gone}"}
 
 		cases := []struct {
 			name string
@@ -124,6 +125,10 @@ func TestErrorAnswersOnTheWire(t *testing.T) {
 				wireError{403, "permission_error", "mode_mismatch", "mode", "A test-mode key cannot act on live-mode keys."}},
 			{"key not active", apptest.Req{Method: "POST", Path: "/v1/api_keys/" + spent + "/roll", Key: s.key},
 				wireError{400, "invalid_request_error", "api_key_not_active", "id", "The key {spent} is revoked, expired or already rolled."}},
+			{"domain unproven", apptest.Req{Method: "POST", Path: "/v1/merchants/" + shop + "/domains/pinshop.example/verify", Key: mk},
+				wireError{400, "invalid_request_error", "domain_challenge_missing", "domain", "No challenge for pinshop.example yet: POST /v1/merchants/{shop}/domains/pinshop.example/challenge first."}},
+			{"domain unclaimed", apptest.Req{Method: "POST", Path: "/v1/merchants/" + shop + "/domains/other.example/verify", Key: mk},
+				wireError{404, "invalid_request_error", "resource_missing", "domain", "Merchant {shop} does not claim other.example: add it to the profile's domains (POST /v1/merchants) first."}},
 			{"mandate not found", apptest.Req{Method: "GET", Path: "/v1/mandates/mdt_missing", Key: s.key},
 				wireError{404, "invalid_request_error", "resource_missing", "id", "No such mandate: 'mdt_missing'"}},
 			{"merchant mcc", apptest.Req{Method: "POST", Path: "/v1/merchants", Key: s.key, Body: map[string]any{
