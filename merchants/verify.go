@@ -18,6 +18,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
@@ -146,20 +147,18 @@ func (c *Checker) fetch(ctx context.Context, domain, token string) (why string, 
 	return "", true
 }
 
-// VerifyError is a verification the merchant can act on: Code says which.
-type VerifyError struct {
-	Code    string
-	Message string
-}
-
-func (e *VerifyError) Error() string { return e.Message }
-
-// Codes of VerifyError.
+// Codes of a verification the merchant can act on (an *apierr.Invalid
+// about domain).
 const (
-	CodeChallengeMissing = "domain_challenge_missing"
-	CodeChallengeExpired = "domain_challenge_expired"
-	CodeNotProven        = "domain_verification_failed"
+	CodeChallengeMissing apierr.Code = "domain_challenge_missing"
+	CodeChallengeExpired apierr.Code = "domain_challenge_expired"
+	CodeNotProven        apierr.Code = "domain_verification_failed"
 )
+
+// unverified is a verification the merchant can act on: code says which.
+func unverified(code apierr.Code, format string, args ...any) error {
+	return apierr.Invalidf("domain", code, format, args...)
+}
 
 // Challenge is what the merchant publishes to prove a domain.
 type Challenge struct {
@@ -234,7 +233,7 @@ func (s *Service) StartVerification(ctx context.Context, tenantID, id, domain st
 
 // Verify checks the proof of domain for the tenant's merchant id now, and
 // marks the domain verified when it holds (ErrDomainTaken when another
-// merchant holds it verified). A missing proof is a *VerifyError saying
+// merchant holds it verified). A missing proof is an *apierr.Invalid saying
 // what was looked for and found.
 func (s *Service) Verify(ctx context.Context, tenantID, id, domain string) (*Merchant, error) {
 	domain = mandates.NormalizeDomain(domain)
@@ -247,9 +246,9 @@ func (s *Service) Verify(ctx context.Context, tenantID, id, domain string) (*Mer
 		d := m.Domains[i]
 		switch {
 		case d.Token == "":
-			return &VerifyError{Code: CodeChallengeMissing, Message: fmt.Sprintf("No challenge for %s yet: POST /v1/merchants/%s/domains/%s/challenge first.", domain, id, domain)}
+			return unverified(CodeChallengeMissing, "No challenge for %s yet: POST /v1/merchants/%s/domains/%s/challenge first.", domain, id, domain)
 		case !d.Verified() && !d.TokenExpiresAt.After(s.now()):
-			return &VerifyError{Code: CodeChallengeExpired, Message: fmt.Sprintf("The challenge for %s expired at %s: ask for a new one.", domain, d.TokenExpiresAt.Format(time.RFC3339))}
+			return unverified(CodeChallengeExpired, "The challenge for %s expired at %s: ask for a new one.", domain, d.TokenExpiresAt.Format(time.RFC3339))
 		}
 		token = d.Token
 		return nil
@@ -267,7 +266,7 @@ func (s *Service) Verify(ctx context.Context, tenantID, id, domain string) (*Mer
 		}
 		d := &m.Domains[i]
 		if d.Token != token {
-			return &VerifyError{Code: CodeChallengeMissing, Message: fmt.Sprintf("The challenge for %s changed while it was checked: check again.", domain)}
+			return unverified(CodeChallengeMissing, "The challenge for %s changed while it was checked: check again.", domain)
 		}
 		if checkErr != nil {
 			return audit.RecordFor(ctx, tx, tenantID, "merchant.domain_verification_failed", m.ID, map[string]any{"domain": domain, "reason": checkErr.Error()})
@@ -296,7 +295,7 @@ func (s *Service) Verify(ctx context.Context, tenantID, id, domain string) (*Mer
 		return nil, err
 	}
 	if checkErr != nil {
-		return nil, &VerifyError{Code: CodeNotProven, Message: fmt.Sprintf("%s is not verified: %s.", domain, strings.TrimPrefix(checkErr.Error(), ErrNoProof.Error()+": "))}
+		return nil, unverified(CodeNotProven, "%s is not verified: %s.", domain, strings.TrimPrefix(checkErr.Error(), ErrNoProof.Error()+": "))
 	}
 	return m, nil
 }

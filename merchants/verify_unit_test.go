@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
@@ -93,10 +94,11 @@ func (f *verifyFixture) merchant(t *testing.T, domains ...string) (tenantID stri
 
 func (f *verifyFixture) publish(ch *merchants.Challenge) { f.dns.set(ch.DNSName, ch.DNSValue) }
 
-func codeOfVerify(t *testing.T, err error) string {
+func codeOfVerify(t *testing.T, err error) apierr.Code {
 	t.Helper()
-	var ve *merchants.VerifyError
+	var ve *apierr.Invalid
 	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "domain", ve.Param)
 	return ve.Code
 }
 

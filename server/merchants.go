@@ -139,10 +139,7 @@ func (h *MerchantHandlers) list(w http.ResponseWriter, r *http.Request) error {
 
 // domainError maps domain verification errors to API errors.
 func domainError(err error, id, domain string) error {
-	var ve *merchants.VerifyError
 	switch {
-	case errors.As(err, &ve):
-		return BadRequest(apierr.Code(ve.Code), "domain", "%s", ve.Message)
 	case errors.Is(err, merchants.ErrDomainNotClaimed):
 		return Errorf(http.StatusNotFound, TypeInvalidRequest, "resource_missing", "domain",
 			"Merchant %s does not claim %s: add it to the profile's domains (POST /v1/merchants) first.", id, domain)
