@@ -307,7 +307,7 @@ func TestRetriesBackoffThenFailedAndEndpointDisabled(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, webhooks.EndpointDisabled, got.Status)
 		assert.Equal(t, webhooks.DisabledFailing, got.DisabledReason)
-		evs, _, err := h.svc.ListEvents(context.Background(), webhooks.EventFilter{TenantID: h.tenant, Type: "webhook_endpoint.disabled"})
+		evs, _, err := h.svc.ListEvents(context.Background(), webhooks.EventFilter{TenantID: h.tenant, Type: "webhook_endpoint.disabled", Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, evs, 1)
 		assert.Contains(t, string(evs[0].Data), ep.ID)
@@ -363,7 +363,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 		h.clock.Advance(time.Hour)
 		assert.Equal(t, 0, h.runOnce())
 		assert.Equal(t, 1, rc.count(), "nothing more is sent to a gone endpoint")
-		evs, _, err := h.svc.ListEvents(context.Background(), webhooks.EventFilter{TenantID: h.tenant, Type: "webhook_endpoint.disabled"})
+		evs, _, err := h.svc.ListEvents(context.Background(), webhooks.EventFilter{TenantID: h.tenant, Type: "webhook_endpoint.disabled", Limit: 10})
 		require.NoError(t, err)
 		assert.Len(t, evs, 1)
 
