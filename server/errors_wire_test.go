@@ -11,6 +11,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/app/apptest"
+	"github.com/perfectpay/perfectpay/payments"
 )
 
 // wireError is what a client sees of an error answer.
@@ -160,6 +161,17 @@ func TestErrorAnswersOnTheWire(t *testing.T) {
 				assert.Equal(t, tc.want, got, "on the wire: %s", got)
 			})
 		}
+
+		t.Run("processor down", func(t *testing.T) {
+			r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/charges", Key: s.key, Header: map[string]string{"Idempotency-Key": "pin-auth"},
+				Body: map[string]any{"amount": 100, "currency": "usd", "payment_method": s.card, "capture": false}})
+			require.Equal(t, 200, r.Status, string(r.Body))
+			n.App.Simulator.InjectFault(payments.OpCapture, payments.FaultError, 3)
+			r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/charges/" + r.JSON["id"].(string) + "/capture", Key: s.key,
+				Header: map[string]string{"Idempotency-Key": "pin-capture"}})
+			assert.Equal(t, wireError{503, "api_error", "processor_unavailable", "", "The card processor did not answer. Nothing was changed; retry the request."}, seen(r, nil))
+			assert.Equal(t, "1", r.Header.Get("Retry-After"))
+		})
 
 		// authorization_details refused at the token endpoint keep RFC 6749's shape.
 		for _, tc := range []struct{ name, details, want string }{
