@@ -64,6 +64,13 @@ var ErrChargeBusy = errors.New("payments: another capture or void of this charge
 // operation did not happen and may be retried.
 var ErrProcessor = errors.New("payments: the processor did not answer; retry later")
 
+// processorDown is ErrProcessor as the caller is told it: unavailable,
+// retry after a second.
+func processorDown() error {
+	return &apierr.Unavailable{Code: "processor_unavailable", RetryAfter: 1, Err: ErrProcessor,
+		Message: "The card processor did not answer. Nothing was changed; retry the request."}
+}
+
 // Service is the payment core. Its steps (Prepare and Insert, or Open;
 // Record; Claim, ApplyCapture, ApplyVoid, Unclaim; OpenRefund, RecordRefund;
 // ClearReversal) run on a transaction the caller owns, so a caller with more to write in the same transaction
@@ -510,7 +517,7 @@ func (s *Service) CallVoid(ctx context.Context, c *Charge) error {
 
 func refusal(c *Charge, res *Result, what string) error {
 	if res == nil {
-		return ErrProcessor
+		return processorDown()
 	}
 	if !res.Approved {
 		cc := *c

@@ -127,11 +127,6 @@ func paymentsError(err error, kind, id string) error {
 			"Another capture or void of this charge is under way; retry shortly.")
 		e.RetryAfter = 1
 		return e
-	case errors.Is(err, payments.ErrProcessor):
-		e := Errorf(http.StatusServiceUnavailable, TypeAPI, "processor_unavailable", "",
-			"The card processor did not answer. Nothing was changed; retry the request.")
-		e.RetryAfter = 1
-		return e
 	case errors.Is(err, store.ErrNotFound):
 		return NotFound(kind, id)
 	}

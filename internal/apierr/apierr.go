@@ -96,11 +96,15 @@ func (e *Forbidden) Error() string { return e.Message }
 func (e *Forbidden) Unwrap() error { return e.Err }
 
 // Unavailable is a dependency briefly out of reach: an HTTP 503 api_error,
-// retryable after RetryAfter seconds (none when zero).
+// retryable after RetryAfter seconds (none when zero). Err, when set, is
+// the domain's sentinel for errors.Is.
 type Unavailable struct {
 	Code       Code
 	Message    string
 	RetryAfter int
+	Err        error
 }
 
 func (e *Unavailable) Error() string { return e.Message }
+
+func (e *Unavailable) Unwrap() error { return e.Err }

@@ -22,5 +22,6 @@ func TestRuleKeptForIs(t *testing.T) {
 	rule := errors.New("rule")
 	assert.ErrorIs(t, &Invalid{Param: "x", Message: "m", Err: rule}, rule)
 	assert.ErrorIs(t, &Forbidden{Message: "m", Err: rule}, rule)
+	assert.ErrorIs(t, &Unavailable{Message: "m", Err: rule}, rule)
 	assert.NotErrorIs(t, BadParam("x", "m"), rule)
 }
