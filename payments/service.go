@@ -210,7 +210,7 @@ func (s *Service) validate(p *ChargeParams) error {
 }
 
 // ValidatePurchase checks what an agent says about a purchase (text bounds,
-// no card number in any text, order URL, line items). It returns a
+// no card number in any text, order URL, line items). It returns an
 // *apierr.Invalid. The charge pipeline runs it before anything is stored
 // (approvals keep the purchase too).
 func ValidatePurchase(pu *Purchase) error {
