@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,25 +51,19 @@ writer who can replace them can rewrite the log undetected.`,
 				}
 				opts = audit.VerifyOptions{Checkpoint: ex.Checkpoint, Keys: ks}
 			}
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if _, err := a.Audit.SealAll(cmd.Context()); err != nil {
-				return err
-			}
-			res, err := a.Audit.VerifyWith(cmd.Context(), opts)
-			if err != nil {
-				return err
-			}
-			if err := printJSON(cmd, res); err != nil {
-				return err
-			}
-			if !res.OK {
-				return fmt.Errorf("audit chain does not verify at chain position %d (entry %s): %s", res.BadPos, res.BadID, res.Problem)
-			}
-			return nil
+			return c.withSealedAudit(cmd.Context(), func(s *audit.Service) error {
+				res, err := s.VerifyWith(cmd.Context(), opts)
+				if err != nil {
+					return err
+				}
+				if err := printJSON(cmd, res); err != nil {
+					return err
+				}
+				if !res.OK {
+					return fmt.Errorf("audit chain does not verify at chain position %d (entry %s): %s", res.BadPos, res.BadID, res.Problem)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&checkpoint, "checkpoint", "", "checkpoint file kept outside the database (from `audit checkpoint export`)")
@@ -80,20 +75,14 @@ func (c *cli) auditCheckpointCmd() *cobra.Command {
 		Use:   "checkpoint",
 		Short: "Seal pending entries and sign the chain head now (nodes also do it every audit.checkpoint_interval)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if _, err := a.Audit.SealAll(cmd.Context()); err != nil {
-				return err
-			}
-			cp, err := a.Audit.Checkpoint(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd, map[string]any{"id": cp.ID, "chain_pos": cp.ChainPos, "kid": cp.KID,
-				"created_at": cp.CreatedAt, "checkpoint": cp.JWS})
+			return c.withSealedAudit(cmd.Context(), func(s *audit.Service) error {
+				cp, err := s.Checkpoint(cmd.Context(), true)
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd, map[string]any{"id": cp.ID, "chain_pos": cp.ChainPos, "kid": cp.KID,
+					"created_at": cp.CreatedAt, "checkpoint": cp.JWS})
+			})
 		},
 	}
 	var out string
@@ -150,6 +139,21 @@ func (c *cli) auditKeysCmd() *cobra.Command {
 			return printJSON(cmd, v)
 		},
 	}
+}
+
+// withSealedAudit opens the application, seals the pending audit entries so
+// what follows sees the whole chain, runs fn on the audit service and closes
+// the application.
+func (c *cli) withSealedAudit(ctx context.Context, fn func(*audit.Service) error) error {
+	a, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if _, err := a.Audit.SealAll(ctx); err != nil {
+		return err
+	}
+	return fn(a.Audit)
 }
 
 // writeFileAtomic writes b to path through a temporary file in the same
