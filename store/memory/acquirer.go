@@ -20,19 +20,11 @@ func newAcquirerData() acquirerData {
 }
 
 func (tx *Tx) SimAuthorization(_ context.Context, ref string) (*payments.SimAuth, error) {
-	a, ok := tx.d.acquirer.auths[ref]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return &a, nil
+	return find(tx.d.acquirer.auths, ref)
 }
 
 func (tx *Tx) CreateSimAuthorization(_ context.Context, ref string, a payments.SimAuth) error {
-	if _, ok := tx.d.acquirer.auths[ref]; ok {
-		return store.ErrConflict
-	}
-	put(tx, tx.d.acquirer.auths, ref, a)
-	return nil
+	return insert(tx, tx.d.acquirer.auths, ref, a)
 }
 
 func (tx *Tx) UpdateSimAuthorization(_ context.Context, ref string, a payments.SimAuth) error {
@@ -47,17 +39,9 @@ func (tx *Tx) UpdateSimAuthorization(_ context.Context, ref string, a payments.S
 }
 
 func (tx *Tx) SimRefund(_ context.Context, ref string) (*payments.SimRefund, error) {
-	r, ok := tx.d.acquirer.refunds[ref]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return &r, nil
+	return find(tx.d.acquirer.refunds, ref)
 }
 
 func (tx *Tx) CreateSimRefund(_ context.Context, ref string, r payments.SimRefund) error {
-	if _, ok := tx.d.acquirer.refunds[ref]; ok {
-		return store.ErrConflict
-	}
-	put(tx, tx.d.acquirer.refunds, ref, r)
-	return nil
+	return insert(tx, tx.d.acquirer.refunds, ref, r)
 }

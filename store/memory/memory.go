@@ -121,6 +121,24 @@ func put[K comparable, V any](tx *Tx, t table[K, V], k K, v V) {
 	t[k] = v
 }
 
+// find returns a copy of the row at k, or store.ErrNotFound.
+func find[K comparable, V any](t table[K, V], k K) (*V, error) {
+	v, ok := t[k]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return &v, nil
+}
+
+// insert adds the row v at k, or answers store.ErrConflict when k is taken.
+func insert[K comparable, V any](tx *Tx, t table[K, V], k K, v V) error {
+	if _, ok := t[k]; ok {
+		return store.ErrConflict
+	}
+	put(tx, t, k, v)
+	return nil
+}
+
 func del[K comparable, V any](tx *Tx, t table[K, V], k K) {
 	old, had := t[k]
 	if !had {
