@@ -44,44 +44,43 @@ var templateOnce sync.Map // template name -> *sync.Once
 // database is dropped when the test ends.
 func NewURL(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, AdminURL())
-	if err != nil {
-		unavailable(t, err)
-		return ""
-	}
-	defer admin.Close(context.Background())
-
-	tmpl := "perfectpay_tmpl_" + postgres.MigrationsDigest()
-	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(lockKey)); err != nil {
-		t.Fatalf("pgtest: lock: %v", err)
-	}
-	unlock := func() { admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(lockKey)) } //nolint:errcheck
-	var exists bool
-	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", tmpl).Scan(&exists); err != nil {
-		unlock()
-		t.Fatalf("pgtest: %v", err)
-	}
-	if !exists {
-		if err := buildTemplate(ctx, admin, tmpl); err != nil {
-			unlock()
-			t.Fatalf("pgtest: template: %v", err)
+	return newDatabase(t, func(ctx context.Context, admin *pgx.Conn, name string) error {
+		tmpl := "perfectpay_tmpl_" + postgres.MigrationsDigest()
+		if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(lockKey)); err != nil {
+			return fmt.Errorf("lock: %w", err)
 		}
-	}
-	name := "pp_test_" + strings.ToLower(ids.Random(12))
-	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tmpl))
-	unlock()
-	if err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
-	}
-	t.Cleanup(func() { dropDatabase(AdminURL(), name) })
-	return withDB(AdminURL(), name)
+		defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(lockKey)) //nolint:errcheck
+		var exists bool
+		if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", tmpl).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			if err := buildTemplate(ctx, admin, tmpl); err != nil {
+				return fmt.Errorf("template: %w", err)
+			}
+		}
+		if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tmpl)); err != nil {
+			return fmt.Errorf("create database: %w", err)
+		}
+		return nil
+	})
 }
 
 // NewEmptyURL creates a fresh database with no schema at all (for tests of
 // the migrator itself) and returns its URL. It is dropped when the test ends.
 func NewEmptyURL(t testing.TB) string {
+	t.Helper()
+	return newDatabase(t, func(ctx context.Context, admin *pgx.Conn, name string) error {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			return fmt.Errorf("create database: %w", err)
+		}
+		return nil
+	})
+}
+
+// newDatabase picks a fresh database name, lets create make the database on
+// an admin connection, drops it when the test ends and returns its URL.
+func newDatabase(t testing.TB, create func(ctx context.Context, admin *pgx.Conn, name string) error) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -92,8 +91,8 @@ func NewEmptyURL(t testing.TB) string {
 	}
 	defer admin.Close(context.Background())
 	name := "pp_test_" + strings.ToLower(ids.Random(12))
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
+	if err := create(ctx, admin, name); err != nil {
+		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() { dropDatabase(AdminURL(), name) })
 	return withDB(AdminURL(), name)
