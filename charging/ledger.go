@@ -13,7 +13,6 @@ import (
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/vault"
 )
 
 // settle moves a charge's hold to what the ledger rule says it holds now,
@@ -88,20 +87,9 @@ func (s *Service) complete(ctx context.Context, c *payments.Charge, a payments.A
 		return nil, err
 	}
 	if out.ReversalPending {
-		s.reverse(ctx, out)
+		s.pay.FinishReversal(ctx, out)
 	}
 	return payments.Outcome(out)
-}
-
-func (s *Service) reverse(ctx context.Context, c *payments.Charge) {
-	if !s.pay.Reverse(ctx, c) {
-		return
-	}
-	if err := s.db.InTx(ctx, func(tx Tx) error { return s.pay.ClearReversal(ctx, tx, c.TenantID, c.ID) }); err != nil {
-		s.log.ErrorContext(ctx, "recording a charge reversal failed", "charge", c.ID, "err", err)
-		return
-	}
-	c.ReversalPending = false
 }
 
 // Get returns a charge of the owner.
@@ -245,8 +233,8 @@ func (s *Service) GetRefund(ctx context.Context, o payments.Owner, id string) (*
 }
 
 // Resolve completes charges and refunds left unresolved (see
-// payments.Service.Resolve), settling holds in the same transactions. It
-// returns how many objects it looked at.
+// payments.Service.ResolveWith), settling holds in the same transactions.
+// It returns how many objects it looked at.
 func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 	// Answers this node could not record during an outage come first.
 	if err := s.pay.ResolveUnrecorded(ctx, func(ctx context.Context, c *payments.Charge, a payments.Answer) error {
@@ -255,40 +243,21 @@ func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 	}); err != nil {
 		return 0, err
 	}
-	var charges []payments.Charge
-	var refunds []payments.Refund
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		charges, refunds, err = s.pay.Unresolved(ctx, tx, limit)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	for i := range charges {
-		c := &charges[i]
-		if c.Status != payments.StatusPending {
-			s.reverse(ctx, c)
-			continue
-		}
-		var card *vault.Card
-		if err := s.db.InTx(ctx, func(tx Tx) error { card = s.pay.RevealFor(ctx, tx, c); return nil }); err != nil {
-			return 0, err
-		}
-		c.Attempts++ // it may have reached the processor before the node stopped
-		if _, err := s.complete(ctx, c, s.pay.Authorize(ctx, c, card)); err != nil {
-			var ce *payments.CardError
-			if !errors.As(err, &ce) {
-				s.log.ErrorContext(ctx, "resolver: completing a charge failed", "charge", c.ID, "err", err)
-			}
-		}
-	}
-	for i := range refunds {
-		if _, err := s.completeRefund(ctx, &refunds[i]); err != nil {
-			s.log.ErrorContext(ctx, "resolver: completing a refund failed", "refund", refunds[i].ID, "err", err)
-		}
-	}
-	return len(charges) + len(refunds), nil
+	return s.pay.ResolveWith(ctx, limit, ledgerCompletion{s})
+}
+
+// ledgerCompletion records the resolver's findings on the ledger's
+// transactions, settling holds in the same ones.
+type ledgerCompletion struct{ s *Service }
+
+var _ payments.Completion = ledgerCompletion{}
+
+func (l ledgerCompletion) Complete(ctx context.Context, c *payments.Charge, a payments.Answer) (*payments.Charge, error) {
+	return l.s.complete(ctx, c, a)
+}
+
+func (l ledgerCompletion) CompleteRefund(ctx context.Context, r *payments.Refund) (*payments.Refund, error) {
+	return l.s.completeRefund(ctx, r)
 }
 
 // Resolver backoff while the store is unreachable or answers wait.

@@ -803,14 +803,25 @@ func (s *Service) complete(ctx context.Context, c *Charge, a Answer) (*Charge, e
 		s.KeepUnrecorded(c, a, err)
 		return nil, err
 	}
-	if out.ReversalPending && s.Reverse(ctx, out) {
-		if err := s.db.InTx(ctx, func(tx Tx) error { return s.ClearReversal(ctx, tx, out.TenantID, out.ID) }); err != nil {
-			s.log.ErrorContext(ctx, "recording a charge reversal failed", "charge", out.ID, "err", err)
-		} else {
-			out.ReversalPending = false
-		}
+	if out.ReversalPending {
+		s.FinishReversal(ctx, out)
 	}
 	return Outcome(out)
+}
+
+// FinishReversal voids a charge failed without an answer (Reverse) and,
+// once the processor confirms, records it in a transaction of its own
+// (ClearReversal) and clears c.ReversalPending. An unconfirmed or
+// unrecorded reversal is left for the resolver.
+func (s *Service) FinishReversal(ctx context.Context, c *Charge) {
+	if !s.Reverse(ctx, c) {
+		return
+	}
+	if err := s.db.InTx(ctx, func(tx Tx) error { return s.ClearReversal(ctx, tx, c.TenantID, c.ID) }); err != nil {
+		s.log.ErrorContext(ctx, "recording a charge reversal failed", "charge", c.ID, "err", err)
+		return
+	}
+	c.ReversalPending = false
 }
 
 // Existing returns the charge made under a scoped idempotency key (see
@@ -1006,14 +1017,46 @@ func (s *Service) GetRefund(ctx context.Context, o Owner, id string) (*Refund, e
 	return r, nil
 }
 
-// Resolve completes merchant charges and refunds left unresolved: pending
-// charges (their node died mid-call) are authorized again with the same
-// reference and recorded; failed charges with a reversal pending are
-// voided; pending refunds are sent again with the same reference. It
-// returns how many objects it looked at. (A node that makes agent charges
-// runs the charging package's resolver instead, which keeps mandate
-// budgets in step in the same transactions.)
+// Completion records what the resolver learned about a charge or a
+// refund, each in a transaction of its own: the core's for merchant
+// charges (Resolve), the agent charge ledger's for agent charges, which
+// keeps mandate budgets in step in the same transactions (package
+// charging).
+type Completion interface {
+	// Complete records the processor's answer on a pending charge; a
+	// charge failed without an answer is then reversed. A decline comes
+	// back as a *CardError.
+	Complete(ctx context.Context, c *Charge, a Answer) (*Charge, error)
+	// CompleteRefund sends a pending refund again with the same
+	// reference and records the answer.
+	CompleteRefund(ctx context.Context, r *Refund) (*Refund, error)
+}
+
+// coreCompletion records on the core's own transactions: merchant charges.
+type coreCompletion struct{ s *Service }
+
+func (c coreCompletion) Complete(ctx context.Context, ch *Charge, a Answer) (*Charge, error) {
+	return c.s.complete(ctx, ch, a)
+}
+
+func (c coreCompletion) CompleteRefund(ctx context.Context, r *Refund) (*Refund, error) {
+	return c.s.completeRefund(ctx, r)
+}
+
+// Resolve completes merchant charges and refunds left unresolved (see
+// ResolveWith) on the core's own transactions. (A node that makes agent
+// charges runs the charging package's resolver instead, which keeps
+// mandate budgets in step in the same transactions.)
 func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
+	return s.ResolveWith(ctx, limit, coreCompletion{s})
+}
+
+// ResolveWith completes charges and refunds left unresolved, recording
+// through done: pending charges (their node died mid-call) are authorized
+// again with the same reference; failed charges with a reversal pending
+// are voided; pending refunds are sent again with the same reference. It
+// returns how many objects it looked at.
+func (s *Service) ResolveWith(ctx context.Context, limit int, done Completion) (int, error) {
 	var charges []Charge
 	var refunds []Refund
 	err := s.db.InTx(ctx, func(tx Tx) error {
@@ -1027,11 +1070,7 @@ func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 	for i := range charges {
 		c := &charges[i]
 		if c.Status != StatusPending {
-			if s.Reverse(ctx, c) {
-				if err := s.db.InTx(ctx, func(tx Tx) error { return s.ClearReversal(ctx, tx, c.TenantID, c.ID) }); err != nil {
-					s.log.ErrorContext(ctx, "recording a charge reversal failed", "charge", c.ID, "err", err)
-				}
-			}
+			s.FinishReversal(ctx, c)
 			continue
 		}
 		var card *vault.Card
@@ -1039,7 +1078,7 @@ func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 			return 0, err
 		}
 		c.Attempts++ // it may have reached the processor before the node stopped
-		if _, err := s.complete(ctx, c, s.Authorize(ctx, c, card)); err != nil {
+		if _, err := done.Complete(ctx, c, s.Authorize(ctx, c, card)); err != nil {
 			var ce *CardError
 			if !errors.As(err, &ce) {
 				s.log.ErrorContext(ctx, "resolver: completing a charge failed", "charge", c.ID, "err", err)
@@ -1047,7 +1086,7 @@ func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 		}
 	}
 	for i := range refunds {
-		if _, err := s.completeRefund(ctx, &refunds[i]); err != nil {
+		if _, err := done.CompleteRefund(ctx, &refunds[i]); err != nil {
 			s.log.ErrorContext(ctx, "resolver: completing a refund failed", "refund", refunds[i].ID, "err", err)
 		}
 	}
