@@ -24,6 +24,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/storage"
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/store"
@@ -288,13 +289,28 @@ type storedRequest struct {
 }
 
 func (s fositeStore) createSession(ctx context.Context, kind, sig, accessSig string, r fosite.Requester) error {
+	write, err := s.sessionWrite(ctx, kind, sig, accessSig, r)
+	if err != nil {
+		return err
+	}
+	if rot := rotationFrom(ctx); rot != nil && rot.sig != "" {
+		// A refresh grant: the new sessions are written with the spend.
+		rot.writes = append(rot.writes, write)
+		return nil
+	}
+	return s.i.db.InTx(ctx, write)
+}
+
+// sessionWrite prepares the storage of a token session (and, for an access
+// token, its audit entry) as a write to run in a transaction.
+func (s fositeStore) sessionWrite(ctx context.Context, kind, sig, accessSig string, r fosite.Requester) (func(Tx) error, error) {
 	sess, _ := r.GetSession().(*session)
 	if sess == nil {
-		return errors.New("authz: unexpected session type")
+		return nil, errors.New("authz: unexpected session type")
 	}
 	sj, err := json.Marshal(sess)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	data, err := json.Marshal(storedRequest{
 		ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
@@ -302,7 +318,7 @@ func (s fositeStore) createSession(ctx context.Context, kind, sig, accessSig str
 		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Session: sj,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tokType := fosite.AccessToken
 	if kind == KindRefresh {
@@ -318,20 +334,20 @@ func (s fositeStore) createSession(ctx context.Context, kind, sig, accessSig str
 		AccessSignature: accessSig, Active: true, Data: data, CreatedAt: now, ExpiresAt: exp.UTC().Truncate(time.Microsecond),
 	}
 	actx := audit.WithActor(ctx, agentActor(ctx, sess.TenantID, r.GetClient().GetID()))
-	return s.i.db.InTx(ctx, func(tx Tx) error {
+	summary := map[string]any{"client_id": ts.ClientID, "grant_type": sess.GrantType, "expires_at": ts.ExpiresAt,
+		"scope": strings.Join(r.GetGrantedScopes(), " "), "dpop_bound": sess.JKT != ""}
+	if sess.Act != nil {
+		summary["act"] = sess.Act.Chain()
+	}
+	return func(tx Tx) error {
 		if err := tx.CreateTokenSession(ctx, ts); err != nil {
 			return err
 		}
 		if kind != KindAccess {
 			return nil
 		}
-		summary := map[string]any{"client_id": ts.ClientID, "grant_type": sess.GrantType, "expires_at": ts.ExpiresAt,
-			"scope": strings.Join(r.GetGrantedScopes(), " "), "dpop_bound": sess.JKT != ""}
-		if sess.Act != nil {
-			summary["act"] = sess.Act.Chain()
-		}
 		return audit.Record(actx, tx, "token.issued", sig, summary)
-	})
+	}, nil
 }
 
 func (s fositeStore) getSession(ctx context.Context, kind, sig string, into fosite.Session) (fosite.Requester, error) {
@@ -398,10 +414,86 @@ func (s fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) 
 	return s.i.db.InTx(ctx, func(tx Tx) error { return tx.DeleteTokenSession(ctx, KindRefresh, sig) })
 }
 
-// RotateRefreshToken spends the presented refresh token. When a racing
-// request spent it first, that is reuse: the family is revoked.
+// A refresh grant's spend of the presented refresh token, the storage of
+// its new sessions and a family revocation are serialized per family:
+// fosite's refresh handler calls RotateRefreshToken, CreateAccessTokenSession
+// and CreateRefreshTokenSession between BeginTX and Commit, and Commit runs
+// them as one transaction, under the family's lock, that first spends the
+// old token (conditioned on it still being live). revokeFamily takes the
+// same lock. So a racing request learns it lost (and revokes the family)
+// only once the winner's new sessions are committed, and a revocation of
+// the family that comes first leaves the old token spent, so the winner's
+// spend fails instead of storing sessions the revocation missed.
+
+// rotation is the refresh grant under way in a context from BeginTX.
+type rotation struct {
+	requestID, sig string           // the grant family and the token spent
+	writes         []func(Tx) error // the new sessions
+}
+
+type rotationKey struct{}
+
+func rotationFrom(ctx context.Context) *rotation {
+	r, _ := ctx.Value(rotationKey{}).(*rotation)
+	return r
+}
+
+var _ storage.Transactional = fositeStore{}
+
+// BeginTX starts collecting a refresh grant's writes (see rotation).
+func (s fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	return context.WithValue(ctx, rotationKey{}, &rotation{}), nil
+}
+
+// Commit runs a refresh grant's spend and new sessions as one transaction.
+// Writes of other grants were not deferred: nothing is left to do for them.
+func (s fositeStore) Commit(ctx context.Context) error {
+	rot := rotationFrom(ctx)
+	if rot == nil || rot.sig == "" {
+		return nil
+	}
+	requestID, sig, writes := rot.requestID, rot.sig, rot.writes
+	*rot = rotation{}
+	return s.spend(ctx, requestID, sig, writes)
+}
+
+// Rollback drops a refresh grant's deferred writes.
+func (s fositeStore) Rollback(ctx context.Context) error {
+	if rot := rotationFrom(ctx); rot != nil {
+		*rot = rotation{}
+	}
+	return nil
+}
+
+// RotateRefreshToken spends the presented refresh token: at Commit, with
+// the new sessions, within fosite's transaction; at once outside one.
 func (s fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
-	err := s.i.db.InTx(ctx, func(tx Tx) error { return tx.DeactivateTokenSession(ctx, KindRefresh, sig) })
+	if rot := rotationFrom(ctx); rot != nil {
+		rot.requestID, rot.sig, rot.writes = requestID, sig, nil
+		return nil
+	}
+	return s.spend(ctx, requestID, sig, nil)
+}
+
+// spend marks refresh token sig of family requestID used and runs writes,
+// in one transaction under the family's lock. When the token was spent
+// already (a racing request, or the family's revocation), that is reuse:
+// the family is revoked.
+func (s fositeStore) spend(ctx context.Context, requestID, sig string, writes []func(Tx) error) error {
+	err := s.i.db.InTx(ctx, func(tx Tx) error {
+		if err := tx.LockTokenFamily(ctx, familyLockKey(requestID)); err != nil {
+			return err
+		}
+		if err := tx.DeactivateTokenSession(ctx, KindRefresh, sig); err != nil {
+			return err
+		}
+		for _, w := range writes {
+			if err := w(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if errors.Is(err, store.ErrConflict) {
 		if rerr := s.i.revokeFamily(ctx, requestID); rerr != nil {
 			return rerr
@@ -413,6 +505,10 @@ func (s fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig stri
 	}
 	return err
 }
+
+// familyLockKey names a grant family's lock among LockTokenFamily's keys
+// (which are otherwise access token ids).
+func familyLockKey(requestID string) string { return "grant:" + requestID }
 
 // RevokeRefreshToken and RevokeAccessToken are fosite's reuse response:
 // both revoke the whole grant family.

@@ -281,6 +281,11 @@ func (i *Issuer) pruneKeys(ctx context.Context) {
 func (i *Issuer) revokeFamily(ctx context.Context, requestID string) error {
 	now := i.now().UTC().Truncate(time.Microsecond)
 	return i.db.InTx(ctx, func(tx Tx) error {
+		// After a refresh grant's spend and new sessions, or before them
+		// (see fositeStore.spend): never between.
+		if err := tx.LockTokenFamily(ctx, familyLockKey(requestID)); err != nil {
+			return err
+		}
 		live, err := tx.DeactivateTokenFamily(ctx, requestID, now)
 		if err != nil {
 			return err

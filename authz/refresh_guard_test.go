@@ -2,8 +2,11 @@ package authz_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,8 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/memory"
+	"github.com/perfectpay/perfectpay/store/pgtest"
+	"github.com/perfectpay/perfectpay/store/postgres"
 )
 
 // refreshGate stages a race between two uses of one refresh token: it
@@ -164,4 +171,196 @@ func TestRefreshRaceRevokesFamily(t *testing.T) {
 		st, body, _ := token(t, iss, a.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {w["refresh_token"].(string)}}, nil)
 		assert.Equal(t, 400, st, "the winner's refresh token belongs to the revoked family: %v", body)
 	}
+}
+
+// raceKey marks the context of each of the two racing requests (1 or 2).
+type raceKey struct{}
+
+// spendSpy notes whether a transaction spent a refresh token.
+type spendSpy struct {
+	authz.Tx
+	read, spent *bool
+}
+
+func (s spendSpy) GetTokenSession(ctx context.Context, kind, sig string) (*authz.TokenSession, error) {
+	if kind == authz.KindRefresh {
+		*s.read = true
+	}
+	return s.Tx.GetTokenSession(ctx, kind, sig)
+}
+
+func (s spendSpy) DeactivateTokenSession(ctx context.Context, kind, sig string) error {
+	err := s.Tx.DeactivateTokenSession(ctx, kind, sig)
+	if kind == authz.KindRefresh && err == nil {
+		*s.spent = true
+	}
+	return err
+}
+
+// familyGate stages the ordering refreshGate does not: both requests read
+// the refresh token as live, one spends it, and every later transaction of
+// that winner waits until the loser has its answer — so the loser's reuse
+// handling (the family's revocation) runs before whatever the winner still
+// writes after its spend. Nothing of the family may survive that.
+type familyGate struct {
+	store.Runner[authz.Tx]
+	mu       sync.Mutex
+	armed    bool
+	arrived  chan struct{}
+	release  chan struct{}
+	spentBy  int
+	finished [3]chan struct{} // finished[n] closes when request n has its answer
+	problems []string
+}
+
+func (g *familyGate) Autocommit(ctx context.Context, fn func(tx authz.Tx) error) error {
+	var read, spent bool
+	err := g.Runner.Autocommit(ctx, func(tx authz.Tx) error { return fn(spendSpy{tx, &read, &spent}) })
+	g.mu.Lock()
+	armed := g.armed
+	g.mu.Unlock()
+	if read && armed {
+		g.arrived <- struct{}{}
+		<-g.release
+	}
+	return err
+}
+
+func (g *familyGate) InTx(ctx context.Context, fn func(tx authz.Tx) error) error {
+	who, _ := ctx.Value(raceKey{}).(int)
+	g.mu.Lock()
+	winner := who != 0 && g.spentBy == who
+	g.mu.Unlock()
+	if winner {
+		select {
+		case <-g.finished[3-who]:
+		case <-time.After(2 * time.Minute): // a bound for a hung test, not a timing check
+			g.mu.Lock()
+			g.problems = append(g.problems, "the loser never answered")
+			g.mu.Unlock()
+		}
+	}
+	var read, spent bool
+	err := g.Runner.InTx(ctx, func(tx authz.Tx) error { return fn(spendSpy{tx, &read, &spent}) })
+	if err == nil && spent && who != 0 {
+		g.mu.Lock()
+		if g.spentBy == 0 {
+			g.spentBy = who
+		}
+		g.mu.Unlock()
+	}
+	return err
+}
+
+// raceToken is token with the request's context marked as request who.
+func raceToken(iss *authz.Issuer, who int, id, secret string, form url.Values) (int, map[string]any) {
+	r := httptest.NewRequest("POST", testIssuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	r = r.WithContext(context.WithValue(r.Context(), raceKey{}, who))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.SetBasicAuth(id, secret)
+	w := httptest.NewRecorder()
+	iss.TokenEndpoint(w, r)
+	var out map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &out)
+	return w.Code, out
+}
+
+// eachAuthzStore runs fn on a memory and a PostgreSQL store, each with
+// one tenant.
+func eachAuthzStore(t *testing.T, fn func(t *testing.T, db store.Runner[authz.Tx], tenant string)) {
+	tenant := "ten_" + strings.Repeat("b", 8)
+	add := func(ctx context.Context, tx interface {
+		CreateTenant(context.Context, *accounts.Tenant) error
+	}) error {
+		return tx.CreateTenant(ctx, &accounts.Tenant{ID: tenant, Name: "t", Status: accounts.TenantActive, CreatedAt: time.Now()})
+	}
+	t.Run("memory", func(t *testing.T) {
+		m := memory.New()
+		require.NoError(t, m.InTx(context.Background(), func(tx *memory.Tx) error { return add(context.Background(), tx) }))
+		fn(t, store.Bind(m, func(x *memory.Tx) authz.Tx { return x }), tenant)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		p := pgtest.NewStore(t)
+		require.NoError(t, p.InTx(context.Background(), func(tx *postgres.Tx) error { return add(context.Background(), tx) }))
+		fn(t, store.Bind(p, func(x *postgres.Tx) authz.Tx { return x }), tenant)
+	})
+}
+
+// TestRefreshRaceRevocationBeforeWinnerWrites: the loser of a race over one
+// refresh token revokes the family while the winner has spent the token
+// but (if its writes were not one with the spend) not yet stored its new
+// sessions. Afterwards no token of the family is active: not the first
+// access token, not the winner's new access token, not its new refresh
+// token.
+func TestRefreshRaceRevocationBeforeWinnerWrites(t *testing.T) {
+	eachAuthzStore(t, func(t *testing.T, db store.Runner[authz.Tx], tenant string) {
+		ctx := context.Background()
+		gate := &familyGate{Runner: db, arrived: make(chan struct{}, 2), release: make(chan struct{})}
+		for n := range gate.finished {
+			gate.finished[n] = make(chan struct{})
+		}
+		iss, err := authz.New(ctx, gate, baseOptions())
+		require.NoError(t, err)
+		a, secret, err := iss.CreateAgent(ctx, tenant, authz.AgentInput{Name: "agent", AuthMethod: authz.AuthClientSecretBasic,
+			GrantTypes: []string{authz.GrantClientCredentials, authz.GrantRefreshToken}, Scopes: []string{"charges:read", "offline_access"}})
+		require.NoError(t, err)
+		st, body := raceToken(iss, 0, a.ID, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"charges:read offline_access"}})
+		require.Equal(t, 200, st, body)
+		rt, at := body["refresh_token"].(string), body["access_token"].(string)
+		require.NotEmpty(t, rt)
+
+		type result struct {
+			status int
+			body   map[string]any
+		}
+		var results [3]result
+		var wg sync.WaitGroup
+		gate.mu.Lock()
+		gate.armed = true
+		gate.mu.Unlock()
+		for who := 1; who <= 2; who++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st, body := raceToken(iss, who, a.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+				results[who] = result{st, body}
+				close(gate.finished[who])
+			}()
+		}
+		timeout := time.After(2 * time.Minute) // a bound for a hung test, not a timing check
+		for range 2 {
+			select {
+			case <-gate.arrived:
+			case <-timeout:
+				t.Fatal("the two refresh requests never both read the refresh token")
+			}
+		}
+		gate.mu.Lock()
+		gate.armed = false
+		gate.mu.Unlock()
+		close(gate.release)
+		wg.Wait()
+		assert.Empty(t, gate.problems)
+
+		var wins []map[string]any
+		for _, r := range results[1:] {
+			switch r.status {
+			case 200:
+				wins = append(wins, r.body)
+			case 400:
+				assert.Contains(t, []any{"invalid_grant", "invalid_request"}, r.body["error"], r.body)
+			default:
+				t.Errorf("a refresh answered %d %v", r.status, r.body)
+			}
+		}
+		require.Len(t, wins, 1, "exactly one of two uses of a refresh token wins")
+
+		_, err = iss.Verify(ctx, at)
+		assert.Error(t, err, "the family's first access token")
+		w := wins[0]
+		_, err = iss.Verify(ctx, w["access_token"].(string))
+		assert.Error(t, err, "the winner's new access token belongs to the revoked family")
+		st, body = raceToken(iss, 0, a.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {w["refresh_token"].(string)}})
+		assert.Equal(t, 400, st, "the winner's new refresh token belongs to the revoked family: %v", body["error"])
+	})
 }
