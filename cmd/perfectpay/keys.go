@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -81,10 +80,7 @@ already under the active version are skipped. It reports counts, and the
 tenant keys left per KEK version; when only the active version remains,
 vault.min_decryption_version can be raised to it and older KEKs removed.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c.cfg.Store.Driver != "postgres" {
-				return errors.New("rewrap needs store.driver=postgres: the memory store lives inside `serve`")
-			}
-			a, err := c.open(cmd.Context())
+			a, err := c.openShared(cmd.Context(), "rewrap needs store.driver=postgres: the memory store lives inside `serve`")
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,6 +90,16 @@ func versionCmd() *cobra.Command {
 
 func (c *cli) open(ctx context.Context) (*app.App, error) {
 	return app.New(ctx, c.cfg, c.log)
+}
+
+// openShared opens the application for an operator command that acts on
+// the store every node shares. The memory store lives inside one `serve`
+// process, so there it refuses with refusal.
+func (c *cli) openShared(ctx context.Context, refusal string) (*app.App, error) {
+	if c.cfg.Store.Driver != "postgres" {
+		return nil, errors.New(refusal)
+	}
+	return c.open(ctx)
 }
 
 func (c *cli) serveCmd() *cobra.Command {
@@ -251,9 +260,7 @@ func (c *cli) tenantsCmd() *cobra.Command {
 				keys[k.Key.Kind+"_"+k.Key.Mode] = k.Secret
 			}
 			out["keys"] = keys
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			return printJSON(cmd, out)
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "tenant name")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 
 	"github.com/spf13/cobra"
 )
@@ -16,10 +15,7 @@ func (c *cli) rotateSigningCmd() *cobra.Command {
 		Use:   "rotate-signing",
 		Short: "Add a new access token signing key and retire the current one",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c.cfg.Store.Driver != "postgres" {
-				return errors.New("rotate-signing needs store.driver=postgres: the memory store lives inside `serve`, where issuer.rotation_interval rotates keys")
-			}
-			a, err := c.open(cmd.Context())
+			a, err := c.openShared(cmd.Context(), "rotate-signing needs store.driver=postgres: the memory store lives inside `serve`, where issuer.rotation_interval rotates keys")
 			if err != nil {
 				return err
 			}
@@ -38,9 +34,7 @@ func (c *cli) rotateSigningCmd() *cobra.Command {
 			for _, k := range set.Keys {
 				published = append(published, k.KID)
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(map[string]any{"signing_kid": kid, "published_kids": published})
+			return printJSON(cmd, map[string]any{"signing_kid": kid, "published_kids": published})
 		},
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -22,10 +21,7 @@ func (c *cli) tenantsRevokeCmd() *cobra.Command {
 		Short: "Revoke a tenant: every key, agent token and charge of it is refused on every node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c.cfg.Store.Driver != "postgres" {
-				return errors.New("tenants revoke needs store.driver=postgres (the memory store lives in one server process)")
-			}
-			a, err := c.open(cmd.Context())
+			a, err := c.openShared(cmd.Context(), "tenants revoke needs store.driver=postgres (the memory store lives in one server process)")
 			if err != nil {
 				return err
 			}
@@ -38,9 +34,7 @@ func (c *cli) tenantsRevokeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(t)
+			return printJSON(cmd, t)
 		},
 	}
 }
