@@ -44,10 +44,11 @@ func sendForm(n *apptest.Node, path, id, secret string, form url.Values) (int, m
 
 // TestRefreshRaceOverHTTP sends two uses of one refresh token at once, on
 // both stores: exactly one wins, the other is refused, and the refusal is
-// reuse, so the family's tokens from before the race are dead. Results are
-// collected from the goroutines and asserted on the test's. (Which branch
-// detects the reuse depends on the interleaving; authz's
-// TestRefreshRaceRevokesFamily stages the race so both read the token live.)
+// reuse, so the whole family is dead: the tokens from before the race and
+// the winner's new access and refresh tokens. Results are collected from
+// the goroutines and asserted on the test's. (Which branch detects the
+// reuse depends on the interleaving; authz's TestRefreshRaceRevokesFamily
+// and TestRefreshRaceRevocationBeforeWinnerWrites stage the orderings.)
 func TestRefreshRaceOverHTTP(t *testing.T) {
 	apptest.EachDriver(t, func(t *testing.T, driver string) {
 		n := apptest.New(t, driver)
@@ -74,13 +75,14 @@ func TestRefreshRaceOverHTTP(t *testing.T) {
 				}()
 			}
 			close(start)
-			wins, refused := 0, 0
+			var wins []map[string]any
+			refused := 0
 			for range 2 {
 				r := <-results
 				require.NoError(t, r.err, "round %d", round)
 				switch r.status {
 				case 200:
-					wins++
+					wins = append(wins, r.body)
 				case 400:
 					refused++
 					assert.Contains(t, []any{"invalid_grant", "invalid_request"}, r.body["error"], "round %d: %v", round, r.body)
@@ -88,11 +90,19 @@ func TestRefreshRaceOverHTTP(t *testing.T) {
 					t.Errorf("round %d: a refresh answered %d %v", round, r.status, r.body)
 				}
 			}
-			assert.Equal(t, 1, wins, "round %d: exactly one of two uses of a refresh token wins", round)
+			require.Len(t, wins, 1, "round %d: exactly one of two uses of a refresh token wins", round)
 			assert.Equal(t, 1, refused, "round %d", round)
-			// The refused use was reuse: the family is revoked.
-			assert.Equal(t, false, introspect(t, n, key, tok.AccessToken)["active"], "round %d: the family's access token", round)
-			assert.Equal(t, false, introspect(t, n, key, tok.RefreshToken)["active"], "round %d: the family's refresh token", round)
+			// The refused use was reuse: the family is revoked, the
+			// winner's new tokens included.
+			w := wins[0]
+			for what, v := range map[string]any{
+				"the family's first access token": tok.AccessToken, "the family's first refresh token": tok.RefreshToken,
+				"the winner's new access token": w["access_token"], "the winner's new refresh token": w["refresh_token"],
+			} {
+				s, ok := v.(string)
+				require.True(t, ok && s != "", "round %d: %s missing", round, what)
+				assert.Equal(t, false, introspect(t, n, key, s)["active"], "round %d: %s", round, what)
+			}
 		}
 	})
 }
