@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -363,4 +364,115 @@ func TestRefreshRaceRevocationBeforeWinnerWrites(t *testing.T) {
 		st, body = raceToken(iss, 0, a.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {w["refresh_token"].(string)}})
 		assert.Equal(t, 400, st, "the winner's new refresh token belongs to the revoked family: %v", body["error"])
 	})
+}
+
+// pausedSpend holds a transaction that has just spent a refresh token
+// (still uncommitted) until the test releases it.
+type pausedSpend struct {
+	store.Runner[authz.Tx]
+	mu      sync.Mutex
+	armed   bool
+	spent   chan struct{}
+	release chan struct{}
+}
+
+type pauseSpy struct {
+	authz.Tx
+	g *pausedSpend
+}
+
+func (s pauseSpy) DeactivateTokenSession(ctx context.Context, kind, sig string) error {
+	err := s.Tx.DeactivateTokenSession(ctx, kind, sig)
+	s.g.mu.Lock()
+	armed := s.g.armed && kind == authz.KindRefresh && err == nil
+	if armed {
+		s.g.armed = false
+	}
+	s.g.mu.Unlock()
+	if armed {
+		close(s.g.spent)
+		<-s.g.release
+	}
+	return err
+}
+
+func (g *pausedSpend) InTx(ctx context.Context, fn func(tx authz.Tx) error) error {
+	return g.Runner.InTx(ctx, func(tx authz.Tx) error { return fn(pauseSpy{tx, g}) })
+}
+
+// TestRefreshFamilyRevokedDuringSpend: the family is revoked (RFC 7009 on
+// its refresh token) while a refresh grant's transaction has spent the
+// token but not committed. On PostgreSQL the revocation then waits; once
+// it goes on, it must see the grant's new sessions and end them too —
+// a revocation that read the family before they were committed would
+// leave them alive. (The memory store's transactions are serial: no such
+// interleaving exists there.)
+func TestRefreshFamilyRevokedDuringSpend(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.NewURL(t)
+	p, err := postgres.Open(ctx, u, postgres.Options{MaxConns: 20})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	tenant := "ten_" + strings.Repeat("c", 8)
+	require.NoError(t, p.InTx(ctx, func(tx *postgres.Tx) error {
+		return tx.CreateTenant(ctx, &accounts.Tenant{ID: tenant, Name: "t", Status: accounts.TenantActive, CreatedAt: time.Now()})
+	}))
+	probe, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	t.Cleanup(func() { probe.Close(context.Background()) })
+
+	gate := &pausedSpend{Runner: store.Bind(p, func(x *postgres.Tx) authz.Tx { return x }),
+		spent: make(chan struct{}), release: make(chan struct{})}
+	iss, err := authz.New(ctx, gate, baseOptions())
+	require.NoError(t, err)
+	a, secret, err := iss.CreateAgent(ctx, tenant, authz.AgentInput{Name: "agent", AuthMethod: authz.AuthClientSecretBasic,
+		GrantTypes: []string{authz.GrantClientCredentials, authz.GrantRefreshToken}, Scopes: []string{"charges:read", "offline_access"}})
+	require.NoError(t, err)
+	st, body := raceToken(iss, 0, a.ID, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"charges:read offline_access"}})
+	require.Equal(t, 200, st, body)
+	rt, at := body["refresh_token"].(string), body["access_token"].(string)
+
+	gate.mu.Lock()
+	gate.armed = true
+	gate.mu.Unlock()
+	type result struct {
+		status int
+		body   map[string]any
+	}
+	refreshed := make(chan result, 1)
+	go func() {
+		st, body := raceToken(iss, 0, a.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+		refreshed <- result{st, body}
+	}()
+	bound := time.After(2 * time.Minute) // a bound for a hung test, not a timing check
+	select {
+	case <-gate.spent:
+	case <-bound:
+		t.Fatal("the refresh never spent its token")
+	}
+	revoked := make(chan error, 1)
+	go func() { revoked <- iss.RevokeToken(ctx, authz.Caller{TenantID: tenant}, rt, "refresh_token") }()
+	// Let the grant commit once the revocation waits on it.
+	for waiting := 0; waiting == 0; {
+		require.NoError(t, probe.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting))
+		select {
+		case err := <-revoked:
+			t.Fatalf("the revocation finished while the grant held the family: %v", err)
+		case <-bound:
+			t.Fatal("the revocation never waited for the grant")
+		case <-time.After(10 * time.Millisecond): // polling a condition
+		}
+	}
+	close(gate.release)
+	r := <-refreshed
+	require.Equal(t, 200, r.status, r.body)
+	require.NoError(t, <-revoked)
+
+	_, err = iss.Verify(ctx, at)
+	assert.Error(t, err, "the family's first access token")
+	_, err = iss.Verify(ctx, r.body["access_token"].(string))
+	assert.Error(t, err, "the new access token belongs to the revoked family")
+	st, body = raceToken(iss, 0, a.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.body["refresh_token"].(string)}})
+	assert.Equal(t, 400, st, "the new refresh token belongs to the revoked family: %v", body["error"])
 }
