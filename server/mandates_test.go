@@ -145,7 +145,7 @@ func TestMandatesAPI(t *testing.T) {
 		assert.ElementsMatch(t, []string{pending, root, child}, ids(r))
 		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?status=pending_approval", Key: key})
 		assert.Equal(t, []string{pending}, ids(r))
-		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?agent="+helper, Key: key})
+		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?agent=" + helper, Key: key})
 		assert.Equal(t, []string{child}, ids(r))
 		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/mandates?payer=self&parent_id=" + root, Key: key})
 		assert.Equal(t, []string{child}, ids(r))
