@@ -64,32 +64,33 @@ func authorized(c *payments.Charge) func(h *Hold) (int64, bool) {
 	}
 }
 
+// flow is the core's flow on the ledger's transactions: each change of
+// a charge settles its hold in the transaction that records it.
+func (s *Service) flow() payments.Flow[Tx] {
+	return payments.Flow[Tx]{Core: s.pay, DB: s.db,
+		Authorized: func(ctx context.Context, tx Tx, c *payments.Charge) error {
+			return s.settle(ctx, tx, c, authorized(c))
+		},
+		// A capture shrinks the hold to the captured amount.
+		Captured: func(ctx context.Context, tx Tx, c *payments.Charge) error {
+			return s.settle(ctx, tx, c, func(h *Hold) (int64, bool) { return c.AmountCaptured, h.Counted })
+		},
+		// A void releases it.
+		Voided: func(ctx context.Context, tx Tx, c *payments.Charge) error {
+			return s.settle(ctx, tx, c, func(*Hold) (int64, bool) { return 0, false })
+		},
+		// The budget comes back only when the processor confirms the refund.
+		Refunded: func(ctx context.Context, tx Tx, r *payments.Refund, c *payments.Charge) error {
+			return s.settle(ctx, tx, c, func(h *Hold) (int64, bool) { return h.Held - r.Amount, h.Counted })
+		},
+	}
+}
+
 // complete records the processor's answer on a pending charge and settles
 // its hold in the same transaction; a charge failed without an answer is
 // then reversed.
 func (s *Service) complete(ctx context.Context, c *payments.Charge, a payments.Answer) (*payments.Charge, error) {
-	var out *payments.Charge
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		rc, changed, err := s.pay.Record(ctx, tx, c.TenantID, c.ID, a)
-		if err != nil {
-			return err
-		}
-		if changed {
-			if err := s.settle(ctx, tx, rc, authorized(rc)); err != nil {
-				return err
-			}
-		}
-		out = rc
-		return nil
-	})
-	if err != nil {
-		s.pay.KeepUnrecorded(c, a, err)
-		return nil, err
-	}
-	if out.ReversalPending {
-		s.pay.FinishReversal(ctx, out)
-	}
-	return payments.Outcome(out)
+	return s.flow().Complete(ctx, c, a)
 }
 
 // Get returns a charge of the owner.
@@ -101,88 +102,13 @@ func (s *Service) Get(ctx context.Context, o payments.Owner, id string) (*paymen
 // whole authorized amount); an agent charge's hold shrinks to the captured
 // amount in the same transaction.
 func (s *Service) Capture(ctx context.Context, o payments.Owner, id string, amount *int64) (*payments.Charge, error) {
-	c, err := s.pay.Get(ctx, o, id)
-	if err != nil {
-		return nil, err
-	}
-	amt, err := payments.CaptureAmount(c, amount)
-	if err != nil {
-		return nil, err
-	}
-	ctx = context.WithoutCancel(ctx)
-	if c, err = s.claim(ctx, o, id, payments.OpCapture); err != nil {
-		return nil, err
-	}
-	if err := s.pay.CallCapture(ctx, c, amt); err != nil {
-		return nil, s.unclaim(ctx, o, id, payments.OpCapture, err)
-	}
-	return s.apply(ctx, func(tx Tx) (*payments.Charge, error) {
-		c, err := s.pay.ApplyCapture(ctx, tx, o, id, amt)
-		if err != nil {
-			return nil, err
-		}
-		return c, s.settle(ctx, tx, c, func(h *Hold) (int64, bool) { return c.AmountCaptured, h.Counted })
-	})
+	return s.flow().Capture(ctx, o, id, amount)
 }
 
 // Void cancels an uncaptured charge; an agent charge's hold is released in
 // the same transaction.
 func (s *Service) Void(ctx context.Context, o payments.Owner, id string) (*payments.Charge, error) {
-	c, err := s.pay.Get(ctx, o, id)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := payments.CaptureAmount(c, nil); err != nil {
-		return nil, err
-	}
-	ctx = context.WithoutCancel(ctx)
-	if c, err = s.claim(ctx, o, id, payments.OpVoid); err != nil {
-		return nil, err
-	}
-	if err := s.pay.CallVoid(ctx, c); err != nil {
-		return nil, s.unclaim(ctx, o, id, payments.OpVoid, err)
-	}
-	return s.apply(ctx, func(tx Tx) (*payments.Charge, error) {
-		c, err := s.pay.ApplyVoid(ctx, tx, o, id)
-		if err != nil {
-			return nil, err
-		}
-		return c, s.settle(ctx, tx, c, func(*Hold) (int64, bool) { return 0, false })
-	})
-}
-
-// claim takes and commits the charge's claim for op before the processor
-// is called (payments.Service.Claim).
-func (s *Service) claim(ctx context.Context, o payments.Owner, id, op string) (*payments.Charge, error) {
-	var c *payments.Charge
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		c, err = s.pay.Claim(ctx, tx, o, id, op)
-		return err
-	})
-	return c, err
-}
-
-// unclaim gives the claim back after the processor refused or did not
-// answer, and returns that error.
-func (s *Service) unclaim(ctx context.Context, o payments.Owner, id, op string, cause error) error {
-	if err := s.db.InTx(ctx, func(tx Tx) error { return s.pay.Unclaim(ctx, tx, o, id, op) }); err != nil {
-		s.log.ErrorContext(ctx, "releasing a charge claim failed", "charge", id, "err", err)
-	}
-	return cause
-}
-
-func (s *Service) apply(ctx context.Context, step func(tx Tx) (*payments.Charge, error)) (*payments.Charge, error) {
-	var out *payments.Charge
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		out, err = step(tx)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return payments.Outcome(out)
+	return s.flow().Void(ctx, o, id)
 }
 
 // Refund returns money of a captured charge. The budget of an agent
@@ -190,41 +116,7 @@ func (s *Service) apply(ctx context.Context, step func(tx Tx) (*payments.Charge,
 // refund, in the transaction that records it; a refund that fails, or
 // stays pending because its answer was lost, gives nothing back.
 func (s *Service) Refund(ctx context.Context, p payments.RefundParams) (*payments.Refund, error) {
-	if err := payments.CheckRefund(p); err != nil {
-		return nil, err
-	}
-	var r *payments.Refund
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		r, err = s.pay.OpenRefund(ctx, tx, p)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s.completeRefund(context.WithoutCancel(ctx), r)
-}
-
-func (s *Service) completeRefund(ctx context.Context, r *payments.Refund) (*payments.Refund, error) {
-	res := s.pay.CallRefund(ctx, r)
-	if res == nil {
-		return r, nil
-	}
-	var out *payments.Refund
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		rr, c, changed, err := s.pay.RecordRefund(ctx, tx, r.TenantID, r.ID, res)
-		if err != nil {
-			return err
-		}
-		if changed && rr.Status == payments.RefundSucceeded {
-			if err := s.settle(ctx, tx, c, func(h *Hold) (int64, bool) { return h.Held - rr.Amount, h.Counted }); err != nil {
-				return err
-			}
-		}
-		out = rr
-		return nil
-	})
-	return out, err
+	return s.flow().Refund(ctx, p)
 }
 
 // GetRefund returns a refund of the owner.
@@ -243,21 +135,7 @@ func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 	}); err != nil {
 		return 0, err
 	}
-	return s.pay.ResolveWith(ctx, limit, ledgerCompletion{s})
-}
-
-// ledgerCompletion records the resolver's findings on the ledger's
-// transactions, settling holds in the same ones.
-type ledgerCompletion struct{ s *Service }
-
-var _ payments.Completion = ledgerCompletion{}
-
-func (l ledgerCompletion) Complete(ctx context.Context, c *payments.Charge, a payments.Answer) (*payments.Charge, error) {
-	return l.s.complete(ctx, c, a)
-}
-
-func (l ledgerCompletion) CompleteRefund(ctx context.Context, r *payments.Refund) (*payments.Refund, error) {
-	return l.s.completeRefund(ctx, r)
+	return s.pay.ResolveWith(ctx, limit, s.flow())
 }
 
 // Resolver backoff while the store is unreachable or answers wait.

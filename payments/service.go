@@ -789,24 +789,7 @@ func (s *Service) Create(ctx context.Context, p ChargeParams) (*Charge, error) {
 	}
 	// From here on the charge exists: finish it even if the client goes away.
 	ctx = context.WithoutCancel(ctx)
-	return s.complete(ctx, c, s.Authorize(ctx, c, card))
-}
-
-func (s *Service) complete(ctx context.Context, c *Charge, a Answer) (*Charge, error) {
-	var out *Charge
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		out, _, err = s.Record(ctx, tx, c.TenantID, c.ID, a)
-		return err
-	})
-	if err != nil {
-		s.KeepUnrecorded(c, a, err)
-		return nil, err
-	}
-	if out.ReversalPending {
-		s.FinishReversal(ctx, out)
-	}
-	return Outcome(out)
+	return s.own().Complete(ctx, c, s.Authorize(ctx, c, card))
 }
 
 // FinishReversal voids a charge failed without an answer (Reverse) and,
@@ -897,107 +880,19 @@ func (s *Service) list(ctx context.Context, tenantID string, f ListFilter) ([]Ch
 // Capture captures an authorized merchant charge, fully or partly (amount
 // nil: the whole authorized amount).
 func (s *Service) Capture(ctx context.Context, o Owner, id string, amount *int64) (*Charge, error) {
-	c, err := s.Get(ctx, o, id)
-	if err != nil {
-		return nil, err
-	}
-	amt, err := CaptureAmount(c, amount)
-	if err != nil {
-		return nil, err
-	}
-	ctx = context.WithoutCancel(ctx)
-	if c, err = s.claim(ctx, o, id, OpCapture); err != nil {
-		return nil, err
-	}
-	if err := s.CallCapture(ctx, c, amt); err != nil {
-		return nil, s.unclaim(ctx, o, id, OpCapture, err)
-	}
-	return s.apply(ctx, func(tx Tx) (*Charge, error) { return s.ApplyCapture(ctx, tx, o, id, amt) })
+	return s.own().Capture(ctx, o, id, amount)
 }
 
 // Void cancels an uncaptured merchant charge.
 func (s *Service) Void(ctx context.Context, o Owner, id string) (*Charge, error) {
-	c, err := s.Get(ctx, o, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := capturable(c); err != nil {
-		return nil, err
-	}
-	ctx = context.WithoutCancel(ctx)
-	if c, err = s.claim(ctx, o, id, OpVoid); err != nil {
-		return nil, err
-	}
-	if err := s.CallVoid(ctx, c); err != nil {
-		return nil, s.unclaim(ctx, o, id, OpVoid, err)
-	}
-	return s.apply(ctx, func(tx Tx) (*Charge, error) { return s.ApplyVoid(ctx, tx, o, id) })
-}
-
-func (s *Service) claim(ctx context.Context, o Owner, id, op string) (*Charge, error) {
-	var c *Charge
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		c, err = s.Claim(ctx, tx, o, id, op)
-		return err
-	})
-	return c, err
-}
-
-// unclaim gives the claim back after the processor refused or did not
-// answer, and returns that error.
-func (s *Service) unclaim(ctx context.Context, o Owner, id, op string, cause error) error {
-	if err := s.db.InTx(ctx, func(tx Tx) error { return s.Unclaim(ctx, tx, o, id, op) }); err != nil {
-		s.log.ErrorContext(ctx, "releasing a charge claim failed", "charge", id, "err", err)
-	}
-	return cause
-}
-
-func (s *Service) apply(ctx context.Context, step func(tx Tx) (*Charge, error)) (*Charge, error) {
-	var out *Charge
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		out, err = step(tx)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	out.derive()
-	return out, nil
+	return s.own().Void(ctx, o, id)
 }
 
 // Refund returns money of a captured merchant charge. A refund whose
 // answer was lost stays pending; the resolver retries it with the same
 // reference.
 func (s *Service) Refund(ctx context.Context, p RefundParams) (*Refund, error) {
-	if err := CheckRefund(p); err != nil {
-		return nil, err
-	}
-	var r *Refund
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		r, err = s.OpenRefund(ctx, tx, p)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s.completeRefund(context.WithoutCancel(ctx), r)
-}
-
-func (s *Service) completeRefund(ctx context.Context, r *Refund) (*Refund, error) {
-	res := s.CallRefund(ctx, r)
-	if res == nil {
-		return r, nil
-	}
-	var out *Refund
-	err := s.db.InTx(ctx, func(tx Tx) error {
-		var err error
-		out, _, _, err = s.RecordRefund(ctx, tx, r.TenantID, r.ID, res)
-		return err
-	})
-	return out, err
+	return s.own().Refund(ctx, p)
 }
 
 // GetRefund returns a refund of the owner.
@@ -1032,23 +927,12 @@ type Completion interface {
 	CompleteRefund(ctx context.Context, r *Refund) (*Refund, error)
 }
 
-// coreCompletion records on the core's own transactions: merchant charges.
-type coreCompletion struct{ s *Service }
-
-func (c coreCompletion) Complete(ctx context.Context, ch *Charge, a Answer) (*Charge, error) {
-	return c.s.complete(ctx, ch, a)
-}
-
-func (c coreCompletion) CompleteRefund(ctx context.Context, r *Refund) (*Refund, error) {
-	return c.s.completeRefund(ctx, r)
-}
-
 // Resolve completes merchant charges and refunds left unresolved (see
 // ResolveWith) on the core's own transactions. (A node that makes agent
 // charges runs the charging package's resolver instead, which keeps
 // mandate budgets in step in the same transactions.)
 func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
-	return s.ResolveWith(ctx, limit, coreCompletion{s})
+	return s.ResolveWith(ctx, limit, s.own())
 }
 
 // ResolveWith completes charges and refunds left unresolved, recording
