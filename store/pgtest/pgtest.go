@@ -49,7 +49,7 @@ func NewURL(t testing.TB) string {
 		if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(lockKey)); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
-		defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(lockKey)) //nolint:errcheck
+		defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(lockKey)) //nolint:errcheck // closing the connection releases the lock anyway
 		var exists bool
 		if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", tmpl).Scan(&exists); err != nil {
 			return err
