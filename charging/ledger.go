@@ -128,50 +128,14 @@ func (s *Service) GetRefund(ctx context.Context, o payments.Owner, id string) (*
 // payments.Service.ResolveWith), settling holds in the same transactions.
 // It returns how many objects it looked at.
 func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
-	// Answers this node could not record during an outage come first.
-	if err := s.pay.ResolveUnrecorded(ctx, func(ctx context.Context, c *payments.Charge, a payments.Answer) error {
-		_, err := s.complete(ctx, c, a)
-		return err
-	}); err != nil {
-		return 0, err
-	}
 	return s.pay.ResolveWith(ctx, limit, s.flow())
 }
 
-// Resolver backoff while the store is unreachable or answers wait.
-const (
-	resolveBackoffMin = 250 * time.Millisecond
-	resolveBackoffMax = 2 * time.Second
-)
-
-// RunResolver calls Resolve every interval until ctx ends. While the store
-// is unreachable, or answers kept during an outage wait to be recorded, it
-// retries with a short backoff instead, so charges an outage left pending
-// are recorded within seconds of the store coming back.
+// RunResolver calls Resolve every interval until ctx ends, sooner while
+// the store is unreachable or answers kept during an outage wait (see
+// payments.Service.RunResolverWith).
 func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
-	wait := every
-	backoff := resolveBackoffMin
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.pay.UnrecordedWake():
-			t.Stop()
-		}
-		_, err := s.Resolve(ctx, 100)
-		if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
-			s.log.ErrorContext(ctx, "payments resolver failed", "err", err)
-		}
-		if errors.Is(err, store.ErrUnavailable) || s.pay.Unrecorded() > 0 {
-			wait, backoff = backoff, min(2*backoff, resolveBackoffMax)
-		} else {
-			wait, backoff = every, resolveBackoffMin
-		}
-		t.Reset(wait)
-	}
+	s.pay.RunResolverWith(ctx, every, s.flow())
 }
 
 // LedgerSnapshot is what the ledger rule is checked against: every

@@ -936,11 +936,18 @@ func (s *Service) Resolve(ctx context.Context, limit int) (int, error) {
 }
 
 // ResolveWith completes charges and refunds left unresolved, recording
-// through done: pending charges (their node died mid-call) are authorized
-// again with the same reference; failed charges with a reversal pending
-// are voided; pending refunds are sent again with the same reference. It
+// through done: answers this node kept during an outage are recorded
+// first; pending charges (their node died mid-call) are authorized again
+// with the same reference; failed charges with a reversal pending are
+// voided; pending refunds are sent again with the same reference. It
 // returns how many objects it looked at.
 func (s *Service) ResolveWith(ctx context.Context, limit int, done Completion) (int, error) {
+	if err := s.ResolveUnrecorded(ctx, func(ctx context.Context, c *Charge, a Answer) error {
+		_, err := done.Complete(ctx, c, a)
+		return err
+	}); err != nil {
+		return 0, err
+	}
 	var charges []Charge
 	var refunds []Refund
 	err := s.db.InTx(ctx, func(tx Tx) error {
@@ -977,18 +984,45 @@ func (s *Service) ResolveWith(ctx context.Context, limit int, done Completion) (
 	return len(charges) + len(refunds), nil
 }
 
-// RunResolver calls Resolve every interval until ctx ends.
+// Resolver backoff while the store is unreachable or answers wait.
+const (
+	resolveBackoffMin = 250 * time.Millisecond
+	resolveBackoffMax = 2 * time.Second
+)
+
+// RunResolver runs the merchant charges' resolver (RunResolverWith on the
+// core's own transactions) until ctx ends.
 func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+	s.RunResolverWith(ctx, every, s.own())
+}
+
+// RunResolverWith calls ResolveWith(done) every interval until ctx ends.
+// While the store is unreachable, or answers kept during an outage wait to
+// be recorded, it retries with a short backoff instead, so charges an
+// outage left pending are recorded within seconds of the store coming
+// back.
+func (s *Service) RunResolverWith(ctx context.Context, every time.Duration, done Completion) {
+	wait := every
+	backoff := resolveBackoffMin
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.UnrecordedWake():
+			t.Stop()
 		}
-		if _, err := s.Resolve(ctx, 100); err != nil && ctx.Err() == nil {
+		_, err := s.ResolveWith(ctx, 100, done)
+		if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
 			s.log.ErrorContext(ctx, "payments resolver failed", "err", err)
 		}
+		if errors.Is(err, store.ErrUnavailable) || s.Unrecorded() > 0 {
+			wait, backoff = backoff, min(2*backoff, resolveBackoffMax)
+		} else {
+			wait, backoff = every, resolveBackoffMin
+		}
+		t.Reset(wait)
 	}
 }
