@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -422,12 +424,7 @@ walk:
 // checkRest looks up, by number, the entries of every stripe after those
 // the walk saw, up to the counter read when verification began.
 func (v *verifier) checkRest() (bool, error) {
-	ids := make([]int, 0, len(v.stripes))
-	for id := range v.stripes {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(v.stripes)) {
 		for v.expect[id] <= v.stripes[id].Next {
 			var page []Entry
 			from, to := v.expect[id], min(v.stripes[id].Next, v.expect[id]+4999)
@@ -496,12 +493,7 @@ func (v *verifier) checkRetention(anchor Anchor, retentions []Retention) bool {
 		}
 		return false
 	}
-	ids := make([]int, 0, len(v.stripes))
-	for id := range v.stripes {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(v.stripes)) {
 		if st := v.stripes[id]; st.Floor != floors[id] {
 			v.fail(anchor.ChainPos, "", "prefix deleted: stripe %d starts after entry %d, but signed retention records removed its entries up to %d", id, st.Floor, floors[id])
 			return false
@@ -534,23 +526,13 @@ func (v *verifier) checkNumber(e *Entry, where string) bool {
 // checkCounters checks that every stripe's entries end at its counter,
 // and that no counter went back below what a checkpoint signed.
 func (v *verifier) checkCounters() bool {
-	ids := make([]int, 0, len(v.stripes))
-	for id := range v.stripes {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(v.stripes)) {
 		if got := v.expect[id] - 1; got != v.stripes[id].Next {
 			v.fail(0, "", "fresh entry deleted: stripe %d counts %d entries, but the last one present is %d (deleted before it was sealed)", id, v.stripes[id].Next, got)
 			return false
 		}
 	}
-	keys := make([]string, 0, len(v.counters))
-	for k := range v.counters {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(v.counters)) {
 		c := v.counters[k]
 		id, err := strconv.Atoi(k)
 		st, ok := v.stripes[id]
