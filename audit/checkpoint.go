@@ -146,16 +146,26 @@ func ParseExport(b []byte) (*Export, *KeySet, error) {
 	return &ex, ks, nil
 }
 
-func verifyCheckpoint(ks *KeySet, compact string) (CheckpointClaims, error) {
-	var c CheckpointClaims
-	payload, _, err := ks.verify(compact, typCheckpoint)
+// verifyClaims verifies compact as a JWS of type typ under ks and decodes
+// its claims strictly into a T; what names them in the error.
+func verifyClaims[T any](ks *KeySet, compact, typ, what string) (T, error) {
+	var c T
+	payload, _, err := ks.verify(compact, typ)
 	if err != nil {
 		return c, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("bad checkpoint claims: %w", err)
+		return c, fmt.Errorf("bad %s claims: %w", what, err)
+	}
+	return c, nil
+}
+
+func verifyCheckpoint(ks *KeySet, compact string) (CheckpointClaims, error) {
+	c, err := verifyClaims[CheckpointClaims](ks, compact, typCheckpoint, "checkpoint")
+	if err != nil {
+		return c, err
 	}
 	if c.ChainPos < 0 {
 		return c, errors.New("bad checkpoint claims: negative position")
@@ -164,15 +174,9 @@ func verifyCheckpoint(ks *KeySet, compact string) (CheckpointClaims, error) {
 }
 
 func verifyRetention(ks *KeySet, compact string) (RetentionClaims, error) {
-	var r RetentionClaims
-	payload, _, err := ks.verify(compact, typRetention)
+	r, err := verifyClaims[RetentionClaims](ks, compact, typRetention, "retention")
 	if err != nil {
 		return r, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("bad retention claims: %w", err)
 	}
 	if r.FromPos < 1 || r.ToPos < r.FromPos {
 		return r, errors.New("bad retention claims: empty range")
