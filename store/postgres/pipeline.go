@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -104,7 +105,7 @@ func (t *Tx) LockHold(ctx context.Context, tenantID, chargeID string) (*charging
 	var res []byte
 	err := t.tx.QueryRow(ctx, `SELECT charge_id, tenant_id, reservation, held, counted FROM charge_holds
 		WHERE charge_id = $1 AND tenant_id = $2 FOR UPDATE`, chargeID, tenantID).Scan(&h.ChargeID, &h.TenantID, &res, &h.Held, &h.Counted)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
@@ -162,6 +163,9 @@ func (t *Tx) LedgerSnapshot(ctx context.Context, tenantID string) (*charging.Led
 		s.Mandates = append(s.Mandates, m)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
+	}
 	rows, err = t.tx.Query(ctx, `SELECT id, tenant_id, mandate_id, status, amount, amount_captured FROM charges
 		WHERE coalesce(mandate_id, '') <> '' AND ($1 = '' OR tenant_id = $1)`, tenantID)
 	if err != nil {
@@ -176,6 +180,9 @@ func (t *Tx) LedgerSnapshot(ctx context.Context, tenantID string) (*charging.Led
 		s.Charges = append(s.Charges, c)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
+	}
 	rows, err = t.tx.Query(ctx, `SELECT r.charge_id, r.status, r.amount FROM refunds r JOIN charges c ON c.id = r.charge_id
 		WHERE coalesce(c.mandate_id, '') <> '' AND ($1 = '' OR c.tenant_id = $1)`, tenantID)
 	if err != nil {
