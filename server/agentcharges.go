@@ -120,7 +120,7 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 	}
 	var ce *payments.CardError
 	if errors.As(err, &ce) && out != nil {
-		e := paymentsError(err, "charge", "").(*Error)
+		e := paymentsError(err, "charge", "").(*Error) //nolint:errorlint // our own answer, built by paymentsError, never a wrapped error
 		if e.Extra == nil {
 			e.Extra = map[string]any{}
 		}

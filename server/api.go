@@ -236,7 +236,7 @@ func (s *Server) authenticate(access Access, next handlerFunc) handlerFunc {
 			}
 			allowed := ap.HasScope(scope) || (access.Scope == "" && ap.Key.Kind == accounts.KindRestricted)
 			if !allowed {
-				r = setPrincipal(r, p) // audited as a refused request
+				state(r).principal = p // audited as a refused request
 				return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", "",
 					"The provided key does not have the required permission (%s) for this request.", scopeName(access.Scope, ap.Key.Kind))
 			}
@@ -247,7 +247,7 @@ func (s *Server) authenticate(access Access, next handlerFunc) handlerFunc {
 				return err
 			}
 			if access.Scope != "" && (p.Scopes == nil || !p.Scopes(access.Scope)) {
-				r = setPrincipal(r, p) // audited as a refused request
+				state(r).principal = p // audited as a refused request
 				return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", "",
 					"The access token does not carry the required scope (%s).", access.Scope)
 			}

@@ -33,7 +33,7 @@ func benchHTTP(b *testing.B, driver string, mk func(i int64, key string) *http.R
 				b.Error(err)
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode >= 300 {
 				b.Errorf("status %d", resp.StatusCode)

@@ -229,7 +229,7 @@ func TestMandatesAPI(t *testing.T) {
 		require.Equal(t, http.StatusOK, jwks.Status)
 		var set jose.JSONWebKeySet
 		require.NoError(t, json.Unmarshal(jwks.Body, &set))
-		sig, err := jose.ParseSigned(r.JSON["jws"].(string), []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.PS256})
+		sig, err := jose.ParseSignedCompact(r.JSON["jws"].(string), []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.PS256})
 		require.NoError(t, err)
 		keys := set.Key(sig.Signatures[0].Header.KeyID)
 		require.Len(t, keys, 1)

@@ -79,6 +79,7 @@ func dumpAllTables(t *testing.T, n *apptest.Node) string {
 		tables = append(tables, name)
 	}
 	rows.Close()
+	require.NoError(t, rows.Err())
 	var sb strings.Builder
 	for _, tbl := range tables {
 		r, err := pool.Query(ctx, `SELECT t::text FROM "`+tbl+`" t`)
@@ -90,6 +91,7 @@ func dumpAllTables(t *testing.T, n *apptest.Node) string {
 			sb.WriteByte('\n')
 		}
 		r.Close()
+		require.NoError(t, r.Err())
 	}
 	return sb.String()
 }

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -121,11 +122,11 @@ func (s *Server) Routes() []Route {
 	_ = s.router.Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		path, err := r.GetPathTemplate()
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // a route without a path (a subrouter) is skipped
 		}
 		methods, err := r.GetMethods()
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // a route without methods matches none: skipped
 		}
 		for _, m := range methods {
 			out = append(out, Route{Method: m, Path: path})
@@ -207,7 +208,7 @@ func (s *Server) wrap(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
+				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(p)
 				}
 				s.log.ErrorContext(r.Context(), "panic in handler", "panic", p)
