@@ -79,13 +79,13 @@ func newCluster() (*Cluster, error) {
 	c.dir = dir
 	if c.cred != nil {
 		if err := os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
-			os.RemoveAll(dir) //nolint:errcheck
+			os.RemoveAll(dir)
 			return nil, err
 		}
 	}
 	port, err := freePort()
 	if err != nil {
-		os.RemoveAll(dir) //nolint:errcheck
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	c.port = port
@@ -192,9 +192,9 @@ func (c *Cluster) destroy() {
 	c.running = false
 	c.mu.Unlock()
 	if running {
-		c.run("pg_ctl", "stop", "-w", "-t", "60", "-m", "immediate", "-D", c.data()) //nolint:errcheck
+		c.run("pg_ctl", "stop", "-w", "-t", "60", "-m", "immediate", "-D", c.data()) //nolint:errcheck // the cluster's directory is removed next either way
 	}
-	os.RemoveAll(c.dir) //nolint:errcheck
+	os.RemoveAll(c.dir)
 }
 
 // NewURL creates a migrated database on the cluster and returns its URL.

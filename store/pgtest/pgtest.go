@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,8 +36,6 @@ func AdminURL() string {
 }
 
 const lockKey = 7_302_115_002
-
-var templateOnce sync.Map // template name -> *sync.Once
 
 // NewURL creates a fresh, migrated database and returns its URL. The
 // database is dropped when the test ends.
@@ -106,7 +103,7 @@ func dropDatabase(adminURL, name string) {
 		return
 	}
 	defer c.Close(ctx)
-	c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)) //nolint:errcheck
+	c.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)) //nolint:errcheck // best-effort cleanup of a test database
 }
 
 // NewStore returns a migrated store on a fresh database, closed at the end.
@@ -123,7 +120,7 @@ func NewStore(t testing.TB) *postgres.Store {
 
 func buildTemplate(ctx context.Context, admin *pgx.Conn, tmpl string) error {
 	building := tmpl + "_building"
-	admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", building)) //nolint:errcheck
+	admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", building)) //nolint:errcheck // a leftover of an interrupted build, if any
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+building); err != nil {
 		return err
 	}
@@ -157,7 +154,7 @@ func unavailable(t testing.TB, err error) {
 	}
 	if dir := os.Getenv("PERFECTPAY_SKIPPED_DIR"); dir != "" {
 		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-		os.WriteFile(filepath.Join(dir, name), []byte(t.Name()+"\n"), 0o644) //nolint:errcheck
+		os.WriteFile(filepath.Join(dir, name), []byte(t.Name()+"\n"), 0o644) //nolint:errcheck // best effort: the skip is logged as well
 	}
 	t.Skipf("pgtest: PostgreSQL unreachable at %s (%v): SKIPPING a Postgres suite", AdminURL(), err)
 }

@@ -355,7 +355,7 @@ func (s *Store) listenOnce(ctx context.Context, fn func(string)) error {
 	}
 	// A connection that was LISTENing must not go back to the pool.
 	conn := pc.Hijack()
-	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck
+	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+authzChannel); err != nil {
 		return err
 	}

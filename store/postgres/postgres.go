@@ -151,7 +151,7 @@ func (ss *session) run(ctx context.Context) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
-			conn.Close(context.Background()) //nolint:errcheck
+			conn.Close(context.Background())
 		}
 	}()
 	t := time.NewTicker(sessionCheck)
@@ -163,7 +163,7 @@ func (ss *session) run(ctx context.Context) {
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				ss.set("", 0)
-				conn.Close(context.Background()) //nolint:errcheck
+				conn.Close(context.Background())
 				conn = nil
 				ss.onLost()
 			}
@@ -334,7 +334,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLockKey)); err != nil {
 		return nil, mapErr(err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLockKey)) //nolint:errcheck
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLockKey)) //nolint:errcheck // the session's end releases the lock too
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
 		ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text`); err != nil {
