@@ -294,7 +294,7 @@ func (r *DetailTypeRegistry) narrow(ctx context.Context, dc DetailContext, paren
 	for i, c := range children {
 		dt, _ := r.get(c.Type)
 		var g json.RawMessage
-		var lastErr error = ErrNotNarrower
+		lastErr := ErrNotNarrower
 		for _, p := range parents {
 			if p.Type != c.Type {
 				continue

@@ -79,7 +79,7 @@ func TestSigningKeySealedBeforeFormatByte(t *testing.T) {
 				require.NoError(t, err)
 				var pub jose.JSONWebKey
 				require.NoError(t, pub.UnmarshalJSON(row.PublicJWK))
-				parsed, err := jose.ParseSigned(jws, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(row.Alg)})
+				parsed, err := jose.ParseSignedCompact(jws, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(row.Alg)})
 				require.NoError(t, err)
 				payload, err := parsed.Verify(pub)
 				require.NoError(t, err)
@@ -153,7 +153,7 @@ func TestKeySealer(t *testing.T) {
 	require.NoError(t, err)
 	compact, err := signed.CompactSerialize()
 	require.NoError(t, err)
-	jws, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.EdDSA})
 	require.NoError(t, err)
 	assert.Equal(t, "b+jws", jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType])
 	_, err = jws.Verify(jwk)

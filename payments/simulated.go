@@ -164,7 +164,7 @@ func (s *Simulated) begin(ctx context.Context, op string) (string, error) {
 		s.queued[op] = q[1:]
 		return q[0], nil
 	}
-	if s.cfg.FaultPercent > 0 && rand.IntN(100) < s.cfg.FaultPercent {
+	if s.cfg.FaultPercent > 0 && rand.IntN(100) < s.cfg.FaultPercent { //nolint:gosec // G404: simulated faults, not a secret
 		return s.cfg.FaultKind, nil
 	}
 	return "", nil
