@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -151,5 +150,5 @@ func TestLedgerUnderMixedRefunds(t *testing.T) {
 	captured := int64(ledgerCharges * ledgerChargeAmount)
 	assert.EqualValues(t, captured-refunded, s.getMandate(t, normal, parent)["spent"], "parent")
 	assert.EqualValues(t, captured/2-refundedChild, s.getMandate(t, normal, child)["spent"], "child")
-	t.Log(fmt.Sprintf("refund answers: %v; succeeded refunds %d minor units", seen, refunded))
+	t.Logf("refund answers: %v; succeeded refunds %d minor units", seen, refunded)
 }

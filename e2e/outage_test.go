@@ -107,17 +107,17 @@ func checkAnswers(t *testing.T, db *pgxpool.Pool, answers []finalAnswer, agentID
 		require.NoError(t, rows.Err())
 		require.LessOrEqual(t, len(ids), 1, "one charge per Idempotency-Key")
 		r := fa.resp
-		switch {
-		case r.Status == 200:
+		switch r.Status {
+		case 200:
 			require.Len(t, ids, 1, "key %s answered 200 but has no charge", fa.key)
 			assert.Equal(t, ids[0], r.JSON["id"], "key %s", fa.key)
 			assert.Equal(t, "succeeded", statuses[0], "key %s answered 200: %s", fa.key, r.Body)
-		case r.Status == 402:
+		case 402:
 			c, _ := r.JSON["charge"].(map[string]any)
 			require.Len(t, ids, 1, "key %s answered 402 but has no charge: %s", fa.key, r.Body)
 			assert.Equal(t, ids[0], c["id"], "key %s", fa.key)
 			assert.Equal(t, "failed", statuses[0], "key %s answered declined: %s", fa.key, r.Body)
-		case r.Status == 403:
+		case 403:
 			if len(ids) == 1 {
 				assert.NotEqual(t, "succeeded", statuses[0], "key %s was answered denied (%s) but its charge succeeded", fa.key, r.Body)
 			}

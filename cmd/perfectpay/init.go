@@ -105,7 +105,7 @@ vault:
 	}
 	f, err := os.OpenFile(cfgPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		os.Remove(kekPath) //nolint:errcheck // nothing was set up with it yet
+		os.Remove(kekPath) // nothing was set up with it yet
 		return err
 	}
 	if _, err := io.WriteString(f, body); err != nil {

@@ -104,7 +104,7 @@ func TestGracefulShutdown(t *testing.T) {
 	go func() {
 		var err error
 		for i := 0; i < 50; i++ {
-			resp, err = http.Get("http://" + addr + "/")
+			resp, err = http.Get("http://" + addr + "/") //nolint:bodyclose // closed below, once the request was answered
 			if err == nil {
 				break
 			}

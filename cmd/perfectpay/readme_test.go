@@ -87,7 +87,7 @@ func TestReadmePostgresRecipe(t *testing.T) {
 	t.Cleanup(func() {
 		c, err := pgx.Connect(context.Background(), admin)
 		if err == nil {
-			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") //nolint:errcheck
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") //nolint:errcheck // best-effort cleanup of the recipe's database
 			c.Close(context.Background())
 		}
 	})
@@ -141,7 +141,7 @@ func TestReadmePostgresRecipe(t *testing.T) {
 	defer func() {
 		_ = serve.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-done: //nolint:errcheck // after SIGTERM its exit status says nothing
 		case <-time.After(60 * time.Second):
 			_ = serve.Process.Kill()
 		}

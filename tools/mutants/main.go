@@ -157,7 +157,7 @@ func (m mutant) apply(dir string) (string, string) {
 	if err := os.WriteFile(path, []byte(mutated), 0o644); err != nil {
 		return "BROKEN", err.Error()
 	}
-	defer os.WriteFile(path, orig, 0o644) //nolint:errcheck
+	defer os.WriteFile(path, orig, 0o644) //nolint:errcheck // a scratch copy of the tree; a file left mutated fails the next mutant's baseline
 
 	vet := exec.Command("go", "vet", "./"+filepath.Dir(m.file))
 	vet.Dir = dir
