@@ -167,7 +167,7 @@ func world(t *testing.T, shape keyShape, mode string) (*accounts.Service, *fakeD
 	caller := &accounts.APIKey{ID: "key_caller", TenantID: "ten_1", Kind: shape.kind, Mode: mode,
 		Prefix: accounts.KeyPrefix(shape.kind, mode), Scopes: shape.scopes, CreatedAt: time.Now()}
 	db.keys[caller.ID] = *caller
-	return accounts.NewService(db, []byte("pepper")), db, caller
+	return accounts.NewService(db, []byte("pepper"), nil), db, caller
 }
 
 func expectAllowed(reaches []string, callerMode string, shape keyShape, mode string) bool {

@@ -62,9 +62,6 @@ type TenantTokens interface {
 	RevokeTenant(ctx context.Context, tenantID string) error
 }
 
-// RevokeTokensWith makes RevokeTenant revoke the tenant's tokens with t.
-func (s *Service) RevokeTokensWith(t TenantTokens) { s.tokens = t }
-
 // RevokeTenant closes tenant id for good: its status becomes revoked
 // (audited as tenant.revoked), so every key of it is refused at once on
 // every node (Authenticate reads the status), and the charge transaction
@@ -101,8 +98,8 @@ func (s *Service) RevokeTenant(ctx context.Context, id string) (*Tenant, error) 
 
 // NewService returns the accounts service. pepper keys the hash under which
 // API key secrets are stored; every node must share it.
-func NewService(db store.Runner[Tx], pepper []byte) *Service {
-	return &Service{db: db, pepper: pepper, now: time.Now}
+func NewService(db store.Runner[Tx], pepper []byte, tokens TenantTokens) *Service {
+	return &Service{db: db, pepper: pepper, now: time.Now, tokens: tokens}
 }
 
 // NewKey is a freshly made key with its secret, which is shown once.

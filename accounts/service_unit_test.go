@@ -17,7 +17,7 @@ import (
 func newAccounts(t *testing.T) (*accounts.Service, *fakeDB, *accounts.Bootstrap) {
 	t.Helper()
 	db := newFakeDB()
-	s := accounts.NewService(db, []byte("pepper-for-unit-tests"))
+	s := accounts.NewService(db, []byte("pepper-for-unit-tests"), nil)
 	b, err := s.CreateTenant(context.Background(), "Shop")
 	require.NoError(t, err)
 	return s, db, b
@@ -43,7 +43,7 @@ func TestCreateTenantMakesFourKeysStoredOnlyAsHashes(t *testing.T) {
 	assert.Equal(t, "tenant.created", db.audits[0].Action)
 	assert.NotContains(t, string(db.audits[0].Data), b.Keys[0].Secret, "the audit entry holds no secret")
 
-	other := accounts.NewService(db, []byte("another pepper"))
+	other := accounts.NewService(db, []byte("another pepper"), nil)
 	assert.NotEqual(t, s.HashSecret("sk_test_x"), other.HashSecret("sk_test_x"), "the hash is keyed by the pepper")
 }
 
@@ -72,7 +72,7 @@ func TestAuthenticate(t *testing.T) {
 		_, err := s.Authenticate(ctx, secret)
 		require.ErrorIs(t, err, accounts.ErrInvalidKey, name)
 	}
-	_, err = accounts.NewService(db, []byte("another pepper")).Authenticate(ctx, sk.Secret)
+	_, err = accounts.NewService(db, []byte("another pepper"), nil).Authenticate(ctx, sk.Secret)
 	require.ErrorIs(t, err, accounts.ErrInvalidKey, "a node with another pepper knows no key")
 
 	revokedAt := time.Now().Add(-time.Second)
@@ -98,7 +98,7 @@ func TestRevokeTenant(t *testing.T) {
 	ctx := context.Background()
 	s, db, b := newAccounts(t)
 	tokens := &tokenRevoker{fail: errors.New("issuer unreachable")}
-	s.RevokeTokensWith(tokens)
+	s = accounts.NewService(db, []byte("pepper-for-unit-tests"), tokens)
 
 	_, err := s.RevokeTenant(ctx, b.Tenant.ID)
 	require.Error(t, err, "the token step failed: the caller is told to retry")

@@ -148,7 +148,6 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 	}
 	hk := hmacKey(a.Config, a.Log)
 	cfg := a.Config
-	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hk)
 	a.Audit = audit.NewService(store.Bind(b, func(x X) audit.Repo { return x }), cfg.Audit.Retention, a.Log)
 	if err := wireAudit(a); err != nil {
 		return err
@@ -177,7 +176,7 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 		return err
 	}
 
-	a.Accounts.RevokeTokensWith(iss)
+	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hk, iss)
 	metricsToken, _ := accounts.ParseTokenHash(cfg.Server.MetricsToken) // validated
 	operatorKey, _ := accounts.ParseTokenHash(cfg.Platform.OperatorKey) // validated
 	a.Server = server.New(server.Deps{
