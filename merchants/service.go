@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -15,7 +14,6 @@ import (
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/country"
-	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/mandates"
@@ -37,17 +35,19 @@ type Service struct {
 	db store.Runner[Tx]
 	// clock replaces time.Now in tests (SetClock).
 	clock atomic.Pointer[func() time.Time]
-	// check proves domains (SetChecker); nil: public DNS and HTTPS.
+	// check proves domains (NewService; tests replace it with SetChecker).
 	check atomic.Pointer[Checker]
 }
 
 // NewService returns the merchants service.
-func NewService(db store.Runner[Tx]) *Service {
-	return &Service{db: db}
+func NewService(db store.Runner[Tx], check *Checker) *Service {
+	s := &Service{db: db}
+	s.check.Store(check)
+	return s
 }
 
-// SetChecker sets how domains are proven (wiring, and tests with a fake
-// resolver and a local HTTPS server).
+// SetChecker replaces how domains are proven (tests with a fake resolver
+// and a local HTTPS server).
 func (s *Service) SetChecker(c *Checker) { s.check.Store(c) }
 
 // SetClock replaces the service's clock (tests).
@@ -60,12 +60,7 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-func (s *Service) checker() *Checker {
-	if c := s.check.Load(); c != nil {
-		return c
-	}
-	return NewChecker(net.DefaultResolver, egress.Policy{}, 15*time.Second, nil)
-}
+func (s *Service) checker() *Checker { return s.check.Load() }
 
 // Profile is what a tenant sets about itself.
 type Profile struct {
