@@ -508,17 +508,12 @@ type opened struct {
 // it again after a serialization failure.
 func (s *Service) open(ctx context.Context, tx Tx, tok *authz.AccessToken, l *loaded, ck payments.Checked, d Decision, now time.Time) (*opened, error) {
 	refuse := func(err error) error { return &refusal{d: &d, err: err} }
-	if len(l.ancestors) > 0 {
-		names := chainAgents(l.chain, tok.ClientID)
-		agents := make([]*authz.Agent, 0, len(names))
-		for _, id := range names {
-			a, err := tx.GetAgent(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			agents = append(agents, a)
+	for _, seen := range l.ancestors {
+		a, err := tx.GetAgent(ctx, seen.ID)
+		if err != nil {
+			return nil, err
 		}
-		if a := inactive(agents...); a != nil {
+		if inactive(a) != nil {
 			return nil, refuse(revoked(&d, "agent", a.ID, a.Status == authz.AgentSuspended))
 		}
 	}
