@@ -31,11 +31,11 @@ const domainRecheckInterval = 10 * time.Minute
 func wireMandates[X repos.Tx](a *App, b store.Backend[X], signer mandates.Signer) (mandateAPI, merchantAPI server.Mounter) {
 	a.Mandates = mandates.NewService(store.Bind(b, func(x X) mandates.Tx { return x }),
 		mandates.Config{MaxDepth: a.Config.Issuer.MaxDelegationDepth})
-	a.Merchants = merchants.NewService(store.Bind(b, func(x X) merchants.Tx { return x }))
 	// Domain proofs are fetched like webhooks: SSRF-guarded, the same
 	// allowed prefixes and timeout.
 	allowed, _ := a.Config.Webhooks.AllowedPrefixes() // validated
-	a.Merchants.SetChecker(merchants.NewChecker(net.DefaultResolver, egress.Policy{Allowed: allowed}, a.Config.Webhooks.Timeout, nil))
+	a.Merchants = merchants.NewService(store.Bind(b, func(x X) merchants.Tx { return x }),
+		merchants.NewChecker(net.DefaultResolver, egress.Policy{Allowed: allowed}, a.Config.Webhooks.Timeout, nil))
 	a.jobs = append(a.jobs, func(ctx context.Context) { a.Merchants.RunReverifier(ctx, domainRecheckInterval, a.Log) })
 	a.jobs = append(a.jobs, func(ctx context.Context) { a.Mandates.RunExpiry(ctx, mandateExpiryInterval, a.Log) })
 	return &server.MandateHandlers{Mandates: a.Mandates, Signer: signer}, &server.MerchantHandlers{Merchants: a.Merchants}

@@ -20,7 +20,7 @@ import (
 func newService(t *testing.T) (*merchants.Service, store.Backend[*memory.Tx]) {
 	m := memory.New()
 	t.Cleanup(m.Close)
-	return merchants.NewService(store.Bind(m, func(x *memory.Tx) merchants.Tx { return x })), m
+	return merchants.NewService(store.Bind(m, func(x *memory.Tx) merchants.Tx { return x }), nil), m
 }
 
 func TestProfileRules(t *testing.T) {

@@ -78,9 +78,9 @@ func newVerifyFixture(t *testing.T) *verifyFixture {
 	m := memory.New()
 	t.Cleanup(m.Close)
 	f := &verifyFixture{dns: &dnsProof{}, clock: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), b: m}
-	f.s = merchants.NewService(store.Bind(m, func(x *memory.Tx) merchants.Tx { return x }))
+	f.s = merchants.NewService(store.Bind(m, func(x *memory.Tx) merchants.Tx { return x }),
+		&merchants.Checker{Resolver: f.dns, Client: &http.Client{Transport: noHTTPS{}}})
 	f.s.SetClock(func() time.Time { return f.clock })
-	f.s.SetChecker(&merchants.Checker{Resolver: f.dns, Client: &http.Client{Transport: noHTTPS{}}})
 	return f
 }
 
