@@ -76,15 +76,9 @@ func (f Flow[T]) Capture(ctx context.Context, o Owner, id string, amount *int64)
 		func(tx T) (*Charge, error) { return f.Core.ApplyCapture(ctx, tx, o, id, amt) }, f.Captured)
 }
 
-// Void cancels an uncaptured charge.
+// Void cancels an uncaptured charge. Claim finds it and checks that it is
+// still uncaptured, under its lock.
 func (f Flow[T]) Void(ctx context.Context, o Owner, id string) (*Charge, error) {
-	c, err := f.Core.Get(ctx, o, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := capturable(c); err != nil {
-		return nil, err
-	}
 	return f.change(ctx, o, id, OpVoid, f.Core.CallVoid,
 		func(tx T) (*Charge, error) { return f.Core.ApplyVoid(ctx, tx, o, id) }, f.Voided)
 }
