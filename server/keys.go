@@ -175,10 +175,10 @@ func keyError(err error, id string) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound) && id != "":
 		return NotFound("api_key", id)
+	case errors.Is(err, accounts.ErrTenantRevoked): // an ErrRevokedKey too: first
+		return Errorf(http.StatusForbidden, TypePermission, "tenant_revoked", "", "This tenant was revoked.")
 	case errors.Is(err, accounts.ErrRevokedKey):
 		return Errorf(http.StatusUnauthorized, TypeAuthentication, "api_key_revoked", "", "This API key was revoked or has expired.")
-	case errors.Is(err, accounts.ErrTenantRevoked):
-		return Errorf(http.StatusForbidden, TypePermission, "tenant_revoked", "", "This tenant was revoked.")
 	}
 	return err
 }
