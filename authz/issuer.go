@@ -280,7 +280,7 @@ func (i *Issuer) pruneKeys(ctx context.Context) {
 // tokens stop working and its live access tokens are recorded as revoked.
 func (i *Issuer) revokeFamily(ctx context.Context, requestID string) error {
 	now := i.now().UTC().Truncate(time.Microsecond)
-	return i.db.InTx(ctx, func(tx Tx) error {
+	err := i.db.InTx(ctx, func(tx Tx) error {
 		// After a refresh grant's spend and new sessions, or before them
 		// (see fositeStore.spend): never between.
 		if err := tx.LockTokenFamily(ctx, familyLockKey(requestID)); err != nil {
@@ -302,6 +302,12 @@ func (i *Issuer) revokeFamily(ctx context.Context, requestID string) error {
 		}
 		return tx.NotifyAuthz(ctx, "revocation")
 	})
+	if err == nil {
+		// This node at once, as the other revocations do: the
+		// notification reaches its listener only later.
+		i.revoked.drop()
+	}
+	return err
 }
 
 // TokenEndpoint serves POST /oauth2/token through fosite. A DPoP proof,
