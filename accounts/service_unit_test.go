@@ -96,9 +96,9 @@ func (r *tokenRevoker) RevokeTenant(_ context.Context, id string) error {
 
 func TestRevokeTenant(t *testing.T) {
 	ctx := context.Background()
-	s, db, b := newAccounts(t)
+	_, db, b := newAccounts(t)
 	tokens := &tokenRevoker{fail: errors.New("issuer unreachable")}
-	s = accounts.NewService(db, []byte("pepper-for-unit-tests"), tokens)
+	s := accounts.NewService(db, []byte("pepper-for-unit-tests"), tokens)
 
 	_, err := s.RevokeTenant(ctx, b.Tenant.ID)
 	require.Error(t, err, "the token step failed: the caller is told to retry")
