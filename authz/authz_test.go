@@ -206,7 +206,7 @@ func TestAttacks(t *testing.T) {
 	reasons := map[string]string{
 		"alg none": "accepted algorithm", "HS256 with our JWK": "accepted algorithm", "HS256 with our key": "accepted algorithm",
 		"unknown kid": "key we do not know", "our kid, their key": "signature", "embedded jwk": "carries its own key",
-		"another issuer": "not by this server", "expired": "expired", "not yet valid": "not valid yet", "wrong aud": "not meant for this API",
+		"another issuer": "not by this server", "expired": "expired", "not yet valid": "not valid yet", "wrong aud": "not meant for this resource",
 		"not an access token": "typ header must be at+jwt", "truncated": "signature does not verify", "empty": "missing",
 		"json serialization": "accepted algorithm",
 	}

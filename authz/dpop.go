@@ -205,7 +205,11 @@ func (i *Issuer) validNonce(n string, now time.Time) bool {
 // DPoP header, bound to the token's cnf.jkt and its ath. scheme is the
 // lower-case Authorization scheme ("bearer" or "dpop").
 func (i *Issuer) VerifyRequest(ctx context.Context, r *http.Request, scheme, token string) (*AccessToken, error) {
-	at, err := i.Verify(ctx, token)
+	return i.verifyRequest(ctx, r, scheme, token, i.opt.Audience)
+}
+
+func (i *Issuer) verifyRequest(ctx context.Context, r *http.Request, scheme, token, resource string) (*AccessToken, error) {
+	at, err := i.verifyFor(ctx, token, resource)
 	if err != nil {
 		return nil, err
 	}

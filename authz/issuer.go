@@ -28,6 +28,10 @@ type Options struct {
 	// PublicURL is the externally visible base URL, for DPoP htu (default
 	// Issuer).
 	PublicURL string
+	// Resources are the other protected resources (RFC 8707 resource
+	// indicators, e.g. the MCP endpoint) tokens may be minted for, besides
+	// Audience. A token names in aud exactly the resources asked for.
+	Resources []string
 
 	AccessTokenTTL  time.Duration // default 5 min, at most 15 min
 	RefreshTokenTTL time.Duration // default 30 days
@@ -410,14 +414,14 @@ func (h *clientCredentialsHandler) HandleTokenEndpointRequest(ctx context.Contex
 	if ar.GetGrantedScopes().Has(ScopeOfflineAccess) && !c.GetGrantTypes().Has(GrantRefreshToken) {
 		return fosite.ErrInvalidScope.WithHint("offline_access needs the refresh_token grant type.")
 	}
-	aud := ar.GetRequestedAudience()
-	if len(aud) == 0 {
-		aud = fosite.Arguments{h.i.opt.Audience}
+	aud, err := h.i.requestedTargets(ar, c.agent)
+	if err != nil {
+		return err
 	}
 	for _, a := range aud {
 		ar.GrantAudience(a)
 	}
-	err := h.i.fillSession(ctx, ar, c, c.agent.ID, nil, GrantClientCredentials, nil, func(dc DetailContext, raw string) (json.RawMessage, error) {
+	err = h.i.fillSession(ctx, ar, c, c.agent.ID, nil, GrantClientCredentials, nil, func(dc DetailContext, raw string) (json.RawMessage, error) {
 		return h.i.details.validate(ctx, dc, raw)
 	})
 	if err != nil {

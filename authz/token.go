@@ -258,12 +258,17 @@ func (i *Issuer) parseToken(ctx context.Context, raw string) (*AccessToken, erro
 // revoked. DPoP binding is checked by
 // VerifyRequest.
 func (i *Issuer) Verify(ctx context.Context, raw string) (*AccessToken, error) {
+	return i.verifyFor(ctx, raw, i.opt.Audience)
+}
+
+// verifyFor is Verify for the resource aud names.
+func (i *Issuer) verifyFor(ctx context.Context, raw, resource string) (*AccessToken, error) {
 	at, err := i.parseToken(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(at.Audience, i.opt.Audience) {
-		return nil, invalidToken("The access token is not meant for this API (aud).")
+	if !slices.Contains(at.Audience, resource) {
+		return nil, invalidToken("The access token is not meant for this resource (aud).")
 	}
 	what, id, err := i.chainRevoked(ctx, at)
 	if err != nil {
