@@ -38,6 +38,8 @@ type data struct {
 	pipeline pipelineData // decisions, approvals, charge holds
 
 	acquirer acquirerData // the simulated acquirer's ledger
+
+	people *peopleData // users, invitations, recovery codes, sessions
 }
 
 func newData() *data {
@@ -56,5 +58,6 @@ func newData() *data {
 		canaries:     table[string, sealedCanary]{},
 		pipeline:     newPipelineData(),
 		acquirer:     newAcquirerData(),
+		people:       newPeopleData(),
 	}
 }

@@ -24,6 +24,7 @@ import (
 // here (and its tests to store/storetest).
 type Tx interface {
 	accounts.Repo
+	accounts.UserRepo
 	audit.Repo
 	idempotency.Repo
 	events.Outbox

@@ -31,6 +31,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 	}{
 		{"Tenants", testTenants[X]},
 		{"APIKeys", testAPIKeys[X]},
+		{"Users", testUsers[X]},
 		{"Rollback", testRollback[X]},
 		{"IdempotencyRace", testIdempotencyRace[X]},
 		{"IdempotencyLifecycle", testIdempotencyLifecycle[X]},

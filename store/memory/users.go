@@ -1,0 +1,287 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+var _ accounts.UserRepo = (*Tx)(nil)
+
+type recoveryCode struct {
+	tenantID, userID string
+	hash             string
+	usedAt           *time.Time
+}
+
+type peopleData struct {
+	users       table[string, accounts.User]
+	byEmail     table[string, string] // tenant + "/" + email -> user id
+	invitations table[string, accounts.Invitation]
+	inviteHash  table[string, string] // token hash -> invitation id
+	recovery    table[string, []recoveryCode]
+	sessions    table[string, accounts.Session] // id hash -> session
+	marks       table[string, time.Time]        // tenant/user/mark -> first seen
+}
+
+func newPeopleData() *peopleData {
+	return &peopleData{users: table[string, accounts.User]{}, byEmail: table[string, string]{},
+		invitations: table[string, accounts.Invitation]{}, inviteHash: table[string, string]{},
+		recovery: table[string, []recoveryCode]{}, sessions: table[string, accounts.Session]{},
+		marks: table[string, time.Time]{}}
+}
+
+func (tx *Tx) people() *peopleData { return tx.d.people }
+
+func (tx *Tx) CreateUser(_ context.Context, u *accounts.User) error {
+	p := tx.people()
+	if _, ok := tx.d.tenants[u.TenantID]; !ok {
+		return store.ErrNotFound
+	}
+	if _, ok := p.users[u.ID]; ok {
+		return store.ErrConflict
+	}
+	if _, ok := p.byEmail[u.TenantID+"/"+u.Email]; ok {
+		return store.ErrConflict
+	}
+	put(tx, p.users, u.ID, *u.Clone())
+	put(tx, p.byEmail, u.TenantID+"/"+u.Email, u.ID)
+	return nil
+}
+
+func (tx *Tx) GetUser(_ context.Context, tenantID, id string) (*accounts.User, error) {
+	u, ok := tx.people().users[id]
+	if !ok || u.TenantID != tenantID {
+		return nil, store.ErrNotFound
+	}
+	return u.Clone(), nil
+}
+
+func (tx *Tx) GetUserByEmail(ctx context.Context, tenantID, email string) (*accounts.User, error) {
+	id, ok := tx.people().byEmail[tenantID+"/"+email]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return tx.GetUser(ctx, tenantID, id)
+}
+
+func (tx *Tx) ListUsers(_ context.Context, f accounts.UserFilter) ([]accounts.User, bool, error) {
+	var all []accounts.User
+	for _, u := range tx.people().users {
+		if u.TenantID == f.TenantID && (f.Kind == "" || u.Kind == f.Kind) {
+			all = append(all, *u.Clone())
+		}
+	}
+	slices.SortFunc(all, func(a, b accounts.User) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if f.StartingAfter != "" {
+		i := slices.IndexFunc(all, func(u accounts.User) bool { return u.ID == f.StartingAfter })
+		if i < 0 {
+			return nil, false, store.ErrNotFound
+		}
+		all = all[i+1:]
+	}
+	if len(all) > f.Limit {
+		return all[:f.Limit], true, nil
+	}
+	return all, false, nil
+}
+
+func (tx *Tx) UpdateUser(_ context.Context, u *accounts.User) error {
+	p := tx.people()
+	old, ok := p.users[u.ID]
+	if !ok || old.TenantID != u.TenantID {
+		return store.ErrNotFound
+	}
+	c := u.Clone()
+	c.Email, c.Kind, c.CreatedAt = old.Email, old.Kind, old.CreatedAt // not mutable
+	put(tx, p.users, u.ID, *c)
+	return nil
+}
+
+func (tx *Tx) FailLogin(_ context.Context, tenantID, userID string, max int, until time.Time) (*accounts.User, error) {
+	p := tx.people()
+	u, ok := p.users[userID]
+	if !ok || u.TenantID != tenantID {
+		return nil, store.ErrNotFound
+	}
+	c := u.Clone()
+	c.FailedLogins++
+	if c.FailedLogins >= max {
+		c.FailedLogins, c.LockedUntil = 0, &until
+	}
+	put(tx, p.users, userID, *c)
+	return c.Clone(), nil
+}
+
+func cloneInvitation(i accounts.Invitation) accounts.Invitation {
+	i.TokenHash = slices.Clone(i.TokenHash)
+	if i.UsedAt != nil {
+		t := *i.UsedAt
+		i.UsedAt = &t
+	}
+	return i
+}
+
+func (tx *Tx) CreateInvitation(_ context.Context, inv *accounts.Invitation) error {
+	p := tx.people()
+	if _, ok := p.invitations[inv.ID]; ok {
+		return store.ErrConflict
+	}
+	if _, ok := p.inviteHash[string(inv.TokenHash)]; ok {
+		return store.ErrConflict
+	}
+	if u, ok := p.users[inv.UserID]; !ok || u.TenantID != inv.TenantID {
+		return store.ErrNotFound
+	}
+	put(tx, p.invitations, inv.ID, cloneInvitation(*inv))
+	put(tx, p.inviteHash, string(inv.TokenHash), inv.ID)
+	return nil
+}
+
+func (tx *Tx) GetInvitationByHash(_ context.Context, hash []byte) (*accounts.Invitation, error) {
+	p := tx.people()
+	id, ok := p.inviteHash[string(hash)]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	i := cloneInvitation(p.invitations[id])
+	return &i, nil
+}
+
+func (tx *Tx) UseInvitation(_ context.Context, tenantID, id string, at time.Time) error {
+	p := tx.people()
+	i, ok := p.invitations[id]
+	if !ok || i.TenantID != tenantID {
+		return store.ErrNotFound
+	}
+	if i.UsedAt != nil {
+		return store.ErrConflict
+	}
+	i = cloneInvitation(i)
+	i.UsedAt = &at
+	put(tx, p.invitations, id, i)
+	return nil
+}
+
+func userKey(tenantID, userID string) string { return tenantID + "/" + userID }
+
+func (tx *Tx) SetRecoveryCodes(_ context.Context, tenantID, userID string, hashes [][]byte) error {
+	codes := make([]recoveryCode, len(hashes))
+	for i, h := range hashes {
+		codes[i] = recoveryCode{tenantID: tenantID, userID: userID, hash: string(h)}
+	}
+	put(tx, tx.people().recovery, userKey(tenantID, userID), codes)
+	return nil
+}
+
+func (tx *Tx) UseRecoveryCode(_ context.Context, tenantID, userID string, hash []byte, at time.Time) error {
+	p := tx.people()
+	codes := p.recovery[userKey(tenantID, userID)]
+	for i, c := range codes {
+		if c.hash == string(hash) && c.usedAt == nil {
+			n := slices.Clone(codes)
+			n[i].usedAt = &at
+			put(tx, p.recovery, userKey(tenantID, userID), n)
+			return nil
+		}
+	}
+	return store.ErrNotFound
+}
+
+func (tx *Tx) CountRecoveryCodes(_ context.Context, tenantID, userID string) (int, error) {
+	n := 0
+	for _, c := range tx.people().recovery[userKey(tenantID, userID)] {
+		if c.usedAt == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func cloneUserSession(s accounts.Session) accounts.Session {
+	s.IDHash = slices.Clone(s.IDHash)
+	if s.MFAAt != nil {
+		t := *s.MFAAt
+		s.MFAAt = &t
+	}
+	return s
+}
+
+func (tx *Tx) CreateSession(_ context.Context, s *accounts.Session) error {
+	p := tx.people()
+	if _, ok := p.sessions[string(s.IDHash)]; ok {
+		return store.ErrConflict
+	}
+	if u, ok := p.users[s.UserID]; !ok || u.TenantID != s.TenantID {
+		return store.ErrNotFound
+	}
+	put(tx, p.sessions, string(s.IDHash), cloneUserSession(*s))
+	return nil
+}
+
+func (tx *Tx) GetSession(_ context.Context, idHash []byte) (*accounts.Session, error) {
+	s, ok := tx.people().sessions[string(idHash)]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	s = cloneUserSession(s)
+	return &s, nil
+}
+
+func (tx *Tx) TouchSession(_ context.Context, idHash []byte, seen time.Time, mfa *time.Time) error {
+	p := tx.people()
+	s, ok := p.sessions[string(idHash)]
+	if !ok {
+		return store.ErrNotFound
+	}
+	s = cloneUserSession(s)
+	s.LastSeenAt = seen
+	if mfa != nil {
+		t := *mfa
+		s.MFAAt = &t
+	}
+	put(tx, p.sessions, string(idHash), s)
+	return nil
+}
+
+func (tx *Tx) DeleteSession(_ context.Context, idHash []byte) error {
+	p := tx.people()
+	if _, ok := p.sessions[string(idHash)]; !ok {
+		return store.ErrNotFound
+	}
+	del(tx, p.sessions, string(idHash))
+	return nil
+}
+
+func (tx *Tx) DeleteUserSessions(_ context.Context, tenantID, userID string) (int, error) {
+	p := tx.people()
+	var keys []string
+	for k, s := range p.sessions {
+		if s.TenantID == tenantID && s.UserID == userID {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		del(tx, p.sessions, k)
+	}
+	return len(keys), nil
+}
+
+func (tx *Tx) MarkLogin(_ context.Context, tenantID, userID, mark string, at time.Time) (bool, error) {
+	p := tx.people()
+	k := userKey(tenantID, userID) + "/" + mark
+	if _, ok := p.marks[k]; ok {
+		return false, nil
+	}
+	put(tx, p.marks, k, at)
+	return true, nil
+}
