@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/perfectpay/perfectpay/internal/apierr"
@@ -73,10 +74,20 @@ func permits(k *APIKey, scope string) bool {
 	case KindPublishable:
 		return scope == "tokens:write"
 	case KindRestricted:
-		return slices.Contains(k.Scopes, scope)
+		return slices.Contains(k.Scopes, scope) ||
+			(slices.Contains(k.Scopes, AuditScope) && slices.Contains(AuditorReads, scope))
 	}
 	return false
 }
+
+// AuditScope is the auditor's scope: it reads the audit trail and, through
+// AuditorReads, every mandate, agent, charge (with its decision), merchant
+// and event of the key's tenant. An auditor key is read-only: it carries
+// no write scope.
+const AuditScope = "audit:read"
+
+// AuditorReads are the read scopes audit:read implies.
+var AuditorReads = []string{"charges:read", "mandates:read", "agents:read", "merchants:read", "events:read"}
 
 // powers lists what a key of kind with scopes may do.
 func powers(kind string, scopes []string) []string {
@@ -85,6 +96,15 @@ func powers(kind string, scopes []string) []string {
 		return Scopes
 	case KindPublishable:
 		return []string{"tokens:write"}
+	}
+	if slices.Contains(scopes, AuditScope) {
+		out := slices.Clone(scopes)
+		for _, sc := range AuditorReads {
+			if !slices.Contains(out, sc) {
+				out = append(out, sc)
+			}
+		}
+		return out
 	}
 	return scopes
 }
@@ -113,6 +133,13 @@ func checkRequest(caller *APIKey, req *KeyRequest) error {
 		}
 		if !slices.Contains(scopes, sc) {
 			scopes = append(scopes, sc)
+		}
+	}
+	if slices.Contains(scopes, AuditScope) {
+		for _, sc := range scopes {
+			if !strings.HasSuffix(sc, ":read") {
+				return refuse(ErrInvalidScope, "scopes", "an %s key is read-only: it cannot carry %s", AuditScope, sc)
+			}
 		}
 	}
 	req.Scopes = scopes

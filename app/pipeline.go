@@ -35,5 +35,6 @@ func wirePipeline[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) (
 	}, a.Log)
 	a.details.Register("payment_mandate", a.Pipeline.DetailType())
 	charges := server.NewChargeHandlers(a.Payments, a.Pipeline, a.Pipeline, a.Merchants)
-	return []server.Mounter{charges, &server.ApprovalHandlers{P: a.Pipeline}}, nil
+	// The compliance views read what the pipeline decided.
+	return append([]server.Mounter{charges, &server.ApprovalHandlers{P: a.Pipeline}}, complianceHandlers(a)...), nil
 }

@@ -70,6 +70,15 @@ type Filter struct {
 	Limit    int
 }
 
+// Query is a Filter that also selects by actor, or one entry by id (the
+// cursor of a page), for auditors.
+type Query struct {
+	Filter
+	ID        string
+	ActorType string
+	ActorID   string
+}
+
 // Writer appends entries; every domain's transaction includes it.
 //
 // AppendAudit numbers the entry in the writing transaction: it takes the
@@ -129,6 +138,8 @@ type Retention struct {
 type Repo interface {
 	Writer
 	ListAudit(ctx context.Context, f Filter) ([]Entry, error)
+	// QueryAudit is ListAudit with q's actor and id conditions too.
+	QueryAudit(ctx context.Context, q Query) ([]Entry, error)
 	// UnsealedAudit returns up to limit committed entries not yet in the
 	// chain, oldest first. Entries that commit later are sealed later: the
 	// chain's order is the order of sealing.
