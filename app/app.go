@@ -63,6 +63,9 @@ type App struct {
 	// Idempotency is the idempotency store (tests use it to stage claims).
 	Idempotency store.Runner[idempotency.Repo]
 
+	// Defences are the rate limits and abuse defences (nil when off).
+	Defences *server.Defences
+
 	// Mandates manages mandates; Merchants merchant profiles.
 	Mandates  *mandates.Service
 	Merchants *merchants.Service
@@ -191,6 +194,7 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 		IdempotencyTTL:     cfg.Idempotency.Retention,
 		IdempotencyHMACKey: hk,
 		AgentAuth:          server.NewAgentAuthenticator(iss),
+		Abuse:              wireAbuse(a, b),
 		Handlers: append([]server.Mounter{
 			mandateAPI, merchantAPI,
 			&server.OAuthHandlers{Issuer: iss},

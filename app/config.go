@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perfectpay/perfectpay/abuse"
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/vault"
@@ -36,6 +37,7 @@ type Config struct {
 	Vault       VaultConfig       `mapstructure:"vault"`
 	Payments    PaymentsConfig    `mapstructure:"payments"`
 	Pipeline    PipelineConfig    `mapstructure:"pipeline"`
+	Abuse       AbuseConfig       `mapstructure:"abuse"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -181,6 +183,39 @@ type PipelineConfig struct {
 	MandateDeclinesPerHour int `mapstructure:"mandate_declines_per_hour"`
 }
 
+// AbuseConfig tunes the rate limits and the abuse defences (package abuse).
+type AbuseConfig struct {
+	// Enabled turns every defence on.
+	Enabled bool `mapstructure:"enabled"`
+	// Nodes is how many nodes share the traffic: each enforces its share
+	// (1/nodes, rounded up) of every limit, so together they admit at most
+	// the limit plus one request per node per window.
+	Nodes int `mapstructure:"nodes"`
+	// MaxKeys bounds each in-memory table (sources, credentials).
+	MaxKeys int `mapstructure:"max_keys"`
+	// TrustedProxies are the load balancers (CIDR prefixes or addresses)
+	// whose X-Forwarded-For names the client; from anyone else it is
+	// ignored.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// Limits are the default rate limits.
+	Limits abuse.Limits `mapstructure:"limits"`
+	// Overrides replace some limits for a tenant or an API key.
+	Overrides []LimitOverride `mapstructure:"overrides"`
+	// Auth throttles and blocks sources of failed authentications.
+	Auth abuse.GuardConfig `mapstructure:"auth"`
+	// CardTesting blocks sources of tokenizations and charges that look
+	// like card testing.
+	CardTesting abuse.CardTestingConfig `mapstructure:"card_testing"`
+}
+
+// LimitOverride replaces the limits it sets (rate > 0) for a tenant or,
+// more specific, an API key (set exactly one of Tenant and Key).
+type LimitOverride struct {
+	Tenant string       `mapstructure:"tenant"`
+	Key    string       `mapstructure:"key"`
+	Limits abuse.Limits `mapstructure:"limits"`
+}
+
 // Defaults is the configuration with every default filled in.
 func Defaults() Config {
 	return Config{
@@ -208,6 +243,25 @@ func Defaults() Config {
 		Pipeline: PipelineConfig{
 			ApprovalTTL:         15 * time.Minute,
 			AgentChargesPerHour: 0, AgentDeclinesPerHour: 20, MandateChargesPerHour: 0, MandateDeclinesPerHour: 20,
+		},
+		Abuse: AbuseConfig{
+			Enabled: true, Nodes: 1, MaxKeys: 1_000_000, TrustedProxies: []string{}, Overrides: []LimitOverride{},
+			Limits: abuse.Limits{
+				IP:          abuse.Limit{Rate: 1000, Per: time.Second, Burst: 2000},
+				Key:         abuse.Limit{Rate: 100, Per: time.Second, Burst: 200},
+				Agent:       abuse.Limit{Rate: 50, Per: time.Second, Burst: 100},
+				TokenClient: abuse.Limit{Rate: 10, Per: time.Second, Burst: 50},
+				Tokenize:    abuse.Limit{Rate: 20, Per: time.Second, Burst: 40},
+				Charge:      abuse.Limit{Rate: 50, Per: time.Second, Burst: 100},
+			},
+			Auth: abuse.GuardConfig{
+				Window: 10 * time.Minute, ThrottleAfter: 10, Throttle: abuse.Limit{Rate: 1, Per: 2 * time.Second, Burst: 1},
+				BlockAfter: 30, Cooldown: 15 * time.Minute,
+			},
+			CardTesting: abuse.CardTestingConfig{
+				Window: time.Hour, Cooldown: time.Hour, MaxTokenizations: 100, MaxDistinctCards: 10,
+				MaxDeclineRatio: 0.5, DeclineMinCharges: 10, SmallAmount: 100, MaxSmallCharges: 20, MaxIncorrectCVC: 5,
+			},
 		},
 		Payments: PaymentsConfig{
 			MaxAmount: 99_999_999, ProcessorTimeout: 10 * time.Second, ProcessorRetries: 2, ResolveAfter: 2 * time.Minute,
@@ -287,6 +341,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Webhooks.validate(c.DevMode)...)
 	c.validateVaultPayments(bad)
+	c.validateAbuse(bad)
 	if c.Pipeline.ApprovalTTL < time.Minute || c.Pipeline.ApprovalTTL > 7*24*time.Hour {
 		bad("pipeline.approval_ttl must be between 1m and 168h")
 	}
@@ -299,6 +354,59 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateAbuse(bad func(format string, args ...any)) {
+	a := c.Abuse
+	if a.Nodes < 1 || a.Nodes > 1000 {
+		bad("abuse.nodes must be between 1 and 1000")
+	}
+	if a.MaxKeys < 1000 {
+		bad("abuse.max_keys must be at least 1000")
+	}
+	if _, err := a.TrustedPrefixes(); err != nil {
+		bad("abuse.trusted_proxies: %v", err)
+	}
+	checkLimits := func(where string, l abuse.Limits) {
+		l.Each(func(name string, v abuse.Limit) {
+			if v.Rate < 0 || v.Per < 0 || v.Burst < 0 {
+				bad("%s.%s must not be negative", where, name)
+			}
+			if v.Rate > 0 && v.Per < time.Millisecond {
+				bad("%s.%s.per must be at least 1ms when rate is set", where, name)
+			}
+		})
+	}
+	checkLimits("abuse.limits", a.Limits)
+	for i, o := range a.Overrides {
+		if (o.Tenant == "") == (o.Key == "") {
+			bad("abuse.overrides[%d] must name exactly one of tenant and key", i)
+		}
+		checkLimits(fmt.Sprintf("abuse.overrides[%d].limits", i), o.Limits)
+	}
+	g := a.Auth
+	if g.Window < 0 || g.Cooldown < 0 || g.BlockAfter < 0 || g.ThrottleAfter < 0 {
+		bad("abuse.auth settings must not be negative")
+	}
+	if g.BlockAfter > 0 && (g.Window <= 0 || g.Cooldown <= 0) {
+		bad("abuse.auth.window and abuse.auth.cooldown must be positive when block_after is set")
+	}
+	if g.ThrottleAfter > 0 && (g.Throttle.Off() || g.ThrottleAfter > g.BlockAfter) {
+		bad("abuse.auth.throttle must be set, and throttle_after at most block_after, when throttle_after is set")
+	}
+	ct := a.CardTesting
+	if ct.Window < 0 || ct.Cooldown < 0 || ct.MaxTokenizations < 0 || ct.MaxDistinctCards < 0 || ct.DeclineMinCharges < 0 ||
+		ct.SmallAmount < 0 || ct.MaxSmallCharges < 0 || ct.MaxIncorrectCVC < 0 {
+		bad("abuse.card_testing settings must not be negative")
+	}
+	if ct.MaxDeclineRatio < 0 || ct.MaxDeclineRatio > 1 {
+		bad("abuse.card_testing.max_decline_ratio must be between 0 and 1")
+	}
+}
+
+// TrustedPrefixes parses TrustedProxies (a bare address is a single-address prefix).
+func (a *AbuseConfig) TrustedPrefixes() ([]netip.Prefix, error) {
+	return (&WebhooksConfig{AllowedCIDRs: a.TrustedProxies}).AllowedPrefixes()
 }
 
 func (c *Config) validateIssuer(bad func(string, ...any)) {

@@ -59,7 +59,7 @@ func (a *API) Handle(method, path string, access Access, fn handlerFunc) {
 	h = panFreeHeaders(h)
 	h = storableText(h)
 	if !access.Public {
-		h = a.s.authenticate(access, h)
+		h = a.s.limitSource(a.s.authenticate(access, a.s.limitPrincipal(method, path, h)))
 	}
 	if access.CORS {
 		a.r.Handle(path, cors(method, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -197,7 +197,7 @@ func cors(method string, next http.Handler) http.Handler {
 // Raw adds a route served by a plain http.Handler with no authentication
 // or idempotency (OAuth endpoints with their own error shape, pages).
 func (a *API) Raw(method, path string, h http.Handler) {
-	a.r.Handle(path, panFreeForm(h)).Methods(method)
+	a.r.Handle(path, a.s.limitRaw(path, panFreeForm(h))).Methods(method)
 }
 
 // Server returns the server (for handlers that need writeError).

@@ -51,6 +51,8 @@ type Deps struct {
 	// the operator endpoints (tenant revocation) ask for; unset, they
 	// refuse every caller.
 	OperatorKey accounts.TokenHash
+	// Abuse are the rate limits and abuse defences; nil turns them off.
+	Abuse *Defences
 }
 
 // Server is the HTTP handler of the API.
@@ -144,7 +146,7 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // access log and access audit, then the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &reqState{id: newRequestID(), ip: clientIP(r)}
+	st := &reqState{id: newRequestID(), ip: s.sourceIP(r)}
 	ctx := withState(r.Context(), st)
 	r = r.WithContext(ctx)
 	w.Header().Set("Request-Id", st.id)
