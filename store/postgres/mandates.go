@@ -299,9 +299,10 @@ func (t *Tx) AppendMandateEvent(ctx context.Context, e *mandates.Event) error {
 	if len(e.Data) > 0 {
 		data = string(e.Data)
 	}
-	return mapErr(t.tx.QueryRow(ctx, `INSERT INTO mandate_events (id, tenant_id, mandate_id, type, actor_type, actor_id, data, created_at)
+	return t.later(ctx, `INSERT INTO mandate_events (id, tenant_id, mandate_id, type, actor_type, actor_id, data, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`,
-		e.ID, e.TenantID, e.MandateID, e.Type, e.ActorType, e.ActorID, data, e.CreatedAt).Scan(&e.Seq))
+		[]any{e.ID, e.TenantID, e.MandateID, e.Type, e.ActorType, e.ActorID, data, e.CreatedAt},
+		func(r pgx.Row) error { return r.Scan(&e.Seq) })
 }
 
 func (t *Tx) ListMandateEvents(ctx context.Context, f mandates.EventFilter) ([]mandates.Event, bool, error) {

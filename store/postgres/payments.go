@@ -71,17 +71,16 @@ func (t *Tx) CreateCharge(ctx context.Context, c *payments.Charge) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, livemode, status, amount, amount_captured, amount_refunded,
+	return t.later(ctx, `INSERT INTO charges (id, tenant_id, livemode, status, amount, amount_captured, amount_refunded,
 		currency, capture_now, payment_method, card, description, metadata, mandate_id, agent_id, merchant_id, purchase,
 		auth_code, failure_code, failure_message, decline_code, attempts, reversal_pending, created_at, updated_at,
 		captured_at, canceled_at, idempotency_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
 		$24, $25, $26, $27, $28)`,
-		c.ID, c.TenantID, c.Livemode, c.Status, c.Amount, c.AmountCaptured, c.AmountRefunded, c.Currency, c.CaptureNow,
-		c.PaymentMethod, card, c.Description, meta, nullStr(c.MandateID), nullStr(c.AgentID), nullStr(c.MerchantID),
-		purchase, c.AuthCode, c.FailureCode, c.FailureMessage, c.DeclineCode, c.Attempts, c.ReversalPending,
-		c.Created, c.Updated, nullTime(c.CapturedAt), nullTime(c.CanceledAt), nullStr(c.IdempotencyKey))
-	return mapErr(err)
+		[]any{c.ID, c.TenantID, c.Livemode, c.Status, c.Amount, c.AmountCaptured, c.AmountRefunded, c.Currency, c.CaptureNow,
+			c.PaymentMethod, card, c.Description, meta, nullStr(c.MandateID), nullStr(c.AgentID), nullStr(c.MerchantID),
+			purchase, c.AuthCode, c.FailureCode, c.FailureMessage, c.DeclineCode, c.Attempts, c.ReversalPending,
+			c.Created, c.Updated, nullTime(c.CapturedAt), nullTime(c.CanceledAt), nullStr(c.IdempotencyKey)}, nil)
 }
 
 func (t *Tx) ChargeByIdempotencyKey(ctx context.Context, tenantID, key string) (*payments.Charge, error) {

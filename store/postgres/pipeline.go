@@ -61,17 +61,15 @@ func (t *Tx) UpdateApproval(ctx context.Context, a *charging.Approval, from stri
 
 func (t *Tx) CreateDecision(ctx context.Context, d *charging.Decision) error {
 	reasons, _ := json.Marshal(d.Reasons)
-	_, err := t.tx.Exec(ctx, `INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result,
+	return t.later(ctx, `INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result,
 		reasons, policy_version, input_digest, latency_us, outcome, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		d.ID, d.TenantID, d.MandateID, d.AgentID, nullStr(d.ChargeID), nullStr(d.ApprovalID), d.Result, string(reasons),
-		d.PolicyVersion, d.InputDigest, d.LatencyMicros, d.Outcome, d.CreatedAt)
-	return mapErr(err)
+		[]any{d.ID, d.TenantID, d.MandateID, d.AgentID, nullStr(d.ChargeID), nullStr(d.ApprovalID), d.Result, string(reasons),
+			d.PolicyVersion, d.InputDigest, d.LatencyMicros, d.Outcome, d.CreatedAt}, nil)
 }
 
 func (t *Tx) SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome string) error {
-	_, err := t.tx.Exec(ctx, `UPDATE decisions SET outcome = $3 WHERE tenant_id = $1 AND charge_id = $2`, tenantID, chargeID, outcome)
-	return mapErr(err)
+	return t.later(ctx, `UPDATE decisions SET outcome = $3 WHERE tenant_id = $1 AND charge_id = $2`, []any{tenantID, chargeID, outcome}, nil)
 }
 
 // Velocity counts allowed decisions (charges) and refusals or processor
@@ -95,9 +93,8 @@ func (t *Tx) Velocity(ctx context.Context, tenantID, agentID, mandateID string, 
 
 func (t *Tx) CreateHold(ctx context.Context, h *charging.Hold) error {
 	res, _ := json.Marshal(h.Reservation)
-	_, err := t.tx.Exec(ctx, `INSERT INTO charge_holds (charge_id, tenant_id, reservation, held, counted) VALUES ($1, $2, $3, $4, $5)`,
-		h.ChargeID, h.TenantID, string(res), h.Held, h.Counted)
-	return mapErr(err)
+	return t.later(ctx, `INSERT INTO charge_holds (charge_id, tenant_id, reservation, held, counted) VALUES ($1, $2, $3, $4, $5)`,
+		[]any{h.ChargeID, h.TenantID, string(res), h.Held, h.Counted}, nil)
 }
 
 func (t *Tx) LockHold(ctx context.Context, tenantID, chargeID string) (*charging.Hold, error) {
@@ -118,9 +115,8 @@ func (t *Tx) LockHold(ctx context.Context, tenantID, chargeID string) (*charging
 }
 
 func (t *Tx) UpdateHold(ctx context.Context, h *charging.Hold) error {
-	_, err := t.tx.Exec(ctx, `UPDATE charge_holds SET held = $3, counted = $4 WHERE charge_id = $1 AND tenant_id = $2`,
-		h.ChargeID, h.TenantID, h.Held, h.Counted)
-	return mapErr(err)
+	return t.later(ctx, `UPDATE charge_holds SET held = $3, counted = $4 WHERE charge_id = $1 AND tenant_id = $2`,
+		[]any{h.ChargeID, h.TenantID, h.Held, h.Counted}, nil)
 }
 
 func (t *Tx) DecisionOfCharge(ctx context.Context, tenantID, chargeID string) (*charging.Decision, error) {

@@ -42,6 +42,9 @@ var (
 // Options tune the pool.
 type Options struct {
 	MaxConns int32
+	// Tracer, when set, sees every statement, batch and prepare of the
+	// pool (tests count round trips and commits with it).
+	Tracer pgx.QueryTracer
 }
 
 // Open connects to url. It does not migrate; call Migrate.
@@ -52,6 +55,9 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	}
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
+	}
+	if opt.Tracer != nil {
+		cfg.ConnConfig.Tracer = opt.Tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -218,25 +224,24 @@ func (s *Store) Autocommit(ctx context.Context, fn func(tx *Tx) error) error {
 
 const maxAttempts = 5
 
-// InTx runs fn in a READ COMMITTED transaction. Serialization failures and
-// deadlocks are retried a few times before store.ErrSerialization surfaces.
-// A transaction that could not even begin because its pooled connection
-// was dead (the server restarted since) is retried once on a fresh one;
-// once fn has run, a lost connection is never retried here, because the
+// InTx runs fn in a READ COMMITTED transaction, pipelined (see pipeTx:
+// BEGIN travels with the first statement, inserts with the next read or
+// with COMMIT). Serialization failures and deadlocks are retried a few
+// times before store.ErrSerialization surfaces. A transaction whose first
+// round trip found its pooled connection dead (the server restarted
+// since) is retried once on a fresh one; once a later round trip or the
+// COMMIT was sent, a lost connection is never retried here, because the
 // COMMIT may or may not have landed: store.ErrUnavailable surfaces.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	var err error
 	staleRetried := false
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		ran := false
-		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-			ran = true
-			return fn(&Tx{tx: tx, s: s})
-		})
+		var stale bool
+		stale, err = s.runTx(ctx, fn)
 		err = mapErr(err)
 		if errors.Is(err, store.ErrUnavailable) {
 			s.sessionLost()
-			if !ran && !staleRetried && ctx.Err() == nil {
+			if stale && !staleRetried && ctx.Err() == nil {
 				staleRetried = true
 				continue
 			}

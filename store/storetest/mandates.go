@@ -348,18 +348,23 @@ func testMandateEvents[X Tx](t *testing.T, b store.Backend[X]) {
 	m := newMandate(tn.ID, 100)
 	create(t, b, m)
 	var written []string
+	var appended []*mandates.Event
 	in(t, b, func(tx X) error {
+		written, appended = nil, nil
 		for i, typ := range []string{"mandate.created", "mandate.approved", "decision", "mandate.revoked"} {
 			e := &mandates.Event{ID: ids.New("mev"), TenantID: tn.ID, MandateID: m.ID, Type: typ, ActorType: "api_key",
 				ActorID: "key_1", Data: json.RawMessage(`{"n":` + string(rune('0'+i)) + `}`), CreatedAt: now()}
 			if err := tx.AppendMandateEvent(ctx, e); err != nil {
 				return err
 			}
-			assert.NotZero(t, e.Seq)
 			written = append(written, e.ID)
+			appended = append(appended, e)
 		}
 		return nil
 	})
+	for _, e := range appended {
+		assert.NotZero(t, e.Seq, "numbered once the transaction commits")
+	}
 	in(t, b, func(tx X) error {
 		return tx.AppendMandateEvent(ctx, &mandates.Event{ID: ids.New("mev"), TenantID: tn.ID, MandateID: m.ID, Type: "x", CreatedAt: now()})
 	})
