@@ -1,0 +1,409 @@
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/store/postgres"
+)
+
+// HA is a highly available PostgreSQL owned by one test, run by
+// pg_auto_failover on this machine: a monitor, a primary and a synchronous
+// standby, each its own server in a temporary folder on its own free port.
+// The test may kill the primary; the monitor then promotes the standby.
+// Everything is stopped and deleted when the test ends.
+type HA struct {
+	dir     string
+	autoctl string // pg_autoctl
+	pgctl   string // pg_ctl of the PostgreSQL version pg_auto_failover is built for
+	cred    *syscall.Credential
+
+	monitorPort int
+	mu          sync.Mutex
+	procs       map[string]*exec.Cmd // node name (or "monitor") -> its pg_autoctl process
+	ports       map[string]int
+}
+
+// Failover timing of the monitor and keepers, tighter than the defaults
+// (which take about 30 s to fail over) so that a failover completes in a
+// few seconds on one machine. primary_demote_timeout exceeds the keepers'
+// network_partition_timeout, so an old primary that is merely cut off has
+// demoted itself before the standby is promoted (no split brain).
+var haMonitorSettings = map[string]string{
+	"pgautofailover.health_check_period":               "1000",
+	"pgautofailover.health_check_timeout":              "1000",
+	"pgautofailover.health_check_max_retries":          "1",
+	"pgautofailover.health_check_retry_delay":          "500",
+	"pgautofailover.node_considered_unhealthy_timeout": "2000",
+	"pgautofailover.primary_demote_timeout":            "3000",
+}
+
+const haNetworkPartitionTimeout = "2" // seconds, keepers' timeout.network_partition_timeout
+
+// NewHA sets up a monitor, a primary ("node_a") and a synchronous standby
+// ("node_b") and waits until the standby has caught up. When pg_autoctl or
+// the PostgreSQL binaries are missing the test fails under CI and is
+// skipped otherwise. pg_autoctl refuses to run as root: as root, every
+// process runs as the "postgres" OS user.
+func NewHA(t testing.TB) *HA {
+	t.Helper()
+	h, err := newHA()
+	if err != nil {
+		unavailableHA(t, err)
+		return nil
+	}
+	t.Cleanup(h.destroy)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The monitor, tuned for a quick failover.
+	h.monitorPort = h.ports["monitor"]
+	h.spawn(t, "monitor", "create", "monitor", "--pgctl", h.pgctl, "--pgdata", h.pgdata("monitor"),
+		"--pgport", fmt.Sprint(h.monitorPort), "--hostname", "127.0.0.1", "--auth", "trust", "--no-ssl", "--run")
+	h.waitSQL(ctx, t, h.monitorURL("pg_auto_failover"), "the monitor", `SELECT count(*) = 1 FROM pg_extension WHERE extname = 'pgautofailover'`)
+	mon, err := pgx.Connect(ctx, h.monitorURL("pg_auto_failover"))
+	if err != nil {
+		t.Fatalf("pgtest: connect to the monitor: %v", err)
+	}
+	defer mon.Close(context.Background())
+	for _, k := range sortedKeys(haMonitorSettings) {
+		if _, err := mon.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET %s = %s", k, haMonitorSettings[k])); err != nil {
+			t.Fatalf("pgtest: monitor setting %s: %v", k, err)
+		}
+	}
+	if _, err := mon.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatalf("pgtest: reload the monitor: %v", err)
+	}
+
+	// Two data nodes, one after the other: the first registers as the
+	// primary, the second as its standby.
+	for _, name := range []string{"node_a", "node_b"} {
+		args := []string{"create", "postgres", "--pgctl", h.pgctl, "--pgdata", h.pgdata(name),
+			"--pgport", fmt.Sprint(h.ports[name]), "--hostname", "127.0.0.1", "--listen", "127.0.0.1",
+			"--auth", "trust", "--no-ssl", "--name", name, "--dbname", "perfectpay",
+			"--monitor", h.monitorURL("pg_auto_failover")}
+		if err := h.run(args...); err != nil {
+			t.Fatalf("pgtest: %v\n%s", err, h.logs())
+		}
+		if err := h.run("config", "set", "--pgdata", h.pgdata(name), "timeout.network_partition_timeout", haNetworkPartitionTimeout); err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
+		h.spawn(t, name, "run", "--pgdata", h.pgdata(name))
+		want := 1
+		if name == "node_b" {
+			want = 2
+		}
+		h.waitSQL(ctx, t, h.monitorURL("pg_auto_failover"), name+" to join",
+			`SELECT count(*) = $1 FROM pgautofailover.node
+			 WHERE reportedstate = goalstate AND reportedstate IN ('single', 'primary', 'secondary')`, want)
+	}
+	h.waitSQL(ctx, t, h.monitorURL("pg_auto_failover"), "a primary with a synchronous standby",
+		`SELECT count(*) FILTER (WHERE reportedstate = 'primary' AND goalstate = 'primary') = 1
+		    AND count(*) FILTER (WHERE reportedstate = 'secondary' AND goalstate = 'secondary') = 1
+		 FROM pgautofailover.node`)
+	// The standby is synchronous: a commit the primary acknowledged is on
+	// the standby too, so killing the primary loses no acknowledged write.
+	h.waitSQL(ctx, t, h.URL("postgres"), "a synchronous standby",
+		`SELECT current_setting('synchronous_commit') <> 'off' AND current_setting('synchronous_standby_names') <> ''
+		    AND (SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')) = 1`)
+	return h
+}
+
+func newHA() (*HA, error) {
+	autoctl, err := exec.LookPath("pg_autoctl")
+	if err != nil {
+		if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_autoctl"); len(m) > 0 {
+			autoctl, err = m[0], nil
+		}
+	}
+	if err != nil {
+		return nil, errors.New("pg_autoctl not found (Debian: apt-get install postgresql-15-auto-failover)")
+	}
+	// The PostgreSQL version whose server has the pgautofailover extension.
+	libs, _ := filepath.Glob("/usr/lib/postgresql/*/lib/pgautofailover.so")
+	sort.Slice(libs, func(i, j int) bool { return libs[i] > libs[j] })
+	var pgctl string
+	for _, l := range libs {
+		p := filepath.Join(filepath.Dir(filepath.Dir(l)), "bin", "pg_ctl")
+		if _, err := os.Stat(p); err == nil {
+			pgctl = p
+			break
+		}
+	}
+	if pgctl == "" {
+		return nil, errors.New("no PostgreSQL server with the pgautofailover extension under /usr/lib/postgresql/*")
+	}
+	c, err := newCluster() // a temporary folder owned by the server's OS user
+	if err != nil {
+		return nil, err
+	}
+	h := &HA{dir: c.dir, autoctl: autoctl, pgctl: pgctl, cred: c.cred, procs: map[string]*exec.Cmd{},
+		ports: map[string]int{"monitor": c.port}}
+	for _, name := range []string{"node_a", "node_b"} {
+		p, err := freePort()
+		if err != nil {
+			os.RemoveAll(c.dir)
+			return nil, err
+		}
+		h.ports[name] = p
+	}
+	return h, nil
+}
+
+// unavailableHA fails under CI and otherwise skips.
+func unavailableHA(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("pgtest: pg_auto_failover is required when CI is set: %v", err)
+	}
+	t.Skipf("pgtest: pg_auto_failover unavailable (%v): SKIPPING the failover suite", err)
+}
+
+func (h *HA) pgdata(name string) string { return filepath.Join(h.dir, name) }
+
+func (h *HA) monitorURL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable&connect_timeout=5", h.monitorPort, db)
+}
+
+// command is pg_autoctl with args, as the servers' OS user, with its
+// configuration and state files inside the test's folder.
+func (h *HA) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(h.autoctl, args...)
+	cmd.Dir = h.dir
+	cmd.Env = []string{
+		"HOME=" + h.dir,
+		"XDG_CONFIG_HOME=" + filepath.Join(h.dir, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(h.dir, "share"),
+		"XDG_RUNTIME_DIR=" + filepath.Join(h.dir, "run"),
+		"PATH=" + filepath.Dir(h.pgctl) + ":/usr/bin:/bin",
+		"LC_ALL=C.UTF-8", "PGTZ=UTC",
+	}
+	// Its own process group, so killing a node kills its keeper and its
+	// PostgreSQL together.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: h.cred}
+	return cmd
+}
+
+// run runs pg_autoctl to completion.
+func (h *HA) run(args ...string) error {
+	out, err := h.command(args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_autoctl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// spawn starts a long-running pg_autoctl for name, logging to name.log.
+func (h *HA) spawn(t testing.TB, name string, args ...string) {
+	t.Helper()
+	cmd := h.command(args...)
+	f, err := os.Create(filepath.Join(h.dir, name+".log"))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("pgtest: start pg_autoctl %s: %v", strings.Join(args, " "), err)
+	}
+	go func() { _ = cmd.Wait(); f.Close() }()
+	h.mu.Lock()
+	h.procs[name] = cmd
+	h.mu.Unlock()
+}
+
+// waitSQL polls a query returning one boolean until it is true.
+func (h *HA) waitSQL(ctx context.Context, t testing.TB, url, what, query string, args ...any) {
+	t.Helper()
+	var last error
+	for {
+		ok, err := queryBool(ctx, url, query, args...)
+		if ok {
+			return
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pgtest: gave up waiting for %s (%v)\n%s", what, last, h.logs())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func queryBool(ctx context.Context, url, query string, args ...any) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, url)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	var ok bool
+	err = conn.QueryRow(cctx, query, args...).Scan(&ok)
+	return ok, err
+}
+
+// URL is the multi-host URL of database db: both data nodes, with
+// target_session_attrs=read-write so a client always reaches the primary,
+// whichever node that is.
+func (h *HA) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/%s?sslmode=disable&target_session_attrs=read-write&connect_timeout=2",
+		h.ports["node_a"], h.ports["node_b"], db)
+}
+
+// NewURL creates a migrated database (on the primary; the standby follows)
+// and returns its multi-host URL.
+func (h *HA) NewURL(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, h.URL("postgres"))
+	if err != nil {
+		t.Fatalf("pgtest: connect to the primary: %v", err)
+	}
+	defer admin.Close(context.Background())
+	name := "pp_test_" + strings.ToLower(ids.Random(12))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	u := h.URL(name)
+	s, err := postgres.Open(ctx, u, postgres.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatalf("pgtest: open: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("pgtest: migrate: %v", err)
+	}
+	return u
+}
+
+// Primary is the name of the node the monitor holds as primary.
+func (h *HA) Primary(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, h.monitorURL("pg_auto_failover"))
+	if err != nil {
+		t.Fatalf("pgtest: connect to the monitor: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var name string
+	if err := conn.QueryRow(ctx, `SELECT nodename FROM pgautofailover.node
+		WHERE reportedstate = 'primary' AND goalstate = 'primary'`).Scan(&name); err != nil {
+		t.Fatalf("pgtest: the primary: %v", err)
+	}
+	return name
+}
+
+// Kill kills a node with SIGKILL: its keeper, its PostgreSQL and every
+// backend, as a machine losing power would.
+func (h *HA) Kill(t testing.TB, name string) {
+	t.Helper()
+	h.mu.Lock()
+	cmd := h.procs[name]
+	delete(h.procs, name)
+	h.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		t.Fatalf("pgtest: no running node %q", name)
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("pgtest: kill %s: %v", name, err)
+	}
+}
+
+// WaitPromoted waits until a node other than old is the primary and
+// accepts writes, and returns its name.
+func (h *HA) WaitPromoted(t testing.TB, old string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h.waitSQL(ctx, t, h.monitorURL("pg_auto_failover"), "the standby to be promoted",
+		`SELECT count(*) = 1 FROM pgautofailover.node
+		 WHERE nodename <> $1 AND reportedstate IN ('wait_primary', 'primary') AND goalstate IN ('wait_primary', 'primary')`, old)
+	h.waitSQL(ctx, t, h.URL("postgres"), "a read-write server", `SELECT NOT pg_is_in_recovery()`)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	conn, err := pgx.Connect(ctx2, h.monitorURL("pg_auto_failover"))
+	if err != nil {
+		t.Fatalf("pgtest: connect to the monitor: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var name string
+	if err := conn.QueryRow(ctx2, `SELECT nodename FROM pgautofailover.node
+		WHERE nodename <> $1 AND reportedstate IN ('wait_primary', 'primary')`, old).Scan(&name); err != nil {
+		t.Fatalf("pgtest: the new primary: %v", err)
+	}
+	return name
+}
+
+// Events is the monitor's event log, oldest first (for a failing test's
+// output and for timing a failover).
+func (h *HA) Events(t testing.TB) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, h.monitorURL("pg_auto_failover"))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT to_char(eventtime AT TIME ZONE 'UTC', 'HH24:MI:SS.MS') || ' ' || nodename || ' ' ||
+		reportedstate || ' -> ' || goalstate FROM pgautofailover.event ORDER BY eventid`)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return []string{err.Error()}
+	}
+	return out
+}
+
+func (h *HA) logs() string {
+	var b strings.Builder
+	for _, name := range []string{"monitor", "node_a", "node_b"} {
+		raw, err := os.ReadFile(filepath.Join(h.dir, name+".log"))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		fmt.Fprintf(&b, "--- %s (last lines)\n%s\n", name, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
+	return b.String()
+}
+
+func (h *HA) destroy() {
+	h.mu.Lock()
+	procs := h.procs
+	h.procs = map[string]*exec.Cmd{}
+	h.mu.Unlock()
+	for _, cmd := range procs {
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
+	os.RemoveAll(h.dir)
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
