@@ -4,7 +4,7 @@ BIN     ?= bin/perfectpay
 ADDR    ?= 127.0.0.1:8080
 SKIPPED := $(CURDIR)/.skipped-suites
 
-.PHONY: run test test-without-postgres test-long build lint demo bench fuzz mutants clean
+.PHONY: run test test-without-postgres test-long build lint demo bench fuzz mutants clean chaos
 
 run: build
 	$(BIN) serve --dev --addr $(ADDR)
@@ -21,7 +21,8 @@ build:
 # every Postgres suite, names them, and exits non-zero whatever the result.
 #
 # `make test-long`: the e2e suites (several server processes, crashes,
-# outages, races over HTTP), the LONG_TESTS, and `make fuzz`.
+# outages, races over HTTP), one round of `make chaos`, the LONG_TESTS, and
+# `make fuzz`.
 # `.ci/run` runs test, test-long and mutants.
 LONG_PKGS  := ./e2e/...
 # Packages and -run patterns of tests outside LONG_PKGS that skip under -short.
@@ -50,12 +51,28 @@ test-without-postgres:
 
 test-long:
 	@bash .ci/postgres
-	CI=$${CI:-1} $(GO) test -race -count=1 -timeout 45m $(LONG_PKGS)
+	CI=$${CI:-1} $(GO) test -race -count=1 -timeout 45m -skip '$(CHAOS_TESTS)' $(LONG_PKGS)
+	@$(MAKE) --no-print-directory chaos CHAOS_ROUNDS=1
 	@for lt in $(LONG_TESTS); do \
 		echo "CI=$${CI:-1} $(GO) test -race -count=1 -run '$${lt#*=}' $${lt%%=*}"; \
 		CI=$${CI:-1} $(GO) test -race -count=1 -timeout 15m -run "$${lt#*=}" "$${lt%%=*}" || exit 1; \
 	done
 	@$(MAKE) --no-print-directory fuzz
+
+# `make chaos`: the fault suites of e2e, printing their figures (charges/s,
+# answers by status, recovery and failover times): three nodes under charge
+# load through CHAOS_ROUNDS rounds of a node killed, PostgreSQL stopped and
+# the acquirer stalled (TestChaos), and the primary of a pg_auto_failover
+# formation killed under load (TestFailover; .ci/autofailover installs
+# pg_auto_failover as root, or names the package). Without -race: the
+# servers under test are separate processes.
+CHAOS_TESTS  := ^(TestChaos|TestFailover)$$
+CHAOS_ROUNDS ?= 3
+
+chaos:
+	@bash .ci/postgres
+	@bash .ci/autofailover
+	CI=$${CI:-1} PERFECTPAY_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(GO) test -v -count=1 -timeout 30m -run '$(CHAOS_TESTS)' ./e2e/
 
 # Every fuzz target for FUZZTIME each. New failing inputs land in the
 # package's testdata/fuzz and are committed with the fix.
