@@ -4,7 +4,7 @@ BIN     ?= bin/perfectpay
 ADDR    ?= 127.0.0.1:8080
 SKIPPED := $(CURDIR)/.skipped-suites
 
-.PHONY: run test test-without-postgres test-long build lint demo bench fuzz mutants clean chaos
+.PHONY: run test test-without-postgres test-long build lint demo bench bench-go fuzz mutants clean chaos
 
 run: build
 	$(BIN) serve --dev --addr $(ADDR)
@@ -106,7 +106,23 @@ lint: $(GOLANGCI_LINT)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GOLANGCI_LINT) run --allow-serial-runners ./...
 
-bench:
+# `make bench`: one side-by-side table in one run (bench/sidebyside, a
+# separate module so Ory Hydra's dependencies stay out of ours): tokens/s,
+# introspections/s and RSS after BENCH_N tokens of perfectpay vs Hydra v2.3.0
+# (in-memory DSN, JWT and opaque), the policy's p50 embedded vs an
+# `opa run --server` sidecar, agent charges/s vs pgbench of the same
+# statements and vs `pgbench -b tpcb-like`. The table is also written to
+# bin/bench.md. `make bench-go` runs every Go benchmark instead.
+BENCH_N    ?= 20000
+BENCH_ARGS ?=
+
+bench: build
+	$(GO) build -o bin/opa github.com/open-policy-agent/opa
+	cd bench && CGO_ENABLED=1 $(GO) build -tags sqlite,sqlite_omit_load_extension -o ../bin/hydra github.com/ory/hydra/v2
+	@bash .ci/postgres
+	cd bench && $(GO) run ./sidebyside -root .. -n $(BENCH_N) -introspections $(BENCH_N) -out ../bin/bench.md $(BENCH_ARGS)
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # The demo (examples/agent): a dev server on the memory store on a free
