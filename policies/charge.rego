@@ -315,3 +315,94 @@ deny contains {"code": "approval_invalid", "message": msg} if {
 	not approval_matches
 	msg := sprintf("approval %s does not cover this charge or has expired", [input.approval.id])
 }
+
+# ---- Fraud signals (input.fraud, present when the fraud defences run) ----------
+
+# They only ever deny or ask a person to approve; a matching approved
+# approval answers a challenge as it does the approval threshold.
+
+fraud_scope_words := {"agent": "by this agent", "mandate": "on this mandate", "card": "on this card", "merchant": "at this merchant"}
+
+fraud_window_words := {"hour": "in the last hour", "day": "in the last 24 hours"}
+
+# [action, code, message] of every velocity limit reached. A count limit
+# is reached when the charges already made in the window reach it (this
+# charge would pass it); an amount limit when this charge would take the
+# window's sum past it.
+fraud_velocity contains [l.action, code, msg] if {
+	some l in input.fraud.limits
+	l.metric == "count"
+	some v in input.fraud.velocity
+	v.scope == l.scope
+	v.window == l.window
+	v.count >= l.limit
+	code := sprintf("velocity_%s_charges_%s", [l.scope, l.window])
+	msg := sprintf("%d charges %s %s, limit %d", [v.count, fraud_scope_words[l.scope], fraud_window_words[l.window], l.limit])
+}
+
+fraud_velocity contains [l.action, code, msg] if {
+	some l in input.fraud.limits
+	l.metric == "amount"
+	some v in input.fraud.velocity
+	v.scope == l.scope
+	v.window == l.window
+	total := v.amount + input.charge.amount
+	total > l.limit
+	cur := input.charge.currency
+	code := sprintf("velocity_%s_amount_%s", [l.scope, l.window])
+	msg := sprintf("%s charged %s %s, %s with this charge, limit %s", [
+		money(v.amount, cur), fraud_scope_words[l.scope], fraud_window_words[l.window], money(total, cur), money(l.limit, cur),
+	])
+}
+
+deny contains {"code": code, "message": msg} if {
+	some [action, code, msg] in fraud_velocity
+	action == "deny"
+}
+
+challenge contains {"code": code, "message": msg} if {
+	some [action, code, msg] in fraud_velocity
+	action == "challenge"
+	not approved
+}
+
+# An agent flagged as anomalous steps up on every charge until a person
+# clears the flag.
+challenge contains {"code": "agent_anomaly", "message": input.fraud.anomaly.message} if {
+	is_string(input.fraud.anomaly.message)
+	not approved
+}
+
+deny contains {"code": "screener_rejected", "message": msg} if {
+	s := input.fraud.screener
+	s.decision == "reject"
+	msg := sprintf("fraud screener %s rejected the charge (score %d)", [s.screener, s.score])
+}
+
+challenge contains {"code": "screener_review", "message": msg} if {
+	s := input.fraud.screener
+	s.decision == "review"
+	not approved
+	msg := sprintf("fraud screener %s asks for a review (score %d): a person must approve it", [s.screener, s.score])
+}
+
+deny contains {"code": "screener_unavailable", "message": msg} if {
+	s := input.fraud.screener
+	s.decision == "unavailable"
+	s.fail_closed == true
+	msg := sprintf("fraud screener %s did not answer in time and this account fails closed", [s.screener])
+}
+
+# The agent's own risk signals can ask for review or block; never allow.
+deny contains {"code": "agent_risk_signal", "message": msg} if {
+	some r in input.fraud.risk_signals
+	r.action == "block"
+	msg := sprintf("the agent's own risk signal %s (score %v) says block", [r.type, r.score])
+}
+
+challenge contains {"code": "agent_risk_signal_review", "message": msg} if {
+	some r in input.fraud.risk_signals
+	r.action == "review"
+	not approved
+	msg := sprintf("the agent's own risk signal %s (score %v) asks for a review: a person must approve it", [r.type, r.score])
+}

@@ -346,3 +346,104 @@ test_empty_input_denies if {
 	d := charge.decision with input as {}
 	d.result == "deny"
 }
+
+# ---- Fraud signals --------------------------------------------------------------
+
+fraud := {
+	"velocity": [
+		{"scope": "merchant", "window": "hour", "count": 7, "declines": 0, "amount": 14000},
+		{"scope": "agent", "window": "day", "count": 3, "declines": 1, "amount": 9500},
+	],
+	"limits": [],
+	"risk_signals": [],
+}
+
+with_fraud(patch) := json.patch(object.union(base, {"fraud": fraud}), patch)
+
+fraud_cases := [
+	{"name": "signals under every limit", "patch": [{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "merchant", "window": "hour", "metric": "count", "action": "deny", "limit": 8}}], "result": "allow", "codes": []},
+	{
+		"name": "charges at a merchant in the hour",
+		"patch": [{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "merchant", "window": "hour", "metric": "count", "action": "deny", "limit": 5}}],
+		"result": "deny", "codes": ["velocity_merchant_charges_hour"],
+		"messages": ["7 charges at this merchant in the last hour, limit 5"],
+	},
+	{
+		"name": "an agent's spending in the day, challenged",
+		"patch": [{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "agent", "window": "day", "metric": "amount", "action": "challenge", "limit": 10000}}],
+		"result": "challenge", "codes": ["velocity_agent_amount_day"],
+		"messages": ["95.00 USD charged by this agent in the last 24 hours, 115.00 USD with this charge, limit 100.00 USD"],
+	},
+	{
+		"name": "a velocity challenge is answered by an approval",
+		"patch": [
+			{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "agent", "window": "day", "metric": "amount", "action": "challenge", "limit": 10000}},
+			{"op": "add", "path": "/approval", "value": approval},
+		],
+		"result": "allow", "codes": [],
+	},
+	{
+		"name": "a limit of a scope without stats",
+		"patch": [{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "card", "window": "hour", "metric": "count", "action": "deny", "limit": 1}}],
+		"result": "allow", "codes": [],
+	},
+	{
+		"name": "an anomalous agent steps up",
+		"patch": [{"op": "add", "path": "/fraud/anomaly", "value": {"metric": "charge_size", "score": 6.5, "message": "charge size 9.2 MADs above the agent's median"}}],
+		"result": "challenge", "codes": ["agent_anomaly"], "messages": ["charge size 9.2 MADs above the agent's median"],
+	},
+	{
+		"name": "screener rejects",
+		"patch": [{"op": "add", "path": "/fraud/screener", "value": {"screener": "kount", "decision": "reject", "score": 91, "reasons": [], "fail_closed": false}}],
+		"result": "deny", "codes": ["screener_rejected"], "messages": ["fraud screener kount rejected the charge (score 91)"],
+	},
+	{
+		"name": "screener asks for review",
+		"patch": [{"op": "add", "path": "/fraud/screener", "value": {"screener": "rules", "decision": "review", "score": 60, "reasons": [], "fail_closed": false}}],
+		"result": "challenge", "codes": ["screener_review"],
+	},
+	{
+		"name": "screener unavailable, failing open",
+		"patch": [{"op": "add", "path": "/fraud/screener", "value": {"screener": "signifyd", "decision": "unavailable", "score": 0, "reasons": [], "fail_closed": false}}],
+		"result": "allow", "codes": [],
+	},
+	{
+		"name": "screener unavailable, failing closed",
+		"patch": [{"op": "add", "path": "/fraud/screener", "value": {"screener": "signifyd", "decision": "unavailable", "score": 0, "reasons": [], "fail_closed": true}}],
+		"result": "deny", "codes": ["screener_unavailable"],
+	},
+	{
+		"name": "the agent's risk signal blocks",
+		"patch": [{"op": "add", "path": "/fraud/risk_signals/-", "value": {"type": "account_takeover", "score": 0.9, "action": "block"}}],
+		"result": "deny", "codes": ["agent_risk_signal"],
+	},
+	{
+		"name": "the agent's risk signal asks for review",
+		"patch": [{"op": "add", "path": "/fraud/risk_signals/-", "value": {"type": "new_device", "score": 0.4, "action": "review"}}],
+		"result": "challenge", "codes": ["agent_risk_signal_review"],
+	},
+	{
+		"name": "the agent's risk signal never allows",
+		"patch": [
+			threshold,
+			{"op": "add", "path": "/fraud/risk_signals/-", "value": {"type": "trusted", "score": 0, "action": "allow"}},
+		],
+		"result": "challenge", "codes": ["approval_required"],
+	},
+]
+
+fraud_failures contains tc.name if {
+	some tc in fraud_cases
+	d := charge.decision with input as with_fraud(tc.patch)
+	not matches(d, tc)
+}
+
+test_fraud_cases if {
+	print("failing fraud cases:", fraud_failures)
+	count(fraud_failures) == 0
+}
+
+test_no_fraud_document_changes_nothing if {
+	d := charge.decision with input as base
+	d.result == "allow"
+}

@@ -27,6 +27,8 @@ type Input struct {
 	Velocity VelocityCounts
 	// Approval is a step-up approval presented with the charge, if any.
 	Approval *Approval
+	// Fraud is what the fraud defences say (nil when they are off).
+	Fraud *Fraud
 	// Limits and Currencies are filled by the engine when nil.
 	Limits     *InputLimits
 	Currencies map[string]int
@@ -350,6 +352,7 @@ func (in *Input) Value() ast.Value {
 			add("mandate_charges_per_hour", num(int64(v.MandateChargesPerHour))).
 			add("mandate_declines_per_hour", num(int64(v.MandateDeclinesPerHour))).term()).term())
 	}
+	o = o.add("fraud", in.Fraud.term())
 	cur := newObj(len(in.Currencies))
 	for k, e := range in.Currencies {
 		cur = cur.add(k, num(int64(e)))
