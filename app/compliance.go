@@ -1,15 +1,40 @@
 package app
 
 import (
+	"context"
+
 	"github.com/perfectpay/perfectpay/compliance"
+	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/server"
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/memory"
+	"github.com/perfectpay/perfectpay/store/postgres"
+	"github.com/perfectpay/perfectpay/store/repos"
 )
 
-// complianceHandlers serve auditors: the audit trail and its checkpoints,
+// wireCompliance keeps the policy this node decides with (so every
+// decision can be replayed with the exact policy that made it) and returns
+// the handlers that serve auditors: the audit trail and its checkpoints,
 // mandate timelines.
-func complianceHandlers(a *App) []server.Mounter {
+func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) ([]server.Mounter, error) {
+	svc := compliance.NewService(store.Bind(b, func(x X) compliance.Repo { return x }), a.Log)
+	sources, err := policies.Sources()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := svc.KeepPolicy(ctx, sources); err != nil {
+		return nil, err
+	}
 	return []server.Mounter{
 		&server.AuditHandlers{Audit: a.Audit},
 		&server.TimelineHandlers{Timelines: &compliance.Timelines{Mandates: a.Mandates, Audit: a.Audit}},
+	}, nil
+}
+
+// Compliance returns the compliance service on the node's store.
+func (a *App) Compliance() *compliance.Service {
+	if a.Postgres != nil {
+		return compliance.NewService(store.Bind(store.Backend[*postgres.Tx](a.Postgres), func(x *postgres.Tx) compliance.Repo { return x }), a.Log)
 	}
+	return compliance.NewService(store.Bind(store.Backend[*memory.Tx](a.Memory), func(x *memory.Tx) compliance.Repo { return x }), a.Log)
 }

@@ -36,5 +36,9 @@ func wirePipeline[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) (
 	a.details.Register("payment_mandate", a.Pipeline.DetailType())
 	charges := server.NewChargeHandlers(a.Payments, a.Pipeline, a.Pipeline, a.Merchants)
 	// The compliance views read what the pipeline decided.
-	return append([]server.Mounter{charges, &server.ApprovalHandlers{P: a.Pipeline}}, complianceHandlers(a)...), nil
+	compliance, err := wireCompliance(ctx, a, b)
+	if err != nil {
+		return nil, err
+	}
+	return append([]server.Mounter{charges, &server.ApprovalHandlers{P: a.Pipeline}}, compliance...), nil
 }

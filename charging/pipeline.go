@@ -55,6 +55,7 @@ type Service struct {
 	db     store.Runner[Tx]
 	pay    *payments.Service
 	policy *policies.Engine
+	fraud  FraudSignals
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
@@ -432,6 +433,7 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	}
 
 	in := s.input(tok, details, l, &p, now)
+	s.assessFraud(ctx, in)
 	start := time.Now()
 	d, err := s.policy.Decide(ctx, in)
 	dec.LatencyMicros = time.Since(start).Microseconds()
@@ -439,9 +441,10 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 		s.log.ErrorContext(ctx, "policy evaluation failed; denying", "err", err)
 	}
 	dec.Result, dec.Reasons, dec.PolicyVersion = d.Result, d.Reasons, d.PolicyVersion
-	if dec.InputDigest, err = in.Digest(); err != nil {
+	if dec.Input, err = in.JSON(); err != nil {
 		return nil, err
 	}
+	dec.InputDigest = policies.DigestJSON(dec.Input)
 	if l.approval != nil {
 		dec.ApprovalID = l.approval.ID
 	}
@@ -485,6 +488,7 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	// From here on the charge exists: finish it even if the client goes away.
 	ctx = context.WithoutCancel(ctx)
 	ch, err := s.complete(ctx, op.charge, s.pay.Authorize(ctx, op.charge, op.card))
+	s.observeFraud(ctx, in, ch)
 	out := op.decision
 	if ch != nil {
 		out.Outcome = ch.Status
@@ -724,6 +728,11 @@ func actor(a *authz.Actor) *policies.Actor {
 func recordDecision(ctx context.Context, tx Tx, d *Decision) error {
 	if err := tx.CreateDecision(ctx, d); err != nil {
 		return err
+	}
+	if len(d.Input) > 0 {
+		if err := tx.RecordDecisionInput(ctx, d); err != nil {
+			return err
+		}
 	}
 	data, _ := json.Marshal(d)
 	if err := tx.AppendMandateEvent(ctx, &mandates.Event{ID: ids.New("mev"), TenantID: d.TenantID, MandateID: d.MandateID,

@@ -60,6 +60,10 @@ type Decision struct {
 	// requires_capture, failed (empty until known).
 	Outcome   string    `json:"outcome,omitempty"`
 	CreatedAt time.Time `json:"created"`
+	// Input is the exact policy input (canonical JSON) when the policy
+	// decided; it is kept beside the record (RecordDecisionInput) for
+	// evidence and replay, and holds the token claims the agent presented.
+	Input json.RawMessage `json:"-"`
 }
 
 // Hold is the budget an agent charge holds on its mandate chain: reserved
@@ -102,6 +106,8 @@ type Repo interface {
 	UpdateApproval(ctx context.Context, a *Approval, from string) error
 
 	CreateDecision(ctx context.Context, d *Decision) error
+	// RecordDecisionInput keeps d.Input beside the decision record d.
+	RecordDecisionInput(ctx context.Context, d *Decision) error
 	// SetDecisionOutcome records the processor's answer on the decision of chargeID.
 	SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome string) error
 	// Velocity counts the decisions since q.Since for the agent and for

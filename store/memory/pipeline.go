@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -16,11 +17,14 @@ type pipelineData struct {
 	decisions table[string, charging.Decision]
 	byCharge  table[string, string] // tenant + "/" + charge id -> decision id
 	holds     table[string, charging.Hold]
+	// policyVersions are the kept policy versions (see compliance).
+	policyVersions table[string, compliance.PolicyVersion]
 }
 
 func newPipelineData() pipelineData {
 	return pipelineData{approvals: table[string, charging.Approval]{}, decisions: table[string, charging.Decision]{},
-		byCharge: table[string, string]{}, holds: table[string, charging.Hold]{}}
+		byCharge: table[string, string]{}, holds: table[string, charging.Hold]{},
+		policyVersions: table[string, compliance.PolicyVersion]{}}
 }
 
 func cloneApproval(a charging.Approval) charging.Approval {

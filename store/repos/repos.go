@@ -10,6 +10,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/internal/canary"
@@ -36,5 +37,6 @@ type Tx interface {
 	mandates.Repo
 	merchants.Repo
 	charging.Repo
+	compliance.Repo
 	canary.Repo
 }
