@@ -204,11 +204,14 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 
 	a.jobs = append(a.jobs,
 		func(ctx context.Context) { a.Audit.RunSealer(ctx, cfg.Audit.SealInterval) },
+		BaseURL:            cfg.IssuerURL(),
+		ResourcePaths:      []string{server.PathMCP},
 		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
 		func(ctx context.Context) { iss.Run(ctx, feed) },
 		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
 		func(ctx context.Context) { a.Pipeline.RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
 	)
+			protectedResources(a), mcpEndpoint(a, b, func(x X) audit.Writer { return x }),
 	return nil
 }
 
@@ -331,6 +334,6 @@ func newIssuer[X repos.Tx](cfg Config, b store.Backend[X], log *slog.Logger, pep
 		AccessTokenTTL: ic.AccessTokenTTL, RefreshTokenTTL: ic.RefreshTokenTTL, SigningAlg: ic.SigningAlg,
 		SigningKEK: kek, RotationInterval: ic.RotationInterval, MaxDelegationDepth: ic.MaxDelegationDepth,
 		AssertionMaxLifetime: ic.AssertionMaxLifetime, DPoPWindow: ic.DPoPWindow, DPoPNonce: ic.DPoPNonce,
-		Pepper: pepper, Log: log, Details: details,
+		Pepper: pepper, Log: log, Details: details, Resources: []string{mcpResource(cfg)},
 	})
 }

@@ -248,8 +248,11 @@ func (s *Server) authenticate(access Access, next handlerFunc) handlerFunc {
 			}
 			if access.Scope != "" && (p.Scopes == nil || !p.Scopes(access.Scope)) {
 				state(r).principal = p // audited as a refused request
-				return Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", "",
+				e := Errorf(http.StatusForbidden, TypePermission, "insufficient_scope", "",
 					"The access token does not carry the required scope (%s).", access.Scope)
+				// RFC 6750 §3.1: the scope to ask for (MCP clients step up on it).
+				e.Header = http.Header{"Www-Authenticate": {`Bearer error="insufficient_scope", scope="` + access.Scope + `"`}}
+				return e
 			}
 		case scheme == "bearer" || scheme == "basic" || scheme == "dpop":
 			return Errorf(http.StatusUnauthorized, TypeAuthentication, "invalid_api_key", "", "Invalid API key provided.")

@@ -130,6 +130,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
+	s.challenge(r, e)
 	for k, vs := range e.Header {
 		for _, v := range vs {
 			w.Header().Add(k, v)

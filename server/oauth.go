@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -131,16 +132,27 @@ func (h *OAuthHandlers) revoke(w http.ResponseWriter, r *http.Request) {
 
 // agentAuthenticator verifies agents' access tokens for routes that accept
 // them (Access{Agent: true}).
-type agentAuthenticator struct{ iss *authz.Issuer }
+type agentAuthenticator struct {
+	iss *authz.Issuer
+	// resource, when set, is the protected resource (other than the API)
+	// the token must name in aud.
+	resource string
+}
 
 // NewAgentAuthenticator returns the AgentAuthenticator backed by the
 // issuer: it verifies the JWT access token (and, for DPoP-bound tokens or
 // the DPoP scheme, the DPoP proof) and returns a principal whose Agent is
 // the token's verified claims (*authz.AccessToken).
-func NewAgentAuthenticator(iss *authz.Issuer) AgentAuthenticator { return agentAuthenticator{iss} }
+func NewAgentAuthenticator(iss *authz.Issuer) AgentAuthenticator { return agentAuthenticator{iss: iss} }
 
 func (a agentAuthenticator) AuthenticateAgent(r *http.Request, scheme, token string) (*Principal, error) {
-	at, err := a.iss.VerifyRequest(r.Context(), r, scheme, token)
+	verify := a.iss.VerifyRequest
+	if a.resource != "" {
+		verify = func(ctx context.Context, r *http.Request, scheme, token string) (*authz.AccessToken, error) {
+			return a.iss.VerifyRequestFor(ctx, r, scheme, token, a.resource)
+		}
+	}
+	at, err := verify(r.Context(), r, scheme, token)
 	var te *authz.TokenError
 	if errors.As(err, &te) {
 		if te.Revoked != "" {

@@ -53,6 +53,12 @@ type Deps struct {
 	OperatorKey accounts.TokenHash
 	// Abuse are the rate limits and abuse defences; nil turns them off.
 	Abuse *Defences
+	// BaseURL is the server's public base URL; with it, every 401 names
+	// the protected resource metadata (RFC 9728) of the resource asked.
+	BaseURL string
+	// ResourcePaths are the paths of protected resources other than the
+	// API that publish metadata of their own (the MCP endpoint).
+	ResourcePaths []string
 }
 
 // Server is the HTTP handler of the API.
