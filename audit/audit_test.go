@@ -311,6 +311,10 @@ func TestAppendsDoNotWaitForEachOther(t *testing.T) {
 		if err := audit.Append(ctx, tx, &first); err != nil {
 			return err
 		}
+		// A read sends the queued append: its stripe is held from here on.
+		if _, err := tx.AuditStripes(ctx); err != nil {
+			return err
+		}
 		go func() {
 			secondDone <- db.InTx(ctx, func(tx audit.Repo) error {
 				second = audit.Entry{ActorType: audit.ActorSystem, Action: "meanwhile"}

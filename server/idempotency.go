@@ -131,8 +131,9 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 			}
 			settle = func(ctx context.Context, tx idempotency.Repo) error { return tx.CompleteIdempotency(ctx, &done) }
 		}
-		// One statement: no transaction round trips on every POST.
-		if err := s.Idempotency.Autocommit(ctx, func(tx idempotency.Repo) error { return settle(ctx, tx) }); err != nil {
+		// By group commit: the answers of concurrent requests share one
+		// transaction, and this one is sent once its batch committed.
+		if err := s.answers.Do(settle); err != nil {
 			s.log.ErrorContext(ctx, "idempotency: could not record the outcome; retrying", "err", err)
 			go s.settleLater(rec.LockedUntil, settle)
 		}

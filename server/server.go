@@ -68,6 +68,10 @@ type Server struct {
 	router  *mux.Router
 	metrics *metrics
 	reg     *prometheus.Registry
+	// accessLog and answers commit access-audit entries and stored
+	// idempotent answers of many requests together (audit.Group).
+	accessLog *audit.Group[audit.Writer]
+	answers   *audit.Group[idempotency.Repo]
 }
 
 // New builds the router with every route.
@@ -77,6 +81,8 @@ func New(d Deps) *Server {
 	}
 	s := &Server{Deps: d, log: d.Log, router: mux.NewRouter(), reg: prometheus.NewRegistry()}
 	s.metrics = newMetrics(s.reg)
+	s.accessLog = audit.NewGroup(d.Audit, 0)
+	s.answers = audit.NewGroup(d.Idempotency, 0)
 	s.router.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if m := mux.CurrentRoute(r); m != nil {
@@ -175,14 +181,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// auditRequest writes the access entry for an authenticated request.
+// auditRequest writes the access entry for an authenticated request by
+// group commit: it returns once the batch holding the entry committed.
 func (s *Server) auditRequest(ctx context.Context, st *reqState, method, route string, status int) {
 	p := st.principal
 	e := &audit.Entry{
 		TenantID: p.TenantID, ActorType: p.ActorType, ActorID: p.CredentialID, IP: st.ip,
 		Action: "api.request", RequestID: st.id, Method: method, Route: route, Status: status,
 	}
-	err := s.Audit.Autocommit(context.WithoutCancel(ctx), func(tx audit.Writer) error { return audit.Append(ctx, tx, e) })
+	err := s.accessLog.Do(func(ctx context.Context, tx audit.Writer) error { return audit.Append(ctx, tx, e) })
 	if err != nil {
 		s.log.ErrorContext(ctx, "access audit failed", "err", err)
 	}

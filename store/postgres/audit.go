@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -27,7 +26,9 @@ const auditInsert = ` INSERT INTO audit_events
 // holds: the lowest unlocked counter row, locked until this transaction
 // ends (SKIP LOCKED, so appends never wait on each other). A transaction
 // that already holds a stripe is not skipped by its own lock and usually
-// takes it again. When every stripe is held it adds one.
+// takes it again. When every stripe is held it adds one, in the same
+// statement. In a transaction the statement is sent with the next round
+// trip (see pipeTx), so e.Seq, e.Stripe and e.StripeSeq are set then.
 func (t *Tx) AppendAudit(ctx context.Context, e *audit.Entry) error {
 	var data any
 	if len(e.Data) > 0 {
@@ -35,16 +36,18 @@ func (t *Tx) AppendAudit(ctx context.Context, e *audit.Entry) error {
 	}
 	args := []any{e.ID, e.TenantID, e.ActorType, e.ActorID, e.IP, e.Action, e.Target, e.RequestID, e.Method, e.Route,
 		e.Status, data, e.CreatedAt, e.ContentHash}
-	err := t.tx.QueryRow(ctx, `WITH s AS (
+	return t.later(ctx, auditAppendSQL, args, func(r pgx.Row) error { return r.Scan(&e.Seq, &e.Stripe, &e.StripeSeq) })
+}
+
+// auditAppendSQL takes a free stripe, or adds one when none is free, and
+// inserts the entry under its next number.
+const auditAppendSQL = `WITH free AS (
 			UPDATE audit_stripes SET next = next + 1
 			WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-			RETURNING stripe, next)`+auditInsert, args...).Scan(&e.Seq, &e.Stripe, &e.StripeSeq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = t.tx.QueryRow(ctx, `WITH s AS (
-			INSERT INTO audit_stripes (next) VALUES (1) RETURNING stripe, next)`+auditInsert, args...).Scan(&e.Seq, &e.Stripe, &e.StripeSeq)
-	}
-	return mapErr(err)
-}
+			RETURNING stripe, next),
+		added AS (
+			INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
+		s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added)` + auditInsert
 
 const auditCols = `seq, id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status,
 	data, created_at, content_hash, coalesce(chain_pos, 0), prev_hash, hash, coalesce(stripe, 0), coalesce(stripe_seq, 0)`
