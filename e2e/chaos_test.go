@@ -57,7 +57,7 @@ func TestChaos(t *testing.T) {
 	}
 	pg := pgtest.NewCluster(t)
 	cl := &cluster{dbURL: pg.NewURL(t)}
-	cl.env = slices.Concat(nodeEnv(10), resilientEnv, webhookEnv)
+	cl.env = slices.Concat(nodeEnv(10), resilientEnv, faultEnv)
 	for range chaosNodes {
 		cl.nodes = append(cl.nodes, apptest.StartProcess(t, cl.dbURL, cl.env...))
 	}

@@ -46,7 +46,7 @@ func TestFailover(t *testing.T) {
 	}
 	ha := pgtest.NewHA(t)
 	cl := &cluster{dbURL: ha.NewURL(t)}
-	cl.env = slices.Concat(nodeEnv(10), resilientEnv)
+	cl.env = slices.Concat(nodeEnv(10), resilientEnv, faultEnv)
 	for range failoverNodes {
 		cl.nodes = append(cl.nodes, apptest.StartProcess(t, cl.dbURL, cl.env...))
 	}
