@@ -24,6 +24,10 @@ type auditData struct {
 	checkpointID int64
 	retentions   []audit.Retention
 	retentionID  int64
+	// unsealed are the seqs of entries appended and not yet sealed, in
+	// order: the sealer's work list, so sealing costs what is new, not the
+	// whole log.
+	unsealed []int64
 }
 
 func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
@@ -34,6 +38,7 @@ func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
 	c := *e
 	c.Data = slices.Clone(e.Data)
 	put(tx, tx.d.auditEntries, c.Seq, c)
+	appendUndo(tx, &tx.d.auditLog.unsealed, c.Seq)
 	return nil
 }
 
@@ -64,11 +69,35 @@ func (tx *Tx) ListAudit(_ context.Context, f audit.Filter) ([]audit.Entry, error
 }
 
 func (tx *Tx) UnsealedAudit(_ context.Context, limit int) ([]audit.Entry, error) {
-	out := tx.sortedAudit(func(e *audit.Entry) bool { return e.ChainPos == 0 })
-	if len(out) > limit {
-		out = out[:limit]
+	var out []audit.Entry
+	for _, seq := range tx.d.auditLog.unsealed {
+		if len(out) == limit {
+			break
+		}
+		// An entry deleted behind the chain's back (TamperAudit) or sealed
+		// already is no longer pending.
+		if e, ok := tx.d.auditEntries[seq]; ok && e.ChainPos == 0 {
+			out = append(out, e)
+		}
 	}
 	return out, nil
+}
+
+// dropSealed takes the sealed entries off the front of the work list.
+func (tx *Tx) dropSealed() {
+	q := tx.d.auditLog.unsealed
+	n := 0
+	for n < len(q) {
+		if e, ok := tx.d.auditEntries[q[n]]; ok && e.ChainPos == 0 {
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		// A copy, so the sealed prefix's memory goes and a rollback keeps
+		// the old list intact.
+		setVar(tx, &tx.d.auditLog.unsealed, slices.Clone(q[n:]))
+	}
 }
 
 func (tx *Tx) AuditHead(context.Context) (audit.Anchor, error) {
@@ -91,6 +120,7 @@ func (tx *Tx) SealAudit(_ context.Context, seals []audit.Seal) error {
 		put(tx, tx.d.auditEntries, s.Seq, e)
 		setVar(tx, &tx.d.auditHead, audit.Anchor{ChainPos: s.ChainPos, Hash: s.Hash})
 	}
+	tx.dropSealed()
 	return nil
 }
 
@@ -214,6 +244,7 @@ func (tx *Tx) AuditRetentions(context.Context) ([]audit.Retention, error) {
 func (s *Store) TamperAudit(seq int64, fn func(e *audit.Entry)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.reindexUnsealed()
 	e := s.d.auditEntries[seq]
 	fn(&e)
 	if e.Seq == 0 {
@@ -221,6 +252,19 @@ func (s *Store) TamperAudit(seq int64, fn func(e *audit.Entry)) {
 		return
 	}
 	s.d.auditEntries[seq] = e
+}
+
+// reindexUnsealed rebuilds the sealer's work list after a test edited the
+// entries behind the store's back.
+func (s *Store) reindexUnsealed() {
+	var q []int64
+	for seq, e := range s.d.auditEntries {
+		if e.ChainPos == 0 {
+			q = append(q, seq)
+		}
+	}
+	slices.Sort(q)
+	s.d.auditLog.unsealed = q
 }
 
 // AuditTables is the memory store's audit log laid bare, for tests that
@@ -238,6 +282,7 @@ type AuditTables struct {
 func (s *Store) TamperAuditTables(fn func(t AuditTables)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.reindexUnsealed()
 	l := &s.d.auditLog
 	fn(AuditTables{Entries: s.d.auditEntries, Head: &s.d.auditHead, Anchor: &s.d.auditAnchor,
 		StripeNext: &l.stripeNext, StripeFloor: &l.stripeFloor, Checkpoints: &l.checkpoints, Retentions: &l.retentions})

@@ -36,6 +36,7 @@ func (tx *Tx) ClaimIdempotency(_ context.Context, r *idempotency.Record) (*idemp
 	c := cloneRecord(*r)
 	c.Owner = tx.session
 	put(tx, tx.d.idem, k, c)
+	tx.exp.idem.push(c.ExpiresAt, k)
 	return nil, nil
 }
 
@@ -48,6 +49,9 @@ func (tx *Tx) CompleteIdempotency(_ context.Context, r *idempotency.Record) erro
 	c := cloneRecord(*r)
 	c.Owner = old.Owner
 	put(tx, tx.d.idem, k, c)
+	if !c.ExpiresAt.Equal(old.ExpiresAt) {
+		tx.exp.idem.push(c.ExpiresAt, k)
+	}
 	return nil
 }
 
@@ -65,13 +69,14 @@ func (tx *Tx) AbandonIdempotency(_ context.Context, r *idempotency.Record) error
 	return nil
 }
 
+// PruneIdempotency evicts the records that expired before before through
+// their expiry index, never walking the live ones.
 func (tx *Tx) PruneIdempotency(_ context.Context, before time.Time) (int, error) {
-	n := 0
-	for k, r := range tx.d.idem {
-		if r.ExpiresAt.Before(before) {
+	return expire(tx, &tx.exp.idem, before, func(k idemKey) bool {
+		if r, ok := tx.d.idem[k]; ok && r.ExpiresAt.Before(before) {
 			del(tx, tx.d.idem, k)
-			n++
+			return true
 		}
-	}
-	return n, nil
+		return false
+	}), nil
 }

@@ -17,8 +17,9 @@ import (
 
 // Store is the in-memory backend.
 type Store struct {
-	mu sync.Mutex
-	d  *data
+	mu  sync.Mutex
+	d   *data
+	exp *expiries // evict.go
 	// down simulates an outage (SetUnavailable); session names this
 	// process's claims and changes when the store comes back.
 	down    bool
@@ -32,12 +33,13 @@ var (
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{d: newData()}
+	return &Store{d: newData(), exp: &expiries{}}
 }
 
 // Tx is a transaction on the memory store. It is only valid inside InTx.
 type Tx struct {
 	d    *data
+	exp  *expiries
 	undo []func()
 	now  time.Time
 	// session is the store's session when the transaction began.
@@ -54,7 +56,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if s.down {
 		return fmt.Errorf("%w: memory store switched off by SetUnavailable", store.ErrUnavailable)
 	}
-	tx := &Tx{d: s.d, now: time.Now(), session: "memory-" + strconv.Itoa(s.session)}
+	tx := &Tx{d: s.d, exp: s.exp, now: time.Now(), session: "memory-" + strconv.Itoa(s.session)}
 	defer func() {
 		if p := recover(); p != nil {
 			tx.rollback()
