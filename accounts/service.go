@@ -36,6 +36,8 @@ var Scopes = []string{
 	"keys:read", "keys:write",
 	"merchants:read", "merchants:write",
 	"audit:read",
+	"customers:read", "customers:write",
+	"users:write",
 }
 
 // Errors callers map to API errors.

@@ -25,6 +25,7 @@ import (
 	"github.com/perfectpay/perfectpay/store/postgres"
 	"github.com/perfectpay/perfectpay/store/repos"
 	"github.com/perfectpay/perfectpay/vault"
+	"github.com/perfectpay/perfectpay/web"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
 
@@ -58,6 +59,10 @@ type App struct {
 	Simulator *payments.Simulated
 	// Pipeline decides and makes agent charges.
 	Pipeline *charging.Service
+	// People manages users, their factors and sessions; Pages serves
+	// sign-in, the payer's page, step-up approvals and the console.
+	People *accounts.People
+	Pages  *web.Pages
 	// details is this node's authorization_details registry.
 	details *authz.DetailTypeRegistry
 	// Idempotency is the idempotency store (tests use it to stage claims).
@@ -180,6 +185,11 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 	}
 
 	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hk, iss)
+	peopleAPI, err := wirePeople(a, b, hk)
+	if err != nil {
+		return err
+	}
+	pipelineHandlers = append(pipelineHandlers, peopleAPI...)
 	metricsToken, _ := accounts.ParseTokenHash(cfg.Server.MetricsToken) // validated
 	operatorKey, _ := accounts.ParseTokenHash(cfg.Platform.OperatorKey) // validated
 	a.Server = server.New(server.Deps{

@@ -37,6 +37,7 @@ type Config struct {
 	Vault       VaultConfig       `mapstructure:"vault"`
 	Payments    PaymentsConfig    `mapstructure:"payments"`
 	Pipeline    PipelineConfig    `mapstructure:"pipeline"`
+	People      PeopleConfig      `mapstructure:"people"`
 	Abuse       AbuseConfig       `mapstructure:"abuse"`
 }
 
@@ -244,6 +245,7 @@ func Defaults() Config {
 			ApprovalTTL:         15 * time.Minute,
 			AgentChargesPerHour: 0, AgentDeclinesPerHour: 20, MandateChargesPerHour: 0, MandateDeclinesPerHour: 20,
 		},
+		People: defaultPeople(),
 		Abuse: AbuseConfig{
 			Enabled: true, Nodes: 1, MaxKeys: 1_000_000, TrustedProxies: []string{}, Overrides: []LimitOverride{},
 			Limits: abuse.Limits{
@@ -332,6 +334,7 @@ func (c *Config) Validate() error {
 		bad("log.format must be json or text (got %q)", c.Log.Format)
 	}
 	c.validateIssuer(bad)
+	c.validatePeople(bad)
 	if c.Secrets.HMACKey == "" {
 		if !c.DevMode {
 			bad("secrets.hmac_key is required outside dev mode (base64 of 32 random bytes)")
