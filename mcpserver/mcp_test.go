@@ -32,7 +32,6 @@ type world struct {
 	music    string
 	a, aSec  string // the shopping agent
 	b, bSec  string // its sub-agent
-	resource string // the MCP endpoint's resource identifier
 }
 
 func newWorld(t *testing.T, driver string) *world {

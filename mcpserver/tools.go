@@ -438,14 +438,15 @@ func (s *Server) payResult(ctx context.Context, in payInput, out *charging.Outco
 	var pending *charging.PendingError
 	var mismatch *charging.MismatchError
 	var card *payments.CardError
-	amt := money.Format(in.Amount, in.Currency)
+	amt := money.Format(in.Amount, strings.ToUpper(in.Currency))
+	shop := s.merchantName(ctx, in.Merchant)
 	switch {
 	case err == nil:
 		r := &PayResult{Outcome: "paid", Charge: chargeView(out.Charge), Decision: out.Decision.ID}
 		if out.Charge.Status == payments.StatusRequiresCapture {
 			r.Outcome = "authorized"
 		}
-		return text("Paid %s to %s: charge %s (%s).", amt, in.Merchant, out.Charge.ID, out.Charge.Status), r, nil
+		return text("Paid %s to %s: charge %s (%s).", amt, shop, out.Charge.ID, out.Charge.Status), r, nil
 	case errors.As(err, &challenge):
 		r := &PayResult{Outcome: "approval_required", Approval: challenge.Approval, Reasons: reasons(challenge.Decision), Decision: challenge.Decision.ID}
 		return refusal(r, "A person must approve this purchase of %s (%s). Show them %s, then call pay again with the same idempotency_key and approval %q.",
@@ -522,7 +523,7 @@ func (s *Server) getCharge(ctx context.Context, req *mcp.CallToolRequest, in get
 		return r, nil, err
 	}
 	v := chargeView(c)
-	return text("Charge %s: %s to %s, %s.", c.ID, money.Format(c.Amount, c.Currency), c.MerchantID, c.Status), v, nil
+	return text("Charge %s: %s to %s, %s.", c.ID, money.Format(c.Amount, strings.ToUpper(c.Currency)), s.merchantName(ctx, c.MerchantID), c.Status), v, nil
 }
 
 // listCharges reads the mandate's history (its charge events, oldest
@@ -670,7 +671,7 @@ func (s *Server) delegate(ctx context.Context, req *mcp.CallToolRequest, in dele
 	}
 	s.record(ctx, at, "delegate", out.Mandate, map[string]any{"sub_agent": in.Agent, "budget": in.Budget})
 	return text("Delegated %s to %s under child mandate %s; give the sub-agent its token.",
-		money.Format(in.Budget, v.Currency), in.Agent, out.Mandate), out, nil
+		money.Format(in.Budget, strings.ToUpper(v.Currency)), in.Agent, out.Mandate), out, nil
 }
 
 func (s *Server) revoke(ctx context.Context, req *mcp.CallToolRequest, _ noInput) (*mcp.CallToolResult, *revokeOutput, error) {
