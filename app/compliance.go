@@ -15,7 +15,7 @@ import (
 // wireCompliance keeps the policy this node decides with (so every
 // decision can be replayed with the exact policy that made it) and returns
 // the handlers that serve auditors: the audit trail and its checkpoints,
-// mandate timelines.
+// mandate timelines, evidence bundles and decision replay.
 func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) ([]server.Mounter, error) {
 	svc := compliance.NewService(store.Bind(b, func(x X) compliance.Repo { return x }), a.Log)
 	sources, err := policies.Sources()
@@ -25,9 +25,14 @@ func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X])
 	if _, err := svc.KeepPolicy(ctx, sources); err != nil {
 		return nil, err
 	}
+	evidence := &compliance.Evidence{
+		DB:      store.Bind(b, func(x X) compliance.EvidenceRepo { return x }),
+		Charges: a.Payments, Mandates: a.Mandates, Signer: a.Issuer, Audit: a.Audit, IssuerJWKS: a.Issuer.JWKS,
+	}
 	return []server.Mounter{
-		&server.AuditHandlers{Audit: a.Audit},
+		&server.AuditHandlers{Audit: a.Audit, Replay: svc},
 		&server.TimelineHandlers{Timelines: &compliance.Timelines{Mandates: a.Mandates, Audit: a.Audit}},
+		&server.EvidenceHandlers{Evidence: evidence, AuditKeys: a.Audit},
 	}, nil
 }
 

@@ -29,6 +29,8 @@ type KeySealer interface {
 const (
 	typCheckpoint = "audit-checkpoint+jws"
 	typRetention  = "audit-retention+jws"
+	// TypEvidence is the type of a signed evidence bundle.
+	TypEvidence = "evidence+jws"
 )
 
 // algs is the verification allow-list: the audit key is Ed25519 only.
@@ -52,14 +54,15 @@ type signer struct {
 	kid        string
 	checkpoint jose.Signer
 	retention  jose.Signer
+	evidence   jose.Signer
 }
 
 func openKey(sealer KeySealer, k *Key) (*signer, error) {
-	s, err := sealer.OpenSigners(string(jose.EdDSA), sealingPurpose, k.KID, k.PrivateEnc, typCheckpoint, typRetention)
+	s, err := sealer.OpenSigners(string(jose.EdDSA), sealingPurpose, k.KID, k.PrivateEnc, typCheckpoint, typRetention, TypEvidence)
 	if err != nil {
 		return nil, err
 	}
-	return &signer{kid: k.KID, checkpoint: s[0], retention: s[1]}, nil
+	return &signer{kid: k.KID, checkpoint: s[0], retention: s[1], evidence: s[2]}, nil
 }
 
 // KeySet is a set of audit public keys trusted to verify checkpoints and

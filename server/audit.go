@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -10,13 +11,20 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/internal/apierr"
 )
 
 // AuditHandlers serve the audit trail to auditors: the entries of the
 // caller's tenant and the signed checkpoints of the chain.
 type AuditHandlers struct {
-	Audit *audit.Service
+	Audit  *audit.Service
+	Replay DecisionReplayer
+}
+
+// DecisionReplayer replays recorded decisions.
+type DecisionReplayer interface {
+	Replay(ctx context.Context, opts compliance.ReplayOptions) (*compliance.ReplayReport, error)
 }
 
 // Mount adds the routes.
@@ -24,7 +32,36 @@ func (h *AuditHandlers) Mount(api *API) {
 	api.Handle(http.MethodGet, "/v1/audit_events", Access{Scope: accounts.AuditScope}, h.list)
 	api.Handle(http.MethodGet, "/v1/audit_events/{id}", Access{Scope: accounts.AuditScope}, h.get)
 	api.Handle(http.MethodGet, "/v1/audit/checkpoints", Access{Scope: accounts.AuditScope}, h.checkpoints)
+	api.Handle(http.MethodGet, "/v1/decisions/replay", Access{Scope: accounts.AuditScope}, h.replay)
 }
+
+// replay evaluates the tenant's recorded decisions again
+// (?since=&until=), each with its recorded input and the kept policy
+// version that made it, and lists every one that comes out differently.
+// It reads: a window of at most maxReplayWindow per call.
+func (h *AuditHandlers) replay(w http.ResponseWriter, r *http.Request) error {
+	since, until, err := timeRange(r)
+	if err != nil {
+		return err
+	}
+	if since.IsZero() || until.IsZero() {
+		return BadRequest(apierr.ParameterMissing, "since", "since and until are required (a window of at most %s).", maxReplayWindow)
+	}
+	if until.Sub(since) > maxReplayWindow {
+		return BadRequest(apierr.ParameterInvalid, "until", "The window from since to until is longer than %s.", maxReplayWindow)
+	}
+	rep, err := h.Replay.Replay(r.Context(), compliance.ReplayOptions{Filter: compliance.DecisionFilter{
+		TenantID: PrincipalFrom(r).TenantID, Since: since, Until: until}})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// maxReplayWindow bounds what one replay call evaluates (the CLI replays
+// any range).
+const maxReplayWindow = 31 * 24 * time.Hour
 
 type auditActorView struct {
 	Type string `json:"type"`
