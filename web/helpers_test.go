@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -142,6 +143,21 @@ func signUp(t *testing.T, n *apptest.Node, c *clock, b *browser, key, tenant, em
 	t.Helper()
 	r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/customers", Key: key, Body: map[string]any{"email": email, "name": "Pat Payer"}})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
+	return enrol(t, c, b, r, tenant, email)
+}
+
+// signUpTeam invites a team member with role and walks their sign-up in b.
+func signUpTeam(t *testing.T, n *apptest.Node, c *clock, b *browser, key, tenant, email, role string) *person {
+	t.Helper()
+	r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/team_invitations", Key: key, Body: map[string]any{"email": email, "name": "Dana Dev", "role": role}})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
+	r.JSON["id"] = r.JSON["user"].(map[string]any)["id"]
+	return enrol(t, c, b, r, tenant, email)
+}
+
+// enrol follows the invitation of an API answer: password, sign-in, TOTP.
+func enrol(t *testing.T, c *clock, b *browser, r *apptest.Response, tenant, email string) *person {
+	t.Helper()
 	iu, err := url.Parse(r.JSON["invitation"].(map[string]any)["url"].(string))
 	require.NoError(t, err)
 	inv := iu.Path // the link names the configured public URL; the test server is elsewhere
@@ -156,7 +172,7 @@ func signUp(t *testing.T, n *apptest.Node, c *clock, b *browser, key, tenant, em
 	m := secretRE.FindStringSubmatch(setup.Body)
 	require.NotNil(t, m)
 	p.Secret = m[1]
-	done := b.do(http.MethodPost, "/mfa/setup", url.Values{"csrf_token": {csrf(t, setup.Body)}, "code": {code(t, p.Secret, c.Now())}, "return": {"/me"}})
+	done := b.do(http.MethodPost, "/mfa/setup", url.Values{"csrf_token": {csrf(t, setup.Body)}, "code": {code(t, p.Secret, c.Now())}})
 	require.Equal(t, http.StatusOK, done.Status, done.Body)
 	for _, m := range regexp.MustCompile(`<code>([a-z0-9]{5}-[a-z0-9]{5})</code>`).FindAllStringSubmatch(done.Body, -1) {
 		p.Recovery = append(p.Recovery, m[1])
@@ -178,3 +194,5 @@ func signIn(t *testing.T, n *apptest.Node, c *clock, p *person) *browser {
 	c.Add(30 * time.Second)
 	return b
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
