@@ -346,6 +346,10 @@ func (i *Issuer) TokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	i.fosite.WriteAccessResponse(ctx, w, ar, resp)
 }
 
+// tokenRetryAfter is the Retry-After, in seconds, of a token request
+// refused while the store is unavailable.
+const tokenRetryAfter = "2"
+
 // writeTokenError writes an RFC 6749 §5.2 error.
 func (i *Issuer) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
 	var te *TokenError
@@ -353,9 +357,16 @@ func (i *Issuer) writeTokenError(ctx context.Context, w http.ResponseWriter, ar 
 		err = &fosite.RFC6749Error{ErrorField: te.Code, DescriptionField: te.Description, CodeField: http.StatusBadRequest}
 	} else if desc, ok := detailRefusal(err); ok {
 		err = errInvalidDetails(desc)
+	} else if errors.Is(err, store.ErrUnavailable) {
+		// The store is away for a moment (an outage, a failover): a 503 the
+		// client may retry, as the API answers store_unavailable, not a 500.
+		i.log.WarnContext(ctx, "token endpoint: store unavailable", "err", err)
+		w.Header().Set("Retry-After", tokenRetryAfter)
+		err = &fosite.RFC6749Error{ErrorField: "temporarily_unavailable",
+			DescriptionField: "The authorization server is temporarily unavailable. Retry shortly.", CodeField: http.StatusServiceUnavailable}
 	}
 	var rfc *fosite.RFC6749Error
-	if !errors.As(err, &rfc) || rfc.CodeField >= 500 {
+	if !errors.As(err, &rfc) || (rfc.CodeField >= 500 && rfc.CodeField != http.StatusServiceUnavailable) {
 		i.log.ErrorContext(ctx, "token endpoint failed", "err", err)
 	}
 	if ar == nil {
