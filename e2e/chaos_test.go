@@ -40,7 +40,8 @@ const (
 // fault, with the load stopped and nothing left pending: every client's
 // final answer is what the database holds (no charge lost, none doubled),
 // no request was ever answered 500 (503 store_unavailable with Retry-After
-// while the database was away), the ledger rule holds on every mandate,
+// while the database was away; mandate reads and token requests probed
+// during the outage too), the ledger rule holds on every mandate,
 // and every event emitted reached the tenant's webhook receiver. Recovery
 // needs no manual step: the test only restarts what it stopped. It logs
 // charges per second, answers by status and the recovery time of each
@@ -127,9 +128,11 @@ func TestChaos(t *testing.T) {
 		})
 		t.Run("postgres_outage", func(t *testing.T) {
 			l := phase(t, func() time.Time {
+				probe := startProber(s, spenders[0], chaosNodes, nodeURL)
 				pg.Stop(t)
 				time.Sleep(chaosOutage) // the outage's length, not a synchronization
 				pg.Start(t)
+				t.Logf("other routes during the outage: %s", probe.stop(t))
 				return time.Now()
 			}, -1)
 			unavailable := 0

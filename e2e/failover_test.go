@@ -35,7 +35,8 @@ const (
 // every charge acknowledged before, during or after the failover is in
 // the database as answered (the standby was synchronous: nothing
 // acknowledged is lost), no key made two charges, no request was
-// answered 500 (503 store_unavailable while no primary was reachable),
+// answered 500 (503 store_unavailable while no primary was reachable;
+// mandate reads and token requests probed during the failover too),
 // and the ledger rule holds on every mandate. It logs the unavailability
 // (from the kill to the first charge acknowledged after it; the goal is
 // at most 10 s) and the monitor's events. It fails, never skips, under CI
@@ -62,10 +63,12 @@ func TestFailover(t *testing.T) {
 	old := ha.Primary(t)
 	l := startLoad(s, spenders, failoverNodes, failoverClients, nodeURL)
 	waitFor(t, "the load to start", func() bool { return l.count() >= failoverWarmup })
+	probe := startProber(s, spenders[0], failoverNodes, nodeURL)
 	killed := time.Now()
 	ha.Kill(t, old)
 	promoted := ha.WaitPromoted(t, old)
 	promotedAt := time.Now()
+	t.Logf("other routes during the failover: %s", probe.stop(t))
 	var back time.Time
 	waitFor(t, "a charge to succeed after the promotion", func() bool {
 		back = l.firstOK(promotedAt, -1)

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -293,4 +295,60 @@ func (h *hookReceiver) checkDelivered(t *testing.T, db *pgxpool.Pool, tenantID s
 	}
 	assert.Zero(t, h.bad.Load(), "every delivery was signed with the endpoint's secret")
 	return total
+}
+
+// prober reads a mandate (tenant key) and mints a token (client
+// credentials) on every node in a loop while a fault lasts, besides the
+// charges: no route may answer 500 while the store is away.
+type prober struct {
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	counts  map[string]int // "route status" -> answers
+	bad     []string       // every answer 500 or above other than 503
+}
+
+func startProber(s *shop, sp spender, nodes int, nodeURL func(i int) string) *prober {
+	p := &prober{counts: map[string]int{}}
+	record := func(route string, status int, body []byte) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.counts[fmt.Sprintf("%s %d", route, status)]++
+		if status >= 500 && status != http.StatusServiceUnavailable {
+			p.bad = append(p.bad, fmt.Sprintf("%s %d %s", route, status, body))
+		}
+	}
+	for node := range nodes {
+		p.wg.Go(func() {
+			for !p.stopped.Load() {
+				base := nodeURL(node)
+				if r, err := send(base, call{Method: "GET", Path: "/v1/mandates/" + sp.mandate, Auth: s.key}); err == nil {
+					record("mandate", r.Status, r.Body)
+				}
+				req, err := http.NewRequest("POST", base+"/oauth2/token", strings.NewReader(url.Values{
+					"grant_type": {"client_credentials"}, "scope": {"charges:write"},
+					"authorization_details": {fmt.Sprintf(`[{"type":"payment_mandate","mandate_id":%q}]`, sp.mandate)}}.Encode()))
+				if err == nil {
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.SetBasicAuth(url.QueryEscape(sp.agent.id), url.QueryEscape(sp.agent.secret))
+					if resp, err := httpClient.Do(req); err == nil {
+						body, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						record("token", resp.StatusCode, body)
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	return p
+}
+
+// stop ends the probes and checks that none was answered 500.
+func (p *prober) stop(t *testing.T) string {
+	t.Helper()
+	p.stopped.Store(true)
+	p.wg.Wait()
+	assert.Empty(t, p.bad, "no route answers 500 while the store is away")
+	return sortedCounts(p.counts)
 }
