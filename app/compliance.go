@@ -36,6 +36,11 @@ func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X])
 	}, nil
 }
 
+// Exporter returns the exporter of audit events, decisions and charges.
+func (a *App) Exporter() *compliance.Exporter {
+	return &compliance.Exporter{Service: a.Compliance(), Audit: a.Audit, Charges: a.Payments}
+}
+
 // Compliance returns the compliance service on the node's store.
 func (a *App) Compliance() *compliance.Service {
 	if a.Postgres != nil {

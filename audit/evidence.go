@@ -203,6 +203,27 @@ func (s *Service) SignEvidence(payload []byte) (string, error) {
 	return jws.CompactSerialize()
 }
 
+// SignManifest signs an export manifest (a compact JWS of type
+// export-manifest+jws) with the audit signing key.
+func (s *Service) SignManifest(payload []byte) (string, error) {
+	sg := s.currentSigner()
+	if sg == nil {
+		return "", ErrNoKey
+	}
+	jws, err := sg.manifest.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
+}
+
+// VerifyManifest checks a signed export manifest against ks and returns
+// its payload.
+func VerifyManifest(ks *KeySet, compact string) ([]byte, error) {
+	payload, _, err := ks.verify(compact, TypExportManifest)
+	return payload, err
+}
+
 // VerifyEvidence checks a signed evidence bundle against ks and returns
 // its payload. The compact form must be exactly the one its parts encode
 // (no alternative base64 spelling of the same bytes), so a changed byte
@@ -218,4 +239,10 @@ func VerifyEvidence(ks *KeySet, compact string) ([]byte, error) {
 	}
 	payload, _, err := ks.verify(compact, TypEvidence)
 	return payload, err
+}
+
+// VerifyCheckpointJWS checks a signed checkpoint against ks and returns
+// its claims.
+func VerifyCheckpointJWS(ks *KeySet, compact string) (CheckpointClaims, error) {
+	return verifyCheckpoint(ks, compact)
 }

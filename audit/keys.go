@@ -31,6 +31,8 @@ const (
 	typRetention  = "audit-retention+jws"
 	// TypEvidence is the type of a signed evidence bundle.
 	TypEvidence = "evidence+jws"
+	// TypExportManifest is the type of a signed export manifest.
+	TypExportManifest = "export-manifest+jws"
 )
 
 // algs is the verification allow-list: the audit key is Ed25519 only.
@@ -55,14 +57,15 @@ type signer struct {
 	checkpoint jose.Signer
 	retention  jose.Signer
 	evidence   jose.Signer
+	manifest   jose.Signer
 }
 
 func openKey(sealer KeySealer, k *Key) (*signer, error) {
-	s, err := sealer.OpenSigners(string(jose.EdDSA), sealingPurpose, k.KID, k.PrivateEnc, typCheckpoint, typRetention, TypEvidence)
+	s, err := sealer.OpenSigners(string(jose.EdDSA), sealingPurpose, k.KID, k.PrivateEnc, typCheckpoint, typRetention, TypEvidence, TypExportManifest)
 	if err != nil {
 		return nil, err
 	}
-	return &signer{kid: k.KID, checkpoint: s[0], retention: s[1], evidence: s[2]}, nil
+	return &signer{kid: k.KID, checkpoint: s[0], retention: s[1], evidence: s[2], manifest: s[3]}, nil
 }
 
 // KeySet is a set of audit public keys trusted to verify checkpoints and
