@@ -182,3 +182,28 @@ func TestPayerOfOneTenantCannotSignInToAnother(t *testing.T) {
 		assert.Equal(t, true, r.JSON["mfa_enrolled"])
 	})
 }
+
+func TestSuspiciousLoginFromANewBrowser(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n, c := node(t, driver)
+		bt, key := n.Tenant(t)
+		p := signUp(t, n, c, newBrowser(t, n), key, bt.Tenant.ID, "pat@example.com")
+		events := func() int {
+			r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/events?type=user.suspicious_login", Key: key})
+			require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+			return len(r.JSON["data"].([]any))
+		}
+		signIn(t, n, c, p) // the same browser as at sign-up: nothing new
+		assert.Equal(t, 0, events())
+		b := newBrowser(t, n)
+		b.ua = "another browser"
+		got := b.post("/login", "/login", url.Values{"tenant": {p.Tenant}, "email": {p.Email}, "password": {password}})
+		require.Equal(t, http.StatusSeeOther, got.Status, got.Body)
+		assert.Equal(t, 1, events())
+		r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/events?type=user.suspicious_login", Key: key})
+		obj := r.JSON["data"].([]any)[0].(map[string]any)["data"].(map[string]any)["object"].(map[string]any)
+		assert.Equal(t, p.ID, obj["user"])
+		assert.Equal(t, true, obj["new_user_agent"])
+		assert.Equal(t, false, obj["new_ip"])
+	})
+}

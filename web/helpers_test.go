@@ -53,6 +53,7 @@ type browser struct {
 	t    *testing.T
 	base string
 	c    *http.Client
+	ua   string // the User-Agent sent ("web-test" when empty)
 }
 
 func newBrowser(t *testing.T, n *apptest.Node) *browser {
@@ -80,7 +81,11 @@ func (b *browser) do(method, path string, form url.Values) *page {
 	}
 	req, err := http.NewRequestWithContext(context.Background(), method, path, body)
 	require.NoError(b.t, err)
-	req.Header.Set("User-Agent", "web-test")
+	ua := b.ua
+	if ua == "" {
+		ua = "web-test"
+	}
+	req.Header.Set("User-Agent", ua)
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
