@@ -81,7 +81,9 @@ func ParseDecimal(s, currency string) (int64, error) {
 // returns it in lower case, as the API shows currencies.
 func NormalizeCurrency(c string) (string, error) {
 	u := strings.ToUpper(c)
-	if len(u) != 3 || !money.Valid(u) {
+	// len(c) too: ToUpper maps some non-ASCII letters to ASCII ("uſd" is
+	// "USD"), and only the three ASCII letters of the code are its name.
+	if len(c) != 3 || len(u) != 3 || !money.Valid(u) {
 		return "", ErrUnknownCurrency
 	}
 	return strings.ToLower(u), nil
