@@ -297,9 +297,10 @@ func (h *hookReceiver) checkDelivered(t *testing.T, db *pgxpool.Pool, tenantID s
 	return total
 }
 
-// prober reads a mandate (tenant key) and mints a token (client
-// credentials) on every node in a loop while a fault lasts, besides the
-// charges: no route may answer 500 while the store is away.
+// prober reads a mandate (tenant key), mints a token (client credentials)
+// and introspects one (agent authentication) on every node in a loop while
+// a fault lasts, besides the charges: no route may answer 500 while the
+// store is away.
 type prober struct {
 	stopped atomic.Bool
 	wg      sync.WaitGroup
@@ -325,16 +326,22 @@ func startProber(s *shop, sp spender, nodes int, nodeURL func(i int) string) *pr
 				if r, err := send(base, call{Method: "GET", Path: "/v1/mandates/" + sp.mandate, Auth: s.key}); err == nil {
 					record("mandate", r.Status, r.Body)
 				}
-				req, err := http.NewRequest("POST", base+"/oauth2/token", strings.NewReader(url.Values{
-					"grant_type": {"client_credentials"}, "scope": {"charges:write"},
-					"authorization_details": {fmt.Sprintf(`[{"type":"payment_mandate","mandate_id":%q}]`, sp.mandate)}}.Encode()))
-				if err == nil {
+				forms := map[string]url.Values{
+					"token": {"grant_type": {"client_credentials"}, "scope": {"charges:write"},
+						"authorization_details": {fmt.Sprintf(`[{"type":"payment_mandate","mandate_id":%q}]`, sp.mandate)}},
+					"introspect": {"token": {sp.token}},
+				}
+				for route, f := range forms {
+					req, err := http.NewRequest("POST", base+"/oauth2/"+route, strings.NewReader(f.Encode()))
+					if err != nil {
+						continue
+					}
 					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 					req.SetBasicAuth(url.QueryEscape(sp.agent.id), url.QueryEscape(sp.agent.secret))
 					if resp, err := httpClient.Do(req); err == nil {
 						body, _ := io.ReadAll(resp.Body)
 						resp.Body.Close()
-						record("token", resp.StatusCode, body)
+						record(route, resp.StatusCode, body)
 					}
 				}
 				time.Sleep(50 * time.Millisecond)
