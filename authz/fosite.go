@@ -298,7 +298,8 @@ func (s fositeStore) createSession(ctx context.Context, kind, sig, accessSig str
 		rot.writes = append(rot.writes, write)
 		return nil
 	}
-	return s.i.db.InTx(ctx, write)
+	// Any other grant: by group commit, waiting for the batch to commit.
+	return s.i.issued.do(ctx, write)
 }
 
 // sessionWrite prepares the storage of a token session (and, for an access
@@ -308,17 +309,24 @@ func (s fositeStore) sessionWrite(ctx context.Context, kind, sig, accessSig stri
 	if sess == nil {
 		return nil, errors.New("authz: unexpected session type")
 	}
-	sj, err := json.Marshal(sess)
-	if err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(storedRequest{
-		ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
-		RequestedScope: r.GetRequestedScopes(), GrantedScope: r.GetGrantedScopes(),
-		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Session: sj,
-	})
-	if err != nil {
-		return nil, err
+	// An access token is a JWT that carries its claims: its session keeps
+	// only what revocation needs (family, tenant, expiry), not the request,
+	// which was most of what the store held per token. A refresh token's
+	// session keeps the request the next grant is built from.
+	var data []byte
+	if kind != KindAccess {
+		sj, err := json.Marshal(sess)
+		if err != nil {
+			return nil, err
+		}
+		data, err = json.Marshal(storedRequest{
+			ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
+			RequestedScope: r.GetRequestedScopes(), GrantedScope: r.GetGrantedScopes(),
+			RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Session: sj,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	tokType := fosite.AccessToken
 	if kind == KindRefresh {
@@ -333,6 +341,8 @@ func (s fositeStore) sessionWrite(ctx context.Context, kind, sig, accessSig stri
 		Kind: kind, Signature: sig, RequestID: r.GetID(), ClientID: r.GetClient().GetID(), TenantID: sess.TenantID,
 		AccessSignature: accessSig, Active: true, Data: data, CreatedAt: now, ExpiresAt: exp.UTC().Truncate(time.Microsecond),
 	}
+	// The write may run in a batch that commits after this request ended.
+	ctx = context.WithoutCancel(ctx)
 	actx := audit.WithActor(ctx, agentActor(ctx, sess.TenantID, r.GetClient().GetID()))
 	summary := map[string]any{"client_id": ts.ClientID, "grant_type": sess.GrantType, "expires_at": ts.ExpiresAt,
 		"scope": strings.Join(r.GetGrantedScopes(), " "), "dpop_bound": sess.JKT != ""}
@@ -394,8 +404,10 @@ func (s fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, r
 	return s.createSession(ctx, KindAccess, sig, "", r)
 }
 
-func (s fositeStore) GetAccessTokenSession(ctx context.Context, sig string, sess fosite.Session) (fosite.Requester, error) {
-	return s.getSession(ctx, KindAccess, sig, sess)
+// GetAccessTokenSession finds nothing: access token sessions keep no
+// request (see sessionWrite); an access token is checked by Verify.
+func (s fositeStore) GetAccessTokenSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fosite.ErrNotFound
 }
 
 func (s fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {

@@ -88,6 +88,7 @@ type Issuer struct {
 	keys         *keyRing
 	revoked      *revocationCache
 	agents       *agentCache
+	issued       *issuance // group commit of issued tokens' records
 	details      *DetailTypeRegistry
 	// assertionAudiences are the aud values a client assertion may name.
 	assertionAudiences []string
@@ -156,6 +157,7 @@ func New(ctx context.Context, db store.Runner[Tx], opt Options) (*Issuer, error)
 		grace: MaxAccessTokenTTL + 2*clockSkew, log: opt.Log, now: opt.Now}
 	i.revoked = &revocationCache{db: db, now: opt.Now, ok: map[[3]string]time.Time{}}
 	i.agents = &agentCache{db: db, now: opt.Now, m: map[string]agentEntry{}}
+	i.issued = newIssuance(db)
 
 	cfg := &fosite.Config{
 		AccessTokenLifespan:  opt.AccessTokenTTL,
@@ -244,7 +246,8 @@ func (i *Issuer) Run(ctx context.Context, l Listener) {
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	lastPrune := time.Now()
+	// Rows that expired while no node ran go at the first tick.
+	lastPrune := time.Time{}
 	i.pruneKeys(ctx) // keys that expired while no node ran
 	for {
 		select {
@@ -258,17 +261,31 @@ func (i *Issuer) Run(ctx context.Context, l Listener) {
 			i.log.Info("authz: signing key rotated", "kid", kid)
 		}
 		i.pruneKeys(ctx)
-		if time.Since(lastPrune) > 10*time.Minute {
+		if time.Since(lastPrune) >= pruneEvery-tick/2 { // ticks drift by the work between them
 			lastPrune = time.Now()
-			err := i.db.InTx(ctx, func(tx Tx) error {
-				_, err := tx.PruneAuthz(ctx, i.now().Add(-time.Minute))
-				return err
-			})
-			if err != nil && ctx.Err() == nil {
+			if _, err := i.PruneExpired(ctx); err != nil && ctx.Err() == nil {
 				i.log.Error("authz: prune failed", "err", err)
 			}
 		}
 	}
+}
+
+// pruneEvery is how often Run evicts expired token sessions, one-time
+// identifiers and token revocations. Both stores find them through an
+// index on their expiry, so a prune costs what expired since the last one.
+const pruneEvery = time.Minute
+
+// PruneExpired deletes the token sessions, one-time identifiers and token
+// revocations that expired over a minute ago (by the issuer's clock), and
+// returns how many rows went. Run calls it every minute.
+func (i *Issuer) PruneExpired(ctx context.Context) (int, error) {
+	n := 0
+	err := i.db.InTx(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.PruneAuthz(ctx, i.now().Add(-time.Minute))
+		return err
+	})
+	return n, err
 }
 
 // pruneKeys is the rotation job's pruning of expired retired keys.

@@ -131,6 +131,7 @@ func (tx *Tx) UseJTI(_ context.Context, ns, jti string, exp time.Time) error {
 		return store.ErrConflict
 	}
 	put(tx, tx.d.authz.jtis, k, exp)
+	tx.exp.jti.push(exp, k)
 	return nil
 }
 
@@ -145,6 +146,7 @@ func (tx *Tx) CreateTokenSession(_ context.Context, s *authz.TokenSession) error
 		return store.ErrConflict
 	}
 	put(tx, tx.d.authz.tokens, k, cloneSession(*s))
+	tx.exp.token.push(s.ExpiresAt, k)
 	return nil
 }
 
@@ -225,6 +227,9 @@ func (tx *Tx) Revoke(_ context.Context, r *authz.Revocation) error {
 	c := *r
 	c.ExpiresAt = cloneTime(r.ExpiresAt)
 	put(tx, tx.d.authz.revocations, k, c)
+	if c.ExpiresAt != nil {
+		tx.exp.rev.push(*c.ExpiresAt, k)
+	}
 	return nil
 }
 
@@ -323,26 +328,32 @@ func (tx *Tx) NotifyAuthz(_ context.Context, payload string) error {
 	return nil
 }
 
+// PruneAuthz evicts what expired before before through the expiry
+// indexes: its cost is the number of rows that expired, not the number
+// held.
 func (tx *Tx) PruneAuthz(_ context.Context, before time.Time) (int, error) {
-	n := 0
-	for k, exp := range tx.d.authz.jtis {
-		if exp.Before(before) {
-			del(tx, tx.d.authz.jtis, k)
-			n++
+	a := tx.d.authz
+	n := expire(tx, &tx.exp.jti, before, func(k jtiKey) bool {
+		if exp, ok := a.jtis[k]; ok && exp.Before(before) {
+			del(tx, a.jtis, k)
+			return true
 		}
-	}
-	for k, s := range tx.d.authz.tokens {
-		if s.ExpiresAt.Before(before) {
-			del(tx, tx.d.authz.tokens, k)
-			n++
+		return false
+	})
+	n += expire(tx, &tx.exp.token, before, func(k tokKey) bool {
+		if s, ok := a.tokens[k]; ok && s.ExpiresAt.Before(before) {
+			del(tx, a.tokens, k)
+			return true
 		}
-	}
-	for k, r := range tx.d.authz.revocations {
-		if r.ExpiresAt != nil && r.ExpiresAt.Before(before) {
-			del(tx, tx.d.authz.revocations, k)
-			n++
+		return false
+	})
+	n += expire(tx, &tx.exp.rev, before, func(k revKey) bool {
+		if r, ok := a.revocations[k]; ok && r.ExpiresAt != nil && r.ExpiresAt.Before(before) {
+			del(tx, a.revocations, k)
+			return true
 		}
-	}
+		return false
+	})
 	return n, nil
 }
 

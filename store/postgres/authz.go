@@ -130,10 +130,12 @@ func (t *Tx) CreateTokenSession(ctx context.Context, s *authz.TokenSession) erro
 	if data == "" {
 		data = "{}"
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO oauth_tokens (kind, signature, request_id, client_id, tenant_id, access_signature, active,
+	// Queued with the transaction's next round trip (the token's audit
+	// entry, or COMMIT): a batch of issued tokens costs a round trip, not
+	// one per token. A duplicate fails the transaction there.
+	return t.later(ctx, `INSERT INTO oauth_tokens (kind, signature, request_id, client_id, tenant_id, access_signature, active,
 		data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)`,
-		s.Kind, s.Signature, s.RequestID, s.ClientID, s.TenantID, s.AccessSignature, s.Active, data, s.CreatedAt, s.ExpiresAt)
-	return mapErr(err)
+		[]any{s.Kind, s.Signature, s.RequestID, s.ClientID, s.TenantID, s.AccessSignature, s.Active, data, s.CreatedAt, s.ExpiresAt}, nil)
 }
 
 func (t *Tx) GetTokenSession(ctx context.Context, kind, signature string) (*authz.TokenSession, error) {

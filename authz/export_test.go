@@ -1,0 +1,9 @@
+package authz
+
+// IssuanceQueued is how many issued tokens wait for their batch, for
+// tests that line up a batch before letting it commit.
+func IssuanceQueued(i *Issuer) int {
+	i.issued.mu.Lock()
+	defer i.issued.mu.Unlock()
+	return len(i.issued.queue)
+}

@@ -1,0 +1,142 @@
+package authz_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// batchGate holds the first issuance transaction until released and fails
+// the commit of every later one that stores a token, noting what each
+// transaction stored.
+type batchGate struct {
+	store.Runner[authz.Tx]
+	hold    chan struct{} // closed when the first transaction may go on
+	holding chan struct{} // closed when the first transaction is held
+
+	mu      sync.Mutex
+	calls   int
+	batches [][]string // the token signatures each transaction stored
+}
+
+var errCommit = errors.New("commit failed (injected)")
+
+type recordSessions struct {
+	authz.Tx
+	sigs *[]string
+}
+
+func (r recordSessions) CreateTokenSession(ctx context.Context, ts *authz.TokenSession) error {
+	*r.sigs = append(*r.sigs, ts.Signature)
+	return r.Tx.CreateTokenSession(ctx, ts)
+}
+
+func (g *batchGate) InTx(ctx context.Context, fn func(authz.Tx) error) error {
+	var sigs []string
+	err := g.Runner.InTx(ctx, func(tx authz.Tx) error {
+		if err := fn(recordSessions{tx, &sigs}); err != nil {
+			return err
+		}
+		if len(sigs) == 0 {
+			return nil // not an issuance
+		}
+		g.mu.Lock()
+		g.calls++
+		first := g.calls == 1
+		g.mu.Unlock()
+		if first {
+			close(g.holding)
+			<-g.hold
+			return nil
+		}
+		return errCommit
+	})
+	if len(sigs) > 0 {
+		g.mu.Lock()
+		g.batches = append(g.batches, sigs)
+		g.mu.Unlock()
+	}
+	return err
+}
+
+// TestIssuanceBatchFailureFailsEveryToken lines up a batch of tokens behind
+// a held issuance transaction, then fails the batch's commit: every token
+// of the batch is refused, none is handed out, and none is stored or
+// audited. The held token, whose own transaction commits, is issued.
+func TestIssuanceBatchFailureFailsEveryToken(t *testing.T) {
+	eachAuthzStore(t, func(t *testing.T, db store.Runner[authz.Tx], tenant string) {
+		ctx := context.Background()
+		gate := &batchGate{Runner: db, hold: make(chan struct{}), holding: make(chan struct{})}
+		iss, err := authz.New(ctx, gate, baseOptions())
+		require.NoError(t, err)
+		a, secret, err := iss.CreateAgent(ctx, tenant, authz.AgentInput{Name: "agent", AuthMethod: authz.AuthClientSecretBasic})
+		require.NoError(t, err)
+		form := url.Values{"grant_type": {"client_credentials"}}
+
+		const batch = 8
+		type result struct {
+			status int
+			body   map[string]any
+		}
+		results := make([]result, batch+1)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, body := raceToken(iss, 0, a.ID, secret, form)
+			results[0] = result{st, body}
+		}()
+		<-gate.holding
+		for n := 1; n <= batch; n++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st, body := raceToken(iss, n, a.ID, secret, form)
+				results[n] = result{st, body}
+			}()
+		}
+		require.Eventually(t, func() bool { return authz.IssuanceQueued(iss) == batch }, time.Minute, time.Millisecond,
+			"the tokens never lined up behind the held transaction")
+		close(gate.hold)
+		wg.Wait()
+
+		require.Equal(t, 200, results[0].status, results[0].body)
+		require.NotEmpty(t, results[0].body["access_token"])
+		for n := 1; n <= batch; n++ {
+			require.NotEqual(t, 200, results[n].status, "token %d was handed out from a failed batch", n)
+			require.Nil(t, results[n].body["access_token"], "token %d was handed out from a failed batch", n)
+		}
+		gate.mu.Lock()
+		batches := gate.batches
+		gate.mu.Unlock()
+		require.Len(t, batches, 2, "the held token's transaction and one batch of the rest")
+		require.Len(t, batches[1], batch, "every waiting token went into one batch")
+		require.NoError(t, db.InTx(ctx, func(tx authz.Tx) error {
+			lister := tx.(interface {
+				ListAudit(context.Context, audit.Filter) ([]audit.Entry, error)
+			})
+			for _, sig := range batches[1] {
+				if _, err := tx.GetTokenSession(ctx, authz.KindAccess, sig); !errors.Is(err, store.ErrNotFound) {
+					return errors.New("a token of the failed batch was stored")
+				}
+				if es, err := lister.ListAudit(ctx, audit.Filter{Target: sig}); err != nil || len(es) != 0 {
+					return errors.New("a token of the failed batch was audited")
+				}
+			}
+			es, err := lister.ListAudit(ctx, audit.Filter{Target: batches[0][0], Action: "token.issued"})
+			if err != nil || len(es) != 1 {
+				return errors.New("the issued token has no token.issued entry")
+			}
+			return nil
+		}))
+	})
+}
