@@ -1,7 +1,11 @@
 package app
 
 import (
+	"context"
+
 	"github.com/perfectpay/perfectpay/abuse"
+	"github.com/perfectpay/perfectpay/fraud"
+	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/repos"
@@ -32,4 +36,47 @@ func wireAbuse[X repos.Tx](a *App, b store.Backend[X]) *server.Defences {
 	}
 	a.Defences = d
 	return d
+}
+
+// wireFraud builds the fraud signals of agent charges from fraud.* and
+// hands them to the pipeline; it returns the routes that show and clear
+// an agent's anomaly flag.
+func wireFraud[X repos.Tx](a *App, b store.Backend[X]) []server.Mounter {
+	c := a.Config.Fraud
+	if !c.Enabled || a.Pipeline == nil {
+		return nil
+	}
+	limits := make([]policies.VelocityLimit, len(c.VelocityLimits))
+	for i, l := range c.VelocityLimits {
+		limits[i] = policies.VelocityLimit{Scope: l.Scope, Window: l.Window, Metric: l.Metric, Action: l.Action, Limit: l.Limit}
+	}
+	var screener fraud.Screener
+	switch c.Screener {
+	case "rules":
+		screener = fraud.NewRules(c.Rules)
+	case "signifyd":
+		screener = fraud.NewSignifyd(c.Signifyd, nil)
+	case "riskified":
+		screener = fraud.NewRiskified(c.Riskified, nil)
+	case "kount":
+		screener = fraud.NewKount(c.Kount, nil)
+	}
+	var cards fraud.CardLookup
+	if a.Vault != nil {
+		v := a.Vault
+		cards = func(ctx context.Context, tenantID, token string) (fraud.Card, error) {
+			t, err := v.Get(ctx, tenantID, token)
+			if err != nil {
+				return fraud.Card{}, err
+			}
+			return fraud.Card{Fingerprint: t.Fingerprint, Brand: t.Brand, Last4: t.Last4}, nil
+		}
+	}
+	as := fraud.NewAssessor(fraud.Config{
+		Limits: limits, Timeout: c.ScreenerTimeout, FailClosed: c.FailClosed,
+		FailClosedTenants: c.FailClosedTenants, FailOpenTenants: c.FailOpenTenants, Anomaly: c.Anomaly, MaxKeys: c.MaxKeys,
+	}, screener, cards, store.Bind(b, func(x X) fraud.Tx { return x }), a.Log)
+	a.Pipeline.SetFraudSignals(as)
+	a.Fraud = as
+	return []server.Mounter{&server.AnomalyHandlers{Fraud: as}}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
@@ -70,6 +71,8 @@ type App struct {
 
 	// Defences are the rate limits and abuse defences (nil when off).
 	Defences *server.Defences
+	// Fraud gathers the fraud signals of agent charges (nil when off).
+	Fraud *fraud.Assessor
 
 	// Mandates manages mandates; Merchants merchant profiles.
 	Mandates  *mandates.Service
@@ -183,6 +186,7 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 	if err != nil {
 		return err
 	}
+	pipelineHandlers = append(pipelineHandlers, wireFraud(a, b)...)
 
 	a.Accounts = accounts.NewService(store.Bind(b, func(x X) accounts.Tx { return x }), hk, iss)
 	peopleAPI, err := wirePeople(a, b, hk)
@@ -204,24 +208,24 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 		IdempotencyTTL:     cfg.Idempotency.Retention,
 		IdempotencyHMACKey: hk,
 		AgentAuth:          server.NewAgentAuthenticator(iss),
+		BaseURL:            cfg.IssuerURL(),
+		ResourcePaths:      []string{server.PathMCP},
 		Abuse:              wireAbuse(a, b),
 		Handlers: append([]server.Mounter{
 			mandateAPI, merchantAPI,
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},
+			protectedResources(a), mcpEndpoint(a, b, func(x X) audit.Writer { return x }),
 		}, append(append(webhookHandlers, paymentHandlers...), pipelineHandlers...)...),
 	})
 
 	a.jobs = append(a.jobs,
 		func(ctx context.Context) { a.Audit.RunSealer(ctx, cfg.Audit.SealInterval) },
-		BaseURL:            cfg.IssuerURL(),
-		ResourcePaths:      []string{server.PathMCP},
 		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
 		func(ctx context.Context) { iss.Run(ctx, feed) },
 		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
 		func(ctx context.Context) { a.Pipeline.RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
 	)
-			protectedResources(a), mcpEndpoint(a, b, func(x X) audit.Writer { return x }),
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/abuse"
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
@@ -39,6 +40,7 @@ type Config struct {
 	Pipeline    PipelineConfig    `mapstructure:"pipeline"`
 	People      PeopleConfig      `mapstructure:"people"`
 	Abuse       AbuseConfig       `mapstructure:"abuse"`
+	Fraud       FraudConfig       `mapstructure:"fraud"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -209,6 +211,42 @@ type AbuseConfig struct {
 	CardTesting abuse.CardTestingConfig `mapstructure:"card_testing"`
 }
 
+// FraudConfig tunes the fraud signals of agent charges (package fraud):
+// velocity windows, the anomaly detector and a fraud screener, all given
+// to the charge policy as input.fraud.
+type FraudConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// MaxKeys bounds each in-memory table (agents, mandates, cards, merchants).
+	MaxKeys int `mapstructure:"max_keys"`
+	// VelocityLimits are the thresholds the policy applies.
+	VelocityLimits []VelocityLimit `mapstructure:"velocity_limits"`
+	// Screener is none, rules, signifyd, riskified or kount.
+	Screener string `mapstructure:"screener"`
+	// ScreenerTimeout bounds one screening; FailClosed denies a charge
+	// the screener did not answer in time (per tenant: the lists).
+	ScreenerTimeout   time.Duration       `mapstructure:"screener_timeout"`
+	FailClosed        bool                `mapstructure:"fail_closed"`
+	FailClosedTenants []string            `mapstructure:"fail_closed_tenants"`
+	FailOpenTenants   []string            `mapstructure:"fail_open_tenants"`
+	Rules             fraud.RulesConfig   `mapstructure:"rules"`
+	Anomaly           fraud.AnomalyConfig `mapstructure:"anomaly"`
+	Signifyd          fraud.VendorConfig  `mapstructure:"signifyd"`
+	Riskified         fraud.VendorConfig  `mapstructure:"riskified"`
+	Kount             fraud.VendorConfig  `mapstructure:"kount"`
+}
+
+// VelocityLimit is one velocity threshold of the charge policy: metric
+// (count | amount, in the charge's minor units) of scope (agent | mandate
+// | card | merchant) over window (hour | day) at most limit, else action
+// (deny | challenge).
+type VelocityLimit struct {
+	Scope  string `mapstructure:"scope"`
+	Window string `mapstructure:"window"`
+	Metric string `mapstructure:"metric"`
+	Action string `mapstructure:"action"`
+	Limit  int64  `mapstructure:"limit"`
+}
+
 // LimitOverride replaces the limits it sets (rate > 0) for a tenant or,
 // more specific, an API key (set exactly one of Tenant and Key).
 type LimitOverride struct {
@@ -264,6 +302,20 @@ func Defaults() Config {
 				Window: time.Hour, Cooldown: time.Hour, MaxTokenizations: 100, MaxDistinctCards: 10,
 				MaxDeclineRatio: 0.5, DeclineMinCharges: 10, SmallAmount: 100, MaxSmallCharges: 20, MaxIncorrectCVC: 5,
 			},
+		},
+		Fraud: FraudConfig{
+			Enabled: true, MaxKeys: 1_000_000, Screener: "rules", ScreenerTimeout: 300 * time.Millisecond,
+			FailClosedTenants: []string{}, FailOpenTenants: []string{},
+			VelocityLimits: []VelocityLimit{
+				{Scope: "agent", Window: "hour", Metric: "count", Action: "challenge", Limit: 120},
+				{Scope: "card", Window: "hour", Metric: "count", Action: "challenge", Limit: 60},
+				{Scope: "merchant", Window: "hour", Metric: "count", Action: "challenge", Limit: 600},
+			},
+			Rules: fraud.RulesConfig{
+				RecentDeclines: 5, DeclinesWeight: 40, CardDeclinedWeight: 30,
+				RiskyCategories: []string{"4829", "6051", "7995"}, CategoryWeight: 30, Review: 60, Reject: 90,
+			},
+			Anomaly: fraud.AnomalyConfig{MinHistory: 10, Threshold: 8},
 		},
 		Payments: PaymentsConfig{
 			MaxAmount: 99_999_999, ProcessorTimeout: 10 * time.Second, ProcessorRetries: 2, ResolveAfter: 2 * time.Minute,
@@ -345,6 +397,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Webhooks.validate(c.DevMode)...)
 	c.validateVaultPayments(bad)
 	c.validateAbuse(bad)
+	c.validateFraud(bad)
 	if c.Pipeline.ApprovalTTL < time.Minute || c.Pipeline.ApprovalTTL > 7*24*time.Hour {
 		bad("pipeline.approval_ttl must be between 1m and 168h")
 	}
@@ -404,6 +457,36 @@ func (c *Config) validateAbuse(bad func(format string, args ...any)) {
 	}
 	if ct.MaxDeclineRatio < 0 || ct.MaxDeclineRatio > 1 {
 		bad("abuse.card_testing.max_decline_ratio must be between 0 and 1")
+	}
+}
+
+func (c *Config) validateFraud(bad func(format string, args ...any)) {
+	f := c.Fraud
+	if f.MaxKeys < 1000 {
+		bad("fraud.max_keys must be at least 1000")
+	}
+	for i, l := range f.VelocityLimits {
+		if !slices.Contains([]string{"agent", "mandate", "card", "merchant"}, l.Scope) ||
+			(l.Window != "hour" && l.Window != "day") || (l.Metric != "count" && l.Metric != "amount") ||
+			(l.Action != "deny" && l.Action != "challenge") || l.Limit < 1 {
+			bad("fraud.velocity_limits[%d]: scope agent|mandate|card|merchant, window hour|day, metric count|amount, action deny|challenge, limit >= 1", i)
+		}
+	}
+	switch f.Screener {
+	case "none", "rules":
+	case "signifyd", "riskified", "kount":
+		v := map[string]fraud.VendorConfig{"signifyd": f.Signifyd, "riskified": f.Riskified, "kount": f.Kount}[f.Screener]
+		if v.URL == "" || v.Key == "" {
+			bad("fraud.%s.url and fraud.%s.key are required with fraud.screener=%s", f.Screener, f.Screener, f.Screener)
+		}
+	default:
+		bad("fraud.screener must be none, rules, signifyd, riskified or kount (got %q)", f.Screener)
+	}
+	if f.ScreenerTimeout < time.Millisecond || f.ScreenerTimeout > 10*time.Second {
+		bad("fraud.screener_timeout must be between 1ms and 10s")
+	}
+	if f.Anomaly.Threshold < 0 || f.Anomaly.MinHistory < 0 {
+		bad("fraud.anomaly settings must not be negative")
 	}
 }
 

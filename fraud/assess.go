@@ -1,0 +1,228 @@
+package fraud
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/policies"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// Event and audit actions of the anomaly flag.
+const (
+	ActionAnomaly        = "agent.anomaly"
+	ActionAnomalyCleared = "agent.anomaly_cleared"
+)
+
+// Tx is where a flag is recorded: its audit entry and its event together.
+type Tx interface {
+	audit.Writer
+	events.Outbox
+}
+
+// Config tunes the Assessor.
+type Config struct {
+	// Limits are the velocity thresholds given to the policy.
+	Limits []policies.VelocityLimit
+	// Timeout bounds one screening.
+	Timeout time.Duration
+	// FailClosed is the default when the screener gives no answer in
+	// time; FailClosedTenants and FailOpenTenants choose per tenant.
+	FailClosed        bool
+	FailClosedTenants []string
+	FailOpenTenants   []string
+	Anomaly           AnomalyConfig
+	// MaxKeys bounds every in-memory table.
+	MaxKeys int
+}
+
+// CardLookup finds what a screener may know of a card token.
+type CardLookup func(ctx context.Context, tenantID, token string) (Card, error)
+
+// Assessor gathers a charge's fraud signals into the policy input and
+// hears every charge's outcome (charging.FraudSignals). Its windows and
+// flags are this node's: with N nodes behind a balancer, each sees its
+// share of an agent's charges.
+type Assessor struct {
+	cfg       Config
+	windows   *Windows
+	anomalies *Anomalies
+	screener  Screener
+	cards     CardLookup
+	cardCache sync.Map // tenant+token → Card (bounded by cardCount)
+	cardCount int64
+	cardMu    sync.Mutex
+	record    store.Runner[Tx]
+	log       *slog.Logger
+}
+
+// NewAssessor returns an assessor; screener may be nil (none), cards may
+// be nil (the token stands for the card).
+func NewAssessor(cfg Config, screener Screener, cards CardLookup, record store.Runner[Tx], log *slog.Logger) *Assessor {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 300 * time.Millisecond
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Assessor{cfg: cfg, windows: NewWindows(cfg.MaxKeys), anomalies: NewAnomalies(cfg.Anomaly, cfg.MaxKeys),
+		screener: screener, cards: cards, record: record, log: log}
+}
+
+// Windows are the velocity windows (tests, benchmarks).
+func (a *Assessor) Windows() *Windows { return a.windows }
+
+// Anomalies is the anomaly detector.
+func (a *Assessor) Anomalies() *Anomalies { return a.anomalies }
+
+// scopes are the window keys of a charge, per scope.
+type scopes struct {
+	agent, mandate, card, merchant string
+	cardInfo                       Card
+}
+
+func (a *Assessor) scopes(ctx context.Context, in *policies.Input) scopes {
+	t, cur := in.Tenant.ID, in.Charge.Currency
+	card := a.card(ctx, t, in.Charge.PaymentMethod)
+	sc := scopes{cardInfo: card,
+		agent:    "agent:" + t + ":" + in.Agent.ClientID + ":" + cur,
+		card:     "card:" + t + ":" + card.Fingerprint + ":" + cur,
+		merchant: "merchant:" + t + ":" + in.Charge.Merchant.ID + ":" + cur,
+	}
+	if n := len(in.Chain); n > 0 {
+		sc.mandate = "mandate:" + in.Chain[n-1].ID + ":" + cur
+	}
+	return sc
+}
+
+func (a *Assessor) card(ctx context.Context, tenantID, token string) Card {
+	k := tenantID + ":" + token
+	if c, ok := a.cardCache.Load(k); ok {
+		return c.(Card)
+	}
+	c := Card{Fingerprint: "tok:" + token}
+	if a.cards != nil {
+		if got, err := a.cards(ctx, tenantID, token); err == nil && got.Fingerprint != "" {
+			c = got
+		}
+	}
+	a.cardMu.Lock()
+	if a.cardCount >= int64(max(16, a.cfg.MaxKeys)) {
+		a.cardCache.Clear()
+		a.cardCount = 0
+	}
+	a.cardCount++
+	a.cardMu.Unlock()
+	a.cardCache.Store(k, c)
+	return c
+}
+
+// Assess implements charging.FraudSignals.
+func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
+	sc := a.scopes(ctx, in)
+	f := &policies.Fraud{Limits: a.cfg.Limits, RiskSignals: in.Fraud.RiskSignalsOrNil()}
+	vel := map[string]Stats{}
+	for _, s := range []struct{ scope, key string }{
+		{"agent", sc.agent}, {"mandate", sc.mandate}, {"card", sc.card}, {"merchant", sc.merchant},
+	} {
+		if s.key == "" {
+			continue
+		}
+		st := a.windows.Stats(s.key, in.Now)
+		vel[s.scope] = st
+		f.Velocity = append(f.Velocity,
+			policies.VelocityStat{Scope: s.scope, Window: "hour", Count: st.Hour.Count, Declines: st.Hour.Declines, Amount: st.Hour.Amount},
+			policies.VelocityStat{Scope: s.scope, Window: "day", Count: st.Day.Count, Declines: st.Day.Declines, Amount: st.Day.Amount})
+	}
+	agentKey := in.Tenant.ID + ":" + in.Agent.ClientID
+	if flag, isNew := a.anomalies.Check(agentKey, in.Charge.Amount); flag != nil {
+		f.Anomaly = flag
+		if isNew {
+			a.announce(ctx, in.Tenant.ID, ActionAnomaly, in.Agent.ClientID, flag)
+		}
+	}
+	if a.screener != nil {
+		c := &Charge{TenantID: in.Tenant.ID, AgentID: in.Agent.ClientID, Amount: in.Charge.Amount, Currency: in.Charge.Currency,
+			Merchant: in.Charge.Merchant, Card: sc.cardInfo, At: in.Now, Velocity: vel, RiskSignal: f.RiskSignals}
+		if n := len(in.Chain); n > 0 {
+			c.MandateID = in.Chain[n-1].ID
+		}
+		c.Reference = c.MandateID + ":" + in.Now.Format(time.RFC3339Nano)
+		res, err := Screen(ctx, a.screener, c, a.cfg.Timeout, a.failClosed(in.Tenant.ID))
+		if err != nil {
+			a.log.WarnContext(ctx, "fraud screener gave no answer", "screener", a.screener.Name(), "err", err)
+		}
+		f.Screener = res
+	}
+	in.Fraud = f
+}
+
+func (a *Assessor) failClosed(tenantID string) bool {
+	switch {
+	case slices.Contains(a.cfg.FailClosedTenants, tenantID):
+		return true
+	case slices.Contains(a.cfg.FailOpenTenants, tenantID):
+		return false
+	}
+	return a.cfg.FailClosed
+}
+
+// Observe implements charging.FraudSignals.
+func (a *Assessor) Observe(ctx context.Context, in *policies.Input, declined bool) {
+	sc := a.scopes(ctx, in)
+	keys := []string{sc.agent, sc.card, sc.merchant}
+	if sc.mandate != "" {
+		keys = append(keys, sc.mandate)
+	}
+	a.windows.Record(in.Now, in.Charge.Amount, declined, keys...)
+	if !declined {
+		a.anomalies.Record(in.Tenant.ID+":"+in.Agent.ClientID, in.Charge.Amount)
+	}
+}
+
+// ClearAnomaly lifts an agent's anomaly flag (a person looked at it); it
+// is audited with its event. False when the agent had no flag.
+func (a *Assessor) ClearAnomaly(ctx context.Context, tenantID, agentID string) (bool, error) {
+	flag := a.anomalies.Flag(tenantID + ":" + agentID)
+	if flag == nil {
+		return false, nil
+	}
+	if err := a.announce(ctx, tenantID, ActionAnomalyCleared, agentID, flag); err != nil {
+		return false, err
+	}
+	return a.anomalies.Clear(tenantID + ":" + agentID), nil
+}
+
+// AnomalyOf returns an agent's standing flag, if any.
+func (a *Assessor) AnomalyOf(tenantID, agentID string) *policies.Anomaly {
+	return a.anomalies.Flag(tenantID + ":" + agentID)
+}
+
+type anomalyView struct {
+	Agent   string  `json:"agent"`
+	Metric  string  `json:"metric"`
+	Score   float64 `json:"score"`
+	Message string  `json:"message"`
+}
+
+func (a *Assessor) announce(ctx context.Context, tenantID, action, agentID string, f *policies.Anomaly) error {
+	if a.record == nil {
+		return nil
+	}
+	v := anomalyView{Agent: agentID, Metric: f.Metric, Score: f.Score, Message: f.Message}
+	err := a.record.InTx(context.WithoutCancel(ctx), func(tx Tx) error {
+		if err := audit.RecordFor(ctx, tx, tenantID, action, agentID, v); err != nil {
+			return err
+		}
+		return events.Emit(ctx, tx, tenantID, action, v)
+	})
+	if err != nil {
+		a.log.ErrorContext(ctx, "recording an anomaly failed", "agent", agentID, "err", err)
+	}
+	return err
+}

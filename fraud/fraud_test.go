@@ -1,0 +1,254 @@
+package fraud_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/fraud"
+	"github.com/perfectpay/perfectpay/policies"
+)
+
+func sampleCharge() *fraud.Charge {
+	return &fraud.Charge{
+		Reference: "mdt_1:2026-03-01T09:00:00Z", TenantID: "ten_1", AgentID: "agt_1", MandateID: "mdt_1",
+		Amount: 12345, Currency: "usd", Merchant: policies.Merchant{ID: "acct_1", Name: "Acme Books", MCC: "5942", Country: "US"},
+		Card: fraud.Card{Fingerprint: "fp_abc", Brand: "visa", Last4: "4242"}, At: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC),
+	}
+}
+
+// fake is a vendor's endpoint: it checks the request, then answers.
+func fake(t *testing.T, path string, check func(r *http.Request, body map[string]any), answer string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, http.MethodPost, r.Method)
+		assert.Equal(t, path, r.URL.RequestURI())
+		assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+		raw, err := io.ReadAll(r.Body)
+		require.NoError(t, err)
+		var body map[string]any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // prices are decimal strings of the document
+		require.NoError(t, dec.Decode(&body))
+		r.Body = io.NopCloser(nil)
+		r.Header.Set("X-Raw-Body", string(raw))
+		check(r, body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestSignifydRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		action   string
+		score    string
+		decision string
+		ours     int
+	}{{"ACCEPT", "920", fraud.Accept, 8}, {"HOLD", "430", fraud.Review, 57}, {"REJECT", "35", fraud.Reject, 96}} {
+		srv := fake(t, "/v3/orders/events/checkouts", func(r *http.Request, body map[string]any) {
+			user, pass, ok := r.BasicAuth()
+			assert.True(t, ok)
+			assert.Equal(t, "sig_key", user)
+			assert.Empty(t, pass)
+			assert.Equal(t, "mdt_1:2026-03-01T09:00:00Z", body["checkoutId"])
+			purchase := body["purchase"].(map[string]any)
+			assert.Equal(t, "123.45", purchase["totalPrice"].(json.Number).String())
+			assert.Equal(t, "USD", purchase["currency"])
+			tx := body["transactions"].([]any)[0].(map[string]any)
+			assert.Equal(t, "4242", tx["checkoutPaymentDetails"].(map[string]any)["cardLast4"])
+		}, `{"signifydId": 44, "checkoutId": "mdt_1:2026-03-01T09:00:00Z", "orderId": "mdt_1:2026-03-01T09:00:00Z",
+			"decision": {"createdAt": "2026-03-01T09:00:01Z", "checkpointAction": "`+tc.action+`", "checkpointActionReason": "model", "score": `+tc.score+`}}`)
+		r, err := fraud.NewSignifyd(fraud.VendorConfig{URL: srv.URL, Key: "sig_key"}, nil).Screen(context.Background(), sampleCharge())
+		require.NoError(t, err)
+		assert.Equal(t, tc.decision, r.Decision)
+		assert.Equal(t, tc.ours, r.Score)
+		assert.Equal(t, []string{"model"}, r.Reasons)
+	}
+}
+
+func TestRiskifiedRoundTrip(t *testing.T) {
+	for _, tc := range []struct{ status, decision string }{{"approved", fraud.Accept}, {"declined", fraud.Reject}} {
+		srv := fake(t, "/api/decide", func(r *http.Request, body map[string]any) {
+			assert.Equal(t, "application/vnd.riskified.com; version=2", r.Header.Get("Accept"))
+			assert.Equal(t, "shop.example", r.Header.Get("X-Riskified-Shop-Domain"))
+			mac := hmac.New(sha256.New, []byte("rsk_token"))
+			mac.Write([]byte(r.Header.Get("X-Raw-Body")))
+			assert.Equal(t, hex.EncodeToString(mac.Sum(nil)), r.Header.Get("X-Riskified-Hmac-Sha256"), "the body is signed")
+			order := body["order"].(map[string]any)
+			assert.Equal(t, "123.45", order["total_price"].(json.Number).String())
+			assert.Equal(t, "XXXX-XXXX-XXXX-4242", order["payment_details"].([]any)[0].(map[string]any)["credit_card_number"])
+		}, `{"order": {"id": "mdt_1:2026-03-01T09:00:00Z", "status": "`+tc.status+`", "description": "Reviewed and `+tc.status+`"}}`)
+		r, err := fraud.NewRiskified(fraud.VendorConfig{URL: srv.URL, Key: "rsk_token", Account: "shop.example"}, nil).Screen(context.Background(), sampleCharge())
+		require.NoError(t, err)
+		assert.Equal(t, tc.decision, r.Decision)
+	}
+}
+
+func TestKountRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		decision, omniscore, ours string
+		score                     int
+	}{{"APPROVE", "88.5", fraud.Accept, 11}, {"REVIEW", "40", fraud.Review, 60}, {"DECLINE", "3", fraud.Reject, 97}} {
+		srv := fake(t, "/commerce/v2/orders?riskInquiry=true", func(r *http.Request, body map[string]any) {
+			assert.Equal(t, "Bearer kount_key", r.Header.Get("Authorization"))
+			assert.Equal(t, "agents", body["channel"])
+			tx := body["transactions"].([]any)[0].(map[string]any)
+			assert.Equal(t, "123.45", tx["orderTotal"].(json.Number).String())
+			assert.Equal(t, "USD", tx["currency"])
+		}, `{"order": {"orderId": "K1", "riskInquiry": {"decision": "`+tc.decision+`", "omniscore": `+tc.omniscore+`}}}`)
+		r, err := fraud.NewKount(fraud.VendorConfig{URL: srv.URL, Key: "kount_key", Account: "agents"}, nil).Screen(context.Background(), sampleCharge())
+		require.NoError(t, err)
+		assert.Equal(t, tc.ours, r.Decision)
+		assert.Equal(t, tc.score, r.Score)
+	}
+}
+
+func TestVendorErrorsAreErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	defer srv.Close()
+	_, err := fraud.NewKount(fraud.VendorConfig{URL: srv.URL, Key: "k"}, nil).Screen(context.Background(), sampleCharge())
+	require.Error(t, err)
+	odd := fake(t, "/api/decide", func(*http.Request, map[string]any) {}, `{"order": {"status": "maybe"}}`)
+	_, err = fraud.NewRiskified(fraud.VendorConfig{URL: odd.URL, Key: "k"}, nil).Screen(context.Background(), sampleCharge())
+	require.ErrorIs(t, err, fraud.ErrBadAnswer)
+}
+
+// slow is a screener that answers when released, or never.
+type slow struct{ release chan struct{} }
+
+func (slow) Name() string { return "slow" }
+
+func (s slow) Screen(ctx context.Context, _ *fraud.Charge) (fraud.Result, error) {
+	select {
+	case <-s.release:
+		return fraud.Result{Decision: fraud.Accept}, nil
+	case <-ctx.Done():
+		return fraud.Result{}, ctx.Err()
+	}
+}
+
+// A screener past its timeout is "unavailable"; the tenant's fail mode
+// rides along for the policy, which denies only when it fails closed.
+func TestScreenerTimeoutFailOpenAndClosed(t *testing.T) {
+	s := slow{release: make(chan struct{})}
+	defer close(s.release)
+	for _, closed := range []bool{false, true} {
+		res, err := fraud.Screen(context.Background(), s, sampleCharge(), time.Millisecond, closed)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, fraud.Unavailable, res.Decision)
+		assert.Equal(t, closed, res.FailClosed)
+
+		eng, err := policies.New(context.Background(), policies.Velocity{})
+		require.NoError(t, err)
+		in := policyInput()
+		in.Fraud = &policies.Fraud{Screener: res}
+		d, err := eng.Decide(context.Background(), in)
+		require.NoError(t, err)
+		if closed {
+			assert.Equal(t, policies.Deny, d.Result)
+			require.Len(t, d.Reasons, 1)
+			assert.Equal(t, "screener_unavailable", d.Reasons[0].Code)
+		} else {
+			assert.Equal(t, policies.Allow, d.Result, "%+v", d.Reasons)
+		}
+	}
+}
+
+func policyInput() *policies.Input {
+	return &policies.Input{
+		Now:    time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC),
+		Charge: policies.Charge{Amount: 2000, Currency: "USD", PaymentMethod: "tok_1", Merchant: policies.Merchant{ID: "acct_1", Name: "Acme", MCC: "5942", Country: "US", Domains: []string{}}},
+		Token:  policies.Token{Sub: "cus_1", ClientID: "agt_1", AuthorizationDetails: []policies.AuthorizationDetail{{Type: "payment_mandate", MandateID: "mdt_1"}}},
+		Chain: []policies.Mandate{{ID: "mdt_1", Status: "active", Agent: "agt_1", Payer: "cus_1",
+			Limits: policies.Limits{Currency: "USD", Budget: 100000, PaymentMethods: []string{"tok_1"}}}},
+		Agent:  policies.Agent{ClientID: "agt_1", Status: "active"},
+		Tenant: policies.Tenant{ID: "ten_1", Status: "active"},
+	}
+}
+
+func TestRulesScreener(t *testing.T) {
+	r := fraud.NewRules(fraud.RulesConfig{RecentDeclines: 3, DeclinesWeight: 40, CardDeclinedWeight: 30,
+		RiskyCategories: []string{"7995"}, CategoryWeight: 30, Review: 50, Reject: 90})
+	c := sampleCharge()
+	res, err := r.Screen(context.Background(), c)
+	require.NoError(t, err)
+	assert.Equal(t, fraud.Accept, res.Decision)
+	c.Velocity = map[string]fraud.Stats{"agent": {Hour: fraud.Totals{Declines: 4}}, "card": {Hour: fraud.Totals{Declines: 1}}}
+	res, _ = r.Screen(context.Background(), c)
+	assert.Equal(t, fraud.Review, res.Decision)
+	assert.Equal(t, 70, res.Score)
+	c.Merchant.MCC = "7995"
+	res, _ = r.Screen(context.Background(), c)
+	assert.Equal(t, fraud.Reject, res.Decision)
+	assert.Len(t, res.Reasons, 3)
+}
+
+func TestWindowsCountAndSlide(t *testing.T) {
+	w := fraud.NewWindows(1000)
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 7 {
+		w.Record(t0.Add(time.Duration(i)*time.Minute), 1000, i%3 == 0, "merchant:m")
+	}
+	st := w.Stats("merchant:m", t0.Add(10*time.Minute))
+	assert.Equal(t, fraud.Totals{Count: 7, Declines: 3, Amount: 7000}, st.Hour)
+	assert.Equal(t, st.Hour, st.Day)
+	st = w.Stats("merchant:m", t0.Add(61*time.Minute))
+	assert.Zero(t, st.Hour.Count, "out of the hour")
+	assert.Equal(t, 7, st.Day.Count, "still in the day")
+	assert.Zero(t, w.Stats("merchant:m", t0.Add(25*time.Hour)).Day.Count)
+	assert.Zero(t, w.Stats("other", t0).Hour.Count)
+}
+
+func TestWindowsBoundedMemory(t *testing.T) {
+	w := fraud.NewWindows(1000)
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 20_000 {
+		w.Record(t0, 1, false, "agent:"+string(rune('a'+i%26))+time.Duration(i).String())
+	}
+	assert.LessOrEqual(t, w.Len(), 1000)
+}
+
+// An agent's synthetic history of ordinary charges, then one far out of
+// line: flagged once, the flag standing until cleared.
+func TestAnomalyOnSyntheticHistory(t *testing.T) {
+	a := fraud.NewAnomalies(fraud.AnomalyConfig{MinHistory: 10, Threshold: 6}, 1000)
+	for i := range 30 {
+		a.Record("agt", int64(2000+(i%7)*150)) // 20.00 to 29.00
+	}
+	f, isNew := a.Check("agt", 2600)
+	assert.Nil(t, f, "an ordinary charge")
+	assert.False(t, isNew)
+	f, isNew = a.Check("agt", 250000)
+	require.NotNil(t, f, "a charge a hundred times the usual")
+	assert.True(t, isNew)
+	assert.Equal(t, "charge_size", f.Metric)
+	assert.Greater(t, f.Score, 6.0)
+	assert.Contains(t, f.Message, "median of 2450")
+	f, isNew = a.Check("agt", 2100)
+	require.NotNil(t, f, "the flag stands for the next charges")
+	assert.False(t, isNew)
+	assert.True(t, a.Clear("agt"))
+	f, _ = a.Check("agt", 2100)
+	assert.Nil(t, f, "cleared by a person")
+	assert.False(t, a.Clear("agt"))
+
+	young := fraud.NewAnomalies(fraud.AnomalyConfig{MinHistory: 10, Threshold: 6}, 1000)
+	for range 5 {
+		young.Record("new", 2000)
+	}
+	f, _ = young.Check("new", 250000)
+	assert.Nil(t, f, "too short a history to judge")
+}

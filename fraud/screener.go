@@ -1,0 +1,106 @@
+package fraud
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/perfectpay/perfectpay/policies"
+)
+
+// Decisions a screener gives.
+const (
+	Accept      = "accept"
+	Review      = "review"
+	Reject      = "reject"
+	Unavailable = "unavailable" // no answer in time, or an error
+)
+
+// Charge is a charge as a screener sees it: who, what, where, and the
+// velocity the windows hold. No card data beyond the fingerprint, brand
+// and last four digits.
+type Charge struct {
+	// Reference is unique per charge attempt (the decision id or the
+	// charge's), for the vendor's order id.
+	Reference  string
+	TenantID   string
+	AgentID    string
+	MandateID  string
+	Amount     int64
+	Currency   string
+	Merchant   policies.Merchant
+	Card       Card
+	At         time.Time
+	Velocity   map[string]Stats // by scope: agent, mandate, card, merchant
+	RiskSignal []policies.RiskSignal
+}
+
+// Card is what a screener may know of the card.
+type Card struct {
+	Fingerprint, Brand, Last4 string
+}
+
+// Result is a screener's answer: a score from 0 (no risk) to 100 and a
+// decision (accept, review, reject), with the vendor's reasons.
+type Result struct {
+	Score    int
+	Decision string
+	Reasons  []string
+}
+
+// Screener scores a charge before it is made.
+type Screener interface {
+	Name() string
+	Screen(ctx context.Context, c *Charge) (Result, error)
+}
+
+// ErrBadAnswer is a vendor answer that could not be read.
+var ErrBadAnswer = errors.New("fraud: the screener's answer could not be read")
+
+// Screen runs s on c within timeout. No answer in time, or an error,
+// gives decision "unavailable"; failClosed says whether the policy then
+// denies (the tenant's choice).
+func Screen(ctx context.Context, s Screener, c *Charge, timeout time.Duration, failClosed bool) (*policies.Screening, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type answer struct {
+		r   Result
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		r, err := s.Screen(ctx, c)
+		ch <- answer{r, err}
+	}()
+	out := &policies.Screening{Screener: s.Name(), FailClosed: failClosed}
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			out.Decision = Unavailable
+			return out, a.err
+		}
+		out.Decision, out.Score, out.Reasons = a.r.Decision, min(100, max(0, a.r.Score)), a.r.Reasons
+		switch out.Decision {
+		case Accept, Review, Reject:
+		default:
+			out.Decision = Unavailable
+			return out, ErrBadAnswer
+		}
+		return out, nil
+	case <-ctx.Done():
+		out.Decision = Unavailable
+		return out, ctx.Err()
+	}
+}
+
+// scoreDecision maps a score to a decision with thresholds review and
+// reject (a score at or past a threshold takes its decision).
+func scoreDecision(score, review, reject int) string {
+	switch {
+	case reject > 0 && score >= reject:
+		return Reject
+	case review > 0 && score >= review:
+		return Review
+	}
+	return Accept
+}

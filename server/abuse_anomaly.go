@@ -1,0 +1,54 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/perfectpay/perfectpay/fraud"
+)
+
+// AnomalyHandlers show and clear an agent's anomaly flag: while it stands
+// the charge policy asks a person to approve each of the agent's charges.
+type AnomalyHandlers struct{ Fraud *fraud.Assessor }
+
+// Mount adds the routes.
+func (h *AnomalyHandlers) Mount(api *API) {
+	api.Handle(http.MethodGet, "/v1/agents/{id}/anomaly", Access{Scope: "agents:read"}, h.get)
+	api.Handle(http.MethodPost, "/v1/agents/{id}/anomaly/clear", Access{Scope: "agents:write"}, h.clear)
+}
+
+type anomalyView struct {
+	Object  string  `json:"object"`
+	Agent   string  `json:"agent"`
+	Flagged bool    `json:"flagged"`
+	Metric  string  `json:"metric,omitempty"`
+	Score   float64 `json:"score,omitempty"`
+	Message string  `json:"message,omitempty"`
+}
+
+func (h *AnomalyHandlers) view(tenantID, agentID string) anomalyView {
+	v := anomalyView{Object: "agent_anomaly", Agent: agentID}
+	if f := h.Fraud.AnomalyOf(tenantID, agentID); f != nil {
+		v.Flagged, v.Metric, v.Score, v.Message = true, f.Metric, f.Score, f.Message
+	}
+	return v
+}
+
+func (h *AnomalyHandlers) get(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, h.view(PrincipalFrom(r).TenantID, mux.Vars(r)["id"]))
+	return nil
+}
+
+func (h *AnomalyHandlers) clear(w http.ResponseWriter, r *http.Request) error {
+	p, id := PrincipalFrom(r), mux.Vars(r)["id"]
+	cleared, err := h.Fraud.ClearAnomaly(r.Context(), p.TenantID, id)
+	if err != nil {
+		return err
+	}
+	if !cleared {
+		return Errorf(http.StatusConflict, TypeInvalidRequest, "agent_not_flagged", "id", "Agent %s has no anomaly flag to clear.", id)
+	}
+	writeJSON(w, http.StatusOK, h.view(p.TenantID, id))
+	return nil
+}

@@ -1,0 +1,131 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/app"
+	"github.com/perfectpay/perfectpay/app/apptest"
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/fraud"
+	"github.com/perfectpay/perfectpay/webhooks"
+)
+
+func fraudNode(t *testing.T, driver string, opt func(c *app.FraudConfig)) *apptest.Node {
+	return apptest.New(t, driver, func(c *app.Config) {
+		c.Fraud.Enabled = true
+		c.Fraud.Screener = "none"
+		c.Fraud.VelocityLimits = nil
+		c.Fraud.Anomaly = fraud.AnomalyConfig{}
+		opt(&c.Fraud)
+	})
+}
+
+func reasonMessages(r *apptest.Response) []string {
+	var out []string
+	if d, ok := r.JSON["decision"].(map[string]any); ok {
+		rs, _ := d["reasons"].([]any)
+		for _, x := range rs {
+			out = append(out, x.(map[string]any)["message"].(string))
+		}
+	}
+	return out
+}
+
+// The velocity windows reach the policy: past the limit the charge is
+// denied with a reason that carries the numbers.
+func TestVelocityReasonsCarryTheNumbers(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := fraudNode(t, driver, func(c *app.FraudConfig) {
+			c.VelocityLimits = []app.VelocityLimit{
+				{Scope: "merchant", Window: "hour", Metric: "count", Action: "deny", Limit: 3},
+				{Scope: "agent", Window: "day", Metric: "amount", Action: "challenge", Limit: 100_000},
+			}
+		})
+		s := newShop(t, n)
+		m := s.mandate(t, map[string]any{"budget": 1_000_000, "max_amount_per_charge": 100_000, "approval_threshold": 100_000})
+		tok := s.token(t, m)
+		for i := range 3 {
+			r := s.charge(t, tok, 900, nil, "")
+			require.Equal(t, 200, r.Status, "charge %d: %s", i+1, r.Body)
+		}
+		r := s.charge(t, tok, 900, nil, "")
+		require.Equal(t, 403, r.Status, string(r.Body))
+		assert.Equal(t, []string{"velocity_merchant_charges_hour"}, reasonCodes(r))
+		assert.Equal(t, []string{"3 charges at this merchant in the last hour, limit 3"}, reasonMessages(r))
+
+		// The decision record holds the signals the policy saw.
+		dec, ok := r.JSON["decision"].(map[string]any)
+		require.True(t, ok)
+		_ = dec
+	})
+}
+
+// An agent's charges of a usual size build its history; one far out of
+// line flags it (event agent.anomaly, audited) and steps it up; its next
+// ordinary charges step up too, until a person clears the flag.
+func TestAnomalousAgentStepsUpUntilCleared(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := fraudNode(t, driver, func(c *app.FraudConfig) {
+			c.Anomaly = fraud.AnomalyConfig{MinHistory: 10, Threshold: 6}
+		})
+		s := newShop(t, n)
+		m := s.mandate(t, map[string]any{"budget": 1_000_000, "max_amount_per_charge": 100_000, "approval_threshold": 100_000})
+		tok := s.token(t, m)
+		for i := range 12 {
+			r := s.charge(t, tok, int64(1800+(i%4)*100), nil, "")
+			require.Equal(t, 200, r.Status, "charge %d: %s", i+1, r.Body)
+		}
+		r := s.charge(t, tok, 90_000, nil, "")
+		require.Equal(t, 402, r.Status, "a charge fifty times the usual: %s", r.Body)
+		assert.Equal(t, []string{"agent_anomaly"}, reasonCodes(r))
+		r = s.charge(t, tok, 1900, nil, "")
+		require.Equal(t, 402, r.Status, "the flag stands: %s", r.Body)
+		assert.Equal(t, []string{"agent_anomaly"}, reasonCodes(r))
+
+		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/agents/" + s.agent + "/anomaly", Key: s.key})
+		require.Equal(t, 200, r.Status, string(r.Body))
+		assert.Equal(t, true, r.JSON["flagged"])
+		assert.Equal(t, "charge_size", r.JSON["metric"])
+		boot, other := n.Tenant(t)
+		_ = boot
+		r = n.Do(t, apptest.Req{Method: "GET", Path: "/v1/agents/" + s.agent + "/anomaly", Key: other})
+		assert.Equal(t, false, r.JSON["flagged"], "another tenant sees nothing")
+
+		tenant := tenantOf(t, n, s.key)
+		evs, _, err := n.App.Webhooks.ListEvents(context.Background(), webhooks.EventFilter{TenantID: tenant, Type: fraud.ActionAnomaly, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, evs, 1, "announced once")
+		var ev struct {
+			Object struct {
+				Agent, Metric string
+			} `json:"object"`
+		}
+		require.NoError(t, json.Unmarshal(evs[0].Data, &ev))
+		assert.Equal(t, s.agent, ev.Object.Agent)
+
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents/" + s.agent + "/anomaly/clear", Key: s.key})
+		require.Equal(t, 200, r.Status, string(r.Body))
+		assert.Equal(t, false, r.JSON["flagged"])
+		entries, err := n.App.Audit.List(context.Background(), audit.Filter{TenantID: tenant, Action: fraud.ActionAnomalyCleared})
+		require.NoError(t, err)
+		require.Len(t, entries, 1)
+		assert.Equal(t, audit.ActorAPIKey, entries[0].ActorType, "cleared by a person's key, audited")
+		r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents/" + s.agent + "/anomaly/clear", Key: s.key})
+		assert.Equal(t, 409, r.Status, "nothing left to clear")
+
+		r = s.charge(t, tok, 1900, nil, "")
+		assert.Equal(t, 200, r.Status, "cleared: %s", r.Body)
+	})
+}
+
+func tenantOf(t *testing.T, n *apptest.Node, key string) string {
+	t.Helper()
+	r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: key})
+	require.Equal(t, 200, r.Status, string(r.Body))
+	return r.JSON["id"].(string)
+}
