@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"net/url"
 
 	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/policies"
@@ -33,7 +34,18 @@ func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X])
 		&server.AuditHandlers{Audit: a.Audit, Replay: svc},
 		&server.TimelineHandlers{Timelines: &compliance.Timelines{Mandates: a.Mandates, Audit: a.Audit}},
 		&server.EvidenceHandlers{Evidence: evidence, AuditKeys: a.Audit},
+		securityTxt(a.Config.IssuerURL()),
 	}, nil
+}
+
+// securityTxt says where to report a vulnerability: security@ the host
+// the server is published at (see SECURITY.md).
+func securityTxt(base string) *server.SecurityTxt {
+	host := "localhost"
+	if u, err := url.Parse(base); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	return &server.SecurityTxt{Contact: "mailto:security@" + host, Canonical: base + server.PathSecurityTxt}
 }
 
 // Exporter returns the exporter of audit events, decisions and charges.

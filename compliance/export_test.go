@@ -22,7 +22,7 @@ import (
 	"github.com/perfectpay/perfectpay/store/repos"
 )
 
-func exporter[X repos.Tx](t *testing.T, b store.Backend[X]) (*compliance.Exporter, *audit.Service) {
+func exporter[X repos.Tx](t testing.TB, b store.Backend[X]) (*compliance.Exporter, *audit.Service) {
 	ctx := context.Background()
 	as := audit.NewService(store.Bind(b, func(x X) audit.Repo { return x }), 0, nil)
 	sealer, err := authz.NewKeySealer(bytes.Repeat([]byte{9}, 32))

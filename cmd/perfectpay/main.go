@@ -75,7 +75,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (YAML); environment: PERFECTPAY_<SECTION>_<KEY>")
 	root.AddCommand(initCmd(), mcpCmd())
 	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.tenantsCmd(), c.auditCmd(), versionCmd(), tokenCmd())
-	root.AddCommand(evidenceCmd(), c.decisionsCmd(), c.exportCmd())
+	root.AddCommand(evidenceCmd(), c.decisionsCmd(), c.exportCmd(), c.doctorCmd())
 	attachToKeys(root, c.rotateSigningCmd())
 	for _, sub := range c.kekCmds() {
 		attachToKeys(root, sub)
