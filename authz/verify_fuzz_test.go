@@ -63,13 +63,15 @@ func FuzzVerifyAccessToken(f *testing.F) {
 }
 
 // FuzzVerifyDPoP: a DPoP header is whatever a client sends. VerifyDPoP
-// never panics and accepts only proofs this test signed with its key.
+// never panics, and what it accepts is, checked independently with
+// go-jose: a compact JWS of type dpop+jwt under an allowed asymmetric
+// algorithm, signed by the public key in its own header, for POST to the
+// token endpoint, issued within a minute of now.
 func FuzzVerifyDPoP(f *testing.F) {
 	e := newEnv(f)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(f, err)
 	htu := testIssuer + "/oauth2/token"
-	signed := map[string]bool{}
 	proof := func(claims map[string]any, typ string, embed bool) string {
 		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: embed}).WithType(jose.ContentType(typ)))
 		require.NoError(f, err)
@@ -78,7 +80,6 @@ func FuzzVerifyDPoP(f *testing.F) {
 		require.NoError(f, err)
 		out, err := jws.CompactSerialize()
 		require.NoError(f, err)
-		signed[out] = true
 		return out
 	}
 	jti := func() string {
@@ -91,6 +92,7 @@ func FuzzVerifyDPoP(f *testing.F) {
 	f.Add(proof(good, "dpop+jwt", true))
 	f.Add(proof(map[string]any{"jti": jti(), "htm": "GET", "htu": htu, "iat": now}, "dpop+jwt", true))
 	f.Add(proof(map[string]any{"jti": jti(), "htm": "POST", "htu": htu + "?x=1#f", "iat": now}, "dpop+jwt", true))
+	f.Add(proof(map[string]any{"jti": jti(), "htm": "POST", "htu": "https://other.test/oauth2/token", "iat": now}, "dpop+jwt", true))
 	f.Add(proof(map[string]any{"jti": jti(), "htm": "POST", "htu": htu, "iat": now - 3600}, "dpop+jwt", true))
 	f.Add(proof(map[string]any{"jti": jti(), "htm": "POST", "htu": htu, "iat": "now"}, "dpop+jwt", true))
 	f.Add(proof(map[string]any{"jti": jti(), "htm": "POST", "htu": htu, "iat": now}, "JWT", true))
@@ -99,9 +101,32 @@ func FuzzVerifyDPoP(f *testing.F) {
 	f.Add(b64(map[string]any{"alg": "none", "typ": "dpop+jwt", "jwk": map[string]any{"kty": "oct", "k": "AAAA"}}) + "." + b64(good) + ".")
 	f.Add("")
 	f.Add("..")
+	algs := []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.PS256, jose.PS384, jose.PS512, jose.RS256}
 	f.Fuzz(func(t *testing.T, raw string) {
-		if _, err := e.iss.VerifyDPoP(context.Background(), raw, "POST", []string{htu}, ""); err == nil && !signed[raw] {
-			t.Fatalf("VerifyDPoP accepted a proof this test never signed: %q", raw)
+		if _, err := e.iss.VerifyDPoP(context.Background(), raw, "POST", []string{htu}, ""); err != nil {
+			return
+		}
+		jws, err := jose.ParseSigned(raw, algs)
+		if err != nil || len(jws.Signatures) != 1 {
+			t.Fatalf("accepted %q, which is not a compact JWS under an allowed algorithm: %v", raw, err)
+		}
+		h := jws.Signatures[0].Protected
+		if h.ExtraHeaders["typ"] != "dpop+jwt" || h.JSONWebKey == nil || !h.JSONWebKey.IsPublic() {
+			t.Fatalf("accepted %q: typ %v, key %v", raw, h.ExtraHeaders["typ"], h.JSONWebKey)
+		}
+		payload, err := jws.Verify(h.JSONWebKey)
+		if err != nil {
+			t.Fatalf("accepted %q, whose signature does not verify with its own key: %v", raw, err)
+		}
+		var c struct {
+			HTM string `json:"htm"`
+			HTU string `json:"htu"`
+			IAT int64  `json:"iat"`
+			JTI string `json:"jti"`
+		}
+		if err := json.Unmarshal(payload, &c); err != nil || c.HTM != "POST" || c.JTI == "" ||
+			!strings.HasPrefix(c.HTU, htu) || c.IAT < time.Now().Unix()-120 || c.IAT > time.Now().Unix()+120 {
+			t.Fatalf("accepted %q with claims %s (%v)", raw, payload, err)
 		}
 	})
 }
