@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
 	"strings"
 	"sync"
 	"time"
@@ -128,6 +129,44 @@ func (c *agentCache) drop(id string) {
 	} else {
 		delete(c.m, id)
 	}
+	c.mu.Unlock()
+}
+
+// verifiedCache remembers the claims of access tokens whose signature and
+// claims verified, by the SHA-256 of the compact token, so a token
+// presented again (a resource server introspecting it on every call, an
+// agent using it for many charges) skips the signature check, which was
+// most of the cost of introspection. The time claims are checked on every
+// use, revocation is checked by the callers as before, and a hit counts
+// only while its key is still published. A full cache starts over.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]verifiedEntry
+}
+
+type verifiedEntry struct {
+	kid string
+	at  *AccessToken
+}
+
+// verifiedMax bounds the cache (about 1 KB an entry with the token).
+const verifiedMax = 8192
+
+func (c *verifiedCache) get(raw string) (*AccessToken, string, bool) {
+	k := sha256.Sum256([]byte(raw))
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	return e.at, e.kid, ok
+}
+
+func (c *verifiedCache) put(raw, kid string, at *AccessToken) {
+	k := sha256.Sum256([]byte(raw))
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= verifiedMax {
+		c.m = make(map[[sha256.Size]byte]verifiedEntry)
+	}
+	c.m[k] = verifiedEntry{kid: kid, at: at}
 	c.mu.Unlock()
 }
 

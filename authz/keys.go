@@ -162,6 +162,10 @@ type keyRing struct {
 	loaded   time.Time
 	lastMiss time.Time
 	stale    bool
+
+	// verified remembers tokens whose signature verified with a key of
+	// this ring (cache.go).
+	verified verifiedCache
 }
 
 // signer returns the key to sign with, reloading first when a rotation
