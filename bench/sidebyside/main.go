@@ -69,6 +69,7 @@ func main() {
 	flag.StringVar(&c.db, "db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL for pgbench (a throwaway database is created there)")
 	flag.StringVar(&skip, "skip", "", "comma-separated parts to leave out: tokens,hydra,policy,charges")
 	flag.StringVar(&c.out, "out", "", "also write the report to this file")
+	flag.DurationVar(&phaseLimit, "phase-limit", phaseLimit, "longest load phase (a slower server does fewer calls)")
 	flag.Parse()
 	c.skip = map[string]bool{}
 	for _, s := range strings.Split(skip, ",") {
@@ -127,8 +128,13 @@ type result struct {
 	firstError     string
 }
 
+// phaseLimit bounds every load phase: a server slower than that does fewer
+// calls, and the report says how many (set by -phase-limit).
+var phaseLimit = 90 * time.Second
+
 // load runs n calls of do on c concurrent workers, each with its own
-// keep-alive connection, and returns the rate and latency percentiles.
+// keep-alive connection, and returns the rate and latency percentiles. It
+// stops early, after the calls in flight, once phaseLimit has passed.
 func load(n, c int, do func(cl *http.Client, i int) error) result {
 	var next atomic.Int64
 	var mu sync.Mutex
@@ -137,6 +143,7 @@ func load(n, c int, do func(cl *http.Client, i int) error) result {
 	var first string
 	var wg sync.WaitGroup
 	start := time.Now()
+	stopAt := start.Add(phaseLimit)
 	for range c {
 		wg.Add(1)
 		go func() {
@@ -146,6 +153,9 @@ func load(n, c int, do func(cl *http.Client, i int) error) result {
 			var e int
 			var fe string
 			for {
+				if time.Now().After(stopAt) {
+					break
+				}
 				i := int(next.Add(1)) - 1
 				if i >= n {
 					break
@@ -178,7 +188,8 @@ func load(n, c int, do func(cl *http.Client, i int) error) result {
 		}
 		return all[min(len(all)-1, int(float64(len(all))*p))]
 	}
-	return result{n: n, errors: errs, perSecond: float64(n) / elapsed.Seconds(), p50: q(0.5), p99: q(0.99), p999: q(0.999), firstError: first}
+	done := len(all)
+	return result{n: done, errors: errs, perSecond: float64(done) / elapsed.Seconds(), p50: q(0.5), p99: q(0.99), p999: q(0.999), firstError: first}
 }
 
 // ---- servers -------------------------------------------------------------------
@@ -327,6 +338,7 @@ func tokenLoad(c config, pid int, tokenURL, introspectURL string, tokenAuth, int
 	var tr tokenRun
 	tr.rssIdleKB = rssKB(pid)
 	keep := min(c.tokens, 1000)
+	var minted atomic.Int64
 	kept := make([]string, keep)
 	mint := func(cl *http.Client, i int) error {
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"charges:write"}}
@@ -345,6 +357,7 @@ func tokenLoad(c config, pid int, tokenURL, introspectURL string, tokenAuth, int
 		if i < keep {
 			kept[i] = body.AccessToken
 		}
+		minted.Add(1)
 		return nil
 	}
 	logf("  %d tokens (%d clients)", c.tokens, c.clients)
@@ -352,6 +365,9 @@ func tokenLoad(c config, pid int, tokenURL, introspectURL string, tokenAuth, int
 	tr.rssAfterKB = rssKB(pid)
 	if tr.tokens.errors > 0 {
 		return tr, fmt.Errorf("%d of %d token requests failed: %s", tr.tokens.errors, c.tokens, tr.tokens.firstError)
+	}
+	if n := int(minted.Load()); n < keep {
+		keep = n // a phase cut short by -phase-limit
 	}
 	introspect := func(cl *http.Client, i int) error {
 		form := url.Values{"token": {kept[i%keep]}}
@@ -413,19 +429,31 @@ func basic(user, pass string) func(*http.Request) {
 	return func(r *http.Request) { r.SetBasicAuth(user, pass) }
 }
 
+// noRateLimits turns our rate limits and abuse defences off: one client
+// address and one agent at full speed is what they exist to stop, and
+// neither Hydra nor pgbench has any; what is compared is the work behind
+// them.
+const noRateLimits = "PERFECTPAY_ABUSE_ENABLED=false"
+
 var skTest = regexp.MustCompile(`sk_test_[A-Za-z0-9]+`)
 
 func runPerfectPay(_ context.Context, c config) tokenRun {
 	logf("perfectpay serve (memory store, dev mode)")
 	port := freePort()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd, out := start("perfectpay", c.perfectpay, []string{"PERFECTPAY_STORE_DRIVER=memory", "PERFECTPAY_LOG_LEVEL=error"},
+	cmd, out := start("perfectpay", c.perfectpay, []string{"PERFECTPAY_STORE_DRIVER=memory", "PERFECTPAY_LOG_LEVEL=error", noRateLimits},
 		"serve", "--dev", "--addr", fmt.Sprintf("127.0.0.1:%d", port))
 	defer stop(cmd)
 	waitReady(cmd, out, base+"/readyz")
-	sk := skTest.FindString(out.String())
+	// The banner with the demo keys may come just after /readyz answers.
+	var sk string
+	for deadline := time.Now().Add(30 * time.Second); sk == "" && time.Now().Before(deadline); {
+		if sk = skTest.FindString(out.String()); sk == "" {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	if sk == "" {
-		fail("no demo secret key in the server's output")
+		fail("no demo secret key in the server's output:\n%s", tail(out.String(), 2000))
 	}
 	var agent struct {
 		ID           string `json:"id"`
@@ -556,6 +584,7 @@ func runCharges(ctx context.Context, c config) chargeRun {
 	gt := exec.Command("go", "test", "./e2e/", "-run", "^$", "-bench", "^BenchmarkAgentCharges$",
 		"-benchtime", fmt.Sprintf("%dx", c.charges), "-count", "1", "-timeout", "30m")
 	gt.Dir = c.root
+	gt.Env = append(os.Environ(), noRateLimits) // the nodes inherit it
 	b, err := gt.CombinedOutput()
 	if err != nil {
 		cr.err = fmt.Sprintf("go test ./e2e: %v\n%s", err, tail(string(b), 1500))
@@ -638,20 +667,20 @@ func ratio(a, b float64) string {
 
 func (r *report) markdown(c config) string {
 	var w strings.Builder
-	fmt.Fprintf(&w, "Side by side, %s UTC, load average before the run %s, %d clients, N = %d tokens, %d introspections\n\n",
-		r.start.UTC().Format("2006-01-02 15:04"), r.load, c.clients, c.tokens, c.introspections)
+	fmt.Fprintf(&w, "Side by side, %s UTC, load average before the run %s, %d clients, N = %d tokens, %d introspections, each phase at most %s\n\n",
+		r.start.UTC().Format("2006-01-02 15:04"), r.load, c.clients, c.tokens, c.introspections, phaseLimit)
 	if len(r.tokens) > 0 {
 		ours := r.tokens[0]
-		fmt.Fprintln(&w, "| server | tokens/s | token p50 / p99 / p99.9 ms | introspections/s | introspection p50 / p99 / p99.9 ms | RSS idle → after N tokens | idle CPU in 10 s after the load | ours ÷ theirs: tokens/s, introspections/s, RSS |")
-		fmt.Fprintln(&w, "|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(&w, "| server | tokens | tokens/s | token p50 / p99 / p99.9 ms | introspections/s | introspection p50 / p99 / p99.9 ms | RSS idle → after N tokens | idle CPU in 10 s after the load | ours ÷ theirs: tokens/s, introspections/s, RSS |")
+		fmt.Fprintln(&w, "|---|---|---|---|---|---|---|---|---|")
 		for _, t := range r.tokens {
 			cmp := "–"
 			if t.name != ours.name {
 				cmp = fmt.Sprintf("%s, %s, %s", ratio(ours.tokens.perSecond, t.tokens.perSecond),
 					ratio(ours.introspect.perSecond, t.introspect.perSecond), ratio(float64(ours.rssAfterKB), float64(t.rssAfterKB)))
 			}
-			fmt.Fprintf(&w, "| %s | %.0f | %s / %s / %s | %.0f | %s / %s / %s | %.0f → %.0f MB | %.2f s | %s |\n",
-				t.name, t.tokens.perSecond, ms(t.tokens.p50), ms(t.tokens.p99), ms(t.tokens.p999),
+			fmt.Fprintf(&w, "| %s | %d | %.0f | %s / %s / %s | %.0f | %s / %s / %s | %.0f → %.0f MB | %.2f s | %s |\n",
+				t.name, t.tokens.n, t.tokens.perSecond, ms(t.tokens.p50), ms(t.tokens.p99), ms(t.tokens.p999),
 				t.introspect.perSecond, ms(t.introspect.p50), ms(t.introspect.p99), ms(t.introspect.p999),
 				float64(t.rssIdleKB)/1024, float64(t.rssAfterKB)/1024, t.idleCPU.Seconds(), cmp)
 		}
