@@ -36,10 +36,15 @@ type AgentInput struct {
 	GrantTypes []string
 	Scopes     []string
 	Audiences  []string
+	// RedirectURIs (authorization_code), BackchannelMode and
+	// BackchannelEndpoint (CIBA).
+	RedirectURIs        []string
+	BackchannelMode     string
+	BackchannelEndpoint string
 }
 
 // GrantTypesSupported are the grants agents may be registered for.
-var GrantTypesSupported = []string{GrantClientCredentials, GrantRefreshToken, GrantTokenExchange}
+var GrantTypesSupported = []string{GrantClientCredentials, GrantRefreshToken, GrantTokenExchange, GrantAuthorizationCode, GrantCIBA}
 
 // maxAgentKeys bounds an agent's JWKS.
 const maxAgentKeys = 10
@@ -135,6 +140,9 @@ func (i *Issuer) checkAgentInput(in *AgentInput) error {
 			return inputErr("audiences", "audience %q is not an absolute URI", a)
 		}
 	}
+	if err := checkPeopleInput(in); err != nil {
+		return err
+	}
 	slices.Sort(in.GrantTypes)
 	in.GrantTypes = slices.Compact(in.GrantTypes)
 	slices.Sort(in.Scopes)
@@ -162,6 +170,10 @@ func (i *Issuer) CreateAgent(ctx context.Context, tenantID string, in AgentInput
 	a := &Agent{
 		ID: ids.New("agt"), TenantID: tenantID, Name: in.Name, Status: AgentActive, AuthMethod: in.AuthMethod,
 		JWKS: in.JWKS, GrantTypes: in.GrantTypes, Scopes: in.Scopes, Audiences: in.Audiences, CreatedAt: now, UpdatedAt: now,
+		RedirectURIs: in.RedirectURIs, BackchannelMode: in.BackchannelMode, BackchannelEndpoint: in.BackchannelEndpoint,
+	}
+	if a.RedirectURIs == nil {
+		a.RedirectURIs = []string{}
 	}
 	if a.Audiences == nil {
 		a.Audiences = []string{}

@@ -50,14 +50,19 @@ func newAgentClient(a *Agent) (*agentClient, error) {
 	return c, nil
 }
 
-func (c *agentClient) GetID() string                      { return c.agent.ID }
-func (c *agentClient) GetHashedSecret() []byte            { return c.agent.SecretHash }
-func (c *agentClient) GetRedirectURIs() []string          { return nil }
-func (c *agentClient) GetGrantTypes() fosite.Arguments    { return c.agent.GrantTypes }
-func (c *agentClient) GetResponseTypes() fosite.Arguments { return fosite.Arguments{} }
-func (c *agentClient) GetScopes() fosite.Arguments        { return c.agent.Scopes }
-func (c *agentClient) IsPublic() bool                     { return false }
-func (c *agentClient) GetAudience() fosite.Arguments      { return c.agent.Audiences }
+func (c *agentClient) GetID() string                   { return c.agent.ID }
+func (c *agentClient) GetHashedSecret() []byte         { return c.agent.SecretHash }
+func (c *agentClient) GetRedirectURIs() []string       { return c.agent.RedirectURIs }
+func (c *agentClient) GetGrantTypes() fosite.Arguments { return c.agent.GrantTypes }
+func (c *agentClient) GetResponseTypes() fosite.Arguments {
+	if slices.Contains(c.agent.GrantTypes, GrantAuthorizationCode) {
+		return fosite.Arguments{"code"}
+	}
+	return fosite.Arguments{}
+}
+func (c *agentClient) GetScopes() fosite.Arguments   { return c.agent.Scopes }
+func (c *agentClient) IsPublic() bool                { return false }
+func (c *agentClient) GetAudience() fosite.Arguments { return c.agent.Audiences }
 
 // session is the fosite session of our tokens: what goes into the access
 // token besides the request's scopes and audience.
@@ -439,6 +444,7 @@ func (s fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) 
 
 // rotation is the refresh grant under way in a context from BeginTX.
 type rotation struct {
+	kind           string           // KindRefresh, or KindCode for a code's redemption
 	requestID, sig string           // the grant family and the token spent
 	writes         []func(Tx) error // the new sessions
 }
@@ -464,9 +470,9 @@ func (s fositeStore) Commit(ctx context.Context) error {
 	if rot == nil || rot.sig == "" {
 		return nil
 	}
-	requestID, sig, writes := rot.requestID, rot.sig, rot.writes
+	kind, requestID, sig, writes := rot.kind, rot.requestID, rot.sig, rot.writes
 	*rot = rotation{}
-	return s.spend(ctx, requestID, sig, writes)
+	return s.spend(ctx, kind, requestID, sig, writes)
 }
 
 // Rollback drops a refresh grant's deferred writes.
@@ -481,22 +487,22 @@ func (s fositeStore) Rollback(ctx context.Context) error {
 // the new sessions, within fosite's transaction; at once outside one.
 func (s fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
 	if rot := rotationFrom(ctx); rot != nil {
-		rot.requestID, rot.sig, rot.writes = requestID, sig, nil
+		rot.kind, rot.requestID, rot.sig, rot.writes = KindRefresh, requestID, sig, nil
 		return nil
 	}
-	return s.spend(ctx, requestID, sig, nil)
+	return s.spend(ctx, KindRefresh, requestID, sig, nil)
 }
 
-// spend marks refresh token sig of family requestID used and runs writes,
-// in one transaction under the family's lock. When the token was spent
-// already (a racing request, or the family's revocation), that is reuse:
-// the family is revoked.
-func (s fositeStore) spend(ctx context.Context, requestID, sig string, writes []func(Tx) error) error {
+// spend marks refresh token (or authorization code, by kind) sig of family
+// requestID used and runs writes, in one transaction under the family's
+// lock. When the token was spent already (a racing request, or the
+// family's revocation), that is reuse: the family is revoked.
+func (s fositeStore) spend(ctx context.Context, kind, requestID, sig string, writes []func(Tx) error) error {
 	err := s.i.db.InTx(ctx, func(tx Tx) error {
 		if err := tx.LockTokenFamily(ctx, familyLockKey(requestID)); err != nil {
 			return err
 		}
-		if err := tx.DeactivateTokenSession(ctx, KindRefresh, sig); err != nil {
+		if err := tx.DeactivateTokenSession(ctx, kind, sig); err != nil {
 			return err
 		}
 		for _, w := range writes {

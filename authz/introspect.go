@@ -253,11 +253,12 @@ func (i *Issuer) RevokeToken(ctx context.Context, caller Caller, token, hint str
 // Metadata is the RFC 8414 authorization server metadata.
 func (i *Issuer) Metadata() map[string]any {
 	iss := i.opt.Issuer
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                                iss,
 		"token_endpoint":                        iss + PathToken,
 		"introspection_endpoint":                iss + PathIntrospect,
 		"revocation_endpoint":                   iss + PathRevoke,
+		"registration_endpoint":                 iss + PathRegister,
 		"jwks_uri":                              iss + PathJWKS,
 		"grant_types_supported":                 GrantTypesSupported,
 		"response_types_supported":              []string{},
@@ -273,6 +274,8 @@ func (i *Issuer) Metadata() map[string]any {
 		"authorization_details_types_supported":                    i.details.Types(),
 		"access_token_signing_alg_values_supported":                []string{i.opt.SigningAlg},
 	}
+	i.peopleMetadata(m)
+	return m
 }
 
 func algNames(algs []jose.SignatureAlgorithm) []string {

@@ -55,6 +55,9 @@ type Options struct {
 	Pepper []byte
 	// Details is the authorization_details registry (default DetailTypes).
 	Details *DetailTypeRegistry
+	// PingClient delivers CIBA pings to agents' notification endpoints
+	// (default: an egress client reaching public addresses only).
+	PingClient *http.Client
 
 	Log *slog.Logger
 	Now func() time.Time
@@ -69,6 +72,7 @@ const (
 	PathIntrospect = "/oauth2/introspect"
 	PathRevoke     = "/oauth2/revoke"
 	PathAuthorize  = "/oauth2/authorize"
+	PathRegister   = "/oauth2/register"
 	PathJWKS       = "/.well-known/jwks.json"
 	PathMetadata   = "/.well-known/oauth-authorization-server"
 )
@@ -188,6 +192,7 @@ func New(ctx context.Context, db store.Runner[Tx], opt Options) (*Issuer, error)
 		}},
 		&exchangeHandler{i: i},
 	}
+	i.composeAuthorize(cfg, fs)
 	i.fosite = &fosite.Fosite{Store: fs, Config: cfg}
 
 	if _, err := i.keys.ensure(ctx, false); err != nil {

@@ -29,6 +29,12 @@ const (
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
+// CIBA token delivery modes an agent may register.
+const (
+	BackchannelPoll = "poll"
+	BackchannelPing = "ping"
+)
+
 // Agent is an OAuth2 client of a tenant. Its id is the OAuth client_id.
 type Agent struct {
 	ID         string          `json:"id"`
@@ -41,11 +47,18 @@ type Agent struct {
 	GrantTypes []string        `json:"grant_types"`
 	Scopes     []string        `json:"scopes"`
 	// Audiences the agent may request besides the API's own.
-	Audiences   []string   `json:"audiences"`
-	CreatedAt   time.Time  `json:"created"`
-	UpdatedAt   time.Time  `json:"updated"`
-	SuspendedAt *time.Time `json:"suspended_at"`
-	RevokedAt   *time.Time `json:"revoked_at"`
+	Audiences []string `json:"audiences"`
+	// RedirectURIs are where the authorization code grant may send the
+	// payer back, matched exactly.
+	RedirectURIs []string `json:"redirect_uris"`
+	// BackchannelMode is the CIBA token delivery mode (poll or ping) and
+	// BackchannelEndpoint the client notification endpoint of ping mode.
+	BackchannelMode     string     `json:"backchannel_token_delivery_mode,omitempty"`
+	BackchannelEndpoint string     `json:"backchannel_client_notification_endpoint,omitempty"`
+	CreatedAt           time.Time  `json:"created"`
+	UpdatedAt           time.Time  `json:"updated"`
+	SuspendedAt         *time.Time `json:"suspended_at"`
+	RevokedAt           *time.Time `json:"revoked_at"`
 }
 
 // Token session kinds.
@@ -133,6 +146,7 @@ type Delegation struct {
 // Repo is the storage the issuer needs.
 type Repo interface {
 	Revocations
+	AuthRequestRepo
 
 	CreateAgent(ctx context.Context, a *Agent) error
 	// GetAgent finds an agent by client id, in any tenant.

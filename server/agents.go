@@ -43,11 +43,15 @@ type agentView struct {
 	GrantTypes   []string        `json:"grant_types"`
 	Scopes       []string        `json:"scopes"`
 	Audiences    []string        `json:"audiences"`
-	Created      time.Time       `json:"created"`
-	Updated      time.Time       `json:"updated"`
-	SuspendedAt  *time.Time      `json:"suspended_at"`
-	RevokedAt    *time.Time      `json:"revoked_at"`
-	ClientSecret string          `json:"client_secret,omitempty"`
+	RedirectURIs []string        `json:"redirect_uris"`
+	// CIBA delivery (RFC names), present for agents of the CIBA grant.
+	BackchannelMode     string     `json:"backchannel_token_delivery_mode,omitempty"`
+	BackchannelEndpoint string     `json:"backchannel_client_notification_endpoint,omitempty"`
+	Created             time.Time  `json:"created"`
+	Updated             time.Time  `json:"updated"`
+	SuspendedAt         *time.Time `json:"suspended_at"`
+	RevokedAt           *time.Time `json:"revoked_at"`
+	ClientSecret        string     `json:"client_secret,omitempty"`
 }
 
 func viewAgent(a *authz.Agent, secret string) agentView {
@@ -55,6 +59,7 @@ func viewAgent(a *authz.Agent, secret string) agentView {
 		ID: a.ID, Object: "agent", ClientID: a.ID, Name: a.Name, Status: a.Status, AuthMethod: a.AuthMethod,
 		JWKS: a.JWKS, GrantTypes: a.GrantTypes, Scopes: a.Scopes, Audiences: a.Audiences, Created: a.CreatedAt,
 		Updated: a.UpdatedAt, SuspendedAt: a.SuspendedAt, RevokedAt: a.RevokedAt, ClientSecret: secret,
+		RedirectURIs: a.RedirectURIs, BackchannelMode: a.BackchannelMode, BackchannelEndpoint: a.BackchannelEndpoint,
 	}
 }
 
@@ -65,6 +70,10 @@ type createAgentRequest struct {
 	GrantTypes []string        `json:"grant_types"`
 	Scopes     []string        `json:"scopes"`
 	Audiences  []string        `json:"audiences"`
+	// RedirectURIs (authorization_code) and the CIBA delivery settings.
+	RedirectURIs        []string `json:"redirect_uris"`
+	BackchannelMode     string   `json:"backchannel_token_delivery_mode"`
+	BackchannelEndpoint string   `json:"backchannel_client_notification_endpoint"`
 }
 
 // agentError maps the issuer's refusals to API errors.
@@ -89,6 +98,7 @@ func (h *AgentHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	a, secret, err := h.Issuer.CreateAgent(r.Context(), PrincipalFrom(r).TenantID, authz.AgentInput{
 		Name: req.Name, AuthMethod: req.AuthMethod, JWKS: req.JWKS, GrantTypes: req.GrantTypes,
 		Scopes: req.Scopes, Audiences: req.Audiences,
+		RedirectURIs: req.RedirectURIs, BackchannelMode: req.BackchannelMode, BackchannelEndpoint: req.BackchannelEndpoint,
 	})
 	if err != nil {
 		return agentError(err, "")

@@ -28,6 +28,7 @@ func (h *OAuthHandlers) Mount(api *API) {
 	api.Raw(http.MethodPost, authz.PathRevoke, http.HandlerFunc(h.revoke))
 	api.Handle(http.MethodGet, authz.PathJWKS, Access{Public: true}, h.jwks)
 	api.Handle(http.MethodGet, authz.PathMetadata, Access{Public: true}, h.metadata)
+	h.mountAuthorize(api)
 }
 
 // withRequestActor puts the request's IP and id in the audit actor, for

@@ -50,6 +50,7 @@ func cloneAgent(a authz.Agent) authz.Agent {
 	a.GrantTypes = slices.Clone(a.GrantTypes)
 	a.Scopes = slices.Clone(a.Scopes)
 	a.Audiences = slices.Clone(a.Audiences)
+	a.RedirectURIs = slices.Clone(a.RedirectURIs)
 	a.SuspendedAt = cloneTime(a.SuspendedAt)
 	a.RevokedAt = cloneTime(a.RevokedAt)
 	return a

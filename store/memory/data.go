@@ -26,7 +26,8 @@ type data struct {
 	eventOrder []string
 	webhooks   webhookTables
 
-	authz *authzData
+	authz        *authzData
+	authRequests authRequests // requests waiting for a payer (consent, CIBA)
 
 	vault    *vaultData    // tenant keys and card tokens
 	payments *paymentsData // charges and refunds
@@ -52,6 +53,7 @@ func newData() *data {
 		events:       table[string, events.Event]{},
 		webhooks:     newWebhookTables(),
 		authz:        newAuthzData(),
+		authRequests: authRequests{},
 		vault:        newVaultData(),
 		payments:     newPaymentsData(),
 		mandates:     newMandateData(),

@@ -19,13 +19,13 @@ var _ authz.Listener = (*Store)(nil)
 const authzChannel = "perfectpay_authz"
 
 const agentCols = `id, tenant_id, name, status, auth_method, coalesce(jwks::text, ''), secret_hash, grant_types, scopes,
-	audiences, created_at, updated_at, suspended_at, revoked_at`
+	audiences, created_at, updated_at, suspended_at, revoked_at, redirect_uris, backchannel_mode, backchannel_endpoint`
 
 func scanAgent(row pgx.Row) (*authz.Agent, error) {
 	var a authz.Agent
 	var jwks string
 	err := row.Scan(&a.ID, &a.TenantID, &a.Name, &a.Status, &a.AuthMethod, &jwks, &a.SecretHash, &a.GrantTypes, &a.Scopes,
-		&a.Audiences, &a.CreatedAt, &a.UpdatedAt, &a.SuspendedAt, &a.RevokedAt)
+		&a.Audiences, &a.CreatedAt, &a.UpdatedAt, &a.SuspendedAt, &a.RevokedAt, &a.RedirectURIs, &a.BackchannelMode, &a.BackchannelEndpoint)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -51,10 +51,11 @@ func strs(s []string) []string {
 
 func (t *Tx) CreateAgent(ctx context.Context, a *authz.Agent) error {
 	_, err := t.tx.Exec(ctx, `INSERT INTO agents (id, tenant_id, name, status, auth_method, jwks, secret_hash, grant_types, scopes,
-		audiences, created_at, updated_at, suspended_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		audiences, created_at, updated_at, suspended_at, revoked_at, redirect_uris, backchannel_mode, backchannel_endpoint)
+		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		a.ID, a.TenantID, a.Name, a.Status, a.AuthMethod, nullJSON(a.JWKS), a.SecretHash, strs(a.GrantTypes), strs(a.Scopes),
-		strs(a.Audiences), a.CreatedAt, a.UpdatedAt, nullTime(a.SuspendedAt), nullTime(a.RevokedAt))
+		strs(a.Audiences), a.CreatedAt, a.UpdatedAt, nullTime(a.SuspendedAt), nullTime(a.RevokedAt),
+		strs(a.RedirectURIs), a.BackchannelMode, a.BackchannelEndpoint)
 	return mapErr(err)
 }
 

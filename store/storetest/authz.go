@@ -23,7 +23,7 @@ func newAgent(tenantID string) *authz.Agent {
 		ID: ids.New("agt"), TenantID: tenantID, Name: "bot", Status: authz.AgentActive, AuthMethod: authz.AuthPrivateKeyJWT,
 		JWKS:       json.RawMessage(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`),
 		GrantTypes: []string{authz.GrantClientCredentials}, Scopes: []string{"charges:write"}, Audiences: []string{},
-		CreatedAt: t, UpdatedAt: t,
+		RedirectURIs: []string{}, CreatedAt: t, UpdatedAt: t,
 	}
 }
 

@@ -50,6 +50,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"AuthzSigningKeys", testAuthzSigningKeys[X]},
 		{"AuthzDelegations", testAuthzDelegations[X]},
 		{"AuthzRollback", testAuthzRollback[X]},
+		{"AuthRequests", testAuthRequests[X]},
 		{"VaultKeys", testVaultKeys[X]},
 		{"VaultCycle", testVaultCycle[X]},
 		{"Charges", testCharges[X]},
