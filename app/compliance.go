@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/server"
@@ -17,7 +18,7 @@ import (
 // decision can be replayed with the exact policy that made it) and returns
 // the handlers that serve auditors: the audit trail and its checkpoints,
 // mandate timelines, evidence bundles and decision replay.
-func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) ([]server.Mounter, error) {
+func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X], verifications *accounts.Verifications) ([]server.Mounter, error) {
 	svc := compliance.NewService(store.Bind(b, func(x X) compliance.Repo { return x }), a.Log)
 	sources, err := policies.Sources()
 	if err != nil {
@@ -35,6 +36,7 @@ func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X])
 		&server.TimelineHandlers{Timelines: &compliance.Timelines{Mandates: a.Mandates, Audit: a.Audit}},
 		&server.EvidenceHandlers{Evidence: evidence, AuditKeys: a.Audit},
 		securityTxt(a.Config.IssuerURL()),
+		&server.KYBHandlers{Verifications: verifications},
 	}, nil
 }
 

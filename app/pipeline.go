@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/server"
@@ -34,9 +35,11 @@ func wirePipeline[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) (
 		ApprovalTTL: cfg.ApprovalTTL, MaxDepth: a.Config.Issuer.MaxDelegationDepth, PublicURL: strings.TrimSuffix(public, "/"),
 	}, a.Log)
 	a.details.Register("payment_mandate", a.Pipeline.DetailType())
-	charges := server.NewChargeHandlers(a.Payments, a.Pipeline, a.Pipeline, a.Merchants)
+	verifications := accounts.NewVerifications(store.Bind(b, func(x X) accounts.VerificationTx { return x }))
+	charges := server.NewChargeHandlers(&server.VerifiedCharges{ChargeCore: a.Payments, Verifications: verifications},
+		a.Pipeline, a.Pipeline, a.Merchants)
 	// The compliance views read what the pipeline decided.
-	compliance, err := wireCompliance(ctx, a, b)
+	compliance, err := wireCompliance(ctx, a, b, verifications)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
 )
 
@@ -27,8 +28,12 @@ type DecisionFilter struct {
 	Limit     int
 }
 
-// Repo is the storage the compliance domain reads and writes.
+// Repo is the storage the compliance domain reads and writes. It holds
+// the tenants' business verifications too (accounts.Verifications), so
+// every store keeps them.
 type Repo interface {
+	accounts.VerificationRepo
+
 	// PutPolicyVersion keeps v; a version already kept stays as it is.
 	PutPolicyVersion(ctx context.Context, v *PolicyVersion) error
 	// GetPolicyVersion returns a kept version (store.ErrNotFound).

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/store"
@@ -19,12 +20,15 @@ type pipelineData struct {
 	holds     table[string, charging.Hold]
 	// policyVersions are the kept policy versions (see compliance).
 	policyVersions table[string, compliance.PolicyVersion]
+	// verifications are the tenants' business verifications, which decide
+	// whether live-mode charges are made (see accounts.Verifications).
+	verifications table[string, accounts.Verification]
 }
 
 func newPipelineData() pipelineData {
 	return pipelineData{approvals: table[string, charging.Approval]{}, decisions: table[string, charging.Decision]{},
 		byCharge: table[string, string]{}, holds: table[string, charging.Hold]{},
-		policyVersions: table[string, compliance.PolicyVersion]{}}
+		policyVersions: table[string, compliance.PolicyVersion]{}, verifications: table[string, accounts.Verification]{}}
 }
 
 func cloneApproval(a charging.Approval) charging.Approval {
