@@ -36,7 +36,11 @@ func newCIBAEnv(t *testing.T, mode string) *cibaEnv {
 		}))
 		t.Cleanup(srv.Close)
 		in.BackchannelEndpoint = srv.URL + "/ciba"
-		c.iss = c.issuer(func(o *authz.Options) { o.Now = c.clock.now; o.Details = c.iss.Options().Details; o.PingClient = srv.Client() })
+		c.iss = c.issuer(func(o *authz.Options) {
+			o.Now = c.clock.now
+			o.Details = c.iss.Options().Details
+			o.PingClient = srv.Client()
+		})
 	}
 	c.agent, c.secret = c.secretAgent(in)
 	return e
