@@ -69,6 +69,9 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"LedgerRefunds", testLedgerRefunds[X]},
 		{"LedgerClaims", testLedgerClaims[X]},
 		{"RevokedBetweenVerificationAndReservation", testRevokedBetweenVerificationAndReservation[X]},
+		{"AuditQuery", testAuditQuery[X]},
+		{"ComplianceRecords", testComplianceRecords[X]},
+		{"TenantVerifications", testTenantVerifications[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
