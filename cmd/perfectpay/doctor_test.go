@@ -30,19 +30,25 @@ func testKey(t *testing.T) string {
 
 // certFiles writes a self-signed certificate and its key.
 func certFiles(t *testing.T) (string, string) {
+	dir := t.TempDir()
+	cert, priv := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCert(t, cert, priv, 1)
+	return cert, priv
+}
+
+// writeCert writes a self-signed certificate of serial to cert and its key
+// to priv.
+func writeCert(t *testing.T, cert, priv string, serial int64) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pay.example"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "pay.example"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"pay.example"}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	require.NoError(t, err)
 	kb, err := x509.MarshalECPrivateKey(key)
 	require.NoError(t, err)
-	dir := t.TempDir()
-	cert, priv := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	require.NoError(t, os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
 	require.NoError(t, os.WriteFile(priv, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
-	return cert, priv
 }
 
 func productionConfig(t *testing.T) app.Config {

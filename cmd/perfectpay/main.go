@@ -178,13 +178,17 @@ func serve(ctx context.Context, cfg app.ServerConfig, ln net.Listener, h http.Ha
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.TLSCert != "" {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13}
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			return fmt.Errorf("server.tls_cert: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: certs.GetCertificate}
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+			errc <- srv.ServeTLS(ln, "", "") // certificates from the reloader
 		} else {
 			errc <- srv.Serve(ln)
 		}
