@@ -287,3 +287,19 @@ func TestAuthorizeMetadata(t *testing.T) {
 	assert.Equal(t, []string{"S256"}, m["code_challenge_methods_supported"])
 	assert.Contains(t, m["grant_types_supported"], authz.GrantAuthorizationCode)
 }
+
+func TestAuthorizeRequestsPruned(t *testing.T) {
+	c := newCodeEnv(t)
+	ctx := context.Background()
+	req, err := c.start(c.pushed())
+	require.NoError(t, err)
+	_, err = c.iss.PruneExpired(ctx)
+	require.NoError(t, err)
+	_, err = c.iss.GetAuthRequest(ctx, c.tenant, req.ID)
+	require.NoError(t, err, "a live request stays")
+	c.clock.advance(authz.AuthorizeTTL + 2*time.Minute)
+	_, err = c.iss.PruneExpired(ctx)
+	require.NoError(t, err)
+	_, err = c.iss.GetAuthRequest(ctx, c.tenant, req.ID)
+	require.Error(t, err, "an unanswered request goes once it expired")
+}

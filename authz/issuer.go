@@ -280,14 +280,20 @@ func (i *Issuer) Run(ctx context.Context, l Listener) {
 // index on their expiry, so a prune costs what expired since the last one.
 const pruneEvery = time.Minute
 
-// PruneExpired deletes the token sessions, one-time identifiers and token
-// revocations that expired over a minute ago (by the issuer's clock), and
-// returns how many rows went. Run calls it every minute.
+// PruneExpired deletes the token sessions, one-time identifiers, token
+// revocations and consent or CIBA requests that expired over a minute ago
+// (by the issuer's clock), and returns how many rows went. Run calls it
+// every minute.
 func (i *Issuer) PruneExpired(ctx context.Context) (int, error) {
 	n := 0
 	err := i.db.InTx(ctx, func(tx Tx) error {
 		var err error
-		n, err = tx.PruneAuthz(ctx, i.now().Add(-time.Minute))
+		if n, err = tx.PruneAuthz(ctx, i.now().Add(-time.Minute)); err != nil {
+			return err
+		}
+		// And the consent and CIBA requests that were never answered in time.
+		m, err := tx.PruneAuthRequests(ctx, i.now().Add(-time.Minute))
+		n += m
 		return err
 	})
 	return n, err
