@@ -29,7 +29,7 @@ var Scopes = []string{
 	"charges:read", "charges:write",
 	"tokens:read", "tokens:write",
 	"mandates:read", "mandates:write",
-	"agents:read", "agents:write",
+	"agents:read", "agents:write", "agents:register",
 	"approvals:write",
 	"webhooks:read", "webhooks:write",
 	"events:read",

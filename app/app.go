@@ -216,6 +216,7 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 			&server.OAuthHandlers{Issuer: iss},
 			&server.AgentHandlers{Issuer: iss},
 			protectedResources(a), mcpEndpoint(a, b, func(x X) audit.Writer { return x }),
+			&server.RegistrationHandlers{Issuer: iss},
 		}, append(append(webhookHandlers, paymentHandlers...), pipelineHandlers...)...),
 	})
 
