@@ -37,6 +37,8 @@ func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X],
 		&server.EvidenceHandlers{Evidence: evidence, AuditKeys: a.Audit},
 		securityTxt(a.Config.IssuerURL()),
 		&server.KYBHandlers{Verifications: verifications},
+		&server.ErasureHandlers{Erasure: &compliance.Erasure{DB: store.Bind(b, func(x X) accounts.EraseTx { return x }),
+			Mandates: a.Mandates, Tokens: a.Vault}},
 	}, nil
 }
 

@@ -29,10 +29,11 @@ type DecisionFilter struct {
 }
 
 // Repo is the storage the compliance domain reads and writes. It holds
-// the tenants' business verifications too (accounts.Verifications), so
-// every store keeps them.
+// the tenants' business verifications too (accounts.Verifications) and
+// what erasing a customer changes, so every store keeps them.
 type Repo interface {
 	accounts.VerificationRepo
+	accounts.ErasureRepo
 
 	// PutPolicyVersion keeps v; a version already kept stays as it is.
 	PutPolicyVersion(ctx context.Context, v *PolicyVersion) error
