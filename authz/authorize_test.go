@@ -303,3 +303,41 @@ func TestAuthorizeRequestsPruned(t *testing.T) {
 	_, err = c.iss.GetAuthRequest(ctx, c.tenant, req.ID)
 	require.Error(t, err, "an unanswered request goes once it expired")
 }
+
+// TestAuthorizeCodeRace: a code redeemed by several requests at once gives
+// at most one token, and that token is revoked when another request
+// presented the same code (a reuse, whichever came first).
+func TestAuthorizeCodeRace(t *testing.T) {
+	c := newCodeEnv(t)
+	q := c.approved()
+	const n = 8
+	type answer struct {
+		st   int
+		body map[string]any
+	}
+	answers := make(chan answer, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			st, body := c.redeem(q.Get("code"), c.verifier)
+			answers <- answer{st, body}
+		}()
+	}
+	close(start)
+	var tokens []string
+	for range n {
+		a := <-answers
+		if a.st == 200 {
+			tokens = append(tokens, a.body["access_token"].(string))
+			continue
+		}
+		assert.Equal(t, "invalid_grant", a.body["error"], a.body)
+	}
+	require.LessOrEqual(t, len(tokens), 1)
+	for _, tok := range tokens {
+		out, err := c.iss.Introspect(context.Background(), authz.Caller{TenantID: c.tenant}, tok, "")
+		require.NoError(t, err)
+		assert.Equal(t, false, out["active"], "the code was presented again: its token is revoked")
+	}
+}
