@@ -125,7 +125,7 @@ func (a *Assessor) card(ctx context.Context, tenantID, token string) Card {
 // Assess implements charging.FraudSignals.
 func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 	sc := a.scopes(ctx, in)
-	f := &policies.Fraud{Limits: a.cfg.Limits, RiskSignals: in.Fraud.RiskSignalsOrNil()}
+	f := &policies.Fraud{Limits: a.cfg.Limits, RiskSignals: riskSignalsFrom(ctx)}
 	vel := map[string]Stats{}
 	for _, s := range []struct{ scope, key string }{
 		{"agent", sc.agent}, {"mandate", sc.mandate}, {"card", sc.card}, {"merchant", sc.merchant},
@@ -225,4 +225,17 @@ func (a *Assessor) announce(ctx context.Context, tenantID, action, agentID strin
 		a.log.ErrorContext(ctx, "recording an anomaly failed", "agent", agentID, "err", err)
 	}
 	return err
+}
+
+type riskSignalsKey struct{}
+
+// WithRiskSignals returns ctx carrying the risk signals an agent sent with
+// its charge; Assess puts them into the policy input.
+func WithRiskSignals(ctx context.Context, rs []policies.RiskSignal) context.Context {
+	return context.WithValue(ctx, riskSignalsKey{}, rs)
+}
+
+func riskSignalsFrom(ctx context.Context) []policies.RiskSignal {
+	rs, _ := ctx.Value(riskSignalsKey{}).([]policies.RiskSignal)
+	return rs
 }

@@ -91,12 +91,3 @@ func (f *Fraud) term() *ast.Term {
 	}
 	return o.add("risk_signals", ast.ArrayTerm(rs...)).term()
 }
-
-// RiskSignalsOrNil returns f's risk signals (nil for a nil f): those the
-// agent sent, kept when the fraud document is rebuilt.
-func (f *Fraud) RiskSignalsOrNil() []RiskSignal {
-	if f == nil {
-		return nil
-	}
-	return f.RiskSignals
-}

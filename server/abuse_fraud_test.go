@@ -129,3 +129,42 @@ func tenantOf(t *testing.T, n *apptest.Node, key string) string {
 	require.Equal(t, 200, r.Status, string(r.Body))
 	return r.JSON["id"].(string)
 }
+
+// An agent's own risk signals are checked, recorded in the decision's
+// input, and can ask for review or block, never allow.
+func TestAgentRiskSignals(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := fraudNode(t, driver, func(*app.FraudConfig) {})
+		s := newShop(t, n)
+		m := s.mandate(t, map[string]any{"budget": 1_000_000, "max_amount_per_charge": 100_000, "approval_threshold": 2000})
+		tok := s.token(t, m)
+		sig := func(typ string, score float64, action string) map[string]any {
+			return map[string]any{"risk_signals": []map[string]any{{"type": typ, "score": score, "action": action}}}
+		}
+		r := s.charge(t, tok, 1000, sig("device_fingerprint", 12, "allow"), "")
+		require.Equal(t, 200, r.Status, "accepted: %s", r.Body)
+		r = s.charge(t, tok, 2500, sig("trusted_buyer", 0, "allow"), "")
+		require.Equal(t, 402, r.Status, "allow never lifts the approval threshold: %s", r.Body)
+		assert.Equal(t, []string{"approval_required"}, reasonCodes(r))
+		r = s.charge(t, tok, 1000, sig("account_takeover", 91.5, "block"), "")
+		require.Equal(t, 403, r.Status, string(r.Body))
+		assert.Equal(t, []string{"agent_risk_signal"}, reasonCodes(r))
+		assert.Equal(t, []string{"the agent's own risk signal account_takeover (score 91.5) says block"}, reasonMessages(r))
+		r = s.charge(t, tok, 1000, sig("new_device", 40, "review"), "")
+		require.Equal(t, 402, r.Status, string(r.Body))
+		assert.Equal(t, []string{"agent_risk_signal_review"}, reasonCodes(r))
+
+		for _, bad := range []map[string]any{
+			sig("4242424242424242", 1, "review"),
+			sig("x", 101, "review"),
+			sig("x", 1, "approve"),
+			{"risk_signals": "high"},
+			{"risk_signals": []map[string]any{{"type": "x", "score": 1, "action": "review", "extra": true}}},
+		} {
+			r = s.charge(t, tok, 1000, bad, "")
+			require.Equal(t, 400, r.Status, "%v: %s", bad, r.Body)
+			assert.Equal(t, "parameter_invalid", r.ErrorCode())
+			assert.NotContains(t, string(r.Body), "4242424242424242")
+		}
+	})
+}

@@ -59,7 +59,7 @@ func (a *API) Handle(method, path string, access Access, fn handlerFunc) {
 	h = panFreeHeaders(h)
 	h = storableText(h)
 	if !access.Public {
-		h = a.s.limitSource(a.s.authenticate(access, a.s.limitPrincipal(method, path, h)))
+		h = a.s.limitSource(a.s.authenticate(access, a.s.limitPrincipal(method, path, acceptRiskSignals(method, path, h))))
 	}
 	if access.CORS {
 		a.r.Handle(path, cors(method, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
