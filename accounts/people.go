@@ -26,6 +26,7 @@ import (
 // sessions, the tenant, the audit trail and the outbox.
 type PeopleTx interface {
 	UserRepo
+	PasskeyRepo
 	GetTenant(ctx context.Context, id string) (*Tenant, error)
 	audit.Writer
 	events.Outbox

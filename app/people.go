@@ -93,7 +93,7 @@ func wirePeople[X repos.Tx](a *App, b store.Backend[X], hk []byte) ([]server.Mou
 		return nil, err
 	}
 	a.People = ppl
-	pages, err := web.New(web.Config{DevMode: a.Config.DevMode, CSRFKey: derive(hk, "csrf tokens"),
+	pages, err := web.New(web.Config{DevMode: a.Config.DevMode, PublicURL: a.Config.IssuerURL(), CSRFKey: derive(hk, "csrf tokens"),
 		IPFailures: c.IPFailuresPerHour, IPWindow: time.Hour},
 		web.Deps{People: ppl, Mandates: a.Mandates, Pipeline: a.Pipeline, Merchants: a.Merchants, Issuer: a.Issuer, Log: a.Log})
 	if err != nil {

@@ -28,6 +28,7 @@ func (p *Pages) Mount(api *server.API) {
 	p.mountApprovals(api)
 	p.mountPayer(api)
 	p.mountConsole(api)
+	p.mountPasskeys(api)
 }
 
 // home is where a user lands after sign-in when no return URL was given.

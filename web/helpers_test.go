@@ -40,8 +40,8 @@ func cheap(c *app.Config) {
 }
 
 // node starts a node on driver with a fake clock for people.
-func node(t *testing.T, driver string) (*apptest.Node, *clock) {
-	n := apptest.New(t, driver, cheap)
+func node(t *testing.T, driver string, opts ...func(*app.Config)) (*apptest.Node, *clock) {
+	n := apptest.New(t, driver, append([]func(*app.Config){cheap}, opts...)...)
 	c := &clock{t: time.Now().UTC()}
 	n.App.People.SetClock(c.Now)
 	n.App.Pages.SetClock(c.Now)

@@ -27,6 +27,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
@@ -45,6 +48,9 @@ var staticFS embed.FS
 
 // Config tunes the pages.
 type Config struct {
+	// PublicURL is the origin people's browsers use (passkeys are bound
+	// to its host).
+	PublicURL string
 	// DevMode relaxes the Secure cookie attribute for plain-http loopback
 	// requests (a developer's browser on http://127.0.0.1).
 	DevMode bool
@@ -79,6 +85,7 @@ type Pages struct {
 	pages    map[string]*template.Template
 	throttle *throttle
 	now      func() time.Time
+	webauthn *webauthn.WebAuthn
 }
 
 // New parses the templates.
@@ -99,6 +106,11 @@ func New(cfg Config, d Deps) (*Pages, error) {
 	if p.Log == nil {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
+	wa, err := newWebAuthn(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	p.webauthn = wa
 	p.throttle = newThrottle(cfg.IPFailures, cfg.IPWindow, func() time.Time { return p.now() })
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
@@ -141,9 +153,10 @@ func (p *Pages) Handle(r router, method, pattern string, h http.HandlerFunc) {
 	p.handle(r, method, pattern, h)
 }
 
-// csp allows this origin's stylesheet and data: images (the TOTP QR code)
-// and nothing else: no scripts, no frames, forms only to this origin.
-const csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; " +
+// csp allows this origin's stylesheet, its one script (passkeys) and
+// data: images (the TOTP QR code) and nothing else: no inline script, no
+// frames, forms and requests only to this origin.
+const csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 
 func (p *Pages) secure(h http.HandlerFunc) http.HandlerFunc {
@@ -170,7 +183,7 @@ func (p *Pages) secure(h http.HandlerFunc) http.HandlerFunc {
 // (browsers send it on POSTs; its absence is left to the CSRF token).
 func (p *Pages) sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
-	if o == "" {
+	if o == "" || o == "null" { // Referrer-Policy: no-referrer makes browsers send "null"
 		return true
 	}
 	u, err := url.Parse(o)
@@ -362,7 +375,15 @@ func (p *Pages) csrfFor(binding string) string {
 // session (or the pre-sign-in cookie); when it is wrong or missing it
 // answers 403 and returns false.
 func (p *Pages) CheckCSRF(w http.ResponseWriter, r *http.Request) bool {
-	got := r.PostFormValue("csrf_token")
+	ok := p.csrfOK(r, r.PostFormValue("csrf_token"))
+	if !ok {
+		p.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
+	}
+	return ok
+}
+
+// csrfOK reports whether got is the request's CSRF token.
+func (p *Pages) csrfOK(r *http.Request, got string) bool {
 	var want []string
 	if c := p.resolve(r); c != nil {
 		want = append(want, p.csrfFor(c.id))
@@ -375,9 +396,6 @@ func (p *Pages) CheckCSRF(w http.ResponseWriter, r *http.Request) bool {
 		if got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(w)) == 1 {
 			ok = true
 		}
-	}
-	if !ok {
-		p.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
 	}
 	return ok
 }
@@ -501,3 +519,5 @@ func (p *Pages) static(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	_, _ = w.Write(b)
 }
+
+func utf8Valid(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

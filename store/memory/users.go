@@ -26,13 +26,14 @@ type peopleData struct {
 	recovery    table[string, []recoveryCode]
 	sessions    table[string, accounts.Session] // id hash -> session
 	marks       table[string, time.Time]        // tenant/user/mark -> first seen
+	passkeys    table[string, accounts.Passkey] // credential id -> passkey
 }
 
 func newPeopleData() *peopleData {
 	return &peopleData{users: table[string, accounts.User]{}, byEmail: table[string, string]{},
 		invitations: table[string, accounts.Invitation]{}, inviteHash: table[string, string]{},
 		recovery: table[string, []recoveryCode]{}, sessions: table[string, accounts.Session]{},
-		marks: table[string, time.Time]{}}
+		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{}}
 }
 
 func (tx *Tx) people() *peopleData { return tx.d.people }

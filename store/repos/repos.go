@@ -26,6 +26,7 @@ import (
 type Tx interface {
 	accounts.Repo
 	accounts.UserRepo
+	accounts.PasskeyRepo
 	audit.Repo
 	idempotency.Repo
 	events.Outbox

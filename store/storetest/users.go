@@ -158,6 +158,29 @@ func testUsers[X Tx](t *testing.T, b store.Backend[X]) {
 		})
 	})
 
+	t.Run("passkeys", func(t *testing.T) {
+		k := &accounts.Passkey{ID: []byte("cred-1"), TenantID: ta.ID, UserID: u.ID, Name: "laptop", PublicKey: []byte{1, 2, 3},
+			AttestationType: "none", AAGUID: make([]byte, 16), SignCount: 1, Transports: []string{"internal"}, BackupEligible: true, CreatedAt: now()}
+		in(t, b, func(tx X) error { return tx.AddPasskey(ctx, k) })
+		require.ErrorIs(t, b.InTx(ctx, func(tx X) error { return tx.AddPasskey(ctx, k) }), store.ErrConflict)
+		in(t, b, func(tx X) error { return tx.UsePasskey(ctx, ta.ID, u.ID, []byte("cred-1"), 7, now()) })
+		require.ErrorIs(t, b.InTx(ctx, func(tx X) error { return tx.UsePasskey(ctx, tb.ID, u.ID, []byte("cred-1"), 8, now()) }), store.ErrNotFound)
+		in(t, b, func(tx X) error {
+			ks, err := tx.ListPasskeys(ctx, ta.ID, u.ID)
+			require.NoError(t, err)
+			require.Len(t, ks, 1)
+			assert.Equal(t, uint32(7), ks[0].SignCount)
+			assert.Equal(t, []byte{1, 2, 3}, ks[0].PublicKey)
+			assert.Equal(t, []string{"internal"}, ks[0].Transports)
+			assert.True(t, ks[0].BackupEligible)
+			assert.NotNil(t, ks[0].LastUsedAt)
+			other, err := tx.ListPasskeys(ctx, tb.ID, u.ID)
+			require.NoError(t, err)
+			assert.Empty(t, other)
+			return nil
+		})
+	})
+
 	t.Run("rollback", func(t *testing.T) {
 		r := newUser(ta.ID, "rollback@example.com")
 		require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
