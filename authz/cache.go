@@ -75,6 +75,9 @@ type agentCache struct {
 	mu  sync.Mutex
 	gen uint64
 	m   map[string]agentEntry
+	// byURL resolves a URL client id (Client ID Metadata Document); its
+	// own cache follows the document's HTTP caching headers.
+	byURL func(ctx context.Context, id string) (*agentClient, error)
 }
 
 type agentEntry struct {
@@ -84,6 +87,9 @@ type agentEntry struct {
 
 // get returns the agent as a fosite client; callers must not modify it.
 func (c *agentCache) get(ctx context.Context, id string) (*agentClient, error) {
+	if c.byURL != nil && IsURLClientID(id) {
+		return c.byURL(ctx, id)
+	}
 	if !ids.Storable(id) {
 		// A client id from outside (HTTP Basic, client_id, an assertion's
 		// iss) that no agent has; PostgreSQL would fail the lookup.

@@ -58,6 +58,9 @@ type Options struct {
 	// PingClient delivers CIBA pings to agents' notification endpoints
 	// (default: an egress client reaching public addresses only).
 	PingClient *http.Client
+	// CIMDClient fetches Client ID Metadata Documents (default: an egress
+	// client reaching public addresses only).
+	CIMDClient *http.Client
 
 	Log *slog.Logger
 	Now func() time.Time
@@ -92,6 +95,7 @@ type Issuer struct {
 	keys         *keyRing
 	revoked      *revocationCache
 	agents       *agentCache
+	cimd         cimdCache // Client ID Metadata Documents by URL
 	issued       *issuance // group commit of issued tokens' records
 	details      *DetailTypeRegistry
 	// assertionAudiences are the aud values a client assertion may name.
@@ -160,7 +164,7 @@ func New(ctx context.Context, db store.Runner[Tx], opt Options) (*Issuer, error)
 	i.keys = &keyRing{db: db, kek: opt.SigningKEK, alg: opt.SigningAlg, rotation: opt.RotationInterval,
 		grace: MaxAccessTokenTTL + 2*clockSkew, log: opt.Log, now: opt.Now}
 	i.revoked = &revocationCache{db: db, now: opt.Now, ok: map[[3]string]time.Time{}}
-	i.agents = &agentCache{db: db, now: opt.Now, m: map[string]agentEntry{}}
+	i.agents = &agentCache{db: db, now: opt.Now, m: map[string]agentEntry{}, byURL: i.urlAgent}
 	i.issued = newIssuance(db)
 
 	cfg := &fosite.Config{

@@ -213,6 +213,7 @@ type Repo interface {
 // Tx is what an issuer transaction touches.
 type Tx interface {
 	Repo
+	ClientDomainRepo
 	audit.Writer
 	events.Outbox
 }

@@ -3,6 +3,7 @@ package memory
 import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/idempotency"
 )
@@ -28,6 +29,8 @@ type data struct {
 
 	authz        *authzData
 	authRequests authRequests // requests waiting for a payer (consent, CIBA)
+
+	clientDomains table[string, authz.ClientDomain] // hosts of URL client ids, by host
 
 	vault    *vaultData    // tenant keys and card tokens
 	payments *paymentsData // charges and refunds

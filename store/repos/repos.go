@@ -32,6 +32,7 @@ type Tx interface {
 	events.Outbox
 	webhooks.Repo
 	authz.Repo
+	authz.ClientDomainRepo
 	vault.Repo
 	payments.Repo
 	payments.AcquirerRepo

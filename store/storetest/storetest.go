@@ -51,6 +51,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"AuthzDelegations", testAuthzDelegations[X]},
 		{"AuthzRollback", testAuthzRollback[X]},
 		{"AuthRequests", testAuthRequests[X]},
+		{"ClientDomains", testClientDomains[X]},
 		{"VaultKeys", testVaultKeys[X]},
 		{"VaultCycle", testVaultCycle[X]},
 		{"Charges", testCharges[X]},
