@@ -119,7 +119,7 @@ func (p *Pages) consoleData(r *http.Request, u *accounts.User) (*consoleData, er
 
 // decisions are the recent decisions of one mandate.
 func (p *Pages) decisions(r *http.Request, m *mandates.Mandate, agent string) ([]decisionRow, error) {
-	evs, _, err := p.Mandates.Events(r.Context(), mandates.EventFilter{TenantID: m.TenantID, MandateID: m.ID, Limit: page.MaxLimit})
+	evs, err := p.lastEvents(r, m, page.MaxLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -80,21 +80,9 @@ func (p *Pages) payerMandates(r *http.Request, u *accounts.User) ([]mandates.Man
 // recent reads the last entries of a mandate's history, and the approvals
 // its challenged decisions opened.
 func (p *Pages) recent(r *http.Request, m *mandates.Mandate) ([]eventRow, []string, error) {
-	var ring []mandates.Event
-	after := ""
-	for range maxEventPages {
-		evs, more, err := p.Mandates.Events(r.Context(), mandates.EventFilter{TenantID: m.TenantID, MandateID: m.ID, StartingAfter: after, Limit: 100})
-		if err != nil {
-			return nil, nil, err
-		}
-		ring = append(ring, evs...)
-		if len(ring) > 4*recentEvents {
-			ring = ring[len(ring)-4*recentEvents:]
-		}
-		if !more || len(evs) == 0 {
-			break
-		}
-		after = evs[len(evs)-1].ID
+	ring, err := p.lastEvents(r, m, 4*recentEvents)
+	if err != nil {
+		return nil, nil, err
 	}
 	var approvals []string
 	var rows []eventRow
@@ -113,6 +101,28 @@ func (p *Pages) recent(r *http.Request, m *mandates.Mandate) ([]eventRow, []stri
 		rows = append(rows, row)
 	}
 	return rows, approvals, nil
+}
+
+// lastEvents reads the last n entries of a mandate's history (oldest
+// first), paging through at most maxEventPages pages of it.
+func (p *Pages) lastEvents(r *http.Request, m *mandates.Mandate, n int) ([]mandates.Event, error) {
+	var ring []mandates.Event
+	after := ""
+	for range maxEventPages {
+		evs, more, err := p.Mandates.Events(r.Context(), mandates.EventFilter{TenantID: m.TenantID, MandateID: m.ID, StartingAfter: after, Limit: 100})
+		if err != nil {
+			return nil, err
+		}
+		ring = append(ring, evs...)
+		if len(ring) > n {
+			ring = ring[len(ring)-n:]
+		}
+		if !more || len(evs) == 0 {
+			break
+		}
+		after = evs[len(evs)-1].ID
+	}
+	return ring, nil
 }
 
 func reasonText(rs []policies.Reason) []string {
