@@ -688,7 +688,7 @@ type NewSession struct {
 func (p *People) StartSession(ctx context.Context, u *User, mfa bool, from LoginInfo) (*NewSession, error) {
 	now := p.clock()
 	s := &Session{Ref: ids.New("ses"), TenantID: u.TenantID, UserID: u.ID, IP: from.IP,
-		UserAgent: truncate(from.UserAgent, 256), CreatedAt: now, LastSeenAt: now}
+		UserAgent: truncate(logging.RedactPAN(from.UserAgent), 256), CreatedAt: now, LastSeenAt: now}
 	if mfa {
 		s.MFAAt = &now
 	}

@@ -282,3 +282,15 @@ func TestSessionTimeoutsAndRotation(t *testing.T) {
 		}
 	})
 }
+
+func TestSessionUserAgentHoldsNoCardNumber(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *peopleEnv) {
+		u, _, _ := activePayer(t, e, "pat@example.com")
+		ns, err := e.p.StartSession(context.Background(), u, true, accounts.LoginInfo{IP: "192.0.2.1", UserAgent: "Agent/1.0 4242424242424242"})
+		require.NoError(t, err)
+		s, _, err := e.p.Resume(context.Background(), ns.ID)
+		require.NoError(t, err)
+		assert.NotContains(t, s.UserAgent, "4242424242424242")
+		assert.Contains(t, s.UserAgent, "Agent/1.")
+	})
+}

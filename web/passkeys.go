@@ -16,6 +16,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/internal/logging"
 	"github.com/perfectpay/perfectpay/internal/seal"
 	"github.com/perfectpay/perfectpay/server"
 )
@@ -241,7 +242,7 @@ func truncateName(s string) string {
 	if len(s) > 60 {
 		s = s[:60]
 	}
-	if !utf8Valid(s) {
+	if !utf8Valid(s) || logging.RedactPAN(s) != s {
 		return ""
 	}
 	return s
