@@ -134,6 +134,9 @@ func checkPerson(email, name string) (string, string, error) {
 	if err != nil || a.Address != email || len(email) > 254 || !ids.Storable(email) {
 		return "", "", apierr.BadParam("email", "email must be a plain email address (name@example.com).")
 	}
+	if logging.RedactPAN(email) != email {
+		return "", "", apierr.BadParam("email", "email must not hold a card number.")
+	}
 	name = strings.TrimSpace(name)
 	if utf8.RuneCountInString(name) > 200 || !ids.Storable(name) {
 		return "", "", apierr.BadParam("name", "name must be at most 200 characters.")

@@ -179,6 +179,9 @@ func TestInvitationSingleUseAndExpiring(t *testing.T) {
 		_, _, err = e.p.CreateCustomer(ctx, e.tenant.ID, "pat@example.com", "4242 4242 4242 4242")
 		require.ErrorAs(t, err, &bad)
 		assert.Equal(t, "name", bad.Param)
+		_, _, err = e.p.CreateCustomer(ctx, e.tenant.ID, "4242424242424242@example.com", "Pat")
+		require.ErrorAs(t, err, &bad)
+		assert.Equal(t, "email", bad.Param)
 	})
 }
 
