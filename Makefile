@@ -130,6 +130,10 @@ bench-go:
 # port in the background, the agent story against it with the demo secret
 # key read from the server's output, then the server stopped. Exits with
 # the story's status, so it is also an end-to-end check.
+# `make demo`: the agent story, then the human-present one: it prints the
+# URLs a payer opens in a browser and waits for them; `make demo DEMO=--auto`
+# plays the payer too.
+DEMO ?=
 demo: build
 	@$(GO) build -o bin/agent-demo ./examples/agent
 	@tmp=$$(mktemp -d); pid=; \
@@ -150,7 +154,7 @@ demo: build
 	key=$$(grep -o 'sk_test_[A-Za-z0-9]*' $$tmp/out | head -n 1); \
 	if [ -z "$$key" ]; then echo "demo: no demo secret key in the server's output:"; cat $$tmp/out; exit 1; fi; \
 	echo "demo: server on http://127.0.0.1:$$port ($${PERFECTPAY_STORE_DRIVER:-memory} store, dev mode)"; echo; \
-	status=0; bin/agent-demo --url http://127.0.0.1:$$port --key $$key --server-output $$tmp/out || status=$$?; \
+	status=0; bin/agent-demo --url http://127.0.0.1:$$port --key $$key --server-output $$tmp/out --person $(DEMO) || status=$$?; \
 	if [ $$status -ne 0 ]; then echo "demo: server log (last lines):"; tail -n 20 $$tmp/log; fi; \
 	exit $$status
 

@@ -704,7 +704,7 @@ func (i *Issuer) CodeRedirect(ctx context.Context, req *AuthRequest) (string, er
 	}
 	c := ar.GetClient().(*agentClient)
 	if err := i.clientUsable(ctx, c.agent); err != nil {
-		return i.redirectWith(ar.GetRedirectURI(), url.Values{"error": {"access_denied"},
+		return i.redirectWith(ar.GetRedirectURI(), url.Values{"error": {"access_denied"}, //nolint:nilerr // told to the agent at its redirect URI
 			"error_description": {"The agent can no longer be authorized."}, "state": {ar.GetState()}}), nil
 	}
 	scopes := ar.GetRequestedScopes()

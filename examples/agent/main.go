@@ -38,10 +38,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pk := fs.String("publishable-key", "", "the tenant's publishable key (pk_test_…), to tokenize the card as a browser would")
 	serverOut := fs.String("server-output", "", "a file holding the output of `perfectpay serve --dev`: the demo keys are read from it")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	person := fs.Bool("person", false, "add the human-present story: print the URLs a payer opens in a browser and wait for them")
+	auto := fs.Bool("auto", false, "with --person, play the payer too (no browser needed)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg := Config{URL: *url, SecretKey: *key, PublishableKey: *pk}
+	switch {
+	case *person && *auto:
+		cfg.Person = "auto"
+	case *person:
+		cfg.Person = "wait"
+		if *timeout == 2*time.Minute {
+			*timeout = 15 * time.Minute // time for a person
+		}
+	}
 	if *serverOut != "" {
 		raw, err := os.ReadFile(*serverOut)
 		if err != nil {

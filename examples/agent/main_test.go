@@ -66,3 +66,30 @@ func TestDemoKeys(t *testing.T) {
 	assert.Equal(t, "sk_test_AbC123", sk)
 	assert.Equal(t, "pk_test_XyZ789", pk)
 }
+
+// TestDemoPerson runs the story with its human-present part, the payer
+// played by the demo itself (--person --auto).
+func TestDemoPerson(t *testing.T) {
+	n := apptest.New(t, "memory")
+	demo, err := n.App.SeedDemo(context.Background())
+	require.NoError(t, err)
+	var out bytes.Buffer
+	err = Run(context.Background(), Config{
+		URL:       n.URL,
+		SecretKey: apptest.Key(demo.Tenant, "secret", "test"),
+		Person:    "auto",
+	}, &out)
+	story := out.String()
+	require.NoError(t, err, "the story so far:\n%s", story)
+	for _, want := range []string{
+		"the consent page says: Shopping Agent may spend up to 200.00 USD in total.",
+		"Pat allowed it with a one-time code",
+		"iss=",
+		"the same code again: invalid_grant",
+		"token_revoked",
+		"on the mandate Pat granted",
+		"The end: every step behaved as the story says.",
+	} {
+		assert.Contains(t, story, want)
+	}
+}

@@ -29,6 +29,10 @@ type Config struct {
 	PublishableKey string
 	// HTTP is the client to use (http.DefaultClient when nil).
 	HTTP *http.Client
+	// Person adds the human-present story (a payer grants a mandate on the
+	// consent page): "wait" prints the URLs a person opens and waits for
+	// them, "auto" plays the person too, "" leaves it out.
+	Person string
 }
 
 // Token exchange (RFC 8693) identifiers.
@@ -107,6 +111,18 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		{"Shopping", s.shop},
 		{"Revoke the mandate", s.revoke},
 		{"The paper trail", s.paperTrail},
+	}
+	if cfg.Person != "" {
+		p := s.person(cfg.Person == "auto")
+		steps = append(steps, []struct {
+			title string
+			run   func(context.Context) error
+		}{
+			{"A person in the loop: the shop invites its customer Pat", p.invitePayer},
+			{"An agent that asks payers for their consent", p.registerAgent},
+			{"Pat consents on the consent page (PAR + PKCE + RAR)", p.consent},
+			{"The agent shops on Pat's mandate", p.spend},
+		}...)
 	}
 	fmt.Fprintf(out, "PerfectPay agent demo against %s\n", s.c.base)
 	fmt.Fprintln(out, "A company lets an AI agent buy books for its team, within limits it sets, and watches what happens.")
