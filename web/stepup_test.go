@@ -189,3 +189,20 @@ func TestPayerPageShowsAndRevokes(t *testing.T) {
 		assert.Contains(t, s.b.get("/me?revoked=1").Body, "revoked")
 	})
 }
+
+// A revocation on the payer's page served by one node refuses the next
+// charge made through another node of the same database.
+func TestPayerRevokeStopsChargesOnEveryNode(t *testing.T) {
+	s := newShop(t, "postgres")
+	other := apptest.NewWithURL(t, "postgres", s.n.App.Config.Store.Postgres.URL, cheap)
+	charge := func(n *apptest.Node) int {
+		return n.Do(t, apptest.Req{Method: "POST", Path: "/v1/charges", Key: s.token, Body: map[string]any{
+			"amount": 1000, "currency": "USD", "payment_method": s.card, "merchant": s.merchant},
+			Header: map[string]string{"Idempotency-Key": ids.New("idem")}}).Status
+	}
+	require.Equal(t, http.StatusOK, charge(other))
+	got := s.b.post("/me", "/me/mandates/"+s.mandate+"/revoke", url.Values{})
+	require.Equal(t, http.StatusSeeOther, got.Status, got.Body)
+	assert.Equal(t, http.StatusForbidden, charge(other))
+	assert.Equal(t, http.StatusForbidden, charge(s.n))
+}
