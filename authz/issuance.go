@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/perfectpay/perfectpay/store"
@@ -75,9 +76,20 @@ func (g *issuance) drain() {
 	}
 }
 
-// commit writes a batch in one transaction and tells every writer.
+// commit writes a batch in one transaction and tells every writer. A
+// write that panics fails its batch (rolled back) instead of the process:
+// it runs on the committer's goroutine, not on its request's.
 func (g *issuance) commit(batch []*issueWrite) {
-	err := g.db.InTx(context.Background(), func(tx Tx) error {
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("authz: issuing tokens panicked: %v", p)
+		}
+		for _, w := range batch {
+			w.done <- err
+		}
+	}()
+	err = g.db.InTx(context.Background(), func(tx Tx) error {
 		for _, w := range batch {
 			if err := w.fn(tx); err != nil {
 				return err
@@ -85,7 +97,4 @@ func (g *issuance) commit(batch []*issueWrite) {
 		}
 		return nil
 	})
-	for _, w := range batch {
-		w.done <- err
-	}
 }

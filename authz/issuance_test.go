@@ -140,3 +140,33 @@ func TestIssuanceBatchFailureFailsEveryToken(t *testing.T) {
 		}))
 	})
 }
+
+type panicRunner struct{ store.Runner[authz.Tx] }
+
+type panicSessions struct{ authz.Tx }
+
+func (panicSessions) CreateTokenSession(context.Context, *authz.TokenSession) error {
+	panic("injected")
+}
+
+func (r panicRunner) InTx(ctx context.Context, fn func(authz.Tx) error) error {
+	return r.Runner.InTx(ctx, func(tx authz.Tx) error { return fn(panicSessions{tx}) })
+}
+
+// TestIssuancePanicFailsTheBatch: a write that panics while a batch
+// commits fails that batch's tokens; the process and the next batches
+// live on.
+func TestIssuancePanicFailsTheBatch(t *testing.T) {
+	e := newEnv(t)
+	id, secret := e.secretAgent(authz.AgentInput{})
+	iss, err := authz.New(context.Background(), panicRunner{e.db}, baseOptions())
+	require.NoError(t, err)
+	for range 2 {
+		st, body := raceToken(iss, 0, id, secret, url.Values{"grant_type": {"client_credentials"}})
+		require.NotEqual(t, 200, st)
+		require.Nil(t, body["access_token"])
+	}
+	// The store the failed batches ran on is unharmed.
+	st, body, _ := token(t, e.iss, id, secret, url.Values{"grant_type": {"client_credentials"}}, nil)
+	require.Equal(t, 200, st, body)
+}
