@@ -143,7 +143,9 @@ func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 	if flag, isNew := a.anomalies.Check(agentKey, in.Charge.Amount); flag != nil {
 		f.Anomaly = flag
 		if isNew {
-			a.announce(ctx, in.Tenant.ID, ActionAnomaly, in.Agent.ClientID, flag)
+			// A failure is logged by announce; the flag stands and steps the
+			// agent up all the same.
+			_ = a.announce(ctx, in.Tenant.ID, ActionAnomaly, in.Agent.ClientID, flag)
 		}
 	}
 	if a.screener != nil {

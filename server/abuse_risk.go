@@ -46,8 +46,11 @@ func takeRiskSignals(r *http.Request) (*http.Request, error) {
 		return r, err
 	}
 	var doc map[string]json.RawMessage
-	if json.Unmarshal(raw, &doc) != nil {
+	if !json.Valid(raw) || bytes.TrimSpace(raw)[0] != '{' {
 		return r, nil // not an object: the handler's strict decoding says why
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return r, BadRequest(apierr.ParameterInvalid, "", "The request body is not a JSON object.")
 	}
 	rs, ok := doc["risk_signals"]
 	if !ok {
