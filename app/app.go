@@ -17,6 +17,7 @@ import (
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
@@ -217,6 +218,7 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 			&server.AgentHandlers{Issuer: iss},
 			protectedResources(a), mcpEndpoint(a, b, func(x X) audit.Writer { return x }),
 			&server.RegistrationHandlers{Issuer: iss},
+			&server.ClientDomainHandlers{Issuer: iss},
 		}, append(append(webhookHandlers, paymentHandlers...), pipelineHandlers...)...),
 	})
 
@@ -342,6 +344,9 @@ func newIssuer[X repos.Tx](cfg Config, b store.Backend[X], log *slog.Logger, pep
 	} else {
 		kek, _ = base64.StdEncoding.DecodeString(ic.SigningKEK) // validated
 	}
+	// Client ID Metadata Documents are fetched like webhooks: SSRF-guarded,
+	// the same allowed prefixes.
+	allowed, _ := cfg.Webhooks.AllowedPrefixes() // validated
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return authz.New(ctx, store.Bind(b, func(x X) authz.Tx { return x }), authz.Options{
@@ -350,5 +355,6 @@ func newIssuer[X repos.Tx](cfg Config, b store.Backend[X], log *slog.Logger, pep
 		SigningKEK: kek, RotationInterval: ic.RotationInterval, MaxDelegationDepth: ic.MaxDelegationDepth,
 		AssertionMaxLifetime: ic.AssertionMaxLifetime, DPoPWindow: ic.DPoPWindow, DPoPNonce: ic.DPoPNonce,
 		Pepper: pepper, Log: log, Details: details, Resources: []string{mcpResource(cfg)},
+		CIMDClient: egress.NewHTTPClient(egress.Policy{Allowed: allowed}, nil, authz.CIMDTimeout, nil),
 	})
 }

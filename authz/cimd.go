@@ -58,7 +58,8 @@ type ClientDomainRepo interface {
 const (
 	maxClientDomains = 100
 	cimdMaxBytes     = 5 << 10
-	cimdTimeout      = 5 * time.Second
+	// CIMDTimeout bounds fetching a document.
+	CIMDTimeout = 5 * time.Second
 	// cimdDefaultTTL applies without Cache-Control max-age; cimdMinTTL and
 	// cimdMaxTTL bound max-age (no-store and no-cache are not cached).
 	cimdDefaultTTL = 5 * time.Minute
@@ -69,7 +70,7 @@ const (
 
 // defaultCIMDClient reaches public addresses only (Options.CIMDClient
 // replaces it in tests).
-var defaultCIMDClient = egress.NewHTTPClient(egress.Policy{}, nil, cimdTimeout, nil)
+var defaultCIMDClient = egress.NewHTTPClient(egress.Policy{}, nil, CIMDTimeout, nil)
 
 var domainRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -338,7 +339,7 @@ func (i *Issuer) cimdDocument(ctx context.Context, id string) (AgentInput, error
 // fetchCIMD fetches and validates the document at id and says how long it
 // may be cached.
 func (i *Issuer) fetchCIMD(ctx context.Context, id string) (AgentInput, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, cimdTimeout)
+	ctx, cancel := context.WithTimeout(ctx, CIMDTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
 	if err != nil {

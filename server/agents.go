@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -128,7 +126,7 @@ func (h *AgentHandlers) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *AgentHandlers) get(w http.ResponseWriter, r *http.Request) error {
-	id := mux.Vars(r)["id"]
+	id := agentPathID(r)
 	a, err := h.Issuer.GetAgent(r.Context(), PrincipalFrom(r).TenantID, id)
 	if err != nil {
 		return agentError(err, id)
@@ -151,7 +149,7 @@ func (h *AgentHandlers) replaceKeys(w http.ResponseWriter, r *http.Request) erro
 	if string(req.JWKS) == "null" {
 		req.JWKS = nil
 	}
-	id := mux.Vars(r)["id"]
+	id := agentPathID(r)
 	a, secret, err := h.Issuer.ReplaceKeys(r.Context(), PrincipalFrom(r).TenantID, id, req.JWKS)
 	if err != nil {
 		return agentError(err, id)
@@ -166,7 +164,7 @@ func (h *AgentHandlers) action(fn func(ctx context.Context, tenantID, id string)
 		if err := DecodeJSON(r, &struct{}{}); err != nil {
 			return err
 		}
-		id := mux.Vars(r)["id"]
+		id := agentPathID(r)
 		a, err := fn(r.Context(), PrincipalFrom(r).TenantID, id)
 		if err != nil {
 			return agentError(err, id)
