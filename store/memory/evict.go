@@ -24,9 +24,10 @@ type expiries struct {
 	idem  expiryHeap[idemKey]
 }
 
-// expiry is one index entry.
+// expiry is one index entry; at is in Unix nanoseconds (8 bytes where a
+// time.Time takes 24, for an entry per live token).
 type expiry[K comparable] struct {
-	at  time.Time
+	at  int64
 	key K
 }
 
@@ -35,12 +36,14 @@ type expiryHeap[K comparable] struct{ h []expiry[K] }
 
 func (x *expiryHeap[K]) len() int { return len(x.h) }
 
-func (x *expiryHeap[K]) push(at time.Time, key K) {
+func (x *expiryHeap[K]) push(t time.Time, key K) { x.pushAt(t.UnixNano(), key) }
+
+func (x *expiryHeap[K]) pushAt(at int64, key K) {
 	x.h = append(x.h, expiry[K]{at, key})
 	i := len(x.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !x.h[i].at.Before(x.h[p].at) {
+		if x.h[i].at >= x.h[p].at {
 			break
 		}
 		x.h[i], x.h[p] = x.h[p], x.h[i]
@@ -57,10 +60,10 @@ func (x *expiryHeap[K]) pop() expiry[K] {
 	i := 0
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(x.h) && x.h[l].at.Before(x.h[m].at) {
+		if l < len(x.h) && x.h[l].at < x.h[m].at {
 			m = l
 		}
-		if r < len(x.h) && x.h[r].at.Before(x.h[m].at) {
+		if r < len(x.h) && x.h[r].at < x.h[m].at {
 			m = r
 		}
 		if m == i {
@@ -80,10 +83,10 @@ func (x *expiryHeap[K]) pop() expiry[K] {
 // it) when it is still there with an expiry before before. It returns how
 // many rows evict deleted.
 func expire[K comparable](tx *Tx, x *expiryHeap[K], before time.Time, evict func(K) bool) int {
-	n := 0
-	for x.len() > 0 && x.h[0].at.Before(before) {
+	n, cut := 0, before.UnixNano()
+	for x.len() > 0 && x.h[0].at < cut {
 		e := x.pop()
-		tx.undo = append(tx.undo, func() { x.push(e.at, e.key) })
+		tx.undo = append(tx.undo, func() { x.pushAt(e.at, e.key) })
 		if evict(e.key) {
 			n++
 		}
