@@ -16,6 +16,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/internal/money"
@@ -30,6 +31,7 @@ import (
 // Tx is everything a pipeline transaction touches.
 type Tx interface {
 	payments.Tx
+	idempotency.Repo
 	mandates.Repo
 	merchants.Repo
 	authz.Repo
@@ -457,12 +459,19 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	}
 
 	ck := req.charge.Placed(payments.Owner{TenantID: tok.TenantID}, true, l.chain[len(l.chain)-1].ID, tok.ClientID, key)
+	// The charge transaction takes the Idempotency-Key claim the HTTP layer
+	// left to it: the claim costs no transaction of its own.
+	claim := idempotency.ClaimFrom(ctx)
 	var op *opened
 	err = s.db.InTx(ctx, func(tx Tx) error {
+		if err := claim.Take(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		op, err = s.open(ctx, tx, tok, l, ck, *dec, now)
 		return err
 	})
+	claim.Committed(err)
 	var ref *refusal
 	switch {
 	case errors.As(err, &ref):
@@ -479,7 +488,14 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 			// The core refused before the charge existed (say the card
 			// token was deleted): the allowed decision is still recorded.
 			dec.Outcome = "not_created"
-			if rerr := s.db.InTx(ctx, func(tx Tx) error { return recordDecision(ctx, tx, dec) }); rerr != nil {
+			rerr := s.db.InTx(ctx, func(tx Tx) error {
+				if err := claim.Take(ctx, tx); err != nil {
+					return err
+				}
+				return recordDecision(ctx, tx, dec)
+			})
+			claim.Committed(rerr)
+			if rerr != nil {
 				s.log.ErrorContext(ctx, "recording a decision failed", "decision", dec.ID, "err", rerr)
 			}
 		}
@@ -746,7 +762,9 @@ func recordDecision(ctx context.Context, tx Tx, d *Decision) error {
 	})
 }
 
-// refuse records a refusal in its own transaction and returns err.
+// refuse records a refusal in its own transaction and returns err. That
+// transaction takes the request's Idempotency-Key claim when none took it
+// yet (see idempotency.Claim).
 func (s *Service) refuse(ctx context.Context, d *Decision, err error) error {
 	if d.Result == "" || d.Result == policies.Allow {
 		d.Result = policies.Deny
@@ -754,7 +772,15 @@ func (s *Service) refuse(ctx context.Context, d *Decision, err error) error {
 	if d.PolicyVersion == "" {
 		d.PolicyVersion = s.policy.Version()
 	}
-	if rerr := s.db.InTx(ctx, func(tx Tx) error { return recordDecision(ctx, tx, d) }); rerr != nil {
+	claim := idempotency.ClaimFrom(ctx)
+	rerr := s.db.InTx(ctx, func(tx Tx) error {
+		if err := claim.Take(ctx, tx); err != nil {
+			return err
+		}
+		return recordDecision(ctx, tx, d)
+	})
+	claim.Committed(rerr)
+	if rerr != nil {
 		return rerr
 	}
 	return err
@@ -779,9 +805,13 @@ func (s *Service) challenge(ctx context.Context, tok *authz.AccessToken, d *Deci
 	}
 	d.ApprovalID = a.ID
 	var refused *RevokedError
+	claim := idempotency.ClaimFrom(ctx)
 	err := s.db.InTx(ctx, func(tx Tx) error {
 		// Nobody is asked to approve for revoked credentials.
 		refused = nil
+		if err := claim.Take(ctx, tx); err != nil {
+			return err
+		}
 		what, err := authz.CheckRevoked(ctx, tx, tok)
 		if err != nil {
 			return err
@@ -809,6 +839,7 @@ func (s *Service) challenge(ctx context.Context, tok *authz.AccessToken, d *Deci
 		}
 		return events.Emit(ctx, tx, d.TenantID, "approval.requested", a)
 	})
+	claim.Committed(err)
 	if err != nil {
 		return err
 	}

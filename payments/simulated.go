@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
@@ -213,6 +214,7 @@ func decide(c *vault.Card) Result {
 
 // Authorize implements Processor.
 func (s *Simulated) Authorize(ctx context.Context, req AuthRequest) (*Result, error) {
+	ctx = acquirerContext(ctx)
 	fault, err := s.begin(ctx, OpAuthorize)
 	if err != nil {
 		return nil, err
@@ -245,6 +247,7 @@ func (s *Simulated) Authorize(ctx context.Context, req AuthRequest) (*Result, er
 
 // Capture implements Processor.
 func (s *Simulated) Capture(ctx context.Context, ref string, amount int64) (*Result, error) {
+	ctx = acquirerContext(ctx)
 	fault, err := s.begin(ctx, OpCapture)
 	if err != nil {
 		return nil, err
@@ -283,6 +286,7 @@ func (s *Simulated) Capture(ctx context.Context, ref string, amount int64) (*Res
 // sales whose answer it lost). Voiding an unknown reference succeeds and
 // blocks a late authorization with that reference.
 func (s *Simulated) Void(ctx context.Context, ref string) (*Result, error) {
+	ctx = acquirerContext(ctx)
 	fault, err := s.begin(ctx, OpVoid)
 	if err != nil {
 		return nil, err
@@ -313,6 +317,7 @@ func (s *Simulated) Void(ctx context.Context, ref string) (*Result, error) {
 
 // Refund implements Processor.
 func (s *Simulated) Refund(ctx context.Context, chargeRef, refundRef string, amount int64) (*Result, error) {
+	ctx = acquirerContext(ctx)
 	fault, err := s.begin(ctx, OpRefund)
 	if err != nil {
 		return nil, err
@@ -365,4 +370,11 @@ func (s *Simulated) Verify(ctx context.Context, c *vault.Card) (*Result, error) 
 		res = &Result{DeclineCode: DeclineIncorrectCVC, CVCCheck: vault.CVCFail}
 	}
 	return end(fault, res)
+}
+
+// acquirerContext marks the acquirer's ledger work as its own: the
+// acquirer stands for another company's system, so its statements are not
+// the request's (a test counting a request's statements leaves them out).
+func acquirerContext(ctx context.Context) context.Context {
+	return audit.WithActor(ctx, audit.Actor{Type: audit.ActorSystem, ID: "simulated-acquirer"})
 }

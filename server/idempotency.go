@@ -78,46 +78,44 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 			State: idempotency.StateInProgress, CreatedAt: now,
 			LockedUntil: now.Add(idempotencyLock), ExpiresAt: now.Add(s.IdempotencyTTL),
 		}
-		var old *idempotency.Record
-		err = s.Idempotency.InTx(r.Context(), func(tx idempotency.Repo) error {
-			var err error
-			old, err = tx.ClaimIdempotency(r.Context(), rec)
-			return err
-		})
-		switch {
-		case errors.Is(err, store.ErrConflict) && old != nil:
-			if subtle.ConstantTimeCompare(old.RequestHash, rec.RequestHash) != 1 {
-				return Errorf(http.StatusUnprocessableEntity, TypeIdempotency, "idempotency_key_reused", "Idempotency-Key",
-					"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '%s' if you meant to execute a different request.", key)
+		// An agent's charge takes the claim in its own charge transaction
+		// (idempotency.Claim), so the claim costs no commit of its own; a
+		// handler that returns before any transaction leaves it to us.
+		var claim *idempotency.Claim
+		if p.Agent == nil {
+			if old, err := s.claim(r.Context(), rec); err != nil {
+				return answerClaimed(w, rec, old, err)
 			}
-			if old.State == idempotency.StateInProgress {
-				e := Errorf(http.StatusConflict, TypeIdempotency, "idempotency_key_in_use", "Idempotency-Key",
-					"There is currently another in-progress request using this Idempotent Key. Retry after a short while.")
-				e.RetryAfter = 1
-				return e
-			}
-			for k, v := range old.Header {
-				w.Header().Set(k, v)
-			}
-			w.Header().Set("Idempotent-Replayed", "true")
-			w.WriteHeader(old.Status)
-			_, _ = w.Write(old.Body)
-			return nil
-		case err != nil:
-			return err
+		} else {
+			claim = &idempotency.Claim{Record: rec}
+			r = r.WithContext(idempotency.WithClaim(r.Context(), claim))
 		}
 
 		buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
 		s.wrap(next).ServeHTTP(buf, r)
+		if claim != nil && claim.Old != nil {
+			// Another request held or answered the key: its answer, not ours.
+			return answerClaimed(w, rec, claim.Old, store.ErrConflict)
+		}
 
 		release := buf.status >= 500 || buf.header.Get(headerNoStore) != ""
 		buf.header.Del(headerNoStore)
+		if claim != nil && !claim.Held() && !release {
+			// Refused before any transaction took the claim: take it now to
+			// store the answer.
+			if old, err := s.claim(r.Context(), rec); err != nil {
+				return answerClaimed(w, rec, old, err)
+			}
+		}
 		// The claim is settled even when the client has gone away.
 		ctx := context.WithoutCancel(r.Context())
 		var settle func(ctx context.Context, tx idempotency.Repo) error
-		if release {
+		switch {
+		case release && claim != nil && !claim.Held():
+			// Nothing was claimed: nothing to release.
+		case release:
 			settle = func(ctx context.Context, tx idempotency.Repo) error { return tx.AbandonIdempotency(ctx, rec) }
-		} else {
+		default:
 			done := *rec
 			done.State, done.Status, done.Body = idempotency.StateDone, buf.status, buf.body.Bytes()
 			if st := state(r); st.replay != nil {
@@ -133,9 +131,11 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		}
 		// By group commit: the answers of concurrent requests share one
 		// transaction, and this one is sent once its batch committed.
-		if err := s.answers.Do(settle); err != nil {
-			s.log.ErrorContext(ctx, "idempotency: could not record the outcome; retrying", "err", err)
-			go s.settleLater(rec.LockedUntil, settle)
+		if settle != nil {
+			if err := s.answers.Do(settle); err != nil {
+				s.log.ErrorContext(ctx, "idempotency: could not record the outcome; retrying", "err", err)
+				go s.settleLater(rec.LockedUntil, settle)
+			}
 		}
 		for k, v := range buf.header {
 			w.Header()[k] = v
@@ -144,6 +144,45 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		_, _ = w.Write(buf.body.Bytes())
 		return nil
 	}
+}
+
+// claim takes rec's key in a transaction of its own. On store.ErrConflict
+// it returns the record that holds the key.
+func (s *Server) claim(ctx context.Context, rec *idempotency.Record) (*idempotency.Record, error) {
+	var old *idempotency.Record
+	err := s.Idempotency.InTx(ctx, func(tx idempotency.Repo) error {
+		var err error
+		old, err = tx.ClaimIdempotency(ctx, rec)
+		return err
+	})
+	return old, err
+}
+
+// answerClaimed answers a request whose key another request holds or
+// answered (old, with err store.ErrConflict): a reused key with other
+// parameters, a key in use, or the stored answer replayed. Any other err
+// is returned as it is.
+func answerClaimed(w http.ResponseWriter, rec, old *idempotency.Record, err error) error {
+	if !errors.Is(err, store.ErrConflict) || old == nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare(old.RequestHash, rec.RequestHash) != 1 {
+		return Errorf(http.StatusUnprocessableEntity, TypeIdempotency, "idempotency_key_reused", "Idempotency-Key",
+			"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '%s' if you meant to execute a different request.", rec.Key)
+	}
+	if old.State == idempotency.StateInProgress {
+		e := Errorf(http.StatusConflict, TypeIdempotency, "idempotency_key_in_use", "Idempotency-Key",
+			"There is currently another in-progress request using this Idempotent Key. Retry after a short while.")
+		e.RetryAfter = 1
+		return e
+	}
+	for k, v := range old.Header {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(old.Status)
+	_, _ = w.Write(old.Body)
+	return nil
 }
 
 // Settling a claim when the store is unreachable.

@@ -92,17 +92,35 @@ func (t *Tx) GetCharge(ctx context.Context, tenantID, id string) (*payments.Char
 }
 
 func (t *Tx) LockCharge(ctx context.Context, tenantID, id string) (*payments.Charge, error) {
-	return scanCharge(t.tx.QueryRow(ctx, `SELECT `+chargeCols+` FROM charges WHERE id = $1 AND tenant_id = $2 FOR UPDATE`, id, tenantID))
+	c, err := scanCharge(t.tx.QueryRow(ctx, `SELECT `+chargeCols+` FROM charges WHERE id = $1 AND tenant_id = $2 FOR UPDATE`, id, tenantID))
+	if p, ok := t.tx.(*pipeTx); ok && err == nil {
+		p.lock(chargeLock(tenantID, id), c.Status)
+	}
+	return c, err
 }
 
-func (t *Tx) UpdateCharge(ctx context.Context, c *payments.Charge, fromStatus string) error {
-	tag, err := t.tx.Exec(ctx, `UPDATE charges SET status = $4, amount_captured = $5, amount_refunded = $6, auth_code = $7,
+func chargeLock(tenantID, id string) string { return "charge\x00" + tenantID + "\x00" + id }
+
+const updateChargeSQL = `UPDATE charges SET status = $4, amount_captured = $5, amount_refunded = $6, auth_code = $7,
 		failure_code = $8, failure_message = $9, decline_code = $10, attempts = $11, reversal_pending = $12,
 		updated_at = $13, captured_at = $14, canceled_at = $15, claim = $16, claim_until = $17
-		WHERE id = $1 AND tenant_id = $2 AND status = $3`,
-		c.ID, c.TenantID, fromStatus, c.Status, c.AmountCaptured, c.AmountRefunded, c.AuthCode, c.FailureCode,
+		WHERE id = $1 AND tenant_id = $2 AND status = $3`
+
+// UpdateCharge writes c if its status is still fromStatus. A charge this
+// transaction locked (LockCharge) in that status cannot have changed since,
+// so its update is queued for the next round trip (see pipeTx).
+func (t *Tx) UpdateCharge(ctx context.Context, c *payments.Charge, fromStatus string) error {
+	args := []any{c.ID, c.TenantID, fromStatus, c.Status, c.AmountCaptured, c.AmountRefunded, c.AuthCode, c.FailureCode,
 		c.FailureMessage, c.DeclineCode, c.Attempts, c.ReversalPending, c.Updated, nullTime(c.CapturedAt), nullTime(c.CanceledAt),
-		c.Claim, nullTime(c.ClaimUntil))
+		c.Claim, nullTime(c.ClaimUntil)}
+	if p, ok := t.tx.(*pipeTx); ok {
+		if st, locked := p.locked(chargeLock(c.TenantID, c.ID)); locked && st == fromStatus {
+			p.lock(chargeLock(c.TenantID, c.ID), c.Status)
+			p.later(updateChargeSQL, args, nil)
+			return nil
+		}
+	}
+	tag, err := t.tx.Exec(ctx, updateChargeSQL, args...)
 	if err != nil {
 		return mapErr(err)
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,6 +26,23 @@ type pipeTx struct {
 	// carried COMMIT (so a lost connection leaves the outcome unknown).
 	trips      int
 	committing bool
+	// rows this transaction locked (FOR UPDATE), with the state it saw:
+	// an update that only needs that state can be queued.
+	locks map[string]string
+}
+
+// lock records a row this transaction locked and its state.
+func (p *pipeTx) lock(key, state string) {
+	if p.locks == nil {
+		p.locks = map[string]string{}
+	}
+	p.locks[key] = state
+}
+
+// locked returns the state of a row this transaction locked.
+func (p *pipeTx) locked(key string) (string, bool) {
+	st, ok := p.locks[key]
+	return st, ok
 }
 
 // queued is a write waiting for the next round trip; scan, when set,
@@ -254,4 +272,18 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *Tx) error) (stale bool, e
 		return false, err
 	}
 	return p.trips <= 1 && !p.committing, err
+}
+
+// defaultTracer traces the pools opened without Options.Tracer (tests
+// that start whole nodes count statements with it).
+var defaultTracer atomic.Pointer[pgx.QueryTracer]
+
+// TraceNewPools makes t the tracer of every pool opened from now on
+// without one of its own (nil: none). For tests.
+func TraceNewPools(t pgx.QueryTracer) {
+	if t == nil {
+		defaultTracer.Store(nil)
+		return
+	}
+	defaultTracer.Store(&t)
 }

@@ -58,6 +58,8 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	}
 	if opt.Tracer != nil {
 		cfg.ConnConfig.Tracer = opt.Tracer
+	} else if t := defaultTracer.Load(); t != nil {
+		cfg.ConnConfig.Tracer = *t
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
