@@ -29,6 +29,7 @@ func (p *Pages) Mount(api *server.API) {
 	p.mountPayer(api)
 	p.mountConsole(api)
 	p.mountPasskeys(api)
+	p.mountConsent(api)
 }
 
 // home is where a user lands after sign-in when no return URL was given.
