@@ -180,3 +180,41 @@ func FuzzTokenEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVerifySignedMandate: a signed mandate (compact JWS, typ mandate+jws)
+// can come back from anyone who holds it, e.g. a merchant checking an
+// agent's authority. VerifySignedMandate never panics and returns only a
+// payload this issuer signed; a token (typ at+jwt) signed with the same
+// keys is not a mandate.
+func FuzzVerifySignedMandate(f *testing.F) {
+	e := newEnv(f)
+	ctx := context.Background()
+	payload := []byte(`{"budget":10000,"currency":"USD","id":"mdt_fuzz","payment_methods":["tok_1"]}`)
+	signed, err := e.iss.SignMandate(ctx, payload)
+	require.NoError(f, err)
+	id, secret := e.secretAgent(authz.AgentInput{})
+	tok := e.accessToken(e.iss, id, secret, nil)
+	h, c, sig := parts(signed)
+	f.Add(signed)
+	f.Add(tok)
+	f.Add(strings.TrimSuffix(signed, sig) + "AAAA")
+	h2 := map[string]any{}
+	for k, v := range h {
+		h2[k] = v
+	}
+	h2["typ"] = "at+jwt"
+	f.Add(b64(h2) + "." + b64(c) + "." + sig)
+	h2["typ"], h2["alg"] = "mandate+jws", "HS256"
+	f.Add(b64(h2) + "." + b64(c) + "." + sig)
+	f.Add("")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := e.iss.VerifySignedMandate(ctx, raw)
+		if err != nil {
+			return
+		}
+		if string(got) != string(payload) {
+			t.Fatalf("VerifySignedMandate accepted %q with payload %q; the issuer signed only %q", raw, got, payload)
+		}
+	})
+}
