@@ -315,7 +315,7 @@ func VerifyBundle(ctx context.Context, compact string, keys VerifyKeys) (*Verifi
 		return v, &b, err
 	}
 	got, err := r.Decide(ctx, b.PolicyInput)
-	if err != nil {
+	if got.Result == "" { // an evaluation error denies, as it did when deciding
 		return v, &b, err
 	}
 	if got.Result != b.Decision.Result || !slices.Equal(got.Reasons, b.Decision.Reasons) {

@@ -171,8 +171,9 @@ func (s *Service) Replay(ctx context.Context, opts ReplayOptions) (*ReplayReport
 					rep.Versions = append(rep.Versions, d.PolicyVersion)
 				}
 			}
+			// An evaluation error denies, as it did when deciding.
 			got, err := r.Decide(ctx, d.Input)
-			if err != nil {
+			if got.Result == "" {
 				return nil, err
 			}
 			if got.Result != d.Result || !slices.Equal(got.Reasons, d.Reasons) {

@@ -89,8 +89,9 @@ func NewReplayer(ctx context.Context, sources map[string]string) (*Replayer, err
 func (r *Replayer) Version() string { return r.version }
 
 // Decide evaluates a recorded input (its JSON, as Input.JSON wrote it)
-// the way Engine.Decide evaluated it: an evaluation error or an undefined
-// result denies.
+// the way Engine.Decide evaluated it: an evaluation error denies and is
+// returned with the deny (as the engine does), an undefined result denies.
+// An input that is not JSON returns an error and no decision.
 func (r *Replayer) Decide(ctx context.Context, input []byte) (Decision, error) {
 	dec := json.NewDecoder(bytes.NewReader(input))
 	dec.UseNumber()
@@ -107,14 +108,14 @@ func (r *Replayer) Decide(ctx context.Context, input []byte) (Decision, error) {
 	}
 	rs, err := r.query.Eval(ctx, rego.EvalParsedInput(v))
 	if err != nil {
-		return deny("policy_error", "the policy could not be evaluated"), nil
+		return deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return deny("policy_undefined", "the policy reached no decision"), nil
 	}
 	d, err := decode(rs[0].Expressions[0].Value)
 	if err != nil {
-		return deny("policy_error", "the policy returned a malformed decision"), nil
+		return deny("policy_error", "the policy returned a malformed decision"), err
 	}
 	d.PolicyVersion = r.version
 	return d, nil
