@@ -281,6 +281,9 @@ func (i *Issuer) ReplaceKeys(ctx context.Context, tenantID, id string, jwks json
 		if a.Status == AgentRevoked {
 			return ErrAgentRevoked
 		}
+		if IsURLClientID(a.ID) {
+			return inputErr("jwks", "this agent's keys come from its Client ID Metadata Document: change the document")
+		}
 		switch a.AuthMethod {
 		case AuthPrivateKeyJWT:
 			if len(jwks) == 0 {

@@ -29,6 +29,7 @@ import (
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/egress"
+	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -150,8 +151,8 @@ func IsURLClientID(id string) bool { return strings.HasPrefix(id, "https://") }
 // segments (also percent-encoded), at most 2048 characters. It returns the
 // lowercased host.
 func checkClientIDURL(raw string) (string, error) {
-	if len(raw) > 2048 {
-		return "", errors.New("the client_id URL is longer than 2048 characters")
+	if len(raw) > 2048 || !ids.Storable(raw) {
+		return "", errors.New("the client_id URL is longer than 2048 characters or not valid UTF-8")
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
@@ -284,7 +285,16 @@ func (i *Issuer) createURLAgent(ctx context.Context, tenantID, id string, in Age
 		return events.Emit(actx, tx, tenantID, "agent.created", a)
 	})
 	if errors.Is(err, store.ErrConflict) { // another request made it first
-		return nil, invalidClient("The agent is being registered from its metadata document; retry.")
+		var other *Agent
+		err = i.db.Autocommit(ctx, func(tx Tx) error {
+			var err error
+			other, err = tx.GetAgent(ctx, id)
+			return err
+		})
+		if err == nil && other.TenantID != tenantID {
+			return nil, invalidClient("The client_id's host is now allowed by another account than the agent's.")
+		}
+		return other, err
 	}
 	if err != nil {
 		return nil, err

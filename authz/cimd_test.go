@@ -28,6 +28,7 @@ import (
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
 	"github.com/perfectpay/perfectpay/store/pgtest"
@@ -231,6 +232,8 @@ func TestCIMDFlow(t *testing.T) {
 			a, err = iss.GetAgent(ctx, tenant, id)
 			require.NoError(t, err)
 			assert.Contains(t, string(a.JWKS), k2.kid)
+			_, _, err = iss.ReplaceKeys(ctx, tenant, id, k1.jwks())
+			require.Error(t, err, "the document owns the keys")
 
 			// A fetch failure after expiry refuses the client.
 			d.set(func(d *docServer) { d.status = 500 })
@@ -342,4 +345,34 @@ func TestClientDomainOneTenant(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 	assert.ErrorIs(t, e.iss.RemoveClientDomain(ctx, other, "agents.example.com"), store.ErrNotFound)
+}
+
+// TestCIMDFirstUseRace: requests racing on a client's first use all get
+// tokens; one agent is made.
+func TestCIMDFirstUseRace(t *testing.T) {
+	ctx := context.Background()
+	db, tenant := cimdStore(t, "memory")
+	d := newDocServer(t)
+	iss := cimdIssuer(t, db, func(o *authz.Options) { o.CIMDClient = d.client(loopbackAllowed, 10*time.Second) })
+	id := d.url("/race.json")
+	k := newCIMDKey(t)
+	d.set(func(d *docServer) { d.body = cimdDoc(id, k) })
+	_, err := iss.AddClientDomain(ctx, tenant, "example.com")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	codes := make([]int, 8)
+	for n := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[n], _ = cimdToken(t, iss, time.Now(), id, k)
+		}()
+	}
+	wg.Wait()
+	for _, c := range codes {
+		assert.Equal(t, 200, c)
+	}
+	agents, _, err := iss.ListAgents(ctx, tenant, page.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Len(t, agents, 1)
 }
