@@ -16,6 +16,11 @@ type AnomalyConfig struct {
 	// Threshold is the robust z-score (in MADs, scaled to standard
 	// deviations) past which a charge size is anomalous; 0 turns it off.
 	Threshold float64 `mapstructure:"threshold"`
+	// SpendRateFactor flags an agent whose spending in the last hour
+	// (this charge included) passes this many times its hourly average
+	// over the rest of the day, once it made MinHistory charges in that
+	// rest; 0 turns it off.
+	SpendRateFactor float64 `mapstructure:"spend_rate_factor"`
 }
 
 // historyLen is how many recent charge sizes an agent's history keeps
@@ -67,6 +72,24 @@ func (a *Anomalies) Check(agent string, amount int64) (flag *policies.Anomaly, i
 			agent, amount, z, med, h.n)}
 	if len(a.flags) >= a.max {
 		for k := range a.flags { // arbitrary: the table is full of flags
+			delete(a.flags, k)
+			break
+		}
+	}
+	a.flags[agent] = f
+	return &f, true
+}
+
+// Raise flags the agent with f unless it is flagged already; isNew says
+// whether f is the new flag.
+func (a *Anomalies) Raise(agent string, f policies.Anomaly) (flag *policies.Anomaly, isNew bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cur, ok := a.flags[agent]; ok {
+		return &cur, false
+	}
+	if len(a.flags) >= a.max {
+		for k := range a.flags {
 			delete(a.flags, k)
 			break
 		}

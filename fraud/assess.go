@@ -2,7 +2,9 @@ package fraud
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -140,7 +142,11 @@ func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 			policies.VelocityStat{Scope: s.scope, Window: "day", Count: st.Day.Count, Declines: st.Day.Declines, Amount: st.Day.Amount})
 	}
 	agentKey := in.Tenant.ID + ":" + in.Agent.ClientID
-	if flag, isNew := a.anomalies.Check(agentKey, in.Charge.Amount); flag != nil {
+	flag, isNew := a.anomalies.Check(agentKey, in.Charge.Amount)
+	if flag == nil {
+		flag, isNew = a.spendRate(agentKey, in, vel["agent"])
+	}
+	if flag != nil {
 		f.Anomaly = flag
 		if isNew {
 			// A failure is logged by announce; the flag stands and steps the
@@ -162,6 +168,25 @@ func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 		f.Screener = res
 	}
 	in.Fraud = f
+}
+
+// spendRate flags an agent whose last hour's spending, this charge
+// included, passes SpendRateFactor times its hourly average over the rest
+// of the day.
+func (a *Assessor) spendRate(agentKey string, in *policies.Input, st Stats) (*policies.Anomaly, bool) {
+	factor := a.cfg.Anomaly.SpendRateFactor
+	restCount, rest := st.Day.Count-st.Hour.Count, st.Day.Amount-st.Hour.Amount
+	if factor <= 0 || restCount < max(1, a.cfg.Anomaly.MinHistory) || rest <= 0 {
+		return nil, false
+	}
+	base := float64(rest) / 23
+	hour := float64(st.Hour.Amount + in.Charge.Amount)
+	if hour <= factor*base {
+		return nil, false
+	}
+	return a.anomalies.Raise(agentKey, policies.Anomaly{Metric: "spend_rate", Score: math.Round(hour/base*10) / 10,
+		Message: fmt.Sprintf("agent %s: %.0f spent in the last hour with this charge, %.1f times its hourly average of %.0f over the rest of the day (limit %.1f times); a person must clear the agent",
+			in.Agent.ClientID, hour, hour/base, base, factor)})
 }
 
 func (a *Assessor) failClosed(tenantID string) bool {

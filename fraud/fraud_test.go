@@ -252,3 +252,32 @@ func TestAnomalyOnSyntheticHistory(t *testing.T) {
 	f, _ = young.Check("new", 250000)
 	assert.Nil(t, f, "too short a history to judge")
 }
+
+// An agent that spends steadily through the day, then many times its
+// hourly average within an hour, is flagged for its spend rate.
+func TestAnomalySpendRate(t *testing.T) {
+	a := fraud.NewAssessor(fraud.Config{MaxKeys: 1000, Anomaly: fraud.AnomalyConfig{MinHistory: 10, SpendRateFactor: 5}}, nil, nil, nil, nil)
+	in := policyInput()
+	t0 := time.Date(2026, 3, 1, 0, 30, 0, 0, time.UTC)
+	for h := range 20 { // a charge of 20.00 an hour, each in the charge's size range
+		in.Now = t0.Add(time.Duration(h) * time.Hour)
+		in.Charge.Amount = 2000
+		a.Assess(context.Background(), in)
+		require.Nil(t, in.Fraud.Anomaly, "hour %d", h)
+		a.Observe(context.Background(), in, false)
+	}
+	in.Now = t0.Add(20 * time.Hour)
+	for i := range 4 { // 4 charges of 20.00 within the hour: 4× the average, under 5×
+		in.Now = in.Now.Add(time.Minute)
+		a.Assess(context.Background(), in)
+		require.Nil(t, in.Fraud.Anomaly, "charge %d of the burst", i+1)
+		a.Observe(context.Background(), in, false)
+	}
+	in.Now = in.Now.Add(time.Minute)
+	in.Charge.Amount = 3000
+	a.Assess(context.Background(), in)
+	require.NotNil(t, in.Fraud.Anomaly, "the hour passes five times the average")
+	assert.Equal(t, "spend_rate", in.Fraud.Anomaly.Metric)
+	assert.Contains(t, in.Fraud.Anomaly.Message, "11000 spent in the last hour with this charge")
+	assert.NotNil(t, a.AnomalyOf("ten_1", "agt_1"), "the flag stands until cleared")
+}
