@@ -70,7 +70,6 @@ type consentData struct {
 	Binding     string // CIBA: the binding message the agent shows too
 	CIBA        bool
 	Mandate     string // /consent/mandates: the mandate's id
-	Chain       []string
 	ExpiresAt   time.Time
 	Pending     bool
 	Outcome     string
