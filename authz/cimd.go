@@ -59,6 +59,7 @@ type ClientDomainRepo interface {
 const (
 	maxClientDomains = 100
 	cimdMaxBytes     = 5 << 10
+	cimdMaxJWKSBytes = 16 << 10 // ten RSA-4096 keys fit
 	// CIMDTimeout bounds fetching a document.
 	CIMDTimeout = 5 * time.Second
 	// cimdDefaultTTL applies without Cache-Control max-age; cimdMinTTL and
@@ -346,69 +347,96 @@ func (i *Issuer) cimdDocument(ctx context.Context, id string) (AgentInput, error
 	return in, nil
 }
 
-// fetchCIMD fetches and validates the document at id and says how long it
-// may be cached.
+// fetchCIMD fetches and validates the document at id (and the key set at
+// its jwks_uri, if it names one instead of inline jwks) and says how long
+// the result may be cached: the shorter of the two lifetimes.
 func (i *Issuer) fetchCIMD(ctx context.Context, id string) (AgentInput, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, CIMDTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
+	body, ttl, err := i.getJSON(ctx, id, cimdMaxBytes)
 	if err != nil {
-		return AgentInput{}, 0, errors.New("the client_id URL cannot be fetched")
+		return AgentInput{}, 0, err
+	}
+	md, err := parseCIMD(id, body)
+	if err != nil {
+		return AgentInput{}, 0, err
+	}
+	if len(md.JWKS) == 0 {
+		if _, err := checkClientIDURL(md.JWKSURI); err != nil {
+			return AgentInput{}, 0, errors.New("its jwks_uri must be an https URL with a path")
+		}
+		keys, keysTTL, err := i.getJSON(ctx, md.JWKSURI, cimdMaxJWKSBytes)
+		if err != nil {
+			return AgentInput{}, 0, fmt.Errorf("its jwks_uri: %w", err)
+		}
+		md.JWKS, ttl = keys, min(ttl, keysTTL)
+	}
+	in, err := i.cimdInput(id, md)
+	return in, ttl, err
+}
+
+// getJSON fetches an application/json resource of at most limit bytes
+// through the guarded client, with the lifetime its caching headers give.
+func (i *Issuer) getJSON(ctx context.Context, u string, limit int64) ([]byte, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, errors.New("the URL cannot be fetched")
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := i.cimdClient().Do(req)
 	if err != nil {
 		if errors.Is(err, egress.ErrDestinationRefused) {
-			return AgentInput{}, 0, errors.New("its host resolves to an address that may not be reached")
+			return nil, 0, errors.New("its host resolves to an address that may not be reached")
 		}
 		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Timeout") {
-			return AgentInput{}, 0, errors.New("fetching it timed out")
+			return nil, 0, errors.New("fetching it timed out")
 		}
-		return AgentInput{}, 0, errors.New("fetching it failed")
+		return nil, 0, errors.New("fetching it failed")
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return AgentInput{}, 0, fmt.Errorf("fetching it answered HTTP %d (redirects are not followed)", resp.StatusCode)
+		return nil, 0, fmt.Errorf("fetching it answered HTTP %d (redirects are not followed)", resp.StatusCode)
 	}
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return AgentInput{}, 0, errors.New("it is not served as application/json")
+		return nil, 0, errors.New("it is not served as application/json")
 	}
-	if resp.ContentLength > cimdMaxBytes {
-		return AgentInput{}, 0, fmt.Errorf("it is larger than %d bytes", cimdMaxBytes)
+	if resp.ContentLength > limit {
+		return nil, 0, fmt.Errorf("it is larger than %d bytes", limit)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, cimdMaxBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return AgentInput{}, 0, errors.New("reading it failed")
+		return nil, 0, errors.New("reading it failed")
 	}
-	if len(body) > cimdMaxBytes {
-		return AgentInput{}, 0, fmt.Errorf("it is larger than %d bytes", cimdMaxBytes)
+	if int64(len(body)) > limit {
+		return nil, 0, fmt.Errorf("it is larger than %d bytes", limit)
 	}
-	in, err := i.parseCIMD(id, body)
-	if err != nil {
-		return AgentInput{}, 0, err
-	}
-	return in, cacheTTLOf(resp.Header), nil
+	return body, cacheTTLOf(resp.Header), nil
 }
 
-// parseCIMD validates a document as the registration of the agent it
-// describes.
-func (i *Issuer) parseCIMD(id string, body []byte) (AgentInput, error) {
+// parseCIMD reads a document and checks what concerns it alone.
+func parseCIMD(id string, body []byte) (*clientMetadata, error) {
 	var md clientMetadata
 	if err := json.Unmarshal(body, &md); err != nil {
-		return AgentInput{}, errors.New("it is not a JSON object")
+		return nil, errors.New("it is not a JSON object")
 	}
 	switch {
 	case md.ClientID != id:
-		return AgentInput{}, errors.New("its client_id is not exactly the URL it was fetched from")
+		return nil, errors.New("its client_id is not exactly the URL it was fetched from")
 	case len(md.ClientSecret) > 0:
-		return AgentInput{}, errors.New("it must not hold a client_secret")
+		return nil, errors.New("it must not hold a client_secret")
 	case md.TokenEndpointAuthMethod != AuthPrivateKeyJWT:
-		return AgentInput{}, errors.New("token_endpoint_auth_method must be private_key_jwt (a public document holds no shared secret, and public clients are not accepted)")
-	case len(md.JWKS) == 0 && md.JWKSURI != "":
-		return AgentInput{}, errors.New("jwks_uri is not supported: put the public keys inline as jwks")
-	case len(md.JWKS) == 0:
-		return AgentInput{}, errors.New("it has no jwks")
+		return nil, errors.New("token_endpoint_auth_method must be private_key_jwt (a public document holds no shared secret, and public clients are not accepted)")
+	case len(md.JWKS) > 0 && md.JWKSURI != "":
+		return nil, errors.New("it must have jwks or jwks_uri, not both")
+	case len(md.JWKS) == 0 && md.JWKSURI == "":
+		return nil, errors.New("it has neither jwks nor jwks_uri")
 	}
+	return &md, nil
+}
+
+// cimdInput validates a document as the registration of the agent it
+// describes.
+func (i *Issuer) cimdInput(id string, md *clientMetadata) (AgentInput, error) {
 	in := AgentInput{Name: md.ClientName, AuthMethod: AuthPrivateKeyJWT, JWKS: md.JWKS, GrantTypes: md.GrantTypes,
 		RedirectURIs: md.RedirectURIs}
 	if in.Name == "" {

@@ -44,6 +44,7 @@ type docServer struct {
 
 	mu           sync.Mutex
 	body         []byte
+	keys         []byte // served at /jwks.json
 	contentType  string
 	cacheControl string
 	status       int
@@ -56,6 +57,9 @@ func newDocServer(t *testing.T) *docServer {
 		d.hits.Add(1)
 		d.mu.Lock()
 		body, ct, cc, st, block := d.body, d.contentType, d.cacheControl, d.status, d.block
+		if r.URL.Path == "/jwks.json" {
+			body = d.keys
+		}
 		d.mu.Unlock()
 		if block != nil {
 			<-block
@@ -375,4 +379,32 @@ func TestCIMDFirstUseRace(t *testing.T) {
 	agents, _, err := iss.ListAgents(ctx, tenant, page.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Len(t, agents, 1)
+}
+
+// TestCIMDJWKSURI: a document may name its keys by jwks_uri, fetched
+// through the same guarded client; a key changed there takes effect when
+// the document's cache lapses (here: no-store, at once).
+func TestCIMDJWKSURI(t *testing.T) {
+	ctx := context.Background()
+	db, tenant := cimdStore(t, "memory")
+	d := newDocServer(t)
+	iss := cimdIssuer(t, db, func(o *authz.Options) { o.CIMDClient = d.client(loopbackAllowed, 10*time.Second) })
+	id := d.url("/by-uri.json")
+	k1, k2 := newCIMDKey(t), newCIMDKey(t)
+	doc, _ := json.Marshal(map[string]any{"client_id": id, "token_endpoint_auth_method": "private_key_jwt",
+		"jwks_uri": d.url("/jwks.json")})
+	d.set(func(d *docServer) { d.body, d.keys, d.cacheControl = doc, k1.jwks(), "no-store" })
+	_, err := iss.AddClientDomain(ctx, tenant, "example.com")
+	require.NoError(t, err)
+	st, body := cimdToken(t, iss, time.Now(), id, k1)
+	require.Equal(t, 200, st, body)
+	d.set(func(d *docServer) { d.keys = k2.jwks() })
+	st, body = cimdToken(t, iss, time.Now(), id, k2)
+	require.Equal(t, 200, st, body)
+	st, _ = cimdToken(t, iss, time.Now(), id, k1)
+	assert.Equal(t, 401, st)
+	d.set(func(d *docServer) { d.keys = []byte("{") })
+	st, body = cimdToken(t, iss, time.Now(), id, k2)
+	require.Equal(t, 401, st)
+	assert.Contains(t, body["error_description"], "jwks")
 }
