@@ -628,7 +628,7 @@ func (s *Service) revokedWhom(ctx context.Context, tx Tx, what string, tok *auth
 func tokenAgents(tok *authz.AccessToken) []string {
 	out := []string{tok.ClientID}
 	add := func(id string) {
-		if strings.HasPrefix(id, "agt_") && !slices.Contains(out, id) {
+		if (strings.HasPrefix(id, "agt_") || authz.IsURLClientID(id)) && !slices.Contains(out, id) {
 			out = append(out, id)
 		}
 	}
