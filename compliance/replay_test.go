@@ -41,29 +41,18 @@ func input(amount int64) *policies.Input {
 	}
 }
 
-// record decides n charges of amounts 1..n cents (every 100th one stopped
-// before the policy: no input) and records them as the pipeline does.
-func record[X repos.Tx](t *testing.T, b store.Backend[X], n int) {
+// decided are the decisions of charges of 1..n cents (every 100th one
+// stopped before the policy: no input), decided once for every store.
+var decided = map[int][]charging.Decision{}
+
+func decide(t testing.TB, n int) []charging.Decision {
+	if ds, ok := decided[n]; ok {
+		return ds
+	}
 	ctx := context.Background()
 	eng, err := policies.New(ctx, policies.Velocity{})
 	require.NoError(t, err)
-	var batch []charging.Decision
-	flush := func() {
-		require.NoError(t, b.InTx(ctx, func(tx X) error {
-			for i := range batch {
-				if err := tx.CreateDecision(ctx, &batch[i]); err != nil {
-					return err
-				}
-				if len(batch[i].Input) > 0 {
-					if err := tx.RecordDecisionInput(ctx, &batch[i]); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		}))
-		batch = batch[:0]
-	}
+	out := make([]charging.Decision, 0, n)
 	for i := 1; i <= n; i++ {
 		d := charging.Decision{ID: ids.New("dec"), TenantID: "ten_1", MandateID: "mdt_1", AgentID: "agt_1",
 			CreatedAt: now.Add(time.Duration(i) * time.Millisecond)}
@@ -78,12 +67,33 @@ func record[X repos.Tx](t *testing.T, b store.Backend[X], n int) {
 			require.NoError(t, err)
 			d.InputDigest = policies.DigestJSON(d.Input)
 		}
-		batch = append(batch, d)
-		if len(batch) == 500 {
-			flush()
-		}
+		out = append(out, d)
 	}
-	flush()
+	decided[n] = out
+	return out
+}
+
+// record records the decisions of n charges as the pipeline does.
+func record[X repos.Tx](t testing.TB, b store.Backend[X], n int) {
+	ctx := context.Background()
+	all := decide(t, n)
+	for start := 0; start < len(all); start += 500 {
+		batch := all[start:min(start+500, len(all))]
+		require.NoError(t, b.InTx(ctx, func(tx X) error {
+			for i := range batch {
+				d := batch[i] // the store gets its own copy
+				if err := tx.CreateDecision(ctx, &d); err != nil {
+					return err
+				}
+				if len(d.Input) > 0 {
+					if err := tx.RecordDecisionInput(ctx, &d); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}))
+	}
 }
 
 func eachStore(t *testing.T, fn func(t *testing.T, svc *compliance.Service, tamper func(sql string, args ...any))) {
