@@ -199,6 +199,7 @@ func TestCIMDFlow(t *testing.T) {
 			assert.Equal(t, "invalid_client", body["error"])
 			assert.Zero(t, d.hits.Load(), "a host no tenant allows is refused before anything is fetched")
 
+			assert.Equal(t, true, iss.Metadata()["client_id_metadata_document_supported"])
 			_, err := iss.AddClientDomain(ctx, tenant, "Example.COM")
 			require.NoError(t, err)
 			doms, err := iss.ListClientDomains(ctx, tenant)

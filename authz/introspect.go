@@ -275,6 +275,7 @@ func (i *Issuer) Metadata() map[string]any {
 		"access_token_signing_alg_values_supported":                []string{i.opt.SigningAlg},
 	}
 	i.peopleMetadata(m)
+	m["client_id_metadata_document_supported"] = true
 	return m
 }
 
