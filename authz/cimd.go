@@ -18,6 +18,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -260,8 +261,18 @@ func (i *Issuer) urlAgent(ctx context.Context, id string) (*agentClient, error) 
 }
 
 func sameAgentInput(a *Agent, in AgentInput) bool {
-	return a.Name == in.Name && bytes.Equal(a.JWKS, in.JWKS) && slices.Equal(a.RedirectURIs, in.RedirectURIs) &&
+	return a.Name == in.Name && sameJSON(a.JWKS, in.JWKS) && slices.Equal(a.RedirectURIs, in.RedirectURIs) &&
 		slices.Equal(a.GrantTypes, in.GrantTypes) && slices.Equal(a.Scopes, in.Scopes)
+}
+
+// sameJSON compares two JSON values by meaning: PostgreSQL's jsonb keeps
+// neither the order of members nor the spacing.
+func sameJSON(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 func (i *Issuer) createURLAgent(ctx context.Context, tenantID, id string, in AgentInput) (*Agent, error) {

@@ -9,6 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/ids"
@@ -53,7 +56,7 @@ type docServer struct {
 
 func newDocServer(t *testing.T) *docServer {
 	d := &docServer{contentType: "application/json", status: 200}
-	d.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	d.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.hits.Add(1)
 		d.mu.Lock()
 		body, ct, cc, st, block := d.body, d.contentType, d.cacheControl, d.status, d.block
@@ -72,6 +75,9 @@ func newDocServer(t *testing.T) *docServer {
 		w.WriteHeader(st)
 		_, _ = w.Write(body)
 	}))
+	// Handshakes cut short when the server closes are not failures.
+	d.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	d.srv.StartTLS()
 	t.Cleanup(d.srv.Close)
 	return d
 }
@@ -150,6 +156,12 @@ func cimdToken(t *testing.T, iss *authz.Issuer, now time.Time, clientID string, 
 
 // cimdStore is an issuer's store on either backend, with a tenant.
 func cimdStore(t *testing.T, driver string) (store.Runner[authz.Tx], string) {
+	db, tenant, _ := cimdStoreAudit(t, driver)
+	return db, tenant
+}
+
+// cimdStoreAudit is cimdStore with a reader of the audit entries of an action.
+func cimdStoreAudit(t *testing.T, driver string) (store.Runner[authz.Tx], string, func(action string) []audit.Entry) {
 	ctx := context.Background()
 	tenant := ids.New("ten")
 	mk := func(tx interface {
@@ -157,14 +169,28 @@ func cimdStore(t *testing.T, driver string) (store.Runner[authz.Tx], string) {
 	}) error {
 		return tx.CreateTenant(ctx, &accounts.Tenant{ID: tenant, Name: "t", Status: accounts.TenantActive, CreatedAt: time.Now().UTC()})
 	}
+	type lister interface {
+		ListAudit(context.Context, audit.Filter) ([]audit.Entry, error)
+	}
+	list := func(tx lister, action string) []audit.Entry {
+		out, err := tx.ListAudit(ctx, audit.Filter{Action: action})
+		require.NoError(t, err)
+		return out
+	}
 	if driver == "postgres" {
 		s := pgtest.NewStore(t)
 		require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error { return mk(tx) }))
-		return store.Bind(s, func(x *postgres.Tx) authz.Tx { return x }), tenant
+		return store.Bind(s, func(x *postgres.Tx) authz.Tx { return x }), tenant, func(action string) (out []audit.Entry) {
+			require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error { out = list(tx, action); return nil }))
+			return out
+		}
 	}
 	m := memory.New()
 	require.NoError(t, m.InTx(ctx, func(tx *memory.Tx) error { return mk(tx) }))
-	return store.Bind(m, func(x *memory.Tx) authz.Tx { return x }), tenant
+	return store.Bind(m, func(x *memory.Tx) authz.Tx { return x }), tenant, func(action string) (out []audit.Entry) {
+		require.NoError(t, m.InTx(ctx, func(tx *memory.Tx) error { out = list(tx, action); return nil }))
+		return out
+	}
 }
 
 func cimdIssuer(t *testing.T, db store.Runner[authz.Tx], edit func(*authz.Options)) *authz.Issuer {
@@ -184,7 +210,7 @@ func TestCIMDFlow(t *testing.T) {
 	for _, driver := range []string{"memory", "postgres"} {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			db, tenant := cimdStore(t, driver)
+			db, tenant, audited := cimdStoreAudit(t, driver)
 			d := newDocServer(t)
 			clock := newFakeClock()
 			iss := cimdIssuer(t, db, func(o *authz.Options) {
@@ -217,6 +243,10 @@ func TestCIMDFlow(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "Shopping agent", a.Name)
 			assert.Equal(t, int64(1), d.hits.Load())
+			require.Len(t, audited("client_domain.added"), 1)
+			created := audited("agent.created")
+			require.Len(t, created, 1)
+			assert.Equal(t, id, created[0].Target)
 
 			// max-age: a new key is not seen while the document is fresh.
 			k2 := newCIMDKey(t)
@@ -237,6 +267,7 @@ func TestCIMDFlow(t *testing.T) {
 			a, err = iss.GetAgent(ctx, tenant, id)
 			require.NoError(t, err)
 			assert.Contains(t, string(a.JWKS), k2.kid)
+			assert.Len(t, audited("agent.metadata_refreshed"), 1)
 			_, _, err = iss.ReplaceKeys(ctx, tenant, id, k1.jwks())
 			require.Error(t, err, "the document owns the keys")
 
@@ -265,6 +296,7 @@ func TestCIMDFlow(t *testing.T) {
 
 			// A domain removed: refused before fetching.
 			require.NoError(t, iss.RemoveClientDomain(ctx, tenant, "example.com"))
+			assert.Len(t, audited("client_domain.removed"), 1)
 			before = d.hits.Load()
 			st, _ = cimdToken(t, iss, clock.now(), id, k2)
 			assert.Equal(t, 401, st)
