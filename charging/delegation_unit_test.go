@@ -258,7 +258,8 @@ func TestResolveApprovalOnce(t *testing.T) {
 	assert.Equal(t, charging.ApprovalApproved, got.Status)
 	assert.Equal(t, "user_1", got.ResolvedBy)
 	require.NotNil(t, got.ResolvedAt)
-	assert.Contains(t, got.URL, "/v1/approvals/"+a.ID)
+	assert.Contains(t, got.URL, "/approvals/"+a.ID)
+	assert.NotContains(t, got.URL, "/v1/")
 	_, err = d.s.ResolveApproval(ctx, d.tenant, a.ID, false, "user_2")
 	require.ErrorIs(t, err, charging.ErrApprovalClosed, "resolved once")
 

@@ -851,7 +851,7 @@ func (s *Service) challenge(ctx context.Context, tok *authz.AccessToken, d *Deci
 }
 
 func (s *Service) approvalURL(id string) string {
-	return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/v1/approvals/" + id
+	return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/approvals/" + id
 }
 
 // refusalReason explains a reservation a mandate refused after the policy

@@ -248,7 +248,7 @@ func TestChargeAboveTheThresholdAsksForApproval(t *testing.T) {
 	require.NotNil(t, ar.Approval)
 	assert.Equal(t, charging.ApprovalPending, ar.Approval.Status)
 	assert.Equal(t, int64(1500), ar.Approval.Amount)
-	assert.Equal(t, "https://pay.example/v1/approvals/"+ar.Approval.ID, ar.Approval.URL)
+	assert.Equal(t, "https://pay.example/approvals/"+ar.Approval.ID, ar.Approval.URL)
 	assert.Zero(t, w.spent(t, m), "nothing is held while a human decides")
 
 	_, err = w.s.ResolveApproval(ctx, w.tenant, ar.Approval.ID, true, "user_1")

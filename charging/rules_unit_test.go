@@ -382,7 +382,7 @@ func TestApprovalWritesLowerCaseCurrency(t *testing.T) {
 func TestApprovalURL(t *testing.T) {
 	for _, base := range []string{"https://pay.example", "https://pay.example/"} {
 		s := New(nil, nil, nil, Config{PublicURL: base}, nil)
-		assert.Equal(t, "https://pay.example/v1/approvals/apr_1", s.approvalURL("apr_1"))
+		assert.Equal(t, "https://pay.example/approvals/apr_1", s.approvalURL("apr_1"), "the step-up page the payer opens")
 	}
 	s := New(nil, nil, nil, Config{}, nil)
 	assert.Equal(t, 15*time.Minute, s.cfg.ApprovalTTL, "default approval lifetime")
