@@ -198,8 +198,16 @@ type cimdEntry struct {
 }
 
 type cimdCache struct {
-	mu sync.Mutex
-	m  map[string]cimdEntry
+	mu     sync.Mutex
+	m      map[string]cimdEntry
+	flight map[string]*cimdFetch // fetches under way, shared by concurrent requests
+}
+
+// cimdFetch is a fetch under way; done closes when in and err are set.
+type cimdFetch struct {
+	done chan struct{}
+	in   AgentInput
+	err  error
 }
 
 func (i *Issuer) cimdClient() *http.Client {
@@ -331,31 +339,46 @@ func (i *Issuer) refreshURLAgent(ctx context.Context, a *Agent, in AgentInput) (
 // fresh, fetched otherwise. A fetch failure after expiry refuses the client.
 func (i *Issuer) cimdDocument(ctx context.Context, id string) (AgentInput, error) {
 	now := i.now()
-	i.cimd.mu.Lock()
-	e, hit := i.cimd.m[id]
-	i.cimd.mu.Unlock()
-	if hit && now.Before(e.until) {
+	c := &i.cimd
+	c.mu.Lock()
+	if e, hit := c.m[id]; hit && now.Before(e.until) {
+		c.mu.Unlock()
 		return e.in, nil
 	}
+	if f, ok := c.flight[id]; ok { // another request is fetching it: share its answer
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.in, f.err
+		case <-ctx.Done():
+			return AgentInput{}, ctx.Err()
+		}
+	}
+	f := &cimdFetch{done: make(chan struct{})}
+	if c.flight == nil {
+		c.flight = map[string]*cimdFetch{}
+	}
+	c.flight[id] = f
+	c.mu.Unlock()
+
 	in, ttl, err := i.fetchCIMD(ctx, id)
 	if err != nil {
-		i.cimd.mu.Lock()
-		delete(i.cimd.m, id)
-		i.cimd.mu.Unlock()
 		i.log.InfoContext(ctx, "client metadata document refused", "client_id", id, "err", err)
-		return AgentInput{}, cimdRefusal(err)
+		f.err = cimdRefusal(err)
 	}
-	i.cimd.mu.Lock()
-	if ttl > 0 {
-		if i.cimd.m == nil || len(i.cimd.m) >= cimdCacheMax {
-			i.cimd.m = map[string]cimdEntry{}
+	f.in = in
+	c.mu.Lock()
+	delete(c.flight, id)
+	delete(c.m, id)
+	if err == nil && ttl > 0 {
+		if c.m == nil || len(c.m) >= cimdCacheMax {
+			c.m = map[string]cimdEntry{}
 		}
-		i.cimd.m[id] = cimdEntry{in: in, until: now.Add(ttl)}
-	} else {
-		delete(i.cimd.m, id)
+		c.m[id] = cimdEntry{in: in, until: now.Add(ttl)}
 	}
-	i.cimd.mu.Unlock()
-	return in, nil
+	c.mu.Unlock()
+	close(f.done)
+	return f.in, f.err
 }
 
 // fetchCIMD fetches and validates the document at id (and the key set at

@@ -412,6 +412,7 @@ func TestCIMDFirstUseRace(t *testing.T) {
 	agents, _, err := iss.ListAgents(ctx, tenant, page.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Len(t, agents, 1)
+	assert.Equal(t, int64(1), d.hits.Load(), "concurrent first uses share one fetch")
 }
 
 // TestCIMDJWKSURI: a document may name its keys by jwks_uri, fetched
