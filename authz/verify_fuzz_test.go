@@ -106,7 +106,7 @@ func FuzzVerifyDPoP(f *testing.F) {
 		if _, err := e.iss.VerifyDPoP(context.Background(), raw, "POST", []string{htu}, ""); err != nil {
 			return
 		}
-		jws, err := jose.ParseSigned(raw, algs)
+		jws, err := jose.ParseSignedCompact(raw, algs)
 		if err != nil || len(jws.Signatures) != 1 {
 			t.Fatalf("accepted %q, which is not a compact JWS under an allowed algorithm: %v", raw, err)
 		}

@@ -25,13 +25,13 @@ import (
 
 // world is a tenant with a card, the demo merchants and two agents.
 type world struct {
-	n        *apptest.Node
-	key      string
-	card     string
-	books    string // acct_… of Acme Books, domain books.acme.example
-	music    string
-	a, aSec  string // the shopping agent
-	b, bSec  string // its sub-agent
+	n       *apptest.Node
+	key     string
+	card    string
+	books   string // acct_… of Acme Books, domain books.acme.example
+	music   string
+	a, aSec string // the shopping agent
+	b, bSec string // its sub-agent
 }
 
 func newWorld(t *testing.T, driver string) *world {
