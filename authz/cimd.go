@@ -31,6 +31,7 @@ import (
 	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/internal/logging"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -155,6 +156,9 @@ func IsURLClientID(id string) bool { return strings.HasPrefix(id, "https://") }
 func checkClientIDURL(raw string) (string, error) {
 	if len(raw) > 2048 || !ids.Storable(raw) {
 		return "", errors.New("the client_id URL is longer than 2048 characters or not valid UTF-8")
+	}
+	if logging.RedactPAN(raw) != raw {
+		return "", errors.New("the client_id URL must not hold a card number")
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
@@ -464,6 +468,11 @@ func parseCIMD(id string, body []byte) (*clientMetadata, error) {
 		return nil, errors.New("it must have jwks or jwks_uri, not both")
 	case len(md.JWKS) == 0 && md.JWKSURI == "":
 		return nil, errors.New("it has neither jwks nor jwks_uri")
+	}
+	for _, text := range append([]string{md.ClientName, md.JWKSURI}, md.RedirectURIs...) {
+		if logging.RedactPAN(text) != text { // stored and shown as the agent's
+			return nil, errors.New("it must not hold card numbers")
+		}
 	}
 	return &md, nil
 }

@@ -337,6 +337,11 @@ func TestCIMDRefusals(t *testing.T) {
 		{"public client", "/a.json", loopbackAllowed, func(d *docServer, id string) {
 			d.body = bytes.Replace(cimdDoc(id, k), []byte("private_key_jwt"), []byte("none"), 1)
 		}, "private_key_jwt"},
+		{"card number in the name", "/a.json", loopbackAllowed, func(d *docServer, id string) {
+			d.body = bytes.Replace(cimdDoc(id, k), []byte("Shopping agent"), []byte("card 4242 4242 4242 4242"), 1)
+		}, "card numbers"},
+		{"card number in the URL", "/4242424242424242.json", loopbackAllowed,
+			func(d *docServer, id string) { d.body = cimdDoc(id, k) }, "card number"},
 		{"no path", "/", loopbackAllowed, func(d *docServer, id string) { d.body = cimdDoc(id, k) }, "must have a path"},
 		{"dot segment", "/a/../b.json", loopbackAllowed, func(d *docServer, id string) { d.body = cimdDoc(id, k) }, "dot segments"},
 		{"slow server", "/a.json", loopbackAllowed, func(d *docServer, id string) { d.block = make(chan struct{}) }, "timed out"},
