@@ -32,9 +32,10 @@ type history struct {
 	n, next int
 }
 
-// Anomalies holds each agent's recent charge sizes and the agents flagged
-// as anomalous; a flag stays until a person clears it. Bounded to maxKeys
-// agents. Safe for concurrent use.
+// Anomalies holds each agent's recent charge sizes as this node saw them
+// (detection is per node) and, for an Assessor without a store, the agents
+// flagged as anomalous; a flag stays until a person clears it. Bounded to
+// maxKeys agents. Safe for concurrent use.
 type Anomalies struct {
 	cfg   AnomalyConfig
 	mu    sync.Mutex
@@ -49,35 +50,41 @@ func NewAnomalies(cfg AnomalyConfig, maxKeys int) *Anomalies {
 }
 
 // Check returns the agent's flag: the standing one, or a new one when
-// amount departs from its history (isNew is then true).
+// amount departs from its history (isNew is then true). It keeps the flag
+// in this node's memory: the Assessor does so only without a store.
 func (a *Anomalies) Check(agent string, amount int64) (flag *policies.Anomaly, isNew bool) {
 	if a.cfg.Threshold <= 0 {
 		return nil, false
 	}
+	if f := a.Flag(agent); f != nil {
+		return f, false
+	}
+	f := a.Detect(agent, amount)
+	if f == nil {
+		return nil, false
+	}
+	return a.Raise(agent, *f)
+}
+
+// Detect returns a new flag when amount departs from the agent's history
+// of this node, nil otherwise; it keeps nothing.
+func (a *Anomalies) Detect(agent string, amount int64) *policies.Anomaly {
+	if a.cfg.Threshold <= 0 {
+		return nil
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if f, ok := a.flags[agent]; ok {
-		return &f, false
-	}
 	h, ok := a.hist[agent]
 	if !ok || h.n < max(3, a.cfg.MinHistory) {
-		return nil, false
+		return nil
 	}
 	z, med := RobustZ(h.amounts[:h.n], float64(amount))
 	if math.Abs(z) <= a.cfg.Threshold {
-		return nil, false
+		return nil
 	}
-	f := policies.Anomaly{Metric: "charge_size", Score: math.Round(z*10) / 10,
+	return &policies.Anomaly{Metric: "charge_size", Score: math.Round(z*10) / 10,
 		Message: fmt.Sprintf("agent %s: a charge of %d is %.1f robust standard deviations from its median of %.0f over its last %d charges; a person must clear the agent",
 			agent, amount, z, med, h.n)}
-	if len(a.flags) >= a.max {
-		for k := range a.flags { // arbitrary: the table is full of flags
-			delete(a.flags, k)
-			break
-		}
-	}
-	a.flags[agent] = f
-	return &f, true
 }
 
 // Raise flags the agent with f unless it is flagged already; isNew says

@@ -2,6 +2,7 @@ package fraud
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/internal/logging"
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/store"
 )
@@ -21,10 +23,12 @@ const (
 	ActionAnomalyCleared = "agent.anomaly_cleared"
 )
 
-// Tx is where a flag is recorded: its audit entry and its event together.
+// Tx is where a flag is recorded: its row, its audit entry and its event
+// together.
 type Tx interface {
 	audit.Writer
 	events.Outbox
+	Repo
 }
 
 // Config tunes the Assessor.
@@ -48,8 +52,11 @@ type CardLookup func(ctx context.Context, tenantID, token string) (Card, error)
 
 // Assessor gathers a charge's fraud signals into the policy input and
 // hears every charge's outcome (charging.FraudSignals). Its windows and
-// flags are this node's: with N nodes behind a balancer, each sees its
-// share of an agent's charges.
+// the charge history that detects anomalies are this node's: with N nodes
+// behind a balancer, each sees its share of an agent's charges. A raised
+// anomaly flag is stored (Repo), so every node reads it for each of the
+// agent's charges and a restart keeps it; without a store (record nil) it
+// lives in this node's memory.
 type Assessor struct {
 	cfg       Config
 	windows   *Windows
@@ -141,19 +148,7 @@ func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 			policies.VelocityStat{Scope: s.scope, Window: "hour", Count: st.Hour.Count, Declines: st.Hour.Declines, Amount: st.Hour.Amount},
 			policies.VelocityStat{Scope: s.scope, Window: "day", Count: st.Day.Count, Declines: st.Day.Declines, Amount: st.Day.Amount})
 	}
-	agentKey := in.Tenant.ID + ":" + in.Agent.ClientID
-	flag, isNew := a.anomalies.Check(agentKey, in.Charge.Amount)
-	if flag == nil {
-		flag, isNew = a.spendRate(agentKey, in, vel["agent"])
-	}
-	if flag != nil {
-		f.Anomaly = flag
-		if isNew {
-			// A failure is logged by announce; the flag stands and steps the
-			// agent up all the same.
-			_ = a.announce(ctx, in.Tenant.ID, ActionAnomaly, in.Agent.ClientID, flag)
-		}
-	}
+	f.Anomaly = a.anomaly(ctx, in, vel["agent"])
 	if a.screener != nil {
 		c := &Charge{TenantID: in.Tenant.ID, AgentID: in.Agent.ClientID, Amount: in.Charge.Amount, Currency: in.Charge.Currency,
 			Merchant: in.Charge.Merchant, Card: sc.cardInfo, At: in.Now, Velocity: vel, RiskSignal: f.RiskSignals}
@@ -170,23 +165,99 @@ func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 	in.Fraud = f
 }
 
-// spendRate flags an agent whose last hour's spending, this charge
-// included, passes SpendRateFactor times its hourly average over the rest
-// of the day.
-func (a *Assessor) spendRate(agentKey string, in *policies.Input, st Stats) (*policies.Anomaly, bool) {
+// anomaly is the agent's standing flag, or a new one it raises when this
+// charge departs from the agent's history; nil when neither.
+func (a *Assessor) anomaly(ctx context.Context, in *policies.Input, st Stats) *policies.Anomaly {
+	agentKey := in.Tenant.ID + ":" + in.Agent.ClientID
+	if a.record == nil {
+		flag, _ := a.anomalies.Check(agentKey, in.Charge.Amount)
+		if flag == nil {
+			if flag = a.spendRate(in, st); flag != nil {
+				flag, _ = a.anomalies.Raise(agentKey, *flag)
+			}
+		}
+		return flag
+	}
+	if cur, err := a.standing(ctx, in.Tenant.ID, in.Agent.ClientID); err != nil {
+		// The charge itself needs the store next: it fails there if the
+		// store is down. Detection still runs on this node's history.
+		a.log.WarnContext(ctx, "reading an agent's anomaly flag failed", "agent", in.Agent.ClientID, "err", err)
+	} else if cur != nil {
+		return cur
+	}
+	flag := a.anomalies.Detect(agentKey, in.Charge.Amount)
+	if flag == nil {
+		flag = a.spendRate(in, st)
+	}
+	if flag == nil {
+		return nil
+	}
+	return a.raise(ctx, in.Tenant.ID, in.Agent.ClientID, flag, in.Now)
+}
+
+// standing reads the agent's stored flag: one read by primary key.
+func (a *Assessor) standing(ctx context.Context, tenantID, agentID string) (*policies.Anomaly, error) {
+	var cur *Flag
+	err := a.record.Autocommit(ctx, func(tx Tx) error {
+		var err error
+		cur, err = tx.GetAnomaly(ctx, tenantID, agentID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &cur.Anomaly, nil
+}
+
+// raise stores flag with its audit entry and its agent.anomaly event in
+// one transaction and returns the flag that stands: another node's, when
+// it raised one first (then nothing is announced twice). When the write
+// fails the flag still steps this charge up.
+func (a *Assessor) raise(ctx context.Context, tenantID, agentID string, flag *policies.Anomaly, at time.Time) *policies.Anomaly {
+	flag.Message = logging.RedactPAN(flag.Message)
+	var stood *Flag
+	err := a.record.InTx(context.WithoutCancel(ctx), func(tx Tx) error {
+		stood = nil
+		err := tx.RaiseAnomaly(ctx, &Flag{TenantID: tenantID, AgentID: agentID, Anomaly: *flag, RaisedAt: at.UTC()})
+		if errors.Is(err, store.ErrConflict) {
+			stood, err = tx.GetAnomaly(ctx, tenantID, agentID)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		return announce(ctx, tx, tenantID, ActionAnomaly, agentID, flag)
+	})
+	if err != nil {
+		a.log.ErrorContext(ctx, "recording an anomaly failed", "agent", agentID, "err", err)
+		return flag
+	}
+	if stood != nil {
+		return &stood.Anomaly
+	}
+	return flag
+}
+
+// spendRate is a new flag for an agent whose last hour's spending, this
+// charge included, passes SpendRateFactor times its hourly average over
+// the rest of the day.
+func (a *Assessor) spendRate(in *policies.Input, st Stats) *policies.Anomaly {
 	factor := a.cfg.Anomaly.SpendRateFactor
 	restCount, rest := st.Day.Count-st.Hour.Count, st.Day.Amount-st.Hour.Amount
 	if factor <= 0 || restCount < max(1, a.cfg.Anomaly.MinHistory) || rest <= 0 {
-		return nil, false
+		return nil
 	}
 	base := float64(rest) / 23
 	hour := float64(st.Hour.Amount + in.Charge.Amount)
 	if hour <= factor*base {
-		return nil, false
+		return nil
 	}
-	return a.anomalies.Raise(agentKey, policies.Anomaly{Metric: "spend_rate", Score: math.Round(hour/base*10) / 10,
+	return &policies.Anomaly{Metric: "spend_rate", Score: math.Round(hour/base*10) / 10,
 		Message: fmt.Sprintf("agent %s: %.0f spent in the last hour with this charge, %.1f times its hourly average of %.0f over the rest of the day (limit %.1f times); a person must clear the agent",
-			in.Agent.ClientID, hour, hour/base, base, factor)})
+			in.Agent.ClientID, hour, hour/base, base, factor)}
 }
 
 func (a *Assessor) failClosed(tenantID string) bool {
@@ -212,22 +283,38 @@ func (a *Assessor) Observe(ctx context.Context, in *policies.Input, declined boo
 	}
 }
 
-// ClearAnomaly lifts an agent's anomaly flag (a person looked at it); it
-// is audited with its event. False when the agent had no flag.
+// ClearAnomaly lifts an agent's anomaly flag (a person looked at it) on
+// every node: the row goes with its audit entry and its event in one
+// transaction. False when the agent had no flag.
 func (a *Assessor) ClearAnomaly(ctx context.Context, tenantID, agentID string) (bool, error) {
-	flag := a.anomalies.Flag(tenantID + ":" + agentID)
-	if flag == nil {
-		return false, nil
+	if a.record == nil {
+		return a.anomalies.Clear(tenantID + ":" + agentID), nil
 	}
-	if err := a.announce(ctx, tenantID, ActionAnomalyCleared, agentID, flag); err != nil {
+	cleared := false
+	err := a.record.InTx(ctx, func(tx Tx) error {
+		cleared = false
+		f, err := tx.ClearAnomaly(ctx, tenantID, agentID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		cleared = true
+		return announce(ctx, tx, tenantID, ActionAnomalyCleared, agentID, &f.Anomaly)
+	})
+	if err != nil {
 		return false, err
 	}
-	return a.anomalies.Clear(tenantID + ":" + agentID), nil
+	return cleared, nil
 }
 
 // AnomalyOf returns an agent's standing flag, if any.
-func (a *Assessor) AnomalyOf(tenantID, agentID string) *policies.Anomaly {
-	return a.anomalies.Flag(tenantID + ":" + agentID)
+func (a *Assessor) AnomalyOf(ctx context.Context, tenantID, agentID string) (*policies.Anomaly, error) {
+	if a.record == nil {
+		return a.anomalies.Flag(tenantID + ":" + agentID), nil
+	}
+	return a.standing(ctx, tenantID, agentID)
 }
 
 type anomalyView struct {
@@ -237,21 +324,13 @@ type anomalyView struct {
 	Message string  `json:"message"`
 }
 
-func (a *Assessor) announce(ctx context.Context, tenantID, action, agentID string, f *policies.Anomaly) error {
-	if a.record == nil {
-		return nil
-	}
+// announce writes a flag's audit entry and its event in tx.
+func announce(ctx context.Context, tx Tx, tenantID, action, agentID string, f *policies.Anomaly) error {
 	v := anomalyView{Agent: agentID, Metric: f.Metric, Score: f.Score, Message: f.Message}
-	err := a.record.InTx(context.WithoutCancel(ctx), func(tx Tx) error {
-		if err := audit.RecordFor(ctx, tx, tenantID, action, agentID, v); err != nil {
-			return err
-		}
-		return events.Emit(ctx, tx, tenantID, action, v)
-	})
-	if err != nil {
-		a.log.ErrorContext(ctx, "recording an anomaly failed", "agent", agentID, "err", err)
+	if err := audit.RecordFor(ctx, tx, tenantID, action, agentID, v); err != nil {
+		return err
 	}
-	return err
+	return events.Emit(ctx, tx, tenantID, action, v)
 }
 
 type riskSignalsKey struct{}

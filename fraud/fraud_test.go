@@ -279,5 +279,7 @@ func TestAnomalySpendRate(t *testing.T) {
 	require.NotNil(t, in.Fraud.Anomaly, "the hour passes five times the average")
 	assert.Equal(t, "spend_rate", in.Fraud.Anomaly.Metric)
 	assert.Contains(t, in.Fraud.Anomaly.Message, "11000 spent in the last hour with this charge")
-	assert.NotNil(t, a.AnomalyOf("ten_1", "agt_1"), "the flag stands until cleared")
+	f, err := a.AnomalyOf(context.Background(), "ten_1", "agt_1")
+	require.NoError(t, err)
+	assert.NotNil(t, f, "the flag stands until cleared")
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -9,7 +10,8 @@ import (
 )
 
 // AnomalyHandlers show and clear an agent's anomaly flag: while it stands
-// the charge policy asks a person to approve each of the agent's charges.
+// the charge policy asks a person to approve each of the agent's charges,
+// on every node (the flag is stored), until one clears it.
 type AnomalyHandlers struct{ Fraud *fraud.Assessor }
 
 // Mount adds the routes.
@@ -27,16 +29,24 @@ type anomalyView struct {
 	Message string  `json:"message,omitempty"`
 }
 
-func (h *AnomalyHandlers) view(tenantID, agentID string) anomalyView {
+func (h *AnomalyHandlers) view(ctx context.Context, tenantID, agentID string) (anomalyView, error) {
 	v := anomalyView{Object: "agent_anomaly", Agent: agentID}
-	if f := h.Fraud.AnomalyOf(tenantID, agentID); f != nil {
+	f, err := h.Fraud.AnomalyOf(ctx, tenantID, agentID)
+	if err != nil {
+		return v, err
+	}
+	if f != nil {
 		v.Flagged, v.Metric, v.Score, v.Message = true, f.Metric, f.Score, f.Message
 	}
-	return v
+	return v, nil
 }
 
 func (h *AnomalyHandlers) get(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, h.view(PrincipalFrom(r).TenantID, mux.Vars(r)["id"]))
+	v, err := h.view(r.Context(), PrincipalFrom(r).TenantID, mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -49,6 +59,10 @@ func (h *AnomalyHandlers) clear(w http.ResponseWriter, r *http.Request) error {
 	if !cleared {
 		return Errorf(http.StatusConflict, TypeInvalidRequest, "agent_not_flagged", "id", "Agent %s has no anomaly flag to clear.", id)
 	}
-	writeJSON(w, http.StatusOK, h.view(p.TenantID, id))
+	v, err := h.view(r.Context(), p.TenantID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/idempotency"
 )
 
@@ -38,6 +39,8 @@ type data struct {
 	mandates *mandateData // mandates, their history, merchant profiles
 
 	canaries table[string, sealedCanary] // one per server-wide secret (internal/canary)
+
+	anomalies table[anomalyKey, fraud.Flag] // standing anomaly flags, one per agent
 
 	pipeline pipelineData // decisions, approvals, charge holds
 

@@ -12,6 +12,7 @@ import (
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/internal/canary"
 	"github.com/perfectpay/perfectpay/mandates"
@@ -41,4 +42,5 @@ type Tx interface {
 	charging.Repo
 	compliance.Repo
 	canary.Repo
+	fraud.Repo
 }
