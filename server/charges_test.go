@@ -81,8 +81,9 @@ func TestChargesEveryTestCard(t *testing.T) {
 
 func TestChargeLifecycle(t *testing.T) {
 	apptest.EachDriver(t, func(t *testing.T, driver string) {
-		n := apptest.New(t, driver, func(c *app.Config) { c.Payments.MaxAmount = 1_000_000 })
+		n, verify := verifiedNode(t, driver, func(c *app.Config) { c.Payments.MaxAmount = 1_000_000 })
 		b, sk := n.Tenant(t)
+		verify(b.Tenant.ID) // so a live key's charge is refused for its mode, not for verification
 		pk := apptest.Key(b, accounts.KindPublishable, accounts.ModeTest)
 		tok := tokenize(t, n, pk, "4242424242424242", "123")
 

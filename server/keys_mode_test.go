@@ -15,8 +15,9 @@ import (
 // so charge a live card with it), nor roll or revoke one.
 func TestTestKeyCannotMintLiveKey(t *testing.T) {
 	apptest.EachDriver(t, func(t *testing.T, driver string) {
-		n := apptest.New(t, driver)
+		n, verify := verifiedNode(t, driver)
 		b, sk := n.Tenant(t)
+		verify(b.Tenant.ID) // live charges need a verified tenant
 		liveCard := tokenize(t, n, apptest.Key(b, accounts.KindPublishable, accounts.ModeLive), "4242424242424242", "123")
 		keysBefore := len(n.Do(t, apptest.Req{Method: "GET", Path: "/v1/api_keys", Key: sk}).JSON["data"].([]any))
 

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/app"
 	"github.com/perfectpay/perfectpay/app/apptest"
 )
 
@@ -79,4 +80,19 @@ func TestTenantVerification(t *testing.T) {
 		assert.Equal(t, "verified", last["from"])
 		assert.Equal(t, "rejected", last["status"])
 	})
+}
+
+// verifiedNode is a node with an operator token, and verifyTenant records
+// a tenant as verified on it, for tests of live mode (live-mode charges
+// need a verified tenant).
+func verifiedNode(t *testing.T, driver string, opts ...func(*app.Config)) (*apptest.Node, func(tenantID string)) {
+	t.Helper()
+	op, withOp := operatorToken()
+	n := apptest.New(t, driver, append(opts, withOp)...)
+	return n, func(tenantID string) {
+		t.Helper()
+		r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/tenants/" + tenantID + "/verification", Key: op, Body: map[string]any{
+			"status": "verified", "legal_name": "Test Tenant Ltd", "country": "GB", "evidence_reference": "kyb/test.pdf"}})
+		require.Equal(t, 200, r.Status, string(r.Body))
+	}
 }
