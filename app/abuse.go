@@ -44,7 +44,7 @@ func wireAbuse[X repos.Tx](a *App, b store.Backend[X]) *server.Defences {
 func wireFraud[X repos.Tx](a *App, b store.Backend[X]) []server.Mounter {
 	c := a.Config.Fraud
 	if !c.Enabled || a.Pipeline == nil {
-		return nil
+		return []server.Mounter{&server.AnomalyHandlers{}}
 	}
 	limits := make([]policies.VelocityLimit, len(c.VelocityLimits))
 	for i, l := range c.VelocityLimits {

@@ -11,7 +11,8 @@ import (
 
 // AnomalyHandlers show and clear an agent's anomaly flag: while it stands
 // the charge policy asks a person to approve each of the agent's charges,
-// on every node (the flag is stored), until one clears it.
+// on every node (the flag is stored), until one clears it. With Fraud nil
+// (the fraud signals off) both answer 409 fraud_signals_off.
 type AnomalyHandlers struct{ Fraud *fraud.Assessor }
 
 // Mount adds the routes.
@@ -29,8 +30,18 @@ type anomalyView struct {
 	Message string  `json:"message,omitempty"`
 }
 
+// errFraudOff answers both routes when the fraud signals are turned off
+// (fraud.enabled: false): no flag is raised or read then.
+func errFraudOff() error {
+	return Errorf(http.StatusConflict, TypeInvalidRequest, "fraud_signals_off", "",
+		"The fraud signals are turned off on this server (fraud.enabled), so no agent is flagged.")
+}
+
 func (h *AnomalyHandlers) view(ctx context.Context, tenantID, agentID string) (anomalyView, error) {
 	v := anomalyView{Object: "agent_anomaly", Agent: agentID}
+	if h.Fraud == nil {
+		return v, errFraudOff()
+	}
 	f, err := h.Fraud.AnomalyOf(ctx, tenantID, agentID)
 	if err != nil {
 		return v, err
@@ -52,6 +63,9 @@ func (h *AnomalyHandlers) get(w http.ResponseWriter, r *http.Request) error {
 
 func (h *AnomalyHandlers) clear(w http.ResponseWriter, r *http.Request) error {
 	p, id := PrincipalFrom(r), mux.Vars(r)["id"]
+	if h.Fraud == nil {
+		return errFraudOff()
+	}
 	cleared, err := h.Fraud.ClearAnomaly(r.Context(), p.TenantID, id)
 	if err != nil {
 		return err

@@ -80,3 +80,16 @@ func TestAnomalyFlagHoldsOnEveryNode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, evs, 1)
 }
+
+// TestAnomalyRoutesWithFraudOff: with the fraud signals turned off the
+// routes still answer, saying so, rather than 404.
+func TestAnomalyRoutesWithFraudOff(t *testing.T) {
+	n := apptest.New(t, "memory")
+	_, sk := n.Tenant(t)
+	r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/agents/agt_x/anomaly", Key: sk})
+	assert.Equal(t, 409, r.Status, string(r.Body))
+	assert.Equal(t, "fraud_signals_off", r.ErrorCode())
+	r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents/agt_x/anomaly/clear", Key: sk, Header: map[string]string{"Idempotency-Key": "c1"}})
+	assert.Equal(t, 409, r.Status, string(r.Body))
+	assert.Equal(t, "fraud_signals_off", r.ErrorCode())
+}
