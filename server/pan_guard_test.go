@@ -18,6 +18,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/app/apptest"
 	"github.com/perfectpay/perfectpay/authz"
+	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store/pgtest"
 )
 
@@ -36,8 +37,10 @@ var noPANRoutes = map[string]bool{"OPTIONS": true, "GET": true, "DELETE": true}
 // too) of a valid request to every route the router holds, and in the
 // Idempotency-Key of every POST: each is refused with 400
 // parameter_invalid naming the field, the number is not echoed, and
-// nothing is stored. The tokenization body is the one exception. A route
-// added without an example body here fails the test.
+// nothing is stored. The tokenization body is the one exception. The
+// OAuth forms and pages answer in RFC 6749's shape, registration in RFC
+// 7591's, MCP before any tool runs. A route added without an example body
+// here fails the test.
 func TestPANGuardEveryRoute(t *testing.T) {
 	apptest.EachDriver(t, func(t *testing.T, driver string) {
 		url := ""
@@ -63,12 +66,34 @@ func TestPANGuardEveryRoute(t *testing.T) {
 			examples["POST "+p] = []panCase{{route: route{method: "POST", path: p, body: map[string]any{}}, auth: "Bearer " + w.sk,
 				at: "/v1/merchants/" + w.merchantOfA + "/domains/a-shop.example/" + action}}
 		}
+		for k, v := range panMoreExamples(t, n, w, opTok) {
+			examples[k] = v
+		}
 		forms := panForms(t, n, w)
+		for k, v := range panMoreForms(t, n, w) {
+			forms[k] = v
+		}
+		pages := panPages(w)
 
 		seen := 0
 		for _, r := range n.App.Server.Routes() {
 			key := r.Method + " " + r.Path
 			if noPANRoutes[r.Method] {
+				continue
+			}
+			switch key {
+			case "POST " + authz.PathRegister:
+				t.Run(strings.ReplaceAll(key, "/", "_"), sw.panRegister)
+				seen++
+				continue
+			case "POST " + server.PathMCP:
+				t.Run(strings.ReplaceAll(key, "/", "_"), sw.panMCP)
+				seen++
+				continue
+			}
+			if pc, ok := pages[key]; ok {
+				t.Run(strings.ReplaceAll(key, "/", "_"), func(t *testing.T) { sw.panPage(t, pc) })
+				seen++
 				continue
 			}
 			if f, ok := forms[key]; ok {
