@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pquerna/otp/totp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -151,15 +155,20 @@ type pageCase struct {
 	path string
 	form url.Values
 	json map[string]any
+	sess *pageSession // signed in; nil: a browser that has opened the sign-in page
+	// ceremony is the options step whose sealed ceremony cookie each
+	// request carries, so the page verifies the credential sent.
+	ceremony string
 }
 
 // panPages are the pages' POST routes with the fields each form sends. A
 // card number in any form field or field name is refused in front of every
 // page (the same check as the OAuth forms: 400 in RFC 6749's shape), so no
-// page handler sees it, whatever its session: the sweep sends each page's
-// own fields with the pre-sign-in CSRF token and cookie a browser holds
-// after opening the sign-in page.
-func panPages(w *world) map[string]pageCase {
+// page handler sees it, whatever its session. The sweep sends each page's
+// own fields as a browser does: signed in with its second factor and the
+// session's CSRF token for the pages behind sign-in, with the sign-in
+// page's CSRF cookie and token for the ones before it.
+func panPages(w *world, sess *pageSession, tenant, invitation string) map[string]pageCase {
 	f := func(kv ...string) url.Values {
 		v := url.Values{"csrf_token": {"{csrf}"}}
 		for i := 0; i < len(kv); i += 2 {
@@ -169,13 +178,13 @@ func panPages(w *world) map[string]pageCase {
 	}
 	assertion := map[string]any{"id": "AAAA", "rawId": "AAAA", "type": "public-key",
 		"response": map[string]any{"clientDataJSON": "e30", "authenticatorData": "AA", "signature": "AA", "userHandle": "AA"}}
-	return map[string]pageCase{
+	m := map[string]pageCase{
 		"POST /login":                        {path: "/login", form: f("tenant", "a-shop", "email", "pat@example.com", "password", "correct horse", "return", "/me")},
 		"POST /login/mfa":                    {path: "/login/mfa", form: f("code", "123456")},
 		"POST /mfa/setup":                    {path: "/mfa/setup", form: f("code", "123456")},
 		"POST /logout":                       {path: "/logout", form: f()},
 		"POST /logout/everywhere":            {path: "/logout/everywhere", form: f()},
-		"POST /invitations/{token}":          {path: "/invitations/inv_sweep", form: f("password", "correct horse battery", "password_again", "correct horse battery")},
+		"POST /invitations/{token}":          {path: invitation, form: f("password", "correct horse battery", "password_again", "correct horse battery")},
 		"POST /approvals/{id}":               {path: "/approvals/" + w.approveID, form: f("decision", "approve", "code", "123456")},
 		"POST /me/mandates/{id}/revoke":      {path: "/me/mandates/" + w.mandate + "/revoke", form: f()},
 		"POST /console/agents":               {path: "/console/agents", form: f("name", "sweep agent", "intent", "create", "jwks", string(w.jwksOfVictim))},
@@ -189,13 +198,20 @@ func panPages(w *world) map[string]pageCase {
 		// in a header; the account and a new passkey's name are query
 		// parameters (webauthn.js).
 		"POST /passkeys/register/options": {path: "/passkeys/register/options", json: map[string]any{}},
-		"POST /passkeys/register": {path: "/passkeys/register?name=laptop", json: map[string]any{"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+		"POST /passkeys/register": {path: "/passkeys/register?name=laptop", ceremony: "/passkeys/register/options", json: map[string]any{"id": "AAAA", "rawId": "AAAA", "type": "public-key",
 			"response": map[string]any{"clientDataJSON": "e30", "attestationObject": "oA"}}},
 		"POST /login/passkey/options": {path: "/login/passkey/options", json: map[string]any{}},
 		"POST /login/passkey":         {path: "/login/passkey", json: assertion},
 		"POST /passkey/options":       {path: "/passkey/options?tenant=a-shop&return=%2Fme", json: map[string]any{}},
-		"POST /passkey":               {path: "/passkey", json: assertion},
+		"POST /passkey":               {path: "/passkey", ceremony: "/passkey/options?tenant=" + url.QueryEscape(tenant), json: assertion},
 	}
+	for k, c := range m {
+		if !strings.HasPrefix(k, "POST /login") && !strings.HasPrefix(k, "POST /passkey/") && k != "POST /passkey" && !strings.HasPrefix(k, "POST /invitations/") {
+			c.sess = sess
+			m[k] = c
+		}
+	}
+	return m
 }
 
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
@@ -223,7 +239,12 @@ func (sw *sweep) preSignIn(t *testing.T) (csrf, cookies string) {
 // No answer, nor cookie, echoes the number. Nothing is
 // stored: the postgres run reads every table afterwards.
 func (sw *sweep) panPage(t *testing.T, pc pageCase) {
-	csrf, cookies := sw.preSignIn(t)
+	var csrf, cookies string
+	if pc.sess != nil {
+		csrf, cookies = pc.sess.csrf, pc.sess.cookies
+	} else {
+		csrf, cookies = sw.preSignIn(t)
+	}
 	check := func(what string, r *rresp) {
 		for _, d := range panDigits {
 			assert.NotContains(t, string(r.body), d, "%s %s: the card number is echoed", pc.path, what)
@@ -253,7 +274,7 @@ func (sw *sweep) panPage(t *testing.T, pc pageCase) {
 		for _, s := range slots {
 			b, err := json.Marshal(s.replace(next()))
 			require.NoError(t, err)
-			r := sw.do(t, rreq{method: "POST", path: pc.path, body: b, ctype: "application/json", header: hdr})
+			r := sw.do(t, rreq{method: "POST", path: pc.path, body: b, ctype: "application/json", header: sw.withCeremony(t, pc, hdr)})
 			check("JSON "+s.param, r)
 			if len(pc.json) > 0 {
 				// A ceremony's answer is refused: its session (ceremony
@@ -266,7 +287,7 @@ func (sw *sweep) panPage(t *testing.T, pc pageCase) {
 		for name := range query {
 			q := cloneForm(query)
 			q.Set(name, next())
-			r := sw.do(t, rreq{method: "POST", path: base + "?" + q.Encode(), body: b, ctype: "application/json", header: hdr})
+			r := sw.do(t, rreq{method: "POST", path: base + "?" + q.Encode(), body: b, ctype: "application/json", header: sw.withCeremony(t, pc, hdr)})
 			check("query "+name, r)
 		}
 		return
@@ -307,4 +328,102 @@ func (sw *sweep) panPage(t *testing.T, pc pageCase) {
 			}
 		}
 	}
+}
+
+// pageSession is a browser signed in to the pages with its second factor:
+// its cookies and the session's CSRF token.
+type pageSession struct {
+	cookies, csrf string
+}
+
+// signInPages invites a team admin of A, follows the invitation, signs in
+// and enrols TOTP as a browser does, and returns the signed-in session,
+// A's tenant id and the path of another member's unused invitation.
+func signInPages(t *testing.T, n *apptest.Node, w *world) (sess pageSession, tenant, invitation string) {
+	r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: w.sk})
+	require.Equal(t, 200, r.Status, string(r.Body))
+	tenant = r.JSON["id"].(string)
+	invite := func(email string) string {
+		r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/team_invitations", Key: w.sk,
+			Body: map[string]any{"email": email, "name": "Dana Dev", "role": "admin"}})
+		require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
+		u, err := url.Parse(r.JSON["invitation"].(map[string]any)["url"].(string))
+		require.NoError(t, err)
+		return u.Path // the link names the public URL; the node listens elsewhere
+	}
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path string, form url.Values) (int, string, string) {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequest(method, n.URL+path, body)
+		require.NoError(t, err)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(raw), resp.Header.Get("Location")
+	}
+	csrfOf := func(page string) string {
+		m := csrfField.FindStringSubmatch(page)
+		require.Len(t, m, 2, "no CSRF token in %s", page)
+		return html.UnescapeString(m[1])
+	}
+	post := func(from, path string, form url.Values) (int, string, string) {
+		st, page, _ := do("GET", from, nil)
+		require.Equal(t, 200, st, page)
+		form.Set("csrf_token", csrfOf(page))
+		return do("POST", path, form)
+	}
+	const password = "violet-harbour-tangent-42"
+	email := "pan-admin@example.com"
+	inv := invite(email)
+	st, page, _ := post(inv, inv, url.Values{"password": {password}, "password_again": {password}})
+	require.Equal(t, http.StatusSeeOther, st, page)
+	st, page, loc := post("/login?tenant="+tenant, "/login", url.Values{"tenant": {tenant}, "email": {email}, "password": {password}})
+	require.Equal(t, http.StatusSeeOther, st, page)
+	require.True(t, strings.HasPrefix(loc, "/mfa/setup"), loc)
+	st, page, _ = do("GET", loc, nil)
+	require.Equal(t, 200, st, page)
+	m := regexp.MustCompile(`<code class="secret">([A-Z2-7]+)</code>`).FindStringSubmatch(page)
+	require.Len(t, m, 2, page)
+	code, err := totp.GenerateCode(m[1], time.Now())
+	require.NoError(t, err)
+	st, page, _ = do("POST", "/mfa/setup", url.Values{"csrf_token": {csrfOf(page)}, "code": {code}})
+	require.Equal(t, 200, st, page)
+	st, page, _ = do("GET", "/console", nil)
+	require.Equal(t, 200, st, page)
+	u, err := url.Parse(n.URL)
+	require.NoError(t, err)
+	var cs []string
+	for _, ck := range jar.Cookies(u) {
+		cs = append(cs, ck.Name+"="+ck.Value)
+	}
+	return pageSession{cookies: strings.Join(cs, "; "), csrf: csrfOf(page)}, tenant, invite("pan-invitee@example.com")
+}
+
+// withCeremony runs the page's options step, when it has one, and returns
+// the headers with the ceremony cookie it set (each ceremony is used once).
+func (sw *sweep) withCeremony(t *testing.T, pc pageCase, hdr map[string]string) map[string]string {
+	if pc.ceremony == "" {
+		return hdr
+	}
+	r := sw.do(t, rreq{method: "POST", path: pc.ceremony, body: []byte("{}"), ctype: "application/json", header: hdr})
+	require.Equal(t, 200, r.status, "%s: %s", pc.ceremony, r.body)
+	out := map[string]string{}
+	for k, v := range hdr {
+		out[k] = v
+	}
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		out["Cookie"] += "; " + c.Name + "=" + c.Value
+	}
+	return out
 }

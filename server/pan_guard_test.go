@@ -73,7 +73,8 @@ func TestPANGuardEveryRoute(t *testing.T) {
 		for k, v := range panMoreForms(t, n, w) {
 			forms[k] = v
 		}
-		pages := panPages(w)
+		sess, tenant, invitation := signInPages(t, n, w)
+		pages := panPages(w, &sess, tenant, invitation)
 
 		seen := 0
 		for _, r := range n.App.Server.Routes() {
