@@ -55,21 +55,34 @@ func panMoreExamples(t *testing.T, n *apptest.Node, w *world, opTok string) map[
 }
 
 // panMoreForms are the OAuth form endpoints added after panForms: pushed
-// authorization and the backchannel (CIBA) request. The card-number check
-// stands in front of both, so the answer is RFC 6749's 400.
-func panMoreForms(t *testing.T, n *apptest.Node, w *world) map[string]formCase {
-	agent, secret := secretAgent(t, n, w.sk, map[string]any{
-		"grant_types": []string{authz.GrantClientCredentials}, "scopes": []string{"charges:write"}})
-	details := fmt.Sprintf(`[{"type":"payment_mandate","currency":"USD","budget":1000,"payment_methods":[%q]}]`, w.card)
+// authorization and the backchannel (CIBA) request, each from an agent
+// holding its grant. The card-number check stands in front of both, so
+// the answer is RFC 6749's 400. It also returns the id of a backchannel
+// request waiting for its payer: the consent page's id.
+func panMoreForms(t *testing.T, n *apptest.Node, w *world, payer string) (map[string]formCase, string) {
+	agentOf := func(grant string, extra map[string]any) [2]string {
+		body := map[string]any{"name": "sweep " + grant, "token_endpoint_auth_method": "client_secret_basic",
+			"grant_types": []string{grant}, "scopes": []string{"charges:write"}}
+		for k, v := range extra {
+			body[k] = v
+		}
+		r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/agents", Key: w.sk, Body: body})
+		require.Equal(t, 201, r.Status, string(r.Body))
+		return [2]string{r.JSON["id"].(string), r.JSON["client_secret"].(string)}
+	}
+	code := agentOf(authz.GrantAuthorizationCode, map[string]any{"redirect_uris": []string{"https://agent.example/cb"}})
+	ciba := agentOf(authz.GrantCIBA, nil)
+	details := fmt.Sprintf(`[{"type":"payment_mandate","currency":"USD","budget":1000,"payment_methods":[%q],"description":"books"}]`, w.card)
+	bc := url.Values{"login_hint": {payer}, "binding_message": {"K7 blue"}, "scope": {"openid charges:write"}, "authorization_details": {details}}
+	st, body, _ := postForm(t, n, formReq{path: authz.PathBCAuthorize, basic: ciba, form: bc})
+	require.Equal(t, 200, st, body)
 	return map[string]formCase{
-		"POST " + authz.PathPAR: {path: authz.PathPAR, basic: [2]string{agent, secret}, form: url.Values{
-			"response_type": {"code"}, "client_id": {agent}, "redirect_uri": {"https://agent.example/cb"},
+		"POST " + authz.PathPAR: {path: authz.PathPAR, basic: code, form: url.Values{
+			"response_type": {"code"}, "client_id": {code[0]}, "redirect_uri": {"https://agent.example/cb"},
 			"scope": {"charges:write"}, "state": {"s-17"}, "code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"},
 			"code_challenge_method": {"S256"}, "authorization_details": {details}}},
-		"POST " + authz.PathBCAuthorize: {path: authz.PathBCAuthorize, basic: [2]string{agent, secret}, form: url.Values{
-			"login_hint": {"cus_nobody"}, "binding_message": {"K7 blue"}, "scope": {"openid charges:write"},
-			"authorization_details": {details}}},
-	}
+		"POST " + authz.PathBCAuthorize: {path: authz.PathBCAuthorize, basic: ciba, form: bc},
+	}, body["auth_req_id"].(string)
 }
 
 // panRegister sends a card number in every string of a valid RFC 7591
@@ -168,7 +181,7 @@ type pageCase struct {
 // own fields as a browser does: signed in with its second factor and the
 // session's CSRF token for the pages behind sign-in, with the sign-in
 // page's CSRF cookie and token for the ones before it.
-func panPages(w *world, sess *pageSession, tenant, invitation string) map[string]pageCase {
+func panPages(w *world, pw *pageWorld, consent string) map[string]pageCase {
 	f := func(kv ...string) url.Values {
 		v := url.Values{"csrf_token": {"{csrf}"}}
 		for i := 0; i < len(kv); i += 2 {
@@ -184,16 +197,16 @@ func panPages(w *world, sess *pageSession, tenant, invitation string) map[string
 		"POST /mfa/setup":                    {path: "/mfa/setup", form: f("code", "123456")},
 		"POST /logout":                       {path: "/logout", form: f()},
 		"POST /logout/everywhere":            {path: "/logout/everywhere", form: f()},
-		"POST /invitations/{token}":          {path: invitation, form: f("password", "correct horse battery", "password_again", "correct horse battery")},
+		"POST /invitations/{token}":          {path: pw.invitation, form: f("password", "correct horse battery", "password_again", "correct horse battery")},
 		"POST /approvals/{id}":               {path: "/approvals/" + w.approveID, form: f("decision", "approve", "code", "123456")},
-		"POST /me/mandates/{id}/revoke":      {path: "/me/mandates/" + w.mandate + "/revoke", form: f()},
+		"POST /me/mandates/{id}/revoke":      {path: "/me/mandates/" + pw.payerMandate + "/revoke", form: f()},
 		"POST /console/agents":               {path: "/console/agents", form: f("name", "sweep agent", "intent", "create", "jwks", string(w.jwksOfVictim))},
 		"POST /console/agents/{id}/{action}": {path: "/console/agents/" + w.a["agent"] + "/suspend", form: f()},
 		"POST /console/mandates": {path: "/console/mandates", form: f("agent", w.a["agent"], "budget", "1000", "period_budget", "500",
 			"allowed_merchants", "books.example", "valid_until", "2030-01-01")},
 		"POST /console/mandates/{id}/{action}":         {path: "/console/mandates/" + w.mandate + "/suspend", form: f()},
-		"POST " + authz.PathConsent + "/mandates/{id}": {path: authz.PathConsent + "/mandates/cns_sweep", form: f("decision", "approve", "code", "123456")},
-		"POST " + authz.PathConsent + "/{id}":          {path: authz.PathConsent + "/cns_sweep", form: f("decision", "approve", "code", "123456")},
+		"POST " + authz.PathConsent + "/mandates/{id}": {path: authz.PathConsent + "/mandates/" + pw.payerMandate, form: f("decision", "approve", "code", "123456")},
+		"POST " + authz.PathConsent + "/{id}":          {path: authz.PathConsent + "/" + consent, form: f("decision", "approve", "code", "123456")},
 		// The passkey ceremonies post WebAuthn's JSON with the CSRF token
 		// in a header; the account and a new passkey's name are query
 		// parameters (webauthn.js).
@@ -203,13 +216,18 @@ func panPages(w *world, sess *pageSession, tenant, invitation string) map[string
 		"POST /login/passkey/options": {path: "/login/passkey/options", json: map[string]any{}},
 		"POST /login/passkey":         {path: "/login/passkey", json: assertion},
 		"POST /passkey/options":       {path: "/passkey/options?tenant=a-shop&return=%2Fme", json: map[string]any{}},
-		"POST /passkey":               {path: "/passkey", ceremony: "/passkey/options?tenant=" + url.QueryEscape(tenant), json: assertion},
+		"POST /passkey":               {path: "/passkey", ceremony: "/passkey/options?tenant=" + url.QueryEscape(pw.tenant), json: assertion},
 	}
 	for k, c := range m {
-		if !strings.HasPrefix(k, "POST /login") && !strings.HasPrefix(k, "POST /passkey/") && k != "POST /passkey" && !strings.HasPrefix(k, "POST /invitations/") {
-			c.sess = sess
-			m[k] = c
+		switch {
+		case strings.HasPrefix(k, "POST /login"), strings.HasPrefix(k, "POST /passkey/"), k == "POST /passkey", strings.HasPrefix(k, "POST /invitations/"):
+			// before sign-in
+		case strings.HasPrefix(k, "POST /approvals/"), strings.HasPrefix(k, "POST /me/"), strings.HasPrefix(k, "POST "+authz.PathConsent):
+			c.sess = &pw.payer
+		default:
+			c.sess = &pw.admin
 		}
+		m[k] = c
 	}
 	return m
 }
@@ -336,78 +354,98 @@ type pageSession struct {
 	cookies, csrf string
 }
 
-// signInPages invites a team admin of A, follows the invitation, signs in
-// and enrols TOTP as a browser does, and returns the signed-in session,
-// A's tenant id and the path of another member's unused invitation.
-func signInPages(t *testing.T, n *apptest.Node, w *world) (sess pageSession, tenant, invitation string) {
+// pageWorld is what the pages need: a team admin (the console) and a payer
+// (consent, approvals, their mandates) of A signed in, A's tenant id and
+// an unused invitation's path.
+type pageWorld struct {
+	admin, payer       pageSession
+	payerID            string
+	payerMandate       string // a mandate of A for the payer, waiting for the payer's consent
+	tenant, invitation string
+}
+
+// signInPages invites a team admin and a payer of A, follows each
+// invitation, signs in and enrols TOTP as a browser does.
+func signInPages(t *testing.T, n *apptest.Node, w *world) *pageWorld {
 	r := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/tenant", Key: w.sk})
 	require.Equal(t, 200, r.Status, string(r.Body))
-	tenant = r.JSON["id"].(string)
-	invite := func(email string) string {
-		r := n.Do(t, apptest.Req{Method: "POST", Path: "/v1/team_invitations", Key: w.sk,
-			Body: map[string]any{"email": email, "name": "Dana Dev", "role": "admin"}})
+	pw := &pageWorld{tenant: r.JSON["id"].(string)}
+	invite := func(path, email string, body map[string]any) (string, string) {
+		body["email"] = email
+		r := n.Do(t, apptest.Req{Method: "POST", Path: path, Key: w.sk, Body: body})
 		require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
 		u, err := url.Parse(r.JSON["invitation"].(map[string]any)["url"].(string))
 		require.NoError(t, err)
-		return u.Path // the link names the public URL; the node listens elsewhere
+		id, _ := r.JSON["id"].(string)
+		return u.Path, id // the link names the public URL; the node listens elsewhere
 	}
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	do := func(method, path string, form url.Values) (int, string, string) {
-		var body io.Reader
-		if form != nil {
-			body = strings.NewReader(form.Encode())
+	enrol := func(inv, email, home string) pageSession {
+		jar, err := cookiejar.New(nil)
+		require.NoError(t, err)
+		c := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		do := func(method, path string, form url.Values) (int, string, string) {
+			var body io.Reader
+			if form != nil {
+				body = strings.NewReader(form.Encode())
+			}
+			req, err := http.NewRequest(method, n.URL+path, body)
+			require.NoError(t, err)
+			if form != nil {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			resp, err := c.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			raw, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			return resp.StatusCode, string(raw), resp.Header.Get("Location")
 		}
-		req, err := http.NewRequest(method, n.URL+path, body)
-		require.NoError(t, err)
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		csrfOf := func(page string) string {
+			m := csrfField.FindStringSubmatch(page)
+			require.Len(t, m, 2, "no CSRF token in %s", page)
+			return html.UnescapeString(m[1])
 		}
-		resp, err := c.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, string(raw), resp.Header.Get("Location")
-	}
-	csrfOf := func(page string) string {
-		m := csrfField.FindStringSubmatch(page)
-		require.Len(t, m, 2, "no CSRF token in %s", page)
-		return html.UnescapeString(m[1])
-	}
-	post := func(from, path string, form url.Values) (int, string, string) {
-		st, page, _ := do("GET", from, nil)
+		post := func(from, path string, form url.Values) (int, string, string) {
+			st, page, _ := do("GET", from, nil)
+			require.Equal(t, 200, st, page)
+			form.Set("csrf_token", csrfOf(page))
+			return do("POST", path, form)
+		}
+		const password = "violet-harbour-tangent-42"
+		st, page, _ := post(inv, inv, url.Values{"password": {password}, "password_again": {password}})
+		require.Equal(t, http.StatusSeeOther, st, page)
+		st, page, loc := post("/login?tenant="+pw.tenant, "/login", url.Values{"tenant": {pw.tenant}, "email": {email}, "password": {password}})
+		require.Equal(t, http.StatusSeeOther, st, page)
+		require.True(t, strings.HasPrefix(loc, "/mfa/setup"), loc)
+		st, page, _ = do("GET", loc, nil)
 		require.Equal(t, 200, st, page)
-		form.Set("csrf_token", csrfOf(page))
-		return do("POST", path, form)
+		m := regexp.MustCompile(`<code class="secret">([A-Z2-7]+)</code>`).FindStringSubmatch(page)
+		require.Len(t, m, 2, page)
+		code, err := totp.GenerateCode(m[1], time.Now())
+		require.NoError(t, err)
+		st, page, _ = do("POST", "/mfa/setup", url.Values{"csrf_token": {csrfOf(page)}, "code": {code}})
+		require.Equal(t, 200, st, page)
+		st, page, _ = do("GET", home, nil)
+		require.Equal(t, 200, st, page)
+		u, err := url.Parse(n.URL)
+		require.NoError(t, err)
+		var cs []string
+		for _, ck := range jar.Cookies(u) {
+			cs = append(cs, ck.Name+"="+ck.Value)
+		}
+		return pageSession{cookies: strings.Join(cs, "; "), csrf: csrfOf(page)}
 	}
-	const password = "violet-harbour-tangent-42"
-	email := "pan-admin@example.com"
-	inv := invite(email)
-	st, page, _ := post(inv, inv, url.Values{"password": {password}, "password_again": {password}})
-	require.Equal(t, http.StatusSeeOther, st, page)
-	st, page, loc := post("/login?tenant="+tenant, "/login", url.Values{"tenant": {tenant}, "email": {email}, "password": {password}})
-	require.Equal(t, http.StatusSeeOther, st, page)
-	require.True(t, strings.HasPrefix(loc, "/mfa/setup"), loc)
-	st, page, _ = do("GET", loc, nil)
-	require.Equal(t, 200, st, page)
-	m := regexp.MustCompile(`<code class="secret">([A-Z2-7]+)</code>`).FindStringSubmatch(page)
-	require.Len(t, m, 2, page)
-	code, err := totp.GenerateCode(m[1], time.Now())
-	require.NoError(t, err)
-	st, page, _ = do("POST", "/mfa/setup", url.Values{"csrf_token": {csrfOf(page)}, "code": {code}})
-	require.Equal(t, 200, st, page)
-	st, page, _ = do("GET", "/console", nil)
-	require.Equal(t, 200, st, page)
-	u, err := url.Parse(n.URL)
-	require.NoError(t, err)
-	var cs []string
-	for _, ck := range jar.Cookies(u) {
-		cs = append(cs, ck.Name+"="+ck.Value)
-	}
-	return pageSession{cookies: strings.Join(cs, "; "), csrf: csrfOf(page)}, tenant, invite("pan-invitee@example.com")
+	inv, _ := invite("/v1/team_invitations", "pan-admin@example.com", map[string]any{"name": "Dana Dev", "role": "admin"})
+	pw.admin = enrol(inv, "pan-admin@example.com", "/console")
+	inv, pw.payerID = invite("/v1/customers", "pan-payer@example.com", map[string]any{"name": "Pat Payer"})
+	pw.payer = enrol(inv, "pan-payer@example.com", "/me")
+	r = n.Do(t, apptest.Req{Method: "POST", Path: "/v1/mandates", Key: w.sk, Body: map[string]any{
+		"agent": w.a["agent"], "payer": pw.payerID, "currency": "USD", "budget": 1000, "payment_methods": []string{w.card}}})
+	require.Equal(t, 201, r.Status, string(r.Body))
+	pw.payerMandate = r.JSON["id"].(string)
+	pw.invitation, _ = invite("/v1/team_invitations", "pan-invitee@example.com", map[string]any{"name": "Ivy Invitee", "role": "developer"})
+	return pw
 }
 
 // withCeremony runs the page's options step, when it has one, and returns

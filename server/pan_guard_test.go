@@ -70,11 +70,12 @@ func TestPANGuardEveryRoute(t *testing.T) {
 			examples[k] = v
 		}
 		forms := panForms(t, n, w)
-		for k, v := range panMoreForms(t, n, w) {
+		pw := signInPages(t, n, w)
+		more, consent := panMoreForms(t, n, w, pw.payerID)
+		for k, v := range more {
 			forms[k] = v
 		}
-		sess, tenant, invitation := signInPages(t, n, w)
-		pages := panPages(w, &sess, tenant, invitation)
+		pages := panPages(w, pw, consent)
 
 		seen := 0
 		for _, r := range n.App.Server.Routes() {
