@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -226,51 +227,51 @@ func refusal(err error) (string, bool) {
 }
 
 func (p *Pages) consoleAgentAction(w http.ResponseWriter, r *http.Request) {
-	u, ok := p.writer(w, r)
-	if !ok {
-		return
-	}
-	id, action := mux.Vars(r)["id"], mux.Vars(r)["action"]
-	var err error
-	ctx := UserContext(r, u)
-	switch action {
-	case "suspend":
-		_, err = p.Issuer.SuspendAgent(ctx, u.TenantID, id)
-	case "resume":
-		_, err = p.Issuer.ResumeAgent(ctx, u.TenantID, id)
-	case "revoke":
-		_, err = p.Issuer.RevokeAgent(ctx, u.TenantID, id)
-	default:
-		p.fail(w, r, http.StatusNotFound, "No such action.")
-		return
-	}
-	if msg, ok := refusal(err); ok {
-		p.consoleAgain(w, r, u, http.StatusBadRequest, msg, "", nil)
-		return
-	}
-	if err != nil {
-		p.internal(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/console?done="+action, http.StatusSeeOther)
+	p.consoleAction(w, r, func(ctx context.Context, tenantID, id, action string) (err error) {
+		switch action {
+		case "suspend":
+			_, err = p.Issuer.SuspendAgent(ctx, tenantID, id)
+		case "resume":
+			_, err = p.Issuer.ResumeAgent(ctx, tenantID, id)
+		case "revoke":
+			_, err = p.Issuer.RevokeAgent(ctx, tenantID, id)
+		default:
+			return errNoAction
+		}
+		return err
+	})
 }
 
 func (p *Pages) consoleMandateAction(w http.ResponseWriter, r *http.Request) {
+	p.consoleAction(w, r, func(ctx context.Context, tenantID, id, action string) (err error) {
+		switch action {
+		case "suspend":
+			_, err = p.Mandates.Suspend(ctx, tenantID, id)
+		case "resume":
+			_, err = p.Mandates.Resume(ctx, tenantID, id)
+		case "revoke":
+			_, _, err = p.Mandates.Revoke(ctx, tenantID, id)
+		default:
+			return errNoAction
+		}
+		return err
+	})
+}
+
+// errNoAction is an action a console form may not name.
+var errNoAction = errors.New("web: no such console action")
+
+// consoleAction runs one suspend/resume/revoke form of the console for a
+// team member who may write: a refusal is shown on the console again, a
+// success goes back to it.
+func (p *Pages) consoleAction(w http.ResponseWriter, r *http.Request, apply func(ctx context.Context, tenantID, id, action string) error) {
 	u, ok := p.writer(w, r)
 	if !ok {
 		return
 	}
 	id, action := mux.Vars(r)["id"], mux.Vars(r)["action"]
-	var err error
-	ctx := UserContext(r, u)
-	switch action {
-	case "suspend":
-		_, err = p.Mandates.Suspend(ctx, u.TenantID, id)
-	case "resume":
-		_, err = p.Mandates.Resume(ctx, u.TenantID, id)
-	case "revoke":
-		_, _, err = p.Mandates.Revoke(ctx, u.TenantID, id)
-	default:
+	err := apply(UserContext(r, u), u.TenantID, id, action)
+	if errors.Is(err, errNoAction) {
 		p.fail(w, r, http.StatusNotFound, "No such action.")
 		return
 	}
