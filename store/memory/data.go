@@ -47,6 +47,8 @@ type data struct {
 	acquirer acquirerData // the simulated acquirer's ledger
 
 	people *peopleData // users, invitations, recovery codes, sessions
+
+	tenantCountries table[string, accounts.TenantCountries] // each tenant's own allowed countries
 }
 
 func newData() *data {
@@ -67,5 +69,7 @@ func newData() *data {
 		pipeline:     newPipelineData(),
 		acquirer:     newAcquirerData(),
 		people:       newPeopleData(),
+
+		tenantCountries: table[string, accounts.TenantCountries]{},
 	}
 }

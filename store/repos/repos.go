@@ -28,6 +28,7 @@ type Tx interface {
 	accounts.Repo
 	accounts.UserRepo
 	accounts.PasskeyRepo
+	accounts.TenantCountriesRepo
 	audit.Repo
 	idempotency.Repo
 	events.Outbox

@@ -73,6 +73,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"AuditQuery", testAuditQuery[X]},
 		{"ComplianceRecords", testComplianceRecords[X]},
 		{"TenantVerifications", testTenantVerifications[X]},
+		{"TenantCountries", testTenantCountries[X]},
 		{"AgentAnomalies", testAgentAnomalies[X]},
 	}
 	for _, tc := range tests {

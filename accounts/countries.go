@@ -1,0 +1,118 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/internal/apierr"
+	"github.com/perfectpay/perfectpay/internal/country"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// TenantCountries is a tenant's own restriction of where its agents may
+// pay: the charge policy denies a charge at a merchant whose country is
+// not in AllowedCountries. An empty list restricts nothing.
+type TenantCountries struct {
+	TenantID         string    `json:"tenant"`
+	AllowedCountries []string  `json:"allowed_countries"`
+	Updated          time.Time `json:"updated"`
+}
+
+// TenantCountriesRepo stores tenants' allowed countries.
+type TenantCountriesRepo interface {
+	// GetTenantCountries returns a tenant's list (store.ErrNotFound when
+	// none was ever set: unrestricted).
+	GetTenantCountries(ctx context.Context, tenantID string) (*TenantCountries, error)
+	PutTenantCountries(ctx context.Context, c *TenantCountries) error
+}
+
+// TenantCountriesTx is what setting the list touches.
+type TenantCountriesTx interface {
+	TenantCountriesRepo
+	GetTenant(ctx context.Context, id string) (*Tenant, error)
+	audit.Writer
+}
+
+// Countries keeps tenants' allowed countries.
+type Countries struct {
+	db  store.Runner[TenantCountriesTx]
+	now func() time.Time
+}
+
+// NewCountries returns the allowed-countries service.
+func NewCountries(db store.Runner[TenantCountriesTx]) *Countries {
+	return &Countries{db: db, now: time.Now}
+}
+
+// maxAllowedCountries bounds the list (there are fewer than 250 codes).
+const maxAllowedCountries = 250
+
+// NormalizeCountries validates ISO 3166-1 alpha-2 codes (any case) and
+// returns them upper-cased, sorted and without repeats.
+func NormalizeCountries(param string, codes []string) ([]string, error) {
+	if len(codes) > maxAllowedCountries {
+		return nil, apierr.BadParam(param, "%s takes at most %d countries.", param, maxAllowedCountries)
+	}
+	out := make([]string, 0, len(codes))
+	for _, c := range codes {
+		u := strings.ToUpper(strings.TrimSpace(c))
+		if !country.Valid(u) {
+			return nil, apierr.BadParam(param, "%s must hold ISO 3166-1 alpha-2 codes such as GB; %q is not one.", param, truncate(c, 8))
+		}
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Set replaces the tenant's allowed countries (empty: unrestricted),
+// audited as tenant.countries_set with the list it replaced.
+func (s *Countries) Set(ctx context.Context, tenantID string, codes []string) (*TenantCountries, error) {
+	list, err := NormalizeCountries("allowed_countries", codes)
+	if err != nil {
+		return nil, err
+	}
+	c := TenantCountries{TenantID: tenantID, AllowedCountries: list, Updated: s.now().UTC().Truncate(time.Microsecond)}
+	err = s.db.InTx(ctx, func(tx TenantCountriesTx) error {
+		if _, err := tx.GetTenant(ctx, tenantID); err != nil {
+			return err
+		}
+		from := []string{}
+		cur, err := tx.GetTenantCountries(ctx, tenantID)
+		switch {
+		case err == nil:
+			from = cur.AllowedCountries
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if err := tx.PutTenantCountries(ctx, &c); err != nil {
+			return err
+		}
+		return audit.RecordFor(ctx, tx, tenantID, "tenant.countries_set", tenantID, map[string]any{
+			"from": from, "allowed_countries": list,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Get returns the tenant's allowed countries (an empty list when none
+// was set).
+func (s *Countries) Get(ctx context.Context, tenantID string) (*TenantCountries, error) {
+	var c *TenantCountries
+	err := s.db.InTx(ctx, func(tx TenantCountriesTx) error {
+		var err error
+		c, err = tx.GetTenantCountries(ctx, tenantID)
+		if errors.Is(err, store.ErrNotFound) {
+			c, err = &TenantCountries{TenantID: tenantID, AllowedCountries: []string{}}, nil
+		}
+		return err
+	})
+	return c, err
+}

@@ -1,0 +1,33 @@
+package memory
+
+import (
+	"context"
+	"slices"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+var _ accounts.TenantCountriesRepo = (*Tx)(nil)
+
+func (tx *Tx) GetTenantCountries(_ context.Context, tenantID string) (*accounts.TenantCountries, error) {
+	c, ok := tx.d.tenantCountries[tenantID]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	c.AllowedCountries = slices.Clone(c.AllowedCountries)
+	if c.AllowedCountries == nil {
+		c.AllowedCountries = []string{}
+	}
+	return &c, nil
+}
+
+func (tx *Tx) PutTenantCountries(_ context.Context, c *accounts.TenantCountries) error {
+	if _, ok := tx.d.tenants[c.TenantID]; !ok {
+		return store.ErrConflict // the foreign key
+	}
+	v := *c
+	v.AllowedCountries = slices.Clone(c.AllowedCountries)
+	put(tx, tx.d.tenantCountries, c.TenantID, v)
+	return nil
+}

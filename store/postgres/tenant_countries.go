@@ -1,0 +1,32 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/perfectpay/perfectpay/accounts"
+)
+
+var _ accounts.TenantCountriesRepo = (*Tx)(nil)
+
+func (t *Tx) GetTenantCountries(ctx context.Context, tenantID string) (*accounts.TenantCountries, error) {
+	c := &accounts.TenantCountries{TenantID: tenantID}
+	err := t.tx.QueryRow(ctx, `SELECT allowed_countries, updated_at FROM tenant_countries WHERE tenant_id = $1`,
+		tenantID).Scan(&c.AllowedCountries, &c.Updated)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if c.AllowedCountries == nil {
+		c.AllowedCountries = []string{}
+	}
+	return c, nil
+}
+
+func (t *Tx) PutTenantCountries(ctx context.Context, c *accounts.TenantCountries) error {
+	list := c.AllowedCountries
+	if list == nil {
+		list = []string{}
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO tenant_countries (tenant_id, allowed_countries, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (tenant_id) DO UPDATE SET allowed_countries = $2, updated_at = $3`, c.TenantID, list, c.Updated)
+	return mapErr(err)
+}
