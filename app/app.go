@@ -21,6 +21,7 @@ import (
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
+	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/memory"
@@ -48,7 +49,9 @@ type App struct {
 	Log      *slog.Logger
 	Accounts *accounts.Service
 	Audit    *audit.Service
-	Server   *server.Server
+	// Retention deletes data past its retention period.
+	Retention *retention.Service
+	Server    *server.Server
 	// Issuer is the OAuth2 authorization server (agents, tokens, keys).
 	Issuer *authz.Issuer
 	// Webhooks manages endpoints and events; Dispatcher delivers them.
@@ -229,6 +232,7 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
 		func(ctx context.Context) { a.Pipeline.RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
 	)
+	wireRetention(a, b)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/internal/money"
+	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
@@ -41,6 +42,7 @@ type Config struct {
 	People      PeopleConfig      `mapstructure:"people"`
 	Abuse       AbuseConfig       `mapstructure:"abuse"`
 	Fraud       FraudConfig       `mapstructure:"fraud"`
+	Retention   RetentionConfig   `mapstructure:"retention"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -137,6 +139,18 @@ func (c *Config) IssuerURL() string {
 		return strings.TrimRight(c.Server.PublicURL, "/")
 	}
 	return "http://" + c.Server.Addr
+}
+
+// RetentionConfig is how long each data class is kept before the
+// retention job deletes it (0 keeps it forever), and how often every node
+// sweeps.
+type RetentionConfig struct {
+	// Decisions keeps decision records and their inputs (at least
+	// retention.DecisionsFloor: they explain charges while those can be
+	// disputed).
+	Decisions time.Duration `mapstructure:"decisions"`
+	// Interval is how often each node sweeps.
+	Interval time.Duration `mapstructure:"interval"`
 }
 
 // AuditConfig tunes the audit trail.
@@ -270,6 +284,7 @@ func Defaults() Config {
 		Log:         LogConfig{Level: "info", Format: "json"},
 		Idempotency: IdempotencyConfig{Retention: 24 * time.Hour},
 		Audit:       AuditConfig{Retention: 365 * 24 * time.Hour, SealInterval: 500 * time.Millisecond, CheckpointInterval: time.Second},
+		Retention:   RetentionConfig{Decisions: retention.DefaultDecisions, Interval: time.Hour},
 		Issuer: IssuerConfig{
 			AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour, SigningAlg: "ES256",
 			RotationInterval: 30 * 24 * time.Hour, MaxDelegationDepth: 3, AssertionMaxLifetime: 5 * time.Minute,
@@ -359,6 +374,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.Retention < 0 {
 		bad("audit.retention must not be negative (0 keeps entries forever)")
+	}
+	if r := c.Retention.Decisions; r < 0 || (r > 0 && r < retention.DecisionsFloor) {
+		bad("retention.decisions %s is below the %s floor (decisions explain charges while they can be disputed; 0 keeps them forever)", r, retention.DecisionsFloor)
+	}
+	if c.Retention.Interval <= 0 {
+		bad("retention.interval must be positive")
 	}
 	if c.Server.PublicURL != "" {
 		if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
+	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
@@ -44,4 +45,5 @@ type Tx interface {
 	compliance.Repo
 	canary.Repo
 	fraud.Repo
+	retention.Repo
 }

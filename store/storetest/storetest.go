@@ -75,6 +75,8 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"TenantVerifications", testTenantVerifications[X]},
 		{"TenantCountries", testTenantCountries[X]},
 		{"AgentAnomalies", testAgentAnomalies[X]},
+		{"RetentionDecisions", testRetentionDecisions[X]},
+		{"RetentionConcurrentSweeps", testRetentionConcurrentSweeps[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,18 @@
+package app
+
+import (
+	"context"
+
+	"github.com/perfectpay/perfectpay/retention"
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/repos"
+)
+
+// wireRetention adds the retention sweep to the node's jobs. Every node
+// runs it; the store hands each expired row to one sweep.
+func wireRetention[X repos.Tx](a *App, b store.Backend[X]) {
+	cfg := a.Config.Retention
+	a.Retention = retention.New(store.Bind(b, func(x X) retention.Repo { return x }),
+		retention.Policy{Decisions: cfg.Decisions}, a.Log)
+	a.jobs = append(a.jobs, func(ctx context.Context) { a.Retention.Run(ctx, cfg.Interval) })
+}

@@ -1,0 +1,150 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/compliance"
+	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/policies"
+	"github.com/perfectpay/perfectpay/retention"
+	"github.com/perfectpay/perfectpay/store"
+)
+
+// seedDecisions stores n decisions of two tenants, each with its input and
+// a charge, created a second apart from at on.
+func seedDecisions[X Tx](t *testing.T, b store.Backend[X], n int, at time.Time) []*charging.Decision {
+	t.Helper()
+	ctx := context.Background()
+	var out []*charging.Decision
+	in(t, b, func(tx X) error {
+		for i := range n {
+			d := &charging.Decision{ID: ids.New("dec"), TenantID: []string{"ten_ra", "ten_rb"}[i%2], MandateID: "mdt_1", AgentID: "agt_1",
+				ChargeID: ids.New("ch"), Result: policies.Allow, Reasons: []policies.Reason{}, PolicyVersion: "v", InputDigest: "d",
+				CreatedAt: at.Add(time.Duration(i) * time.Second), Input: []byte(`{"i":1}`)}
+			if err := tx.CreateDecision(ctx, d); err != nil {
+				return err
+			}
+			if err := tx.RecordDecisionInput(ctx, d); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out
+}
+
+func decisionGone[X Tx](t *testing.T, b store.Backend[X], d *charging.Decision) bool {
+	t.Helper()
+	ctx := context.Background()
+	var gone bool
+	in(t, b, func(tx X) error {
+		_, err := tx.DecisionRecord(ctx, d.TenantID, d.ID)
+		gone = errors.Is(err, store.ErrNotFound)
+		_, err = tx.DecisionOfCharge(ctx, d.TenantID, d.ChargeID)
+		assert.Equal(t, gone, errors.Is(err, store.ErrNotFound), "the charge's decision goes with the record")
+		return nil
+	})
+	return gone
+}
+
+// testRetentionDecisions: PruneDecisions deletes only records created
+// before the cut-off, oldest first, at most limit at a time, with their
+// inputs; a rolled-back prune deletes nothing.
+func testRetentionDecisions[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	base := now().Truncate(time.Microsecond).Add(-1000 * time.Hour)
+	old := seedDecisions(t, b, 5, base)
+	fresh := seedDecisions(t, b, 2, base.Add(10*time.Hour))
+	cut := base.Add(time.Hour)
+
+	errBoom := errors.New("boom")
+	require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
+		n, err := tx.PruneDecisions(ctx, cut, 10)
+		require.NoError(t, err)
+		assert.Equal(t, 5, n)
+		return errBoom
+	}), errBoom)
+	assert.False(t, decisionGone(t, b, old[0]), "a rolled-back prune deletes nothing")
+
+	var n int
+	in(t, b, func(tx X) (err error) { n, err = tx.PruneDecisions(ctx, cut, 2); return err })
+	assert.Equal(t, 2, n)
+	assert.True(t, decisionGone(t, b, old[0]))
+	assert.True(t, decisionGone(t, b, old[1]))
+	assert.False(t, decisionGone(t, b, old[2]), "oldest first, at most limit")
+
+	in(t, b, func(tx X) (err error) { n, err = tx.PruneDecisions(ctx, cut, 10); return err })
+	assert.Equal(t, 3, n)
+	in(t, b, func(tx X) (err error) { n, err = tx.PruneDecisions(ctx, cut, 10); return err })
+	assert.Zero(t, n)
+	for _, d := range fresh {
+		assert.False(t, decisionGone(t, b, d), "a record after the cut-off stays")
+	}
+	in(t, b, func(tx X) error {
+		recs, err := tx.DecisionRecords(ctx, compliance.DecisionFilter{TenantID: "ten_ra"})
+		require.NoError(t, err)
+		assert.Len(t, recs, 1)
+		return nil
+	})
+}
+
+// testRetentionConcurrentSweeps: two sweeps at once delete each expired
+// record once, and every batch has exactly one audit entry with its count.
+func testRetentionConcurrentSweeps[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	clock := now().Truncate(time.Microsecond)
+	const total, batch = 41, 4
+	old := seedDecisions(t, b, total, clock.Add(-50*24*time.Hour))
+	keep := seedDecisions(t, b, 3, clock.Add(-time.Hour))
+
+	db := store.Bind(b, func(x X) retention.Repo { return x })
+	var wg sync.WaitGroup
+	counts := make([]int, 2)
+	for i := range counts {
+		svc := retention.New(db, retention.Policy{Decisions: 30 * 24 * time.Hour}, nil)
+		svc.Now = func() time.Time { return clock }
+		svc.BatchSize = batch
+		wg.Go(func() {
+			n, err := svc.Sweep(ctx)
+			assert.NoError(t, err)
+			counts[i] = n[retention.ClassDecisions]
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, total, counts[0]+counts[1], "each record deleted once")
+	for _, d := range old {
+		assert.True(t, decisionGone(t, b, d))
+	}
+	for _, d := range keep {
+		assert.False(t, decisionGone(t, b, d))
+	}
+
+	var entries []audit.Entry
+	in(t, b, func(tx X) (err error) {
+		entries, err = tx.ListAudit(ctx, audit.Filter{Action: retention.ActionDelete})
+		return err
+	})
+	sum := 0
+	for _, e := range entries {
+		var got retention.Batch
+		require.NoError(t, json.Unmarshal(e.Data, &got))
+		assert.Equal(t, retention.ClassDecisions, got.Class)
+		assert.True(t, got.Before.Equal(clock.Add(-30*24*time.Hour)), "the entry names the cut-off")
+		assert.True(t, got.Count > 0 && got.Count <= batch, "one entry per bounded batch: %d", got.Count)
+		assert.Equal(t, retention.ClassDecisions, e.Target)
+		sum += got.Count
+	}
+	assert.Equal(t, total, sum, "the entries account for every deleted row")
+	assert.GreaterOrEqual(t, len(entries), (total+batch-1)/batch)
+}
