@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/perfectpay/perfectpay/app"
+	"github.com/perfectpay/perfectpay/retention"
 )
 
 // auditRetentionPolicy is the shortest audit retention a production
@@ -115,6 +116,9 @@ func Diagnose(cfg app.Config) []string {
 	// Retention.
 	if r := cfg.Audit.Retention; r != 0 && r < auditRetentionPolicy {
 		bad("audit.retention %s is below the %s policy", r, auditRetentionPolicy)
+	}
+	if r := cfg.Retention.Decisions; r != 0 && r < retention.DecisionsFloor {
+		bad("retention.decisions %s is below the %s policy: decision records explain charges while they can be disputed", r, retention.DecisionsFloor)
 	}
 	if cfg.Idempotency.Retention < 24*time.Hour {
 		bad("idempotency.retention %s is below 24h: clients retrying the next day would charge twice", cfg.Idempotency.Retention)

@@ -31,10 +31,10 @@ func run(t *testing.T, args ...string) (string, error) {
 func TestConfigValidationReportsEverything(t *testing.T) {
 	dir := t.TempDir()
 	path := dir + "/bad.yaml"
-	require.NoError(t, os.WriteFile(path, []byte("store:\n  driver: oracle\nlog:\n  level: loud\nserver:\n  addr: nowhere\n"), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte("store:\n  driver: oracle\nlog:\n  level: loud\nserver:\n  addr: nowhere\nretention:\n  decisions: 720h\n"), 0o600))
 	_, err := run(t, "--config", path, "migrate")
 	require.Error(t, err)
-	for _, want := range []string{"store.driver", "log.level", "server.addr", "secrets.hmac_key"} {
+	for _, want := range []string{"store.driver", "log.level", "server.addr", "secrets.hmac_key", "retention.decisions"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }
