@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/repos"
@@ -95,7 +96,8 @@ func wirePeople[X repos.Tx](a *App, b store.Backend[X], hk []byte) ([]server.Mou
 	a.People = ppl
 	pages, err := web.New(web.Config{DevMode: a.Config.DevMode, PublicURL: a.Config.IssuerURL(), CSRFKey: derive(hk, "csrf tokens"),
 		IPFailures: c.IPFailuresPerHour, IPWindow: time.Hour},
-		web.Deps{People: ppl, Mandates: a.Mandates, Pipeline: a.Pipeline, Merchants: a.Merchants, Issuer: a.Issuer, Log: a.Log})
+		web.Deps{People: ppl, Mandates: a.Mandates, Pipeline: a.Pipeline, Merchants: a.Merchants, Issuer: a.Issuer,
+			Timelines: &compliance.Timelines{Mandates: a.Mandates, Audit: a.Audit}, Log: a.Log})
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ func (p *Pages) Mount(api *server.API) {
 	p.mountApprovals(api)
 	p.mountPayer(api)
 	p.mountConsole(api)
+	p.mountAudit(api)
 	p.mountPasskeys(api)
 	p.mountConsent(api)
 }

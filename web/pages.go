@@ -35,6 +35,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
@@ -74,6 +75,7 @@ type Deps struct {
 	Pipeline  *charging.Service
 	Merchants *merchants.Service
 	Issuer    *authz.Issuer
+	Timelines *compliance.Timelines
 	Log       *slog.Logger
 }
 
@@ -86,6 +88,9 @@ type Pages struct {
 	throttle *throttle
 	now      func() time.Time
 	webauthn *webauthn.WebAuthn
+	// timelinePage is the entries per page of a mandate's timeline (0:
+	// timelinePageSize; tests make it small).
+	timelinePage int
 }
 
 // New parses the templates.
