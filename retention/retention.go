@@ -20,10 +20,6 @@ import (
 // ClassDecisions is the policy's decision records with their stored inputs.
 const ClassDecisions = "decisions"
 
-// ClassSessions is people's sessions past their absolute limit: they can
-// no longer sign anyone in, so they go as soon as they end.
-const ClassSessions = "sessions"
-
 // ActionDelete is the audit action of one deletion batch.
 const ActionDelete = "retention.deleted"
 
@@ -46,16 +42,11 @@ type Repo interface {
 	// stored inputs) created before before, skipping rows another
 	// transaction holds, and returns how many it deleted.
 	PruneDecisions(ctx context.Context, before time.Time, limit int) (int, error)
-	// PruneSessions deletes at most limit people's sessions created before
-	// before, skipping rows another transaction holds.
-	PruneSessions(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Policy is the retention of each class; 0 keeps the class forever.
 type Policy struct {
 	Decisions time.Duration
-	// Sessions is people's absolute session limit.
-	Sessions time.Duration
 }
 
 // Batch is one deletion batch, as its audit entry records it.
@@ -88,20 +79,9 @@ func New(db store.Runner[Repo], p Policy, log *slog.Logger) *Service {
 // how many rows of each class it deleted.
 func (s *Service) Sweep(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
-	now := s.Now()
-	for _, c := range []struct {
-		class string
-		keep  time.Duration
-		prune func(Repo, context.Context, time.Time, int) (int, error)
-	}{
-		{ClassDecisions, s.policy.Decisions, Repo.PruneDecisions},
-		{ClassSessions, s.policy.Sessions, Repo.PruneSessions},
-	} {
-		if c.keep <= 0 {
-			continue
-		}
-		n, err := s.sweep(ctx, c.class, now.Add(-c.keep), c.prune)
-		out[c.class] = n
+	if s.policy.Decisions > 0 {
+		n, err := s.sweep(ctx, ClassDecisions, s.Now().Add(-s.policy.Decisions), Repo.PruneDecisions)
+		out[ClassDecisions] = n
 		if err != nil {
 			return out, err
 		}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/retention"
 )
@@ -38,28 +37,6 @@ func (tx *Tx) PruneDecisions(_ context.Context, before time.Time, limit int) (in
 			}
 		}
 		del(tx, p.decisions, d.ID)
-	}
-	return len(old), nil
-}
-
-// PruneSessions deletes the oldest people's sessions created before before,
-// at most limit of them.
-func (tx *Tx) PruneSessions(_ context.Context, before time.Time, limit int) (int, error) {
-	p := tx.people()
-	var old []accounts.Session
-	for _, s := range p.sessions {
-		if s.CreatedAt.Before(before) {
-			old = append(old, s)
-		}
-	}
-	slices.SortFunc(old, func(a, b accounts.Session) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Ref, b.Ref))
-	})
-	if len(old) > limit {
-		old = old[:limit]
-	}
-	for _, s := range old {
-		del(tx, p.sessions, string(s.IDHash))
 	}
 	return len(old), nil
 }

@@ -21,14 +21,3 @@ func (t *Tx) PruneDecisions(ctx context.Context, before time.Time, limit int) (i
 	}
 	return int(tag.RowsAffected()), nil
 }
-
-// PruneSessions deletes the oldest people's sessions created before before,
-// at most limit of them, skipping rows another sweep has locked.
-func (t *Tx) PruneSessions(ctx context.Context, before time.Time, limit int) (int, error) {
-	tag, err := t.tx.Exec(ctx, `DELETE FROM user_sessions WHERE id_hash IN (
-		SELECT id_hash FROM user_sessions WHERE created_at < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, before, limit)
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	return int(tag.RowsAffected()), nil
-}

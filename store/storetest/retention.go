@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/compliance"
@@ -148,64 +147,4 @@ func testRetentionConcurrentSweeps[X Tx](t *testing.T, b store.Backend[X]) {
 	}
 	assert.Equal(t, total, sum, "the entries account for every deleted row")
 	assert.GreaterOrEqual(t, len(entries), (total+batch-1)/batch)
-}
-
-// testRetentionSessions: a sweep deletes people's sessions past their
-// absolute limit, in audited batches, and keeps the live ones; a class
-// kept forever is not swept.
-func testRetentionSessions[X Tx](t *testing.T, b store.Backend[X]) {
-	ctx := context.Background()
-	clock := now()
-	ten := MakeTenant(t, b)
-	u := newUser(ten.ID, "sweep@example.com")
-	in(t, b, func(tx X) error { return tx.CreateUser(ctx, u) })
-	var old, live []*accounts.Session
-	in(t, b, func(tx X) error {
-		for i := range 7 {
-			at := clock.Add(-13*time.Hour + time.Duration(i)*time.Minute)
-			if i >= 5 {
-				at = clock.Add(-time.Hour)
-			}
-			s := &accounts.Session{IDHash: []byte(ids.New("sh")), Ref: ids.New("ses"), TenantID: ten.ID, UserID: u.ID, CreatedAt: at, LastSeenAt: at}
-			if err := tx.CreateSession(ctx, s); err != nil {
-				return err
-			}
-			if i >= 5 {
-				live = append(live, s)
-			} else {
-				old = append(old, s)
-			}
-		}
-		return nil
-	})
-	seedDecisions(t, b, 2, clock.Add(-1000*24*time.Hour))
-
-	svc := retention.New(store.Bind(b, func(x X) retention.Repo { return x }), retention.Policy{Sessions: 12 * time.Hour}, nil)
-	svc.Now = func() time.Time { return clock }
-	svc.BatchSize = 2
-	n, err := svc.Sweep(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, map[string]int{retention.ClassSessions: 5}, n, "decisions kept forever are not swept")
-
-	in(t, b, func(tx X) error {
-		for _, s := range old {
-			_, err := tx.GetSession(ctx, s.IDHash)
-			assert.ErrorIs(t, err, store.ErrNotFound)
-		}
-		for _, s := range live {
-			_, err := tx.GetSession(ctx, s.IDHash)
-			assert.NoError(t, err)
-		}
-		entries, err := tx.ListAudit(ctx, audit.Filter{Action: retention.ActionDelete})
-		require.NoError(t, err)
-		var counts []int
-		for _, e := range entries {
-			var got retention.Batch
-			require.NoError(t, json.Unmarshal(e.Data, &got))
-			assert.Equal(t, retention.ClassSessions, got.Class)
-			counts = append(counts, got.Count)
-		}
-		assert.ElementsMatch(t, []int{2, 2, 1}, counts, "one entry per batch")
-		return nil
-	})
 }
