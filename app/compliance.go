@@ -37,6 +37,7 @@ func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X],
 		&server.EvidenceHandlers{Evidence: evidence, AuditKeys: a.Audit},
 		securityTxt(a.Config.IssuerURL()),
 		&server.KYBHandlers{Verifications: verifications},
+		&server.TenantCountryHandlers{Countries: accounts.NewCountries(store.Bind(b, func(x X) accounts.TenantCountriesTx { return x }))},
 		&server.ErasureHandlers{Erasure: &compliance.Erasure{DB: store.Bind(b, func(x X) accounts.EraseTx { return x }),
 			Mandates: a.Mandates, Tokens: a.Vault}},
 	}, nil

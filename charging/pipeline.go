@@ -36,6 +36,7 @@ type Tx interface {
 	merchants.Repo
 	authz.Repo
 	accounts.Repo
+	accounts.TenantCountriesRepo
 	Repo
 }
 
@@ -281,6 +282,8 @@ type loaded struct {
 	// token's own, root first.
 	ancestors []*authz.Agent
 	tenant    *accounts.Tenant
+	// countries is the tenant's own list of countries it may pay in.
+	countries []string
 	agentV    Counts
 	mandateV  Counts
 	approval  *Approval
@@ -329,6 +332,9 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, k
 		}
 		l.ancestors = ancestors
 		if l.tenant, err = tx.GetTenant(ctx, tok.TenantID); err != nil {
+			return err
+		}
+		if l.countries, err = tenantCountries(ctx, tx, tok.TenantID); err != nil {
 			return err
 		}
 		// The counts read every decision of the agent and of the mandate in
@@ -712,7 +718,7 @@ func (s *Service) input(tok *authz.AccessToken, details []mandates.Authorization
 		Token:    policies.Token{Sub: tok.Subject, ClientID: tok.ClientID, Act: actor(tok.Act), AuthorizationDetails: policyDetails(details)},
 		Chain:    policyChain(l.chain, now),
 		Agent:    policies.Agent{ClientID: l.agent.ID, Status: l.agent.Status},
-		Tenant:   policies.Tenant{ID: l.tenant.ID, Status: l.tenant.Status},
+		Tenant:   policies.Tenant{ID: l.tenant.ID, Status: l.tenant.Status, AllowedCountries: l.countries},
 		Velocity: policies.VelocityCounts{Agent: l.agentV, Mandate: l.mandateV},
 	}
 	if p.Purchase != nil {

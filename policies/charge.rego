@@ -243,6 +243,25 @@ deny contains {"code": "country_not_allowed", "message": msg} if {
 	])
 }
 
+# The account's own list of countries it may pay in (absent or empty:
+# unrestricted). Inputs recorded before the list existed have no such
+# field, so their decisions replay unchanged.
+deny contains {"code": "tenant_country_not_allowed", "message": msg} if {
+	allowed := input.tenant.allowed_countries
+	is_array(allowed)
+	count(allowed) > 0
+	not input.charge.merchant.country in allowed
+	msg := sprintf("merchant country %s is not among the countries this account may pay in: %s", [
+		input.charge.merchant.country, concat(", ", allowed),
+	])
+}
+
+# A list that is not an array of codes fails closed.
+deny contains {"code": "invalid_input", "message": "the decision input is incomplete or malformed"} if {
+	allowed := input.tenant.allowed_countries
+	not is_array(allowed)
+}
+
 # ---- Velocity (the last hour) --------------------------------------------------
 
 velocity_message(who, name, n, what, limit) := sprintf("%s %s had %d %s in the last hour; the limit is %d per hour", [who, name, n, what, limit])

@@ -231,6 +231,23 @@ cases := [
 		"messages": ["merchant country US of Acme Books is not among the allowed countries: DE, FR"],
 	},
 	{"name": "country allowed", "patch": [{"op": "add", "path": "/mandate/allowed_countries", "value": ["US"]}], "result": "allow", "codes": []},
+	{
+		"name": "merchant country outside the account's countries",
+		"patch": [{"op": "add", "path": "/tenant/allowed_countries", "value": ["GB", "IE"]}],
+		"result": "deny", "codes": ["tenant_country_not_allowed"],
+		"messages": ["merchant country US is not among the countries this account may pay in: GB, IE"],
+	},
+	{"name": "merchant country among the account's countries", "patch": [{"op": "add", "path": "/tenant/allowed_countries", "value": ["GB", "US"]}], "result": "allow", "codes": []},
+	{"name": "an empty list of the account's countries restricts nothing", "patch": [{"op": "add", "path": "/tenant/allowed_countries", "value": []}], "result": "allow", "codes": []},
+	{"name": "the account's countries not a list", "patch": [{"op": "add", "path": "/tenant/allowed_countries", "value": "GB"}], "result": "deny", "codes": ["invalid_input"]},
+	{
+		"name": "account and mandate both refuse the country",
+		"patch": [
+			{"op": "add", "path": "/tenant/allowed_countries", "value": ["GB"]},
+			{"op": "add", "path": "/mandate/allowed_countries", "value": ["FR"]},
+		],
+		"result": "deny", "codes": ["country_not_allowed", "tenant_country_not_allowed"],
+	},
 	# Velocity.
 	{
 		"name": "agent charges per hour",
@@ -330,7 +347,7 @@ test_every_reason_code_is_covered if {
 		"mandate_inactive", "mandate_not_yet_valid", "mandate_expired", "invalid_amount", "currency_mismatch",
 		"per_charge_cap_exceeded", "budget_exceeded", "period_budget_exceeded", "max_charges_reached",
 		"payment_method_not_allowed", "merchant_not_allowed", "category_not_allowed", "category_blocked",
-		"country_not_allowed", "velocity_agent_charges", "velocity_agent_declines", "velocity_mandate_charges",
+		"country_not_allowed", "tenant_country_not_allowed", "velocity_agent_charges", "velocity_agent_declines", "velocity_mandate_charges",
 		"velocity_mandate_declines", "approval_required", "approval_denied", "approval_invalid",
 	] {
 		c in codes

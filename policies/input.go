@@ -108,8 +108,14 @@ type Actor struct {
 // Agent is the charging agent's registration.
 type Agent struct{ ClientID, Status string }
 
-// Tenant is the account the mandate belongs to.
-type Tenant struct{ ID, Status string }
+// Tenant is the account the mandate belongs to. AllowedCountries is the
+// account's own list of merchant countries it may pay in, left out of the
+// document when empty (unrestricted), so inputs recorded before the list
+// existed read the same.
+type Tenant struct {
+	ID, Status       string
+	AllowedCountries []string
+}
 
 // Counts are charges and declines in the last hour.
 type Counts struct{ Charges, Declines int }
@@ -334,7 +340,8 @@ func (in *Input) Value() ast.Value {
 		o = o.add("mandate", mandateTerm(&in.Chain[n-1])).add("ancestors", ast.ArrayTerm(anc...))
 	}
 	o = o.add("agent", newObj(2).add("client_id", str(in.Agent.ClientID)).add("status", str(in.Agent.Status)).term()).
-		add("tenant", newObj(2).add("id", str(in.Tenant.ID)).add("status", str(in.Tenant.Status)).term())
+		add("tenant", newObj(3).add("id", str(in.Tenant.ID)).add("status", str(in.Tenant.Status)).
+			add("allowed_countries", optStrs(in.Tenant.AllowedCountries)).term())
 	counts := func(c Counts) *ast.Term {
 		return newObj(2).add("charges", num(int64(c.Charges))).add("declines", num(int64(c.Declines))).term()
 	}

@@ -41,6 +41,8 @@ func panMoreExamples(t *testing.T, n *apptest.Node, w *world, opTok string) map[
 			"status": "pending", "legal_name": "A Shop Ltd", "registration_number": "HRB 1234", "country": "US",
 			"evidence_reference": "case-17", "notes": "sweep", "reviewed_by": "ops@example.com"},
 			"Bearer "+opTok, "/v1/tenants/"+tenant+"/verification"),
+		"POST /v1/tenant/allowed_countries": one("/v1/tenant/allowed_countries", map[string]any{
+			"allowed_countries": []any{"US"}}, "Bearer "+w.live, ""),
 		"POST /v1/customers": one("/v1/customers", map[string]any{"email": "pat@example.com", "name": "Pat Payer"}, sk, ""),
 		"POST /v1/customers/{id}/invite": one("/v1/customers/{id}/invite", map[string]any{}, sk,
 			"/v1/customers/"+customer+"/invite"),
