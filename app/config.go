@@ -149,6 +149,9 @@ type RetentionConfig struct {
 	// retention.DecisionsFloor: they explain charges while those can be
 	// disputed).
 	Decisions time.Duration `mapstructure:"decisions"`
+	// CardTokens erases card tokens unused that long and on no live
+	// mandate (at least retention.CardTokensFloor: an annual renewal).
+	CardTokens time.Duration `mapstructure:"card_tokens"`
 	// Interval is how often each node sweeps.
 	Interval time.Duration `mapstructure:"interval"`
 }
@@ -284,7 +287,7 @@ func Defaults() Config {
 		Log:         LogConfig{Level: "info", Format: "json"},
 		Idempotency: IdempotencyConfig{Retention: 24 * time.Hour},
 		Audit:       AuditConfig{Retention: 365 * 24 * time.Hour, SealInterval: 500 * time.Millisecond, CheckpointInterval: time.Second},
-		Retention:   RetentionConfig{Decisions: retention.DefaultDecisions, Interval: time.Hour},
+		Retention:   RetentionConfig{Decisions: retention.DefaultDecisions, CardTokens: retention.DefaultCardTokens, Interval: time.Hour},
 		Issuer: IssuerConfig{
 			AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour, SigningAlg: "ES256",
 			RotationInterval: 30 * 24 * time.Hour, MaxDelegationDepth: 3, AssertionMaxLifetime: 5 * time.Minute,
@@ -377,6 +380,9 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Retention.Decisions; r < 0 || (r > 0 && r < retention.DecisionsFloor) {
 		bad("retention.decisions %s is below the %s floor (decisions explain charges while they can be disputed; 0 keeps them forever)", r, retention.DecisionsFloor)
+	}
+	if r := c.Retention.CardTokens; r < 0 || (r > 0 && r < retention.CardTokensFloor) {
+		bad("retention.card_tokens %s is below the %s floor (a card on file for an annual renewal goes unused a year; 0 keeps tokens forever)", r, retention.CardTokensFloor)
 	}
 	if c.Retention.Interval <= 0 {
 		bad("retention.interval must be positive")

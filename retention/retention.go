@@ -20,6 +20,23 @@ import (
 // ClassDecisions is the policy's decision records with their stored inputs.
 const ClassDecisions = "decisions"
 
+// ClassSessions is people's sessions past their absolute limit: they can
+// no longer sign anyone in, so they go as soon as they end.
+const ClassSessions = "sessions"
+
+// ClassCardTokens is vault tokens unused (no charge) since the cut-off and
+// on no live mandate: their data key and ciphertext are erased, as
+// DELETE /v1/tokens/{id} does; brand, last4 and fingerprint stay for the
+// charges that name them.
+const ClassCardTokens = "card_tokens"
+
+// CardTokensFloor is the shortest card token retention: a card kept on
+// file for an annual renewal is unused for a year at a time.
+const CardTokensFloor = 400 * 24 * time.Hour
+
+// DefaultCardTokens is the default retention of unused card tokens.
+const DefaultCardTokens = 540 * 24 * time.Hour
+
 // ActionDelete is the audit action of one deletion batch.
 const ActionDelete = "retention.deleted"
 
@@ -42,11 +59,23 @@ type Repo interface {
 	// stored inputs) created before before, skipping rows another
 	// transaction holds, and returns how many it deleted.
 	PruneDecisions(ctx context.Context, before time.Time, limit int) (int, error)
+	// PruneSessions deletes at most limit people's sessions created before
+	// before, skipping rows another transaction holds.
+	PruneSessions(ctx context.Context, before time.Time, limit int) (int, error)
+	// ShredUnusedTokens erases at most limit card tokens created before
+	// before, not deleted, that no charge used since before and no mandate
+	// pending approval, active or suspended names, stamping them deleted
+	// at before's sweep time; it skips rows another transaction holds.
+	ShredUnusedTokens(ctx context.Context, before, at time.Time, limit int) (int, error)
 }
 
 // Policy is the retention of each class; 0 keeps the class forever.
 type Policy struct {
 	Decisions time.Duration
+	// Sessions is people's absolute session limit.
+	Sessions time.Duration
+	// CardTokens is how long a card token may go unused.
+	CardTokens time.Duration
 }
 
 // Batch is one deletion batch, as its audit entry records it.
@@ -79,9 +108,23 @@ func New(db store.Runner[Repo], p Policy, log *slog.Logger) *Service {
 // how many rows of each class it deleted.
 func (s *Service) Sweep(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
-	if s.policy.Decisions > 0 {
-		n, err := s.sweep(ctx, ClassDecisions, s.Now().Add(-s.policy.Decisions), Repo.PruneDecisions)
-		out[ClassDecisions] = n
+	now := s.Now()
+	for _, c := range []struct {
+		class string
+		keep  time.Duration
+		prune func(Repo, context.Context, time.Time, int) (int, error)
+	}{
+		{ClassDecisions, s.policy.Decisions, Repo.PruneDecisions},
+		{ClassSessions, s.policy.Sessions, Repo.PruneSessions},
+		{ClassCardTokens, s.policy.CardTokens, func(tx Repo, ctx context.Context, before time.Time, limit int) (int, error) {
+			return tx.ShredUnusedTokens(ctx, before, now.UTC().Truncate(time.Microsecond), limit)
+		}},
+	} {
+		if c.keep <= 0 {
+			continue
+		}
+		n, err := s.sweep(ctx, c.class, now.Add(-c.keep), c.prune)
+		out[c.class] = n
 		if err != nil {
 			return out, err
 		}

@@ -120,6 +120,9 @@ func Diagnose(cfg app.Config) []string {
 	if r := cfg.Retention.Decisions; r != 0 && r < retention.DecisionsFloor {
 		bad("retention.decisions %s is below the %s policy: decision records explain charges while they can be disputed", r, retention.DecisionsFloor)
 	}
+	if r := cfg.Retention.CardTokens; r != 0 && r < retention.CardTokensFloor {
+		bad("retention.card_tokens %s is below the %s policy: a card on file for an annual renewal goes unused a year", r, retention.CardTokensFloor)
+	}
 	if cfg.Idempotency.Retention < 24*time.Hour {
 		bad("idempotency.retention %s is below 24h: clients retrying the next day would charge twice", cfg.Idempotency.Retention)
 	}

@@ -6,8 +6,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/retention"
+	"github.com/perfectpay/perfectpay/vault"
 )
 
 var _ retention.Repo = (*Tx)(nil)
@@ -37,6 +40,65 @@ func (tx *Tx) PruneDecisions(_ context.Context, before time.Time, limit int) (in
 			}
 		}
 		del(tx, p.decisions, d.ID)
+	}
+	return len(old), nil
+}
+
+// PruneSessions deletes the oldest people's sessions created before before,
+// at most limit of them.
+func (tx *Tx) PruneSessions(_ context.Context, before time.Time, limit int) (int, error) {
+	p := tx.people()
+	var old []accounts.Session
+	for _, s := range p.sessions {
+		if s.CreatedAt.Before(before) {
+			old = append(old, s)
+		}
+	}
+	slices.SortFunc(old, func(a, b accounts.Session) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Ref, b.Ref))
+	})
+	if len(old) > limit {
+		old = old[:limit]
+	}
+	for _, s := range old {
+		del(tx, p.sessions, string(s.IDHash))
+	}
+	return len(old), nil
+}
+
+// ShredUnusedTokens erases the oldest tokens created before before that no
+// charge used since and no live mandate names, at most limit of them.
+func (tx *Tx) ShredUnusedTokens(_ context.Context, before, at time.Time, limit int) (int, error) {
+	used := map[string]bool{}
+	for _, c := range tx.d.payments.charges {
+		if !c.Created.Before(before) {
+			used[c.TenantID+"/"+c.PaymentMethod] = true
+		}
+	}
+	for _, m := range tx.d.mandates.mandates {
+		switch m.Status {
+		case mandates.StatusPendingApproval, mandates.StatusActive, mandates.StatusSuspended:
+			for _, id := range m.Limits.PaymentMethods {
+				used[m.TenantID+"/"+id] = true
+			}
+		}
+	}
+	var old []vault.Token
+	for _, t := range tx.d.vault.tokens {
+		if t.DeletedAt == nil && t.CreatedAt.Before(before) && !used[t.TenantID+"/"+t.ID] {
+			old = append(old, t)
+		}
+	}
+	slices.SortFunc(old, func(a, b vault.Token) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	if len(old) > limit {
+		old = old[:limit]
+	}
+	for _, t := range old {
+		when := at
+		t.WrappedDEK, t.Ciphertext, t.DeletedAt = nil, nil, &when
+		put(tx, tx.d.vault.tokens, t.ID, t)
 	}
 	return len(old), nil
 }

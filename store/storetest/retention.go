@@ -11,13 +11,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/compliance"
 	"github.com/perfectpay/perfectpay/internal/ids"
+	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/vault"
 )
 
 // seedDecisions stores n decisions of two tenants, each with its input and
@@ -147,4 +151,137 @@ func testRetentionConcurrentSweeps[X Tx](t *testing.T, b store.Backend[X]) {
 	}
 	assert.Equal(t, total, sum, "the entries account for every deleted row")
 	assert.GreaterOrEqual(t, len(entries), (total+batch-1)/batch)
+}
+
+// testRetentionSessions: a sweep deletes people's sessions past their
+// absolute limit, in audited batches, and keeps the live ones; a class
+// kept forever is not swept.
+func testRetentionSessions[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	clock := now()
+	ten := MakeTenant(t, b)
+	u := newUser(ten.ID, "sweep@example.com")
+	in(t, b, func(tx X) error { return tx.CreateUser(ctx, u) })
+	var old, live []*accounts.Session
+	in(t, b, func(tx X) error {
+		for i := range 7 {
+			at := clock.Add(-13*time.Hour + time.Duration(i)*time.Minute)
+			if i >= 5 {
+				at = clock.Add(-time.Hour)
+			}
+			s := &accounts.Session{IDHash: []byte(ids.New("sh")), Ref: ids.New("ses"), TenantID: ten.ID, UserID: u.ID, CreatedAt: at, LastSeenAt: at}
+			if err := tx.CreateSession(ctx, s); err != nil {
+				return err
+			}
+			if i >= 5 {
+				live = append(live, s)
+			} else {
+				old = append(old, s)
+			}
+		}
+		return nil
+	})
+	seedDecisions(t, b, 2, clock.Add(-1000*24*time.Hour))
+
+	svc := retention.New(store.Bind(b, func(x X) retention.Repo { return x }), retention.Policy{Sessions: 12 * time.Hour}, nil)
+	svc.Now = func() time.Time { return clock }
+	svc.BatchSize = 2
+	n, err := svc.Sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{retention.ClassSessions: 5}, n, "decisions kept forever are not swept")
+
+	in(t, b, func(tx X) error {
+		for _, s := range old {
+			_, err := tx.GetSession(ctx, s.IDHash)
+			assert.ErrorIs(t, err, store.ErrNotFound)
+		}
+		for _, s := range live {
+			_, err := tx.GetSession(ctx, s.IDHash)
+			assert.NoError(t, err)
+		}
+		entries, err := tx.ListAudit(ctx, audit.Filter{Action: retention.ActionDelete})
+		require.NoError(t, err)
+		var counts []int
+		for _, e := range entries {
+			var got retention.Batch
+			require.NoError(t, json.Unmarshal(e.Data, &got))
+			assert.Equal(t, retention.ClassSessions, got.Class)
+			counts = append(counts, got.Count)
+		}
+		assert.ElementsMatch(t, []int{2, 2, 1}, counts, "one entry per batch")
+		return nil
+	})
+}
+
+// testRetentionCardTokens: a sweep erases card tokens unused since the
+// cut-off and on no live mandate, like DELETE /v1/tokens/{id}, and keeps
+// the ones a recent charge used or a live mandate names.
+func testRetentionCardTokens[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	clock := now()
+	old := clock.Add(-600 * 24 * time.Hour)
+	tn := MakeTenant(t, b)
+	var key *vault.TenantKey
+	in(t, b, func(tx X) (err error) {
+		key, err = tx.EnsureTenantKey(ctx, &vault.TenantKey{ID: ids.New("tk"), TenantID: tn.ID, KEKVersion: 1, Wrapped: []byte("w"), CreatedAt: old})
+		return err
+	})
+	tok := func(at time.Time) *vault.Token {
+		tk := &vault.Token{ID: ids.New("tok"), TenantID: tn.ID, TenantKeyID: key.ID, Brand: "visa", Last4: "4242", ExpMonth: 1,
+			ExpYear: 2040, Fingerprint: "fp", CVCCheck: vault.CVCPass, WrappedDEK: []byte("dek"), Ciphertext: []byte("ct"), CreatedAt: at}
+		in(t, b, func(tx X) error { return tx.CreateToken(ctx, tk) })
+		return tk
+	}
+	charge := func(tk *vault.Token, at time.Time) {
+		c := &payments.Charge{ID: ids.New("ch"), TenantID: tn.ID, Status: payments.StatusSucceeded, Amount: 100, AmountCaptured: 100,
+			Currency: "usd", CaptureNow: true, PaymentMethod: tk.ID, Created: at, Updated: at}
+		in(t, b, func(tx X) error { return tx.CreateCharge(ctx, c) })
+	}
+	unused, usedLongAgo, usedRecently, onLive, onRevoked, fresh, deleted := tok(old), tok(old), tok(old), tok(old), tok(old), tok(clock), tok(old)
+	charge(usedLongAgo, old.Add(time.Hour))
+	charge(usedRecently, clock.Add(-24*time.Hour))
+	live, revoked := newMandate(tn.ID, 1000), newMandate(tn.ID, 1000)
+	live.Limits.PaymentMethods = []string{onLive.ID}
+	revoked.Limits.PaymentMethods, revoked.Status = []string{onRevoked.ID}, mandates.StatusRevoked
+	create(t, b, live, revoked)
+	in(t, b, func(tx X) error { return tx.DeleteToken(ctx, tn.ID, deleted.ID, old) })
+
+	svc := retention.New(store.Bind(b, func(x X) retention.Repo { return x }), retention.Policy{CardTokens: 540 * 24 * time.Hour}, nil)
+	svc.Now = func() time.Time { return clock }
+	svc.BatchSize = 2
+	n, err := svc.Sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{retention.ClassCardTokens: 3}, n)
+
+	in(t, b, func(tx X) error {
+		for _, tk := range []*vault.Token{unused, usedLongAgo, onRevoked} {
+			got, err := tx.GetToken(ctx, tn.ID, tk.ID)
+			require.NoError(t, err)
+			require.NotNil(t, got.DeletedAt, "erased")
+			assert.True(t, clock.Equal(*got.DeletedAt))
+			assert.Nil(t, got.WrappedDEK)
+			assert.Nil(t, got.Ciphertext)
+			assert.Equal(t, "4242", got.Last4, "what charges name stays")
+		}
+		for _, tk := range []*vault.Token{usedRecently, onLive, fresh} {
+			got, err := tx.GetToken(ctx, tn.ID, tk.ID)
+			require.NoError(t, err)
+			assert.Nil(t, got.DeletedAt, "kept")
+			assert.NotEmpty(t, got.Ciphertext)
+		}
+		got, err := tx.GetToken(ctx, tn.ID, deleted.ID)
+		require.NoError(t, err)
+		assert.True(t, old.Equal(*got.DeletedAt), "a deleted token is not erased again")
+		entries, err := tx.ListAudit(ctx, audit.Filter{Action: retention.ActionDelete})
+		require.NoError(t, err)
+		var counts []int
+		for _, e := range entries {
+			var got retention.Batch
+			require.NoError(t, json.Unmarshal(e.Data, &got))
+			assert.Equal(t, retention.ClassCardTokens, got.Class)
+			counts = append(counts, got.Count)
+		}
+		assert.ElementsMatch(t, []int{2, 1}, counts, "one entry per batch")
+		return nil
+	})
 }

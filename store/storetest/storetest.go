@@ -77,6 +77,8 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"AgentAnomalies", testAgentAnomalies[X]},
 		{"RetentionDecisions", testRetentionDecisions[X]},
 		{"RetentionConcurrentSweeps", testRetentionConcurrentSweeps[X]},
+		{"RetentionSessions", testRetentionSessions[X]},
+		{"RetentionCardTokens", testRetentionCardTokens[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
