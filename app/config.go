@@ -152,6 +152,9 @@ type RetentionConfig struct {
 	// CardTokens erases card tokens unused that long and on no live
 	// mandate (at least retention.CardTokensFloor: an annual renewal).
 	CardTokens time.Duration `mapstructure:"card_tokens"`
+	// Charges scrubs settled charges' free text after that long (at least
+	// retention.ChargesFloor: disputes are answered with it).
+	Charges time.Duration `mapstructure:"charges"`
 	// Interval is how often each node sweeps.
 	Interval time.Duration `mapstructure:"interval"`
 }
@@ -287,7 +290,7 @@ func Defaults() Config {
 		Log:         LogConfig{Level: "info", Format: "json"},
 		Idempotency: IdempotencyConfig{Retention: 24 * time.Hour},
 		Audit:       AuditConfig{Retention: 365 * 24 * time.Hour, SealInterval: 500 * time.Millisecond, CheckpointInterval: time.Second},
-		Retention:   RetentionConfig{Decisions: retention.DefaultDecisions, CardTokens: retention.DefaultCardTokens, Interval: time.Hour},
+		Retention:   RetentionConfig{Decisions: retention.DefaultDecisions, CardTokens: retention.DefaultCardTokens, Charges: retention.DefaultCharges, Interval: time.Hour},
 		Issuer: IssuerConfig{
 			AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour, SigningAlg: "ES256",
 			RotationInterval: 30 * 24 * time.Hour, MaxDelegationDepth: 3, AssertionMaxLifetime: 5 * time.Minute,
@@ -383,6 +386,9 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Retention.CardTokens; r < 0 || (r > 0 && r < retention.CardTokensFloor) {
 		bad("retention.card_tokens %s is below the %s floor (a card on file for an annual renewal goes unused a year; 0 keeps tokens forever)", r, retention.CardTokensFloor)
+	}
+	if r := c.Retention.Charges; r < 0 || (r > 0 && r < retention.ChargesFloor) {
+		bad("retention.charges %s is below the %s floor (disputes are answered with a charge's description and purchase; 0 keeps them forever)", r, retention.ChargesFloor)
 	}
 	if c.Retention.Interval <= 0 {
 		bad("retention.interval must be positive")

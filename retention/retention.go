@@ -37,6 +37,20 @@ const CardTokensFloor = 400 * 24 * time.Hour
 // DefaultCardTokens is the default retention of unused card tokens.
 const DefaultCardTokens = 540 * 24 * time.Hour
 
+// ClassCharges is settled charges: past retention their free text
+// (description, metadata, purchase, failure message) is scrubbed; ids,
+// amounts, currency, status, card summary, codes and times stay for the
+// ledger, refunds and disputes.
+const ClassCharges = "charges"
+
+// ChargesFloor is the shortest charge retention: a charge's description
+// and purchase are what a merchant answers a dispute with, and card
+// networks allow some disputes up to 540 days after the transaction.
+const ChargesFloor = 540 * 24 * time.Hour
+
+// DefaultCharges is the default retention of charges' free text.
+const DefaultCharges = 730 * 24 * time.Hour
+
 // ActionDelete is the audit action of one deletion batch.
 const ActionDelete = "retention.deleted"
 
@@ -67,6 +81,11 @@ type Repo interface {
 	// pending approval, active or suspended names, stamping them deleted
 	// at before's sweep time; it skips rows another transaction holds.
 	ShredUnusedTokens(ctx context.Context, before, at time.Time, limit int) (int, error)
+	// ScrubCharges empties the free text of at most limit settled charges
+	// (succeeded, canceled or failed, no operation under way) last changed
+	// before before that still have some, skipping rows another
+	// transaction holds.
+	ScrubCharges(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Policy is the retention of each class; 0 keeps the class forever.
@@ -76,6 +95,8 @@ type Policy struct {
 	Sessions time.Duration
 	// CardTokens is how long a card token may go unused.
 	CardTokens time.Duration
+	// Charges is how long a settled charge keeps its free text.
+	Charges time.Duration
 }
 
 // Batch is one deletion batch, as its audit entry records it.
@@ -116,6 +137,7 @@ func (s *Service) Sweep(ctx context.Context) (map[string]int, error) {
 	}{
 		{ClassDecisions, s.policy.Decisions, Repo.PruneDecisions},
 		{ClassSessions, s.policy.Sessions, Repo.PruneSessions},
+		{ClassCharges, s.policy.Charges, Repo.ScrubCharges},
 		{ClassCardTokens, s.policy.CardTokens, func(tx Repo, ctx context.Context, before time.Time, limit int) (int, error) {
 			return tx.ShredUnusedTokens(ctx, before, now.UTC().Truncate(time.Microsecond), limit)
 		}},

@@ -123,6 +123,9 @@ func Diagnose(cfg app.Config) []string {
 	if r := cfg.Retention.CardTokens; r != 0 && r < retention.CardTokensFloor {
 		bad("retention.card_tokens %s is below the %s policy: a card on file for an annual renewal goes unused a year", r, retention.CardTokensFloor)
 	}
+	if r := cfg.Retention.Charges; r != 0 && r < retention.ChargesFloor {
+		bad("retention.charges %s is below the %s policy: disputes are answered with a charge's description and purchase", r, retention.ChargesFloor)
+	}
 	if cfg.Idempotency.Retention < 24*time.Hour {
 		bad("idempotency.retention %s is below 24h: clients retrying the next day would charge twice", cfg.Idempotency.Retention)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/mandates"
+	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/vault"
 )
@@ -99,6 +100,30 @@ func (tx *Tx) ShredUnusedTokens(_ context.Context, before, at time.Time, limit i
 		when := at
 		t.WrappedDEK, t.Ciphertext, t.DeletedAt = nil, nil, &when
 		put(tx, tx.d.vault.tokens, t.ID, t)
+	}
+	return len(old), nil
+}
+
+// ScrubCharges empties the free text of the oldest settled charges last
+// changed before before, at most limit of them.
+func (tx *Tx) ScrubCharges(_ context.Context, before time.Time, limit int) (int, error) {
+	var old []payments.Charge
+	for _, c := range tx.d.payments.charges {
+		settled := c.Status == payments.StatusSucceeded || c.Status == payments.StatusCanceled || c.Status == payments.StatusFailed
+		text := c.Description != "" || len(c.Metadata) > 0 || c.Purchase != nil || c.FailureMessage != ""
+		if settled && text && !c.ReversalPending && c.Claim == "" && c.Updated.Before(before) {
+			old = append(old, c)
+		}
+	}
+	slices.SortFunc(old, func(a, b payments.Charge) int {
+		return cmp.Or(a.Updated.Compare(b.Updated), cmp.Compare(a.ID, b.ID))
+	})
+	if len(old) > limit {
+		old = old[:limit]
+	}
+	for _, c := range old {
+		c.Description, c.Metadata, c.Purchase, c.FailureMessage = "", map[string]string{}, nil, ""
+		put(tx, tx.d.payments.charges, c.ID, c)
 	}
 	return len(old), nil
 }

@@ -285,3 +285,76 @@ func testRetentionCardTokens[X Tx](t *testing.T, b store.Backend[X]) {
 		return nil
 	})
 }
+
+// testRetentionCharges: a sweep scrubs the free text of settled charges
+// last changed before the cut-off and keeps what the ledger needs; charges
+// still moving, recent or already scrubbed are left alone.
+func testRetentionCharges[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	clock := now()
+	old := clock.Add(-800 * 24 * time.Hour)
+	tn := MakeTenant(t, b)
+	mk := func(status string, at time.Time, text bool, reversal bool) *payments.Charge {
+		c := &payments.Charge{ID: ids.New("ch"), TenantID: tn.ID, Status: status, Amount: 700, Currency: "usd", CaptureNow: true,
+			PaymentMethod: "tok_x", MandateID: "mdt_x", ReversalPending: reversal, Created: at, Updated: at}
+		if status == payments.StatusSucceeded {
+			c.AmountCaptured = 700
+		}
+		if text {
+			c.Description, c.Metadata, c.FailureMessage = "order 12 for Pat", map[string]string{"note": "gift"}, "declined at the bank"
+			c.Purchase = &payments.Purchase{Description: "books", LineItems: []payments.LineItem{{Name: "atlas", Quantity: 1, UnitAmount: 700}}}
+		}
+		in(t, b, func(tx X) error { return tx.CreateCharge(ctx, c) })
+		return c
+	}
+	succeeded, failed := mk(payments.StatusSucceeded, old, true, false), mk(payments.StatusFailed, old, true, false)
+	recent, pending := mk(payments.StatusSucceeded, clock.Add(-time.Hour), true, false), mk(payments.StatusPending, old, true, false)
+	reversing, bare := mk(payments.StatusCanceled, old, true, true), mk(payments.StatusSucceeded, old, false, false)
+
+	svc := retention.New(store.Bind(b, func(x X) retention.Repo { return x }), retention.Policy{Charges: 730 * 24 * time.Hour}, nil)
+	svc.Now = func() time.Time { return clock }
+	svc.BatchSize = 1
+	n, err := svc.Sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{retention.ClassCharges: 2}, n)
+	n, err = svc.Sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{retention.ClassCharges: 0}, n, "a scrubbed charge is not counted again")
+
+	in(t, b, func(tx X) error {
+		for _, c := range []*payments.Charge{succeeded, failed} {
+			got, err := tx.GetCharge(ctx, tn.ID, c.ID)
+			require.NoError(t, err)
+			assert.Empty(t, got.Description)
+			assert.Empty(t, got.Metadata)
+			assert.Nil(t, got.Purchase)
+			assert.Empty(t, got.FailureMessage)
+			assert.Equal(t, c.Status, got.Status, "the ledger's fields stay")
+			assert.Equal(t, int64(700), got.Amount)
+			assert.Equal(t, c.AmountCaptured, got.AmountCaptured)
+			assert.Equal(t, "tok_x", got.PaymentMethod)
+			assert.Equal(t, "mdt_x", got.MandateID)
+		}
+		for _, c := range []*payments.Charge{recent, pending, reversing} {
+			got, err := tx.GetCharge(ctx, tn.ID, c.ID)
+			require.NoError(t, err)
+			assert.Equal(t, "order 12 for Pat", got.Description, "kept: %s", c.Status)
+			assert.Equal(t, "gift", got.Metadata["note"])
+			require.NotNil(t, got.Purchase)
+		}
+		got, err := tx.GetCharge(ctx, tn.ID, bare.ID)
+		require.NoError(t, err)
+		assert.Empty(t, got.Description)
+		entries, err := tx.ListAudit(ctx, audit.Filter{Action: retention.ActionDelete})
+		require.NoError(t, err)
+		var counts []int
+		for _, e := range entries {
+			var got retention.Batch
+			require.NoError(t, json.Unmarshal(e.Data, &got))
+			assert.Equal(t, retention.ClassCharges, got.Class)
+			counts = append(counts, got.Count)
+		}
+		assert.Equal(t, []int{1, 1}, counts, "one entry per batch, none for an empty one")
+		return nil
+	})
+}
