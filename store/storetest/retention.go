@@ -358,3 +358,25 @@ func testRetentionCharges[X Tx](t *testing.T, b store.Backend[X]) {
 		return nil
 	})
 }
+
+// failingAudit is a transaction whose audit writes fail.
+type failingAudit struct{ retention.Repo }
+
+var errAuditDown = errors.New("audit write refused")
+
+func (failingAudit) AppendAudit(context.Context, *audit.Entry) error { return errAuditDown }
+
+// testRetentionNeedsItsEntry: when a batch's audit entry cannot be
+// written, the batch's deletion is rolled back with it.
+func testRetentionNeedsItsEntry[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	clock := now()
+	old := seedDecisions(t, b, 3, clock.Add(-800*24*time.Hour))
+	svc := retention.New(store.Bind(b, func(x X) retention.Repo { return failingAudit{x} }), retention.Policy{Decisions: 730 * 24 * time.Hour}, nil)
+	svc.Now = func() time.Time { return clock }
+	_, err := svc.Sweep(ctx)
+	require.ErrorIs(t, err, errAuditDown)
+	for _, d := range old {
+		assert.False(t, decisionGone(t, b, d), "no deletion without its entry")
+	}
+}
