@@ -155,6 +155,9 @@ type RetentionConfig struct {
 	// Charges scrubs settled charges' free text after that long (at least
 	// retention.ChargesFloor: disputes are answered with it).
 	Charges time.Duration `mapstructure:"charges"`
+	// LoginMarks forgets the devices people signed in from after that
+	// long (at least retention.LoginMarksFloor).
+	LoginMarks time.Duration `mapstructure:"login_marks"`
 	// Interval is how often each node sweeps.
 	Interval time.Duration `mapstructure:"interval"`
 }
@@ -290,7 +293,8 @@ func Defaults() Config {
 		Log:         LogConfig{Level: "info", Format: "json"},
 		Idempotency: IdempotencyConfig{Retention: 24 * time.Hour},
 		Audit:       AuditConfig{Retention: 365 * 24 * time.Hour, SealInterval: 500 * time.Millisecond, CheckpointInterval: time.Second},
-		Retention:   RetentionConfig{Decisions: retention.DefaultDecisions, CardTokens: retention.DefaultCardTokens, Charges: retention.DefaultCharges, Interval: time.Hour},
+		Retention: RetentionConfig{Decisions: retention.DefaultDecisions, CardTokens: retention.DefaultCardTokens, Charges: retention.DefaultCharges,
+			LoginMarks: retention.DefaultLoginMarks, Interval: time.Hour},
 		Issuer: IssuerConfig{
 			AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour, SigningAlg: "ES256",
 			RotationInterval: 30 * 24 * time.Hour, MaxDelegationDepth: 3, AssertionMaxLifetime: 5 * time.Minute,
@@ -389,6 +393,9 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Retention.Charges; r < 0 || (r > 0 && r < retention.ChargesFloor) {
 		bad("retention.charges %s is below the %s floor (disputes are answered with a charge's description and purchase; 0 keeps them forever)", r, retention.ChargesFloor)
+	}
+	if r := c.Retention.LoginMarks; r < 0 || (r > 0 && r < retention.LoginMarksFloor) {
+		bad("retention.login_marks %s is below the %s floor (people signing in monthly would be told of a new device each time; 0 keeps them forever)", r, retention.LoginMarksFloor)
 	}
 	if c.Retention.Interval <= 0 {
 		bad("retention.interval must be positive")

@@ -13,6 +13,6 @@ import (
 func wireRetention[X repos.Tx](a *App, b store.Backend[X]) {
 	cfg := a.Config.Retention
 	a.Retention = retention.New(store.Bind(b, func(x X) retention.Repo { return x }),
-		retention.Policy{Decisions: cfg.Decisions, Sessions: a.Config.People.SessionAbsolute, CardTokens: cfg.CardTokens, Charges: cfg.Charges}, a.Log)
+		retention.Policy{Decisions: cfg.Decisions, Sessions: a.Config.People.SessionAbsolute, CardTokens: cfg.CardTokens, Charges: cfg.Charges, LoginMarks: cfg.LoginMarks}, a.Log)
 	a.jobs = append(a.jobs, func(ctx context.Context) { a.Retention.Run(ctx, cfg.Interval) })
 }

@@ -51,6 +51,17 @@ const ChargesFloor = 540 * 24 * time.Hour
 // DefaultCharges is the default retention of charges' free text.
 const DefaultCharges = 730 * 24 * time.Hour
 
+// ClassLoginMarks is the marks of devices people signed in from: a mark
+// forgotten makes the next sign-in from that device look new (a notice).
+const ClassLoginMarks = "login_marks"
+
+// LoginMarksFloor is the shortest login mark retention: under it, people
+// who sign in monthly would be told of a new device every time.
+const LoginMarksFloor = 90 * 24 * time.Hour
+
+// DefaultLoginMarks is the default retention of login marks.
+const DefaultLoginMarks = 400 * 24 * time.Hour
+
 // ActionDelete is the audit action of one deletion batch.
 const ActionDelete = "retention.deleted"
 
@@ -86,6 +97,9 @@ type Repo interface {
 	// before before that still have some, skipping rows another
 	// transaction holds.
 	ScrubCharges(ctx context.Context, before time.Time, limit int) (int, error)
+	// PruneLoginMarks deletes at most limit login marks first seen before
+	// before, skipping rows another transaction holds.
+	PruneLoginMarks(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Policy is the retention of each class; 0 keeps the class forever.
@@ -97,6 +111,8 @@ type Policy struct {
 	CardTokens time.Duration
 	// Charges is how long a settled charge keeps its free text.
 	Charges time.Duration
+	// LoginMarks is how long a login mark is kept.
+	LoginMarks time.Duration
 }
 
 // Batch is one deletion batch, as its audit entry records it.
@@ -138,6 +154,7 @@ func (s *Service) Sweep(ctx context.Context) (map[string]int, error) {
 		{ClassDecisions, s.policy.Decisions, Repo.PruneDecisions},
 		{ClassSessions, s.policy.Sessions, Repo.PruneSessions},
 		{ClassCharges, s.policy.Charges, Repo.ScrubCharges},
+		{ClassLoginMarks, s.policy.LoginMarks, Repo.PruneLoginMarks},
 		{ClassCardTokens, s.policy.CardTokens, func(tx Repo, ctx context.Context, before time.Time, limit int) (int, error) {
 			return tx.ShredUnusedTokens(ctx, before, now.UTC().Truncate(time.Microsecond), limit)
 		}},

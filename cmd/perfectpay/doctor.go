@@ -126,6 +126,9 @@ func Diagnose(cfg app.Config) []string {
 	if r := cfg.Retention.Charges; r != 0 && r < retention.ChargesFloor {
 		bad("retention.charges %s is below the %s policy: disputes are answered with a charge's description and purchase", r, retention.ChargesFloor)
 	}
+	if r := cfg.Retention.LoginMarks; r != 0 && r < retention.LoginMarksFloor {
+		bad("retention.login_marks %s is below the %s policy: people signing in monthly would be told of a new device each time", r, retention.LoginMarksFloor)
+	}
 	if cfg.Idempotency.Retention < 24*time.Hour {
 		bad("idempotency.retention %s is below 24h: clients retrying the next day would charge twice", cfg.Idempotency.Retention)
 	}

@@ -83,6 +83,7 @@ func TestDoctor(t *testing.T) {
 	cfg.Retention.Decisions = 90 * 24 * time.Hour
 	cfg.Retention.CardTokens = 30 * 24 * time.Hour
 	cfg.Retention.Charges = 60 * 24 * time.Hour
+	cfg.Retention.LoginMarks = 24 * time.Hour
 	cfg.Webhooks.AllowedCIDRs = []string{"10.0.0.0/8", "203.0.113.0/24"}
 	cfg.Log.Level = "debug"
 	cfg.Server.MetricsAddr = "0.0.0.0:9090"
@@ -92,7 +93,7 @@ func TestDoctor(t *testing.T) {
 	for _, want := range []string{
 		"dev_mode is on", "secrets.hmac_key looks like a test key", "issuer.signing_kek is not set",
 		"vault.keks holds a key that looks like a test key", "TLS is off", "server.public_url \"http://pay.example\" is not https",
-		"audit.retention 720h0m0s is below", "retention.decisions 2160h0m0s is below the 12960h0m0s policy", "retention.card_tokens 720h0m0s is below", "retention.charges 1440h0m0s is below", "private range 10.0.0.0/8", "log.level is debug",
+		"audit.retention 720h0m0s is below", "retention.decisions 2160h0m0s is below the 12960h0m0s policy", "retention.card_tokens 720h0m0s is below", "retention.charges 1440h0m0s is below", "retention.login_marks 24h0m0s is below", "private range 10.0.0.0/8", "log.level is debug",
 		"/metrics listens on \"0.0.0.0:9090\"", "abuse.enabled is off", "store.driver is \"memory\"",
 	} {
 		assert.Contains(t, problems, want)

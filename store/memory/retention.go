@@ -127,3 +127,27 @@ func (tx *Tx) ScrubCharges(_ context.Context, before time.Time, limit int) (int,
 	}
 	return len(old), nil
 }
+
+// PruneLoginMarks deletes the oldest login marks first seen before before,
+// at most limit of them.
+func (tx *Tx) PruneLoginMarks(_ context.Context, before time.Time, limit int) (int, error) {
+	p := tx.people()
+	type mark struct {
+		key string
+		at  time.Time
+	}
+	var old []mark
+	for k, at := range p.marks {
+		if at.Before(before) {
+			old = append(old, mark{k, at})
+		}
+	}
+	slices.SortFunc(old, func(a, b mark) int { return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.key, b.key)) })
+	if len(old) > limit {
+		old = old[:limit]
+	}
+	for _, m := range old {
+		del(tx, p.marks, m.key)
+	}
+	return len(old), nil
+}

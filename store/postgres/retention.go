@@ -64,3 +64,15 @@ func (t *Tx) ScrubCharges(ctx context.Context, before time.Time, limit int) (int
 	}
 	return int(tag.RowsAffected()), nil
 }
+
+// PruneLoginMarks deletes the oldest login marks first seen before before,
+// at most limit of them, skipping rows another sweep has locked.
+func (t *Tx) PruneLoginMarks(ctx context.Context, before time.Time, limit int) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM user_login_marks WHERE (user_id, mark) IN (
+		SELECT user_id, mark FROM user_login_marks WHERE first_seen < $1
+		ORDER BY first_seen, user_id, mark LIMIT $2 FOR UPDATE SKIP LOCKED)`, before, limit)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(tag.RowsAffected()), nil
+}

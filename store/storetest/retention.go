@@ -154,8 +154,8 @@ func testRetentionConcurrentSweeps[X Tx](t *testing.T, b store.Backend[X]) {
 }
 
 // testRetentionSessions: a sweep deletes people's sessions past their
-// absolute limit, in audited batches, and keeps the live ones; a class
-// kept forever is not swept.
+// absolute limit and login marks past theirs, in audited batches, and
+// keeps the live ones; a class kept forever is not swept.
 func testRetentionSessions[X Tx](t *testing.T, b store.Backend[X]) {
 	ctx := context.Background()
 	clock := now()
@@ -182,13 +182,21 @@ func testRetentionSessions[X Tx](t *testing.T, b store.Backend[X]) {
 		return nil
 	})
 	seedDecisions(t, b, 2, clock.Add(-1000*24*time.Hour))
+	in(t, b, func(tx X) error {
+		if _, err := tx.MarkLogin(ctx, ten.ID, u.ID, "mark-old", clock.Add(-500*24*time.Hour)); err != nil {
+			return err
+		}
+		_, err := tx.MarkLogin(ctx, ten.ID, u.ID, "mark-new", clock.Add(-time.Hour))
+		return err
+	})
 
-	svc := retention.New(store.Bind(b, func(x X) retention.Repo { return x }), retention.Policy{Sessions: 12 * time.Hour}, nil)
+	svc := retention.New(store.Bind(b, func(x X) retention.Repo { return x }),
+		retention.Policy{Sessions: 12 * time.Hour, LoginMarks: 400 * 24 * time.Hour}, nil)
 	svc.Now = func() time.Time { return clock }
 	svc.BatchSize = 2
 	n, err := svc.Sweep(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]int{retention.ClassSessions: 5}, n, "decisions kept forever are not swept")
+	assert.Equal(t, map[string]int{retention.ClassSessions: 5, retention.ClassLoginMarks: 1}, n, "decisions kept forever are not swept")
 
 	in(t, b, func(tx X) error {
 		for _, s := range old {
@@ -199,16 +207,23 @@ func testRetentionSessions[X Tx](t *testing.T, b store.Backend[X]) {
 			_, err := tx.GetSession(ctx, s.IDHash)
 			assert.NoError(t, err)
 		}
+		again, err := tx.MarkLogin(ctx, ten.ID, u.ID, "mark-old", clock)
+		require.NoError(t, err)
+		assert.True(t, again, "a forgotten mark is new again")
+		again, err = tx.MarkLogin(ctx, ten.ID, u.ID, "mark-new", clock)
+		require.NoError(t, err)
+		assert.False(t, again, "a recent mark is kept")
 		entries, err := tx.ListAudit(ctx, audit.Filter{Action: retention.ActionDelete})
 		require.NoError(t, err)
-		var counts []int
+		counts := map[string][]int{}
 		for _, e := range entries {
 			var got retention.Batch
 			require.NoError(t, json.Unmarshal(e.Data, &got))
-			assert.Equal(t, retention.ClassSessions, got.Class)
-			counts = append(counts, got.Count)
+			counts[got.Class] = append(counts[got.Class], got.Count)
 		}
-		assert.ElementsMatch(t, []int{2, 2, 1}, counts, "one entry per batch")
+		assert.ElementsMatch(t, []int{2, 2, 1}, counts[retention.ClassSessions], "one entry per batch")
+		assert.Equal(t, []int{1}, counts[retention.ClassLoginMarks])
+		assert.Len(t, counts, 2)
 		return nil
 	})
 }
