@@ -42,9 +42,11 @@ const publicURL = "http://perfectpay.e2e.test"
 // nodeEnv is what StartProcess does not set itself: one public URL (so a
 // token issued by one node is valid on every node), the shared vault and
 // webhook keys (so a card tokenized on one node is readable on every
-// node), the pool size, and velocity limits and fraud signals off so that
-// tests and benchmarks measure budgets, not velocity (their loads put far
-// more than the default 60 charges an hour on one card).
+// node), the pool size, and velocity limits, fraud signals and the abuse
+// defences off so that tests and benchmarks measure budgets, not velocity
+// or rate limits (their loads put far more than the default 60 charges an
+// hour on one card, and far more requests from one address than a
+// per-IP limit allows); the defences have their own tests.
 func nodeEnv(maxConns int) []string {
 	cfg := apptest.Config("postgres", "")
 	return []string{
@@ -57,6 +59,7 @@ func nodeEnv(maxConns int) []string {
 		"PERFECTPAY_PIPELINE_MANDATE_CHARGES_PER_HOUR=0",
 		"PERFECTPAY_PIPELINE_MANDATE_DECLINES_PER_HOUR=0",
 		"PERFECTPAY_FRAUD_ENABLED=false",
+		"PERFECTPAY_ABUSE_ENABLED=false",
 	}
 }
 
