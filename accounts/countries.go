@@ -28,6 +28,10 @@ type TenantCountriesRepo interface {
 	// none was ever set: unrestricted).
 	GetTenantCountries(ctx context.Context, tenantID string) (*TenantCountries, error)
 	PutTenantCountries(ctx context.Context, c *TenantCountries) error
+	// GetTenantWithCountries is GetTenant and GetTenantCountries in one
+	// read (the charge pipeline needs both on every charge): the list is
+	// nil when none was set.
+	GetTenantWithCountries(ctx context.Context, tenantID string) (*Tenant, []string, error)
 }
 
 // TenantCountriesTx is what setting the list touches.

@@ -331,10 +331,7 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, k
 			ancestors = append(ancestors, a)
 		}
 		l.ancestors = ancestors
-		if l.tenant, err = tx.GetTenant(ctx, tok.TenantID); err != nil {
-			return err
-		}
-		if l.countries, err = tenantCountries(ctx, tx, tok.TenantID); err != nil {
+		if l.tenant, l.countries, err = tx.GetTenantWithCountries(ctx, tok.TenantID); err != nil {
 			return err
 		}
 		// The counts read every decision of the agent and of the mandate in

@@ -1,28 +1,11 @@
 package charging
 
 import (
-	"context"
-	"errors"
 	"time"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/policies"
-	"github.com/perfectpay/perfectpay/store"
 )
-
-// tenantCountries is the tenant's own list of countries it may pay in
-// (nil when none was set: unrestricted).
-func tenantCountries(ctx context.Context, r accounts.TenantCountriesRepo, tenantID string) ([]string, error) {
-	c, err := r.GetTenantCountries(ctx, tenantID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return c.AllowedCountries, nil
-}
 
 // policyChain maps the mandate chain (root first) onto the policy's input
 // types, with each mandate's counters as of now: the spending of a period

@@ -31,3 +31,15 @@ func (tx *Tx) PutTenantCountries(_ context.Context, c *accounts.TenantCountries)
 	put(tx, tx.d.tenantCountries, c.TenantID, v)
 	return nil
 }
+
+func (tx *Tx) GetTenantWithCountries(ctx context.Context, tenantID string) (*accounts.Tenant, []string, error) {
+	tn, err := tx.GetTenant(ctx, tenantID)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, ok := tx.d.tenantCountries[tenantID]
+	if !ok {
+		return tn, nil, nil
+	}
+	return tn, slices.Clone(c.AllowedCountries), nil
+}

@@ -30,3 +30,15 @@ func (t *Tx) PutTenantCountries(ctx context.Context, c *accounts.TenantCountries
 		ON CONFLICT (tenant_id) DO UPDATE SET allowed_countries = $2, updated_at = $3`, c.TenantID, list, c.Updated)
 	return mapErr(err)
 }
+
+func (t *Tx) GetTenantWithCountries(ctx context.Context, tenantID string) (*accounts.Tenant, []string, error) {
+	var tn accounts.Tenant
+	var list []string
+	err := t.tx.QueryRow(ctx, `SELECT t.id, t.name, t.status, t.created_at, c.allowed_countries
+		FROM tenants t LEFT JOIN tenant_countries c ON c.tenant_id = t.id WHERE t.id = $1`, tenantID).
+		Scan(&tn.ID, &tn.Name, &tn.Status, &tn.CreatedAt, &list)
+	if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	return &tn, list, nil
+}

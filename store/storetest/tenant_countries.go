@@ -21,6 +21,12 @@ func testTenantCountries[X Tx](t *testing.T, b store.Backend[X]) {
 	in(t, b, func(tx X) error {
 		_, err := tx.GetTenantCountries(ctx, tn.ID)
 		assert.ErrorIs(t, err, store.ErrNotFound)
+		got, list, err := tx.GetTenantWithCountries(ctx, tn.ID)
+		require.NoError(t, err)
+		assert.Equal(t, tn.ID, got.ID)
+		assert.Empty(t, list, "no list set: unrestricted")
+		_, _, err = tx.GetTenantWithCountries(ctx, "ten_missing")
+		assert.ErrorIs(t, err, store.ErrNotFound)
 		return nil
 	})
 	get := func() *accounts.TenantCountries {
@@ -43,6 +49,13 @@ func testTenantCountries[X Tx](t *testing.T, b store.Backend[X]) {
 		return tx.PutTenantCountries(ctx, &accounts.TenantCountries{TenantID: tn.ID, AllowedCountries: []string{"DE"}, Updated: now()})
 	})
 	assert.Equal(t, []string{"DE"}, get().AllowedCountries)
+	in(t, b, func(tx X) error {
+		got, list, err := tx.GetTenantWithCountries(ctx, tn.ID)
+		require.NoError(t, err)
+		assert.Equal(t, tn.Name, got.Name)
+		assert.Equal(t, []string{"DE"}, list, "the tenant and its list in one read")
+		return nil
+	})
 
 	require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
 		if err := tx.PutTenantCountries(ctx, &accounts.TenantCountries{TenantID: tn.ID, AllowedCountries: []string{"US"}, Updated: now()}); err != nil {
