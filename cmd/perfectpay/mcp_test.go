@@ -87,7 +87,9 @@ func TestMCPStdio(t *testing.T) {
 
 	require.NoError(t, cs.Close())
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		assert.ErrorIs(t, err, context.Canceled, "the stdio server stops with its context")
+	}
 }
 
 // TestMCPCommandRefusals: no token, no --stdio, a URL that would send the
