@@ -253,14 +253,20 @@ func (s *Server) getMandate(ctx context.Context, req *mcp.CallToolRequest, _ noI
 	return text("%s", v.Summary), v, nil
 }
 
-// mandateView reads the token's mandate and what is left of it: the least
-// left on it and every ancestor, as introspection reports it.
-func (s *Server) mandateView(ctx context.Context, at *authz.AccessToken) (*MandateView, error) {
+// mandate reads the token's mandate as it stands: its terms, without what
+// is left up its chain (pay and delegate need only the terms).
+func (s *Server) mandate(ctx context.Context, at *authz.AccessToken) (*mandates.Mandate, error) {
 	id, err := s.mandateOf(at)
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.d.Mandates.Get(ctx, at.TenantID, id)
+	return s.d.Mandates.Get(ctx, at.TenantID, id)
+}
+
+// mandateView reads the token's mandate and what is left of it: the least
+// left on it and every ancestor, as introspection reports it.
+func (s *Server) mandateView(ctx context.Context, at *authz.AccessToken) (*MandateView, error) {
+	m, err := s.mandate(ctx, at)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +401,7 @@ func (s *Server) pay(ctx context.Context, req *mcp.CallToolRequest, in payInput)
 	}
 	pm := in.PaymentMethod
 	if pm == "" {
-		v, err := s.mandateView(ctx, at)
+		v, err := s.mandate(ctx, at)
 		if err != nil {
 			r, err := s.toolError(ctx, "pay", err)
 			return r, nil, err
@@ -616,7 +622,7 @@ func (s *Server) delegate(ctx context.Context, req *mcp.CallToolRequest, in dele
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := s.mandateView(ctx, at)
+	v, err := s.mandate(ctx, at)
 	if err != nil {
 		r, err := s.toolError(ctx, "delegate", err)
 		return r, nil, err
