@@ -27,7 +27,9 @@ func TestRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, sealed, len(plain)+Overhead)
 		assert.Equal(t, V1, sealed[0], "the format byte leads")
-		if len(plain) > 0 {
+		if len(plain) >= 8 {
+			// A plaintext that short could occur in random ciphertext by
+			// chance (one byte does in about one run in nine).
 			assert.NotContains(t, string(sealed), string(plain))
 		}
 		got, err := Open(key, sealed, []byte("row 1"))
