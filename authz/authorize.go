@@ -337,9 +337,12 @@ func (s fositeStore) GetPKCERequestSession(ctx context.Context, sig string, into
 	return s.decodeAuthorize(ctx, ts.Data, into)
 }
 
-func (s fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
-	return s.i.db.InTx(ctx, func(tx Tx) error { return tx.DeleteTokenSession(ctx, KindPKCE, sig) })
-}
+// DeletePKCERequestSession keeps the challenge: fosite deletes it before
+// the code is spent, so a second request racing the first would fail on
+// the missing challenge and never be seen as a reuse, leaving the first
+// request's tokens alive. The code is single-use at spend; the challenge
+// row goes with PruneExpired once CodeTTL has passed.
+func (s fositeStore) DeletePKCERequestSession(context.Context, string) error { return nil }
 
 func (s fositeStore) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
 	return s.createAuthorizeSession(ctx, KindPAR, keyedHash(s.i.opt.Pepper, "request-uri", requestURI), r, s.i.now().Add(PARTTL))
@@ -419,12 +422,31 @@ func (h *codeHandler) PopulateTokenEndpointResponse(ctx context.Context, ar fosi
 		return fosite.ErrUnknownRequest
 	}
 	if err := h.inner.PopulateTokenEndpointResponse(ctx, ar, resp); err != nil {
+		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			// Another request spent the code between this one's checks and
+			// its issuing: a reuse as much as a later one (fosite would
+			// answer server_error and leave the first request's tokens).
+			err = h.revokeSpent(ctx, ar)
+		}
 		if errors.Is(err, fosite.ErrInactiveToken) {
 			return fosite.ErrInvalidGrant.WithHint("The authorization code was already used; the tokens issued for it are revoked.")
 		}
 		return err
 	}
 	return h.i.finishResponse(ctx, ar, resp, false)
+}
+
+// revokeSpent revokes the grant family of the code ar presents.
+func (h *codeHandler) revokeSpent(ctx context.Context, ar fosite.AccessRequester) error {
+	sig := codeStrategy{i: h.i}.AuthorizeCodeSignature(ctx, ar.GetRequestForm().Get("code"))
+	ts, err := fositeStore{i: h.i}.readSession(ctx, KindCode, sig)
+	if err != nil {
+		return err
+	}
+	if err := h.i.revokeFamily(ctx, ts.RequestID); err != nil {
+		return err
+	}
+	return fosite.ErrInactiveToken
 }
 
 // --- the authorization endpoint ---

@@ -35,11 +35,21 @@ type codeEnv struct {
 
 func newCodeEnv(t *testing.T) *codeEnv {
 	clock := newFakeClock()
+	return codeEnvFor(t, newEnv(t, codeOptions(clock)), clock)
+}
+
+// codeOptions gives the issuer clock and a payment_mandate type that
+// grants any terms.
+func codeOptions(clock *fakeClock) func(*authz.Options) {
 	reg := authz.NewDetailTypeRegistry()
 	reg.Register("payment_mandate", authz.DetailType{Single: true, Validate: func(_ context.Context, _ authz.DetailContext, raw json.RawMessage) (json.RawMessage, error) {
 		return raw, nil
 	}})
-	e := newEnv(t, func(o *authz.Options) { o.Now = clock.now; o.Details = reg })
+	return func(o *authz.Options) { o.Now = clock.now; o.Details = reg }
+}
+
+// codeEnvFor adds an authorization code agent to e.
+func codeEnvFor(t *testing.T, e *env, clock *fakeClock) *codeEnv {
 	c := &codeEnv{env: e, clock: clock}
 	c.agent, c.secret = e.secretAgent(authz.AgentInput{
 		GrantTypes: []string{authz.GrantAuthorizationCode, authz.GrantRefreshToken}, RedirectURIs: []string{redirectURI},
