@@ -340,7 +340,7 @@ func Defaults() Config {
 				RecentDeclines: 5, DeclinesWeight: 40, CardDeclinedWeight: 30,
 				RiskyCategories: []string{"4829", "6051", "7995"}, CategoryWeight: 30, Review: 60, Reject: 90,
 			},
-			Anomaly: fraud.AnomalyConfig{MinHistory: 10, Threshold: 8, SpendRateFactor: 10},
+			Anomaly: fraud.AnomalyConfig{MinHistory: 10, Threshold: 8, SpendRateFactor: 10, MerchantMix: 0.05},
 		},
 		Payments: PaymentsConfig{
 			MaxAmount: 99_999_999, ProcessorTimeout: 10 * time.Second, ProcessorRetries: 2, ResolveAfter: 2 * time.Minute,
@@ -525,8 +525,11 @@ func (c *Config) validateFraud(bad func(format string, args ...any)) {
 	if f.ScreenerTimeout < time.Millisecond || f.ScreenerTimeout > 10*time.Second {
 		bad("fraud.screener_timeout must be between 1ms and 10s")
 	}
-	if f.Anomaly.Threshold < 0 || f.Anomaly.MinHistory < 0 || f.Anomaly.SpendRateFactor < 0 {
+	if f.Anomaly.Threshold < 0 || f.Anomaly.MinHistory < 0 || f.Anomaly.SpendRateFactor < 0 || f.Anomaly.MerchantMix < 0 {
 		bad("fraud.anomaly settings must not be negative")
+	}
+	if f.Anomaly.MerchantMix >= 1 {
+		bad("fraud.anomaly.merchant_mix is a likelihood below 1 (0.05: 5 %%; 0 turns it off)")
 	}
 }
 

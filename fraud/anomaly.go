@@ -21,15 +21,46 @@ type AnomalyConfig struct {
 	// over the rest of the day, once it made MinHistory charges in that
 	// rest; 0 turns it off.
 	SpendRateFactor float64 `mapstructure:"spend_rate_factor"`
+	// MerchantMix flags a charge in a merchant category (the MCC, else
+	// the merchant) that none of the agent's last charges used, once it
+	// made MinHistory of them, when that history made a new category less
+	// likely than this (0.05: 5 %); 0 turns it off. The likelihood is
+	// Good-Turing's, smoothed: (categories used once + 1) / (charges + 1),
+	// so an agent that always buys from the same few kinds of merchant is
+	// flagged by its first purchase of another kind, while one whose
+	// purchases are varied is not.
+	MerchantMix float64 `mapstructure:"merchant_mix"`
 }
 
-// historyLen is how many recent charge sizes an agent's history keeps
-// (fixed: 32 × 8 bytes per agent).
+// historyLen is how many recent charges an agent's history keeps: their
+// sizes and merchant categories (fixed: 32 × 12 bytes per agent).
 const historyLen = 32
 
 type history struct {
 	amounts [historyLen]float64
+	cats    [historyLen]uint32 // hashed merchant categories (categoryHash)
 	n, next int
+}
+
+// MerchantCategory is what the merchant mix compares: the merchant's
+// category code (MCC), else the merchant itself.
+func MerchantCategory(m policies.Merchant) string {
+	if m.MCC != "" {
+		return m.MCC
+	}
+	return m.ID
+}
+
+// categoryHash is the FNV-1a hash of a category: 4 bytes per charge
+// instead of the string, with a collision between two of an agent's 32
+// categories unlikely (about 1 in 10 million).
+func categoryHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // Anomalies holds each agent's recent charge sizes as this node saw them
@@ -52,24 +83,27 @@ func NewAnomalies(cfg AnomalyConfig, maxKeys int) *Anomalies {
 // Check returns the agent's flag: the standing one, or a new one when
 // amount departs from its history (isNew is then true). It keeps the flag
 // in this node's memory: the Assessor does so only without a store.
-func (a *Anomalies) Check(agent string, amount int64) (flag *policies.Anomaly, isNew bool) {
-	if a.cfg.Threshold <= 0 {
+func (a *Anomalies) Check(agent string, amount int64, category string) (flag *policies.Anomaly, isNew bool) {
+	if a.off() {
 		return nil, false
 	}
 	if f := a.Flag(agent); f != nil {
 		return f, false
 	}
-	f := a.Detect(agent, amount)
+	f := a.Detect(agent, amount, category)
 	if f == nil {
 		return nil, false
 	}
 	return a.Raise(agent, *f)
 }
 
-// Detect returns a new flag when amount departs from the agent's history
-// of this node, nil otherwise; it keeps nothing.
-func (a *Anomalies) Detect(agent string, amount int64) *policies.Anomaly {
-	if a.cfg.Threshold <= 0 {
+func (a *Anomalies) off() bool { return a.cfg.Threshold <= 0 && a.cfg.MerchantMix <= 0 }
+
+// Detect returns a new flag when a charge of amount in the merchant
+// category departs from the agent's history of this node (its size, then
+// its merchant mix), nil otherwise; it keeps nothing.
+func (a *Anomalies) Detect(agent string, amount int64, category string) *policies.Anomaly {
+	if a.off() {
 		return nil
 	}
 	a.mu.Lock()
@@ -78,13 +112,52 @@ func (a *Anomalies) Detect(agent string, amount int64) *policies.Anomaly {
 	if !ok || h.n < max(3, a.cfg.MinHistory) {
 		return nil
 	}
-	z, med := RobustZ(h.amounts[:h.n], float64(amount))
-	if math.Abs(z) <= a.cfg.Threshold {
+	if a.cfg.Threshold > 0 {
+		z, med := RobustZ(h.amounts[:h.n], float64(amount))
+		if math.Abs(z) > a.cfg.Threshold {
+			return &policies.Anomaly{Metric: "charge_size", Score: math.Round(z*10) / 10,
+				Message: fmt.Sprintf("agent %s: a charge of %d is %.1f robust standard deviations from its median of %.0f over its last %d charges; a person must clear the agent",
+					agent, amount, z, med, h.n)}
+		}
+	}
+	if a.cfg.MerchantMix > 0 && category != "" {
+		return a.mix(agent, h, category)
+	}
+	return nil
+}
+
+// mix is a new flag when category is new to the agent's history h and
+// that history made a new category less likely than MerchantMix. Called
+// with a.mu held.
+func (a *Anomalies) mix(agent string, h *history, category string) *policies.Anomaly {
+	c := categoryHash(category)
+	cats := h.cats[:h.n]
+	if slices.Contains(cats, c) {
 		return nil
 	}
-	return &policies.Anomaly{Metric: "charge_size", Score: math.Round(z*10) / 10,
-		Message: fmt.Sprintf("agent %s: a charge of %d is %.1f robust standard deviations from its median of %.0f over its last %d charges; a person must clear the agent",
-			agent, amount, z, med, h.n)}
+	distinct, once := 0, 0
+	for i, x := range cats {
+		if slices.Contains(cats[:i], x) {
+			continue
+		}
+		distinct++
+		n := 0
+		for _, y := range cats[i:] {
+			if y == x {
+				n++
+			}
+		}
+		if n == 1 {
+			once++
+		}
+	}
+	p := float64(once+1) / float64(h.n+1)
+	if p >= a.cfg.MerchantMix {
+		return nil
+	}
+	return &policies.Anomaly{Metric: "merchant_mix", Score: math.Round(10/p) / 10,
+		Message: fmt.Sprintf("agent %s: a charge in merchant category %s, which none of its last %d charges used (%d categories, %d of them used once): a new category had a likelihood of %.1f%% (limit %.1f%%); a person must clear the agent",
+			agent, category, h.n, distinct, once, 100*p, 100*a.cfg.MerchantMix)}
 }
 
 // Raise flags the agent with f unless it is flagged already; isNew says
@@ -105,8 +178,10 @@ func (a *Anomalies) Raise(agent string, f policies.Anomaly) (flag *policies.Anom
 	return &f, true
 }
 
-// Record adds a charge size to the agent's history.
-func (a *Anomalies) Record(agent string, amount int64) {
+// Record adds a charge's size and merchant category to the agent's
+// history.
+func (a *Anomalies) Record(agent string, amount int64, category string) {
+	c := categoryHash(category)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	h, ok := a.hist[agent]
@@ -121,6 +196,7 @@ func (a *Anomalies) Record(agent string, amount int64) {
 		a.hist[agent] = h
 	}
 	h.amounts[h.next] = float64(amount)
+	h.cats[h.next] = c
 	h.next = (h.next + 1) % historyLen
 	h.n = min(historyLen, h.n+1)
 }

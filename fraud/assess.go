@@ -170,7 +170,7 @@ func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 func (a *Assessor) anomaly(ctx context.Context, in *policies.Input, st Stats) *policies.Anomaly {
 	agentKey := in.Tenant.ID + ":" + in.Agent.ClientID
 	if a.record == nil {
-		flag, _ := a.anomalies.Check(agentKey, in.Charge.Amount)
+		flag, _ := a.anomalies.Check(agentKey, in.Charge.Amount, MerchantCategory(in.Charge.Merchant))
 		if flag == nil {
 			if flag = a.spendRate(in, st); flag != nil {
 				flag, _ = a.anomalies.Raise(agentKey, *flag)
@@ -185,7 +185,7 @@ func (a *Assessor) anomaly(ctx context.Context, in *policies.Input, st Stats) *p
 	} else if cur != nil {
 		return cur
 	}
-	flag := a.anomalies.Detect(agentKey, in.Charge.Amount)
+	flag := a.anomalies.Detect(agentKey, in.Charge.Amount, MerchantCategory(in.Charge.Merchant))
 	if flag == nil {
 		flag = a.spendRate(in, st)
 	}
@@ -279,7 +279,7 @@ func (a *Assessor) Observe(ctx context.Context, in *policies.Input, declined boo
 	}
 	a.windows.Record(in.Now, in.Charge.Amount, declined, keys...)
 	if !declined {
-		a.anomalies.Record(in.Tenant.ID+":"+in.Agent.ClientID, in.Charge.Amount)
+		a.anomalies.Record(in.Tenant.ID+":"+in.Agent.ClientID, in.Charge.Amount, MerchantCategory(in.Charge.Merchant))
 	}
 }
 

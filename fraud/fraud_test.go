@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -226,31 +227,119 @@ func TestWindowsBoundedMemory(t *testing.T) {
 func TestAnomalyOnSyntheticHistory(t *testing.T) {
 	a := fraud.NewAnomalies(fraud.AnomalyConfig{MinHistory: 10, Threshold: 6}, 1000)
 	for i := range 30 {
-		a.Record("agt", int64(2000+(i%7)*150)) // 20.00 to 29.00
+		a.Record("agt", int64(2000+(i%7)*150), "5942") // 20.00 to 29.00
 	}
-	f, isNew := a.Check("agt", 2600)
+	f, isNew := a.Check("agt", 2600, "5942")
 	assert.Nil(t, f, "an ordinary charge")
 	assert.False(t, isNew)
-	f, isNew = a.Check("agt", 250000)
+	f, isNew = a.Check("agt", 250000, "5942")
 	require.NotNil(t, f, "a charge a hundred times the usual")
 	assert.True(t, isNew)
 	assert.Equal(t, "charge_size", f.Metric)
 	assert.Greater(t, f.Score, 6.0)
 	assert.Contains(t, f.Message, "median of 2450")
-	f, isNew = a.Check("agt", 2100)
+	f, isNew = a.Check("agt", 2100, "5942")
 	require.NotNil(t, f, "the flag stands for the next charges")
 	assert.False(t, isNew)
 	assert.True(t, a.Clear("agt"))
-	f, _ = a.Check("agt", 2100)
+	f, _ = a.Check("agt", 2100, "5942")
 	assert.Nil(t, f, "cleared by a person")
 	assert.False(t, a.Clear("agt"))
 
 	young := fraud.NewAnomalies(fraud.AnomalyConfig{MinHistory: 10, Threshold: 6}, 1000)
 	for range 5 {
-		young.Record("new", 2000)
+		young.Record("new", 2000, "5942")
 	}
-	f, _ = young.Check("new", 250000)
+	f, _ = young.Check("new", 250000, "5942")
 	assert.Nil(t, f, "too short a history to judge")
+}
+
+// An agent's synthetic history: thirty charges at bookshops and
+// stationers (two categories), then one at a money transfer service (a
+// category it never used) is flagged for its merchant mix, with the
+// numbers in the reason. A varied history, or a short one, makes a new
+// category likely enough, and charge sizes stay as they were.
+func TestAnomalyMerchantMix(t *testing.T) {
+	cfg := fraud.AnomalyConfig{MinHistory: 10, MerchantMix: 0.05}
+	a := fraud.NewAnomalies(cfg, 1000)
+	for i := range 30 {
+		a.Record("agt", 2500, []string{"5942", "5943"}[i%3/2]) // 20 bookshop, 10 stationer
+	}
+	f, isNew := a.Check("agt", 2500, "5943")
+	assert.Nil(t, f, "a category it uses")
+	assert.False(t, isNew)
+	f, isNew = a.Check("agt", 2500, "4829")
+	require.NotNil(t, f, "a category it never used")
+	assert.True(t, isNew)
+	assert.Equal(t, "merchant_mix", f.Metric)
+	assert.InDelta(t, 31.0, f.Score, 0.01, "1 / (1/31)")
+	assert.Contains(t, f.Message, "merchant category 4829, which none of its last 30 charges used (2 categories, 0 of them used once): a new category had a likelihood of 3.2% (limit 5.0%)")
+	f, isNew = a.Check("agt", 2500, "5942")
+	require.NotNil(t, f, "the flag stands for the next charges")
+	assert.False(t, isNew)
+
+	t.Run("varied history", func(t *testing.T) {
+		a := fraud.NewAnomalies(cfg, 1000)
+		for i := range 30 { // 20 categories, 10 of them used once
+			a.Record("agt", 2500, fmt.Sprint(5000+i%20))
+		}
+		f, _ := a.Check("agt", 2500, "4829")
+		assert.Nil(t, f, "new categories are usual for this agent")
+	})
+	t.Run("short history", func(t *testing.T) {
+		a := fraud.NewAnomalies(cfg, 1000)
+		for range 15 { // 1/16 = 6.25 %: not yet unlikely enough
+			a.Record("agt", 2500, "5942")
+		}
+		f, _ := a.Check("agt", 2500, "4829")
+		assert.Nil(t, f, "too short a history to call a new category rare")
+		a.Record("agt", 2500, "5942")
+		for range 4 {
+			a.Record("agt", 2500, "5942")
+		}
+		f, _ = a.Check("agt", 2500, "4829")
+		require.NotNil(t, f, "1/21 = 4.8 %")
+		assert.Contains(t, f.Message, "likelihood of 4.8%")
+	})
+	t.Run("off", func(t *testing.T) {
+		a := fraud.NewAnomalies(fraud.AnomalyConfig{MinHistory: 10, Threshold: 6}, 1000)
+		for range 30 {
+			a.Record("agt", 2500, "5942")
+		}
+		f, _ := a.Check("agt", 2500, "4829")
+		assert.Nil(t, f, "merchant_mix 0 turns the check off")
+	})
+	t.Run("the history keeps its last 32 charges", func(t *testing.T) {
+		a := fraud.NewAnomalies(cfg, 1000)
+		a.Record("agt", 2500, "4829")
+		for range 40 {
+			a.Record("agt", 2500, "5942")
+		}
+		f, _ := a.Check("agt", 2500, "4829")
+		require.NotNil(t, f, "a category used only before the last 32 charges is new again")
+		assert.Contains(t, f.Message, "none of its last 32 charges")
+	})
+}
+
+// The Assessor takes the merchant category from the merchant's profile:
+// its MCC, else the merchant itself.
+func TestAssessorMerchantMix(t *testing.T) {
+	a := fraud.NewAssessor(fraud.Config{MaxKeys: 1000, Anomaly: fraud.AnomalyConfig{MinHistory: 10, MerchantMix: 0.05}}, nil, nil, nil, nil)
+	in := policyInput()
+	t0 := time.Date(2026, 3, 1, 0, 30, 0, 0, time.UTC)
+	in.Charge.Merchant.MCC = ""
+	for i := range 25 {
+		in.Now = t0.Add(time.Duration(i) * time.Hour)
+		a.Assess(context.Background(), in)
+		require.Nil(t, in.Fraud.Anomaly, "charge %d", i)
+		a.Observe(context.Background(), in, false)
+	}
+	in.Charge.Merchant.ID = "acct_elsewhere"
+	a.Assess(context.Background(), in)
+	require.NotNil(t, in.Fraud.Anomaly)
+	assert.Equal(t, "merchant_mix", in.Fraud.Anomaly.Metric)
+	assert.Contains(t, in.Fraud.Anomaly.Message, "merchant category acct_elsewhere")
+	assert.Equal(t, fraud.MerchantCategory(policies.Merchant{ID: "acct_1", MCC: "5942"}), "5942")
 }
 
 // An agent that spends steadily through the day, then many times its

@@ -28,7 +28,7 @@ func BenchmarkWindowsMemory100kAgents(b *testing.B) {
 			id := fmt.Sprintf("ten_0123456789abcdef:agt_%016d", i)
 			w.Record(t0, 2500, false, "agent:"+id+":USD", "mandate:mdt_"+id+":USD", "card:fp_"+id+":USD",
 				fmt.Sprintf("merchant:acct_%d:USD", i%100))
-			a.Record(id, 2500)
+			a.Record(id, 2500, "5942")
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
