@@ -5,6 +5,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/abuse"
 	"github.com/perfectpay/perfectpay/fraud"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/server"
 	"github.com/perfectpay/perfectpay/store"
@@ -50,16 +51,20 @@ func wireFraud[X repos.Tx](a *App, b store.Backend[X]) []server.Mounter {
 	for i, l := range c.VelocityLimits {
 		limits[i] = policies.VelocityLimit{Scope: l.Scope, Window: l.Window, Metric: l.Metric, Action: l.Action, Limit: l.Limit}
 	}
+	// Vendors are reached like webhook endpoints: through the egress
+	// guard, with the same allowed prefixes.
+	allowed, _ := a.Config.Webhooks.AllowedPrefixes() // validated
+	out := egress.Policy{AllowHTTPLoopback: a.Config.DevMode, Allowed: allowed}
 	var screener fraud.Screener
 	switch c.Screener {
 	case "rules":
 		screener = fraud.NewRules(c.Rules)
 	case "signifyd":
-		screener = fraud.NewSignifyd(c.Signifyd, nil)
+		screener = fraud.NewSignifyd(c.Signifyd, out)
 	case "riskified":
-		screener = fraud.NewRiskified(c.Riskified, nil)
+		screener = fraud.NewRiskified(c.Riskified, out)
 	case "kount":
-		screener = fraud.NewKount(c.Kount, nil)
+		screener = fraud.NewKount(c.Kount, out)
 	}
 	var cards fraud.CardLookup
 	if a.Vault != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/perfectpay/perfectpay/abuse"
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/fraud"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/vault"
@@ -518,6 +519,10 @@ func (c *Config) validateFraud(bad func(format string, args ...any)) {
 		v := map[string]fraud.VendorConfig{"signifyd": f.Signifyd, "riskified": f.Riskified, "kount": f.Kount}[f.Screener]
 		if v.URL == "" || v.Key == "" {
 			bad("fraud.%s.url and fraud.%s.key are required with fraud.screener=%s", f.Screener, f.Screener, f.Screener)
+		} else if allowed, err := c.Webhooks.AllowedPrefixes(); err == nil {
+			if err := (egress.Policy{AllowHTTPLoopback: c.DevMode, Allowed: allowed}).CheckURL(v.URL); err != nil {
+				bad("fraud.%s.url: %v", f.Screener, err)
+			}
 		}
 	default:
 		bad("fraud.screener must be none, rules, signifyd, riskified or kount (got %q)", f.Screener)

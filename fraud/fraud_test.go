@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/fraud"
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/policies"
 )
 
@@ -72,7 +75,7 @@ func TestSignifydRoundTrip(t *testing.T) {
 			assert.Equal(t, "4242", tx["checkoutPaymentDetails"].(map[string]any)["cardLast4"])
 		}, `{"signifydId": 44, "checkoutId": "mdt_1:2026-03-01T09:00:00Z", "orderId": "mdt_1:2026-03-01T09:00:00Z",
 			"decision": {"createdAt": "2026-03-01T09:00:01Z", "checkpointAction": "`+tc.action+`", "checkpointActionReason": "model", "score": `+tc.score+`}}`)
-		r, err := fraud.NewSignifyd(fraud.VendorConfig{URL: srv.URL, Key: "sig_key"}, nil).Screen(context.Background(), sampleCharge())
+		r, err := fraud.NewSignifyd(fraud.VendorConfig{URL: srv.URL, Key: "sig_key"}, loopback).Screen(context.Background(), sampleCharge())
 		require.NoError(t, err)
 		assert.Equal(t, tc.decision, r.Decision)
 		assert.Equal(t, tc.ours, r.Score)
@@ -92,7 +95,7 @@ func TestRiskifiedRoundTrip(t *testing.T) {
 			assert.Equal(t, "123.45", order["total_price"].(json.Number).String())
 			assert.Equal(t, "XXXX-XXXX-XXXX-4242", order["payment_details"].([]any)[0].(map[string]any)["credit_card_number"])
 		}, `{"order": {"id": "mdt_1:2026-03-01T09:00:00Z", "status": "`+tc.status+`", "description": "Reviewed and `+tc.status+`"}}`)
-		r, err := fraud.NewRiskified(fraud.VendorConfig{URL: srv.URL, Key: "rsk_token", Account: "shop.example"}, nil).Screen(context.Background(), sampleCharge())
+		r, err := fraud.NewRiskified(fraud.VendorConfig{URL: srv.URL, Key: "rsk_token", Account: "shop.example"}, loopback).Screen(context.Background(), sampleCharge())
 		require.NoError(t, err)
 		assert.Equal(t, tc.decision, r.Decision)
 	}
@@ -110,7 +113,7 @@ func TestKountRoundTrip(t *testing.T) {
 			assert.Equal(t, "123.45", tx["orderTotal"].(json.Number).String())
 			assert.Equal(t, "USD", tx["currency"])
 		}, `{"order": {"orderId": "K1", "riskInquiry": {"decision": "`+tc.decision+`", "omniscore": `+tc.omniscore+`}}}`)
-		r, err := fraud.NewKount(fraud.VendorConfig{URL: srv.URL, Key: "kount_key", Account: "agents"}, nil).Screen(context.Background(), sampleCharge())
+		r, err := fraud.NewKount(fraud.VendorConfig{URL: srv.URL, Key: "kount_key", Account: "agents"}, loopback).Screen(context.Background(), sampleCharge())
 		require.NoError(t, err)
 		assert.Equal(t, tc.ours, r.Decision)
 		assert.Equal(t, tc.score, r.Score)
@@ -120,11 +123,53 @@ func TestKountRoundTrip(t *testing.T) {
 func TestVendorErrorsAreErrors(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
 	defer srv.Close()
-	_, err := fraud.NewKount(fraud.VendorConfig{URL: srv.URL, Key: "k"}, nil).Screen(context.Background(), sampleCharge())
+	_, err := fraud.NewKount(fraud.VendorConfig{URL: srv.URL, Key: "k"}, loopback).Screen(context.Background(), sampleCharge())
 	require.Error(t, err)
 	odd := fake(t, "/api/decide", func(*http.Request, map[string]any) {}, `{"order": {"status": "maybe"}}`)
-	_, err = fraud.NewRiskified(fraud.VendorConfig{URL: odd.URL, Key: "k"}, nil).Screen(context.Background(), sampleCharge())
+	_, err = fraud.NewRiskified(fraud.VendorConfig{URL: odd.URL, Key: "k"}, loopback).Screen(context.Background(), sampleCharge())
 	require.ErrorIs(t, err, fraud.ErrBadAnswer)
+}
+
+// loopback lets the adapters reach the fake vendors on this machine over
+// plain http, as the egress guard does in dev mode.
+var loopback = egress.Policy{AllowHTTPLoopback: true}
+
+// The adapters reach their vendor only through the egress guard: with
+// the production policy a vendor on a loopback (or private) address is
+// refused before any request leaves, plain http is refused, a redirect is
+// an answer (not followed), and an answer past 1 MiB is refused.
+func TestVendorsGoThroughTheEgressGuard(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, `{"order": {"status": "approved"}}`)
+	}))
+	defer srv.Close()
+	for _, s := range []fraud.Screener{
+		fraud.NewSignifyd(fraud.VendorConfig{URL: srv.URL, Key: "k"}, egress.Policy{}),
+		fraud.NewRiskified(fraud.VendorConfig{URL: srv.URL, Key: "k"}, egress.Policy{}),
+		fraud.NewKount(fraud.VendorConfig{URL: srv.URL, Key: "k"}, egress.Policy{}),
+	} {
+		_, err := s.Screen(context.Background(), sampleCharge())
+		require.ErrorIs(t, err, egress.ErrDestinationRefused, s.Name())
+	}
+	_, err := fraud.NewKount(fraud.VendorConfig{URL: "http://kount.example", Key: "k"}, egress.Policy{}).Screen(context.Background(), sampleCharge())
+	require.ErrorContains(t, err, "must use https")
+	assert.Zero(t, hits.Load(), "nothing reached the vendor")
+
+	moved := httptest.NewServer(http.RedirectHandler(srv.URL+"/api/decide", http.StatusFound))
+	defer moved.Close()
+	_, err = fraud.NewRiskified(fraud.VendorConfig{URL: moved.URL, Key: "k"}, loopback).Screen(context.Background(), sampleCharge())
+	require.ErrorContains(t, err, "answered 302")
+	assert.Zero(t, hits.Load(), "the redirect is not followed")
+
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `{"order": {"status": "approved", "description": "`+strings.Repeat("x", 1<<20)+`"}}`)
+	}))
+	defer big.Close()
+	_, err = fraud.NewRiskified(fraud.VendorConfig{URL: big.URL, Key: "k"}, loopback).Screen(context.Background(), sampleCharge())
+	require.ErrorIs(t, err, fraud.ErrBadAnswer)
+	assert.ErrorContains(t, err, "longer than")
 }
 
 // slow is a screener that answers when released, or never.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/money"
 )
 
@@ -28,21 +29,37 @@ type VendorConfig struct {
 	Account string `mapstructure:"account"`
 }
 
-// vendor is what the adapters share: one JSON POST, bounded in size.
+// maxAnswer bounds a screener's answer; a longer one is refused.
+const maxAnswer = 1 << 20
+
+// vendorTimeout bounds one request when the caller's context does not
+// bound it sooner (the Assessor's screener timeout always does).
+const vendorTimeout = 10 * time.Second
+
+// vendor is what the adapters share: one JSON POST through the egress
+// guard (the destination checked on the URL and again on every address at
+// connect time; private, loopback and metadata addresses refused unless
+// the policy allows them; no proxy, no redirects), bounded in time and in
+// the size of the answer.
 type vendor struct {
 	cfg    VendorConfig
 	client *http.Client
+	urlErr error // the URL refused by the policy: every screening fails
 }
 
-func newVendor(cfg VendorConfig, client *http.Client) vendor {
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
+func newVendor(cfg VendorConfig, p egress.Policy) vendor {
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	return vendor{cfg: cfg, client: client}
+	v := vendor{cfg: cfg, client: egress.NewHTTPClient(p, nil, vendorTimeout, nil)}
+	if err := p.CheckURL(cfg.URL); err != nil {
+		v.urlErr = fmt.Errorf("fraud: the screener's URL is refused: %w", err)
+	}
+	return v
 }
 
 func (v vendor) post(ctx context.Context, path string, body any, header http.Header, out any) error {
+	if v.urlErr != nil {
+		return v.urlErr
+	}
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -62,12 +79,15 @@ func (v vendor) post(ctx context.Context, path string, body any, header http.Hea
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("fraud: the screener answered %d", resp.StatusCode)
+	}
+	if len(b) > maxAnswer {
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadAnswer, maxAnswer)
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadAnswer, err)
@@ -101,9 +121,10 @@ func major(amount int64, currency string) json.Number {
 // on 0-100. Its checkpoint action ACCEPT, HOLD or REJECT is our decision.
 type Signifyd struct{ vendor }
 
-// NewSignifyd returns the Signifyd adapter (client nil: a default one).
-func NewSignifyd(cfg VendorConfig, client *http.Client) *Signifyd {
-	return &Signifyd{newVendor(cfg, client)}
+// NewSignifyd returns the Signifyd adapter; its requests go out
+// through the egress guard with policy p.
+func NewSignifyd(cfg VendorConfig, p egress.Policy) *Signifyd {
+	return &Signifyd{newVendor(cfg, p)}
 }
 
 // Name implements Screener.
@@ -199,9 +220,10 @@ func (s *Signifyd) Screen(ctx context.Context, c *Charge) (Result, error) {
 // score: approved scores 0, declined 100.
 type Riskified struct{ vendor }
 
-// NewRiskified returns the Riskified adapter.
-func NewRiskified(cfg VendorConfig, client *http.Client) *Riskified {
-	return &Riskified{newVendor(cfg, client)}
+// NewRiskified returns the Riskified adapter (requests through the
+// egress guard with policy p).
+func NewRiskified(cfg VendorConfig, p egress.Policy) *Riskified {
+	return &Riskified{newVendor(cfg, p)}
 }
 
 // Name implements Screener.
@@ -284,9 +306,10 @@ func (s *Riskified) Screen(ctx context.Context, c *Charge) (Result, error) {
 // APPROVE, REVIEW (or ESCALATE) or DECLINE is ours.
 type Kount struct{ vendor }
 
-// NewKount returns the Kount adapter.
-func NewKount(cfg VendorConfig, client *http.Client) *Kount {
-	return &Kount{newVendor(cfg, client)}
+// NewKount returns the Kount adapter (requests through the egress guard
+// with policy p).
+func NewKount(cfg VendorConfig, p egress.Policy) *Kount {
+	return &Kount{newVendor(cfg, p)}
 }
 
 // Name implements Screener.
