@@ -7,3 +7,7 @@ func IssuanceQueued(i *Issuer) int {
 	defer i.issued.mu.Unlock()
 	return len(i.issued.queue)
 }
+
+// SetIssuanceInFlight sets how many issuance batches may commit at once,
+// before the issuer has issued anything.
+func SetIssuanceInFlight(i *Issuer, n int) { i.issued.inFlight = n }

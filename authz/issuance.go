@@ -15,15 +15,24 @@ import (
 // pays one commit for many tokens instead of one each; a quiet one commits
 // each token at once (there is no timer).
 //
+// Up to inFlight batches commit at once, each in its own transaction. With
+// one, requests signed while a batch commits wait for that commit to end
+// before theirs can start, so the node alternates between signing and
+// waiting on the database; with two, the next batch commits while the
+// first one's round trip and WAL flush are under way (PostgreSQL flushes
+// the WAL of concurrent commits together). The memory store runs its
+// transactions one at a time, so there the second batch just queues.
+//
 // A batch commits or fails as a whole: when its transaction fails, every
 // token of the batch fails with that error and none is handed out.
 type issuance struct {
-	db  store.Runner[Tx]
-	max int
+	db       store.Runner[Tx]
+	max      int
+	inFlight int
 
 	mu       sync.Mutex
 	queue    []*issueWrite
-	flushing bool
+	flushers int // goroutines committing batches, at most inFlight
 }
 
 type issueWrite struct {
@@ -34,7 +43,12 @@ type issueWrite struct {
 // issueBatchMax bounds the tokens of one batch.
 const issueBatchMax = 256
 
-func newIssuance(db store.Runner[Tx]) *issuance { return &issuance{db: db, max: issueBatchMax} }
+// issueInFlight bounds the batches committing at once.
+const issueInFlight = 2
+
+func newIssuance(db store.Runner[Tx]) *issuance {
+	return &issuance{db: db, max: issueBatchMax, inFlight: issueInFlight}
+}
 
 // do runs write in the next batch's transaction and returns once that
 // transaction has committed (nil) or failed (its error). write must only
@@ -45,8 +59,8 @@ func (g *issuance) do(ctx context.Context, write func(Tx) error) error {
 	w := &issueWrite{fn: write, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, w)
-	if !g.flushing {
-		g.flushing = true
+	if g.flushers < g.inFlight {
+		g.flushers++
 		go g.drain()
 	}
 	g.mu.Unlock()
@@ -58,13 +72,14 @@ func (g *issuance) do(ctx context.Context, write func(Tx) error) error {
 	}
 }
 
-// drain commits batches until the queue is empty.
+// drain commits batches until the queue is empty; several drains may run
+// (see inFlight), each taking what is queued when it is free.
 func (g *issuance) drain() {
 	for {
 		g.mu.Lock()
 		n := min(len(g.queue), g.max)
 		if n == 0 {
-			g.flushing = false
+			g.flushers--
 			g.queue = nil
 			g.mu.Unlock()
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,6 +79,8 @@ func TestIssuanceBatchFailureFailsEveryToken(t *testing.T) {
 		gate := &batchGate{Runner: db, hold: make(chan struct{}), holding: make(chan struct{})}
 		iss, err := authz.New(ctx, gate, baseOptions())
 		require.NoError(t, err)
+		// One batch at a time, so the others line up behind the held one.
+		authz.SetIssuanceInFlight(iss, 1)
 		a, secret, err := iss.CreateAgent(ctx, tenant, authz.AgentInput{Name: "agent", AuthMethod: authz.AuthClientSecretBasic})
 		require.NoError(t, err)
 		form := url.Values{"grant_type": {"client_credentials"}}
@@ -138,6 +141,66 @@ func TestIssuanceBatchFailureFailsEveryToken(t *testing.T) {
 			}
 			return nil
 		}))
+	})
+}
+
+// holdFirst holds the first issuance transaction until released; the
+// others run as they come.
+type holdFirst struct {
+	store.Runner[authz.Tx]
+	hold    chan struct{}
+	holding chan struct{}
+	once    sync.Once
+}
+
+func (h *holdFirst) InTx(ctx context.Context, fn func(authz.Tx) error) error {
+	return h.Runner.InTx(ctx, func(tx authz.Tx) error {
+		var sigs []string
+		if err := fn(recordSessions{tx, &sigs}); err != nil || len(sigs) == 0 {
+			return err
+		}
+		first := false
+		h.once.Do(func() { first = true })
+		if first {
+			close(h.holding)
+			<-h.hold
+		}
+		return nil
+	})
+}
+
+// TestIssuanceSecondBatchCommitsWhileFirstIsHeld: a batch whose commit is
+// slow does not hold up the next one, and the held token is handed out
+// only once its own transaction commits.
+func TestIssuanceSecondBatchCommitsWhileFirstIsHeld(t *testing.T) {
+	eachAuthzStore(t, func(t *testing.T, db store.Runner[authz.Tx], tenant string) {
+		if strings.HasSuffix(t.Name(), "/memory") {
+			t.Skip("the memory store runs one transaction at a time: there the second batch waits for the first")
+		}
+		ctx := context.Background()
+		gate := &holdFirst{Runner: db, hold: make(chan struct{}), holding: make(chan struct{})}
+		iss, err := authz.New(ctx, gate, baseOptions())
+		require.NoError(t, err)
+		a, secret, err := iss.CreateAgent(ctx, tenant, authz.AgentInput{Name: "agent", AuthMethod: authz.AuthClientSecretBasic})
+		require.NoError(t, err)
+		form := url.Values{"grant_type": {"client_credentials"}}
+
+		held := make(chan int, 1)
+		go func() {
+			st, _ := raceToken(iss, 0, a.ID, secret, form)
+			held <- st
+		}()
+		<-gate.holding
+		st, body := raceToken(iss, 1, a.ID, secret, form)
+		require.Equal(t, 200, st, body)
+		require.NotEmpty(t, body["access_token"])
+		select {
+		case <-held:
+			t.Fatal("the held token was handed out before its transaction committed")
+		default:
+		}
+		close(gate.hold)
+		require.Equal(t, 200, <-held)
 	})
 }
 
