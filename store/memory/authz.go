@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"encoding/hex"
 	"slices"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ type revKey struct{ kind, id string }
 type authzData struct {
 	agents      table[string, authz.Agent]
 	jtis        table[jtiKey, time.Time]
-	tokens      table[tokKey, authz.TokenSession]
+	tokens      table[tokKey, tokRow]
 	revocations table[revKey, authz.Revocation]
 	keys        table[string, authz.SigningKey]
 	delegations table[[2]string, authz.Delegation]
@@ -36,7 +37,7 @@ func newAuthzData() *authzData {
 	return &authzData{
 		agents:      table[string, authz.Agent]{},
 		jtis:        table[jtiKey, time.Time]{},
-		tokens:      table[tokKey, authz.TokenSession]{},
+		tokens:      table[tokKey, tokRow]{},
 		revocations: table[revKey, authz.Revocation]{},
 		keys:        table[string, authz.SigningKey]{},
 		delegations: table[[2]string, authz.Delegation]{},
@@ -136,9 +137,80 @@ func (tx *Tx) UseJTI(_ context.Context, ns, jti string, exp time.Time) error {
 	return nil
 }
 
-func cloneSession(s authz.TokenSession) authz.TokenSession {
-	s.Data = slices.Clone(s.Data)
-	return s
+// tokRow is a token session as the memory store holds it, one per live
+// token: its key is not repeated, times are Unix microseconds (the
+// precision PostgreSQL keeps) instead of 24-byte time.Time values, and a
+// grant family id that is a UUID (fosite's request ids) is held as its 16
+// bytes rather than a 36-character string.
+type tokRow struct {
+	family    familyID
+	clientID  string
+	tenantID  string
+	accessSig string
+	data      []byte
+	created   int64
+	expires   int64
+	active    bool
+}
+
+func newTokRow(s *authz.TokenSession) tokRow {
+	return tokRow{family: newFamilyID(s.RequestID), clientID: s.ClientID, tenantID: s.TenantID, accessSig: s.AccessSignature,
+		data: slices.Clone(s.Data), created: s.CreatedAt.UnixMicro(), expires: s.ExpiresAt.UnixMicro(), active: s.Active}
+}
+
+func (r *tokRow) session(k tokKey) authz.TokenSession {
+	return authz.TokenSession{Kind: k.kind, Signature: k.sig, RequestID: r.family.String(), ClientID: r.clientID,
+		TenantID: r.tenantID, AccessSignature: r.accessSig, Active: r.active, Data: slices.Clone(r.data),
+		CreatedAt: time.UnixMicro(r.created).UTC(), ExpiresAt: time.UnixMicro(r.expires).UTC()}
+}
+
+// familyID is a grant family id: the 16 bytes of a UUID in its canonical
+// lower-case form, or else the string itself.
+type familyID struct {
+	uuid  [16]byte
+	other string
+}
+
+func newFamilyID(s string) familyID {
+	if u, ok := parseUUID(s); ok {
+		return familyID{uuid: u}
+	}
+	return familyID{other: s}
+}
+
+func (f familyID) String() string {
+	if f.other != "" || f.uuid == [16]byte{} {
+		return f.other
+	}
+	var b [36]byte
+	hex.Encode(b[0:8], f.uuid[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], f.uuid[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], f.uuid[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], f.uuid[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], f.uuid[10:])
+	return string(b[:])
+}
+
+// parseUUID reads a UUID in the canonical form String writes back
+// (lower-case hex, hyphens at 8, 13, 18 and 23); the nil UUID is not one,
+// so the zero familyID stays the empty string.
+func parseUUID(s string) (u [16]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' || strings.ContainsAny(s, "ABCDEF") {
+		return u, false
+	}
+	at := 0
+	for _, g := range [5][2]int{{0, 8}, {9, 13}, {14, 18}, {19, 23}, {24, 36}} {
+		n, err := hex.Decode(u[at:], []byte(s[g[0]:g[1]]))
+		if err != nil {
+			return u, false
+		}
+		at += n
+	}
+	return u, u != [16]byte{}
 }
 
 func (tx *Tx) CreateTokenSession(_ context.Context, s *authz.TokenSession) error {
@@ -146,17 +218,18 @@ func (tx *Tx) CreateTokenSession(_ context.Context, s *authz.TokenSession) error
 	if _, ok := tx.d.authz.tokens[k]; ok {
 		return store.ErrConflict
 	}
-	put(tx, tx.d.authz.tokens, k, cloneSession(*s))
+	put(tx, tx.d.authz.tokens, k, newTokRow(s))
 	tx.exp.token.push(s.ExpiresAt, k)
 	return nil
 }
 
 func (tx *Tx) GetTokenSession(_ context.Context, kind, signature string) (*authz.TokenSession, error) {
-	s, ok := tx.d.authz.tokens[tokKey{kind, signature}]
+	k := tokKey{kind, signature}
+	r, ok := tx.d.authz.tokens[k]
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	s = cloneSession(s)
+	s := r.session(k)
 	return &s, nil
 }
 
@@ -167,30 +240,32 @@ func (tx *Tx) DeleteTokenSession(_ context.Context, kind, signature string) erro
 
 func (tx *Tx) DeactivateTokenSession(_ context.Context, kind, signature string) error {
 	k := tokKey{kind, signature}
-	s, ok := tx.d.authz.tokens[k]
+	r, ok := tx.d.authz.tokens[k]
 	if !ok {
 		return store.ErrNotFound
 	}
-	if !s.Active {
+	if !r.active {
 		return store.ErrConflict
 	}
-	s.Active = false
-	put(tx, tx.d.authz.tokens, k, s)
+	r.active = false
+	put(tx, tx.d.authz.tokens, k, r)
 	return nil
 }
 
 func (tx *Tx) DeactivateTokenFamily(_ context.Context, requestID string, now time.Time) ([]authz.TokenSession, error) {
+	fam := newFamilyID(requestID)
+	at := now.UnixMicro()
 	var live []authz.TokenSession
-	for k, s := range tx.d.authz.tokens {
-		if s.RequestID != requestID {
+	for k, r := range tx.d.authz.tokens {
+		if r.family != fam {
 			continue
 		}
-		if s.Active {
-			s.Active = false
-			put(tx, tx.d.authz.tokens, k, s)
+		if r.active {
+			r.active = false
+			put(tx, tx.d.authz.tokens, k, r)
 		}
-		if s.Kind == authz.KindAccess && s.ExpiresAt.After(now) {
-			live = append(live, cloneSession(s))
+		if k.kind == authz.KindAccess && r.expires > at {
+			live = append(live, r.session(k))
 		}
 	}
 	slices.SortFunc(live, func(a, b authz.TokenSession) int { return strings.Compare(a.Signature, b.Signature) })
@@ -342,7 +417,7 @@ func (tx *Tx) PruneAuthz(_ context.Context, before time.Time) (int, error) {
 		return false
 	})
 	n += expire(tx, &tx.exp.token, before, func(k tokKey) bool {
-		if s, ok := a.tokens[k]; ok && s.ExpiresAt.Before(before) {
+		if r, ok := a.tokens[k]; ok && time.UnixMicro(r.expires).Before(before) {
 			del(tx, a.tokens, k)
 			return true
 		}
