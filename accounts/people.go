@@ -480,7 +480,9 @@ func (p *People) Login(ctx context.Context, tenantID, email, password string, fr
 			return err
 		}
 		if known && (newIP || newUA) {
-			data := map[string]any{"user": u.ID, "kind": u.Kind, "new_ip": newIP, "new_user_agent": newUA, "ip": from.IP}
+			// The address is the entry's own IP, held outside its hashed
+			// content so erasure can forget it: never in data.
+			data := map[string]any{"user": u.ID, "kind": u.Kind, "new_ip": newIP, "new_user_agent": newUA}
 			if err := audit.Record(actx, tx, "user.suspicious_login", u.ID, data); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -17,11 +18,14 @@ const (
 
 // Entry is one audit event.
 type Entry struct {
-	Seq       int64           `json:"seq"`
-	ID        string          `json:"id"`
-	TenantID  string          `json:"tenant_id,omitempty"`
-	ActorType string          `json:"actor_type"`
-	ActorID   string          `json:"actor_id,omitempty"`
+	Seq       int64  `json:"seq"`
+	ID        string `json:"id"`
+	TenantID  string `json:"tenant_id,omitempty"`
+	ActorType string `json:"actor_type"`
+	ActorID   string `json:"actor_id,omitempty"`
+	// IP is the client's address. In the pseudonymous format it is held
+	// outside the hashed content, beside its salt, so erasure and
+	// retention can delete both: the hash covers IPDigest instead.
 	IP        string          `json:"ip,omitempty"`
 	Action    string          `json:"action"` // "api.request", "api_key.created", "charge.created", ...
 	Target    string          `json:"target,omitempty"`
@@ -31,6 +35,16 @@ type Entry struct {
 	Status    int             `json:"status,omitempty"`
 	Data      json.RawMessage `json:"data,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
+
+	// Format is how the content hash covers personal values: FormatClear
+	// (entries written before the pseudonymous format) hashes the IP
+	// itself, FormatPseudonymous its salted digest.
+	Format int `json:"format,omitempty"`
+	// IPSalt is the random salt of IPDigest, deleted with the IP.
+	IPSalt []byte `json:"-"`
+	// IPDigest is SHA-256(IPSalt || IP), what the content hash covers of
+	// the IP in the pseudonymous format; without its salt it names no one.
+	IPDigest []byte `json:"ip_digest,omitempty"`
 
 	// Stripe and StripeSeq number the entry gap-free, in the transaction
 	// that writes it (see Writer); 0 for entries written before numbering.
@@ -179,7 +193,50 @@ type Repo interface {
 	AuditRetentions(ctx context.Context) ([]Retention, error)
 }
 
-// contentDoc is what the content hash covers: every field an auditor reads.
+// Entry formats: how the content hash covers personal values.
+const (
+	// FormatClear hashes the IP as it is: an entry written so keeps it
+	// until retention removes the whole entry.
+	FormatClear = 0
+	// FormatPseudonymous hashes the IP's salted digest; the IP and its
+	// salt sit outside the hashed content and can be forgotten
+	// (ForgetPersonal) without breaking the chain.
+	FormatPseudonymous = 1
+)
+
+// ForgetPersonal says which entries' personal values an erasure forgets:
+// those of a tenant the subject did (actor_type user, actor_id Subject),
+// and those about the subject written for no credential (actor_type system
+// or user, target Subject), such as a payer's consent before signing in.
+// Entries of API keys and agents keep their callers' addresses.
+type ForgetPersonal struct {
+	TenantID string
+	Subject  string
+}
+
+// IPDigest is SHA-256(salt || ip).
+func IPDigest(salt []byte, ip string) []byte {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(ip))
+	return h.Sum(nil)
+}
+
+// PersonalOK says whether e's personal values, when still held, match the
+// digests its content hash covers: a clear IP edited outside the hash is
+// found. A forgotten IP (no IP, no salt) is fine.
+func PersonalOK(e *Entry) bool {
+	if e.Format != FormatPseudonymous {
+		return true
+	}
+	if e.IP == "" && len(e.IPSalt) == 0 {
+		return true
+	}
+	return len(e.IPDigest) > 0 && bytes.Equal(IPDigest(e.IPSalt, e.IP), e.IPDigest)
+}
+
+// contentDoc is what the content hash covers in FormatClear: every field
+// an auditor reads.
 type contentDoc struct {
 	ID        string          `json:"id"`
 	TenantID  string          `json:"tenant_id"`
@@ -196,11 +253,41 @@ type contentDoc struct {
 	CreatedAt string          `json:"created_at"`
 }
 
-// ContentHash is SHA-256 over the canonical JSON of the entry's fields.
+// pseudonymousDoc is what the content hash covers in FormatPseudonymous:
+// the IP's salted digest instead of the IP, and the format itself.
+type pseudonymousDoc struct {
+	Format    int             `json:"format"`
+	ID        string          `json:"id"`
+	TenantID  string          `json:"tenant_id"`
+	ActorType string          `json:"actor_type"`
+	ActorID   string          `json:"actor_id"`
+	IPDigest  []byte          `json:"ip_digest"`
+	Action    string          `json:"action"`
+	Target    string          `json:"target"`
+	RequestID string          `json:"request_id"`
+	Method    string          `json:"method"`
+	Route     string          `json:"route"`
+	Status    int             `json:"status"`
+	Data      json.RawMessage `json:"data"`
+	CreatedAt string          `json:"created_at"`
+}
+
+// ContentHash is SHA-256 over the canonical JSON of the entry's hashed
+// fields, as its Format says.
 func ContentHash(e *Entry) []byte {
 	data := e.Data
 	if len(data) == 0 {
 		data = json.RawMessage("null")
+	}
+	if e.Format == FormatPseudonymous {
+		b, _ := json.Marshal(pseudonymousDoc{Format: e.Format,
+			ID: e.ID, TenantID: e.TenantID, ActorType: e.ActorType, ActorID: e.ActorID,
+			IPDigest: e.IPDigest, Action: e.Action, Target: e.Target, RequestID: e.RequestID,
+			Method: e.Method, Route: e.Route, Status: e.Status, Data: data,
+			CreatedAt: e.CreatedAt.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano),
+		})
+		sum := sha256.Sum256(b)
+		return sum[:]
 	}
 	b, _ := json.Marshal(contentDoc{
 		ID: e.ID, TenantID: e.TenantID, ActorType: e.ActorType, ActorID: e.ActorID,
@@ -245,4 +332,10 @@ func be64(v int64) []byte {
 		p[7-i] = byte(v >> (8 * i))
 	}
 	return p[:]
+}
+
+// contentOK says whether e matches its content hash and its held personal
+// values match their digests.
+func contentOK(e *Entry) bool {
+	return bytes.Equal(ContentHash(e), e.ContentHash) && PersonalOK(e)
 }

@@ -357,7 +357,7 @@ walk:
 			case e.ChainPos != pos+1:
 				v.fail(pos+1, e.ID, "entry at chain position %d is missing (next present is %d, id %s)", pos+1, e.ChainPos, e.ID)
 				return v.res, nil
-			case !bytes.Equal(ContentHash(e), e.ContentHash):
+			case !contentOK(e):
 				v.fail(e.ChainPos, e.ID, "content does not match its hash (entry edited)")
 				return v.res, nil
 			case !bytes.Equal(e.PrevHash, prev):
@@ -404,7 +404,7 @@ walk:
 	v.res.Unsealed = len(unsealed)
 	for i := range unsealed {
 		e := &unsealed[i]
-		if !bytes.Equal(ContentHash(e), e.ContentHash) {
+		if !contentOK(e) {
 			v.fail(0, e.ID, "unsealed entry does not match its content hash (entry edited)")
 			return v.res, nil
 		}
@@ -444,7 +444,7 @@ func (v *verifier) checkRest() (bool, error) {
 				if e.ChainPos != 0 {
 					where = "sealed at position " + strconv.FormatInt(e.ChainPos, 10) + " since verification began"
 				}
-				if !bytes.Equal(ContentHash(e), e.ContentHash) {
+				if !contentOK(e) {
 					v.fail(e.ChainPos, e.ID, "entry %s (%s) does not match its content hash (entry edited)", e.ID, where)
 					return false, nil
 				}
@@ -666,7 +666,7 @@ func (s *Service) Prune(ctx context.Context, now time.Time) (int, error) {
 					stop = true
 					break
 				}
-				if e.ChainPos != last.ChainPos+1 || !bytes.Equal(ContentHash(e), e.ContentHash) ||
+				if e.ChainPos != last.ChainPos+1 || !contentOK(e) ||
 					!bytes.Equal(EntryLinkHash(last.Hash, e, e.ChainPos), e.Hash) {
 					return fmt.Errorf("audit: retention refused: the chain does not verify at position %d", last.ChainPos+1)
 				}

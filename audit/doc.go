@@ -30,6 +30,20 @@
 // link at its position still has the signed hash. With that file it trusts
 // only the audit public keys exported in it.
 //
+// # Personal values outside the hash
+//
+// An entry's IP is personal data the right to erasure reaches, but the
+// chain must never change. Entries are written in FormatPseudonymous: the
+// content hash covers IPDigest, SHA-256 of a random per-entry salt and the
+// IP, while the IP and its salt are stored beside the hashed content.
+// Erasing a customer deletes both from the entries of their own acts
+// (ForgetPersonal); the digest left names no one, and the chain verifies
+// as before. Verification checks that an IP still held matches its digest,
+// so it can be forgotten but not changed. Entries written before this
+// format (FormatClear) hash the IP itself: erasure cannot forget it
+// without breaking the chain, so they keep it until audit retention
+// removes them whole.
+//
 // # Threat model: a database writer without the audit signing key
 //
 // The attacker can run any SQL on the database (or edit the memory

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"time"
 
@@ -63,10 +64,19 @@ func RecordFor(ctx context.Context, w Writer, tenantID, action, target string, d
 	return Record(WithActor(ctx, a), w, action, target, data)
 }
 
-// Append fills id, time and content hash, then writes e.
+// Append fills id, time, the IP's salted digest and content hash, then
+// writes e in FormatPseudonymous.
 func Append(ctx context.Context, w Writer, e *Entry) error {
 	if e.ID == "" {
 		e.ID = ids.New("aud")
+	}
+	e.Format, e.IPSalt, e.IPDigest = FormatPseudonymous, nil, nil
+	if e.IP != "" {
+		e.IPSalt = make([]byte, 16)
+		if _, err := rand.Read(e.IPSalt); err != nil {
+			return err
+		}
+		e.IPDigest = IPDigest(e.IPSalt, e.IP)
 	}
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = time.Now()

@@ -54,7 +54,8 @@ func TestAuditCheckpointExportAndVerify(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 	rows, err := pool.Query(ctx, `SELECT seq, id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route,
-		status, data, created_at, content_hash, chain_pos, prev_hash, coalesce(stripe, 0), coalesce(stripe_seq, 0)
+		status, data, created_at, content_hash, chain_pos, prev_hash, coalesce(stripe, 0), coalesce(stripe_seq, 0),
+		format, ip_salt, ip_digest
 		FROM audit_events WHERE chain_pos IS NOT NULL ORDER BY chain_pos`)
 	require.NoError(t, err)
 	var chain []audit.Entry
@@ -63,7 +64,7 @@ func TestAuditCheckpointExportAndVerify(t *testing.T) {
 		var data *string
 		require.NoError(t, rows.Scan(&e.Seq, &e.ID, &e.TenantID, &e.ActorType, &e.ActorID, &e.IP, &e.Action, &e.Target,
 			&e.RequestID, &e.Method, &e.Route, &e.Status, &data, &e.CreatedAt, &e.ContentHash, &e.ChainPos, &e.PrevHash,
-			&e.Stripe, &e.StripeSeq))
+			&e.Stripe, &e.StripeSeq, &e.Format, &e.IPSalt, &e.IPDigest))
 		if data != nil {
 			e.Data = []byte(*data)
 		}

@@ -36,7 +36,7 @@ func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
 	e.Seq = tx.d.auditSeq
 	e.Stripe, e.StripeSeq = memStripe, tx.d.auditLog.stripeNext
 	c := *e
-	c.Data = slices.Clone(e.Data)
+	c.Data, c.IPSalt, c.IPDigest = slices.Clone(e.Data), slices.Clone(e.IPSalt), slices.Clone(e.IPDigest)
 	put(tx, tx.d.auditEntries, c.Seq, c)
 	appendUndo(tx, &tx.d.auditLog.unsealed, c.Seq)
 	return nil

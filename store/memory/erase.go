@@ -2,8 +2,11 @@ package memory
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -24,4 +27,85 @@ func (tx *Tx) SetUserEmail(_ context.Context, tenantID, id, email string) error 
 	put(tx, p.users, id, *c)
 	put(tx, p.byEmail, tenantID+"/"+email, id)
 	return nil
+}
+
+func (tx *Tx) DeleteUserPasskeys(_ context.Context, tenantID, userID string) (int, error) {
+	p := tx.people()
+	var ids []string
+	for id, k := range p.passkeys {
+		if k.TenantID == tenantID && k.UserID == userID {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		del(tx, p.passkeys, id)
+	}
+	return len(ids), nil
+}
+
+func (tx *Tx) DeleteLoginMarks(_ context.Context, tenantID, userID string) (int, error) {
+	p := tx.people()
+	prefix := userKey(tenantID, userID) + "/"
+	var keys []string
+	for k := range p.marks {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		del(tx, p.marks, k)
+	}
+	return len(keys), nil
+}
+
+func (tx *Tx) ForgetAuditPersonal(_ context.Context, f audit.ForgetPersonal) (int, error) {
+	var seqs []int64
+	for seq, e := range tx.d.auditEntries {
+		if e.Format == audit.FormatPseudonymous && (e.IP != "" || e.IPSalt != nil) && forgets(f, &e) {
+			seqs = append(seqs, seq)
+		}
+	}
+	for _, seq := range seqs {
+		e := tx.d.auditEntries[seq]
+		e.IP, e.IPSalt = "", nil
+		put(tx, tx.d.auditEntries, seq, e)
+	}
+	return len(seqs), nil
+}
+
+// forgets says whether f selects e (see audit.ForgetPersonal).
+func forgets(f audit.ForgetPersonal, e *audit.Entry) bool {
+	if e.TenantID != f.TenantID || f.Subject == "" {
+		return false
+	}
+	return (e.ActorType == audit.ActorUser && e.ActorID == f.Subject) ||
+		((e.ActorType == audit.ActorSystem || e.ActorType == audit.ActorUser) && e.Target == f.Subject)
+}
+
+func (tx *Tx) ForgetEventIPs(_ context.Context, tenantID, userID string) (int, error) {
+	n := 0
+	for id, e := range tx.d.events {
+		if e.TenantID != tenantID {
+			continue
+		}
+		var doc struct {
+			Object map[string]json.RawMessage `json:"object"`
+		}
+		if json.Unmarshal(e.Data, &doc) != nil || doc.Object["ip"] == nil {
+			continue
+		}
+		var user string
+		if json.Unmarshal(doc.Object["user"], &user) != nil || user != userID {
+			continue
+		}
+		delete(doc.Object, "ip")
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return n, err
+		}
+		e.Data = b
+		put(tx, tx.d.events, id, e)
+		n++
+	}
+	return n, nil
 }

@@ -18,8 +18,8 @@ var _ audit.Repo = (*Tx)(nil)
 // yields.
 const auditInsert = ` INSERT INTO audit_events
 		(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-		 stripe, stripe_seq)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, s.stripe, s.next FROM s
+		 format, ip_salt, ip_digest, stripe, stripe_seq)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, s.stripe, s.next FROM s
 		RETURNING seq, stripe, stripe_seq`
 
 // AppendAudit numbers the entry on a stripe no other open transaction
@@ -35,7 +35,7 @@ func (t *Tx) AppendAudit(ctx context.Context, e *audit.Entry) error {
 		data = string(e.Data)
 	}
 	args := []any{e.ID, e.TenantID, e.ActorType, e.ActorID, e.IP, e.Action, e.Target, e.RequestID, e.Method, e.Route,
-		e.Status, data, e.CreatedAt, e.ContentHash}
+		e.Status, data, e.CreatedAt, e.ContentHash, e.Format, e.IPSalt, e.IPDigest}
 	return t.later(ctx, auditAppendSQL, args, func(r pgx.Row) error { return r.Scan(&e.Seq, &e.Stripe, &e.StripeSeq) })
 }
 
@@ -50,7 +50,8 @@ const auditAppendSQL = `WITH free AS (
 		s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added)` + auditInsert
 
 const auditCols = `seq, id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status,
-	data, created_at, content_hash, coalesce(chain_pos, 0), prev_hash, hash, coalesce(stripe, 0), coalesce(stripe_seq, 0)`
+	data, created_at, content_hash, coalesce(chain_pos, 0), prev_hash, hash, coalesce(stripe, 0), coalesce(stripe_seq, 0),
+	format, ip_salt, ip_digest`
 
 func scanAudit(rows pgx.Rows) ([]audit.Entry, error) {
 	defer rows.Close()
@@ -60,7 +61,7 @@ func scanAudit(rows pgx.Rows) ([]audit.Entry, error) {
 		var data *string
 		if err := rows.Scan(&e.Seq, &e.ID, &e.TenantID, &e.ActorType, &e.ActorID, &e.IP, &e.Action, &e.Target,
 			&e.RequestID, &e.Method, &e.Route, &e.Status, &data, &e.CreatedAt, &e.ContentHash,
-			&e.ChainPos, &e.PrevHash, &e.Hash, &e.Stripe, &e.StripeSeq); err != nil {
+			&e.ChainPos, &e.PrevHash, &e.Hash, &e.Stripe, &e.StripeSeq, &e.Format, &e.IPSalt, &e.IPDigest); err != nil {
 			return nil, mapErr(err)
 		}
 		if data != nil {

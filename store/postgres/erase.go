@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -18,4 +19,46 @@ func (t *Tx) SetUserEmail(ctx context.Context, tenantID, id, email string) error
 		return store.ErrNotFound
 	}
 	return nil
+}
+
+func (t *Tx) DeleteUserPasskeys(ctx context.Context, tenantID, userID string) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM user_passkeys WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (t *Tx) DeleteLoginMarks(ctx context.Context, tenantID, userID string) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM user_login_marks WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// ForgetAuditPersonal clears the IP and its salt of the entries f selects
+// (see audit.ForgetPersonal), found through the partial indexes on the
+// entries still holding one; their hashed content does not change.
+func (t *Tx) ForgetAuditPersonal(ctx context.Context, f audit.ForgetPersonal) (int, error) {
+	if f.Subject == "" {
+		return 0, nil
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE audit_events SET ip = '', ip_salt = NULL
+		WHERE format = $3 AND ip_salt IS NOT NULL AND tenant_id = $1 AND (
+			(actor_type = $4 AND actor_id = $2) OR (actor_type IN ($4, $5) AND target = $2))`,
+		f.TenantID, f.Subject, audit.FormatPseudonymous, audit.ActorUser, audit.ActorSystem)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (t *Tx) ForgetEventIPs(ctx context.Context, tenantID, userID string) (int, error) {
+	tag, err := t.tx.Exec(ctx, `UPDATE events SET data = data #- '{object,ip}'
+		WHERE tenant_id = $1 AND data->'object'->>'user' = $2 AND data->'object' ? 'ip'`, tenantID, userID)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(tag.RowsAffected()), nil
 }
