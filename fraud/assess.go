@@ -134,7 +134,7 @@ func (a *Assessor) card(ctx context.Context, tenantID, token string) Card {
 // Assess implements charging.FraudSignals.
 func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 	sc := a.scopes(ctx, in)
-	f := &policies.Fraud{Limits: a.cfg.Limits, RiskSignals: riskSignalsFrom(ctx)}
+	f := &policies.Fraud{Limits: a.cfg.Limits, RiskSignals: RiskSignalsFrom(ctx)}
 	vel := map[string]Stats{}
 	for _, s := range []struct{ scope, key string }{
 		{"agent", sc.agent}, {"mandate", sc.mandate}, {"card", sc.card}, {"merchant", sc.merchant},
@@ -331,17 +331,4 @@ func announce(ctx context.Context, tx Tx, tenantID, action, agentID string, f *p
 		return err
 	}
 	return events.Emit(ctx, tx, tenantID, action, v)
-}
-
-type riskSignalsKey struct{}
-
-// WithRiskSignals returns ctx carrying the risk signals an agent sent with
-// its charge; Assess puts them into the policy input.
-func WithRiskSignals(ctx context.Context, rs []policies.RiskSignal) context.Context {
-	return context.WithValue(ctx, riskSignalsKey{}, rs)
-}
-
-func riskSignalsFrom(ctx context.Context) []policies.RiskSignal {
-	rs, _ := ctx.Value(riskSignalsKey{}).([]policies.RiskSignal)
-	return rs
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/app"
 	"github.com/perfectpay/perfectpay/app/apptest"
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
@@ -34,9 +35,9 @@ type world struct {
 	b, bSec string // its sub-agent
 }
 
-func newWorld(t *testing.T, driver string) *world {
+func newWorld(t *testing.T, driver string, opts ...func(*app.Config)) *world {
 	t.Helper()
-	n := apptest.New(t, driver)
+	n := apptest.New(t, driver, opts...)
 	demo, err := n.App.SeedDemo(context.Background())
 	require.NoError(t, err)
 	w := &world{n: n, key: apptest.Key(demo.Tenant, accounts.KindSecret, accounts.ModeTest)}
@@ -423,4 +424,43 @@ func TestToolsOverInMemoryTransport(t *testing.T) {
 		assert.True(t, res.IsError)
 	}
 	_ = io.Discard
+}
+
+// pay takes risk_signals as POST /v1/charges does: checked (a refused one
+// is a tool error naming it, and pays nothing), then weighed by the charge
+// policy, where they can deny or ask for review, never allow.
+func TestPayRiskSignals(t *testing.T) {
+	w := newWorld(t, "memory", func(c *app.Config) {
+		c.Fraud.Enabled, c.Fraud.Screener, c.Fraud.VelocityLimits = true, "none", nil
+	})
+	mid := w.mandate(t)
+	code, body := w.token(t, "/oauth2/token", mid, "charges:read charges:write mandates:read", w.n.App.Issuer.Options().Issuer+"/mcp")
+	require.Equal(t, 200, code, body)
+	s := connect(t, w.n.URL+"/mcp", body["access_token"].(string))
+	pay := func(key string, signals ...map[string]any) map[string]any {
+		return map[string]any{"amount": 1000, "currency": "usd", "merchant": w.books, "idempotency_key": key, "risk_signals": signals}
+	}
+
+	res, out := call(t, s, "pay", pay("rs-1", map[string]any{"type": "trusted_buyer", "score": 0, "action": "allow"}))
+	require.False(t, res.IsError, textOf(res))
+	assert.Equal(t, "paid", out["outcome"])
+	res, out = call(t, s, "pay", pay("rs-2", map[string]any{"type": "account_takeover", "score": 91.5, "action": "block"}))
+	require.True(t, res.IsError)
+	assert.Equal(t, "denied", out["outcome"])
+	assert.Contains(t, textOf(res), "the agent's own risk signal account_takeover (score 91.5) says block")
+	res, out = call(t, s, "pay", pay("rs-3", map[string]any{"type": "x", "score": 150, "action": "review"}))
+	require.True(t, res.IsError)
+	assert.NotEqual(t, "denied", out["outcome"], "refused before the pipeline")
+	assert.Contains(t, textOf(res), "risk_signals[0].score must be a number from 0 to 100")
+	res, _ = call(t, s, "pay", pay("rs-4", map[string]any{"type": "new device", "score": 1, "action": "review"}))
+	require.True(t, res.IsError)
+	assert.Contains(t, textOf(res), "risk_signals[0].type must be")
+	// A card number as a signal's type never reaches the tool: the HTTP
+	// layer refuses the whole request.
+	_, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "pay",
+		Arguments: pay("rs-5", map[string]any{"type": "4242424242424242", "score": 1, "action": "review"})})
+	require.Error(t, err)
+	lst := w.n.Do(t, apptest.Req{Method: "GET", Path: "/v1/charges", Key: w.key})
+	require.Equal(t, 200, lst.Status)
+	assert.Len(t, lst.JSON["data"], 1, "only the first purchase was paid")
 }

@@ -15,11 +15,13 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/merchants"
 	"github.com/perfectpay/perfectpay/payments"
+	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -66,13 +68,21 @@ type findMerchantOutput struct {
 }
 
 type payInput struct {
-	Amount         int64  `json:"amount" jsonschema:"the amount in the currency's minor unit (cents for usd)"`
-	Currency       string `json:"currency" jsonschema:"ISO 4217 code, lower case, e.g. usd"`
-	Merchant       string `json:"merchant" jsonschema:"the merchant's account id (acct_…), from find_merchant"`
-	PaymentMethod  string `json:"payment_method,omitempty" jsonschema:"a card token of the mandate (tok_…); optional when the mandate has one"`
-	Description    string `json:"description,omitempty" jsonschema:"what is being bought, shown to the person"`
-	IdempotencyKey string `json:"idempotency_key" jsonschema:"a unique id for this purchase; call again with the same one to retry safely"`
-	Approval       string `json:"approval,omitempty" jsonschema:"the approval id (apr_…) a person approved, when retrying a purchase that needed one"`
+	Amount         int64             `json:"amount" jsonschema:"the amount in the currency's minor unit (cents for usd)"`
+	Currency       string            `json:"currency" jsonschema:"ISO 4217 code, lower case, e.g. usd"`
+	Merchant       string            `json:"merchant" jsonschema:"the merchant's account id (acct_…), from find_merchant"`
+	PaymentMethod  string            `json:"payment_method,omitempty" jsonschema:"a card token of the mandate (tok_…); optional when the mandate has one"`
+	Description    string            `json:"description,omitempty" jsonschema:"what is being bought, shown to the person"`
+	IdempotencyKey string            `json:"idempotency_key" jsonschema:"a unique id for this purchase; call again with the same one to retry safely"`
+	Approval       string            `json:"approval,omitempty" jsonschema:"the approval id (apr_…) a person approved, when retrying a purchase that needed one"`
+	RiskSignals    []riskSignalInput `json:"risk_signals,omitempty" jsonschema:"your own view of the purchase's risk, at most 20; they can ask for review or deny, never allow"`
+}
+
+// riskSignalInput is one risk signal of pay, as POST /v1/charges takes it.
+type riskSignalInput struct {
+	Type   string  `json:"type" jsonschema:"a short token, e.g. new_device"`
+	Score  float64 `json:"score" jsonschema:"0 to 100"`
+	Action string  `json:"action" jsonschema:"allow, review or block"`
 }
 
 // PayResult is pay's answer.
@@ -398,6 +408,20 @@ func (s *Server) pay(ctx context.Context, req *mcp.CallToolRequest, in payInput)
 	}
 	if in.IdempotencyKey == "" {
 		return refusal(map[string]any{"param": "idempotency_key"}, "Give each purchase an idempotency_key, and reuse it to retry."), nil, nil
+	}
+	if len(in.RiskSignals) > 0 {
+		rs := make([]policies.RiskSignal, len(in.RiskSignals))
+		for i, r := range in.RiskSignals {
+			rs[i] = policies.RiskSignal(r)
+		}
+		if err := fraud.CheckRiskSignals(rs); err != nil {
+			var re *fraud.RiskSignalError
+			if errors.As(err, &re) {
+				return refusal(map[string]any{"param": re.Param}, "%s", re.Message), nil, nil
+			}
+			return nil, nil, err
+		}
+		ctx = fraud.WithRiskSignals(ctx, rs)
 	}
 	pm := in.PaymentMethod
 	if pm == "" {

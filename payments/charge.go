@@ -32,6 +32,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/vault"
 )
 
@@ -113,6 +114,9 @@ type Charge struct {
 	// ReversalPending: a void of an authorization we may not have heard of
 	// is still to be sent.
 	ReversalPending bool `json:"-"`
+	// RiskSignals are the caller's, for the audit entry of the insert
+	// (not stored with the charge).
+	RiskSignals []policies.RiskSignal `json:"-"`
 	// Claim is the capture or void under way ("" when none): taken and
 	// committed before the processor is called, so a racing operation is
 	// refused instead of reaching the processor too. It lapses at

@@ -17,6 +17,7 @@ import (
 	"github.com/perfectpay/perfectpay/internal/logging"
 	"github.com/perfectpay/perfectpay/internal/money"
 	"github.com/perfectpay/perfectpay/internal/page"
+	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/vault"
 )
@@ -134,6 +135,9 @@ type ChargeParams struct {
 	AgentID    string
 	MerchantID string
 	Purchase   *Purchase
+	// RiskSignals are what the caller said about the charge's risk
+	// (checked by fraud.CheckRiskSignals): recorded in its audit entry.
+	RiskSignals []policies.RiskSignal
 }
 
 // Checked is a charge request the core validated (Check): amount bounds,
@@ -285,6 +289,7 @@ func (s *Service) Prepare(ctx context.Context, tx Tx, ck Checked) (*Charge, *vau
 		Amount: p.Amount, Currency: p.Currency, CaptureNow: p.Capture, PaymentMethod: p.PaymentMethod,
 		Description: p.Description, Metadata: maps.Clone(p.Metadata), MandateID: p.MandateID, AgentID: p.AgentID,
 		MerchantID: p.MerchantID, Purchase: p.Purchase, Created: now, Updated: now, IdempotencyKey: p.IdempotencyKey,
+		RiskSignals: p.RiskSignals,
 	}
 	tok, card, err := s.vault.Reveal(ctx, tx, p.TenantID, p.PaymentMethod)
 	switch {
@@ -308,10 +313,28 @@ func (s *Service) Insert(ctx context.Context, tx Tx, c *Charge) error {
 	if err := tx.CreateCharge(ctx, c); err != nil {
 		return err
 	}
-	return audit.RecordFor(ctx, tx, c.TenantID, "charge.created", c.ID, map[string]any{
+	data := map[string]any{
 		"amount": c.Amount, "currency": c.Currency, "payment_method": c.PaymentMethod, "capture": c.CaptureNow,
 		"mandate": c.MandateID, "agent": c.AgentID, "merchant": c.MerchantID,
-	})
+	}
+	if len(c.RiskSignals) > 0 {
+		data["risk_signals"] = riskSignalsView(c.RiskSignals)
+	}
+	return audit.RecordFor(ctx, tx, c.TenantID, "charge.created", c.ID, data)
+}
+
+type riskSignalView struct {
+	Type   string  `json:"type"`
+	Score  float64 `json:"score"`
+	Action string  `json:"action"`
+}
+
+func riskSignalsView(rs []policies.RiskSignal) []riskSignalView {
+	out := make([]riskSignalView, len(rs))
+	for i, r := range rs {
+		out[i] = riskSignalView(r)
+	}
+	return out
 }
 
 // Answer is what the processor said to an authorization: Result nil when

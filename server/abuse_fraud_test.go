@@ -3,11 +3,13 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/app"
 	"github.com/perfectpay/perfectpay/app/apptest"
 	"github.com/perfectpay/perfectpay/audit"
@@ -166,5 +168,53 @@ func TestAgentRiskSignals(t *testing.T) {
 			assert.Equal(t, "parameter_invalid", r.ErrorCode())
 			assert.NotContains(t, string(r.Body), "4242424242424242")
 		}
+	})
+}
+
+// A merchant's charge (secret key) takes risk_signals too: checked as an
+// agent's are, and recorded in the charge's audit entry (charge.created,
+// written in the charge's own transaction); a refused signal refuses the
+// charge before anything is written.
+func TestMerchantChargeRecordsRiskSignals(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		b, sk := n.Tenant(t)
+		card := tokenize(t, n, apptest.Key(b, accounts.KindPublishable, accounts.ModeTest), "4242424242424242", "123")
+		body := func(signals any) map[string]any {
+			return map[string]any{"amount": 2000, "currency": "usd", "payment_method": card, "risk_signals": signals}
+		}
+		r := charge(t, n, sk, body([]map[string]any{{"type": "new_device", "score": 40, "action": "review"},
+			{"type": "trusted_buyer", "score": 0, "action": "allow"}}), "")
+		require.Equal(t, 200, r.Status, string(r.Body))
+		id := r.JSON["id"].(string)
+		assert.NotContains(t, string(r.Body), "risk_signals", "not part of the charge object")
+		created := auditEvents(t, n, sk, url.Values{"action": {"charge.created"}, "target": {id}})
+		require.Len(t, created, 1)
+		assert.Equal(t, []any{
+			map[string]any{"type": "new_device", "score": 40.0, "action": "review"},
+			map[string]any{"type": "trusted_buyer", "score": 0.0, "action": "allow"},
+		}, created[0]["data"].(map[string]any)["risk_signals"])
+
+		r = charge(t, n, sk, body(nil), "")
+		require.Equal(t, 200, r.Status, "null: no signals: %s", r.Body)
+		plain := auditEvents(t, n, sk, url.Values{"action": {"charge.created"}, "target": {r.JSON["id"].(string)}})
+		require.Len(t, plain, 1)
+		assert.NotContains(t, plain[0]["data"], "risk_signals")
+
+		for param, bad := range map[string]any{
+			"risk_signals[0].type":   []map[string]any{{"type": "4242424242424242", "score": 1, "action": "review"}},
+			"risk_signals[1].score":  []map[string]any{{"type": "a", "score": 1, "action": "review"}, {"type": "b", "score": -1, "action": "review"}},
+			"risk_signals[0].action": []map[string]any{{"type": "a", "score": 1, "action": "approve"}},
+			"risk_signals":           "high",
+		} {
+			r = charge(t, n, sk, body(bad), "")
+			require.Equal(t, 400, r.Status, "%v: %s", bad, r.Body)
+			assert.Equal(t, "parameter_invalid", r.ErrorCode())
+			assert.Equal(t, param, r.JSON["error"].(map[string]any)["param"])
+			assert.NotContains(t, string(r.Body), "4242424242424242")
+		}
+		list := n.Do(t, apptest.Req{Method: "GET", Path: "/v1/charges", Key: sk})
+		require.Equal(t, 200, list.Status)
+		assert.Len(t, list.JSON["data"], 2, "a refused signal wrote nothing")
 	})
 }

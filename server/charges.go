@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/merchants"
@@ -158,7 +159,7 @@ func (h *ChargeHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.p.Create(r.Context(), payments.ChargeParams{
 		Owner: owner(r), Amount: *amount, Currency: req.Currency, PaymentMethod: req.PaymentMethod,
 		Capture: capture, Description: req.Description, Metadata: req.Metadata,
-		IdempotencyKey: chargeIdempotencyKey(r),
+		IdempotencyKey: chargeIdempotencyKey(r), RiskSignals: fraud.RiskSignalsFrom(r.Context()),
 	})
 	if err != nil {
 		return paymentsError(err, "charge", "")
