@@ -33,10 +33,50 @@ func ActorFrom(ctx context.Context) Actor {
 	return Actor{Type: ActorSystem}
 }
 
+type factorKey struct{}
+
+// WithFactor returns ctx carrying the factor that confirmed the act under
+// way: the second factor a payer gave to approve a mandate, a consent, a
+// CIBA request or a held charge ("totp", "recovery_code", "passkey").
+func WithFactor(ctx context.Context, factor string) context.Context {
+	return context.WithValue(ctx, factorKey{}, factor)
+}
+
+// FactorFrom returns the factor in ctx, or "".
+func FactorFrom(ctx context.Context) string {
+	f, _ := ctx.Value(factorKey{}).(string)
+	return f
+}
+
+// AddFactor returns data with "factor" set to the factor in ctx (a copy;
+// data itself when ctx carries none or data names one already).
+func AddFactor(ctx context.Context, data map[string]any) map[string]any {
+	f := FactorFrom(ctx)
+	if _, ok := data["factor"]; f == "" || ok {
+		return data
+	}
+	out := make(map[string]any, len(data)+1)
+	for k, v := range data {
+		out[k] = v
+	}
+	out["factor"] = f
+	return out
+}
+
 // Record appends a state-change entry for the actor in ctx. data is a
-// summary of the change (never secrets or card data); it is marshalled to JSON.
+// summary of the change (never secrets or card data); it is marshalled to
+// JSON. Under WithFactor, a map (or nil) data also names the factor that
+// confirmed the act (AddFactor).
 func Record(ctx context.Context, w Writer, action, target string, data any) error {
 	a := ActorFrom(ctx)
+	switch d := data.(type) {
+	case map[string]any:
+		data = AddFactor(ctx, d)
+	case nil:
+		if f := FactorFrom(ctx); f != "" {
+			data = map[string]any{"factor": f}
+		}
+	}
 	e := &Entry{
 		TenantID:  a.TenantID,
 		ActorType: a.Type,

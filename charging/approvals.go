@@ -2,8 +2,8 @@ package charging
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/events"
@@ -54,12 +54,18 @@ func (s *Service) ResolveApproval(ctx context.Context, tenantID, id string, yes 
 			}
 			return err
 		}
-		if err := tx.AppendMandateEvent(ctx, &mandates.Event{ID: ids.New("mev"), TenantID: tenantID, MandateID: a.MandateID,
-			Type: "approval." + a.Status, ActorType: audit.ActorFrom(ctx).Type, ActorID: by,
-			Data: []byte(fmt.Sprintf(`{"approval":%q,"amount":%d,"currency":%q}`, a.ID, a.Amount, a.Currency)), CreatedAt: now}); err != nil {
+		// The payer's answer names who gave it and with which factor
+		// (audit.WithFactor), in the mandate's history and the audit entry.
+		data, err := json.Marshal(audit.AddFactor(ctx, map[string]any{"approval": a.ID, "amount": a.Amount, "currency": a.Currency, "by": by}))
+		if err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "approval."+a.Status, a.ID, map[string]any{"mandate": a.MandateID, "amount": a.Amount}); err != nil {
+		if err := tx.AppendMandateEvent(ctx, &mandates.Event{ID: ids.New("mev"), TenantID: tenantID, MandateID: a.MandateID,
+			Type: "approval." + a.Status, ActorType: audit.ActorFrom(ctx).Type, ActorID: by,
+			Data: data, CreatedAt: now}); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, "approval."+a.Status, a.ID, map[string]any{"mandate": a.MandateID, "amount": a.Amount, "by": by}); err != nil {
 			return err
 		}
 		return events.Emit(ctx, tx, tenantID, "approval.resolved", a)

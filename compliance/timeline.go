@@ -93,9 +93,14 @@ type Entry struct {
 	Mandate string    `json:"mandate,omitempty"`
 	// Kind groups entries: mandate, approval, delegation, token, decision,
 	// charge, suspension, revocation.
-	Kind     string          `json:"kind"`
-	Type     string          `json:"type"`
-	Actor    Actor           `json:"actor"`
+	Kind  string `json:"kind"`
+	Type  string `json:"type"`
+	Actor Actor  `json:"actor"`
+	// Factor is the second factor the actor confirmed the act with: a
+	// payer's approval of the mandate, of a consent or CIBA request, or of
+	// a held charge ("totp", "recovery_code", "passkey"; empty when none
+	// was asked, or the entry was written before factors were recorded).
+	Factor   string          `json:"factor,omitempty"`
 	Decision *DecisionView   `json:"decision,omitempty"`
 	Data     json.RawMessage `json:"data,omitempty"`
 }
@@ -270,7 +275,7 @@ func (t *Timelines) mandateEntries(ctx context.Context, m *mandates.Mandate, out
 
 func entryOf(ev *mandates.Event) Entry {
 	e := Entry{ID: ev.ID, Created: ev.CreatedAt.UTC(), Mandate: ev.MandateID, Kind: kindOf(ev.Type), Type: ev.Type,
-		Actor: Actor{Type: ev.ActorType, ID: ev.ActorID}, Data: ev.Data}
+		Actor: Actor{Type: ev.ActorType, ID: ev.ActorID}, Data: ev.Data, Factor: factorOf(ev.Data)}
 	if e.Kind == "decision" {
 		var d charging.Decision
 		if json.Unmarshal(ev.Data, &d) == nil && d.ID != "" {
@@ -281,6 +286,17 @@ func entryOf(ev *mandates.Event) Entry {
 		}
 	}
 	return e
+}
+
+// factorOf reads the factor an entry's data names (audit.AddFactor).
+func factorOf(data json.RawMessage) string {
+	var d struct {
+		Factor string `json:"factor"`
+	}
+	if len(data) == 0 || data[0] != '{' || json.Unmarshal(data, &d) != nil {
+		return ""
+	}
+	return d.Factor
 }
 
 // tokenEntries appends the access tokens the tree's agents were issued

@@ -101,6 +101,7 @@ func stateConflict(id, status, action string) error {
 // pipeline uses it for the events it adds (decisions, charges, exhaustion).
 func Record(ctx context.Context, tx Tx, m *Mandate, typ string, data map[string]any, webhook bool) error {
 	a := audit.ActorFrom(ctx)
+	data = audit.AddFactor(ctx, data) // a payer's approval names its factor
 	e := &Event{ID: ids.New("mev"), TenantID: m.TenantID, MandateID: m.ID, Type: typ, ActorType: a.Type, ActorID: a.ID,
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	if data != nil {

@@ -160,11 +160,12 @@ func (p *Pages) resolveApproval(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Every answer is given with the second factor, typed now.
-	if err := p.CheckCode(r, u, r.PostFormValue("code")); err != nil {
+	factor, err := p.CheckFactor(r, u, r.PostFormValue("code"))
+	if err != nil {
 		p.codeRefused(w, r, err, "approval", "Approve a purchase?", d)
 		return
 	}
-	a, err := p.Pipeline.ResolveApproval(UserContext(r, u), u.TenantID, id, yes, u.ID)
+	a, err := p.Pipeline.ResolveApproval(ConfirmedContext(r, u, factor), u.TenantID, id, yes, u.ID)
 	if errors.Is(err, charging.ErrApprovalClosed) {
 		d.Pending = false
 		p.RenderError(w, r, http.StatusConflict, "approval", "Approve a purchase?", "This approval is no longer waiting: it was answered, used or it expired.", d)

@@ -40,8 +40,10 @@ type treeRow struct {
 // timelineRow is one entry of the timeline as the page shows it.
 type timelineRow struct {
 	ID, Kind, What, Mandate, Actor string
-	At                             time.Time
-	Decision                       *decisionView
+	// Factor says in words the factor the act was confirmed with.
+	Factor   string
+	At       time.Time
+	Decision *decisionView
 }
 
 // decisionView explains a decision: the verdict in plain words, every
@@ -208,7 +210,8 @@ func (p *Pages) timelineOf(r *http.Request, tf compliance.TimelineFilter, f time
 	d.Agents, d.Payers = slices.Sorted(setKeys(agents)), slices.Sorted(setKeys(payers))
 	for i := range shown {
 		e := &shown[i]
-		row := timelineRow{ID: e.ID, At: e.Created, Kind: e.Kind, What: describeEntry(e.Type), Mandate: e.Mandate}
+		row := timelineRow{ID: e.ID, At: e.Created, Kind: e.Kind, What: describeEntry(e.Type), Mandate: e.Mandate,
+			Factor: describeFactor(e.Factor)}
 		switch {
 		case e.Actor.Type == "agent" && e.Actor.ID != "":
 			row.Actor = name(e.Actor.ID)
@@ -234,6 +237,21 @@ func (p *Pages) timelineOf(r *http.Request, tf compliance.TimelineFilter, f time
 		d.Next = template.URL("/console/mandates/" + url.PathEscape(m.ID) + "?" + v.Encode())
 	}
 	return d, 0, "", nil
+}
+
+// describeFactor says in words the factor an act was confirmed with.
+func describeFactor(f string) string {
+	switch f {
+	case "":
+		return ""
+	case accounts.FactorTOTP:
+		return "an authenticator code"
+	case accounts.FactorRecovery:
+		return "a recovery code"
+	case accounts.FactorPasskey:
+		return "a passkey"
+	}
+	return f
 }
 
 // describeEntry says an entry's type in words.

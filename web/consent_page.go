@@ -159,13 +159,15 @@ func (p *Pages) consent(w http.ResponseWriter, r *http.Request) {
 		p.RenderError(w, r, http.StatusConflict, "consent", title, "This request is no longer waiting: it was answered or it expired.", d)
 		return
 	}
+	factor := ""
 	if yes { // a yes is given with the second factor, typed now
-		if err := p.CheckCode(r, u, r.PostFormValue("code")); err != nil {
+		var err error
+		if factor, err = p.CheckFactor(r, u, r.PostFormValue("code")); err != nil {
 			p.codeRefused(w, r, err, "consent", title, d)
 			return
 		}
 	}
-	ctx := UserContext(r, u)
+	ctx := ConfirmedContext(r, u, factor)
 	var err error
 	if yes {
 		req, _, err = p.consentFlow().Approve(ctx, u.TenantID, u.ID, id)
@@ -257,13 +259,15 @@ func (p *Pages) mandateConsent(w http.ResponseWriter, r *http.Request) {
 		p.RenderError(w, r, http.StatusConflict, "consent", title, "This mandate is no longer waiting for your approval.", d)
 		return
 	}
+	factor := ""
 	if yes {
-		if err := p.CheckCode(r, u, r.PostFormValue("code")); err != nil {
+		var err error
+		if factor, err = p.CheckFactor(r, u, r.PostFormValue("code")); err != nil {
 			p.codeRefused(w, r, err, "consent", title, d)
 			return
 		}
 	}
-	ctx := UserContext(r, u)
+	ctx := ConfirmedContext(r, u, factor)
 	var err error
 	if yes {
 		m, err = p.Mandates.Approve(ctx, u.TenantID, m.ID)

@@ -335,15 +335,33 @@ func (p *Pages) FreshMFA(s *accounts.Session, maxAge time.Duration) bool {
 // (an approval, a consent): nil when it is right. Wrong codes count
 // towards the user's lockout and the IP throttle.
 func (p *Pages) CheckCode(r *http.Request, u *accounts.User, code string) error {
+	_, err := p.CheckFactor(r, u, code)
+	return err
+}
+
+// CheckFactor is CheckCode that also says which factor the code was
+// (accounts.FactorTOTP or accounts.FactorRecovery), for the audit entry
+// of the act it confirms (audit.WithFactor).
+func (p *Pages) CheckFactor(r *http.Request, u *accounts.User, code string) (string, error) {
 	ip := clientIP(r)
 	if !p.throttle.allow(ip) {
-		return errThrottled
+		return "", errThrottled
 	}
-	_, err := p.People.CheckMFA(UserContext(r, u), u, code)
+	factor, err := p.People.CheckMFA(UserContext(r, u), u, code)
 	if errors.Is(err, accounts.ErrBadCode) || errors.Is(err, accounts.ErrLocked) {
 		p.throttle.fail(ip)
 	}
-	return err
+	return factor, err
+}
+
+// ConfirmedContext is UserContext carrying the factor that confirmed the
+// act (empty: none was asked, as for a refusal).
+func ConfirmedContext(r *http.Request, u *accounts.User, factor string) context.Context {
+	ctx := UserContext(r, u)
+	if factor != "" {
+		ctx = audit.WithFactor(ctx, factor)
+	}
+	return ctx
 }
 
 var errThrottled = errors.New("web: too many failed attempts from this address")
