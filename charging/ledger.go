@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/payments"
@@ -69,7 +71,10 @@ func authorized(c *payments.Charge) func(h *Hold) (int64, bool) {
 func (s *Service) flow() payments.Flow[Tx] {
 	return payments.Flow[Tx]{Core: s.pay, DB: s.db,
 		Authorized: func(ctx context.Context, tx Tx, c *payments.Charge) error {
-			return s.settle(ctx, tx, c, authorized(c))
+			if err := s.settle(ctx, tx, c, authorized(c)); err != nil {
+				return err
+			}
+			return forgetClaim(ctx, tx, c)
 		},
 		// A capture shrinks the hold to the captured amount.
 		Captured: func(ctx context.Context, tx Tx, c *payments.Charge) error {
@@ -91,6 +96,54 @@ func (s *Service) flow() payments.Flow[Tx] {
 // then reversed.
 func (s *Service) complete(ctx context.Context, c *payments.Charge, a payments.Answer) (*payments.Charge, error) {
 	return s.flow().Complete(ctx, c, a)
+}
+
+// completeAnswered is complete for the request that made the charge: the
+// transaction that records the processor's answer also stores the
+// request's answer on its Idempotency-Key claim, so a claim whose charge
+// is settled always holds its answer.
+func (s *Service) completeAnswered(ctx context.Context, c *payments.Charge, a payments.Answer, claim *idempotency.Claim, d Decision) (*payments.Charge, error) {
+	if claim == nil || claim.Render == nil {
+		return s.complete(ctx, c, a)
+	}
+	f := s.flow()
+	f.Authorized = func(ctx context.Context, tx Tx, c *payments.Charge) error {
+		if err := s.settle(ctx, tx, c, authorized(c)); err != nil {
+			return err
+		}
+		out := d
+		out.Outcome = c.Status
+		cc := *c
+		ch, err := payments.Outcome(&cc)
+		return claim.Answer(ctx, tx, &Outcome{Charge: ch, Decision: &out}, err)
+	}
+	ch, err := f.Complete(ctx, c, a)
+	// The transaction committed when the charge came back (a decline
+	// comes back with its *CardError).
+	if ch != nil {
+		claim.Committed(nil)
+	} else {
+		claim.Committed(err)
+	}
+	return ch, err
+}
+
+// forgetClaim deletes the Idempotency-Key claim of an agent charge that
+// the resolver completed: the request that made it never stored its
+// answer (its node stopped, or lost the store, mid-call), and its claim
+// must not keep the key's retries waiting. A retry then rebuilds the
+// answer from the charge (replay). The claim's scope is the agent and the
+// mandate, as chargeKey's.
+func forgetClaim(ctx context.Context, tx Tx, c *payments.Charge) error {
+	if c.IdempotencyKey == "" || c.AgentID == "" || c.MandateID == "" {
+		return nil
+	}
+	scope := c.AgentID + ":" + c.MandateID
+	key, ok := strings.CutPrefix(c.IdempotencyKey, scope+":")
+	if !ok {
+		return nil
+	}
+	return tx.ReleaseIdempotency(ctx, c.TenantID, scope, key)
 }
 
 // Get returns a charge of the owner.

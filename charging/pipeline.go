@@ -495,7 +495,10 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 				if err := claim.Take(ctx, tx); err != nil {
 					return err
 				}
-				return recordDecision(ctx, tx, dec)
+				if err := recordDecision(ctx, tx, dec); err != nil {
+					return err
+				}
+				return claim.Answer(ctx, tx, nil, pe)
 			})
 			claim.Committed(rerr)
 			if rerr != nil {
@@ -506,7 +509,7 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	}
 	// From here on the charge exists: finish it even if the client goes away.
 	ctx = context.WithoutCancel(ctx)
-	ch, err := s.complete(ctx, op.charge, s.pay.Authorize(ctx, op.charge, op.card))
+	ch, err := s.completeAnswered(ctx, op.charge, s.pay.Authorize(ctx, op.charge, op.card), claim, op.decision)
 	s.observeFraud(ctx, in, ch)
 	out := op.decision
 	if ch != nil {
@@ -672,17 +675,46 @@ func (s *Service) replay(ctx context.Context, c *payments.Charge, p *payments.Ch
 	if c.Status == payments.StatusPending {
 		return nil, &PendingError{ChargeID: c.ID}
 	}
-	var d *Decision
-	err := s.db.Autocommit(ctx, func(tx Tx) error {
-		var err error
-		d, err = tx.DecisionOfCharge(ctx, c.TenantID, c.ID)
-		return err
+	claim := idempotency.ClaimFrom(ctx)
+	if claim == nil || claim.Render == nil {
+		var d *Decision
+		err := s.db.Autocommit(ctx, func(tx Tx) error {
+			var err error
+			d, err = tx.DecisionOfCharge(ctx, c.TenantID, c.ID)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		ch, err := payments.Outcome(c)
+		return &Outcome{Charge: ch, Decision: d}, err
+	}
+	// The answer is rebuilt from the charge and stored under the key, on
+	// the claim of an earlier attempt that never stored it too (its node
+	// died, or lost the store, after the charge committed): that claim
+	// would otherwise keep every retry waiting.
+	var out *Outcome
+	var oerr error
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		d, err := tx.DecisionOfCharge(ctx, c.TenantID, c.ID)
+		if err != nil {
+			return err
+		}
+		cc := *c
+		ch, cerr := payments.Outcome(&cc)
+		out, oerr = &Outcome{Charge: ch, Decision: d}, cerr
+		if err := claim.Adopt(ctx, tx); err != nil {
+			return err
+		}
+		return claim.Answer(ctx, tx, out, oerr)
 	})
-	if err != nil {
+	claim.Committed(err)
+	var claimed *idempotency.ClaimedError
+	if err != nil && !errors.As(err, &claimed) {
 		return nil, err
 	}
-	ch, err := payments.Outcome(c)
-	return &Outcome{Charge: ch, Decision: d}, err
+	// A key another request answered: the HTTP layer replays its answer.
+	return out, oerr
 }
 
 // chargeKey scopes an Idempotency-Key to the agent and the mandate, as the
@@ -780,7 +812,11 @@ func (s *Service) refuse(ctx context.Context, d *Decision, err error) error {
 		if err := claim.Take(ctx, tx); err != nil {
 			return err
 		}
-		return recordDecision(ctx, tx, d)
+		if err := recordDecision(ctx, tx, d); err != nil {
+			return err
+		}
+		// The refusal is the request's final answer: stored with it.
+		return claim.Answer(ctx, tx, nil, err)
 	})
 	claim.Committed(rerr)
 	if rerr != nil {

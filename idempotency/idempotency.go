@@ -47,6 +47,12 @@ type Repo interface {
 	ClaimIdempotency(ctx context.Context, r *Record) (*Record, error)
 	// CompleteIdempotency stores the response of a claimed key.
 	CompleteIdempotency(ctx context.Context, r *Record) error
+	// AnswerIdempotency stores r's response (state, status, header, body,
+	// expiry) on the key's claim, but only while that claim is in progress
+	// and was made for r's request (same request hash); otherwise it does
+	// nothing. It is sent with the transaction's next round trip, so the
+	// answer commits with the change it answers for.
+	AnswerIdempotency(ctx context.Context, r *Record) error
 	// ReleaseIdempotency deletes a claim (for responses that are not stored).
 	ReleaseIdempotency(ctx context.Context, tenantID, credentialID, key string) error
 	// AbandonIdempotency deletes r's claim only while it is still the

@@ -69,10 +69,24 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 		Capture: req.Capture == nil || *req.Capture, Purchase: purchase, ApprovalID: req.Approval,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
-	var out *charging.Outcome
-	if err == nil {
-		out, err = h.agents.Charge(r.Context(), tok, creq)
+	if err != nil {
+		return err
 	}
+	approval := req.Approval
+	respond := func(w http.ResponseWriter, result any, err error) error {
+		out, _ := result.(*charging.Outcome)
+		return respondAgentCharge(w, out, err, approval)
+	}
+	// The charge's transactions store the answer under the
+	// Idempotency-Key with the outcome they record.
+	RespondWith(r, respond)
+	out, err := h.agents.Charge(r.Context(), tok, creq)
+	return respond(w, out, err)
+}
+
+// respondAgentCharge writes the answer to an agent charge: its outcome,
+// or the error it ended in (returned, for the error writer).
+func respondAgentCharge(w http.ResponseWriter, out *charging.Outcome, err error, approval string) error {
 	var denied *charging.DeniedError
 	var revoked *charging.RevokedError
 	var challenge *charging.ApprovalRequiredError
@@ -116,7 +130,7 @@ func (h *ChargeHandlers) createAgentCharge(w http.ResponseWriter, r *http.Reques
 		e.Extra = map[string]any{"approval": challenge.Approval, "decision": decisionView(challenge.Decision)}
 		return e
 	case errors.Is(err, charging.ErrApprovalUsed):
-		return Errorf(http.StatusConflict, TypeInvalidRequest, "approval_used", "approval", "The approval %s was already used for a charge.", req.Approval)
+		return Errorf(http.StatusConflict, TypeInvalidRequest, "approval_used", "approval", "The approval %s was already used for a charge.", approval)
 	}
 	var ce *payments.CardError
 	if errors.As(err, &ce) && out != nil {

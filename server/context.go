@@ -22,6 +22,10 @@ type reqState struct {
 	// replay, when set, is the body stored for idempotent replays instead
 	// of the one sent (responses that show a secret once).
 	replay []byte
+	// respond, when set, writes the response a result of the handler
+	// makes: a claim's answer is rendered with it inside the transaction
+	// that records the result (idempotency.Claim.Render).
+	respond func(w http.ResponseWriter, result any, err error) error
 }
 
 type stateKey struct{}

@@ -87,7 +87,7 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 				return answerClaimed(w, rec, old, err)
 			}
 		} else {
-			claim = &idempotency.Claim{Record: rec}
+			claim = &idempotency.Claim{Record: rec, Render: s.render(r)}
 			r = r.WithContext(idempotency.WithClaim(r.Context(), claim))
 		}
 
@@ -111,6 +111,8 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		ctx := context.WithoutCancel(r.Context())
 		var settle func(ctx context.Context, tx idempotency.Repo) error
 		switch {
+		case claim != nil && claim.Answered():
+			// Stored by the transaction that recorded the outcome.
 		case release && claim != nil && !claim.Held():
 			// Nothing was claimed: nothing to release.
 		case release:
@@ -144,6 +146,40 @@ func (s *Server) idempotent(next handlerFunc) handlerFunc {
 		_, _ = w.Write(buf.body.Bytes())
 		return nil
 	}
+}
+
+// render returns the renderer of r's answers for its claim: the
+// response the handler's respond function (RespondWith) writes, as the
+// idempotency layer would store it. Responses that are not stored (5xx,
+// DontStoreResponse) are not rendered.
+func (s *Server) render(r *http.Request) func(result any, err error) (idempotency.Answer, bool) {
+	st := state(r)
+	return func(result any, err error) (idempotency.Answer, bool) {
+		if st.respond == nil {
+			return idempotency.Answer{}, false
+		}
+		buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+		if e := st.respond(buf, result, err); e != nil {
+			s.writeError(buf, r, e)
+		}
+		if buf.status >= 500 || buf.header.Get(headerNoStore) != "" {
+			return idempotency.Answer{}, false
+		}
+		a := idempotency.Answer{Status: buf.status, Header: map[string]string{}, Body: buf.body.Bytes()}
+		for k := range buf.header {
+			if k != "Request-Id" {
+				a.Header[k] = buf.header.Get(k)
+			}
+		}
+		return a, true
+	}
+}
+
+// RespondWith makes respond the writer of r's responses for results its
+// handler hands to a store transaction (see render); the handler answers
+// with the same function, so the stored answer is the one sent.
+func RespondWith(r *http.Request, respond func(w http.ResponseWriter, result any, err error) error) {
+	state(r).respond = respond
 }
 
 // claim takes rec's key in a transaction of its own. On store.ErrConflict

@@ -80,3 +80,18 @@ func (tx *Tx) PruneIdempotency(_ context.Context, before time.Time) (int, error)
 		return false
 	}), nil
 }
+
+func (tx *Tx) AnswerIdempotency(_ context.Context, r *idempotency.Record) error {
+	k := idemKey{r.TenantID, r.CredentialID, r.Key}
+	old, ok := tx.d.idem[k]
+	if !ok || old.State != idempotency.StateInProgress || !bytes.Equal(old.RequestHash, r.RequestHash) {
+		return nil
+	}
+	c := cloneRecord(old)
+	c.State, c.Status, c.Header, c.Body, c.ExpiresAt = r.State, r.Status, maps.Clone(r.Header), slices.Clone(r.Body), r.ExpiresAt
+	put(tx, tx.d.idem, k, c)
+	if !c.ExpiresAt.Equal(old.ExpiresAt) {
+		tx.exp.idem.push(c.ExpiresAt, k)
+	}
+	return nil
+}

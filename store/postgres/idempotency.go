@@ -94,6 +94,16 @@ func (t *Tx) CompleteIdempotency(ctx context.Context, r *idempotency.Record) err
 	return nil
 }
 
+func (t *Tx) AnswerIdempotency(ctx context.Context, r *idempotency.Record) error {
+	header := r.Header
+	if header == nil {
+		header = map[string]string{}
+	}
+	return t.later(ctx, `UPDATE idempotency_keys SET state = $4, status = $5, header = $6, body = $7, expires_at = $8
+		WHERE tenant_id = $1 AND credential_id = $2 AND key = $3 AND state = 'in_progress' AND request_hash = $9`,
+		[]any{r.TenantID, r.CredentialID, r.Key, r.State, r.Status, header, r.Body, r.ExpiresAt, r.RequestHash}, nil)
+}
+
 func (t *Tx) ReleaseIdempotency(ctx context.Context, tenantID, credentialID, key string) error {
 	_, err := t.tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND credential_id = $2 AND key = $3`,
 		tenantID, credentialID, key)

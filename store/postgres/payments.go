@@ -16,7 +16,7 @@ var _ payments.Repo = (*Tx)(nil)
 const chargeCols = `id, tenant_id, livemode, status, amount, amount_captured, amount_refunded, currency, capture_now,
 	payment_method, card, description, metadata, coalesce(mandate_id, ''), coalesce(agent_id, ''), coalesce(merchant_id, ''),
 	purchase, auth_code, failure_code, failure_message, decline_code, attempts, reversal_pending,
-	created_at, updated_at, captured_at, canceled_at, claim, claim_until`
+	created_at, updated_at, captured_at, canceled_at, claim, claim_until, coalesce(idempotency_key, '')`
 
 func scanCharge(row pgx.Row) (*payments.Charge, error) {
 	var c payments.Charge
@@ -24,7 +24,7 @@ func scanCharge(row pgx.Row) (*payments.Charge, error) {
 	err := row.Scan(&c.ID, &c.TenantID, &c.Livemode, &c.Status, &c.Amount, &c.AmountCaptured, &c.AmountRefunded,
 		&c.Currency, &c.CaptureNow, &c.PaymentMethod, &card, &c.Description, &meta, &c.MandateID, &c.AgentID,
 		&c.MerchantID, &purchase, &c.AuthCode, &c.FailureCode, &c.FailureMessage, &c.DeclineCode, &c.Attempts,
-		&c.ReversalPending, &c.Created, &c.Updated, &c.CapturedAt, &c.CanceledAt, &c.Claim, &c.ClaimUntil)
+		&c.ReversalPending, &c.Created, &c.Updated, &c.CapturedAt, &c.CanceledAt, &c.Claim, &c.ClaimUntil, &c.IdempotencyKey)
 	if err != nil {
 		return nil, mapErr(err)
 	}
