@@ -23,7 +23,7 @@ type revKey struct{ kind, id string }
 type authzData struct {
 	agents      table[string, authz.Agent]
 	jtis        table[jtiKey, time.Time]
-	tokens      table[tokKey, tokRow]
+	tokens      table[tokKey, *tokRow]
 	revocations table[revKey, authz.Revocation]
 	keys        table[string, authz.SigningKey]
 	delegations table[[2]string, authz.Delegation]
@@ -37,7 +37,7 @@ func newAuthzData() *authzData {
 	return &authzData{
 		agents:      table[string, authz.Agent]{},
 		jtis:        table[jtiKey, time.Time]{},
-		tokens:      table[tokKey, tokRow]{},
+		tokens:      table[tokKey, *tokRow]{},
 		revocations: table[revKey, authz.Revocation]{},
 		keys:        table[string, authz.SigningKey]{},
 		delegations: table[[2]string, authz.Delegation]{},
@@ -141,7 +141,10 @@ func (tx *Tx) UseJTI(_ context.Context, ns, jti string, exp time.Time) error {
 // token: its key is not repeated, times are Unix microseconds (the
 // precision PostgreSQL keeps) instead of 24-byte time.Time values, and a
 // grant family id that is a UUID (fosite's request ids) is held as its 16
-// bytes rather than a 36-character string.
+// bytes rather than a 36-character string. The table holds pointers:
+// a row inline would make every slot of the map, used or not, row-sized.
+// A row is never changed in place (a change puts a new one), so a
+// rollback can put the old one back.
 type tokRow struct {
 	family    familyID
 	clientID  string
@@ -153,8 +156,8 @@ type tokRow struct {
 	active    bool
 }
 
-func newTokRow(s *authz.TokenSession) tokRow {
-	return tokRow{family: newFamilyID(s.RequestID), clientID: s.ClientID, tenantID: s.TenantID, accessSig: s.AccessSignature,
+func newTokRow(s *authz.TokenSession) *tokRow {
+	return &tokRow{family: newFamilyID(s.RequestID), clientID: s.ClientID, tenantID: s.TenantID, accessSig: s.AccessSignature,
 		data: slices.Clone(s.Data), created: s.CreatedAt.UnixMicro(), expires: s.ExpiresAt.UnixMicro(), active: s.Active}
 }
 
@@ -247,8 +250,9 @@ func (tx *Tx) DeactivateTokenSession(_ context.Context, kind, signature string) 
 	if !r.active {
 		return store.ErrConflict
 	}
-	r.active = false
-	put(tx, tx.d.authz.tokens, k, r)
+	c := *r
+	c.active = false
+	put(tx, tx.d.authz.tokens, k, &c)
 	return nil
 }
 
@@ -261,8 +265,9 @@ func (tx *Tx) DeactivateTokenFamily(_ context.Context, requestID string, now tim
 			continue
 		}
 		if r.active {
-			r.active = false
-			put(tx, tx.d.authz.tokens, k, r)
+			c := *r
+			c.active = false
+			put(tx, tx.d.authz.tokens, k, &c)
 		}
 		if k.kind == authz.KindAccess && r.expires > at {
 			live = append(live, r.session(k))
