@@ -4,7 +4,6 @@ package ids
 
 import (
 	"crypto/rand"
-	"math/big"
 	"strings"
 	"unicode/utf8"
 )
@@ -17,15 +16,26 @@ func New(prefix string) string {
 }
 
 // Random returns n characters drawn uniformly from base62 with crypto/rand.
+// Random bytes are read in blocks; a byte maps to alphabet[b % 62] unless
+// it is 248 or more (4 × 62), which would favour the first characters, and
+// is skipped. One read serves an identifier, where a draw per character
+// cost a read and a big.Int each.
 func Random(n int) string {
 	b := make([]byte, n)
-	max := big.NewInt(int64(len(alphabet)))
-	for i := range b {
-		v, err := rand.Int(rand.Reader, max)
-		if err != nil {
+	var buf [64]byte
+	for i := 0; i < n; {
+		if _, err := rand.Read(buf[:]); err != nil {
 			panic("ids: crypto/rand failed: " + err.Error())
 		}
-		b[i] = alphabet[v.Int64()]
+		for _, c := range buf {
+			if c >= 248 {
+				continue
+			}
+			b[i] = alphabet[c%62]
+			if i++; i == n {
+				break
+			}
+		}
 	}
 	return string(b)
 }
