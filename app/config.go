@@ -15,6 +15,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/abuse"
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/money"
@@ -383,8 +384,8 @@ func (c *Config) Validate() error {
 			bad("%s must be positive", name)
 		}
 	}
-	if c.Audit.Retention < 0 {
-		bad("audit.retention must not be negative (0 keeps entries forever)")
+	if r := c.Audit.Retention; r < 0 || (r > 0 && r < audit.RetentionFloor) {
+		bad("audit.retention %s is below the %s floor (audit entries are kept at least a year; 0 keeps them forever)", r, audit.RetentionFloor)
 	}
 	if r := c.Retention.Decisions; r < 0 || (r > 0 && r < retention.DecisionsFloor) {
 		bad("retention.decisions %s is below the %s floor (decisions explain charges while they can be disputed; 0 keeps them forever)", r, retention.DecisionsFloor)

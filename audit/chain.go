@@ -20,6 +20,10 @@ import (
 // when the head moved.
 const DefaultCheckpointInterval = time.Second
 
+// RetentionFloor is the shortest audit retention: entries are kept at
+// least a year (0 keeps them forever).
+const RetentionFloor = 365 * 24 * time.Hour
+
 // Service seals, checkpoints, verifies and prunes the audit chain.
 type Service struct {
 	db        store.Runner[Repo]

@@ -41,12 +41,12 @@ func TestConfigValidationReportsEverything(t *testing.T) {
 
 func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("PERFECTPAY_STORE_DRIVER", "postgres")
-	t.Setenv("PERFECTPAY_AUDIT_RETENTION", "48h")
+	t.Setenv("PERFECTPAY_AUDIT_RETENTION", "9000h")
 	t.Setenv("PERFECTPAY_STORE_POSTGRES_MAX_CONNS", "7")
 	cfg, _, err := loadConfig("")
 	require.NoError(t, err)
 	assert.Equal(t, "postgres", cfg.Store.Driver)
-	assert.Equal(t, 48*time.Hour, cfg.Audit.Retention)
+	assert.Equal(t, 9000*time.Hour, cfg.Audit.Retention)
 	assert.Equal(t, int32(7), cfg.Store.Postgres.MaxConns)
 	assert.Equal(t, "127.0.0.1:8080", cfg.Server.Addr, "defaults stay")
 }
