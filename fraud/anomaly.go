@@ -103,25 +103,31 @@ func (a *Anomalies) off() bool { return a.cfg.Threshold <= 0 && a.cfg.MerchantMi
 // category departs from the agent's history of this node (its size, then
 // its merchant mix), nil otherwise; it keeps nothing.
 func (a *Anomalies) Detect(agent string, amount int64, category string) *policies.Anomaly {
+	return a.detect([]byte(agent), amount, category)
+}
+
+// detect is Detect of an agent key built in a buffer: looked up without
+// allocating.
+func (a *Anomalies) detect(agent []byte, amount int64, category string) *policies.Anomaly {
 	if a.off() {
 		return nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	h, ok := a.hist[agent]
+	h, ok := a.hist[string(agent)]
 	if !ok || h.n < max(3, a.cfg.MinHistory) {
 		return nil
 	}
 	if a.cfg.Threshold > 0 {
-		z, med := RobustZ(h.amounts[:h.n], float64(amount))
+		z, med := h.robustZ(float64(amount))
 		if math.Abs(z) > a.cfg.Threshold {
 			return &policies.Anomaly{Metric: "charge_size", Score: math.Round(z*10) / 10,
 				Message: fmt.Sprintf("agent %s: a charge of %d is %.1f robust standard deviations from its median of %.0f over its last %d charges; a person must clear the agent",
-					agent, amount, z, med, h.n)}
+					string(agent), amount, z, med, h.n)}
 		}
 	}
 	if a.cfg.MerchantMix > 0 && category != "" {
-		return a.mix(agent, h, category)
+		return a.mix(string(agent), h, category)
 	}
 	return nil
 }
@@ -181,10 +187,14 @@ func (a *Anomalies) Raise(agent string, f policies.Anomaly) (flag *policies.Anom
 // Record adds a charge's size and merchant category to the agent's
 // history.
 func (a *Anomalies) Record(agent string, amount int64, category string) {
+	a.record([]byte(agent), amount, category)
+}
+
+func (a *Anomalies) record(agent []byte, amount int64, category string) {
 	c := categoryHash(category)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	h, ok := a.hist[agent]
+	h, ok := a.hist[string(agent)]
 	if !ok {
 		if len(a.hist) >= a.max {
 			for k := range a.hist {
@@ -193,7 +203,7 @@ func (a *Anomalies) Record(agent string, amount int64, category string) {
 			}
 		}
 		h = &history{}
-		a.hist[agent] = h
+		a.hist[string(agent)] = h
 	}
 	h.amounts[h.next] = float64(amount)
 	h.cats[h.next] = c
@@ -232,6 +242,22 @@ func RobustZ(xs []float64, x float64) (z, median float64) {
 		dev[i] = math.Abs(v - median)
 	}
 	mad := med(dev)
+	if mad == 0 {
+		mad = max(1, median/100)
+	}
+	return 0.6745 * (x - median) / mad, median
+}
+
+// robustZ is RobustZ against the history's charge sizes, in fixed
+// buffers (no allocation).
+func (h *history) robustZ(x float64) (z, median float64) {
+	var s, dev [historyLen]float64
+	n := copy(s[:], h.amounts[:h.n])
+	median = med(s[:n])
+	for i, v := range s[:n] {
+		dev[i] = math.Abs(v - median)
+	}
+	mad := med(dev[:n])
 	if mad == 0 {
 		mad = max(1, median/100)
 	}

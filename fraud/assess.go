@@ -63,11 +63,14 @@ type Assessor struct {
 	anomalies *Anomalies
 	screener  Screener
 	cards     CardLookup
-	cardCache sync.Map // tenant+token → Card (bounded by cardCount)
-	cardCount int64
-	cardMu    sync.Mutex
+	cardMu    sync.RWMutex
+	cardCache map[string]Card // tenant:token → Card, emptied past MaxKeys
 	record    store.Runner[Tx]
 	log       *slog.Logger
+	// limited says which scope (by index) and window (hour, day) a limit
+	// names; nLimited counts them.
+	limited  [nScopes][2]bool
+	nLimited int
 }
 
 // NewAssessor returns an assessor; screener may be nil (none), cards may
@@ -79,8 +82,16 @@ func NewAssessor(cfg Config, screener Screener, cards CardLookup, record store.R
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Assessor{cfg: cfg, windows: NewWindows(cfg.MaxKeys), anomalies: NewAnomalies(cfg.Anomaly, cfg.MaxKeys),
+	a := &Assessor{cfg: cfg, windows: NewWindows(cfg.MaxKeys), anomalies: NewAnomalies(cfg.Anomaly, cfg.MaxKeys),
 		screener: screener, cards: cards, record: record, log: log}
+	for _, l := range cfg.Limits {
+		scope, window := slices.Index(scopeNames[:], l.Scope), slices.Index([]string{"hour", "day"}, l.Window)
+		if scope >= 0 && window >= 0 && !a.limited[scope][window] {
+			a.limited[scope][window] = true
+			a.nLimited++
+		}
+	}
+	return a
 }
 
 // Windows are the velocity windows (tests, benchmarks).
@@ -89,73 +100,111 @@ func (a *Assessor) Windows() *Windows { return a.windows }
 // Anomalies is the anomaly detector.
 func (a *Assessor) Anomalies() *Anomalies { return a.anomalies }
 
-// scopes are the window keys of a charge, per scope.
-type scopes struct {
-	agent, mandate, card, merchant string
-	cardInfo                       Card
-}
+// The scopes of the velocity windows, in the order of windowKeys.
+const (
+	scopeAgent = iota
+	scopeMandate
+	scopeCard
+	scopeMerchant
+	nScopes
+)
 
-func (a *Assessor) scopes(ctx context.Context, in *policies.Input) scopes {
+var scopeNames = [nScopes]string{"agent", "mandate", "card", "merchant"}
+
+// windowKeys returns the charge's card and its window keys
+// ("agent:ten:agt:USD", …) appended to buf, so that a caller's buffer on
+// the stack makes looking them up allocate nothing; a scope the charge
+// lacks (no mandate) has a nil key.
+func (a *Assessor) windowKeys(ctx context.Context, in *policies.Input, buf []byte) (Card, [nScopes][]byte) {
 	t, cur := in.Tenant.ID, in.Charge.Currency
 	card := a.card(ctx, t, in.Charge.PaymentMethod)
-	sc := scopes{cardInfo: card,
-		agent:    "agent:" + t + ":" + in.Agent.ClientID + ":" + cur,
-		card:     "card:" + t + ":" + card.Fingerprint + ":" + cur,
-		merchant: "merchant:" + t + ":" + in.Charge.Merchant.ID + ":" + cur,
-	}
+	var keys [nScopes][]byte
+	b := buf
+	cut := func(start int) []byte { return b[start:len(b):len(b)] }
+	start := len(b)
+	b = appendKey(b, "agent:", t, in.Agent.ClientID, cur)
+	keys[scopeAgent] = cut(start)
 	if n := len(in.Chain); n > 0 {
-		sc.mandate = "mandate:" + in.Chain[n-1].ID + ":" + cur
+		start = len(b)
+		b = append(append(append(append(b, "mandate:"...), in.Chain[n-1].ID...), ':'), cur...)
+		keys[scopeMandate] = cut(start)
 	}
-	return sc
+	start = len(b)
+	b = appendKey(b, "card:", t, card.Fingerprint, cur)
+	keys[scopeCard] = cut(start)
+	start = len(b)
+	b = appendKey(b, "merchant:", t, in.Charge.Merchant.ID, cur)
+	keys[scopeMerchant] = cut(start)
+	return card, keys
+}
+
+// appendKey appends prefix, tenant, ':', id, ':', currency to b.
+func appendKey(b []byte, prefix, tenant, id, cur string) []byte {
+	b = append(append(append(b, prefix...), tenant...), ':')
+	return append(append(append(b, id...), ':'), cur...)
 }
 
 func (a *Assessor) card(ctx context.Context, tenantID, token string) Card {
-	k := tenantID + ":" + token
-	if c, ok := a.cardCache.Load(k); ok {
-		return c.(Card)
+	var buf [128]byte
+	k := append(append(append(buf[:0], tenantID...), ':'), token...)
+	a.cardMu.RLock()
+	c, ok := a.cardCache[string(k)]
+	a.cardMu.RUnlock()
+	if ok {
+		return c
 	}
-	c := Card{Fingerprint: "tok:" + token}
+	c = Card{Fingerprint: "tok:" + token}
 	if a.cards != nil {
 		if got, err := a.cards(ctx, tenantID, token); err == nil && got.Fingerprint != "" {
 			c = got
 		}
 	}
 	a.cardMu.Lock()
-	if a.cardCount >= int64(max(16, a.cfg.MaxKeys)) {
-		a.cardCache.Clear()
-		a.cardCount = 0
+	if a.cardCache == nil || len(a.cardCache) >= max(16, a.cfg.MaxKeys) {
+		a.cardCache = map[string]Card{}
 	}
-	a.cardCount++
+	a.cardCache[string(k)] = c
 	a.cardMu.Unlock()
-	a.cardCache.Store(k, c)
 	return c
 }
 
-// Assess implements charging.FraudSignals.
+// Assess implements charging.FraudSignals. The policy input carries the
+// velocity of the scopes and windows a limit names (what the policy
+// reads); the screener and the anomaly detector see them all.
 func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
-	sc := a.scopes(ctx, in)
+	var buf [512]byte
+	card, keys := a.windowKeys(ctx, in, buf[:0])
 	f := &policies.Fraud{Limits: a.cfg.Limits, RiskSignals: RiskSignalsFrom(ctx)}
-	vel := map[string]Stats{}
-	for _, s := range []struct{ scope, key string }{
-		{"agent", sc.agent}, {"mandate", sc.mandate}, {"card", sc.card}, {"merchant", sc.merchant},
-	} {
-		if s.key == "" {
+	var vel Velocities
+	stats := [nScopes]*Stats{&vel.Agent, &vel.Mandate, &vel.Card, &vel.Merchant}
+	if a.nLimited > 0 {
+		f.Velocity = make([]policies.VelocityStat, 0, a.nLimited)
+	}
+	for scope, key := range keys {
+		if key == nil {
 			continue
 		}
-		st := a.windows.Stats(s.key, in.Now)
-		vel[s.scope] = st
-		f.Velocity = append(f.Velocity,
-			policies.VelocityStat{Scope: s.scope, Window: "hour", Count: st.Hour.Count, Declines: st.Hour.Declines, Amount: st.Hour.Amount},
-			policies.VelocityStat{Scope: s.scope, Window: "day", Count: st.Day.Count, Declines: st.Day.Declines, Amount: st.Day.Amount})
+		st := a.windows.stats(key, in.Now)
+		*stats[scope] = st
+		if a.limited[scope][0] {
+			f.Velocity = append(f.Velocity, policies.VelocityStat{Scope: scopeNames[scope], Window: "hour",
+				Count: st.Hour.Count, Declines: st.Hour.Declines, Amount: st.Hour.Amount})
+		}
+		if a.limited[scope][1] {
+			f.Velocity = append(f.Velocity, policies.VelocityStat{Scope: scopeNames[scope], Window: "day",
+				Count: st.Day.Count, Declines: st.Day.Declines, Amount: st.Day.Amount})
+		}
 	}
-	f.Anomaly = a.anomaly(ctx, in, vel["agent"])
+	f.Anomaly = a.anomaly(ctx, in, vel.Agent)
 	if a.screener != nil {
 		c := &Charge{TenantID: in.Tenant.ID, AgentID: in.Agent.ClientID, Amount: in.Charge.Amount, Currency: in.Charge.Currency,
-			Merchant: in.Charge.Merchant, Card: sc.cardInfo, At: in.Now, Velocity: vel, RiskSignal: f.RiskSignals}
+			Merchant: in.Charge.Merchant, Card: card, At: in.Now, Velocity: vel, RiskSignal: f.RiskSignals}
 		if n := len(in.Chain); n > 0 {
 			c.MandateID = in.Chain[n-1].ID
 		}
-		c.Reference = c.MandateID + ":" + in.Now.Format(time.RFC3339Nano)
+		if _, ok := a.screener.(inline); !ok {
+			c.Reference = c.MandateID + ":" + in.Now.Format(time.RFC3339Nano)
+		}
 		res, err := Screen(ctx, a.screener, c, a.cfg.Timeout, a.failClosed(in.Tenant.ID))
 		if err != nil {
 			a.log.WarnContext(ctx, "fraud screener gave no answer", "screener", a.screener.Name(), "err", err)
@@ -168,8 +217,8 @@ func (a *Assessor) Assess(ctx context.Context, in *policies.Input) {
 // anomaly is the agent's standing flag, or a new one it raises when this
 // charge departs from the agent's history; nil when neither.
 func (a *Assessor) anomaly(ctx context.Context, in *policies.Input, st Stats) *policies.Anomaly {
-	agentKey := in.Tenant.ID + ":" + in.Agent.ClientID
 	if a.record == nil {
+		agentKey := in.Tenant.ID + ":" + in.Agent.ClientID
 		flag, _ := a.anomalies.Check(agentKey, in.Charge.Amount, MerchantCategory(in.Charge.Merchant))
 		if flag == nil {
 			if flag = a.spendRate(in, st); flag != nil {
@@ -185,7 +234,8 @@ func (a *Assessor) anomaly(ctx context.Context, in *policies.Input, st Stats) *p
 	} else if cur != nil {
 		return cur
 	}
-	flag := a.anomalies.Detect(agentKey, in.Charge.Amount, MerchantCategory(in.Charge.Merchant))
+	var buf [128]byte
+	flag := a.anomalies.detect(agentKey(buf[:0], in), in.Charge.Amount, MerchantCategory(in.Charge.Merchant))
 	if flag == nil {
 		flag = a.spendRate(in, st)
 	}
@@ -193,6 +243,12 @@ func (a *Assessor) anomaly(ctx context.Context, in *policies.Input, st Stats) *p
 		return nil
 	}
 	return a.raise(ctx, in.Tenant.ID, in.Agent.ClientID, flag, in.Now)
+}
+
+// agentKey appends the key of the charge's agent in the anomaly
+// detector (tenant:agent) to b.
+func agentKey(b []byte, in *policies.Input) []byte {
+	return append(append(append(b, in.Tenant.ID...), ':'), in.Agent.ClientID...)
 }
 
 // standing reads the agent's stored flag: one read by primary key.
@@ -272,14 +328,12 @@ func (a *Assessor) failClosed(tenantID string) bool {
 
 // Observe implements charging.FraudSignals.
 func (a *Assessor) Observe(ctx context.Context, in *policies.Input, declined bool) {
-	sc := a.scopes(ctx, in)
-	keys := []string{sc.agent, sc.card, sc.merchant}
-	if sc.mandate != "" {
-		keys = append(keys, sc.mandate)
-	}
-	a.windows.Record(in.Now, in.Charge.Amount, declined, keys...)
+	var buf [512]byte
+	_, keys := a.windowKeys(ctx, in, buf[:0])
+	a.windows.record(in.Now, in.Charge.Amount, declined, keys[:]...)
 	if !declined {
-		a.anomalies.Record(in.Tenant.ID+":"+in.Agent.ClientID, in.Charge.Amount, MerchantCategory(in.Charge.Merchant))
+		var buf [128]byte
+		a.anomalies.record(agentKey(buf[:0], in), in.Charge.Amount, MerchantCategory(in.Charge.Merchant))
 	}
 }
 

@@ -232,7 +232,7 @@ func TestRulesScreener(t *testing.T) {
 	res, err := r.Screen(context.Background(), c)
 	require.NoError(t, err)
 	assert.Equal(t, fraud.Accept, res.Decision)
-	c.Velocity = map[string]fraud.Stats{"agent": {Hour: fraud.Totals{Declines: 4}}, "card": {Hour: fraud.Totals{Declines: 1}}}
+	c.Velocity = fraud.Velocities{Agent: fraud.Stats{Hour: fraud.Totals{Declines: 4}}, Card: fraud.Stats{Hour: fraud.Totals{Declines: 1}}}
 	res, _ = r.Screen(context.Background(), c)
 	assert.Equal(t, fraud.Review, res.Decision)
 	assert.Equal(t, 70, res.Score)

@@ -34,6 +34,8 @@ func NewRules(cfg RulesConfig) *Rules { return &Rules{cfg: cfg} }
 // Name implements Screener.
 func (*Rules) Name() string { return "rules" }
 
+func (*Rules) inline() {}
+
 // Screen implements Screener.
 func (r *Rules) Screen(_ context.Context, c *Charge) (Result, error) {
 	cfg := r.cfg
@@ -45,10 +47,10 @@ func (r *Rules) Screen(_ context.Context, c *Charge) (Result, error) {
 	if cfg.LargeAmount > 0 && c.Amount >= cfg.LargeAmount {
 		hit(cfg.LargeAmountWeight, "amount %d is at least %d", c.Amount, cfg.LargeAmount)
 	}
-	if d := c.Velocity["agent"].Hour.Declines; cfg.RecentDeclines > 0 && d >= cfg.RecentDeclines {
+	if d := c.Velocity.Agent.Hour.Declines; cfg.RecentDeclines > 0 && d >= cfg.RecentDeclines {
 		hit(cfg.DeclinesWeight, "the agent had %d declines in the last hour", d)
 	}
-	if d := c.Velocity["card"].Hour.Declines; cfg.CardDeclinedWeight > 0 && d > 0 {
+	if d := c.Velocity.Card.Hour.Declines; cfg.CardDeclinedWeight > 0 && d > 0 {
 		hit(cfg.CardDeclinedWeight, "the card was declined %d times in the last hour", d)
 	}
 	if slices.Contains(cfg.RiskyCategories, c.Merchant.MCC) {

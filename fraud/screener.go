@@ -31,8 +31,13 @@ type Charge struct {
 	Merchant   policies.Merchant
 	Card       Card
 	At         time.Time
-	Velocity   map[string]Stats // by scope: agent, mandate, card, merchant
+	Velocity   Velocities
 	RiskSignal []policies.RiskSignal
+}
+
+// Velocities are a charge's window totals per scope (before the charge).
+type Velocities struct {
+	Agent, Mandate, Card, Merchant Stats
 }
 
 // Card is what a screener may know of the card.
@@ -60,7 +65,13 @@ var ErrBadAnswer = errors.New("fraud: the screener's answer could not be read")
 // Screen runs s on c within timeout. No answer in time, or an error,
 // gives decision "unavailable"; failClosed says whether the policy then
 // denies (the tenant's choice).
+// A screener that answers at once without I/O (the built-in rules) runs
+// on the caller's goroutine, without a timer.
 func Screen(ctx context.Context, s Screener, c *Charge, timeout time.Duration, failClosed bool) (*policies.Screening, error) {
+	if _, ok := s.(inline); ok {
+		r, err := s.Screen(ctx, c)
+		return screening(s, failClosed, r, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type answer struct {
@@ -72,25 +83,31 @@ func Screen(ctx context.Context, s Screener, c *Charge, timeout time.Duration, f
 		r, err := s.Screen(ctx, c)
 		ch <- answer{r, err}
 	}()
-	out := &policies.Screening{Screener: s.Name(), FailClosed: failClosed}
 	select {
 	case a := <-ch:
-		if a.err != nil {
-			out.Decision = Unavailable
-			return out, a.err
-		}
-		out.Decision, out.Score, out.Reasons = a.r.Decision, min(100, max(0, a.r.Score)), a.r.Reasons
-		switch out.Decision {
-		case Accept, Review, Reject:
-		default:
-			out.Decision = Unavailable
-			return out, ErrBadAnswer
-		}
-		return out, nil
+		return screening(s, failClosed, a.r, a.err)
 	case <-ctx.Done():
-		out.Decision = Unavailable
-		return out, ctx.Err()
+		return &policies.Screening{Screener: s.Name(), FailClosed: failClosed, Decision: Unavailable}, ctx.Err()
 	}
+}
+
+// inline marks a screener that answers at once without I/O.
+type inline interface{ inline() }
+
+func screening(s Screener, failClosed bool, r Result, err error) (*policies.Screening, error) {
+	out := &policies.Screening{Screener: s.Name(), FailClosed: failClosed}
+	if err != nil {
+		out.Decision = Unavailable
+		return out, err
+	}
+	out.Decision, out.Score, out.Reasons = r.Decision, min(100, max(0, r.Score)), r.Reasons
+	switch out.Decision {
+	case Accept, Review, Reject:
+	default:
+		out.Decision = Unavailable
+		return out, ErrBadAnswer
+	}
+	return out, nil
 }
 
 // scoreDecision maps a score to a decision with thresholds review and

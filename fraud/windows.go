@@ -68,22 +68,40 @@ func NewWindows(maxKeys int) *Windows {
 // Record counts one charge of amount at t for every key.
 func (w *Windows) Record(t time.Time, amount int64, declined bool, keys ...string) {
 	ns := t.UnixNano()
-	hn, dn := uint32(ns/int64(hourSlice)), uint32(ns/int64(daySlice))
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, k := range keys {
-		s, ok := w.m[k]
-		if !ok {
-			if len(w.m) >= w.max {
-				w.evict(ns)
-			}
-			s = &series{}
-			w.m[k] = s
-		}
-		s.seen = ns
-		add(&s.hour[hn%hourSlices], hn, amount, declined)
-		add(&s.day[dn%daySlices], dn, amount, declined)
+		count(w, k, ns, amount, declined)
 	}
+}
+
+// record is Record of keys held as bytes (a nil key is skipped): a key
+// already held costs no allocation.
+func (w *Windows) record(t time.Time, amount int64, declined bool, keys ...[]byte) {
+	ns := t.UnixNano()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range keys {
+		if k != nil {
+			count(w, k, ns, amount, declined)
+		}
+	}
+}
+
+// count counts one charge for key k; called with w.mu held.
+func count[K string | []byte](w *Windows, k K, ns int64, amount int64, declined bool) {
+	hn, dn := uint32(ns/int64(hourSlice)), uint32(ns/int64(daySlice))
+	s, ok := w.m[string(k)]
+	if !ok {
+		if len(w.m) >= w.max {
+			w.evict(ns)
+		}
+		s = &series{}
+		w.m[string(k)] = s
+	}
+	s.seen = ns
+	add(&s.hour[hn%hourSlices], hn, amount, declined)
+	add(&s.day[dn%daySlices], dn, amount, declined)
 }
 
 func add(s *slot, n uint32, amount int64, declined bool) {
@@ -98,12 +116,17 @@ func add(s *slot, n uint32, amount int64, declined bool) {
 }
 
 // Stats returns key's totals as of t.
-func (w *Windows) Stats(key string, t time.Time) Stats {
+func (w *Windows) Stats(key string, t time.Time) Stats { return stats(w, key, t) }
+
+// stats is Stats of a key held as bytes, without allocating.
+func (w *Windows) stats(key []byte, t time.Time) Stats { return stats(w, key, t) }
+
+func stats[K string | []byte](w *Windows, key K, t time.Time) Stats {
 	ns := t.UnixNano()
 	hn, dn := uint32(ns/int64(hourSlice)), uint32(ns/int64(daySlice))
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	s, ok := w.m[key]
+	s, ok := w.m[string(key)]
 	if !ok {
 		return Stats{}
 	}
