@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -11,8 +12,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"sync"
 	"time"
 
@@ -100,6 +103,16 @@ func newKeyPair(kek []byte, alg, purpose string) (kid string, publicJWK, sealed 
 // openSigners opens a private key sealed by newKeyPair and returns one
 // signer per JWS type, each naming kid. The key must be of alg's type.
 func openSigners(kek []byte, alg, purpose, kid string, sealed []byte, typs ...string) ([]jose.Signer, error) {
+	priv, err := openPrivateKey(kek, alg, purpose, kid, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return joseSigners(priv, alg, kid, typs...)
+}
+
+// openPrivateKey opens a private key sealed by newKeyPair; it must be of
+// alg's type.
+func openPrivateKey(kek []byte, alg, purpose, kid string, sealed []byte) (crypto.Signer, error) {
 	der, err := openKey(kek, purpose+kid, sealed)
 	if err != nil {
 		return nil, err
@@ -113,13 +126,21 @@ func openSigners(kek []byte, alg, purpose, kid string, sealed []byte, typs ...st
 		if alg != AlgES256 || k.Curve != elliptic.P256() {
 			return nil, fmt.Errorf("authz: sealed key %s is not an %s key", kid, alg)
 		}
+		return k, nil
 	case ed25519.PrivateKey:
 		if alg != AlgEdDSA {
 			return nil, fmt.Errorf("authz: sealed key %s is not an %s key", kid, alg)
 		}
+		return k, nil
 	default:
 		return nil, fmt.Errorf("authz: sealed key %s is of an unsupported type", kid)
 	}
+}
+
+// joseSigners returns one go-jose signer of priv per JWS type, each
+// naming kid.
+func joseSigners(priv crypto.Signer, alg, kid string, typs ...string) ([]jose.Signer, error) {
+	var err error
 	key := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jose.JSONWebKey{Key: priv, KeyID: kid}}
 	out := make([]jose.Signer, len(typs))
 	for i, typ := range typs {
@@ -132,12 +153,127 @@ func openSigners(kek []byte, alg, purpose, kid string, sealed []byte, typs ...st
 
 // activeSigner is the key the node signs with.
 type activeSigner struct {
-	kid    string
-	alg    string
-	signer jose.Signer // typ at+jwt
+	kid   string
+	alg   string
+	token *tokenSigner // typ at+jwt
 	// mandate signs signed mandates (typ mandate+jws), which can never
 	// pass as access tokens.
 	mandate jose.Signer
+}
+
+// tokenSigner signs access tokens (compact JWS, typ at+jwt) with one key
+// of ours, ES256 or EdDSA. Every token of a key has the same protected
+// header, so it is encoded once, when the key is opened; what is left per
+// token is the payload's base64 and the signature, put in low-S form as
+// it is made. What it writes is an ordinary compact JWS, verified by
+// parseToken with go-jose and its algorithm allow-list.
+type tokenSigner struct {
+	header []byte // base64url of the protected header, then "."
+	ec     *ecdsa.PrivateKey
+	ed     ed25519.PrivateKey
+}
+
+// p256Order and p256HalfOrder are n and n/2 of P-256, 32 bytes big-endian.
+var p256Order, p256HalfOrder = func() (n, half [32]byte) {
+	N := elliptic.P256().Params().N
+	N.FillBytes(n[:])
+	new(big.Int).Rsh(N, 1).FillBytes(half[:])
+	return n, half
+}()
+
+// p256RawSignature puts an ASN.1 ECDSA P-256 signature (a SEQUENCE of two
+// INTEGERs, short-form lengths at this size) into rs as JWS wants it
+// (r || s, 32 bytes each), in low-S form: an s above n/2 becomes n - s.
+func p256RawSignature(der []byte, rs *[64]byte) bool {
+	if len(der) < 2 || der[0] != 0x30 || int(der[1]) != len(der)-2 {
+		return false
+	}
+	rest := der[2:]
+	for i := range 2 {
+		if len(rest) < 2 || rest[0] != 0x02 {
+			return false
+		}
+		n := int(rest[1])
+		if n == 0 || n > len(rest)-2 {
+			return false
+		}
+		v := bytes.TrimLeft(rest[2:2+n], "\x00")
+		if len(v) > 32 {
+			return false
+		}
+		copy(rs[32*i+32-len(v):32*(i+1)], v)
+		rest = rest[2+n:]
+	}
+	if len(rest) != 0 {
+		return false
+	}
+	if bytes.Compare(rs[32:], p256HalfOrder[:]) > 0 {
+		// n - s, byte by byte with borrow.
+		borrow := 0
+		for i := 31; i >= 0; i-- {
+			d := int(p256Order[i]) - int(rs[32+i]) - borrow
+			borrow = 0
+			if d < 0 {
+				d += 256
+				borrow = 1
+			}
+			rs[32+i] = byte(d)
+		}
+	}
+	return true
+}
+
+func newTokenSigner(priv crypto.Signer, alg, kid string) (*tokenSigner, error) {
+	h, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{alg, kid, "at+jwt"})
+	if err != nil {
+		return nil, err
+	}
+	t := &tokenSigner{header: append(base64.RawURLEncoding.AppendEncode(nil, h), '.')}
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		if alg != AlgES256 {
+			return nil, fmt.Errorf("authz: key %s is not an %s key", kid, alg)
+		}
+		t.ec = k
+	case ed25519.PrivateKey:
+		if alg != AlgEdDSA {
+			return nil, fmt.Errorf("authz: key %s is not an %s key", kid, alg)
+		}
+		t.ed = k
+	default:
+		return nil, fmt.Errorf("authz: key %s is of an unsupported type", kid)
+	}
+	return t, nil
+}
+
+// sign returns the compact JWS of payload.
+func (t *tokenSigner) sign(payload []byte) (string, error) {
+	b64 := base64.RawURLEncoding
+	input := make([]byte, 0, len(t.header)+b64.EncodedLen(len(payload))+1+b64.EncodedLen(64))
+	input = append(input, t.header...)
+	input = b64.AppendEncode(input, payload)
+	var sig []byte
+	if t.ec != nil {
+		digest := sha256.Sum256(input)
+		der, err := ecdsa.SignASN1(rand.Reader, t.ec, digest[:])
+		if err != nil {
+			return "", err
+		}
+		var rs [64]byte
+		if !p256RawSignature(der, &rs) {
+			return "", errors.New("authz: ECDSA signature of unexpected form")
+		}
+		sig = rs[:]
+	} else {
+		sig = ed25519.Sign(t.ed, input)
+	}
+	out := append(input, '.')
+	out = b64.AppendEncode(out, sig)
+	return string(out), nil
 }
 
 // keyRing is the node's view of the signing keys: the one it signs with
@@ -284,11 +420,19 @@ func (k *keyRing) load(ctx context.Context) error {
 }
 
 func (k *keyRing) unseal(sk *SigningKey) (*activeSigner, error) {
-	s, err := openSigners(k.kek, sk.Alg, "", sk.KID, sk.PrivateEnc, "at+jwt", "mandate+jws")
+	priv, err := openPrivateKey(k.kek, sk.Alg, "", sk.KID, sk.PrivateEnc)
 	if err != nil {
 		return nil, err
 	}
-	return &activeSigner{kid: sk.KID, alg: sk.Alg, signer: s[0], mandate: s[1]}, nil
+	tok, err := newTokenSigner(priv, sk.Alg, sk.KID)
+	if err != nil {
+		return nil, err
+	}
+	s, err := joseSigners(priv, sk.Alg, sk.KID, "mandate+jws")
+	if err != nil {
+		return nil, err
+	}
+	return &activeSigner{kid: sk.KID, alg: sk.Alg, token: tok, mandate: s[0]}, nil
 }
 
 // prune deletes the retired keys whose every token has expired (their

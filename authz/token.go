@@ -133,15 +133,7 @@ func (i *Issuer) sign(ctx context.Context, claims *AccessToken) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	jws, err := s.signer.Sign(payload)
-	if err != nil {
-		return "", err
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		return "", err
-	}
-	return lowS(jose.SignatureAlgorithm(s.alg), out)
+	return s.token.sign(payload)
 }
 
 // SignMandate signs a mandate's canonical JSON as a compact JWS (typ
