@@ -227,35 +227,12 @@ func wire[X repos.Tx](a *App, b store.Backend[X], feed authz.Listener) error {
 
 	a.jobs = append(a.jobs,
 		func(ctx context.Context) { a.Audit.RunSealer(ctx, cfg.Audit.SealInterval) },
-		func(ctx context.Context) { pruneIdempotency(ctx, idem, a.Log) },
 		func(ctx context.Context) { iss.Run(ctx, feed) },
 		func(ctx context.Context) { a.Dispatcher.Run(ctx) },
 		func(ctx context.Context) { a.Pipeline.RunResolver(ctx, cfg.Payments.ResolveAfter/2) },
 	)
 	wireRetention(a, b)
 	return nil
-}
-
-func pruneIdempotency(ctx context.Context, db store.Runner[idempotency.Repo], log *slog.Logger) {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
-		err := db.InTx(ctx, func(tx idempotency.Repo) error {
-			n, err := tx.PruneIdempotency(ctx, time.Now())
-			if n > 0 {
-				log.Info("idempotency keys pruned", "count", n)
-			}
-			return err
-		})
-		if err != nil && ctx.Err() == nil {
-			log.Error("idempotency prune failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // listenMetrics binds server.metrics_addr, when set, and serves /metrics

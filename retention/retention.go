@@ -40,8 +40,16 @@ const DefaultCardTokens = 540 * 24 * time.Hour
 // ClassCharges is settled charges: past retention their free text
 // (description, metadata, purchase, failure message) is scrubbed; ids,
 // amounts, currency, status, card summary, codes and times stay for the
-// ledger, refunds and disputes.
+// ledger, refunds and disputes. Refunds hold no free text (their reason
+// is one of three codes, their failure a code), so nothing of them needs
+// scrubbing.
 const ClassCharges = "charges"
+
+// ClassIdempotency is stored idempotent answers past their expiry (each
+// record expires idempotency.retention after it was made): they may hold
+// a response body naming a customer, so they go in audited batches like
+// every other class.
+const ClassIdempotency = "idempotency"
 
 // ChargesFloor is the shortest charge retention: a charge's description
 // and purchase are what a merchant answers a dispute with, and card
@@ -100,6 +108,10 @@ type Repo interface {
 	// PruneLoginMarks deletes at most limit login marks first seen before
 	// before, skipping rows another transaction holds.
 	PruneLoginMarks(ctx context.Context, before time.Time, limit int) (int, error)
+	// PruneExpiredIdempotency deletes at most limit idempotency records
+	// that expired before before, oldest expiry first, skipping rows
+	// another transaction holds.
+	PruneExpiredIdempotency(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Policy is the retention of each class; 0 keeps the class forever.
@@ -113,6 +125,9 @@ type Policy struct {
 	Charges time.Duration
 	// LoginMarks is how long a login mark is kept.
 	LoginMarks time.Duration
+	// Idempotency sweeps idempotency records once they expire (their
+	// expiry is set when they are stored); false leaves them.
+	Idempotency bool
 }
 
 // Batch is one deletion batch, as its audit entry records it.
@@ -146,11 +161,16 @@ func New(db store.Runner[Repo], p Policy, log *slog.Logger) *Service {
 func (s *Service) Sweep(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
 	now := s.Now()
+	idem := time.Duration(0)
+	if s.policy.Idempotency {
+		idem = time.Nanosecond // expired records: the cut-off is now
+	}
 	for _, c := range []struct {
 		class string
 		keep  time.Duration
 		prune func(Repo, context.Context, time.Time, int) (int, error)
 	}{
+		{ClassIdempotency, idem, Repo.PruneExpiredIdempotency},
 		{ClassDecisions, s.policy.Decisions, Repo.PruneDecisions},
 		{ClassSessions, s.policy.Sessions, Repo.PruneSessions},
 		{ClassCharges, s.policy.Charges, Repo.ScrubCharges},

@@ -151,3 +151,29 @@ func (tx *Tx) PruneLoginMarks(_ context.Context, before time.Time, limit int) (i
 	}
 	return len(old), nil
 }
+
+// PruneExpiredIdempotency deletes the idempotency records that expired
+// first, before before, at most limit of them. (The expiry index keeps
+// their keys; it skips keys no longer stored.)
+func (tx *Tx) PruneExpiredIdempotency(_ context.Context, before time.Time, limit int) (int, error) {
+	type rec struct {
+		k  idemKey
+		at time.Time
+	}
+	var old []rec
+	for k, r := range tx.d.idem {
+		if r.ExpiresAt.Before(before) {
+			old = append(old, rec{k, r.ExpiresAt})
+		}
+	}
+	slices.SortFunc(old, func(a, b rec) int {
+		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.k.tenant, b.k.tenant), cmp.Compare(a.k.cred, b.k.cred), cmp.Compare(a.k.key, b.k.key))
+	})
+	if len(old) > limit {
+		old = old[:limit]
+	}
+	for _, r := range old {
+		del(tx, tx.d.idem, r.k)
+	}
+	return len(old), nil
+}

@@ -76,3 +76,16 @@ func (t *Tx) PruneLoginMarks(ctx context.Context, before time.Time, limit int) (
 	}
 	return int(tag.RowsAffected()), nil
 }
+
+// PruneExpiredIdempotency deletes the idempotency records that expired
+// first, before before, at most limit of them, skipping rows another
+// sweep (or a request) has locked.
+func (t *Tx) PruneExpiredIdempotency(ctx context.Context, before time.Time, limit int) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE (tenant_id, credential_id, key) IN (
+		SELECT tenant_id, credential_id, key FROM idempotency_keys WHERE expires_at < $1
+		ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, before, limit)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/compliance"
+	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/internal/ids"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/payments"
@@ -394,4 +396,73 @@ func testRetentionNeedsItsEntry[X Tx](t *testing.T, b store.Backend[X]) {
 	for _, d := range old {
 		assert.False(t, decisionGone(t, b, d), "no deletion without its entry")
 	}
+}
+
+// testRetentionIdempotency: a sweep deletes the idempotency records that
+// expired, in audited batches, and keeps the live ones.
+func testRetentionIdempotency[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	clock := now()
+	rec := func(key string, expires time.Time) *idempotency.Record {
+		return &idempotency.Record{TenantID: "ten_sweep", CredentialID: "key_1", Key: key, Method: "POST", Path: "/v1/x",
+			RequestHash: []byte{1}, State: idempotency.StateInProgress, CreatedAt: clock.Add(-48 * time.Hour),
+			LockedUntil: clock.Add(time.Hour), ExpiresAt: expires}
+	}
+	var expired, live []*idempotency.Record
+	for i := range 5 {
+		expired = append(expired, rec(fmt.Sprintf("old-%d", i), clock.Add(-time.Duration(i+1)*time.Minute)))
+	}
+	for i := range 2 {
+		live = append(live, rec(fmt.Sprintf("new-%d", i), clock.Add(time.Hour)))
+	}
+	in(t, b, func(tx X) error {
+		for _, r := range append(append([]*idempotency.Record{}, expired...), live...) {
+			if _, err := tx.ClaimIdempotency(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	off := retention.New(store.Bind(b, func(x X) retention.Repo { return x }), retention.Policy{}, nil)
+	off.Now = func() time.Time { return clock }
+	n, err := off.Sweep(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n[retention.ClassIdempotency], "not swept unless asked")
+
+	svc := retention.New(store.Bind(b, func(x X) retention.Repo { return x }), retention.Policy{Idempotency: true}, nil)
+	svc.Now = func() time.Time { return clock }
+	svc.BatchSize = 2
+	n, err = svc.Sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n[retention.ClassIdempotency])
+
+	// A deleted key can be claimed anew; a live one is still held.
+	for _, r := range expired {
+		in(t, b, func(tx X) error {
+			probe := *r
+			_, err := tx.ClaimIdempotency(ctx, &probe)
+			assert.NoError(t, err, "%s was deleted", r.Key)
+			return nil
+		})
+	}
+	for _, r := range live {
+		_ = b.InTx(ctx, func(tx X) error {
+			probe := *r
+			_, err := tx.ClaimIdempotency(ctx, &probe)
+			assert.ErrorIs(t, err, store.ErrConflict, "%s is kept", r.Key)
+			return nil
+		})
+	}
+	var counts []int
+	in(t, b, func(tx X) error {
+		entries, err := tx.ListAudit(ctx, audit.Filter{Action: retention.ActionDelete, Target: retention.ClassIdempotency})
+		for _, e := range entries {
+			var bt retention.Batch
+			require.NoError(t, json.Unmarshal(e.Data, &bt))
+			counts = append(counts, bt.Count)
+		}
+		return err
+	})
+	assert.Equal(t, []int{2, 2, 1}, counts, "one audit entry per batch")
 }

@@ -80,6 +80,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"RetentionSessions", testRetentionSessions[X]},
 		{"RetentionCardTokens", testRetentionCardTokens[X]},
 		{"RetentionCharges", testRetentionCharges[X]},
+		{"RetentionIdempotency", testRetentionIdempotency[X]},
 		{"RetentionNeedsItsEntry", testRetentionNeedsItsEntry[X]},
 	}
 	for _, tc := range tests {
