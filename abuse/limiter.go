@@ -103,6 +103,17 @@ func (l *Limiter) shard(key string) *shard {
 
 // Allow spends cost (at least 1) of key's allowance under lim.
 func (l *Limiter) Allow(key string, lim Limit, cost int) Decision {
+	return allow(l, key, maphash.String(l.seed, key), lim, cost)
+}
+
+// AllowBytes is Allow of a key built in a buffer: a key the limiter
+// already holds is looked up without allocating.
+func (l *Limiter) AllowBytes(key []byte, lim Limit, cost int) Decision {
+	return allow(l, key, maphash.Bytes(l.seed, key), lim, cost)
+}
+
+// allow is Allow of key, whose hash (under l.seed) is hash.
+func allow[K string | []byte](l *Limiter, key K, hash uint64, lim Limit, cost int) Decision {
 	if lim.Off() {
 		return Decision{Allowed: true, Remaining: math.MaxInt32}
 	}
@@ -110,10 +121,10 @@ func (l *Limiter) Allow(key string, lim Limit, cost int) Decision {
 	t := lim.interval().Nanoseconds()
 	tau := t * int64(lim.burst())
 	now := l.now().UnixNano()
-	s := l.shard(key)
+	s := &l.shards[hash%uint64(len(l.shards))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tat, ok := s.tats[key]
+	tat, ok := s.tats[string(key)]
 	if !ok || tat < now {
 		tat = now
 	}
@@ -128,7 +139,7 @@ func (l *Limiter) Allow(key string, lim Limit, cost int) Decision {
 	if !ok {
 		s.evict(now, l.perShard)
 	}
-	s.tats[key] = newTAT
+	s.tats[string(key)] = newTAT
 	d.Allowed = true
 	d.Reset = time.Duration(newTAT - now)
 	d.Remaining = int((tau - (newTAT - now)) / t)

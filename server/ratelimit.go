@@ -10,7 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +43,8 @@ type Defences struct {
 	mu     sync.RWMutex
 	tenant map[string]abuse.Limits
 	key    map[string]abuse.Limits
+	textMu sync.RWMutex
+	texts  map[limitID]limitText
 	// Guard throttles and blocks sources of failed authentications.
 	Guard *abuse.Guard
 	// CardTesting, when set, watches tokenizations and charges.
@@ -116,16 +120,60 @@ func (d *Defences) spend(w http.ResponseWriter, name, key string, lim abuse.Limi
 	if lim.Off() {
 		return nil
 	}
+	lt := d.limitText(name, lim)
 	// The state is kept per limit too: a key whose limit changes (an
 	// override) starts afresh under the new one.
-	dec := d.Limiter.Allow(fmt.Sprintf("%s:%d/%d/%d:%s", name, lim.Rate, lim.Per, lim.Burst, key), lim, 1)
+	var buf [160]byte
+	dec := d.Limiter.AllowBytes(append(append(buf[:0], lt.prefix...), key...), lim, 1)
+	b := append(buf[:0], lt.quoted...)
+	b = append(b, ";r="...)
+	b = strconv.AppendInt(b, int64(dec.Remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, int64(ceilSeconds(dec.Reset)), 10)
 	h := w.Header()
-	h.Add("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", name, dec.Limit, ceilSeconds(dec.Window)))
-	h.Add("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", name, dec.Remaining, ceilSeconds(dec.Reset)))
+	h[headerRateLimitPolicy] = append(h[headerRateLimitPolicy], lt.policy)
+	h[headerRateLimit] = append(h[headerRateLimit], string(b))
 	if !dec.Allowed {
 		return rateLimited(dec.RetryAfter)
 	}
 	return nil
+}
+
+// The rate-limit headers, in canonical form.
+var (
+	headerRateLimitPolicy = textproto.CanonicalMIMEHeaderKey("RateLimit-Policy")
+	headerRateLimit       = textproto.CanonicalMIMEHeaderKey("RateLimit")
+)
+
+// limitText is what a limit's answers share, made once per limit: the
+// prefix of its limiter keys, its quoted name and its RateLimit-Policy.
+type limitText struct{ prefix, quoted, policy string }
+
+type limitID struct {
+	name string
+	lim  abuse.Limit
+}
+
+func (d *Defences) limitText(name string, lim abuse.Limit) limitText {
+	id := limitID{name, lim}
+	d.textMu.RLock()
+	lt, ok := d.texts[id]
+	d.textMu.RUnlock()
+	if ok {
+		return lt
+	}
+	quoted := strconv.Quote(name)
+	burst := max(1, lim.Burst)
+	window := time.Duration(math.Ceil(float64(lim.Per)/float64(lim.Rate))) * time.Duration(burst)
+	lt = limitText{prefix: fmt.Sprintf("%s:%d/%d/%d:", name, lim.Rate, lim.Per, lim.Burst), quoted: quoted,
+		policy: fmt.Sprintf("%s;q=%d;w=%d", quoted, burst, ceilSeconds(window))}
+	d.textMu.Lock()
+	if d.texts == nil || len(d.texts) >= 1024 { // limits come from the config: a handful
+		d.texts = map[limitID]limitText{}
+	}
+	d.texts[id] = lt
+	d.textMu.Unlock()
+	return lt
 }
 
 func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
