@@ -187,3 +187,25 @@ func TestBlocklistBounded(t *testing.T) {
 	_, blocked = b.Blocked("k0")
 	assert.False(t, blocked, "the soonest to expire made room")
 }
+
+// A key spent as bytes is the same key spent as a string: one budget.
+func TestLimiterAllowBytesSharesTheKey(t *testing.T) {
+	clk := newClock()
+	l := abuse.NewLimiter(10_000, clk.Now)
+	lim := abuse.Limit{Rate: 1, Per: time.Second, Burst: 3}
+	buf := make([]byte, 0, 64)
+	for i := range 3 {
+		var d abuse.Decision
+		if i%2 == 0 {
+			d = l.AllowBytes(append(buf[:0], "agent:agt_1"...), lim, 1)
+		} else {
+			d = l.Allow("agent:agt_1", lim, 1)
+		}
+		require.True(t, d.Allowed, "request %d", i+1)
+		assert.Equal(t, 2-i, d.Remaining)
+	}
+	assert.False(t, l.AllowBytes(append(buf[:0], "agent:agt_1"...), lim, 1).Allowed)
+	assert.False(t, l.Allow("agent:agt_1", lim, 1).Allowed)
+	assert.Equal(t, 1, l.Len())
+	assert.True(t, l.AllowBytes(append(buf[:0], "agent:agt_2"...), lim, 1).Allowed, "another key, its own budget")
+}
