@@ -16,10 +16,41 @@ import (
 // TenantCountries is a tenant's own restriction of where its agents may
 // pay: the charge policy denies a charge at a merchant whose country is
 // not in AllowedCountries. An empty list restricts nothing.
+//
+// OperatorCountries is the platform operator's bound (the jurisdictions
+// the tenant may operate in): the tenant's own list may name only those,
+// and while the tenant's list is empty (or, after the operator narrowed
+// the bound, holds none of them) the bound itself restricts the charges.
+// Empty: no bound.
 type TenantCountries struct {
-	TenantID         string    `json:"tenant"`
-	AllowedCountries []string  `json:"allowed_countries"`
-	Updated          time.Time `json:"updated"`
+	TenantID          string    `json:"tenant"`
+	AllowedCountries  []string  `json:"allowed_countries"`
+	OperatorCountries []string  `json:"operator_countries"`
+	Updated           time.Time `json:"updated"`
+}
+
+// CodeCountryNotPermitted refuses a tenant's allowed country outside the
+// operator's bound.
+const CodeCountryNotPermitted apierr.Code = "country_not_permitted"
+
+// EffectiveCountries is the list the charge policy enforces: the tenant's
+// own list within the operator's bound; the bound when the tenant's list
+// is empty or holds none of it; the tenant's list when there is no bound.
+// Empty means unrestricted.
+func EffectiveCountries(tenant, operator []string) []string {
+	if len(operator) == 0 {
+		return tenant
+	}
+	var in []string
+	for _, c := range tenant {
+		if slices.Contains(operator, c) {
+			in = append(in, c)
+		}
+	}
+	if len(in) == 0 {
+		return slices.Clone(operator)
+	}
+	return in
 }
 
 // TenantCountriesRepo stores tenants' allowed countries.
@@ -73,14 +104,17 @@ func NormalizeCountries(param string, codes []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// Set replaces the tenant's allowed countries (empty: unrestricted),
-// audited as tenant.countries_set with the list it replaced.
+// Set replaces the tenant's allowed countries (empty: unrestricted, or
+// the operator's bound when there is one), audited as
+// tenant.countries_set with the list it replaced. A country outside the
+// operator's bound is refused (country_not_permitted).
 func (s *Countries) Set(ctx context.Context, tenantID string, codes []string) (*TenantCountries, error) {
 	list, err := NormalizeCountries("allowed_countries", codes)
 	if err != nil {
 		return nil, err
 	}
-	c := TenantCountries{TenantID: tenantID, AllowedCountries: list, Updated: s.now().UTC().Truncate(time.Microsecond)}
+	c := TenantCountries{TenantID: tenantID, AllowedCountries: list, OperatorCountries: []string{},
+		Updated: s.now().UTC().Truncate(time.Microsecond)}
 	err = s.db.InTx(ctx, func(tx TenantCountriesTx) error {
 		if _, err := tx.GetTenant(ctx, tenantID); err != nil {
 			return err
@@ -89,15 +123,59 @@ func (s *Countries) Set(ctx context.Context, tenantID string, codes []string) (*
 		cur, err := tx.GetTenantCountries(ctx, tenantID)
 		switch {
 		case err == nil:
-			from = cur.AllowedCountries
+			from, c.OperatorCountries = cur.AllowedCountries, cur.OperatorCountries
 		case !errors.Is(err, store.ErrNotFound):
 			return err
+		}
+		if bound := c.OperatorCountries; len(bound) > 0 {
+			for _, code := range list {
+				if !slices.Contains(bound, code) {
+					return apierr.Invalidf("allowed_countries", CodeCountryNotPermitted,
+						"%s is outside the countries the platform operator permits this tenant (%s).", code, strings.Join(bound, ", "))
+				}
+			}
 		}
 		if err := tx.PutTenantCountries(ctx, &c); err != nil {
 			return err
 		}
 		return audit.RecordFor(ctx, tx, tenantID, "tenant.countries_set", tenantID, map[string]any{
 			"from": from, "allowed_countries": list,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// SetOperatorBound replaces the platform operator's bound of the tenant's
+// countries (empty: no bound), audited as tenant.jurisdictions_set with
+// the bound it replaced. The tenant's own list is kept; the policy
+// enforces it within the new bound (EffectiveCountries).
+func (s *Countries) SetOperatorBound(ctx context.Context, tenantID string, codes []string) (*TenantCountries, error) {
+	bound, err := NormalizeCountries("countries", codes)
+	if err != nil {
+		return nil, err
+	}
+	c := TenantCountries{TenantID: tenantID, AllowedCountries: []string{}, OperatorCountries: bound,
+		Updated: s.now().UTC().Truncate(time.Microsecond)}
+	err = s.db.InTx(ctx, func(tx TenantCountriesTx) error {
+		if _, err := tx.GetTenant(ctx, tenantID); err != nil {
+			return err
+		}
+		from := []string{}
+		cur, err := tx.GetTenantCountries(ctx, tenantID)
+		switch {
+		case err == nil:
+			from, c.AllowedCountries = cur.OperatorCountries, cur.AllowedCountries
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if err := tx.PutTenantCountries(ctx, &c); err != nil {
+			return err
+		}
+		return audit.RecordFor(ctx, tx, tenantID, "tenant.jurisdictions_set", tenantID, map[string]any{
+			"from": from, "countries": bound,
 		})
 	})
 	if err != nil {
@@ -114,7 +192,7 @@ func (s *Countries) Get(ctx context.Context, tenantID string) (*TenantCountries,
 		var err error
 		c, err = tx.GetTenantCountries(ctx, tenantID)
 		if errors.Is(err, store.ErrNotFound) {
-			c, err = &TenantCountries{TenantID: tenantID, AllowedCountries: []string{}}, nil
+			c, err = &TenantCountries{TenantID: tenantID, AllowedCountries: []string{}, OperatorCountries: []string{}}, nil
 		}
 		return err
 	})

@@ -31,13 +31,15 @@ func wireCompliance[X repos.Tx](ctx context.Context, a *App, b store.Backend[X],
 		DB:      store.Bind(b, func(x X) compliance.EvidenceRepo { return x }),
 		Charges: a.Payments, Mandates: a.Mandates, Signer: a.Issuer, Audit: a.Audit, IssuerJWKS: a.Issuer.JWKS,
 	}
+	countries := accounts.NewCountries(store.Bind(b, func(x X) accounts.TenantCountriesTx { return x }))
 	return []server.Mounter{
 		&server.AuditHandlers{Audit: a.Audit, Replay: svc},
 		&server.TimelineHandlers{Timelines: &compliance.Timelines{Mandates: a.Mandates, Audit: a.Audit}},
 		&server.EvidenceHandlers{Evidence: evidence, AuditKeys: a.Audit},
 		securityTxt(a.Config.IssuerURL()),
 		&server.KYBHandlers{Verifications: verifications},
-		&server.TenantCountryHandlers{Countries: accounts.NewCountries(store.Bind(b, func(x X) accounts.TenantCountriesTx { return x }))},
+		&server.TenantCountryHandlers{Countries: countries},
+		&server.JurisdictionHandlers{Countries: countries},
 		&server.ErasureHandlers{Erasure: &compliance.Erasure{DB: store.Bind(b, func(x X) accounts.EraseTx { return x }),
 			Mandates: a.Mandates, Tokens: a.Vault}},
 	}, nil

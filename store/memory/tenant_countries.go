@@ -15,9 +15,12 @@ func (tx *Tx) GetTenantCountries(_ context.Context, tenantID string) (*accounts.
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	c.AllowedCountries = slices.Clone(c.AllowedCountries)
+	c.AllowedCountries, c.OperatorCountries = slices.Clone(c.AllowedCountries), slices.Clone(c.OperatorCountries)
 	if c.AllowedCountries == nil {
 		c.AllowedCountries = []string{}
+	}
+	if c.OperatorCountries == nil {
+		c.OperatorCountries = []string{}
 	}
 	return &c, nil
 }
@@ -27,7 +30,7 @@ func (tx *Tx) PutTenantCountries(_ context.Context, c *accounts.TenantCountries)
 		return store.ErrConflict // the foreign key
 	}
 	v := *c
-	v.AllowedCountries = slices.Clone(c.AllowedCountries)
+	v.AllowedCountries, v.OperatorCountries = slices.Clone(c.AllowedCountries), slices.Clone(c.OperatorCountries)
 	put(tx, tx.d.tenantCountries, c.TenantID, v)
 	return nil
 }
@@ -41,5 +44,5 @@ func (tx *Tx) GetTenantWithCountries(ctx context.Context, tenantID string) (*acc
 	if !ok {
 		return tn, nil, nil
 	}
-	return tn, slices.Clone(c.AllowedCountries), nil
+	return tn, slices.Clone(accounts.EffectiveCountries(c.AllowedCountries, c.OperatorCountries)), nil
 }
