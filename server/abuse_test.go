@@ -120,3 +120,28 @@ func TestCardTestingOfOneCardIsBlocked(t *testing.T) {
 		assert.NotContains(t, string(evs[0].Data), "4000000000000127")
 	})
 }
+
+// Small charges that succeed, on a card this node already knows (so its
+// answers are not read back), count as they did: past max_small_charges
+// the card is blocked, and another card of the merchant goes on.
+func TestCardTestingCountsSmallChargesOfAKnownCard(t *testing.T) {
+	n, _ := cardTestingNode(t, "memory")
+	boot, sk := n.Tenant(t)
+	pk := apptest.Key(boot, accounts.KindPublishable, accounts.ModeTest)
+	probed := tokenize(t, n, pk, "4242424242424242", "123")
+	other := tokenize(t, n, pk, "5555555555554444", "123")
+	pay := func(tok string, amount int) *apptest.Response {
+		return charge(t, n, sk, map[string]any{"amount": amount, "currency": "usd", "payment_method": tok}, "")
+	}
+	for i := range 6 {
+		r := pay(probed, 50+i)
+		require.Equal(t, 200, r.Status, "small charge %d: %s", i+1, r.Body)
+	}
+	r := pay(probed, 2500)
+	require.Equal(t, http.StatusTooManyRequests, r.Status, "six small charges passed the limit of 5: %s", r.Body)
+	assert.Equal(t, 200, pay(other, 2500).Status)
+	evs, _, err := n.App.Webhooks.ListEvents(context.Background(), webhooks.EventFilter{TenantID: boot.Tenant.ID, Type: server.ActionCardTestingDetected, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	assert.Contains(t, string(evs[0].Data), `"kind":"card"`)
+}
