@@ -294,61 +294,88 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, k
 	l := &loaded{}
 	err := s.db.Autocommit(ctx, func(tx Tx) error {
 		*l = loaded{} // a re-run starts afresh
-		var err error
+		// Every read the decision needs, in one round trip; a retry's
+		// charge is among them, and when it exists it is the answer and
+		// the rest is not looked at.
+		var existingErr, chainErr, merchantErr, approvalErr error
+		reads := []func(tx Tx) error{
+			func(tx Tx) error {
+				l.chain, chainErr = tx.MandateChain(ctx, tok.TenantID, mandateID)
+				return nil
+			},
+			func(tx Tx) error {
+				l.merchant, merchantErr = tx.GetMerchant(ctx, p.MerchantID)
+				return nil
+			},
+			func(tx Tx) (err error) { l.agent, err = tx.GetAgent(ctx, tok.ClientID); return err },
+			func(tx Tx) (err error) {
+				l.tenant, l.countries, err = tx.GetTenantWithCountries(ctx, tok.TenantID)
+				return err
+			},
+		}
 		if key != "" {
 			// Before any decision: a retry gets the outcome of the charge
 			// made under its key, never a fresh decision.
-			c, err := tx.ChargeByIdempotencyKey(ctx, tok.TenantID, key)
-			if err == nil {
-				l.existing = c
+			reads = append(reads, func(tx Tx) error {
+				l.existing, existingErr = tx.ChargeByIdempotencyKey(ctx, tok.TenantID, key)
 				return nil
-			}
-			if !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-		}
-		if l.chain, err = tx.MandateChain(ctx, tok.TenantID, mandateID); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return &apierr.Invalid{Code: "mandate_missing", Message: fmt.Sprintf("The token's mandate %s does not exist.", mandateID)}
-			}
-			return err
-		}
-		if l.merchant, err = tx.GetMerchant(ctx, p.MerchantID); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return &apierr.Invalid{Param: "merchant", Code: apierr.ResourceMissing, Message: fmt.Sprintf("No such merchant: '%s'.", p.MerchantID)}
-			}
-			return err
-		}
-		if l.agent, err = tx.GetAgent(ctx, tok.ClientID); err != nil {
-			return err
-		}
-		ancestors := []*authz.Agent{} // assigned whole: a re-run starts afresh
-		for _, id := range chainAgents(l.chain, tok.ClientID) {
-			a, err := tx.GetAgent(ctx, id)
-			if err != nil {
-				return err
-			}
-			ancestors = append(ancestors, a)
-		}
-		l.ancestors = ancestors
-		if l.tenant, l.countries, err = tx.GetTenantWithCountries(ctx, tok.TenantID); err != nil {
-			return err
+			})
 		}
 		// The counts read every decision of the agent and of the mandate in
 		// the last hour; with every velocity limit off no rule reads them.
 		if q := velocityQuery(s.policy.Velocity(), now); q.Needed() {
-			if l.agentV, l.mandateV, err = tx.Velocity(ctx, tok.TenantID, tok.ClientID, mandateID, q); err != nil {
+			reads = append(reads, func(tx Tx) (err error) {
+				l.agentV, l.mandateV, err = tx.Velocity(ctx, tok.TenantID, tok.ClientID, mandateID, q)
 				return err
-			}
+			})
 		}
 		if req.approvalID != "" {
-			if l.approval, err = tx.GetApproval(ctx, tok.TenantID, req.approvalID); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return &apierr.Invalid{Param: "approval", Code: apierr.ResourceMissing, Message: fmt.Sprintf("No such approval: '%s'.", req.approvalID)}
-				}
-				return err
-			}
+			reads = append(reads, func(tx Tx) error {
+				l.approval, approvalErr = tx.GetApproval(ctx, tok.TenantID, req.approvalID)
+				return nil
+			})
 		}
+		err := tx.Prefetch(ctx, reads...)
+		switch {
+		case existingErr == nil && l.existing != nil:
+			return nil
+		case existingErr != nil && !errors.Is(existingErr, store.ErrNotFound):
+			return existingErr
+		}
+		l.existing = nil
+		if chainErr != nil {
+			if errors.Is(chainErr, store.ErrNotFound) {
+				return &apierr.Invalid{Code: "mandate_missing", Message: fmt.Sprintf("The token's mandate %s does not exist.", mandateID)}
+			}
+			return chainErr
+		}
+		if merchantErr != nil {
+			if errors.Is(merchantErr, store.ErrNotFound) {
+				return &apierr.Invalid{Param: "merchant", Code: apierr.ResourceMissing, Message: fmt.Sprintf("No such merchant: '%s'.", p.MerchantID)}
+			}
+			return merchantErr
+		}
+		if err != nil {
+			return err
+		}
+		if approvalErr != nil {
+			if errors.Is(approvalErr, store.ErrNotFound) {
+				return &apierr.Invalid{Param: "approval", Code: apierr.ResourceMissing, Message: fmt.Sprintf("No such approval: '%s'.", req.approvalID)}
+			}
+			return approvalErr
+		}
+		// The agents of a delegated chain, in a second round trip (only
+		// delegated chains have any).
+		agentIDs := chainAgents(l.chain, tok.ClientID)
+		ancestors := make([]*authz.Agent, len(agentIDs)) // assigned whole: a re-run starts afresh
+		areads := make([]func(tx Tx) error, len(agentIDs))
+		for i, id := range agentIDs {
+			areads[i] = func(tx Tx) (err error) { ancestors[i], err = tx.GetAgent(ctx, id); return err }
+		}
+		if err := tx.Prefetch(ctx, areads...); err != nil {
+			return err
+		}
+		l.ancestors = ancestors
 		return nil
 	})
 	return l, err
@@ -467,11 +494,8 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	claim := idempotency.ClaimFrom(ctx)
 	var op *opened
 	err = s.db.InTx(ctx, func(tx Tx) error {
-		if err := claim.Take(ctx, tx); err != nil {
-			return err
-		}
 		var err error
-		op, err = s.open(ctx, tx, tok, l, ck, *dec, now)
+		op, err = s.open(ctx, tx, claim, tok, l, ck, *dec, now)
 		return err
 	})
 	claim.Committed(err)
@@ -532,20 +556,31 @@ type opened struct {
 // (payment core), its hold, the decision record and the events. It writes
 // nothing outside tx and changes none of its arguments: Postgres may run
 // it again after a serialization failure.
-func (s *Service) open(ctx context.Context, tx Tx, tok *authz.AccessToken, l *loaded, ck payments.Checked, d Decision, now time.Time) (*opened, error) {
+func (s *Service) open(ctx context.Context, tx Tx, claim *idempotency.Claim, tok *authz.AccessToken, l *loaded, ck payments.Checked, d Decision, now time.Time) (*opened, error) {
 	refuse := func(err error) error { return &refusal{d: &d, err: err} }
-	for _, seen := range l.ancestors {
-		a, err := tx.GetAgent(ctx, seen.ID)
-		if err != nil {
-			return nil, err
-		}
-		if inactive(a) != nil {
-			return nil, refuse(revoked(&d, "agent", a.ID, a.Status == authz.AgentSuspended))
-		}
+	// The claim, the revocation check and the chain's agents, in one
+	// round trip (with BEGIN).
+	var claimErr error
+	var what string
+	agents := make([]*authz.Agent, len(l.ancestors))
+	reads := []func(tx Tx) error{
+		func(tx Tx) error { claimErr = claim.Take(ctx, tx); return nil },
+		func(tx Tx) (err error) { what, err = authz.CheckRevoked(ctx, tx, tok); return err },
 	}
-	if what, err := authz.CheckRevoked(ctx, tx, tok); err != nil {
+	for i, seen := range l.ancestors {
+		reads = append(reads, func(tx Tx) (err error) { agents[i], err = tx.GetAgent(ctx, seen.ID); return err })
+	}
+	err := tx.Prefetch(ctx, reads...)
+	if claimErr != nil {
+		return nil, claimErr
+	}
+	if err != nil {
 		return nil, err
-	} else if what != "" {
+	}
+	if a := inactive(agents...); a != nil {
+		return nil, refuse(revoked(&d, "agent", a.ID, a.Status == authz.AgentSuspended))
+	}
+	if what != "" {
 		id, suspended, err := s.revokedWhom(ctx, tx, what, tok)
 		if err != nil {
 			return nil, err

@@ -122,6 +122,12 @@ type Repo interface {
 
 	// DecisionOfCharge returns the decision that allowed chargeID.
 	DecisionOfCharge(ctx context.Context, tenantID, chargeID string) (*Decision, error)
+	// Prefetch runs reads (each sends at most one statement, whose text
+	// and arguments do not depend on another read's result) in one round
+	// trip where the store can, and returns the first error one returned.
+	// A read that handles its own errors keeps them and returns nil.
+	Prefetch(ctx context.Context, reads ...func(tx Tx) error) error
+
 	// LedgerSnapshot reads every mandate, agent charge and refund of one
 	// of them, of the tenant ("" for every tenant), for CheckLedger.
 	LedgerSnapshot(ctx context.Context, tenantID string) (*LedgerSnapshot, error)

@@ -3,11 +3,14 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/perfectpay/perfectpay/charging"
 )
 
 // pipeTx is a transaction that costs as few round trips as its reads
@@ -64,6 +67,16 @@ func (p *pipeTx) pending() bool { return !p.begun || len(p.queue) > 0 }
 // (when not empty), and reads the results of everything before last. The
 // caller reads last's result from the returned batch and closes it.
 func (p *pipeTx) send(ctx context.Context, last string, args []any) (pgx.BatchResults, error) {
+	var tail []queued
+	if last != "" {
+		tail = []queued{{sql: last, args: args}}
+	}
+	return p.sendTail(ctx, tail)
+}
+
+// sendTail is send with any number of statements after the queued
+// writes; the caller reads their results in order.
+func (p *pipeTx) sendTail(ctx context.Context, tail []queued) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
 	begin := !p.begun
 	if begin {
@@ -75,8 +88,8 @@ func (p *pipeTx) send(ctx context.Context, last string, args []any) (pgx.BatchRe
 	for _, w := range q {
 		b.Queue(w.sql, w.args...)
 	}
-	if last != "" {
-		b.Queue(last, args...)
+	for _, st := range tail {
+		b.Queue(st.sql, st.args...)
 	}
 	p.trips++
 	br := p.conn.SendBatch(ctx, b)
@@ -286,4 +299,140 @@ func TraceNewPools(t pgx.QueryTracer) {
 		return
 	}
 	defaultTracer.Store(&t)
+}
+
+// Prefetch runs reads in one round trip (with whatever the transaction
+// has queued): each read sends one statement first (or none), whose text
+// and arguments do not depend on another read's result. Each read runs
+// twice: first against a recorder that collects its first statement (its
+// result is discarded), then against the pipeline's result for that
+// statement, which it reads as it would a direct answer. A read that
+// then needs a further statement (a claim that found the key taken, a
+// revocation check that walks on to a delegator) is run again, whole and
+// directly, once the pipeline is read. It returns the first error a read
+// returned.
+func (t *Tx) Prefetch(ctx context.Context, reads ...func(tx charging.Tx) error) error {
+	rec := &recorder{}
+	counts := make([]int, len(reads))
+	for i, read := range reads {
+		one := &recorder{}
+		_ = read(&Tx{tx: one, s: t.s})
+		if len(one.stmts) > 0 {
+			rec.stmts = append(rec.stmts, one.stmts[0])
+			counts[i] = 1
+		}
+	}
+	errs := make([]error, len(reads))
+	if len(rec.stmts) == 0 {
+		return t.readsNotSent(reads, counts, errs)
+	}
+	var br pgx.BatchResults
+	switch q := t.tx.(type) {
+	case *pipeTx:
+		var err error
+		if br, err = q.sendTail(ctx, rec.stmts); err != nil {
+			return mapErr(err)
+		}
+	case *pgxpool.Pool:
+		b := &pgx.Batch{}
+		for _, st := range rec.stmts {
+			b.Queue(st.sql, st.args...)
+		}
+		br = q.SendBatch(ctx, b)
+	default:
+		return fmt.Errorf("postgres: Prefetch on %T", t.tx)
+	}
+	var again []int
+	for i, read := range reads {
+		if counts[i] == 0 {
+			continue
+		}
+		rp := &replayer{br: br}
+		errs[i] = read(&Tx{tx: rp, s: t.s})
+		if rp.overflow {
+			again = append(again, i)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return mapErr(err)
+	}
+	for _, i := range again {
+		errs[i] = reads[i](t)
+	}
+	return t.readsNotSent(reads, counts, errs)
+}
+
+// readsNotSent runs the reads that sent no statement (they run nothing
+// on the server, or fail before) and returns the first error of all reads.
+func (t *Tx) readsNotSent(reads []func(tx charging.Tx) error, counts []int, errs []error) error {
+	var first error
+	for i, read := range reads {
+		if counts[i] == 0 {
+			errs[i] = read(t)
+		}
+		if errs[i] != nil && first == nil {
+			first = errs[i]
+		}
+	}
+	return first
+}
+
+// recorder collects the statements a read sends; their results are
+// errors nobody looks at.
+type recorder struct{ stmts []queued }
+
+var errRecorded = errors.New("postgres: statement recorded for a prefetch")
+
+func (r *recorder) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	r.stmts = append(r.stmts, queued{sql: sql, args: args})
+	return pgconn.CommandTag{}, errRecorded
+}
+
+func (r *recorder) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	r.stmts = append(r.stmts, queued{sql: sql, args: args})
+	return nil, errRecorded
+}
+
+func (r *recorder) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
+	r.stmts = append(r.stmts, queued{sql: sql, args: args})
+	return errRow{errRecorded}
+}
+
+// replayer answers a read's first statement with its prefetched result;
+// a further statement is not answered (overflow: the read runs again).
+type replayer struct {
+	br             pgx.BatchResults
+	used, overflow bool
+}
+
+var errNotPrefetched = errors.New("postgres: statement not prefetched")
+
+func (r *replayer) next() bool {
+	if r.used {
+		r.overflow = true
+		return false
+	}
+	r.used = true
+	return true
+}
+
+func (r *replayer) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	if !r.next() {
+		return pgconn.CommandTag{}, errNotPrefetched
+	}
+	return r.br.Exec()
+}
+
+func (r *replayer) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	if !r.next() {
+		return nil, errNotPrefetched
+	}
+	return r.br.Query() //nolint:rowserrcheck // the read closes the rows and checks Err
+}
+
+func (r *replayer) QueryRow(context.Context, string, ...any) pgx.Row {
+	if !r.next() {
+		return errRow{errNotPrefetched}
+	}
+	return r.br.QueryRow()
 }
