@@ -37,11 +37,14 @@ type ErasureReport struct {
 }
 
 // Erase crypto-shreds the card tokens of the customer's mandates, then
-// scrubs the customer's personal fields and ends their sessions (audited
-// as customer.erased). Mandates, charges and audit entries keep the
-// customer's id, which names no one afterwards; the audit chain still
-// verifies, since no entry changes. A failure part way is completed by
-// erasing again.
+// scrubs the customer's personal fields, deletes their second factors and
+// passkeys, ends their sessions and forgets the IPs of their audit entries
+// and events (accounts.EraseCustomer, audited as customer.erased).
+// Mandates, charges and audit entries keep the customer's id, which names
+// no one afterwards; the audit chain still verifies, since the hashes
+// cover only the IPs' salted digests (entries written before that format
+// keep their IPs until audit retention). A failure part way is completed
+// by erasing again.
 func (e *Erasure) Erase(ctx context.Context, tenantID, id string) (*ErasureReport, error) {
 	err := e.DB.InTx(ctx, func(tx accounts.EraseTx) error {
 		u, err := tx.GetUser(ctx, tenantID, id)
