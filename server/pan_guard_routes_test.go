@@ -41,6 +41,8 @@ func panMoreExamples(t *testing.T, n *apptest.Node, w *world, opTok string) map[
 			"status": "pending", "legal_name": "A Shop Ltd", "registration_number": "HRB 1234", "country": "US",
 			"evidence_reference": "case-17", "notes": "sweep", "reviewed_by": "ops@example.com"},
 			"Bearer "+opTok, "/v1/tenants/"+tenant+"/verification"),
+		"POST /v1/tenants/{id}/jurisdictions": one("/v1/tenants/{id}/jurisdictions", map[string]any{
+			"countries": []any{"US", "GB"}}, "Bearer "+opTok, "/v1/tenants/"+tenant+"/jurisdictions"),
 		"POST /v1/tenant/allowed_countries": one("/v1/tenant/allowed_countries", map[string]any{
 			"allowed_countries": []any{"US"}}, "Bearer "+w.live, ""),
 		"POST /v1/customers": one("/v1/customers", map[string]any{"email": "pat@example.com", "name": "Pat Payer"}, sk, ""),
