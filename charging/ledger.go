@@ -29,6 +29,13 @@ func (s *Service) settle(ctx context.Context, tx Tx, c *payments.Charge, to func
 	if err != nil {
 		return err
 	}
+	return s.settleHold(ctx, tx, c, h, to)
+}
+
+// settleHold is settle on the hold h, already known: the charge's row
+// lock (taken by the step that changed it) guards its hold, which only
+// such steps change.
+func (s *Service) settleHold(ctx context.Context, tx Tx, c *payments.Charge, h *Hold, to func(h *Hold) (int64, bool)) error {
 	target, counted := to(h)
 	target = max(target, 0)
 	if target < h.Held || (h.Counted && !counted) {
@@ -102,13 +109,15 @@ func (s *Service) complete(ctx context.Context, c *payments.Charge, a payments.A
 // transaction that records the processor's answer also stores the
 // request's answer on its Idempotency-Key claim, so a claim whose charge
 // is settled always holds its answer.
-func (s *Service) completeAnswered(ctx context.Context, c *payments.Charge, a payments.Answer, claim *idempotency.Claim, d Decision) (*payments.Charge, error) {
-	if claim == nil || claim.Render == nil {
-		return s.complete(ctx, c, a)
-	}
+//
+// The hold is the one the charge transaction created: the charge was
+// pending until this transaction changed it under its row lock, and no
+// step changes the hold of a pending charge, so it is not read again.
+func (s *Service) completeAnswered(ctx context.Context, c *payments.Charge, a payments.Answer, claim *idempotency.Claim, d Decision, hold Hold) (*payments.Charge, error) {
 	f := s.flow()
 	f.Authorized = func(ctx context.Context, tx Tx, c *payments.Charge) error {
-		if err := s.settle(ctx, tx, c, authorized(c)); err != nil {
+		h := hold
+		if err := s.settleHold(ctx, tx, c, &h, authorized(c)); err != nil {
 			return err
 		}
 		out := d

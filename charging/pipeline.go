@@ -533,7 +533,7 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	}
 	// From here on the charge exists: finish it even if the client goes away.
 	ctx = context.WithoutCancel(ctx)
-	ch, err := s.completeAnswered(ctx, op.charge, s.pay.Authorize(ctx, op.charge, op.card), claim, op.decision)
+	ch, err := s.completeAnswered(ctx, op.charge, s.pay.Authorize(ctx, op.charge, op.card), claim, op.decision, op.hold)
 	s.observeFraud(ctx, in, ch)
 	out := op.decision
 	if ch != nil {
@@ -548,6 +548,7 @@ type opened struct {
 	charge   *payments.Charge
 	card     *vault.Card
 	decision Decision
+	hold     Hold
 }
 
 // open is the charge transaction: the authoritative re-check of
@@ -622,7 +623,8 @@ func (s *Service) open(ctx context.Context, tx Tx, claim *idempotency.Claim, tok
 			return nil, err
 		}
 	}
-	if err := tx.CreateHold(ctx, &Hold{ChargeID: c.ID, TenantID: c.TenantID, Reservation: *res, Held: c.Amount, Counted: true}); err != nil {
+	hold := Hold{ChargeID: c.ID, TenantID: c.TenantID, Reservation: *res, Held: c.Amount, Counted: true}
+	if err := tx.CreateHold(ctx, &hold); err != nil {
 		return nil, err
 	}
 	d.ChargeID = c.ID
@@ -637,7 +639,7 @@ func (s *Service) open(ctx context.Context, tx Tx, claim *idempotency.Claim, tok
 			return nil, err
 		}
 	}
-	return &opened{charge: c, card: card, decision: d}, nil
+	return &opened{charge: c, card: card, decision: d, hold: hold}, nil
 }
 
 // revokedWhom names what CheckRevoked found revoked: for an agent, the
