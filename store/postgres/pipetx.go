@@ -331,6 +331,13 @@ func (t *Tx) Prefetch(ctx context.Context, reads ...func(tx charging.Tx) error) 
 	case *pipeTx:
 		var err error
 		if br, err = q.sendTail(ctx, rec.stmts); err != nil {
+			// Each read sees the failure, so none keeps what its
+			// recorded run left behind.
+			for i, read := range reads {
+				if counts[i] == 1 {
+					errs[i] = read(&Tx{tx: failing{err}, s: t.s})
+				}
+			}
 			return mapErr(err)
 		}
 	case *pgxpool.Pool:
@@ -376,6 +383,17 @@ func (t *Tx) readsNotSent(reads []func(tx charging.Tx) error, counts []int, errs
 	}
 	return first
 }
+
+// failing answers every statement with err.
+type failing struct{ err error }
+
+func (f failing) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, f.err
+}
+
+func (f failing) Query(context.Context, string, ...any) (pgx.Rows, error) { return nil, f.err }
+
+func (f failing) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{f.err} }
 
 // recorder collects the statements a read sends; their results are
 // errors nobody looks at.
