@@ -98,14 +98,9 @@ func (s *Service) flow() payments.Flow[Tx] {
 	}
 }
 
-// complete records the processor's answer on a pending charge and settles
-// its hold in the same transaction; a charge failed without an answer is
-// then reversed.
-func (s *Service) complete(ctx context.Context, c *payments.Charge, a payments.Answer) (*payments.Charge, error) {
-	return s.flow().Complete(ctx, c, a)
-}
-
-// completeAnswered is complete for the request that made the charge: the
+// completeAnswered records the processor's answer on a pending charge
+// and settles its hold in the same transaction (a charge failed without
+// an answer is then reversed), for the request that made the charge: the
 // transaction that records the processor's answer also stores the
 // request's answer on its Idempotency-Key claim, so a claim whose charge
 // is settled always holds its answer.

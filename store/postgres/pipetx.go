@@ -393,7 +393,7 @@ func (f failing) Exec(context.Context, string, ...any) (pgconn.CommandTag, error
 
 func (f failing) Query(context.Context, string, ...any) (pgx.Rows, error) { return nil, f.err }
 
-func (f failing) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{f.err} }
+func (f failing) QueryRow(context.Context, string, ...any) pgx.Row { return errRow(f) }
 
 // recorder collects the statements a read sends; their results are
 // errors nobody looks at.
