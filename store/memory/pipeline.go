@@ -17,7 +17,10 @@ type pipelineData struct {
 	approvals table[string, charging.Approval]
 	decisions table[string, charging.Decision]
 	byCharge  table[string, string] // tenant + "/" + charge id -> decision id
-	holds     table[string, charging.Hold]
+	// recent lists each agent's and each mandate's decisions by time (see
+	// recentKey), so that Velocity reads only the window it counts.
+	recent map[string][]recentDecision
+	holds  table[string, charging.Hold]
 	// policyVersions are the kept policy versions (see compliance).
 	policyVersions table[string, compliance.PolicyVersion]
 	// verifications are the tenants' business verifications, which decide
@@ -27,7 +30,7 @@ type pipelineData struct {
 
 func newPipelineData() pipelineData {
 	return pipelineData{approvals: table[string, charging.Approval]{}, decisions: table[string, charging.Decision]{},
-		byCharge: table[string, string]{}, holds: table[string, charging.Hold]{},
+		byCharge: table[string, string]{}, holds: table[string, charging.Hold]{}, recent: map[string][]recentDecision{},
 		policyVersions: table[string, compliance.PolicyVersion]{}, verifications: table[string, accounts.Verification]{}}
 }
 
@@ -84,7 +87,70 @@ func (tx *Tx) CreateDecision(_ context.Context, d *charging.Decision) error {
 	c := *d
 	c.Reasons = slices.Clone(d.Reasons)
 	put(tx, p.decisions, d.ID, c)
+	tx.noteRecent(recentKey(d.TenantID, "a", d.AgentID), recentDecision{at: d.CreatedAt, id: d.ID})
+	tx.noteRecent(recentKey(d.TenantID, "m", d.MandateID), recentDecision{at: d.CreatedAt, id: d.ID})
 	return nil
+}
+
+// recentDecision is one entry of pipelineData.recent.
+type recentDecision struct {
+	at time.Time
+	id string
+}
+
+func recentKey(tenantID, kind, id string) string { return tenantID + "/" + kind + "/" + id }
+
+// noteRecent adds r to the list at k in time order. Entries whose
+// decision is gone (pruned) are dropped from the front first. The list is
+// only ever replaced, appended to past its length or resliced, so undo
+// restores the previous slice header.
+func (tx *Tx) noteRecent(k string, r recentDecision) {
+	p := &tx.d.pipeline
+	old, had := p.recent[k]
+	tx.undo = append(tx.undo, func() {
+		if had {
+			p.recent[k] = old
+		} else {
+			delete(p.recent, k)
+		}
+	})
+	l := old
+	for len(l) > 0 {
+		if _, ok := p.decisions[l[0].id]; ok {
+			break
+		}
+		l = l[1:]
+	}
+	i := len(l)
+	for i > 0 && l[i-1].at.After(r.at) {
+		i--
+	}
+	if i == len(l) {
+		p.recent[k] = append(l, r)
+		return
+	}
+	p.recent[k] = slices.Insert(slices.Clone(l), i, r) // out of order: a fresh array
+}
+
+// countRecent counts the allowed and the refused decisions in the list at
+// k since since, newest first, stopping once both reach their caps.
+func (tx *Tx) countRecent(k string, since time.Time, capCharges, capDeclines int) (c charging.Counts) {
+	p := &tx.d.pipeline
+	l := p.recent[k]
+	for i := len(l) - 1; i >= 0 && !l[i].at.Before(since); i-- {
+		if c.Charges >= capCharges && c.Declines >= capDeclines {
+			break
+		}
+		d, ok := p.decisions[l[i].id]
+		if !ok || d.CreatedAt.Before(since) {
+			continue
+		}
+		c.Charges += b2i(d.Result == "allow")
+		c.Declines += b2i(d.Result == "deny" || d.Outcome == "failed")
+	}
+	c.Charges = min(c.Charges, capCharges)
+	c.Declines = min(c.Declines, capDeclines)
+	return c
 }
 
 func (tx *Tx) SetDecisionOutcome(_ context.Context, tenantID, chargeID, outcome string) error {
@@ -103,26 +169,8 @@ func (tx *Tx) Velocity(_ context.Context, tenantID, agentID, mandateID string, q
 	if !q.Needed() {
 		return agent, mandate, nil
 	}
-	for _, d := range tx.d.pipeline.decisions {
-		if d.TenantID != tenantID || d.CreatedAt.Before(q.Since) {
-			continue
-		}
-		allow := d.Result == "allow"
-		decline := d.Result == "deny" || d.Outcome == "failed"
-		if d.AgentID == agentID {
-			agent.Charges += b2i(allow)
-			agent.Declines += b2i(decline)
-		}
-		if d.MandateID == mandateID {
-			mandate.Charges += b2i(allow)
-			mandate.Declines += b2i(decline)
-		}
-	}
-	capAt := func(n *int, c int) { *n = min(*n, c) }
-	capAt(&agent.Charges, q.AgentCharges)
-	capAt(&agent.Declines, q.AgentDeclines)
-	capAt(&mandate.Charges, q.MandateCharges)
-	capAt(&mandate.Declines, q.MandateDeclines)
+	agent = tx.countRecent(recentKey(tenantID, "a", agentID), q.Since, q.AgentCharges, q.AgentDeclines)
+	mandate = tx.countRecent(recentKey(tenantID, "m", mandateID), q.Since, q.MandateCharges, q.MandateDeclines)
 	return agent, mandate, nil
 }
 

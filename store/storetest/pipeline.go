@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -81,6 +82,25 @@ func testPipelineDecisions[X Tx](t *testing.T, b store.Backend[X]) {
 		require.NoError(t, err)
 		assert.Equal(t, charging.Counts{Charges: 1, Declines: 0}, agent)
 		assert.Equal(t, charging.Counts{Charges: 0, Declines: 1}, mandate)
+		return nil
+	})
+	// A decision recorded late but inside the window counts; one rolled
+	// back does not.
+	in(t, b, func(tx X) error {
+		return tx.CreateDecision(ctx, mk("agt_1", "mdt_1", "allow", "ch_mid", now().Add(-30*time.Minute)))
+	})
+	require.Error(t, b.InTx(ctx, func(tx X) error {
+		if err := tx.CreateDecision(ctx, mk("agt_1", "mdt_1", "allow", "ch_undone", now())); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	}))
+	in(t, b, func(tx X) error {
+		all := charging.VelocityQuery{Since: now().Add(-time.Hour), AgentCharges: 100, AgentDeclines: 100, MandateCharges: 100, MandateDeclines: 100}
+		agent, mandate, err := tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", all)
+		require.NoError(t, err)
+		assert.Equal(t, charging.Counts{Charges: 3, Declines: 2}, agent)
+		assert.Equal(t, charging.Counts{Charges: 3, Declines: 1}, mandate)
 		return nil
 	})
 }
