@@ -87,8 +87,12 @@ func (tx *Tx) CreateDecision(_ context.Context, d *charging.Decision) error {
 	c := *d
 	c.Reasons = slices.Clone(d.Reasons)
 	put(tx, p.decisions, d.ID, c)
-	tx.noteRecent(recentKey(d.TenantID, "a", d.AgentID), recentDecision{at: d.CreatedAt, id: d.ID})
-	tx.noteRecent(recentKey(d.TenantID, "m", d.MandateID), recentDecision{at: d.CreatedAt, id: d.ID})
+	if c.Result == "allow" {
+		tx.noteRecent(d.TenantID, "charges", c)
+	}
+	if c.Result == "deny" || c.Outcome == "failed" {
+		tx.noteRecent(d.TenantID, "declines", c)
+	}
 	return nil
 }
 
@@ -98,13 +102,42 @@ type recentDecision struct {
 	id string
 }
 
-func recentKey(tenantID, kind, id string) string { return tenantID + "/" + kind + "/" + id }
+// recentKey names the time list of the charges (allowed decisions) or
+// the declines (refusals and failed charges) of an agent ("a") or a
+// mandate ("m").
+func recentKey(tenantID, count, kind, id string) string {
+	return tenantID + "/" + count + "/" + kind + "/" + id
+}
 
-// noteRecent adds r to the list at k in time order. Entries whose
-// decision is gone (pruned) are dropped from the front first. The list is
-// only ever replaced, appended to past its length or resliced, so undo
-// restores the previous slice header.
-func (tx *Tx) noteRecent(k string, r recentDecision) {
+// noteRecent adds d to its agent's and its mandate's list for count.
+func (tx *Tx) noteRecent(tenantID, count string, d charging.Decision) {
+	r := recentDecision{at: d.CreatedAt, id: d.ID}
+	tx.editRecent(recentKey(tenantID, count, "a", d.AgentID), func(l []recentDecision) []recentDecision {
+		return insertRecent(tx, l, r)
+	})
+	tx.editRecent(recentKey(tenantID, count, "m", d.MandateID), func(l []recentDecision) []recentDecision {
+		return insertRecent(tx, l, r)
+	})
+}
+
+// forgetRecent takes d out of its agent's and its mandate's list for count.
+func (tx *Tx) forgetRecent(tenantID, count string, d charging.Decision) {
+	drop := func(l []recentDecision) []recentDecision {
+		for i := len(l) - 1; i >= 0; i-- {
+			if l[i].id == d.ID {
+				return slices.Delete(slices.Clone(l), i, i+1)
+			}
+		}
+		return l
+	}
+	tx.editRecent(recentKey(tenantID, count, "a", d.AgentID), drop)
+	tx.editRecent(recentKey(tenantID, count, "m", d.MandateID), drop)
+}
+
+// editRecent replaces the list at k by f's. A list is only ever
+// replaced, appended to past its length or resliced, never written in
+// place, so undo restores the previous slice header.
+func (tx *Tx) editRecent(k string, f func([]recentDecision) []recentDecision) {
 	p := &tx.d.pipeline
 	old, had := p.recent[k]
 	tx.undo = append(tx.undo, func() {
@@ -114,9 +147,14 @@ func (tx *Tx) noteRecent(k string, r recentDecision) {
 			delete(p.recent, k)
 		}
 	})
-	l := old
+	p.recent[k] = f(old)
+}
+
+// insertRecent adds r to l in time order, first dropping from the front
+// the entries whose decision is gone (pruned).
+func insertRecent(tx *Tx, l []recentDecision, r recentDecision) []recentDecision {
 	for len(l) > 0 {
-		if _, ok := p.decisions[l[0].id]; ok {
+		if _, ok := tx.d.pipeline.decisions[l[0].id]; ok {
 			break
 		}
 		l = l[1:]
@@ -126,31 +164,20 @@ func (tx *Tx) noteRecent(k string, r recentDecision) {
 		i--
 	}
 	if i == len(l) {
-		p.recent[k] = append(l, r)
-		return
+		return append(l, r)
 	}
-	p.recent[k] = slices.Insert(slices.Clone(l), i, r) // out of order: a fresh array
+	return slices.Insert(slices.Clone(l), i, r) // out of order: a fresh array
 }
 
-// countRecent counts the allowed and the refused decisions in the list at
-// k since since, newest first, stopping once both reach their caps.
-func (tx *Tx) countRecent(k string, since time.Time, capCharges, capDeclines int) (c charging.Counts) {
-	p := &tx.d.pipeline
-	l := p.recent[k]
-	for i := len(l) - 1; i >= 0 && !l[i].at.Before(since); i-- {
-		if c.Charges >= capCharges && c.Declines >= capDeclines {
-			break
-		}
-		d, ok := p.decisions[l[i].id]
-		if !ok || d.CreatedAt.Before(since) {
-			continue
-		}
-		c.Charges += b2i(d.Result == "allow")
-		c.Declines += b2i(d.Result == "deny" || d.Outcome == "failed")
+// countRecent counts the entries of the list at k made since since, up
+// to limit: a binary search, whatever the list's length.
+func (tx *Tx) countRecent(k string, since time.Time, limit int) int {
+	if limit <= 0 {
+		return 0
 	}
-	c.Charges = min(c.Charges, capCharges)
-	c.Declines = min(c.Declines, capDeclines)
-	return c
+	l := tx.d.pipeline.recent[k]
+	first, _ := slices.BinarySearchFunc(l, since, func(r recentDecision, t time.Time) int { return r.at.Compare(t) })
+	return min(len(l)-first, limit)
 }
 
 func (tx *Tx) SetDecisionOutcome(_ context.Context, tenantID, chargeID, outcome string) error {
@@ -160,8 +187,16 @@ func (tx *Tx) SetDecisionOutcome(_ context.Context, tenantID, chargeID, outcome 
 		return nil
 	}
 	d := p.decisions[id]
+	was := d.Outcome
 	d.Outcome = outcome
 	put(tx, p.decisions, id, d)
+	if d.Result != "deny" && (was == "failed") != (outcome == "failed") {
+		if outcome == "failed" {
+			tx.noteRecent(tenantID, "declines", d)
+		} else {
+			tx.forgetRecent(tenantID, "declines", d)
+		}
+	}
 	return nil
 }
 
@@ -169,16 +204,11 @@ func (tx *Tx) Velocity(_ context.Context, tenantID, agentID, mandateID string, q
 	if !q.Needed() {
 		return agent, mandate, nil
 	}
-	agent = tx.countRecent(recentKey(tenantID, "a", agentID), q.Since, q.AgentCharges, q.AgentDeclines)
-	mandate = tx.countRecent(recentKey(tenantID, "m", mandateID), q.Since, q.MandateCharges, q.MandateDeclines)
+	agent.Charges = tx.countRecent(recentKey(tenantID, "charges", "a", agentID), q.Since, q.AgentCharges)
+	agent.Declines = tx.countRecent(recentKey(tenantID, "declines", "a", agentID), q.Since, q.AgentDeclines)
+	mandate.Charges = tx.countRecent(recentKey(tenantID, "charges", "m", mandateID), q.Since, q.MandateCharges)
+	mandate.Declines = tx.countRecent(recentKey(tenantID, "declines", "m", mandateID), q.Since, q.MandateDeclines)
 	return agent, mandate, nil
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func (tx *Tx) CreateHold(_ context.Context, h *charging.Hold) error {

@@ -103,6 +103,16 @@ func testPipelineDecisions[X Tx](t *testing.T, b store.Backend[X]) {
 		assert.Equal(t, charging.Counts{Charges: 3, Declines: 1}, mandate)
 		return nil
 	})
+	// A charge that fails later counts as a decline from then on.
+	in(t, b, func(tx X) error { return tx.SetDecisionOutcome(ctx, "ten_a", "ch_mid", "failed") })
+	in(t, b, func(tx X) error {
+		all := charging.VelocityQuery{Since: now().Add(-time.Hour), AgentCharges: 100, AgentDeclines: 100, MandateCharges: 100, MandateDeclines: 100}
+		agent, mandate, err := tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", all)
+		require.NoError(t, err)
+		assert.Equal(t, charging.Counts{Charges: 3, Declines: 3}, agent)
+		assert.Equal(t, charging.Counts{Charges: 3, Declines: 2}, mandate)
+		return nil
+	})
 }
 
 func testPipelineHolds[X Tx](t *testing.T, b store.Backend[X]) {
