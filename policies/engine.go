@@ -160,9 +160,11 @@ func (e *Engine) Velocity() Velocity { return e.velocity }
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	if in.Limits == nil {
 		in.Limits = &InputLimits{Velocity: e.velocity}
+		in.value = nil
 	}
 	if in.Currencies == nil {
 		in.Currencies = in.currencies()
+		in.value = nil
 	}
 	// OPA would start a goroutine per evaluation to watch ctx; a callback
 	// registered with context.AfterFunc cancels the same way without one

@@ -32,6 +32,10 @@ type Input struct {
 	// Limits and Currencies are filled by the engine when nil.
 	Limits     *InputLimits
 	Currencies map[string]int
+
+	// value is the document Value built, kept so that Decide and JSON
+	// build it once; no field is changed after Decide.
+	value ast.Value
 }
 
 // Charge is the charge requested. Merchant comes from the merchant's
@@ -311,8 +315,16 @@ func anyTerm(v any) *ast.Term {
 	return ast.NewTerm(val)
 }
 
-// Value is the input document.
+// Value is the input document, built on the first call (change no field
+// after it).
 func (in *Input) Value() ast.Value {
+	if in.value == nil {
+		in.value = in.build()
+	}
+	return in.value
+}
+
+func (in *Input) build() ast.Value {
 	o := newObj(12).add("now", timeTerm(in.Now))
 	c := in.Charge
 	merchant := newObj(5).add("id", str(c.Merchant.ID)).add("name", str(c.Merchant.Name)).add("mcc", str(c.Merchant.MCC)).
