@@ -84,6 +84,17 @@ func testPipelineDecisions[X Tx](t *testing.T, b store.Backend[X]) {
 		assert.Equal(t, charging.Counts{Charges: 0, Declines: 1}, mandate)
 		return nil
 	})
+	// counts asserts agt_1's and mdt_1's counts over the last hour.
+	counts := func(wantAgent, wantMandate charging.Counts) {
+		in(t, b, func(tx X) error {
+			all := charging.VelocityQuery{Since: now().Add(-time.Hour), AgentCharges: 100, AgentDeclines: 100, MandateCharges: 100, MandateDeclines: 100}
+			agent, mandate, err := tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", all)
+			require.NoError(t, err)
+			assert.Equal(t, wantAgent, agent)
+			assert.Equal(t, wantMandate, mandate)
+			return nil
+		})
+	}
 	// A decision recorded late but inside the window counts; one rolled
 	// back does not.
 	in(t, b, func(tx X) error {
@@ -95,24 +106,10 @@ func testPipelineDecisions[X Tx](t *testing.T, b store.Backend[X]) {
 		}
 		return errors.New("roll back")
 	}))
-	in(t, b, func(tx X) error {
-		all := charging.VelocityQuery{Since: now().Add(-time.Hour), AgentCharges: 100, AgentDeclines: 100, MandateCharges: 100, MandateDeclines: 100}
-		agent, mandate, err := tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", all)
-		require.NoError(t, err)
-		assert.Equal(t, charging.Counts{Charges: 3, Declines: 2}, agent)
-		assert.Equal(t, charging.Counts{Charges: 3, Declines: 1}, mandate)
-		return nil
-	})
+	counts(charging.Counts{Charges: 3, Declines: 2}, charging.Counts{Charges: 3, Declines: 1})
 	// A charge that fails later counts as a decline from then on.
 	in(t, b, func(tx X) error { return tx.SetDecisionOutcome(ctx, "ten_a", "ch_mid", "failed") })
-	in(t, b, func(tx X) error {
-		all := charging.VelocityQuery{Since: now().Add(-time.Hour), AgentCharges: 100, AgentDeclines: 100, MandateCharges: 100, MandateDeclines: 100}
-		agent, mandate, err := tx.Velocity(ctx, "ten_a", "agt_1", "mdt_1", all)
-		require.NoError(t, err)
-		assert.Equal(t, charging.Counts{Charges: 3, Declines: 3}, agent)
-		assert.Equal(t, charging.Counts{Charges: 3, Declines: 2}, mandate)
-		return nil
-	})
+	counts(charging.Counts{Charges: 3, Declines: 3}, charging.Counts{Charges: 3, Declines: 2})
 }
 
 func testPipelineHolds[X Tx](t *testing.T, b store.Backend[X]) {
