@@ -113,39 +113,19 @@ func (s *Countries) Set(ctx context.Context, tenantID string, codes []string) (*
 	if err != nil {
 		return nil, err
 	}
-	c := TenantCountries{TenantID: tenantID, AllowedCountries: list, OperatorCountries: []string{},
-		Updated: s.now().UTC().Truncate(time.Microsecond)}
-	err = s.db.InTx(ctx, func(tx TenantCountriesTx) error {
-		if _, err := tx.GetTenant(ctx, tenantID); err != nil {
-			return err
-		}
-		from := []string{}
-		cur, err := tx.GetTenantCountries(ctx, tenantID)
-		switch {
-		case err == nil:
-			from, c.OperatorCountries = cur.AllowedCountries, cur.OperatorCountries
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
+	return s.update(ctx, tenantID, "tenant.countries_set", func(c *TenantCountries) (map[string]any, error) {
 		if bound := c.OperatorCountries; len(bound) > 0 {
 			for _, code := range list {
 				if !slices.Contains(bound, code) {
-					return apierr.Invalidf("allowed_countries", CodeCountryNotPermitted,
+					return nil, apierr.Invalidf("allowed_countries", CodeCountryNotPermitted,
 						"%s is outside the countries the platform operator permits this tenant (%s).", code, strings.Join(bound, ", "))
 				}
 			}
 		}
-		if err := tx.PutTenantCountries(ctx, &c); err != nil {
-			return err
-		}
-		return audit.RecordFor(ctx, tx, tenantID, "tenant.countries_set", tenantID, map[string]any{
-			"from": from, "allowed_countries": list,
-		})
+		from := c.AllowedCountries
+		c.AllowedCountries = list
+		return map[string]any{"from": from, "allowed_countries": list}, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
 }
 
 // SetOperatorBound replaces the platform operator's bound of the tenant's
@@ -157,26 +137,39 @@ func (s *Countries) SetOperatorBound(ctx context.Context, tenantID string, codes
 	if err != nil {
 		return nil, err
 	}
-	c := TenantCountries{TenantID: tenantID, AllowedCountries: []string{}, OperatorCountries: bound,
-		Updated: s.now().UTC().Truncate(time.Microsecond)}
-	err = s.db.InTx(ctx, func(tx TenantCountriesTx) error {
+	return s.update(ctx, tenantID, "tenant.jurisdictions_set", func(c *TenantCountries) (map[string]any, error) {
+		from := c.OperatorCountries
+		c.OperatorCountries = bound
+		return map[string]any{"from": from, "countries": bound}, nil
+	})
+}
+
+// update reads the tenant's countries (empty lists when none were set),
+// lets change edit them and name what the audit entry records, and
+// stores them with that entry, in one transaction.
+func (s *Countries) update(ctx context.Context, tenantID, action string, change func(*TenantCountries) (map[string]any, error)) (*TenantCountries, error) {
+	var c TenantCountries
+	err := s.db.InTx(ctx, func(tx TenantCountriesTx) error {
 		if _, err := tx.GetTenant(ctx, tenantID); err != nil {
 			return err
 		}
-		from := []string{}
+		c = TenantCountries{TenantID: tenantID, AllowedCountries: []string{}, OperatorCountries: []string{},
+			Updated: s.now().UTC().Truncate(time.Microsecond)}
 		cur, err := tx.GetTenantCountries(ctx, tenantID)
 		switch {
 		case err == nil:
-			from, c.AllowedCountries = cur.OperatorCountries, cur.AllowedCountries
+			c.AllowedCountries, c.OperatorCountries = cur.AllowedCountries, cur.OperatorCountries
 		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		data, err := change(&c)
+		if err != nil {
 			return err
 		}
 		if err := tx.PutTenantCountries(ctx, &c); err != nil {
 			return err
 		}
-		return audit.RecordFor(ctx, tx, tenantID, "tenant.jurisdictions_set", tenantID, map[string]any{
-			"from": from, "countries": bound,
-		})
+		return audit.RecordFor(ctx, tx, tenantID, action, tenantID, data)
 	})
 	if err != nil {
 		return nil, err
