@@ -3,7 +3,6 @@ package policies
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -378,16 +377,6 @@ func (in *Input) build() ast.Value {
 	}
 	o = o.add("currencies", cur.term())
 	return o.term().Value
-}
-
-// JSON is the input document as JSON (object keys sorted), e.g. for a
-// decision record.
-func (in *Input) JSON() ([]byte, error) {
-	v, err := ast.JSON(in.Value())
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(v)
 }
 
 // Digest is the SHA-256 of the input document's JSON, recorded with a

@@ -1,0 +1,71 @@
+package policies
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fraudDoc is what the fraud defences give the policy for a charge under
+// every limit, with the default limits and the rules screener: velocity of
+// the three scopes a limit names, the limits, the screener's accept.
+func fraudDoc() *Fraud {
+	return &Fraud{
+		Velocity: []VelocityStat{
+			{Scope: "agent", Window: "hour", Count: 41, Amount: 102_500},
+			{Scope: "card", Window: "hour", Count: 41, Declines: 1, Amount: 102_500},
+			{Scope: "merchant", Window: "hour", Count: 380, Declines: 3, Amount: 950_000},
+		},
+		Limits: []VelocityLimit{
+			{Scope: "agent", Window: "hour", Metric: "count", Action: "challenge", Limit: 120},
+			{Scope: "card", Window: "hour", Metric: "count", Action: "challenge", Limit: 60},
+			{Scope: "merchant", Window: "hour", Metric: "count", Action: "challenge", Limit: 600},
+		},
+		Screener: &Screening{Screener: "rules", Decision: "accept"},
+	}
+}
+
+// BenchmarkDecideDefences is the policy's share of an agent charge with the
+// fraud defences off (no input.fraud) and on (fraudDoc), alternating five
+// rounds so a busy machine's load falls on both: the decision and the
+// decision record's input JSON and digest, as the charge pipeline makes
+// them. cpu-ns/op is the process's CPU time per decision.
+//
+//	go test ./policies/ -run '^$' -bench DecideDefences -benchtime 5000x -cpu 1
+func BenchmarkDecideDefences(b *testing.B) {
+	e := newEngine(b)
+	ctx := context.Background()
+	for i := range 10 {
+		on := i%2 == 1
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var ru0, ru1 syscall.Rusage
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			n := 0
+			for b.Loop() {
+				n++
+				in := baseInput()
+				if on {
+					in.Fraud = fraudDoc()
+				}
+				d, err := e.Decide(ctx, in)
+				if err != nil || d.Result != Allow {
+					b.Fatalf("%+v %v", d, err)
+				}
+				raw, err := in.JSON()
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = DigestJSON(raw)
+			}
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			cpu := time.Duration(ru1.Utime.Nano()-ru0.Utime.Nano()) + time.Duration(ru1.Stime.Nano()-ru0.Stime.Nano())
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/op")
+		})
+	}
+}
