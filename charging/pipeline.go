@@ -559,14 +559,20 @@ type opened struct {
 // it again after a serialization failure.
 func (s *Service) open(ctx context.Context, tx Tx, claim *idempotency.Claim, tok *authz.AccessToken, l *loaded, ck payments.Checked, d Decision, now time.Time) (*opened, error) {
 	refuse := func(err error) error { return &refusal{d: &d, err: err} }
-	// The claim, the revocation check and the chain's agents, in one
-	// round trip (with BEGIN).
-	var claimErr error
+	// The claim, the revocation check, the chain's agents and the card
+	// with its tenant key, in one round trip (with BEGIN). The card is read
+	// and decrypted before the mandate rows are locked; its refusal (say
+	// the token was deleted) counts only once the credentials are known
+	// to be live.
+	var claimErr, cardErr error
 	var what string
+	var c *payments.Charge
+	var card *vault.Card
 	agents := make([]*authz.Agent, len(l.ancestors))
 	reads := []func(tx Tx) error{
 		func(tx Tx) error { claimErr = claim.Take(ctx, tx); return nil },
 		func(tx Tx) (err error) { what, err = authz.CheckRevoked(ctx, tx, tok); return err },
+		func(tx Tx) error { c, card, cardErr = s.pay.Prepare(ctx, tx, ck); return nil },
 	}
 	for i, seen := range l.ancestors {
 		reads = append(reads, func(tx Tx) (err error) { agents[i], err = tx.GetAgent(ctx, seen.ID); return err })
@@ -588,10 +594,8 @@ func (s *Service) open(ctx context.Context, tx Tx, claim *idempotency.Claim, tok
 		}
 		return nil, refuse(revoked(&d, what, id, suspended))
 	}
-	// The card is read and decrypted before the mandate rows are locked.
-	c, card, err := s.pay.Prepare(ctx, tx, ck)
-	if err != nil {
-		return nil, err
+	if cardErr != nil {
+		return nil, cardErr
 	}
 	p := ck.Params()
 	chain := make([]string, len(l.chain))

@@ -186,7 +186,7 @@ func (x cost) String() string {
 // stored answer). The access-audit row is written by a group commit shared
 // with other requests and is counted apart.
 const (
-	maxChargeRoundTrips = 8 // the goal is 6: the card, its key and the reservation are still one round trip each
+	maxChargeRoundTrips = 6
 	maxChargeCommits    = 2
 )
 

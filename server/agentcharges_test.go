@@ -396,3 +396,31 @@ func TestChargeOncePerKeyAfterLapsedClaim(t *testing.T) {
 		assert.Len(t, list, 2, "one agent charge and one merchant charge, not four")
 	})
 }
+
+// TestAgentChargeOnDeletedCard: the card is read in the charge
+// transaction's first round trip, with the claim and the revocation check.
+// A card deleted after the mandate was made is refused as a missing token
+// (400, the budget untouched), and a retry under the same key gets the same answer, on both
+// stores.
+func TestAgentChargeOnDeletedCard(t *testing.T) {
+	apptest.EachDriver(t, func(t *testing.T, driver string) {
+		n := apptest.New(t, driver)
+		s := newShop(t, n)
+		m := s.mandate(t, nil)
+		tok := s.token(t, m)
+		require.Equal(t, 200, s.charge(t, tok, 500, nil, "").Status)
+
+		r := n.Do(t, apptest.Req{Method: "DELETE", Path: "/v1/tokens/" + s.card, Key: s.key})
+		require.Equal(t, 200, r.Status, string(r.Body))
+		for range 2 {
+			r = s.charge(t, tok, 700, nil, "idem-deleted-card")
+			require.Equal(t, 400, r.Status, string(r.Body))
+			e := r.JSON["error"].(map[string]any)
+			assert.Equal(t, "resource_missing", e["code"])
+			assert.Equal(t, "payment_method", e["param"])
+		}
+		spent, count := s.spent(t, m)
+		assert.Equal(t, float64(500), spent, "a refused card spends nothing")
+		assert.Equal(t, float64(1), count)
+	})
+}

@@ -277,16 +277,15 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) (*Token, erro
 // detokenization path and is reachable from Go only (the payment core),
 // never over HTTP. The caller must drop the card as soon as it is used.
 func (s *Service) Reveal(ctx context.Context, tx Repo, tenantID, id string) (*Token, *Card, error) {
-	tok, err := tx.GetToken(ctx, tenantID, id)
+	tok, tk, err := tx.GetTokenAndKey(ctx, tenantID, id)
 	if err != nil {
 		return nil, nil, err
 	}
 	if tok.DeletedAt != nil || tok.Ciphertext == nil {
 		return tok, nil, ErrTokenDeleted
 	}
-	tk, err := tx.GetTenantKey(ctx, tok.TenantKeyID)
-	if err != nil {
-		return nil, nil, err
+	if tk == nil {
+		return nil, nil, store.ErrNotFound
 	}
 	if tk.TenantID != tenantID {
 		return nil, nil, ErrDecrypt

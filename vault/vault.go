@@ -122,6 +122,10 @@ type Repo interface {
 	CreateToken(ctx context.Context, t *Token) error
 	// GetToken returns a token of the tenant, deleted ones included.
 	GetToken(ctx context.Context, tenantID, id string) (*Token, error)
+	// GetTokenAndKey returns a token of the tenant (deleted ones included)
+	// with the tenant key it names, in one statement: the key is nil when
+	// its row is gone.
+	GetTokenAndKey(ctx context.Context, tenantID, id string) (*Token, *TenantKey, error)
 	// DeleteToken erases the token's data key and ciphertext.
 	DeleteToken(ctx context.Context, tenantID, id string, at time.Time) error
 }

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -154,6 +155,18 @@ func (tx *Tx) GetToken(_ context.Context, tenantID, id string) (*vault.Token, er
 	}
 	t = cloneToken(t)
 	return &t, nil
+}
+
+func (tx *Tx) GetTokenAndKey(ctx context.Context, tenantID, id string) (*vault.Token, *vault.TenantKey, error) {
+	t, err := tx.GetToken(ctx, tenantID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := tx.GetTenantKey(ctx, t.TenantKeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return t, nil, nil
+	}
+	return t, k, err
 }
 
 func (tx *Tx) DeleteToken(_ context.Context, tenantID, id string, at time.Time) error {
