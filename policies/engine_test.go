@@ -235,3 +235,69 @@ func BenchmarkInputValue(b *testing.B) {
 		_ = in.Value()
 	}
 }
+
+// TestEngineFraud runs every fraud rule through the Go input builder:
+// the input.fraud document the engine builds is the one the Rego tests
+// assume, and each reason keeps its code and message.
+func TestEngineFraud(t *testing.T) {
+	e := newEngine(t)
+	for _, tc := range []struct {
+		name    string
+		edit    func(f *Fraud)
+		result  string
+		codes   []string
+		message string
+	}{
+		{"under every limit", func(*Fraud) {}, Allow, nil, ""},
+		{"a count limit reached", func(f *Fraud) { f.Limits[0].Limit = 41 }, Challenge, []string{"velocity_agent_charges_hour"},
+			"41 charges by this agent in the last hour, limit 41"},
+		{"a count limit denies", func(f *Fraud) { f.Limits[1].Limit, f.Limits[1].Action = 40, "deny" }, Deny,
+			[]string{"velocity_card_charges_hour"}, "41 charges on this card in the last hour, limit 40"},
+		{"an amount limit passed with this charge", func(f *Fraud) {
+			f.Limits = append(f.Limits, VelocityLimit{Scope: "merchant", Window: "hour", Metric: "amount", Action: "deny", Limit: 951_000})
+		}, Deny, []string{"velocity_merchant_amount_hour"},
+			"9500.00 USD charged at this merchant in the last hour, 9520.00 USD with this charge, limit 9510.00 USD"},
+		{"an amount limit not passed", func(f *Fraud) {
+			f.Limits = append(f.Limits, VelocityLimit{Scope: "merchant", Window: "hour", Metric: "amount", Action: "deny", Limit: 952_000})
+		}, Allow, nil, ""},
+		{"a limit of a scope without stats", func(f *Fraud) {
+			f.Limits = append(f.Limits, VelocityLimit{Scope: "mandate", Window: "day", Metric: "count", Action: "deny", Limit: 0})
+		}, Allow, nil, ""},
+		{"anomaly", func(f *Fraud) { f.Anomaly = &Anomaly{Metric: "spend_rate", Score: 12.5, Message: "agent agt_b spends fast"} },
+			Challenge, []string{"agent_anomaly"}, "agent agt_b spends fast"},
+		{"screener rejects", func(f *Fraud) { f.Screener = &Screening{Screener: "rules", Decision: "reject", Score: 95} }, Deny,
+			[]string{"screener_rejected"}, "fraud screener rules rejected the charge (score 95)"},
+		{"screener asks for review", func(f *Fraud) { f.Screener.Decision, f.Screener.Score = "review", 60 }, Challenge,
+			[]string{"screener_review"}, "fraud screener rules asks for a review (score 60): a person must approve it"},
+		{"screener unavailable, failing open", func(f *Fraud) { f.Screener.Decision = "unavailable" }, Allow, nil, ""},
+		{"screener unavailable, failing closed", func(f *Fraud) { f.Screener.Decision, f.Screener.FailClosed = "unavailable", true }, Deny,
+			[]string{"screener_unavailable"}, "fraud screener rules did not answer in time and this account fails closed"},
+		{"risk signal blocks", func(f *Fraud) { f.RiskSignals = []RiskSignal{{Type: "account_takeover", Score: 0.9, Action: "block"}} }, Deny,
+			[]string{"agent_risk_signal"}, "the agent's own risk signal account_takeover (score 0.9) says block"},
+		{"risk signal asks for review", func(f *Fraud) { f.RiskSignals = []RiskSignal{{Type: "new_device", Score: 0.4, Action: "review"}} },
+			Challenge, []string{"agent_risk_signal_review"}, "the agent's own risk signal new_device (score 0.4) asks for a review: a person must approve it"},
+		{"a deny outweighs the challenges", func(f *Fraud) {
+			f.Limits[0].Limit = 1
+			f.Anomaly = &Anomaly{Metric: "charge_size", Score: 9, Message: "big"}
+			f.RiskSignals = []RiskSignal{{Type: "t", Score: 1, Action: "block"}}
+		}, Deny, []string{"agent_risk_signal"}, ""},
+		{"challenges together, sorted by code", func(f *Fraud) {
+			f.Limits[0].Limit = 1
+			f.Anomaly = &Anomaly{Metric: "charge_size", Score: 9, Message: "big"}
+		}, Challenge, []string{"agent_anomaly", "velocity_agent_charges_hour"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput()
+			in.Fraud = fraudDoc()
+			tc.edit(in.Fraud)
+			d, err := e.Decide(context.Background(), in)
+			require.NoError(t, err)
+			assert.Equal(t, tc.result, d.Result)
+			assert.Equal(t, tc.codes, codes(d))
+			if tc.message != "" {
+				require.NotEmpty(t, d.Reasons)
+				assert.Equal(t, tc.message, d.Reasons[0].Message)
+			}
+		})
+	}
+}

@@ -1,6 +1,11 @@
 package policies
 
-import "github.com/open-policy-agent/opa/v1/ast"
+import (
+	"slices"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
 
 // Fraud is what the fraud defences say about a charge (input.fraud); nil
 // when they are off. Every rule that reads it can only deny or ask for a
@@ -62,32 +67,71 @@ type RiskSignal struct {
 	Action string
 }
 
+// term is input.fraud. The limits are the configuration's, the same on
+// every charge: their array is built once and shared (terms are never
+// changed once built), and the words the defences use (scopes, windows,
+// metrics, actions, screener decisions) are shared terms too.
 func (f *Fraud) term() *ast.Term {
 	if f == nil {
 		return nil
 	}
 	vel := make([]*ast.Term, len(f.Velocity))
-	for i, v := range f.Velocity {
-		vel[i] = newObj(5).add("scope", str(v.Scope)).add("window", str(v.Window)).add("count", num(int64(v.Count))).
-			add("declines", num(int64(v.Declines))).add("amount", num(v.Amount)).term()
+	for i := range f.Velocity {
+		v := &f.Velocity[i]
+		vel[i] = ast.ObjectTerm([2]*ast.Term{key("scope"), key(v.Scope)}, [2]*ast.Term{key("window"), key(v.Window)},
+			[2]*ast.Term{key("count"), num(int64(v.Count))}, [2]*ast.Term{key("declines"), num(int64(v.Declines))},
+			[2]*ast.Term{key("amount"), num(v.Amount)})
 	}
-	lim := make([]*ast.Term, len(f.Limits))
-	for i, l := range f.Limits {
-		lim[i] = newObj(5).add("scope", str(l.Scope)).add("window", str(l.Window)).add("metric", str(l.Metric)).
-			add("action", str(l.Action)).add("limit", num(l.Limit)).term()
-	}
-	o := newObj(5).add("velocity", ast.ArrayTerm(vel...)).add("limits", ast.ArrayTerm(lim...))
+	o := newObj(5).add("velocity", arrayTerm(vel)).add("limits", limitsTerm(f.Limits))
 	if a := f.Anomaly; a != nil {
-		o = o.add("anomaly", newObj(3).add("metric", str(a.Metric)).add("score", ast.FloatNumberTerm(a.Score)).
+		o = o.add("anomaly", newObj(3).add("metric", key(a.Metric)).add("score", ast.FloatNumberTerm(a.Score)).
 			add("message", str(a.Message)).term())
 	}
 	if s := f.Screener; s != nil {
-		o = o.add("screener", newObj(5).add("screener", str(s.Screener)).add("decision", str(s.Decision)).
-			add("score", num(int64(s.Score))).add("reasons", strs(s.Reasons)).add("fail_closed", ast.BooleanTerm(s.FailClosed)).term())
+		o = o.add("screener", ast.ObjectTerm([2]*ast.Term{key("screener"), key(s.Screener)},
+			[2]*ast.Term{key("decision"), key(s.Decision)}, [2]*ast.Term{key("score"), num(int64(s.Score))},
+			[2]*ast.Term{key("reasons"), strs(s.Reasons)}, [2]*ast.Term{key("fail_closed"), ast.InternedTerm(s.FailClosed)}))
 	}
-	rs := make([]*ast.Term, len(f.RiskSignals))
-	for i, r := range f.RiskSignals {
-		rs[i] = newObj(3).add("type", str(r.Type)).add("score", ast.FloatNumberTerm(r.Score)).add("action", str(r.Action)).term()
+	var rs []*ast.Term
+	if len(f.RiskSignals) > 0 {
+		rs = make([]*ast.Term, len(f.RiskSignals))
+		for i, r := range f.RiskSignals {
+			rs[i] = newObj(3).add("type", str(r.Type)).add("score", ast.FloatNumberTerm(r.Score)).add("action", key(r.Action)).term()
+		}
 	}
-	return o.add("risk_signals", ast.ArrayTerm(rs...)).term()
+	return o.add("risk_signals", arrayTerm(rs)).term()
+}
+
+// arrayTerm is an array of ts; an empty one is OPA's shared empty array.
+func arrayTerm(ts []*ast.Term) *ast.Term {
+	if len(ts) == 0 {
+		return ast.InternedEmptyArray
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+// limitsCache holds the last limits' array term with a copy of the limits
+// it was built from.
+var limitsCache atomic.Pointer[limitsEntry]
+
+type limitsEntry struct {
+	limits []VelocityLimit
+	term   *ast.Term
+}
+
+// limitsTerm is input.fraud.limits: the cached array while the limits are
+// the same (compared by value, so a caller changing its slice gets a new
+// one).
+func limitsTerm(ls []VelocityLimit) *ast.Term {
+	if c := limitsCache.Load(); c != nil && slices.Equal(c.limits, ls) {
+		return c.term
+	}
+	lim := make([]*ast.Term, len(ls))
+	for i, l := range ls {
+		lim[i] = newObj(5).add("scope", key(l.Scope)).add("window", key(l.Window)).add("metric", key(l.Metric)).
+			add("action", key(l.Action)).add("limit", num(l.Limit)).term()
+	}
+	t := arrayTerm(lim)
+	limitsCache.Store(&limitsEntry{limits: slices.Clone(ls), term: t})
+	return t
 }

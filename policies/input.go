@@ -170,9 +170,9 @@ func (o obj) add(k string, v *ast.Term) obj {
 
 func (o obj) term() *ast.Term { return ast.ObjectTerm(o...) }
 
-// keyTerms are the document's object keys, built once: terms are immutable
-// once built, so every document shares them (a third of the allocations of
-// building the document were its keys).
+// keyTerms are the document's object keys and the words of input.fraud,
+// built once: terms are immutable once built, so every document shares them
+// (a third of the allocations of building the document were its keys).
 var keyTerms = func() map[string]*ast.Term {
 	m := map[string]*ast.Term{}
 	for _, k := range []string{
@@ -184,6 +184,11 @@ var keyTerms = func() map[string]*ast.Term {
 		"approval_threshold", "spent", "charge_count", "period_spent", "tenant", "velocity", "charges",
 		"declines", "approval", "expires_at", "limits", "agent_charges_per_hour", "agent_declines_per_hour",
 		"mandate_charges_per_hour", "mandate_declines_per_hour", "currencies",
+		// input.fraud's keys and the words its values use.
+		"fraud", "scope", "window", "count", "metric", "action", "anomaly", "score", "message", "screener",
+		"decision", "reasons", "fail_closed", "risk_signals", "card", "hour", "day", "deny", "challenge",
+		"accept", "review", "reject", "unavailable", "rules", "block", "allow", "charge_size", "merchant_mix",
+		"spend_rate",
 	} {
 		m[k] = ast.StringTerm(k)
 	}
@@ -225,6 +230,9 @@ func optTime(t *time.Time) *ast.Term {
 }
 
 func strs(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return ast.InternedEmptyArray
+	}
 	terms := make([]*ast.Term, len(ss))
 	for i, s := range ss {
 		terms[i] = str(s)

@@ -208,3 +208,33 @@ func TestAppendJSONString(t *testing.T) {
 		assert.Equal(t, string(want), string(appendJSONString(nil, s)), "%q", s)
 	}
 }
+
+// The limits' array is shared between documents while the limits are the
+// same, and rebuilt when they change, even in the same slice.
+func TestFraudLimitsTermFollowsTheLimits(t *testing.T) {
+	e := newEngine(t)
+	in := baseInput()
+	in.Fraud = fraudDoc()
+	d, err := e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	require.Equal(t, Allow, d.Result, "%+v", d.Reasons)
+
+	limits := in.Fraud.Limits
+	limits[2].Limit = 300 // the merchant's 380 charges in the hour now pass it
+	in = baseInput()
+	in.Fraud = fraudDoc()
+	in.Fraud.Limits = limits
+	d, err = e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, Challenge, d.Result)
+	assert.Equal(t, []string{"velocity_merchant_charges_hour"}, codes(d))
+	assert.Equal(t, "380 charges at this merchant in the last hour, limit 300", d.Reasons[0].Message)
+
+	limits[2].Action = "deny"
+	in = baseInput()
+	in.Fraud = &Fraud{Velocity: fraudDoc().Velocity, Limits: limits}
+	d, err = e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, Deny, d.Result)
+	assert.Equal(t, []string{"velocity_merchant_charges_hour"}, codes(d))
+}
