@@ -16,6 +16,7 @@ import (
 	"github.com/perfectpay/perfectpay/abuse"
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/money"
@@ -209,6 +210,10 @@ type PipelineConfig struct {
 	AgentDeclinesPerHour   int `mapstructure:"agent_declines_per_hour"`
 	MandateChargesPerHour  int `mapstructure:"mandate_charges_per_hour"`
 	MandateDeclinesPerHour int `mapstructure:"mandate_declines_per_hour"`
+	// GroupMax is the most charge transactions on one mandate chain a
+	// node runs as one transaction, each in its own savepoint, committed
+	// together (1: each alone).
+	GroupMax int `mapstructure:"group_max"`
 }
 
 // AbuseConfig tunes the rate limits and the abuse defences (package abuse).
@@ -309,6 +314,7 @@ func Defaults() Config {
 		Pipeline: PipelineConfig{
 			ApprovalTTL:         15 * time.Minute,
 			AgentChargesPerHour: 0, AgentDeclinesPerHour: 20, MandateChargesPerHour: 0, MandateDeclinesPerHour: 20,
+			GroupMax: charging.DefaultGroupMax,
 		},
 		People: defaultPeople(),
 		Abuse: AbuseConfig{
@@ -442,6 +448,9 @@ func (c *Config) Validate() error {
 	c.validateFraud(bad)
 	if c.Pipeline.ApprovalTTL < time.Minute || c.Pipeline.ApprovalTTL > 7*24*time.Hour {
 		bad("pipeline.approval_ttl must be between 1m and 168h")
+	}
+	if c.Pipeline.GroupMax < 1 || c.Pipeline.GroupMax > 256 {
+		bad("pipeline.group_max must be between 1 (no grouping) and 256")
 	}
 	for name, v := range map[string]int{
 		"pipeline.agent_charges_per_hour": c.Pipeline.AgentChargesPerHour, "pipeline.agent_declines_per_hour": c.Pipeline.AgentDeclinesPerHour,

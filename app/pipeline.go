@@ -33,6 +33,7 @@ func wirePipeline[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) (
 	}
 	a.Pipeline = charging.New(store.Bind(b, func(x X) charging.Tx { return x }), a.Payments, eng, charging.Config{
 		ApprovalTTL: cfg.ApprovalTTL, MaxDepth: a.Config.Issuer.MaxDelegationDepth, PublicURL: strings.TrimSuffix(public, "/"),
+		GroupMax: cfg.GroupMax,
 	}, a.Log)
 	a.details.Register("payment_mandate", a.Pipeline.DetailType())
 	verifications := accounts.NewVerifications(store.Bind(b, func(x X) accounts.VerificationTx { return x }))

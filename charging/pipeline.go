@@ -48,6 +48,10 @@ type Config struct {
 	MaxDepth int
 	// PublicURL is the base of approval links.
 	PublicURL string
+	// GroupMax is the most charge transactions on one mandate chain a
+	// node runs as one group transaction (group.go); 1 runs each alone,
+	// 0 means DefaultGroupMax.
+	GroupMax int
 }
 
 // Service is the agent charge pipeline. It owns the transactions of agent
@@ -62,6 +66,7 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
+	groups groups
 }
 
 // New returns the pipeline on the payment core pay.
@@ -493,7 +498,8 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	// left to it: the claim costs no transaction of its own.
 	claim := idempotency.ClaimFrom(ctx)
 	var op *opened
-	err = s.db.InTx(ctx, func(tx Tx) error {
+	// Grouped with the other charges on the chain waiting here (group.go).
+	err = s.chargeTx(ctx, l.chain[0].ID, func(ctx context.Context, tx Tx) error {
 		var err error
 		op, err = s.open(ctx, tx, claim, tok, l, ck, *dec, now)
 		return err

@@ -127,6 +127,13 @@ type Repo interface {
 	// trip where the store can, and returns the first error one returned.
 	// A read that handles its own errors keeps them and returns nil.
 	Prefetch(ctx context.Context, reads ...func(tx Tx) error) error
+	// Savepoint runs fn inside the transaction so that a failure of fn
+	// undoes what fn wrote and nothing else: the transaction goes on with
+	// what came before. When fn returns nil its writes are sent and
+	// checked before Savepoint returns (a write that fails then fails fn,
+	// undone the same way). A group of charges runs each of its members
+	// in one (see group.go).
+	Savepoint(ctx context.Context, fn func() error) error
 
 	// LedgerSnapshot reads every mandate, agent charge and refund of one
 	// of them, of the tenant ("" for every tenant), for CheckLedger.
