@@ -28,7 +28,10 @@
 -- Not here: the agents of a delegated chain (read in 1. and 2. only when
 -- the mandate has ancestors; the benchmark's mandates are roots) and the
 -- simulated acquirer's own bookkeeping (sim_authorizations), which stands
--- in for an outside processor.
+-- in for an outside processor. Each charge transaction (2.–4.) runs alone,
+-- as a node runs one that finds no other charge on its mandate chain
+-- waiting; a node runs the charges that queue on one chain (a hot
+-- mandate) as one transaction, a savepoint each (charging/group.go).
 \set m random(1, :nm)
 \set r random(1, 9000000000000000000)
 SELECT mandate_id AS mid, agent_id AS aid, jti FROM bench_mandates WHERE n = :m \gset
