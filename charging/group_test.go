@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/internal/apierr"
@@ -26,7 +27,6 @@ import (
 	"github.com/perfectpay/perfectpay/store/pgtest"
 	"github.com/perfectpay/perfectpay/store/postgres"
 	"github.com/perfectpay/perfectpay/store/repos"
-	"github.com/perfectpay/perfectpay/store/storetest"
 	"github.com/perfectpay/perfectpay/vault"
 )
 
@@ -58,7 +58,7 @@ func eachStore(t *testing.T, f func(t *testing.T, w *groupWorld)) {
 	})
 }
 
-func newGroupWorld[X repos.Tx](t *testing.T, b store.Backend[X], pg *postgres.Store, groupMax int) *groupWorld {
+func newGroupWorld[X repos.Tx](t testing.TB, b store.Backend[X], pg *postgres.Store, groupMax int) *groupWorld {
 	t.Helper()
 	ctx := context.Background()
 	w := &groupWorld{db: store.Bind(b, func(x X) repos.Tx { return x }), pg: pg, proc: &approver{calls: map[string]int{}}}
@@ -73,13 +73,20 @@ func newGroupWorld[X repos.Tx](t *testing.T, b store.Backend[X], pg *postgres.St
 	require.NoError(t, err)
 	w.s = charging.New(store.Bind(b, func(x X) charging.Tx { return x }), pay, eng, charging.Config{PublicURL: "https://pay.example", GroupMax: groupMax}, nil)
 
-	w.tenant = storetest.MakeTenant(t, b).ID
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	tenant := &accounts.Tenant{ID: ids.New("ten"), Name: "Acme", Status: accounts.TenantActive, CreatedAt: now}
+	shop := &accounts.Tenant{ID: ids.New("ten"), Name: "Books", Status: accounts.TenantActive, CreatedAt: now}
+	w.tenant = tenant.ID
 	agent := &authz.Agent{ID: ids.New("agt"), TenantID: w.tenant, Name: "buyer", Status: authz.AgentActive,
 		AuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, CreatedAt: now}
-	merchant := &merchants.Merchant{ID: ids.New("acct"), TenantID: storetest.MakeTenant(t, b).ID, DisplayName: "Books",
+	merchant := &merchants.Merchant{ID: ids.New("acct"), TenantID: shop.ID, DisplayName: "Books",
 		MCC: "5942", Country: "US", CreatedAt: now, UpdatedAt: now}
 	require.NoError(t, w.db.InTx(ctx, func(tx repos.Tx) error {
+		for _, tn := range []*accounts.Tenant{tenant, shop} {
+			if err := tx.CreateTenant(ctx, tn); err != nil {
+				return err
+			}
+		}
 		if err := tx.CreateAgent(ctx, agent); err != nil {
 			return err
 		}
@@ -97,7 +104,7 @@ func newGroupWorld[X repos.Tx](t *testing.T, b store.Backend[X], pg *postgres.St
 
 // mandate creates an active mandate of the agent with budget, payable
 // with both cards.
-func (w *groupWorld) mandate(t *testing.T, budget int64) *mandates.Mandate {
+func (w *groupWorld) mandate(t testing.TB, budget int64) *mandates.Mandate {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	m := &mandates.Mandate{ID: ids.New("mdt"), TenantID: w.tenant, Payer: "cus_1", Agent: w.agent, Status: mandates.StatusActive,
