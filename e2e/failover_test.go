@@ -30,18 +30,19 @@ const (
 // synchronous standby, all on this machine in the test's own folders).
 // The nodes reach it with a multi-host URL and
 // target_session_attrs=read-write. Under a load of agent charges the
-// primary is killed (SIGKILL of its keeper and server); the monitor
-// promotes the standby and the nodes find it without being told. Then:
-// every charge acknowledged before, during or after the failover is in
-// the database as answered (the standby was synchronous: nothing
+// primary is killed (SIGKILL of its keeper, server and backends); the
+// monitor promotes the standby and the nodes find it without being told.
+// Then: every charge acknowledged before, during or after the failover is
+// in the database as answered (the standby was synchronous: nothing
 // acknowledged is lost), no key made two charges, no request was
 // answered 500 (503 store_unavailable while no primary was reachable;
 // mandate reads and token requests probed during the failover too),
 // the ledger rule holds on every mandate, and every event emitted reached
 // the tenant's webhook receiver. It logs the unavailability (the longest
 // time without an acknowledged charge; the goal is at most 10 s, not
-// asserted) and the monitor's events. It fails, never skips, under CI
-// when pg_auto_failover is missing.
+// asserted), the monitor's events and what the new primary's keeper and
+// server logged since the kill (where the failover's time went). It
+// fails, never skips, under CI when pg_auto_failover is missing.
 func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a pg_auto_failover formation and two server processes")
@@ -79,7 +80,8 @@ func TestFailover(t *testing.T) {
 	n := l.count()
 	waitFor(t, "the load to go on", func() bool { return l.count() >= n+failoverAfter })
 	answers := l.stop()
-	t.Logf("monitor events:\n  %s", strings.Join(ha.Events(t), "\n  "))
+	t.Logf("killed %s at %s UTC; monitor events:\n  %s", old, killed.UTC().Format("15:04:05.000"), strings.Join(ha.Events(t), "\n  "))
+	t.Logf("%s since the kill:\n%s", promoted, ha.SinceKill(promoted))
 
 	// The harness's own pool may hold connections to the dead primary:
 	// check with a fresh one, as the nodes do.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,23 +36,61 @@ type HA struct {
 	mu          sync.Mutex
 	procs       map[string]*exec.Cmd // node name (or "monitor") -> its pg_autoctl process
 	ports       map[string]int
+	killedAt    map[string]int64 // file -> its size when a node was killed (see SinceKill)
 }
 
 // Failover timing of the monitor and keepers, tighter than the defaults
 // (which take about 30 s to fail over) so that a failover completes in a
-// few seconds on one machine. primary_demote_timeout exceeds the keepers'
-// network_partition_timeout, so an old primary that is merely cut off has
-// demoted itself before the standby is promoted (no split brain).
+// few seconds on one machine. A failover runs: the monitor finds the
+// primary unhealthy (a failed health check and no keeper report for
+// node_considered_unhealthy_timeout); the standby reports
+// prepare_promotion; the monitor sets the old primary to demote_timeout
+// and the standby to stop_replication (the standby promotes itself but
+// stays read-only, so target_session_attrs=read-write does not pick it);
+// only once primary_demote_timeout has passed since then does the standby
+// get wait_primary and accept writes.
+//
+// Safety: a primary that is merely cut off stops PostgreSQL before its
+// standby accepts writes. Its keeper does so once it has reached neither
+// the monitor nor a standby for more than network_partition_timeout,
+// counted in whole seconds: by 3 s after its last report when connections
+// are refused. The standby accepts writes no earlier than
+// node_considered_unhealthy_timeout + primary_demote_timeout (5 s) after
+// that report, plus three keeper round trips. Synchronous replication
+// stays on throughout: a cut-off primary cannot acknowledge a commit its
+// standby has not confirmed, so none is lost even where packets are
+// dropped silently and the old primary's keeper takes longer to notice.
 var haMonitorSettings = map[string]string{
-	"pgautofailover.health_check_period":               "1000",
-	"pgautofailover.health_check_timeout":              "1000",
-	"pgautofailover.health_check_max_retries":          "1",
-	"pgautofailover.health_check_retry_delay":          "500",
+	// Check each node every second; a refused connection is tried once
+	// more half a second later before the node is marked bad.
+	"pgautofailover.health_check_period":      "1000",
+	"pgautofailover.health_check_timeout":     "1000",
+	"pgautofailover.health_check_max_retries": "1",
+	"pgautofailover.health_check_retry_delay": "500",
+	// A node is unhealthy once a health check failed and its keeper (which
+	// reports every second) has been silent for 2 s: two missed reports,
+	// so a keeper delayed by a busy machine does not start a failover.
 	"pgautofailover.node_considered_unhealthy_timeout": "2000",
-	"pgautofailover.primary_demote_timeout":            "3000",
+	// How long the old primary is given to demote itself once the standby
+	// converged to prepare_promotion: above network_partition_timeout
+	// (see Safety above).
+	"pgautofailover.primary_demote_timeout": "3000",
 }
 
-const haNetworkPartitionTimeout = "2" // seconds, keepers' timeout.network_partition_timeout
+// haNetworkPartitionTimeout is the keepers' timeout.network_partition_timeout
+// in seconds: a primary that reached neither the monitor nor a standby for
+// longer stops PostgreSQL (see Safety above). The default is 20 s.
+const haNetworkPartitionTimeout = "2"
+
+// haNodeSettings are set on both data nodes. The promotion ends with a
+// checkpoint the keeper waits for (stop_replication), and on a busy
+// machine it was the longest step: writing and syncing every buffer the
+// standby replayed since its last restartpoint took 4 s. Restartpoints
+// follow the primary's checkpoints, so checkpoints every 30 s (the
+// minimum) keep what is left to write at a promotion small.
+var haNodeSettings = map[string]string{
+	"checkpoint_timeout": "'30s'",
+}
 
 // NewHA sets up a monitor, a primary ("node_a") and a synchronous standby
 // ("node_b") and waits until the standby has caught up. When pg_autoctl or
@@ -109,7 +148,9 @@ func NewHA(t testing.TB) *HA {
 		h.waitSQL(ctx, t, h.monitorURL("pg_auto_failover"), name+" to join",
 			`SELECT count(*) = $1 FROM pgautofailover.node
 			 WHERE reportedstate = goalstate AND reportedstate IN ('single', 'primary', 'secondary')`, want)
+		h.configure(ctx, t, name)
 	}
+
 	h.waitSQL(ctx, t, h.monitorURL("pg_auto_failover"), "a primary with a synchronous standby",
 		`SELECT count(*) FILTER (WHERE reportedstate = 'primary' AND goalstate = 'primary') = 1
 		    AND count(*) FILTER (WHERE reportedstate = 'secondary' AND goalstate = 'secondary') = 1
@@ -178,6 +219,36 @@ func (h *HA) monitorURL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable&connect_timeout=5", h.monitorPort, db)
 }
 
+// nodeURL is database db on data node name alone.
+func (h *HA) nodeURL(name, db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable&connect_timeout=5", h.ports[name], db)
+}
+
+// configure applies haNodeSettings to data node name (ALTER SYSTEM is
+// allowed on a standby too) and waits until the server uses them.
+func (h *HA) configure(ctx context.Context, t testing.TB, name string) {
+	t.Helper()
+	// The node has joined, but its keeper may still be starting its server.
+	h.waitSQL(ctx, t, h.nodeURL(name, "postgres"), name+" to accept connections", "SELECT true")
+	conn, err := pgx.Connect(ctx, h.nodeURL(name, "postgres"))
+	if err != nil {
+		t.Fatalf("pgtest: connect to %s: %v", name, err)
+	}
+	defer conn.Close(context.Background())
+	for _, k := range sortedKeys(haNodeSettings) {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET %s = %s", k, haNodeSettings[k])); err != nil {
+			t.Fatalf("pgtest: %s setting %s: %v", name, k, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatalf("pgtest: reload %s: %v", name, err)
+	}
+	for _, k := range sortedKeys(haNodeSettings) {
+		h.waitSQL(ctx, t, h.nodeURL(name, "postgres"), name+" to use "+k,
+			`SELECT current_setting($1) = $2`, k, strings.Trim(haNodeSettings[k], "'"))
+	}
+}
+
 // command is pg_autoctl with args, as the servers' OS user, with its
 // configuration and state files inside the test's folder.
 func (h *HA) command(args ...string) *exec.Cmd {
@@ -191,9 +262,10 @@ func (h *HA) command(args ...string) *exec.Cmd {
 		"PATH=" + filepath.Dir(h.pgctl) + ":/usr/bin:/bin",
 		"LC_ALL=C.UTF-8", "PGTZ=UTC",
 	}
-	// Its own process group, so killing a node kills its keeper and its
-	// PostgreSQL together.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: h.cred}
+	// Its own session, hence its own process group, so killing a node
+	// kills its keeper and its PostgreSQL together (but not PostgreSQL's
+	// backends and workers: see killUnder).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: h.cred}
 	return cmd
 }
 
@@ -288,7 +360,42 @@ func (h *HA) NewURL(t testing.TB) string {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatalf("pgtest: migrate: %v", err)
 	}
+	h.flush(ctx, t)
 	return u
+}
+
+// flush writes out what creating and migrating a database left in the
+// servers' buffers: a checkpoint on the primary and, once the standby has
+// replayed it, a restartpoint on the standby. A standby in service holds
+// at most a checkpoint interval's changes (haNodeSettings); without this
+// the promotion's checkpoint would also write a whole new database made
+// moments before, which is the test's setup, not a failover's cost.
+func (h *HA) flush(ctx context.Context, t testing.TB) {
+	t.Helper()
+	var lsn string
+	for _, standby := range []bool{false, true} {
+		for _, name := range []string{"node_a", "node_b"} {
+			conn, err := pgx.Connect(ctx, h.nodeURL(name, "postgres"))
+			if err != nil {
+				t.Fatalf("pgtest: connect to %s: %v", name, err)
+			}
+			var inRecovery bool
+			err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
+			if err == nil && inRecovery == standby {
+				if standby {
+					h.waitSQL(ctx, t, h.nodeURL(name, "postgres"), name+" to replay the checkpoint",
+						`SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn`, lsn)
+				}
+				if _, err = conn.Exec(ctx, "CHECKPOINT"); err == nil && !standby {
+					err = conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn)
+				}
+			}
+			conn.Close(context.Background())
+			if err != nil {
+				t.Fatalf("pgtest: checkpoint on %s: %v", name, err)
+			}
+		}
+	}
 }
 
 // Primary is the name of the node the monitor holds as primary.
@@ -320,9 +427,106 @@ func (h *HA) Kill(t testing.TB, name string) {
 	if cmd == nil || cmd.Process == nil {
 		t.Fatalf("pgtest: no running node %q", name)
 	}
+	h.markLogs()
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("pgtest: kill %s: %v", name, err)
 	}
+	killUnder(h.pgdata(name))
+}
+
+// killUnder kills with SIGKILL every process whose working directory is
+// dir or beneath it. PostgreSQL's backends and workers each start a
+// session of their own (and work in their data directory), so killing a
+// keeper's process group leaves them running until they notice their
+// postmaster is gone, and the monitor's health check worker never does.
+func killUnder(dir string) {
+	for _, pid := range procsUnder(dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// procsUnder lists the processes working in dir or beneath it.
+func procsUnder(dir string) []int {
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	for _, p := range procs {
+		cwd, err := os.Readlink(p)
+		if err != nil || (cwd != dir && !strings.HasPrefix(cwd, dir+string(filepath.Separator))) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// logFiles are the keepers' logs and the data nodes' PostgreSQL logs.
+func (h *HA) logFiles() []string {
+	files := []string{filepath.Join(h.dir, "monitor.log")}
+	for _, name := range []string{"node_a", "node_b"} {
+		files = append(files, filepath.Join(h.dir, name+".log"))
+		pg, _ := filepath.Glob(filepath.Join(h.pgdata(name), "log", "*.log"))
+		files = append(files, pg...)
+	}
+	return files
+}
+
+// markLogs notes every log's size, so that SinceKill shows what was
+// written after the kill.
+func (h *HA) markLogs() {
+	m := map[string]int64{}
+	for _, f := range h.logFiles() {
+		if fi, err := os.Stat(f); err == nil {
+			m[f] = fi.Size()
+		}
+	}
+	h.mu.Lock()
+	h.killedAt = m
+	h.mu.Unlock()
+}
+
+// SinceKill is what node name's keeper and PostgreSQL logged since the
+// last Kill (the keeper's steps of a promotion; the server's promotion,
+// checkpoints and read-only switches), for timing a failover.
+func (h *HA) SinceKill(name string) string {
+	h.mu.Lock()
+	marks := h.killedAt
+	h.mu.Unlock()
+	var b strings.Builder
+	for _, f := range h.logFiles() {
+		rel, _ := filepath.Rel(h.dir, f)
+		if !strings.HasPrefix(rel, name) {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil || int64(len(raw)) <= marks[f] {
+			continue
+		}
+		server := strings.Contains(rel, string(filepath.Separator))
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(string(raw[marks[f]:])), "\n") {
+			if keepLogLine(l, server) {
+				lines = append(lines, l)
+			}
+		}
+		fmt.Fprintf(&b, "--- %s\n%s\n", rel, strings.Join(lines, "\n"))
+	}
+	return b.String()
+}
+
+// keepLogLine keeps a keeper's steps (not the notifications it echoes)
+// and a server's promotion, checkpoints and read-only switches.
+func keepLogLine(l string, server bool) bool {
+	if !server {
+		return !strings.Contains(l, "New state for")
+	}
+	for _, w := range []string{"promot", "checkpoint", "restartpoint", "ready to accept", "default_transaction_read_only"} {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // WaitPromoted waits until a node other than old is the primary and
@@ -362,7 +566,7 @@ func (h *HA) Events(t testing.TB) []string {
 	}
 	defer conn.Close(context.Background())
 	rows, err := conn.Query(ctx, `SELECT to_char(eventtime AT TIME ZONE 'UTC', 'HH24:MI:SS.MS') || ' ' || nodename || ' ' ||
-		reportedstate || ' -> ' || goalstate FROM pgautofailover.event ORDER BY eventid`)
+		reportedstate || ' -> ' || goalstate || ': ' || description FROM pgautofailover.event ORDER BY eventid`)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -396,6 +600,7 @@ func (h *HA) destroy() {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		}
 	}
+	killUnder(h.dir)
 	os.RemoveAll(h.dir)
 }
 
