@@ -33,6 +33,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"APIKeys", testAPIKeys[X]},
 		{"Users", testUsers[X]},
 		{"Rollback", testRollback[X]},
+		{"Savepoint", testSavepoint[X]},
 		{"IdempotencyRace", testIdempotencyRace[X]},
 		{"IdempotencyLifecycle", testIdempotencyLifecycle[X]},
 		{"IdempotencyAbandon", testIdempotencyAbandon[X]},
