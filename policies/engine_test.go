@@ -263,7 +263,9 @@ func TestEngineFraud(t *testing.T) {
 		{"a limit of a scope without stats", func(f *Fraud) {
 			f.Limits = append(f.Limits, VelocityLimit{Scope: "mandate", Window: "day", Metric: "count", Action: "deny", Limit: 0})
 		}, Allow, nil, ""},
-		{"anomaly", func(f *Fraud) { f.Anomaly = &Anomaly{Metric: "spend_rate", Score: 12.5, Message: "agent agt_b spends fast"} },
+		{"anomaly", func(f *Fraud) {
+			f.Anomaly = &Anomaly{Metric: "spend_rate", Score: 12.5, Message: "agent agt_b spends fast"}
+		},
 			Challenge, []string{"agent_anomaly"}, "agent agt_b spends fast"},
 		{"screener rejects", func(f *Fraud) { f.Screener = &Screening{Screener: "rules", Decision: "reject", Score: 95} }, Deny,
 			[]string{"screener_rejected"}, "fraud screener rules rejected the charge (score 95)"},

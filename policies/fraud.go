@@ -88,9 +88,7 @@ func (f *Fraud) term() *ast.Term {
 			add("message", str(a.Message)).term())
 	}
 	if s := f.Screener; s != nil {
-		o = o.add("screener", ast.ObjectTerm([2]*ast.Term{key("screener"), key(s.Screener)},
-			[2]*ast.Term{key("decision"), key(s.Decision)}, [2]*ast.Term{key("score"), num(int64(s.Score))},
-			[2]*ast.Term{key("reasons"), strs(s.Reasons)}, [2]*ast.Term{key("fail_closed"), ast.InternedTerm(s.FailClosed)}))
+		o = o.add("screener", screeningTerm(s))
 	}
 	var rs []*ast.Term
 	if len(f.RiskSignals) > 0 {
@@ -133,5 +131,30 @@ func limitsTerm(ls []VelocityLimit) *ast.Term {
 	}
 	t := arrayTerm(lim)
 	limitsCache.Store(&limitsEntry{limits: slices.Clone(ls), term: t})
+	return t
+}
+
+// screeningCache holds the last screening without reasons and its term: a
+// screener's usual answer (accept, the same score) is the same object on
+// every charge.
+var screeningCache atomic.Pointer[screeningEntry]
+
+type screeningEntry struct {
+	s    Screening
+	term *ast.Term
+}
+
+func screeningTerm(s *Screening) *ast.Term {
+	plain := len(s.Reasons) == 0
+	if c := screeningCache.Load(); plain && c != nil && c.s.Screener == s.Screener && c.s.Decision == s.Decision &&
+		c.s.Score == s.Score && c.s.FailClosed == s.FailClosed {
+		return c.term
+	}
+	t := ast.ObjectTerm([2]*ast.Term{key("screener"), key(s.Screener)},
+		[2]*ast.Term{key("decision"), key(s.Decision)}, [2]*ast.Term{key("score"), num(int64(s.Score))},
+		[2]*ast.Term{key("reasons"), strs(s.Reasons)}, [2]*ast.Term{key("fail_closed"), ast.InternedTerm(s.FailClosed)})
+	if plain {
+		screeningCache.Store(&screeningEntry{s: Screening{Screener: s.Screener, Decision: s.Decision, Score: s.Score, FailClosed: s.FailClosed}, term: t})
+	}
 	return t
 }
