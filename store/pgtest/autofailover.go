@@ -50,16 +50,20 @@ type HA struct {
 // only once primary_demote_timeout has passed since then does the standby
 // get wait_primary and accept writes.
 //
-// Safety: a primary that is merely cut off stops PostgreSQL before its
-// standby accepts writes. Its keeper does so once it has reached neither
+// Safety: a primary's keeper stops PostgreSQL once it has reached neither
 // the monitor nor a standby for more than network_partition_timeout,
-// counted in whole seconds: by 3 s after its last report when connections
-// are refused. The standby accepts writes no earlier than
-// node_considered_unhealthy_timeout + primary_demote_timeout (5 s) after
-// that report, plus three keeper round trips. Synchronous replication
-// stays on throughout: a cut-off primary cannot acknowledge a commit its
-// standby has not confirmed, so none is lost even where packets are
-// dropped silently and the old primary's keeper takes longer to notice.
+// counted in whole seconds. A primary cut off from both (connections
+// refused) has stopped by 3 s after its last report; its standby accepts
+// writes no earlier than node_considered_unhealthy_timeout +
+// primary_demote_timeout (5 s) after that report, plus three keeper round
+// trips. A primary cut off from the monitor only still has its standby
+// until the standby promotes itself (in stop_replication, after the
+// demote timeout started), so it may stop up to 3 s after that, which can
+// be after the standby accepts writes. Synchronous replication stays on
+// throughout: a cut-off primary cannot acknowledge a commit its standby
+// has not confirmed, and a promoted standby confirms none, so no
+// acknowledged commit is lost in either case (nor where packets are
+// dropped silently and the old primary's keeper takes longer to notice).
 var haMonitorSettings = map[string]string{
 	// Check each node every second; a refused connection is tried once
 	// more half a second later before the node is marked bad.
