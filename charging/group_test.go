@@ -420,3 +420,59 @@ func TestGroupTakesAtMostGroupMax(t *testing.T) {
 	assert.Equal(t, int64(1000), spent)
 	assert.Equal(t, int64(4), count)
 }
+
+// TestGroupMemberGoneBeforeItsTurn: a charge whose client goes away while
+// it waits behind a leader leaves the queue with its context's error and
+// is never made; the others still run.
+func TestGroupMemberGoneBeforeItsTurn(t *testing.T) {
+	eachStore(t, func(t *testing.T, w *groupWorld) {
+		m := w.mandate(t, 10_000)
+		entered, release := make(chan struct{}), make(chan struct{})
+		var first atomic.Bool
+		charging.SetGroupHooks(w.s, func(string) {
+			if first.CompareAndSwap(false, true) {
+				close(entered)
+				<-release
+			}
+		}, nil)
+		tok := w.token(m.ID)
+		charge := func(ctx context.Context, amount int64, key string) (*charging.Outcome, error) {
+			req, err := w.s.NewRequest(charging.RawRequest{Amount: amount, Currency: "usd", PaymentMethod: w.cards[0],
+				MerchantID: w.merch, Capture: true, IdempotencyKey: key})
+			if err != nil {
+				return nil, err
+			}
+			return w.s.Charge(ctx, tok, req)
+		}
+		res := make([]result, 3)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		start := func(i int, ctx context.Context, amount int64) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i].out, res[i].err = charge(ctx, amount, fmt.Sprintf("k%d", i))
+			}()
+		}
+		start(0, context.Background(), 100)
+		<-entered
+		start(1, ctx, 200)
+		require.Eventually(t, func() bool { return charging.GroupWaiting(w.s, m.ID) == 2 }, time.Minute, time.Millisecond)
+		start(2, context.Background(), 400)
+		require.Eventually(t, func() bool { return charging.GroupWaiting(w.s, m.ID) == 3 }, time.Minute, time.Millisecond)
+		cancel()
+		require.Eventually(t, func() bool { return charging.GroupWaiting(w.s, m.ID) == 2 }, time.Minute, time.Millisecond,
+			"the charge whose client left is out of the queue")
+		close(release)
+		wg.Wait()
+
+		require.NoError(t, res[0].err)
+		require.ErrorIs(t, res[1].err, context.Canceled)
+		require.NoError(t, res[2].err)
+		spent, count := w.spent(t, m)
+		assert.Equal(t, int64(500), spent, "the first and the third")
+		assert.Equal(t, int64(2), count)
+		assert.Len(t, w.charges(t, m), 2)
+		assert.Equal(t, charging.GroupStats{Transactions: 1, Members: 2}, w.s.GroupStats())
+	})
+}
