@@ -132,14 +132,7 @@ type result struct {
 // queued behind it.
 func (w *groupWorld) inOneGroup(t *testing.T, m *mandates.Mandate, tries []try) []result {
 	t.Helper()
-	entered, release := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	charging.SetGroupHooks(w.s, func(string) {
-		if first.CompareAndSwap(false, true) {
-			close(entered)
-			<-release
-		}
-	}, nil)
+	entered, release := holdFirstLeader(w.s)
 	tok := w.token(m.ID)
 	out := make([]result, len(tries))
 	var wg sync.WaitGroup
@@ -427,14 +420,7 @@ func TestGroupTakesAtMostGroupMax(t *testing.T) {
 func TestGroupMemberGoneBeforeItsTurn(t *testing.T) {
 	eachStore(t, func(t *testing.T, w *groupWorld) {
 		m := w.mandate(t, 10_000)
-		entered, release := make(chan struct{}), make(chan struct{})
-		var first atomic.Bool
-		charging.SetGroupHooks(w.s, func(string) {
-			if first.CompareAndSwap(false, true) {
-				close(entered)
-				<-release
-			}
-		}, nil)
+		entered, release := holdFirstLeader(w.s)
 		tok := w.token(m.ID)
 		charge := func(ctx context.Context, amount int64, key string) (*charging.Outcome, error) {
 			req, err := w.s.NewRequest(charging.RawRequest{Amount: amount, Currency: "usd", PaymentMethod: w.cards[0],
@@ -475,4 +461,18 @@ func TestGroupMemberGoneBeforeItsTurn(t *testing.T) {
 		assert.Len(t, w.charges(t, m), 2)
 		assert.Equal(t, charging.GroupStats{Transactions: 1, Members: 2}, w.s.GroupStats())
 	})
+}
+
+// holdFirstLeader holds the first leader of s's groups, before it takes
+// its batch, until release is closed; entered is closed once it is held.
+func holdFirstLeader(s *charging.Service) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	charging.SetGroupHooks(s, func(string) {
+		if first.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+	}, nil)
+	return entered, release
 }
