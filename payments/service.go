@@ -283,14 +283,8 @@ func (s *Service) Open(ctx context.Context, tx Tx, ck Checked) (*Charge, *vault.
 // is run again after a serialization failure may call it again.
 func (s *Service) Prepare(ctx context.Context, tx Tx, ck Checked) (*Charge, *vault.Card, error) {
 	p := ck.p
-	now := s.clock()
-	c := &Charge{
-		ID: ids.New("ch"), TenantID: p.TenantID, Livemode: p.Livemode, Status: StatusPending,
-		Amount: p.Amount, Currency: p.Currency, CaptureNow: p.Capture, PaymentMethod: p.PaymentMethod,
-		Description: p.Description, Metadata: maps.Clone(p.Metadata), MandateID: p.MandateID, AgentID: p.AgentID,
-		MerchantID: p.MerchantID, Purchase: p.Purchase, Created: now, Updated: now, IdempotencyKey: p.IdempotencyKey,
-		RiskSignals: p.RiskSignals,
-	}
+	// The card first: a read the charge pipeline records before it sends
+	// (charging's Prefetch) then stops here, before any work is done.
 	tok, card, err := s.vault.Reveal(ctx, tx, p.TenantID, p.PaymentMethod)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || errors.Is(err, vault.ErrTokenDeleted) || (err == nil && !p.LivemodeOfCard && tok.Livemode != p.Livemode):
@@ -299,6 +293,14 @@ func (s *Service) Prepare(ctx context.Context, tx Tx, ck Checked) (*Charge, *vau
 		return nil, nil, paramErr("payment_method", "token_unusable", "The card of token '%s' was erased.", p.PaymentMethod)
 	case err != nil:
 		return nil, nil, err
+	}
+	now := s.clock()
+	c := &Charge{
+		ID: ids.New("ch"), TenantID: p.TenantID, Livemode: p.Livemode, Status: StatusPending,
+		Amount: p.Amount, Currency: p.Currency, CaptureNow: p.Capture, PaymentMethod: p.PaymentMethod,
+		Description: p.Description, Metadata: maps.Clone(p.Metadata), MandateID: p.MandateID, AgentID: p.AgentID,
+		MerchantID: p.MerchantID, Purchase: p.Purchase, Created: now, Updated: now, IdempotencyKey: p.IdempotencyKey,
+		RiskSignals: p.RiskSignals,
 	}
 	if p.LivemodeOfCard {
 		c.Livemode = tok.Livemode
