@@ -75,7 +75,7 @@ func (s *Service) GroupStats() GroupStats {
 // once. With grouping off (GroupMax 1) it is one transaction of its own.
 func (s *Service) chargeTx(ctx context.Context, key string, fn func(ctx context.Context, tx Tx) error) error {
 	if s.groupMax() == 1 {
-		return s.db.InTx(ctx, func(tx Tx) error { return fn(ctx, tx) })
+		return s.alone(ctx, fn)
 	}
 	g := &s.groups
 	m := &member{ctx: ctx, fn: fn, wake: make(chan struct{})}
@@ -176,7 +176,7 @@ func (s *Service) runBatch(batch []*member) {
 	}
 	if len(live) == 1 {
 		m := live[0]
-		m.err, m.done = s.db.InTx(m.ctx, func(tx Tx) error { return m.fn(m.ctx, tx) }), true
+		m.err, m.done = s.alone(m.ctx, m.fn), true
 		return
 	}
 	if len(live) == 0 {
@@ -227,8 +227,13 @@ func (s *Service) runBatch(batch []*member) {
 	}
 	s.log.WarnContext(ctxs[0], "group charge transaction failed; running its members alone", "members", len(live), "err", err)
 	for _, m := range live {
-		m.err, m.done = s.db.InTx(m.ctx, func(tx Tx) error { return m.fn(m.ctx, tx) }), true
+		m.err, m.done = s.alone(m.ctx, m.fn), true
 	}
+}
+
+// alone runs fn as a charge transaction of its own.
+func (s *Service) alone(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error {
+	return s.db.InTx(ctx, func(tx Tx) error { return fn(ctx, tx) })
 }
 
 // groupFatal says whether a member's error fails its whole group: a lost
