@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -110,12 +111,32 @@ func (t *Tx) CreateToken(ctx context.Context, tk *vault.Token) error {
 func (t *Tx) GetToken(ctx context.Context, tenantID, id string) (*vault.Token, error) {
 	var tk vault.Token
 	err := t.tx.QueryRow(ctx, `SELECT `+vaultTokenCols+` FROM vault_tokens WHERE id = $1 AND tenant_id = $2`, id, tenantID).
-		Scan(&tk.ID, &tk.TenantID, &tk.TenantKeyID, &tk.Livemode, &tk.Brand, &tk.Last4, &tk.ExpMonth, &tk.ExpYear,
-			&tk.Fingerprint, &tk.CVCCheck, &tk.WrappedDEK, &tk.Ciphertext, &tk.CreatedAt, &tk.DeletedAt)
+		Scan(tokenDest(&tk)...)
 	if err != nil {
 		return nil, mapErr(err)
 	}
 	return &tk, nil
+}
+
+// tokenDest is where a row of vaultTokenCols is scanned.
+func tokenDest(tk *vault.Token) []any {
+	return []any{&tk.ID, &tk.TenantID, &tk.TenantKeyID, &tk.Livemode, &tk.Brand, &tk.Last4, &tk.ExpMonth, &tk.ExpYear,
+		&tk.Fingerprint, &tk.CVCCheck, &tk.WrappedDEK, &tk.Ciphertext, &tk.CreatedAt, &tk.DeletedAt}
+}
+
+// tokenAndKeySQL reads a token with its tenant key (NULLs when the key's
+// row is gone).
+var tokenAndKeySQL = `SELECT ` + qualified("t", vaultTokenCols) + `, ` + qualified("k", tenantKeyCols) + `
+	FROM vault_tokens t LEFT JOIN vault_tenant_keys k ON k.id = t.tenant_key_id
+	WHERE t.id = $1 AND t.tenant_id = $2`
+
+// qualified prefixes each column of a column list with the table alias a.
+func qualified(a, cols string) string {
+	fields := strings.Split(cols, ",")
+	for i, f := range fields {
+		fields[i] = a + "." + strings.TrimSpace(f)
+	}
+	return strings.Join(fields, ", ")
 }
 
 // GetTokenAndKey reads the token and its tenant key in one statement, so
@@ -129,14 +150,8 @@ func (t *Tx) GetTokenAndKey(ctx context.Context, tenantID, id string) (*vault.To
 		kCreated       *time.Time
 		kRewrapped, kD *time.Time
 	)
-	err := t.tx.QueryRow(ctx, `SELECT t.id, t.tenant_id, t.tenant_key_id, t.livemode, t.brand, t.last4, t.exp_month,
-		t.exp_year, t.fingerprint, t.cvc_check, t.wrapped_dek, t.ciphertext, t.created_at, t.deleted_at,
-		k.id, k.tenant_id, k.kek_version, k.wrapped, k.created_at, k.rewrapped_at, k.destroyed_at
-		FROM vault_tokens t LEFT JOIN vault_tenant_keys k ON k.id = t.tenant_key_id
-		WHERE t.id = $1 AND t.tenant_id = $2`, id, tenantID).
-		Scan(&tk.ID, &tk.TenantID, &tk.TenantKeyID, &tk.Livemode, &tk.Brand, &tk.Last4, &tk.ExpMonth, &tk.ExpYear,
-			&tk.Fingerprint, &tk.CVCCheck, &tk.WrappedDEK, &tk.Ciphertext, &tk.CreatedAt, &tk.DeletedAt,
-			&kID, &kTenant, &kVersion, &kWrapped, &kCreated, &kRewrapped, &kD)
+	err := t.tx.QueryRow(ctx, tokenAndKeySQL, id, tenantID).
+		Scan(append(tokenDest(&tk), &kID, &kTenant, &kVersion, &kWrapped, &kCreated, &kRewrapped, &kD)...)
 	if err != nil {
 		return nil, nil, mapErr(err)
 	}
