@@ -346,29 +346,27 @@ fraud_scope_words := {"agent": "by this agent", "mandate": "on this mandate", "c
 
 fraud_window_words := {"hour": "in the last hour", "day": "in the last 24 hours"}
 
+# input.fraud.velocity is "scope/window" → {count, declines, amount}, and
+# input.fraud.limits are by metric (count, amount), each limit naming its
+# window's key (stat): a limit finds its window in one lookup, and a limit
+# whose window has no totals never fires.
+#
 # [action, code, message] of every velocity limit reached. A count limit
 # is reached when the charges already made in the window reach it (this
 # charge would pass it); an amount limit when this charge would take the
 # window's sum past it.
 fraud_velocity contains [l.action, code, msg] if {
 	input.fraud
-	some l in input.fraud.limits
-	l.metric == "count"
-	some v in input.fraud.velocity
-	v.scope == l.scope
-	v.window == l.window
-	v.count >= l.limit
+	some l in input.fraud.limits.count
+	input.fraud.velocity[l.stat].count >= l.limit
 	code := sprintf("velocity_%s_charges_%s", [l.scope, l.window])
-	msg := sprintf("%d charges %s %s, limit %d", [v.count, fraud_scope_words[l.scope], fraud_window_words[l.window], l.limit])
+	msg := sprintf("%d charges %s %s, limit %d", [input.fraud.velocity[l.stat].count, fraud_scope_words[l.scope], fraud_window_words[l.window], l.limit])
 }
 
 fraud_velocity contains [l.action, code, msg] if {
 	input.fraud
-	some l in input.fraud.limits
-	l.metric == "amount"
-	some v in input.fraud.velocity
-	v.scope == l.scope
-	v.window == l.window
+	some l in input.fraud.limits.amount
+	v := input.fraud.velocity[l.stat]
 	total := v.amount + input.charge.amount
 	total > l.limit
 	cur := input.charge.currency

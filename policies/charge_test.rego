@@ -367,41 +367,41 @@ test_empty_input_denies if {
 # ---- Fraud signals --------------------------------------------------------------
 
 fraud := {
-	"velocity": [
-		{"scope": "merchant", "window": "hour", "count": 7, "declines": 0, "amount": 14000},
-		{"scope": "agent", "window": "day", "count": 3, "declines": 1, "amount": 9500},
-	],
-	"limits": [],
+	"velocity": {
+		"merchant/hour": {"count": 7, "declines": 0, "amount": 14000},
+		"agent/day": {"count": 3, "declines": 1, "amount": 9500},
+	},
+	"limits": {"count": [], "amount": []},
 	"risk_signals": [],
 }
 
 with_fraud(patch) := json.patch(object.union(base, {"fraud": fraud}), patch)
 
 fraud_cases := [
-	{"name": "signals under every limit", "patch": [{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "merchant", "window": "hour", "metric": "count", "action": "deny", "limit": 8}}], "result": "allow", "codes": []},
+	{"name": "signals under every limit", "patch": [{"op": "add", "path": "/fraud/limits/count/-", "value": {"scope": "merchant", "window": "hour", "stat": "merchant/hour", "action": "deny", "limit": 8}}], "result": "allow", "codes": []},
 	{
 		"name": "charges at a merchant in the hour",
-		"patch": [{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "merchant", "window": "hour", "metric": "count", "action": "deny", "limit": 5}}],
+		"patch": [{"op": "add", "path": "/fraud/limits/count/-", "value": {"scope": "merchant", "window": "hour", "stat": "merchant/hour", "action": "deny", "limit": 5}}],
 		"result": "deny", "codes": ["velocity_merchant_charges_hour"],
 		"messages": ["7 charges at this merchant in the last hour, limit 5"],
 	},
 	{
 		"name": "an agent's spending in the day, challenged",
-		"patch": [{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "agent", "window": "day", "metric": "amount", "action": "challenge", "limit": 10000}}],
+		"patch": [{"op": "add", "path": "/fraud/limits/amount/-", "value": {"scope": "agent", "window": "day", "stat": "agent/day", "action": "challenge", "limit": 10000}}],
 		"result": "challenge", "codes": ["velocity_agent_amount_day"],
 		"messages": ["95.00 USD charged by this agent in the last 24 hours, 115.00 USD with this charge, limit 100.00 USD"],
 	},
 	{
 		"name": "a velocity challenge is answered by an approval",
 		"patch": [
-			{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "agent", "window": "day", "metric": "amount", "action": "challenge", "limit": 10000}},
+			{"op": "add", "path": "/fraud/limits/amount/-", "value": {"scope": "agent", "window": "day", "stat": "agent/day", "action": "challenge", "limit": 10000}},
 			{"op": "add", "path": "/approval", "value": approval},
 		],
 		"result": "allow", "codes": [],
 	},
 	{
 		"name": "a limit of a scope without stats",
-		"patch": [{"op": "add", "path": "/fraud/limits/-", "value": {"scope": "card", "window": "hour", "metric": "count", "action": "deny", "limit": 1}}],
+		"patch": [{"op": "add", "path": "/fraud/limits/count/-", "value": {"scope": "card", "window": "hour", "stat": "card/hour", "action": "deny", "limit": 1}}],
 		"result": "allow", "codes": [],
 	},
 	{

@@ -75,14 +75,7 @@ func (f *Fraud) term() *ast.Term {
 	if f == nil {
 		return nil
 	}
-	vel := make([]*ast.Term, len(f.Velocity))
-	for i := range f.Velocity {
-		v := &f.Velocity[i]
-		vel[i] = ast.ObjectTerm([2]*ast.Term{key("scope"), key(v.Scope)}, [2]*ast.Term{key("window"), key(v.Window)},
-			[2]*ast.Term{key("count"), num(int64(v.Count))}, [2]*ast.Term{key("declines"), num(int64(v.Declines))},
-			[2]*ast.Term{key("amount"), num(v.Amount)})
-	}
-	o := newObj(5).add("velocity", arrayTerm(vel)).add("limits", limitsTerm(f.Limits))
+	o := newObj(5).add("velocity", f.velocityTerm()).add("limits", limitsTerm(f.Limits))
 	if a := f.Anomaly; a != nil {
 		o = o.add("anomaly", newObj(3).add("metric", key(a.Metric)).add("score", ast.FloatNumberTerm(a.Score)).
 			add("message", str(a.Message)).term())
@@ -98,6 +91,39 @@ func (f *Fraud) term() *ast.Term {
 		}
 	}
 	return o.add("risk_signals", arrayTerm(rs)).term()
+}
+
+// statKeys are the keys of input.fraud.velocity, "scope/window", built
+// once for the scopes and windows the defences use.
+var statKeys = func() map[[2]string]string {
+	m := map[[2]string]string{}
+	for _, scope := range []string{"agent", "mandate", "card", "merchant"} {
+		for _, window := range []string{"hour", "day"} {
+			m[[2]string{scope, window}] = scope + "/" + window
+		}
+	}
+	return m
+}()
+
+// statKey is the key of a scope's window in input.fraud.velocity.
+func statKey(scope, window string) string {
+	if k, ok := statKeys[[2]string{scope, window}]; ok {
+		return k
+	}
+	return scope + "/" + window
+}
+
+// velocityTerm is input.fraud.velocity: "scope/window" → {count,
+// declines, amount}, so a limit finds its window in one lookup (of two
+// windows with the same key the later wins).
+func (f *Fraud) velocityTerm() *ast.Term {
+	o := newObj(len(f.Velocity))
+	for i := range f.Velocity {
+		v := &f.Velocity[i]
+		o = o.add(statKey(v.Scope, v.Window), newObj(3).add("amount", num(v.Amount)).add("count", num(int64(v.Count))).
+			add("declines", num(int64(v.Declines))).term())
+	}
+	return o.term()
 }
 
 // arrayTerm is an array of ts; an empty one is OPA's shared empty array.
@@ -117,19 +143,29 @@ type limitsEntry struct {
 	term   *ast.Term
 }
 
-// limitsTerm is input.fraud.limits: the cached array while the limits are
+// limitsTerm is input.fraud.limits: the limits by metric (count,
+// amount), each naming the key of its window in input.fraud.velocity;
+// the cached term while the limits are
 // the same (compared by value, so a caller changing its slice gets a new
 // one).
 func limitsTerm(ls []VelocityLimit) *ast.Term {
 	if c := limitsCache.Load(); c != nil && slices.Equal(c.limits, ls) {
 		return c.term
 	}
-	lim := make([]*ast.Term, len(ls))
-	for i, l := range ls {
-		lim[i] = newObj(5).add("scope", key(l.Scope)).add("window", key(l.Window)).add("metric", key(l.Metric)).
-			add("action", key(l.Action)).add("limit", num(l.Limit)).term()
+	byMetric := map[string][]*ast.Term{}
+	var metrics []string
+	for _, l := range ls {
+		if _, ok := byMetric[l.Metric]; !ok {
+			metrics = append(metrics, l.Metric)
+		}
+		byMetric[l.Metric] = append(byMetric[l.Metric], newObj(5).add("action", key(l.Action)).add("limit", num(l.Limit)).
+			add("scope", key(l.Scope)).add("stat", key(statKey(l.Scope, l.Window))).add("window", key(l.Window)).term())
 	}
-	t := arrayTerm(lim)
+	o := newObj(len(metrics))
+	for _, m := range metrics {
+		o = o.add(m, ast.ArrayTerm(byMetric[m]...))
+	}
+	t := o.term()
 	limitsCache.Store(&limitsEntry{limits: slices.Clone(ls), term: t})
 	return t
 }

@@ -186,10 +186,13 @@ var keyTerms = func() map[string]*ast.Term {
 		"mandate_charges_per_hour", "mandate_declines_per_hour", "currencies",
 		// input.fraud's keys and the words its values use.
 		"fraud", "scope", "window", "count", "metric", "action", "anomaly", "score", "message", "screener",
-		"decision", "reasons", "fail_closed", "risk_signals", "card", "hour", "day", "deny", "challenge",
+		"decision", "reasons", "fail_closed", "risk_signals", "stat", "card", "hour", "day", "deny", "challenge",
 		"accept", "review", "reject", "unavailable", "rules", "block", "allow", "charge_size", "merchant_mix",
 		"spend_rate",
 	} {
+		m[k] = ast.StringTerm(k)
+	}
+	for _, k := range statKeys {
 		m[k] = ast.StringTerm(k)
 	}
 	return m

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -48,6 +50,16 @@ func (w *jsonWriter) key(k string) {
 	w.b = append(w.b, '"')
 	w.b = append(w.b, k...)
 	w.b = append(w.b, '"', ':')
+}
+
+// anyKey starts an object member whose key is data, escaped.
+func (w *jsonWriter) anyKey(k string) {
+	if !w.first {
+		w.b = append(w.b, ',')
+	}
+	w.first = false
+	w.b = appendJSONString(w.b, k)
+	w.b = append(w.b, ':')
 }
 
 // elem starts an array element.
@@ -184,13 +196,26 @@ func appendJSONString(b []byte, s string) []byte {
 // decision record: the document Value builds, as json.Marshal writes
 // ast.JSON of it.
 func (in *Input) JSON() ([]byte, error) {
-	w := &jsonWriter{b: make([]byte, 0, 2048)}
+	w := &jsonWriter{b: make([]byte, 0, jsonSize.Load())}
 	in.writeJSON(w)
 	if w.err != nil {
 		return nil, w.err
 	}
+	if n := int64(len(w.b)) + 256; n != jsonSize.Load() {
+		jsonSize.Store(min(n, 16<<10))
+	}
 	return w.b, nil
 }
+
+// jsonSize is the buffer a document's JSON starts with: the last
+// document's length plus some room (at most 16 KiB), so the buffer is not
+// grown and copied on every decision (documents on one node are alike)
+// and a record holds little unused room.
+var jsonSize = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(2048)
+	return &n
+}()
 
 // writeJSON writes the document's members in key order: agent, ancestors,
 // approval, charge, currencies, fraud, limits, mandate, now, tenant,
@@ -446,24 +471,39 @@ func (f *Fraud) writeJSON(w *jsonWriter) {
 		w.close('}')
 	}
 	w.key("limits")
-	w.open('[')
+	w.open('{')
+	metrics := make([]string, 0, 2)
 	for i := range f.Limits {
-		l := &f.Limits[i]
-		w.elem()
-		w.open('{')
-		w.key("action")
-		w.str(l.Action)
-		w.key("limit")
-		w.int(l.Limit)
-		w.key("metric")
-		w.str(l.Metric)
-		w.key("scope")
-		w.str(l.Scope)
-		w.key("window")
-		w.str(l.Window)
-		w.close('}')
+		if !slices.Contains(metrics, f.Limits[i].Metric) {
+			metrics = append(metrics, f.Limits[i].Metric)
+		}
 	}
-	w.close(']')
+	slices.Sort(metrics)
+	for _, m := range metrics {
+		w.anyKey(m)
+		w.open('[')
+		for i := range f.Limits {
+			l := &f.Limits[i]
+			if l.Metric != m {
+				continue
+			}
+			w.elem()
+			w.open('{')
+			w.key("action")
+			w.str(l.Action)
+			w.key("limit")
+			w.int(l.Limit)
+			w.key("scope")
+			w.str(l.Scope)
+			w.key("stat")
+			w.str(statKey(l.Scope, l.Window))
+			w.key("window")
+			w.str(l.Window)
+			w.close('}')
+		}
+		w.close(']')
+	}
+	w.close('}')
 	w.key("risk_signals")
 	w.open('[')
 	for i := range f.RiskSignals {
@@ -495,10 +535,9 @@ func (f *Fraud) writeJSON(w *jsonWriter) {
 		w.close('}')
 	}
 	w.key("velocity")
-	w.open('[')
-	for i := range f.Velocity {
-		v := &f.Velocity[i]
-		w.elem()
+	w.open('{')
+	for _, v := range f.sortedVelocity() {
+		w.anyKey(statKey(v.Scope, v.Window))
 		w.open('{')
 		w.key("amount")
 		w.int(v.Amount)
@@ -506,14 +545,30 @@ func (f *Fraud) writeJSON(w *jsonWriter) {
 		w.int(int64(v.Count))
 		w.key("declines")
 		w.int(int64(v.Declines))
-		w.key("scope")
-		w.str(v.Scope)
-		w.key("window")
-		w.str(v.Window)
 		w.close('}')
 	}
-	w.close(']')
 	w.close('}')
+	w.close('}')
+}
+
+// sortedVelocity is f.Velocity in key order, the later of two with the
+// same key kept (as in the policy's object).
+func (f *Fraud) sortedVelocity() []*VelocityStat {
+	out := make([]*VelocityStat, 0, len(f.Velocity))
+	for i := range f.Velocity {
+		out = append(out, &f.Velocity[i])
+	}
+	slices.SortStableFunc(out, func(a, b *VelocityStat) int {
+		return strings.Compare(statKey(a.Scope, a.Window), statKey(b.Scope, b.Window))
+	})
+	kept := out[:0]
+	for i, v := range out {
+		if i+1 < len(out) && statKey(out[i+1].Scope, out[i+1].Window) == statKey(v.Scope, v.Window) {
+			continue
+		}
+		kept = append(kept, v)
+	}
+	return kept
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -67,10 +67,17 @@ func fullInput() *Input {
 		Velocity: []VelocityStat{
 			{Scope: "agent", Window: "hour", Count: 41, Amount: 102_500},
 			{Scope: "merchant", Window: "day", Count: 1 << 20, Declines: 3, Amount: math.MaxInt64},
+			// Out of key order, a key the defences never use, and a
+			// repeated key (the later wins in both encodings).
+			{Scope: "agent", Window: "day", Count: 2, Amount: 7},
+			{Scope: tricky, Window: "hour", Count: 5},
+			{Scope: "agent", Window: "hour", Count: 42, Amount: 102_600},
 		},
 		Limits: []VelocityLimit{
 			{Scope: "agent", Window: "hour", Metric: "count", Action: "challenge", Limit: 120},
 			{Scope: tricky, Window: "day", Metric: "amount", Action: "deny", Limit: 1 << 50},
+			{Scope: "card", Window: "hour", Metric: "count", Action: "deny", Limit: 7},
+			{Scope: "agent", Window: "day", Metric: tricky, Action: "deny", Limit: 1},
 		},
 		Anomaly:  &Anomaly{Metric: "charge_size", Score: 9.2, Message: "agent " + tricky + ": charge 1,000 USD"},
 		Screener: &Screening{Screener: "kount", Decision: "review", Score: 61, Reasons: []string{tricky, "the card was declined 1 times"}, FailClosed: true},
