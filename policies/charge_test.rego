@@ -464,3 +464,13 @@ test_no_fraud_document_changes_nothing if {
 	d := charge.decision with input as base
 	d.result == "allow"
 }
+
+# The engine leaves risk_signals out when the agent sent none.
+test_fraud_without_risk_signals if {
+	d := charge.decision with input as with_fraud([
+		{"op": "remove", "path": "/fraud/risk_signals"},
+		{"op": "add", "path": "/fraud/limits/count/-", "value": {"scope": "merchant", "window": "hour", "stat": "merchant/hour", "action": "deny", "limit": 5}},
+	])
+	d.result == "deny"
+	[r.code | some r in d.reasons] == ["velocity_merchant_charges_hour"]
+}

@@ -83,14 +83,16 @@ func (f *Fraud) term() *ast.Term {
 	if s := f.Screener; s != nil {
 		o = o.add("screener", screeningTerm(s))
 	}
-	var rs []*ast.Term
+	// No risk signals: no member, so the two rules reading them stop at
+	// their first reference.
 	if len(f.RiskSignals) > 0 {
-		rs = make([]*ast.Term, len(f.RiskSignals))
+		rs := make([]*ast.Term, len(f.RiskSignals))
 		for i, r := range f.RiskSignals {
 			rs[i] = newObj(3).add("type", str(r.Type)).add("score", ast.FloatNumberTerm(r.Score)).add("action", key(r.Action)).term()
 		}
+		o = o.add("risk_signals", ast.ArrayTerm(rs...))
 	}
-	return o.add("risk_signals", arrayTerm(rs)).term()
+	return o.term()
 }
 
 // statKeys are the keys of input.fraud.velocity, "scope/window", built

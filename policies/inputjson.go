@@ -456,7 +456,7 @@ func writeDetail(w *jsonWriter, d *AuthorizationDetail) {
 }
 
 // writeJSON writes input.fraud in key order: anomaly, limits,
-// risk_signals, screener, velocity.
+// risk_signals (when there are any), screener, velocity.
 func (f *Fraud) writeJSON(w *jsonWriter) {
 	w.open('{')
 	if a := f.Anomaly; a != nil {
@@ -504,21 +504,23 @@ func (f *Fraud) writeJSON(w *jsonWriter) {
 		w.close(']')
 	}
 	w.close('}')
-	w.key("risk_signals")
-	w.open('[')
-	for i := range f.RiskSignals {
-		r := &f.RiskSignals[i]
-		w.elem()
-		w.open('{')
-		w.key("action")
-		w.str(r.Action)
-		w.key("score")
-		w.float(r.Score)
-		w.key("type")
-		w.str(r.Type)
-		w.close('}')
+	if len(f.RiskSignals) > 0 {
+		w.key("risk_signals")
+		w.open('[')
+		for i := range f.RiskSignals {
+			r := &f.RiskSignals[i]
+			w.elem()
+			w.open('{')
+			w.key("action")
+			w.str(r.Action)
+			w.key("score")
+			w.float(r.Score)
+			w.key("type")
+			w.str(r.Type)
+			w.close('}')
+		}
+		w.close(']')
 	}
-	w.close(']')
 	if s := f.Screener; s != nil {
 		w.key("screener")
 		w.open('{')
