@@ -12,14 +12,16 @@
 // stripe's numbers commit in order and a rolled-back append leaves no
 // hole. A sealer (one at a time, on any node) links committed entries into
 // the chain: chain_pos, prev_hash and hash, the link covering the content
-// hash, the position and the entry's number. Every checkpoint interval
-// (one second by default) while the head moves, and on demand, the sealer
-// signs a checkpoint (chain position, head hash, time and every stripe's
-// counter) with the audit signing key: Ed25519, used for nothing else,
-// its private half sealed under the signing KEK like the token signing
-// keys. Retention removes old entries only under a signed retention record
-// naming the removed range, the hash of the last removed link (the new
-// anchor) and the stripes' floors.
+// hash, the position and the entry's number. (On PostgreSQL the links are
+// rows of their own, audit_seals, and an append queues its entry in
+// audit_unsealed: an entry is written once and never rewritten.) Every
+// checkpoint interval (one second by default) while the head moves, and
+// on demand, the sealer signs a checkpoint (chain position, head hash,
+// time and every stripe's counter) with the audit signing key: Ed25519,
+// used for nothing else, its private half sealed under the signing KEK
+// like the token signing keys. Retention removes old entries only under a
+// signed retention record naming the removed range, the hash of the last
+// removed link (the new anchor) and the stripes' floors.
 //
 // Verification walks the chain from the anchor and recomputes every hash;
 // checks that each stripe's numbers run without a hole from its floor to

@@ -58,12 +58,24 @@ func (p pgTables) put(t *testing.T, e audit.Entry) {
 		pos = e.ChainPos
 	}
 	p.exec(t, `UPDATE audit_events SET action = $2, data = $3, created_at = $4, content_hash = $5,
-		chain_pos = $6, prev_hash = $7, hash = $8, stripe = $9, stripe_seq = $10 WHERE seq = $1`,
-		e.Seq, e.Action, string(e.Data), e.CreatedAt, e.ContentHash, pos, e.PrevHash, e.Hash, e.Stripe, e.StripeSeq)
+		stripe = $6, stripe_seq = $7 WHERE seq = $1`,
+		e.Seq, e.Action, string(e.Data), e.CreatedAt, e.ContentHash, e.Stripe, e.StripeSeq)
+	// The seal beside it, or its place in the sealer's queue.
+	if pos == nil {
+		p.exec(t, `DELETE FROM audit_seals WHERE seq = $1`, e.Seq)
+		p.exec(t, `INSERT INTO audit_unsealed (seq) VALUES ($1) ON CONFLICT DO NOTHING`, e.Seq)
+		return
+	}
+	p.exec(t, `DELETE FROM audit_unsealed WHERE seq = $1`, e.Seq)
+	p.exec(t, `INSERT INTO audit_seals (seq, chain_pos, prev_hash, hash) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (seq) DO UPDATE SET chain_pos = excluded.chain_pos, prev_hash = excluded.prev_hash, hash = excluded.hash`,
+		e.Seq, pos, e.PrevHash, e.Hash)
 }
 
 func (p pgTables) del(t *testing.T, seq int64) {
 	p.exec(t, `DELETE FROM audit_events WHERE seq = $1`, seq)
+	p.exec(t, `DELETE FROM audit_seals WHERE seq = $1`, seq)
+	p.exec(t, `DELETE FROM audit_unsealed WHERE seq = $1`, seq)
 }
 
 func (p pgTables) setHead(t *testing.T, a audit.Anchor) {

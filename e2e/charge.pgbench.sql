@@ -3,7 +3,9 @@
 -- POST /v1/charges with an agent token on a root mandate. Captured from
 -- TestAgentChargeCost (server/agentcharges_cost_test.go) with its tracer
 -- printing each statement's full text and arguments, as of commit 85dff56
--- "charging: read the card and its key with the claim, six round trips".
+-- "charging: read the card and its key with the claim, six round trips";
+-- each audit append since also queues its entry for the sealer
+-- (audit_unsealed, migration 0037), as the server's statement does.
 -- The server's arguments are pgbench variables here (prepared as
 -- parameters with -M prepared) or, for values it computes (times, ids,
 -- hashes, JSON), now(), ids built from :r and literals of the same shape
@@ -25,7 +27,8 @@
 -- (n, mandate_id, agent_id, jti) lists the benchmark's real mandates,
 -- created through the API; and the access-audit row (7.), which the server
 -- group-commits with other requests' rows.
--- Not here: the agents of a delegated chain (read in 1. and 2. only when
+-- Not here: the sealer linking the entries into the chain (a background
+-- job: one statement per batch of entries); the agents of a delegated chain (read in 1. and 2. only when
 -- the mandate has ancestors; the benchmark's mandates are roots) and the
 -- simulated acquirer's own bookkeeping (sim_authorizations), which stands
 -- in for an outside processor. Each charge transaction (2.–4.) runs alone,
@@ -140,13 +143,16 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgba' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.created', 'ch_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
 	'{"agent":"agt_rmCoQYUw9vVBsDJcb80osDEa","amount":1,"capture": true,"currency":"usd","mandate":"mdt_KiELgywe7YwVPsJkS21jSPnd","merchant":"acct_dKjAy3xhBAzolkHi4XBWRjpr","payment_method":"tok_bC73LZGe8jFiw5LgwwySWeeL"}',
 	now(), '\x25025d5d305c6034e62ca3f82bc0d59f399f95445c9d1fc8a03298ea5b003a28', 1, '\xfca04ba21334b2087f79c63dedd82ae4', '\x2d88b09d6960f780e2b0d193fab6c78875c09f07cb51b30b75aeb5c92fd2e51b', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 INSERT INTO charge_holds (charge_id, tenant_id, reservation, held, counted) VALUES ('ch_pgb' || :r::text, :tenant,
 	'{"chain":["mdt_KiELgywe7YwVPsJkS21jSPnd"],"amount":1,"at":"2026-12-01T21:13:27.952563Z"}', 1, true);
 INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result,
@@ -165,13 +171,16 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbb' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.decision', 'dec_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
 	'{"agent":"agt_rmCoQYUw9vVBsDJcb80osDEa","approval":"","charge":"ch_q7DfYxymakbEISsjLBFeyHAg","input_digest":"sha256:6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0","latency_us":982,"mandate":"mdt_KiELgywe7YwVPsJkS21jSPnd","policy_version":"sha256:7493c4d3838875f8","reasons":[],"result":"allow"}',
 	now(), '\x0505df98c42a660193eee3552ed7bc965e14b37ddd3f433595b685198bd7cbe0', 1, '\xae33bf44d5f35c9de23b3419f33635e3', '\xb5834895a45c23b1806723670954c736b42415e29a1fc006e5e9972f36f372a4', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 COMMIT;
 \endpipeline
 
@@ -198,13 +207,16 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbc' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.succeeded', 'ch_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
 	'{"amount":1,"attempts":1,"currency":"usd","decline_code":"","failure_code":"","reversal_pending": false,"status":"succeeded"}',
 	now(), '\xf17b31db24300c6039d3518dbf1638e658239db4a0203cd532263b8a2cec8efa', 1, '\xacfe83503b94607080a14188a3e7b75b', '\x47330fa43c175638cefbc06800b2ac4dbe04dd7a4ec36514e5cdb015962a3412', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 WITH ev AS (
 	INSERT INTO events (id, tenant_id, type, data, created_at) VALUES ('evt_pgb' || :r::text, :tenant, 'charge.succeeded',
 	'{"object":{"id":"ch_q7DfYxymakbEISsjLBFeyHAg","object":"charge","livemode": false,"status":"succeeded","amount":1,"amount_captured":1,"amount_refunded":0,"currency":"usd","captured": true,"paid": true,"refunded": false,"payment_method":"tok_bC73LZGe8jFiw5LgwwySWeeL","card":{"brand":"visa","last4":"4242","exp_month":12,"exp_year":2027,"fingerprint":"JKh1IVeuSC8No_Ot","cvc_check":"pass"},"description":"printer paper","metadata":{},"mandate":"mdt_KiELgywe7YwVPsJkS21jSPnd","agent":"agt_rmCoQYUw9vVBsDJcb80osDEa","merchant":"acct_dKjAy3xhBAzolkHi4XBWRjpr","purchase":{"description":"printer paper"},"authorization_code":"D8xlGn","failure_code":"","failure_message":"","decline_code":"","created":"2026-12-01T21:13:27.957143Z","captured_at":"2026-12-01T21:13:27.966468Z","canceled_at": null}}',
@@ -245,12 +257,15 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbd1' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb1' || :r::text, 'POST', '/v1/charges', 200, NULL,
 	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 \if :ab >= 2
 WITH free AS (
 		UPDATE audit_stripes SET next = next + 1
@@ -258,12 +273,15 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbd2' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb2' || :r::text, 'POST', '/v1/charges', 200, NULL,
 	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 \endif
 \if :ab >= 3
 WITH free AS (
@@ -272,12 +290,15 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbd3' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb3' || :r::text, 'POST', '/v1/charges', 200, NULL,
 	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 \endif
 \if :ab >= 4
 WITH free AS (
@@ -286,12 +307,15 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbd4' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb4' || :r::text, 'POST', '/v1/charges', 200, NULL,
 	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 \endif
 \if :ab >= 5
 WITH free AS (
@@ -300,12 +324,15 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbd5' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb5' || :r::text, 'POST', '/v1/charges', 200, NULL,
 	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 \endif
 \if :ab >= 6
 WITH free AS (
@@ -314,12 +341,15 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbd6' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb6' || :r::text, 'POST', '/v1/charges', 200, NULL,
 	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 \endif
 \if :ab >= 7
 WITH free AS (
@@ -328,12 +358,15 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbd7' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb7' || :r::text, 'POST', '/v1/charges', 200, NULL,
 	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 \endif
 \if :ab >= 8
 WITH free AS (
@@ -342,12 +375,15 @@ WITH free AS (
 		RETURNING stripe, next),
 	added AS (
 		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added) INSERT INTO audit_events
+	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
 	SELECT 'aud_pgbd8' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb8' || :r::text, 'POST', '/v1/charges', 200, NULL,
 	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq;
+	RETURNING seq, stripe, stripe_seq),
+	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+	SELECT seq, stripe, stripe_seq FROM e;
 \endif
 COMMIT;
 \endpipeline

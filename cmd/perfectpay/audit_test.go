@@ -56,7 +56,7 @@ func TestAuditCheckpointExportAndVerify(t *testing.T) {
 	rows, err := pool.Query(ctx, `SELECT seq, id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route,
 		status, data, created_at, content_hash, chain_pos, prev_hash, coalesce(stripe, 0), coalesce(stripe_seq, 0),
 		format, ip_salt, ip_digest
-		FROM audit_events WHERE chain_pos IS NOT NULL ORDER BY chain_pos`)
+		FROM audit_seals JOIN audit_events USING (seq) ORDER BY chain_pos`)
 	require.NoError(t, err)
 	var chain []audit.Entry
 	for rows.Next() {
@@ -81,8 +81,10 @@ func TestAuditCheckpointExportAndVerify(t *testing.T) {
 		}
 		e.PrevHash, e.Hash = prev, audit.EntryLinkHash(prev, e, e.ChainPos)
 		prev = e.Hash
-		_, err := pool.Exec(ctx, `UPDATE audit_events SET target = $2, content_hash = $3, prev_hash = $4, hash = $5 WHERE seq = $1`,
-			e.Seq, e.Target, e.ContentHash, e.PrevHash, e.Hash)
+		_, err := pool.Exec(ctx, `UPDATE audit_events SET target = $2, content_hash = $3 WHERE seq = $1`,
+			e.Seq, e.Target, e.ContentHash)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, `UPDATE audit_seals SET prev_hash = $2, hash = $3 WHERE seq = $1`, e.Seq, e.PrevHash, e.Hash)
 		require.NoError(t, err)
 	}
 	_, err = pool.Exec(ctx, `UPDATE audit_state SET head_hash = $1`, prev)

@@ -76,7 +76,8 @@ func TestTenantsCreateAndAuditVerifyOnPostgres(t *testing.T) {
 	assert.Contains(t, out, `"ok": true`)
 
 	n := apptest.NewWithURL(t, "postgres", url)
-	_, err = n.App.Postgres.Pool().Exec(context.Background(), `UPDATE audit_events SET target = 'forged' WHERE chain_pos = 1`)
+	_, err = n.App.Postgres.Pool().Exec(context.Background(), `UPDATE audit_events SET target = 'forged'
+		WHERE seq = (SELECT seq FROM audit_seals WHERE chain_pos = 1)`)
 	require.NoError(t, err)
 	_, err = run(t, "audit", "verify")
 	require.Error(t, err)

@@ -15,12 +15,15 @@ import (
 var _ audit.Repo = (*Tx)(nil)
 
 // auditInsert inserts an entry numbered by the stripe the CTE named s
-// yields.
-const auditInsert = ` INSERT INTO audit_events
+// yields, and queues it for the sealer (audit_unsealed).
+const auditInsert = `,
+		e AS (INSERT INTO audit_events
 		(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 		 format, ip_salt, ip_digest, stripe, stripe_seq)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, s.stripe, s.next FROM s
-		RETURNING seq, stripe, stripe_seq`
+		RETURNING seq, stripe, stripe_seq),
+		u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+		SELECT seq, stripe, stripe_seq FROM e`
 
 // AppendAudit numbers the entry on a stripe no other open transaction
 // holds: the lowest unlocked counter row, locked until this transaction
@@ -49,6 +52,10 @@ const auditAppendSQL = `WITH free AS (
 			INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
 		s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added)` + auditInsert
 
+// auditFrom is where entries are read: each with its seal, if any.
+const auditFrom = `audit_events LEFT JOIN audit_seals USING (seq)`
+
+// auditCols are an entry's columns read from auditFrom.
 const auditCols = `seq, id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status,
 	data, created_at, content_hash, coalesce(chain_pos, 0), prev_hash, hash, coalesce(stripe, 0), coalesce(stripe_seq, 0),
 	format, ip_salt, ip_digest`
@@ -99,7 +106,7 @@ func (t *Tx) ListAudit(ctx context.Context, f audit.Filter) ([]audit.Entry, erro
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events WHERE `+strings.Join(where, " AND ")+
+	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM `+auditFrom+` WHERE `+strings.Join(where, " AND ")+
 		fmt.Sprintf(` ORDER BY seq LIMIT %d`, limit), args...)
 	if err != nil {
 		return nil, mapErr(err)
@@ -111,9 +118,8 @@ func (t *Tx) ListAudit(ctx context.Context, f audit.Filter) ([]audit.Entry, erro
 // still in flight may commit rows with a lower seq later; they are simply
 // sealed in a later batch (chain order is sealing order, not seq order).
 func (t *Tx) UnsealedAudit(ctx context.Context, limit int) ([]audit.Entry, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events
-		WHERE chain_pos IS NULL
-		ORDER BY seq LIMIT $1`, limit)
+	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_unsealed
+		JOIN audit_events USING (seq) LEFT JOIN audit_seals USING (seq) ORDER BY seq LIMIT $1`, limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -155,9 +161,13 @@ func (t *Tx) SealAudit(ctx context.Context, seals []audit.Seal) error {
 	for i, s := range seals {
 		seqs[i], pos[i], prev[i], hash[i] = s.Seq, s.ChainPos, s.PrevHash, s.Hash
 	}
-	tag, err = t.tx.Exec(ctx, `UPDATE audit_events e SET chain_pos = u.pos, prev_hash = u.prev, hash = u.hash
-		FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS u(seq, pos, prev, hash)
-		WHERE e.seq = u.seq AND e.chain_pos IS NULL`, seqs, pos, prev, hash)
+	// Only entries still queued are sealed: one another sealer took is
+	// not, and the count tells.
+	tag, err = t.tx.Exec(ctx, `WITH d AS (DELETE FROM audit_unsealed WHERE seq = ANY($1) RETURNING seq)
+		INSERT INTO audit_seals (seq, chain_pos, prev_hash, hash)
+		SELECT u.seq, u.pos, u.prev, u.hash
+		FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS u(seq, pos, prev, hash) JOIN d USING (seq)`,
+		seqs, pos, prev, hash)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -168,7 +178,7 @@ func (t *Tx) SealAudit(ctx context.Context, seals []audit.Seal) error {
 }
 
 func (t *Tx) AuditChain(ctx context.Context, after int64, limit int) ([]audit.Entry, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events
+	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_seals JOIN audit_events USING (seq)
 		WHERE chain_pos > $1 ORDER BY chain_pos LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, mapErr(err)
@@ -183,7 +193,8 @@ func (t *Tx) AuditAnchor(ctx context.Context) (audit.Anchor, error) {
 }
 
 func (t *Tx) PruneAudit(ctx context.Context, anchor audit.Anchor, floors map[int]int64, r *audit.Retention) (int, error) {
-	tag, err := t.tx.Exec(ctx, `DELETE FROM audit_events WHERE chain_pos IS NOT NULL AND chain_pos <= $1`, anchor.ChainPos)
+	tag, err := t.tx.Exec(ctx, `WITH s AS (DELETE FROM audit_seals WHERE chain_pos <= $1 RETURNING seq)
+		DELETE FROM audit_events e USING s WHERE e.seq = s.seq`, anchor.ChainPos)
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -210,7 +221,7 @@ func (t *Tx) PruneAudit(ctx context.Context, anchor audit.Anchor, floors map[int
 }
 
 func (t *Tx) AuditNumbered(ctx context.Context, stripe int, from, to int64) ([]audit.Entry, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events
+	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM `+auditFrom+`
 		WHERE stripe = $1 AND stripe_seq BETWEEN $2 AND $3 ORDER BY stripe_seq`, stripe, from, to)
 	if err != nil {
 		return nil, mapErr(err)

@@ -38,7 +38,7 @@ func (t *Tx) QueryAudit(ctx context.Context, q audit.Query) ([]audit.Entry, erro
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_events WHERE `+strings.Join(where, " AND ")+
+	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM `+auditFrom+` WHERE `+strings.Join(where, " AND ")+
 		fmt.Sprintf(` ORDER BY seq LIMIT %d`, limit), args...)
 	if err != nil {
 		return nil, mapErr(err)

@@ -1,0 +1,104 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/store"
+	"github.com/perfectpay/perfectpay/store/pgtest"
+	"github.com/perfectpay/perfectpay/store/postgres"
+)
+
+// A database whose entries were sealed in place (before 0037) keeps its
+// chain: the seals move to audit_seals, the unsealed entry is queued, the
+// chain verifies, and sealing goes on from the old head.
+func TestMigrateMovesAuditSeals(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewEmptyURL(t)
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE TABLE schema_migrations (
+		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
+	require.NoError(t, err)
+	names, err := postgres.Migrations()
+	require.NoError(t, err)
+	for _, name := range names {
+		if name >= "0037" {
+			break
+		}
+		sql, err := os.ReadFile("migrations/" + name)
+		require.NoError(t, err)
+		_, err = conn.Exec(ctx, string(sql))
+		require.NoError(t, err, name)
+		_, err = conn.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", name)
+		require.NoError(t, err)
+	}
+
+	// Three entries as the old code wrote them; the first two sealed in
+	// place and the head after them.
+	var prev []byte
+	require.NoError(t, conn.QueryRow(ctx, `SELECT anchor_hash FROM audit_state WHERE id = 1`).Scan(&prev))
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	var sealedHash []byte
+	for i, id := range []string{"aud_old1", "aud_old2", "aud_old3"} {
+		e := audit.Entry{ID: id, TenantID: "ten_a", ActorType: "system", Action: "test.old", Target: id,
+			Data: []byte(`{"n":1}`), CreatedAt: at.Add(time.Duration(i) * time.Second)}
+		e.ContentHash = audit.ContentHash(&e)
+		var seq int64
+		require.NoError(t, conn.QueryRow(ctx, `INSERT INTO audit_events (id, tenant_id, actor_type, action, target, data,
+			created_at, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`,
+			e.ID, e.TenantID, e.ActorType, e.Action, e.Target, string(e.Data), e.CreatedAt, e.ContentHash).Scan(&seq))
+		if i == 2 {
+			break
+		}
+		pos := int64(i + 1)
+		h := audit.LinkHash(prev, e.ContentHash, pos)
+		_, err = conn.Exec(ctx, `UPDATE audit_events SET chain_pos = $2, prev_hash = $3, hash = $4 WHERE seq = $1`, seq, pos, prev, h)
+		require.NoError(t, err)
+		prev, sealedHash = h, h
+	}
+	_, err = conn.Exec(ctx, `UPDATE audit_state SET head_pos = 2, head_hash = $1 WHERE id = 1`, sealedHash)
+	require.NoError(t, err)
+
+	s := open(t, url)
+	applied, err := s.Migrate(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"0037_audit_seals.sql"}, applied)
+
+	var seals, queued int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM audit_seals), (SELECT count(*) FROM audit_unsealed)`).
+		Scan(&seals, &queued))
+	assert.Equal(t, 2, seals)
+	assert.Equal(t, 1, queued)
+
+	svc := audit.NewService(store.Bind[audit.Repo, *postgres.Tx](s, func(x *postgres.Tx) audit.Repo { return x }), 0, nil)
+	res, err := svc.Verify(ctx)
+	require.NoError(t, err)
+	assert.True(t, res.OK, "%+v", res)
+	assert.EqualValues(t, 2, res.Checked)
+	assert.Equal(t, 1, res.Unsealed)
+
+	n, err := svc.SealAll(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	res, err = svc.Verify(ctx)
+	require.NoError(t, err)
+	assert.True(t, res.OK, "%+v", res)
+	assert.EqualValues(t, 3, res.Checked)
+	assert.Zero(t, res.Unsealed)
+	list, err := svc.List(ctx, audit.Filter{TenantID: "ten_a"})
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	for i, e := range list {
+		assert.EqualValues(t, i+1, e.ChainPos, e.ID)
+		assert.NotEmpty(t, e.Hash, e.ID)
+	}
+}
