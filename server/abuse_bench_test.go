@@ -49,32 +49,38 @@ func BenchmarkAgentChargeDefences(b *testing.B) {
 	}
 }
 
-func chargeLoop(b *testing.B, n *apptest.Node) {
-	tb, key := n.Tenant(b)
+// agentChargeSetup makes a tenant, a card, a merchant, an agent and a
+// mandate large enough for any benchmark, and returns the agent's token
+// and the body of a charge of amount on them.
+func agentChargeSetup(tb testing.TB, n *apptest.Node, amount int) (string, map[string]any) {
+	boot, key := n.Tenant(tb)
 	must := func(r *apptest.Response, want int) map[string]any {
 		if r.Status != want {
-			b.Fatalf("setup: %d %s", r.Status, r.Body)
+			tb.Fatalf("setup: %d %s", r.Status, r.Body)
 		}
 		return r.JSON
 	}
-	card := must(n.Do(b, apptest.Req{Method: "POST", Path: "/v1/tokens", Key: apptest.Key(tb, accounts.KindPublishable, accounts.ModeTest),
+	card := must(n.Do(tb, apptest.Req{Method: "POST", Path: "/v1/tokens", Key: apptest.Key(boot, accounts.KindPublishable, accounts.ModeTest),
 		Body: cardBody("4242424242424242", "123")}), 200)["id"].(string)
-	_, mk := n.Tenant(b)
-	merchant := must(n.Do(b, apptest.Req{Method: "POST", Path: "/v1/merchants", Key: mk, Body: map[string]any{
+	_, mk := n.Tenant(tb)
+	merchant := must(n.Do(tb, apptest.Req{Method: "POST", Path: "/v1/merchants", Key: mk, Body: map[string]any{
 		"display_name": "Acme Books", "mcc": "5942", "country": "US", "domains": []string{"acmebooks.example"}}}), 201)["id"].(string)
-	agent, secret := secretAgent(b, n, key, map[string]any{"grant_types": []string{authz.GrantClientCredentials}, "scopes": []string{"charges:write"}})
-	m := must(n.Do(b, apptest.Req{Method: "POST", Path: "/v1/mandates", Key: key, Body: map[string]any{
+	agent, secret := secretAgent(tb, n, key, map[string]any{"grant_types": []string{authz.GrantClientCredentials}, "scopes": []string{"charges:write"}})
+	m := must(n.Do(tb, apptest.Req{Method: "POST", Path: "/v1/mandates", Key: key, Body: map[string]any{
 		"agent": agent, "payer": "self", "currency": "USD", "budget": 90_000_000, "max_amount_per_charge": 90_000_000,
 		"approval_threshold": 90_000_000, "payment_methods": []string{card}, "allowed_merchants": []string{merchant}}}), 201)["id"].(string)
-	code, form, _ := postForm(b, n, formReq{path: "/oauth2/token", basic: [2]string{agent, secret}, form: url.Values{
+	code, form, _ := postForm(tb, n, formReq{path: "/oauth2/token", basic: [2]string{agent, secret}, form: url.Values{
 		"grant_type": {"client_credentials"}, "scope": {"charges:write"},
 		"authorization_details": {fmt.Sprintf(`[{"type":"payment_mandate","mandate_id":%q}]`, m)}}})
 	if code != 200 {
-		b.Fatalf("token: %d %v", code, form)
+		tb.Fatalf("token: %d %v", code, form)
 	}
-	tok := form["access_token"].(string)
-	body := map[string]any{"amount": 2500, "currency": "USD", "payment_method": card, "merchant": merchant,
-		"description": "printer paper"}
+	return form["access_token"].(string), map[string]any{"amount": amount, "currency": "USD", "payment_method": card,
+		"merchant": merchant, "description": "printer paper"}
+}
+
+func chargeLoop(b *testing.B, n *apptest.Node) {
+	tok, body := agentChargeSetup(b, n, 2500)
 	i := 0
 	var ru0, ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
