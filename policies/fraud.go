@@ -68,7 +68,7 @@ type RiskSignal struct {
 }
 
 // term is input.fraud. The limits are the configuration's, the same on
-// every charge: their array is built once and shared (terms are never
+// every charge: their term is built once and shared (terms are never
 // changed once built), and the words the defences use (scopes, windows,
 // metrics, actions, screener decisions) are shared terms too.
 func (f *Fraud) term() *ast.Term {
@@ -136,7 +136,7 @@ func arrayTerm(ts []*ast.Term) *ast.Term {
 	return ast.ArrayTerm(ts...)
 }
 
-// limitsCache holds the last limits' array term with a copy of the limits
+// limitsCache holds the last limits' term with a copy of the limits
 // it was built from.
 var limitsCache atomic.Pointer[limitsEntry]
 
@@ -147,9 +147,8 @@ type limitsEntry struct {
 
 // limitsTerm is input.fraud.limits: the limits by metric (count,
 // amount), each naming the key of its window in input.fraud.velocity;
-// the cached term while the limits are
-// the same (compared by value, so a caller changing its slice gets a new
-// one).
+// the cached term while the limits are the same (compared by value, so a
+// caller changing its slice gets a new one).
 func limitsTerm(ls []VelocityLimit) *ast.Term {
 	if c := limitsCache.Load(); c != nil && slices.Equal(c.limits, ls) {
 		return c.term

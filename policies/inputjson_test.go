@@ -216,7 +216,7 @@ func TestAppendJSONString(t *testing.T) {
 	}
 }
 
-// The limits' array is shared between documents while the limits are the
+// The limits' term is shared between documents while the limits are the
 // same, and rebuilt when they change, even in the same slice.
 func TestFraudLimitsTermFollowsTheLimits(t *testing.T) {
 	e := newEngine(t)
