@@ -79,6 +79,16 @@ func agentChargeSetup(tb testing.TB, n *apptest.Node, amount int) (string, map[s
 		"merchant": merchant, "description": "printer paper"}
 }
 
+// chargeOK makes the i-th charge of a benchmark (its own
+// Idempotency-Key) and stops the benchmark unless it succeeded.
+func chargeOK(b *testing.B, n *apptest.Node, tok string, body map[string]any, i int) {
+	r := n.Do(b, apptest.Req{Method: "POST", Path: "/v1/charges", Key: tok, Body: body,
+		Header: map[string]string{"Idempotency-Key": fmt.Sprintf("bench-k%dx", i)}})
+	if r.Status != 200 {
+		b.Fatalf("charge %d: %d %s", i, r.Status, r.Body)
+	}
+}
+
 func chargeLoop(b *testing.B, n *apptest.Node) {
 	tok, body := agentChargeSetup(b, n, 2500)
 	i := 0
@@ -86,11 +96,7 @@ func chargeLoop(b *testing.B, n *apptest.Node) {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	for b.Loop() {
 		i++
-		r := n.Do(b, apptest.Req{Method: "POST", Path: "/v1/charges", Key: tok, Body: body,
-			Header: map[string]string{"Idempotency-Key": fmt.Sprintf("bench-k%dx", i)}})
-		if r.Status != 200 {
-			b.Fatalf("charge %d: %d %s", i, r.Status, r.Body)
-		}
+		chargeOK(b, n, tok, body, i)
 	}
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(ru1.Utime.Nano()-ru0.Utime.Nano()) + time.Duration(ru1.Stime.Nano()-ru0.Stime.Nano())

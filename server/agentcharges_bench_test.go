@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/perfectpay/perfectpay/app/apptest"
@@ -20,10 +19,6 @@ func BenchmarkAgentChargeInProcess(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		r := n.Do(b, apptest.Req{Method: "POST", Path: "/v1/charges", Key: tok, Body: body,
-			Header: map[string]string{"Idempotency-Key": fmt.Sprintf("bench-k%dx", i)}})
-		if r.Status != 200 {
-			b.Fatalf("charge %d: %d %s", i, r.Status, r.Body)
-		}
+		chargeOK(b, n, tok, body, i)
 	}
 }

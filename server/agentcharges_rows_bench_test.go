@@ -65,11 +65,7 @@ func BenchmarkAgentChargeRowWrites(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		r := n.Do(b, apptest.Req{Method: "POST", Path: "/v1/charges", Key: tok, Body: body,
-			Header: map[string]string{"Idempotency-Key": fmt.Sprintf("rows-k%dx", i)}})
-		if r.Status != 200 {
-			b.Fatalf("charge %d: %d %s", i, r.Status, r.Body)
-		}
+		chargeOK(b, n, tok, body, i)
 	}
 	b.StopTimer()
 	n.HTTP.Close()

@@ -2,7 +2,7 @@ package postgres_test
 
 import (
 	"context"
-	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,7 +12,6 @@ import (
 
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/store"
-	"github.com/perfectpay/perfectpay/store/pgtest"
 	"github.com/perfectpay/perfectpay/store/postgres"
 )
 
@@ -21,26 +20,14 @@ import (
 // chain verifies, and sealing goes on from the old head.
 func TestMigrateMovesAuditSeals(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewEmptyURL(t)
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `CREATE TABLE schema_migrations (
-		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
-	require.NoError(t, err)
 	names, err := postgres.Migrations()
 	require.NoError(t, err)
-	for _, name := range names {
-		if name >= "0037" {
-			break
-		}
-		sql, err := os.ReadFile("migrations/" + name)
-		require.NoError(t, err)
-		_, err = conn.Exec(ctx, string(sql))
-		require.NoError(t, err, name)
-		_, err = conn.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", name)
-		require.NoError(t, err)
-	}
+	i := slices.Index(names, "0037_audit_seals.sql")
+	require.Positive(t, i)
+	url := migratedByName(t, names[:i], nil)
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(ctx) }()
 
 	// Three entries as the old code wrote them; the first two sealed in
 	// place and the head after them.

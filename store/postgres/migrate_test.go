@@ -19,17 +19,26 @@ import (
 // added to it in place), recorded by name only.
 func oldSchema(t *testing.T) string {
 	t.Helper()
+	return migratedByName(t, []string{"0001_foundation.sql", "0002_events.sql", "0003_vault_payments.sql",
+		"0004_authz.sql", "0005_webhooks.sql", "0006_mandates.sql", "0007_pipeline.sql"},
+		map[string]string{"0007_pipeline.sql": "testdata/0007_pipeline_before_idempotency_key.sql"})
+}
+
+// migratedByName makes an empty database, applies the migrations names
+// (read from files[name] where given, else from migrations/) and records
+// them by name only, as the migrator before checksums did; the store's
+// Migrate adds the checksums and applies the rest.
+func migratedByName(t *testing.T, names []string, files map[string]string) string {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewEmptyURL(t)
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	_, err = conn.Exec(ctx, `CREATE TABLE schema_migrations (
 		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
 	require.NoError(t, err)
-	files := map[string]string{"0007_pipeline.sql": "testdata/0007_pipeline_before_idempotency_key.sql"}
-	for _, name := range []string{"0001_foundation.sql", "0002_events.sql", "0003_vault_payments.sql",
-		"0004_authz.sql", "0005_webhooks.sql", "0006_mandates.sql", "0007_pipeline.sql"} {
+	for _, name := range names {
 		path, ok := files[name]
 		if !ok {
 			path = "migrations/" + name
