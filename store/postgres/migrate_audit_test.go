@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/audit"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/store/postgres"
 )
@@ -58,7 +59,7 @@ func TestMigrateMovesAuditSeals(t *testing.T) {
 	s := open(t, url)
 	applied, err := s.Migrate(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"0037_audit_seals.sql"}, applied)
+	assert.Equal(t, names[i:], applied)
 
 	var seals, queued int
 	require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM audit_seals), (SELECT count(*) FROM audit_unsealed)`).
@@ -88,4 +89,59 @@ func TestMigrateMovesAuditSeals(t *testing.T) {
 		assert.EqualValues(t, i+1, e.ChainPos, e.ID)
 		assert.NotEmpty(t, e.Hash, e.ID)
 	}
+}
+
+// Decisions counted as declines before 0038 (a refusal, a failed charge)
+// still count after it, from decision_declines; an allowed charge that
+// succeeded does not, and a later failure of it does.
+func TestMigrateMovesDeclineCounts(t *testing.T) {
+	ctx := context.Background()
+	names, err := postgres.Migrations()
+	require.NoError(t, err)
+	i := slices.Index(names, "0038_decision_declines.sql")
+	require.Positive(t, i)
+	url := migratedByName(t, names[:i], nil)
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(ctx) }()
+	at := time.Now().UTC().Add(-time.Minute)
+	for _, d := range []struct{ id, charge, result, outcome string }{
+		{"dec_deny", "", "deny", ""}, {"dec_failed", "ch_failed", "allow", "failed"}, {"dec_ok", "ch_ok", "allow", "succeeded"},
+	} {
+		_, err := conn.Exec(ctx, `INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, result, reasons,
+			policy_version, input_digest, latency_us, outcome, created_at)
+			VALUES ($1, 'ten_a', 'mdt_a', 'agt_a', nullif($2, ''), $3, '[]', 'v', 'sha256:x', 1, $4, $5)`,
+			d.id, d.charge, d.result, d.outcome, at)
+		require.NoError(t, err)
+	}
+
+	s := open(t, url)
+	applied, err := s.Migrate(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, names[i:], applied)
+	q := charging.VelocityQuery{Since: at.Add(-time.Minute), AgentCharges: 10, AgentDeclines: 10, MandateCharges: 10, MandateDeclines: 10}
+	counts := func() (agent, mandate charging.Counts) {
+		require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
+			var err error
+			agent, mandate, err = tx.Velocity(ctx, "ten_a", "agt_a", "mdt_a", q)
+			return err
+		}))
+		return agent, mandate
+	}
+	agent, mandate := counts()
+	assert.Equal(t, charging.Counts{Charges: 2, Declines: 2}, agent)
+	assert.Equal(t, charging.Counts{Charges: 2, Declines: 2}, mandate)
+
+	require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
+		return tx.SetDecisionOutcome(ctx, "ten_a", "ch_ok", "failed")
+	}))
+	agent, _ = counts()
+	assert.Equal(t, charging.Counts{Charges: 2, Declines: 3}, agent)
+	// Back from failed (no such path today, but the count follows the
+	// outcome as the old partial index did).
+	require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
+		return tx.SetDecisionOutcome(ctx, "ten_a", "ch_ok", "succeeded")
+	}))
+	agent, _ = counts()
+	assert.Equal(t, charging.Counts{Charges: 2, Declines: 2}, agent)
 }

@@ -59,30 +59,49 @@ func (t *Tx) UpdateApproval(ctx context.Context, a *charging.Approval, from stri
 	return nil
 }
 
+// declined says whether a decision counts as a decline in the velocity
+// counts: a refusal, or a charge the processor failed.
+func declined(result, outcome string) bool { return result == "deny" || outcome == "failed" }
+
 func (t *Tx) CreateDecision(ctx context.Context, d *charging.Decision) error {
 	reasons, _ := json.Marshal(d.Reasons)
-	return t.later(ctx, `INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result,
+	if err := t.later(ctx, `INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result,
 		reasons, policy_version, input_digest, latency_us, outcome, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		[]any{d.ID, d.TenantID, d.MandateID, d.AgentID, nullStr(d.ChargeID), nullStr(d.ApprovalID), d.Result, string(reasons),
-			d.PolicyVersion, d.InputDigest, d.LatencyMicros, d.Outcome, d.CreatedAt}, nil)
+			d.PolicyVersion, d.InputDigest, d.LatencyMicros, d.Outcome, d.CreatedAt}, nil); err != nil {
+		return err
+	}
+	if !declined(d.Result, d.Outcome) {
+		return nil
+	}
+	return t.later(ctx, `INSERT INTO decision_declines (decision_id, tenant_id, agent_id, mandate_id, created_at)
+		VALUES ($1, $2, $3, $4, $5)`, []any{d.ID, d.TenantID, d.AgentID, d.MandateID, d.CreatedAt}, nil)
 }
 
+// SetDecisionOutcome records the outcome, and keeps the decision's decline
+// row in step with it (declined), in one statement.
 func (t *Tx) SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome string) error {
-	return t.later(ctx, `UPDATE decisions SET outcome = $3 WHERE tenant_id = $1 AND charge_id = $2`, []any{tenantID, chargeID, outcome}, nil)
+	return t.later(ctx, `WITH u AS (UPDATE decisions SET outcome = $3 WHERE tenant_id = $1 AND charge_id = $2
+			RETURNING id, tenant_id, agent_id, mandate_id, created_at, result),
+		gone AS (DELETE FROM decision_declines x USING u
+			WHERE x.decision_id = u.id AND u.result <> 'deny' AND $3 <> 'failed')
+		INSERT INTO decision_declines (decision_id, tenant_id, agent_id, mandate_id, created_at)
+		SELECT id, tenant_id, agent_id, mandate_id, created_at FROM u WHERE $3 = 'failed'
+		ON CONFLICT (decision_id) DO NOTHING`, []any{tenantID, chargeID, outcome}, nil)
 }
 
 // Velocity counts allowed decisions (charges) and refusals or processor
 // declines (declines), each in a subquery that stops at its cap and is
-// skipped when the cap is 0; decline counts use partial indexes.
+// skipped when the cap is 0; declines are counted from decision_declines.
 func (t *Tx) Velocity(ctx context.Context, tenantID, agentID, mandateID string, q charging.VelocityQuery) (agent, mandate charging.Counts, err error) {
 	if !q.Needed() {
 		return agent, mandate, nil
 	}
-	const charges, declines = `result = 'allow'`, `(result = 'deny' OR outcome = 'failed')`
+	const charges, declines = `decisions WHERE result = 'allow' AND`, `decision_declines WHERE`
 	count := func(who, what string, n int) string {
-		return `(SELECT count(*) FROM (SELECT 1 FROM decisions WHERE tenant_id = $1 AND ` + who + ` AND created_at >= $4 AND ` +
-			what + ` LIMIT ` + strconv.Itoa(n) + `) x)`
+		return `(SELECT count(*) FROM (SELECT 1 FROM ` + what + ` tenant_id = $1 AND ` + who + ` AND created_at >= $4 LIMIT ` +
+			strconv.Itoa(n) + `) x)`
 	}
 	err = t.tx.QueryRow(ctx, `SELECT `+
 		count("agent_id = $2", charges, q.AgentCharges)+`, `+count("agent_id = $2", declines, q.AgentDeclines)+`, `+
