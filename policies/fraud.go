@@ -128,14 +128,6 @@ func (f *Fraud) velocityTerm() *ast.Term {
 	return o.term()
 }
 
-// arrayTerm is an array of ts; an empty one is OPA's shared empty array.
-func arrayTerm(ts []*ast.Term) *ast.Term {
-	if len(ts) == 0 {
-		return ast.InternedEmptyArray
-	}
-	return ast.ArrayTerm(ts...)
-}
-
 // limitsCache holds the last limits' term with a copy of the limits
 // it was built from.
 var limitsCache atomic.Pointer[limitsEntry]
