@@ -2,6 +2,7 @@ package policies
 
 import (
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -75,7 +76,7 @@ func (f *Fraud) term() *ast.Term {
 	if f == nil {
 		return nil
 	}
-	o := newObj(5).add("velocity", f.velocityTerm()).add("limits", limitsTerm(f.Limits))
+	o := newObj(5).add("velocity", f.velocityTerm()).add("limits", limitsOf(f.Limits).term)
 	if a := f.Anomaly; a != nil {
 		o = o.add("anomaly", newObj(3).add("metric", key(a.Metric)).add("score", ast.FloatNumberTerm(a.Score)).
 			add("message", str(a.Message)).term())
@@ -128,39 +129,69 @@ func (f *Fraud) velocityTerm() *ast.Term {
 	return o.term()
 }
 
-// limitsCache holds the last limits' term with a copy of the limits
-// it was built from.
+// keyedStat is a window with its key in input.fraud.velocity.
+type keyedStat struct {
+	key string
+	v   *VelocityStat
+}
+
+// keyedVelocity is f.Velocity with each window's key, in key order, the
+// later of two windows with the same key kept (as in the policy's object).
+func (f *Fraud) keyedVelocity() []keyedStat {
+	out := make([]keyedStat, len(f.Velocity))
+	for i := range f.Velocity {
+		v := &f.Velocity[i]
+		out[i] = keyedStat{statKey(v.Scope, v.Window), v}
+	}
+	slices.SortStableFunc(out, func(a, b keyedStat) int { return strings.Compare(a.key, b.key) })
+	kept := out[:0]
+	for i, k := range out {
+		if i+1 == len(out) || out[i+1].key != k.key {
+			kept = append(kept, k)
+		}
+	}
+	return kept
+}
+
+// limitsCache holds the last limits' term and JSON with a copy of the
+// limits they were built from.
 var limitsCache atomic.Pointer[limitsEntry]
 
 type limitsEntry struct {
 	limits []VelocityLimit
 	term   *ast.Term
+	json   []byte
 }
 
-// limitsTerm is input.fraud.limits: the limits by metric (count,
-// amount), each naming the key of its window in input.fraud.velocity;
-// the cached term while the limits are the same (compared by value, so a
-// caller changing its slice gets a new one).
-func limitsTerm(ls []VelocityLimit) *ast.Term {
+// limitsOf is input.fraud.limits, as a term and as JSON: the limits by
+// metric (count, amount), each naming the key of its window in
+// input.fraud.velocity. The limits are the configuration's, so both are
+// built once and kept while the limits are the same (compared by value,
+// so a caller changing its slice gets new ones).
+func limitsOf(ls []VelocityLimit) *limitsEntry {
 	if c := limitsCache.Load(); c != nil && slices.Equal(c.limits, ls) {
-		return c.term
+		return c
 	}
-	byMetric := map[string][]*ast.Term{}
-	var metrics []string
+	var metrics []string // in order of first use
 	for _, l := range ls {
-		if _, ok := byMetric[l.Metric]; !ok {
+		if !slices.Contains(metrics, l.Metric) {
 			metrics = append(metrics, l.Metric)
 		}
-		byMetric[l.Metric] = append(byMetric[l.Metric], newObj(5).add("action", key(l.Action)).add("limit", num(l.Limit)).
-			add("scope", key(l.Scope)).add("stat", key(statKey(l.Scope, l.Window))).add("window", key(l.Window)).term())
 	}
 	o := newObj(len(metrics))
 	for _, m := range metrics {
-		o = o.add(m, ast.ArrayTerm(byMetric[m]...))
+		var lim []*ast.Term
+		for _, l := range ls {
+			if l.Metric == m {
+				lim = append(lim, newObj(5).add("action", key(l.Action)).add("limit", num(l.Limit)).
+					add("scope", key(l.Scope)).add("stat", key(statKey(l.Scope, l.Window))).add("window", key(l.Window)).term())
+			}
+		}
+		o = o.add(m, ast.ArrayTerm(lim...))
 	}
-	t := o.term()
-	limitsCache.Store(&limitsEntry{limits: slices.Clone(ls), term: t})
-	return t
+	c := &limitsEntry{limits: slices.Clone(ls), term: o.term(), json: limitsJSON(ls, metrics)}
+	limitsCache.Store(c)
+	return c
 }
 
 // screeningCache holds the last screening without reasons and its term: a

@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -196,26 +195,26 @@ func appendJSONString(b []byte, s string) []byte {
 // decision record: the document Value builds, as json.Marshal writes
 // ast.JSON of it.
 func (in *Input) JSON() ([]byte, error) {
-	w := &jsonWriter{b: make([]byte, 0, jsonSize.Load())}
+	size := jsonSize.Load()
+	if size == 0 {
+		size = 2048
+	}
+	w := &jsonWriter{b: make([]byte, 0, size)}
 	in.writeJSON(w)
 	if w.err != nil {
 		return nil, w.err
 	}
-	if n := int64(len(w.b)) + 256; n != jsonSize.Load() {
-		jsonSize.Store(min(n, 16<<10))
+	if n := min(int64(len(w.b))+256, 16<<10); n != size {
+		jsonSize.Store(n)
 	}
 	return w.b, nil
 }
 
-// jsonSize is the buffer a document's JSON starts with: the last
-// document's length plus some room (at most 16 KiB), so the buffer is not
-// grown and copied on every decision (documents on one node are alike)
-// and a record holds little unused room.
-var jsonSize = func() *atomic.Int64 {
-	var n atomic.Int64
-	n.Store(2048)
-	return &n
-}()
+// jsonSize is the buffer a document's JSON starts with (0: 2 KiB): the
+// last document's length plus some room, at most 16 KiB, so the buffer is
+// not grown and copied on every decision (documents on one node are
+// alike) and a record holds little unused room.
+var jsonSize atomic.Int64
 
 // writeJSON writes the document's members in key order: agent, ancestors,
 // approval, charge, currencies, fraud, limits, mandate, now, tenant,
@@ -471,39 +470,7 @@ func (f *Fraud) writeJSON(w *jsonWriter) {
 		w.close('}')
 	}
 	w.key("limits")
-	w.open('{')
-	metrics := make([]string, 0, 2)
-	for i := range f.Limits {
-		if !slices.Contains(metrics, f.Limits[i].Metric) {
-			metrics = append(metrics, f.Limits[i].Metric)
-		}
-	}
-	slices.Sort(metrics)
-	for _, m := range metrics {
-		w.anyKey(m)
-		w.open('[')
-		for i := range f.Limits {
-			l := &f.Limits[i]
-			if l.Metric != m {
-				continue
-			}
-			w.elem()
-			w.open('{')
-			w.key("action")
-			w.str(l.Action)
-			w.key("limit")
-			w.int(l.Limit)
-			w.key("scope")
-			w.str(l.Scope)
-			w.key("stat")
-			w.str(statKey(l.Scope, l.Window))
-			w.key("window")
-			w.str(l.Window)
-			w.close('}')
-		}
-		w.close(']')
-	}
-	w.close('}')
+	w.b = append(w.b, limitsOf(f.Limits).json...)
 	if len(f.RiskSignals) > 0 {
 		w.key("risk_signals")
 		w.open('[')
@@ -538,39 +505,52 @@ func (f *Fraud) writeJSON(w *jsonWriter) {
 	}
 	w.key("velocity")
 	w.open('{')
-	for _, v := range f.sortedVelocity() {
-		w.anyKey(statKey(v.Scope, v.Window))
+	for _, k := range f.keyedVelocity() {
+		w.anyKey(k.key)
 		w.open('{')
 		w.key("amount")
-		w.int(v.Amount)
+		w.int(k.v.Amount)
 		w.key("count")
-		w.int(int64(v.Count))
+		w.int(int64(k.v.Count))
 		w.key("declines")
-		w.int(int64(v.Declines))
+		w.int(int64(k.v.Declines))
 		w.close('}')
 	}
 	w.close('}')
 	w.close('}')
 }
 
-// sortedVelocity is f.Velocity in key order, the later of two with the
-// same key kept (as in the policy's object).
-func (f *Fraud) sortedVelocity() []*VelocityStat {
-	out := make([]*VelocityStat, 0, len(f.Velocity))
-	for i := range f.Velocity {
-		out = append(out, &f.Velocity[i])
-	}
-	slices.SortStableFunc(out, func(a, b *VelocityStat) int {
-		return strings.Compare(statKey(a.Scope, a.Window), statKey(b.Scope, b.Window))
-	})
-	kept := out[:0]
-	for i, v := range out {
-		if i+1 < len(out) && statKey(out[i+1].Scope, out[i+1].Window) == statKey(v.Scope, v.Window) {
-			continue
+// limitsJSON is input.fraud.limits as JSON (see limitsOf), the metrics
+// in key order.
+func limitsJSON(ls []VelocityLimit, metrics []string) []byte {
+	w := &jsonWriter{}
+	w.open('{')
+	for _, m := range slices.Sorted(slices.Values(metrics)) {
+		w.anyKey(m)
+		w.open('[')
+		for i := range ls {
+			l := &ls[i]
+			if l.Metric != m {
+				continue
+			}
+			w.elem()
+			w.open('{')
+			w.key("action")
+			w.str(l.Action)
+			w.key("limit")
+			w.int(l.Limit)
+			w.key("scope")
+			w.str(l.Scope)
+			w.key("stat")
+			w.str(statKey(l.Scope, l.Window))
+			w.key("window")
+			w.str(l.Window)
+			w.close('}')
 		}
-		kept = append(kept, v)
+		w.close(']')
 	}
-	return kept
+	w.close('}')
+	return w.b
 }
 
 func sortedKeys[V any](m map[string]V) []string {
