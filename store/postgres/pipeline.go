@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/payments"
+	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/store"
 )
 
@@ -61,7 +63,9 @@ func (t *Tx) UpdateApproval(ctx context.Context, a *charging.Approval, from stri
 
 // declined says whether a decision counts as a decline in the velocity
 // counts: a refusal, or a charge the processor failed.
-func declined(result, outcome string) bool { return result == "deny" || outcome == "failed" }
+func declined(result, outcome string) bool {
+	return result == policies.Deny || outcome == payments.StatusFailed
+}
 
 func (t *Tx) CreateDecision(ctx context.Context, d *charging.Decision) error {
 	reasons, _ := json.Marshal(d.Reasons)
