@@ -16,19 +16,28 @@ import (
 	"github.com/perfectpay/perfectpay/store/postgres"
 )
 
+// migratedBefore makes a database migrated up to (not including) the
+// migration name, and returns its URL, a connection to it and the names
+// of name and the migrations after it.
+func migratedBefore(t *testing.T, name string) (string, *pgx.Conn, []string) {
+	t.Helper()
+	names, err := postgres.Migrations()
+	require.NoError(t, err)
+	i := slices.Index(names, name)
+	require.Positive(t, i)
+	url := migratedByName(t, names[:i], nil)
+	conn, err := pgx.Connect(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return url, conn, names[i:]
+}
+
 // A database whose entries were sealed in place (before 0037) keeps its
 // chain: the seals move to audit_seals, the unsealed entry is queued, the
 // chain verifies, and sealing goes on from the old head.
 func TestMigrateMovesAuditSeals(t *testing.T) {
 	ctx := context.Background()
-	names, err := postgres.Migrations()
-	require.NoError(t, err)
-	i := slices.Index(names, "0037_audit_seals.sql")
-	require.Positive(t, i)
-	url := migratedByName(t, names[:i], nil)
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer func() { _ = conn.Close(ctx) }()
+	url, conn, later := migratedBefore(t, "0037_audit_seals.sql")
 
 	// Three entries as the old code wrote them; the first two sealed in
 	// place and the head after them.
@@ -49,17 +58,17 @@ func TestMigrateMovesAuditSeals(t *testing.T) {
 		}
 		pos := int64(i + 1)
 		h := audit.LinkHash(prev, e.ContentHash, pos)
-		_, err = conn.Exec(ctx, `UPDATE audit_events SET chain_pos = $2, prev_hash = $3, hash = $4 WHERE seq = $1`, seq, pos, prev, h)
+		_, err := conn.Exec(ctx, `UPDATE audit_events SET chain_pos = $2, prev_hash = $3, hash = $4 WHERE seq = $1`, seq, pos, prev, h)
 		require.NoError(t, err)
 		prev, sealedHash = h, h
 	}
-	_, err = conn.Exec(ctx, `UPDATE audit_state SET head_pos = 2, head_hash = $1 WHERE id = 1`, sealedHash)
+	_, err := conn.Exec(ctx, `UPDATE audit_state SET head_pos = 2, head_hash = $1 WHERE id = 1`, sealedHash)
 	require.NoError(t, err)
 
 	s := open(t, url)
 	applied, err := s.Migrate(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, names[i:], applied)
+	assert.Equal(t, later, applied)
 
 	var seals, queued int
 	require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM audit_seals), (SELECT count(*) FROM audit_unsealed)`).
@@ -96,14 +105,7 @@ func TestMigrateMovesAuditSeals(t *testing.T) {
 // succeeded does not, and a later failure of it does.
 func TestMigrateMovesDeclineCounts(t *testing.T) {
 	ctx := context.Background()
-	names, err := postgres.Migrations()
-	require.NoError(t, err)
-	i := slices.Index(names, "0038_decision_declines.sql")
-	require.Positive(t, i)
-	url := migratedByName(t, names[:i], nil)
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer func() { _ = conn.Close(ctx) }()
+	url, conn, later := migratedBefore(t, "0038_decision_declines.sql")
 	at := time.Now().UTC().Add(-time.Minute)
 	for _, d := range []struct{ id, charge, result, outcome string }{
 		{"dec_deny", "", "deny", ""}, {"dec_failed", "ch_failed", "allow", "failed"}, {"dec_ok", "ch_ok", "allow", "succeeded"},
@@ -118,7 +120,7 @@ func TestMigrateMovesDeclineCounts(t *testing.T) {
 	s := open(t, url)
 	applied, err := s.Migrate(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, names[i:], applied)
+	assert.Equal(t, later, applied)
 	q := charging.VelocityQuery{Since: at.Add(-time.Minute), AgentCharges: 10, AgentDeclines: 10, MandateCharges: 10, MandateDeclines: 10}
 	counts := func() (agent, mandate charging.Counts) {
 		require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
