@@ -16,6 +16,7 @@ import (
 	"github.com/perfectpay/perfectpay/audit"
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/internal/apierr"
 	"github.com/perfectpay/perfectpay/internal/ids"
@@ -37,6 +38,7 @@ type Tx interface {
 	authz.Repo
 	accounts.Repo
 	accounts.TenantCountriesRepo
+	AnomalyReader
 	Repo
 }
 
@@ -292,6 +294,11 @@ type loaded struct {
 	agentV    Counts
 	mandateV  Counts
 	approval  *Approval
+	// standing is the agent's stored anomaly flag as read (readStanding:
+	// the fraud defences read it, see readsStanding).
+	readStanding bool
+	standing     *fraud.Flag
+	standingErr  error
 }
 
 func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, key string, req *Request, now time.Time) (*loaded, error) {
@@ -337,6 +344,13 @@ func (s *Service) load(ctx context.Context, tok *authz.AccessToken, mandateID, k
 		if req.approvalID != "" {
 			reads = append(reads, func(tx Tx) error {
 				l.approval, approvalErr = tx.GetApproval(ctx, tok.TenantID, req.approvalID)
+				return nil
+			})
+		}
+		if s.readsStanding() {
+			l.readStanding = true
+			reads = append(reads, func(tx Tx) error {
+				l.standing, l.standingErr = tx.GetAnomaly(ctx, tok.TenantID, tok.ClientID)
 				return nil
 			})
 		}
@@ -470,7 +484,7 @@ func (s *Service) Charge(ctx context.Context, tok *authz.AccessToken, req Reques
 	}
 
 	in := s.input(tok, details, l, &p, now)
-	s.assessFraud(ctx, in)
+	s.assessFraud(ctx, tok, l, in)
 	start := time.Now()
 	d, err := s.policy.Decide(ctx, in)
 	dec.LatencyMicros = time.Since(start).Microseconds()

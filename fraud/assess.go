@@ -251,14 +251,42 @@ func agentKey(b []byte, in *policies.Input) []byte {
 	return append(append(append(b, in.Tenant.ID...), ':'), in.Agent.ClientID...)
 }
 
-// standing reads the agent's stored flag: one read by primary key.
+// ReadsStanding reports whether Assess reads the agent's stored flag (a
+// store is attached). A caller that reads it with its own reads, in the
+// same round trip, hands the result over with WithStanding.
+func (a *Assessor) ReadsStanding() bool { return a.record != nil }
+
+// standingRead is the result of a caller's read of an agent's stored
+// flag (GetAnomaly's: a flag, store.ErrNotFound or a failed read).
+type standingRead struct {
+	tenantID, agentID string
+	flag              *Flag
+	err               error
+}
+
+type standingKey struct{}
+
+// WithStanding returns ctx carrying what the caller read of the agent's
+// stored flag, GetAnomaly's answer as it came, so that Assess of that
+// agent's charge does not read it again.
+func WithStanding(ctx context.Context, tenantID, agentID string, flag *Flag, err error) context.Context {
+	return context.WithValue(ctx, standingKey{}, &standingRead{tenantID, agentID, flag, err})
+}
+
+// standing is the agent's stored flag: read by the caller (WithStanding)
+// or here, one read by primary key.
 func (a *Assessor) standing(ctx context.Context, tenantID, agentID string) (*policies.Anomaly, error) {
 	var cur *Flag
-	err := a.record.Autocommit(ctx, func(tx Tx) error {
-		var err error
-		cur, err = tx.GetAnomaly(ctx, tenantID, agentID)
-		return err
-	})
+	var err error
+	if r, ok := ctx.Value(standingKey{}).(*standingRead); ok && r.tenantID == tenantID && r.agentID == agentID {
+		cur, err = r.flag, r.err
+	} else {
+		err = a.record.Autocommit(ctx, func(tx Tx) error {
+			var err error
+			cur, err = tx.GetAnomaly(ctx, tenantID, agentID)
+			return err
+		})
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}

@@ -193,12 +193,20 @@ const (
 // TestAgentChargeCost counts the round trips and commits one allowed agent
 // charge sends to PostgreSQL, after a warm-up (so every statement is
 // prepared on the pool's connections), and fails when either grows past
-// its budget.
+// its budget: with the abuse and fraud defences off, and on (as they are
+// by default), whose reads share the charge's round trips.
 func TestAgentChargeCost(t *testing.T) {
+	for _, defences := range []bool{false, true} {
+		t.Run(fmt.Sprintf("defences=%v", defences), func(t *testing.T) { agentChargeCost(t, defences) })
+	}
+}
+
+func agentChargeCost(t *testing.T, defences bool) {
 	tr := newCostTracer()
 	postgres.TraceNewPools(tr)
 	n := apptest.New(t, "postgres", func(c *app.Config) {
 		c.Store.Postgres.MaxConns = 2 // warm-up prepares every statement on both
+		c.Abuse.Enabled, c.Fraud.Enabled = defences, defences
 	})
 	postgres.TraceNewPools(nil)
 	s := newShop(t, n)
