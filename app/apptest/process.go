@@ -57,7 +57,9 @@ type Proc struct {
 	Cmd  *exec.Cmd
 	Logs *SyncBuffer
 	env  []string
-	t    testing.TB
+	// config is the ./config.yaml the process starts with ("": none).
+	config string
+	t      testing.TB
 }
 
 // FreeAddr returns a free loopback host:port.
@@ -75,6 +77,14 @@ func FreeAddr(t testing.TB) string {
 // until /readyz answers, and kills it when the test ends.
 func StartProcess(t testing.TB, dbURL string, extraEnv ...string) *Proc {
 	t.Helper()
+	return StartProcessConfig(t, dbURL, "", extraEnv...)
+}
+
+// StartProcessConfig is StartProcess with configYAML as the process's
+// ./config.yaml, for settings the environment cannot express (lists of
+// limits); the environment still overrides it.
+func StartProcessConfig(t testing.TB, dbURL, configYAML string, extraEnv ...string) *Proc {
+	t.Helper()
 	cfg := Config("postgres", dbURL)
 	env := append(os.Environ(),
 		"PERFECTPAY_STORE_DRIVER=postgres",
@@ -85,7 +95,7 @@ func StartProcess(t testing.TB, dbURL string, extraEnv ...string) *Proc {
 		"PERFECTPAY_LOG_LEVEL=warn",
 	)
 	env = append(env, extraEnv...)
-	p := &Proc{env: env, t: t}
+	p := &Proc{env: env, config: configYAML, t: t}
 	p.start()
 	t.Cleanup(p.Kill)
 	return p
@@ -98,7 +108,12 @@ func (p *Proc) start() {
 	p.URL = "http://" + p.Addr
 	p.Logs = &SyncBuffer{}
 	cmd := exec.Command(Binary(t), "serve", "--addr", p.Addr)
-	cmd.Dir = t.TempDir() // no ./config.yaml: defaults + environment only
+	cmd.Dir = t.TempDir() // no ./config.yaml unless given: defaults + environment
+	if p.config != "" {
+		if err := os.WriteFile(filepath.Join(cmd.Dir, "config.yaml"), []byte(p.config), 0o600); err != nil {
+			t.Fatalf("apptest: config: %v", err)
+		}
+	}
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = p.Logs, p.Logs
 	if err := cmd.Start(); err != nil {
