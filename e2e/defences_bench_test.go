@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,10 +46,11 @@ fraud:
 // on (rate limits, auth-failure guard, card-testing detector, velocity
 // windows, anomaly detector, rules screener), 16 keep-alive clients
 // charging 64 mandates over loopback HTTP. Off and on phases alternate,
-// five of each, so the database's growth and the machine's changing load
-// fall on both; the summary line gives each mode's median and the cost.
+// DEFENCES_PAIRS of each (default 5), so the database's growth and the
+// machine's changing load fall on both; the summary line gives each
+// mode's median, the cost on them and the median of the pairs' costs.
 //
-//	go test ./e2e/ -run '^$' -bench AgentChargeDefencesHTTP -benchtime 1000x
+//	DEFENCES_PAIRS=20 go test ./e2e/ -run '^$' -bench AgentChargeDefencesHTTP -benchtime 300x -v
 func BenchmarkAgentChargeDefencesHTTP(b *testing.B) {
 	c := startCluster(b, 1, 20, "PERFECTPAY_ISSUER_ACCESS_TOKEN_TTL=15m", "PERFECTPAY_LOG_LEVEL=error")
 	off := c.nodes[0]
@@ -89,9 +92,13 @@ func BenchmarkAgentChargeDefencesHTTP(b *testing.B) {
 	_, err := c.db.Exec(context.Background(), `ANALYZE`)
 	require.NoError(b, err)
 
+	pairs := 5
+	if v, err := strconv.Atoi(os.Getenv("DEFENCES_PAIRS")); err == nil && v > 0 {
+		pairs = v
+	}
 	rates := map[bool][]float64{}
 	cpus := map[bool][]float64{}
-	for round := range 10 {
+	for round := range 2 * pairs {
 		defences := round%2 == 1
 		node, name := off, "off"
 		if defences {
@@ -120,12 +127,18 @@ func BenchmarkAgentChargeDefencesHTTP(b *testing.B) {
 			}
 		})
 	}
-	if len(rates[false]) > 0 && len(rates[true]) > 0 {
+	if n := min(len(rates[false]), len(rates[true])); n > 0 {
 		offRate, onRate := median(rates[false]), median(rates[true])
 		offCPU, onCPU := median(cpus[false]), median(cpus[true])
-		b.Logf("defences off %.1f charges/s, on %.1f (medians of %d phases each): throughput %+.1f%%; "+
-			"server CPU per charge %.3f ms off, %.3f ms on (%+.1f%%)",
-			offRate, onRate, len(rates[false]), 100*(onRate/offRate-1), offCPU, onCPU, 100*(onCPU/offCPU-1))
+		ratePairs, cpuPairs := make([]float64, n), make([]float64, n)
+		for i := range n {
+			ratePairs[i] = rates[true][i]/rates[false][i] - 1
+			cpuPairs[i] = cpus[true][i]/cpus[false][i] - 1
+		}
+		b.Logf("defences off %.1f charges/s, on %.1f (medians of %d phases each): throughput %+.1f%% "+
+			"(median of the pairs %+.1f%%); server CPU per charge %.3f ms off, %.3f ms on: %+.1f%% (pairs %+.1f%%)",
+			offRate, onRate, n, 100*(onRate/offRate-1), 100*median(ratePairs),
+			offCPU, onCPU, 100*(onCPU/offCPU-1), 100*median(cpuPairs))
 	}
 }
 
