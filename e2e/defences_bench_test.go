@@ -92,6 +92,21 @@ func BenchmarkAgentChargeDefencesHTTP(b *testing.B) {
 	_, err := c.db.Exec(context.Background(), `ANALYZE`)
 	require.NoError(b, err)
 
+	// What is measured is what the modes differ in: the "on" node answers
+	// with its rate limits and decides with the fraud document, the "off"
+	// node neither.
+	for _, node := range []*apptest.Proc{off, on} {
+		r, err := s.charge(node.URL, ts[0].token, amount, s.card)
+		require.NoError(b, err)
+		require.Equal(b, 200, r.Status, string(r.Body))
+		var fraudDoc bool
+		require.NoError(b, c.db.QueryRow(context.Background(), `SELECT i.input::jsonb ? 'fraud' FROM charges c
+			JOIN decisions d ON d.charge_id = c.id JOIN decision_inputs i ON i.decision_id = d.id WHERE c.id = $1`,
+			r.JSON["id"]).Scan(&fraudDoc))
+		require.Equal(b, node == on, fraudDoc, "the decision's input has a fraud document")
+		require.Equal(b, node == on, r.Header.Get("RateLimit-Policy") != "", "the answer has rate-limit headers")
+	}
+
 	pairs := 5
 	if v, err := strconv.Atoi(os.Getenv("DEFENCES_PAIRS")); err == nil && v > 0 {
 		pairs = v
