@@ -9,3 +9,6 @@ func (s *Store) SessionPID() uint32 {
 	_, pid := s.sess.current()
 	return pid
 }
+
+// ForgetAuditPersonalSQL is the statement of ForgetAuditPersonal (tests only).
+const ForgetAuditPersonalSQL = forgetAuditPersonalSQL
