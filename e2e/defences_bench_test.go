@@ -57,15 +57,14 @@ func BenchmarkAgentChargeDefencesHTTP(b *testing.B) {
 	on := apptest.StartProcessConfig(b, c.dbURL, defencesConfig,
 		append(slices.Clone(c.env), "PERFECTPAY_ABUSE_ENABLED=true", "PERFECTPAY_FRAUD_ENABLED=true")...)
 	s := newShop(b, c)
-	type target struct{ token string }
-	ts := make([]target, 64)
-	for i := range ts {
+	tokens := make([]string, 64) // an agent and its mandate each
+	for i := range tokens {
 		a := s.agent(b)
-		ts[i] = target{s.token(b, off.URL, a, s.mandate(b, a, 90_000_000))}
+		tokens[i] = s.token(b, off.URL, a, s.mandate(b, a, 90_000_000))
 	}
 	const amount = 2500 // not a "tiny" card-testing charge
 	charge := func(node *apptest.Proc, i int) error {
-		r, err := s.charge(node.URL, ts[i%len(ts)].token, amount, s.card)
+		r, err := s.charge(node.URL, tokens[i%len(tokens)], amount, s.card)
 		if err == nil && r.Status != 200 {
 			err = fmt.Errorf("charge: %d %s", r.Status, r.Body)
 		}
@@ -96,7 +95,7 @@ func BenchmarkAgentChargeDefencesHTTP(b *testing.B) {
 	// with its rate limits and decides with the fraud document, the "off"
 	// node neither.
 	for _, node := range []*apptest.Proc{off, on} {
-		r, err := s.charge(node.URL, ts[0].token, amount, s.card)
+		r, err := s.charge(node.URL, tokens[0], amount, s.card)
 		require.NoError(b, err)
 		require.Equal(b, 200, r.Status, string(r.Body))
 		var fraudDoc bool

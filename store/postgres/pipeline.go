@@ -84,14 +84,15 @@ func (t *Tx) CreateDecision(ctx context.Context, d *charging.Decision) error {
 }
 
 // SetDecisionOutcome records the outcome, and keeps the decision's decline
-// row in step with it (declined), in one statement.
+// row in step with it, in one statement: the rule of declined, written
+// with the same constants.
 func (t *Tx) SetDecisionOutcome(ctx context.Context, tenantID, chargeID, outcome string) error {
 	return t.later(ctx, `WITH u AS (UPDATE decisions SET outcome = $3 WHERE tenant_id = $1 AND charge_id = $2
 			RETURNING id, tenant_id, agent_id, mandate_id, created_at, result),
 		gone AS (DELETE FROM decision_declines x USING u
-			WHERE x.decision_id = u.id AND u.result <> 'deny' AND $3 <> 'failed')
+			WHERE x.decision_id = u.id AND u.result <> '`+policies.Deny+`' AND $3 <> '`+payments.StatusFailed+`')
 		INSERT INTO decision_declines (decision_id, tenant_id, agent_id, mandate_id, created_at)
-		SELECT id, tenant_id, agent_id, mandate_id, created_at FROM u WHERE $3 = 'failed'
+		SELECT id, tenant_id, agent_id, mandate_id, created_at FROM u WHERE $3 = '`+payments.StatusFailed+`'
 		ON CONFLICT (decision_id) DO NOTHING`, []any{tenantID, chargeID, outcome}, nil)
 }
 
