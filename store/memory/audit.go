@@ -35,18 +35,18 @@ func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
 	setVar(tx, &tx.d.auditLog.stripeNext, tx.d.auditLog.stripeNext+1)
 	e.Seq = tx.d.auditSeq
 	e.Stripe, e.StripeSeq = memStripe, tx.d.auditLog.stripeNext
-	c := *e
-	c.Data, c.IPSalt, c.IPDigest = slices.Clone(e.Data), slices.Clone(e.IPSalt), slices.Clone(e.IPDigest)
-	put(tx, tx.d.auditEntries, c.Seq, c)
-	appendUndo(tx, &tx.d.auditLog.unsealed, c.Seq)
+	put(tx, tx.d.auditEntries, e.Seq, packAudit(e))
+	appendUndo(tx, &tx.d.auditLog.unsealed, e.Seq)
 	return nil
 }
 
+// sortedAudit returns the entries keep selects, in seq order. keep sees an
+// entry without its byte fields; the entries returned have them.
 func (tx *Tx) sortedAudit(keep func(*audit.Entry) bool) []audit.Entry {
 	var out []audit.Entry
-	for _, e := range tx.d.auditEntries {
-		if keep(&e) {
-			out = append(out, e)
+	for seq, r := range tx.d.auditEntries {
+		if e := r.entry(seq, false); keep(&e) {
+			out = append(out, r.entry(seq, true))
 		}
 	}
 	slices.SortFunc(out, func(a, b audit.Entry) int { return int(a.Seq - b.Seq) })
@@ -76,8 +76,8 @@ func (tx *Tx) UnsealedAudit(_ context.Context, limit int) ([]audit.Entry, error)
 		}
 		// An entry deleted behind the chain's back (TamperAudit) or sealed
 		// already is no longer pending.
-		if e, ok := tx.d.auditEntries[seq]; ok && e.ChainPos == 0 {
-			out = append(out, e)
+		if r, ok := tx.d.auditEntries[seq]; ok && r.chainPos() == 0 {
+			out = append(out, r.entry(seq, true))
 		}
 	}
 	return out, nil
@@ -88,7 +88,7 @@ func (tx *Tx) dropSealed() {
 	q := tx.d.auditLog.unsealed
 	n := 0
 	for n < len(q) {
-		if e, ok := tx.d.auditEntries[q[n]]; ok && e.ChainPos == 0 {
+		if r, ok := tx.d.auditEntries[q[n]]; ok && r.chainPos() == 0 {
 			break
 		}
 		n++
@@ -109,15 +109,16 @@ func (tx *Tx) AuditHead(context.Context) (audit.Anchor, error) {
 
 func (tx *Tx) SealAudit(_ context.Context, seals []audit.Seal) error {
 	for _, s := range seals {
-		e, ok := tx.d.auditEntries[s.Seq]
+		r, ok := tx.d.auditEntries[s.Seq]
 		if !ok {
 			return store.ErrNotFound
 		}
-		if e.ChainPos != 0 {
+		if r.chainPos() != 0 {
 			return store.ErrConflict
 		}
+		e := r.entry(s.Seq, true)
 		e.ChainPos, e.PrevHash, e.Hash = s.ChainPos, s.PrevHash, s.Hash
-		put(tx, tx.d.auditEntries, s.Seq, e)
+		put(tx, tx.d.auditEntries, s.Seq, packAudit(&e))
 		setVar(tx, &tx.d.auditHead, audit.Anchor{ChainPos: s.ChainPos, Hash: s.Hash})
 	}
 	tx.dropSealed()
@@ -139,8 +140,8 @@ func (tx *Tx) AuditAnchor(context.Context) (audit.Anchor, error) {
 
 func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor, floors map[int]int64, r *audit.Retention) (int, error) {
 	n := 0
-	for seq, e := range tx.d.auditEntries {
-		if e.ChainPos != 0 && e.ChainPos <= anchor.ChainPos {
+	for seq, r := range tx.d.auditEntries {
+		if pos := r.chainPos(); pos != 0 && pos <= anchor.ChainPos {
 			del(tx, tx.d.auditEntries, seq)
 			n++
 		}
@@ -240,26 +241,12 @@ func (tx *Tx) AuditRetentions(context.Context) ([]audit.Retention, error) {
 	return slices.Clone(tx.d.auditLog.retentions), nil
 }
 
-// TamperAudit lets tests edit an entry behind the chain's back.
-func (s *Store) TamperAudit(seq int64, fn func(e *audit.Entry)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	defer s.reindexUnsealed()
-	e := s.d.auditEntries[seq]
-	fn(&e)
-	if e.Seq == 0 {
-		delete(s.d.auditEntries, seq)
-		return
-	}
-	s.d.auditEntries[seq] = e
-}
-
 // reindexUnsealed rebuilds the sealer's work list after a test edited the
 // entries behind the store's back.
 func (s *Store) reindexUnsealed() {
 	var q []int64
-	for seq, e := range s.d.auditEntries {
-		if e.ChainPos == 0 {
+	for seq, r := range s.d.auditEntries {
+		if r.chainPos() == 0 {
 			q = append(q, seq)
 		}
 	}
@@ -278,12 +265,21 @@ type AuditTables struct {
 	Retentions              *[]audit.Retention
 }
 
-// TamperAuditTables runs fn on the audit tables behind the chain's back.
+// TamperAuditTables runs fn on the audit tables behind the chain's back:
+// the entries unpacked into a map, whatever fn leaves in it stored again.
 func (s *Store) TamperAuditTables(fn func(t AuditTables)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.reindexUnsealed()
+	entries := make(map[int64]audit.Entry, len(s.d.auditEntries))
+	for seq, r := range s.d.auditEntries {
+		entries[seq] = r.entry(seq, true)
+	}
 	l := &s.d.auditLog
-	fn(AuditTables{Entries: s.d.auditEntries, Head: &s.d.auditHead, Anchor: &s.d.auditAnchor,
+	fn(AuditTables{Entries: entries, Head: &s.d.auditHead, Anchor: &s.d.auditAnchor,
 		StripeNext: &l.stripeNext, StripeFloor: &l.stripeFloor, Checkpoints: &l.checkpoints, Retentions: &l.retentions})
+	clear(s.d.auditEntries)
+	for seq, e := range entries {
+		s.d.auditEntries[seq] = packAudit(&e)
+	}
 }

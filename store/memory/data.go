@@ -16,7 +16,7 @@ type data struct {
 	apiKeys   table[string, accounts.APIKey]
 	keyByHash table[string, string]
 
-	auditEntries table[int64, audit.Entry]
+	auditEntries table[int64, auditRec] // audit_rec.go
 	auditSeq     int64
 	auditHead    audit.Anchor
 	auditAnchor  audit.Anchor
@@ -56,7 +56,7 @@ func newData() *data {
 		tenants:      table[string, accounts.Tenant]{},
 		apiKeys:      table[string, accounts.APIKey]{},
 		keyByHash:    table[string, string]{},
-		auditEntries: table[int64, audit.Entry]{},
+		auditEntries: table[int64, auditRec]{},
 		idem:         table[idemKey, idempotency.Record]{},
 		events:       table[string, events.Event]{},
 		webhooks:     newWebhookTables(),

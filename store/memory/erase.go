@@ -60,15 +60,18 @@ func (tx *Tx) DeleteLoginMarks(_ context.Context, tenantID, userID string) (int,
 
 func (tx *Tx) ForgetAuditPersonal(_ context.Context, f audit.ForgetPersonal) (int, error) {
 	var seqs []int64
-	for seq, e := range tx.d.auditEntries {
-		if e.Format == audit.FormatPseudonymous && (e.IP != "" || e.IPSalt != nil) && forgets(f, &e) {
+	for seq, r := range tx.d.auditEntries {
+		if e := r.entry(seq, false); e.Format != audit.FormatPseudonymous || !forgets(f, &e) {
+			continue
+		}
+		if e := r.entry(seq, true); e.IP != "" || e.IPSalt != nil {
 			seqs = append(seqs, seq)
 		}
 	}
 	for _, seq := range seqs {
-		e := tx.d.auditEntries[seq]
+		e := tx.d.auditEntries[seq].entry(seq, true)
 		e.IP, e.IPSalt = "", nil
-		put(tx, tx.d.auditEntries, seq, e)
+		put(tx, tx.d.auditEntries, seq, packAudit(&e))
 	}
 	return len(seqs), nil
 }
