@@ -39,8 +39,45 @@ func (t *Tx) AppendAudit(ctx context.Context, e *audit.Entry) error {
 	}
 	args := []any{e.ID, e.TenantID, e.ActorType, e.ActorID, e.IP, e.Action, e.Target, e.RequestID, e.Method, e.Route,
 		e.Status, data, e.CreatedAt, e.ContentHash, e.Format, e.IPSalt, e.IPDigest}
-	return t.later(ctx, auditAppendSQL, args, func(r pgx.Row) error { return r.Scan(&e.Seq, &e.Stripe, &e.StripeSeq) })
+	return t.laterRow(ctx, auditAppend, args, &e.Seq, &e.Stripe, &e.StripeSeq)
 }
+
+// auditAppend numbers and inserts entries; the entries a transaction
+// queues together take their stripe once and are inserted by one
+// statement, numbered in the order they were appended.
+var auditAppend = &merger{
+	single: auditAppendSQL,
+	multi: func(rows [][]any) (string, []any) {
+		args := columns(rows, "text", "text", "text", "text", "text", "text", "text", "text", "text", "text",
+			"int", "text null", "timestamptz", "bytea", "int", "bytea", "bytea")
+		return auditAppendManySQL, append(args, int64(len(rows)))
+	},
+}
+
+// auditAppendManySQL is auditAppendSQL for the $18 entries unnested from
+// arrays $1…$17: the stripe's counter moves by $18 at once, and the i-th
+// entry (from 1) takes the i-th of the numbers it moved past.
+const auditAppendManySQL = `WITH free AS (
+			UPDATE audit_stripes SET next = next + $18
+			WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING stripe, next),
+		added AS (
+			INSERT INTO audit_stripes (next) SELECT $18 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
+		s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
+		e AS (INSERT INTO audit_events
+			(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at,
+			 content_hash, format, ip_salt, ip_digest, stripe, stripe_seq)
+			SELECT u.id, u.tenant_id, u.actor_type, u.actor_id, u.ip, u.action, u.target, u.request_id, u.method, u.route,
+				u.status, u.data, u.created_at, u.content_hash, u.format, u.ip_salt, u.ip_digest, s.stripe, s.next - $18 + u.ord
+			FROM s, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::text[], $11::int[], $12::text[], $13::timestamptz[], $14::bytea[], $15::int[], $16::bytea[],
+				$17::bytea[]) WITH ORDINALITY
+			AS u(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at,
+				content_hash, format, ip_salt, ip_digest, ord)
+			ORDER BY u.ord
+			RETURNING seq, stripe, stripe_seq),
+		u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
+		SELECT seq, stripe, stripe_seq FROM e ORDER BY stripe_seq`
 
 // auditAppendSQL takes a free stripe, or adds one when none is free, and
 // inserts the entry under its next number.

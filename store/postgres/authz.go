@@ -134,9 +134,23 @@ func (t *Tx) CreateTokenSession(ctx context.Context, s *authz.TokenSession) erro
 	// Queued with the transaction's next round trip (the token's audit
 	// entry, or COMMIT): a batch of issued tokens costs a round trip, not
 	// one per token. A duplicate fails the transaction there.
-	return t.later(ctx, `INSERT INTO oauth_tokens (kind, signature, request_id, client_id, tenant_id, access_signature, active,
+	return t.laterRow(ctx, tokenInsert,
+		[]any{s.Kind, s.Signature, s.RequestID, s.ClientID, s.TenantID, s.AccessSignature, s.Active, data, s.CreatedAt, s.ExpiresAt})
+}
+
+// tokenInsert stores token sessions, a batch's in one statement.
+var tokenInsert = &merger{
+	single: `INSERT INTO oauth_tokens (kind, signature, request_id, client_id, tenant_id, access_signature, active,
 		data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)`,
-		[]any{s.Kind, s.Signature, s.RequestID, s.ClientID, s.TenantID, s.AccessSignature, s.Active, data, s.CreatedAt, s.ExpiresAt}, nil)
+	multi: func(rows [][]any) (string, []any) {
+		return `INSERT INTO oauth_tokens (kind, signature, request_id, client_id, tenant_id, access_signature, active,
+			data, created_at, expires_at)
+			SELECT kind, signature, request_id, client_id, tenant_id, access_signature, active, data::jsonb, created_at, expires_at
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[],
+				$9::timestamptz[], $10::timestamptz[])
+			AS u(kind, signature, request_id, client_id, tenant_id, access_signature, active, data, created_at, expires_at)`,
+			columns(rows, "text", "text", "text", "text", "text", "text", "bool", "text", "timestamptz", "timestamptz")
+	},
 }
 
 func (t *Tx) GetTokenSession(ctx context.Context, kind, signature string) (*authz.TokenSession, error) {

@@ -54,6 +54,12 @@ type queued struct {
 	sql  string
 	args []any
 	scan func(pgx.Row) error
+	// merge, when set, says the write is one row of a kind that several
+	// of are sent as one multi-row statement (see merger); rows then
+	// reads that statement's result.
+	merge *merger
+	dest  []any
+	rows  func(pgx.Rows) error
 }
 
 const beginSQL = "begin isolation level read committed"
@@ -83,7 +89,7 @@ func (p *pipeTx) sendTail(ctx context.Context, tail []queued) (pgx.BatchResults,
 		b.Queue(beginSQL)
 		p.begun = true
 	}
-	q := p.queue
+	q := mergeQueue(p.queue)
 	p.queue = nil
 	for _, w := range q {
 		b.Queue(w.sql, w.args...)
@@ -101,9 +107,15 @@ func (p *pipeTx) sendTail(ctx context.Context, tail []queued) (pgx.BatchResults,
 	}
 	for _, w := range q {
 		var err error
-		if w.scan != nil {
+		switch {
+		case w.rows != nil:
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				err = w.rows(rows)
+			}
+		case w.scan != nil:
 			err = w.scan(br.QueryRow())
-		} else {
+		default:
 			_, err = br.Exec()
 		}
 		if err != nil {
@@ -117,6 +129,17 @@ func (p *pipeTx) sendTail(ctx context.Context, tail []queued) (pgx.BatchResults,
 // later queues a write; it is sent with the next round trip.
 func (p *pipeTx) later(sql string, args []any, scan func(pgx.Row) error) {
 	p.queue = append(p.queue, queued{sql: sql, args: args, scan: scan})
+}
+
+// laterRow queues one row of m's kind (see merger); dest receive the
+// columns the row's statement returns, if any.
+func (p *pipeTx) laterRow(m *merger, args []any, dest ...any) {
+	w := queued{sql: m.single, args: args, merge: m}
+	if len(dest) > 0 {
+		w.dest = dest
+		w.scan = func(r pgx.Row) error { return r.Scan(dest...) }
+	}
+	p.queue = append(p.queue, w)
 }
 
 func (p *pipeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
@@ -252,6 +275,20 @@ func (t *Tx) later(ctx context.Context, sql string, args []any, scan func(pgx.Ro
 		return mapErr(scan(t.tx.QueryRow(ctx, sql, args...)))
 	}
 	_, err := t.tx.Exec(ctx, sql, args...)
+	return mapErr(err)
+}
+
+// laterRow is later for one row of m's kind: on a pipelined transaction
+// it may be sent with other rows of its kind as one statement.
+func (t *Tx) laterRow(ctx context.Context, m *merger, args []any, dest ...any) error {
+	if p, ok := t.tx.(*pipeTx); ok {
+		p.laterRow(m, args, dest...)
+		return nil
+	}
+	if len(dest) > 0 {
+		return mapErr(t.tx.QueryRow(ctx, m.single, args...).Scan(dest...))
+	}
+	_, err := t.tx.Exec(ctx, m.single, args...)
 	return mapErr(err)
 }
 

@@ -1,0 +1,138 @@
+package postgres
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// merger is a kind of write that several of, queued in one transaction,
+// are sent as one multi-row statement. A batch of issued tokens so inserts
+// its token rows in one statement and numbers and inserts its audit
+// entries in another, where each row was a statement of its own:
+// PostgreSQL parses, plans and executes one statement per batch, and the
+// audit stripe's counter is updated once per batch instead of once per
+// entry (each update of a row is a new version of it).
+type merger struct {
+	single string // the statement for one row, the row's values as $1…
+	// multi returns the statement for rows and its arguments. When the
+	// rows have destinations, the statement returns one row per input
+	// row, in their order.
+	multi func(rows [][]any) (sql string, args []any)
+}
+
+// mergeQueue returns q with the rows of each merger's kind replaced by one
+// statement at the place of the first of them. A merged row so moves
+// ahead of the writes queued between it and the first row of its kind:
+// only writes of new rows that no other queued write reads are merged
+// (token sessions, audit entries), so that changes nothing but the number
+// of statements. A kind with one row queued keeps its own statement.
+func mergeQueue(q []queued) []queued {
+	var counts map[*merger]int
+	for _, w := range q {
+		if w.merge != nil {
+			if counts == nil {
+				counts = map[*merger]int{}
+			}
+			counts[w.merge]++
+		}
+	}
+	merging := false
+	for _, n := range counts {
+		merging = merging || n > 1
+	}
+	if !merging {
+		return q
+	}
+	out := make([]queued, 0, len(q))
+	sent := map[*merger]bool{}
+	for i, w := range q {
+		m := w.merge
+		if m == nil || counts[m] == 1 {
+			out = append(out, w)
+			continue
+		}
+		if sent[m] {
+			continue
+		}
+		sent[m] = true
+		rows := make([][]any, 0, counts[m])
+		dests := make([][]any, 0, counts[m])
+		for _, v := range q[i:] {
+			if v.merge == m {
+				rows, dests = append(rows, v.args), append(dests, v.dest)
+			}
+		}
+		sql, args := m.multi(rows)
+		mw := queued{sql: sql, args: args}
+		if dests[0] != nil {
+			mw.rows = func(r pgx.Rows) error { return scanEach(r, dests) }
+		}
+		out = append(out, mw)
+	}
+	return out
+}
+
+// scanEach reads one row into each of dests, in order.
+func scanEach(rows pgx.Rows, dests [][]any) error {
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		if n == len(dests) {
+			return fmt.Errorf("postgres: a merged write returned more than its %d rows", len(dests))
+		}
+		if err := rows.Scan(dests[n]...); err != nil {
+			return err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(dests) {
+		return fmt.Errorf("postgres: a merged write returned %d rows for %d", n, len(dests))
+	}
+	return nil
+}
+
+// column is the i-th value of every row, as a T.
+func column[T any](rows [][]any, i int) []T {
+	out := make([]T, len(rows))
+	for r, row := range rows {
+		out[r] = row[i].(T)
+	}
+	return out
+}
+
+// columns are the rows' values laid out column by column, as the arrays
+// a multi-row statement unnests: kinds[i] is what column i holds.
+func columns(rows [][]any, kinds ...string) []any {
+	out := make([]any, len(kinds))
+	for i, k := range kinds {
+		switch k {
+		case "text":
+			out[i] = column[string](rows, i)
+		case "int":
+			out[i] = column[int](rows, i)
+		case "bool":
+			out[i] = column[bool](rows, i)
+		case "bytea":
+			out[i] = column[[]byte](rows, i)
+		case "timestamptz":
+			out[i] = column[time.Time](rows, i)
+		case "text null":
+			// nil or a string
+			col := make([]*string, len(rows))
+			for r, row := range rows {
+				if v, ok := row[i].(string); ok {
+					col[r] = &v
+				}
+			}
+			out[i] = col
+		default:
+			panic("postgres: no column kind " + k)
+		}
+	}
+	return out
+}
