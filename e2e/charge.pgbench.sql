@@ -5,7 +5,8 @@
 -- printing each statement's full text and arguments, as of commit 85dff56
 -- "charging: read the card and its key with the claim, six round trips";
 -- each audit append since also queues its entry for the sealer
--- (audit_unsealed, migration 0037), as the server's statement does.
+-- (audit_unsealed, migration 0037), as the server's statement does, and
+-- the audit entries one transaction queues together are one statement.
 -- The server's arguments are pgbench variables here (prepared as
 -- parameters with -M prepared) or, for values it computes (times, ids,
 -- hashes, JSON), now(), ids built from :r and literals of the same shape
@@ -125,9 +126,10 @@ WHERE m.id = :mid AND m.status = 'active'
   AND (m.max_charges IS NULL OR m.charge_count + 1 <= m.max_charges)
 RETURNING m.status, m.period_start;
 
--- 4. The charge, its audit entry, the hold, the decision record and its
--- input, the mandate's history, the decision's audit entry, COMMIT: one
--- pipeline.
+-- 4. The charge, its audit entry and the decision's (one statement: the
+-- server sends the audit entries a transaction queues together as one
+-- multi-row insert), the hold, the decision record and its input, the
+-- mandate's history, COMMIT: one pipeline.
 \startpipeline
 INSERT INTO charges (id, tenant_id, livemode, status, amount, amount_captured, amount_refunded,
 	currency, capture_now, payment_method, card, description, metadata, mandate_id, agent_id, merchant_id, purchase,
@@ -138,21 +140,39 @@ INSERT INTO charges (id, tenant_id, livemode, status, amount, amount_captured, a
 	'printer paper', '{}', :mid, :aid, :merchant, '{"description":"printer paper"}', '', '', '', '', 0, false, now(), now(),
 	NULL, NULL, :aid::text || ':' || :mid::text || ':' || 'pgb-' || :r::text);
 WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
+		UPDATE audit_stripes SET next = next + 2
 		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
 		RETURNING stripe, next),
 	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
+		INSERT INTO audit_stripes (next) SELECT 2 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
 	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
 	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgba' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.created', 'ch_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
-	'{"agent":"agt_rmCoQYUw9vVBsDJcb80osDEa","amount":1,"capture": true,"currency":"usd","mandate":"mdt_KiELgywe7YwVPsJkS21jSPnd","merchant":"acct_dKjAy3xhBAzolkHi4XBWRjpr","payment_method":"tok_bC73LZGe8jFiw5LgwwySWeeL"}',
-	now(), '\x25025d5d305c6034e62ca3f82bc0d59f399f95445c9d1fc8a03298ea5b003a28', 1, '\xfca04ba21334b2087f79c63dedd82ae4', '\x2d88b09d6960f780e2b0d193fab6c78875c09f07cb51b30b75aeb5c92fd2e51b', s.stripe, s.next FROM s
+	SELECT u.id, u.tenant_id, u.actor_type, u.actor_id, u.ip, u.action, u.target, u.request_id, u.method, u.route,
+		u.status, u.data, u.created_at, u.content_hash, u.format, u.ip_salt, u.ip_digest, s.stripe, s.next - 2 + u.ord
+	FROM s, unnest(ARRAY['aud_pgba' || :r::text, 'aud_pgbb' || :r::text]::text[],
+		ARRAY[:tenant, :tenant]::text[],
+		ARRAY['agent', 'agent']::text[],
+		ARRAY[:aid, :aid]::text[],
+		ARRAY['127.0.0.1', '127.0.0.1']::text[],
+		ARRAY['charge.created', 'charge.decision']::text[],
+		ARRAY['ch_pgb' || :r::text, 'dec_pgb' || :r::text]::text[],
+		ARRAY['req_pgb' || :r::text, 'req_pgb' || :r::text]::text[],
+		ARRAY['', '']::text[],
+		ARRAY['', '']::text[],
+		ARRAY[0, 0]::int[],
+		ARRAY['{"agent":"agt_rmCoQYUw9vVBsDJcb80osDEa","amount":1,"capture": true,"currency":"usd","mandate":"mdt_KiELgywe7YwVPsJkS21jSPnd","merchant":"acct_dKjAy3xhBAzolkHi4XBWRjpr","payment_method":"tok_bC73LZGe8jFiw5LgwwySWeeL"}', '{"agent":"agt_rmCoQYUw9vVBsDJcb80osDEa","approval":"","charge":"ch_q7DfYxymakbEISsjLBFeyHAg","input_digest":"sha256:6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0","latency_us":982,"mandate":"mdt_KiELgywe7YwVPsJkS21jSPnd","policy_version":"sha256:7493c4d3838875f8","reasons":[],"result":"allow"}']::text[],
+		ARRAY[now(), now()]::timestamptz[],
+		ARRAY['\x25025d5d305c6034e62ca3f82bc0d59f399f95445c9d1fc8a03298ea5b003a28', '\x0505df98c42a660193eee3552ed7bc965e14b37ddd3f433595b685198bd7cbe0']::bytea[],
+		ARRAY[1, 1]::int[],
+		ARRAY['\xfca04ba21334b2087f79c63dedd82ae4', '\xae33bf44d5f35c9de23b3419f33635e3']::bytea[],
+		ARRAY['\x2d88b09d6960f780e2b0d193fab6c78875c09f07cb51b30b75aeb5c92fd2e51b', '\xb5834895a45c23b1806723670954c736b42415e29a1fc006e5e9972f36f372a4']::bytea[]) WITH ORDINALITY
+	AS u(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash, format, ip_salt, ip_digest, ord)
+	ORDER BY u.ord
 	RETURNING seq, stripe, stripe_seq),
 	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
+	SELECT seq, stripe, stripe_seq FROM e ORDER BY stripe_seq;
 INSERT INTO charge_holds (charge_id, tenant_id, reservation, held, counted) VALUES ('ch_pgb' || :r::text, :tenant,
 	'{"chain":["mdt_KiELgywe7YwVPsJkS21jSPnd"],"amount":1,"at":"2026-12-01T21:13:27.952563Z"}', 1, true);
 INSERT INTO decisions (id, tenant_id, mandate_id, agent_id, charge_id, approval_id, result,
@@ -165,22 +185,6 @@ INSERT INTO mandate_events (id, tenant_id, mandate_id, type, actor_type, actor_i
 	VALUES ('mev_pgba' || :r::text, :tenant, :mid, 'decision.allow', 'agent', :aid,
 	'{"id":"dec_uMbgXi5jXG15k1AbzaxSMd5v","mandate":"mdt_KiELgywe7YwVPsJkS21jSPnd","agent":"agt_rmCoQYUw9vVBsDJcb80osDEa","charge":"ch_q7DfYxymakbEISsjLBFeyHAg","result":"allow","reasons":[],"policy_version":"sha256:7493c4d3838875f8","input_digest":"sha256:6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0","latency_us":982,"created":"2026-12-01T21:13:27.952563Z"}',
 	now()) RETURNING seq;
-WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
-		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING stripe, next),
-	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
-	e AS (INSERT INTO audit_events
-	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbb' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'charge.decision', 'dec_pgb' || :r::text, 'req_pgb' || :r::text, '', '', 0,
-	'{"agent":"agt_rmCoQYUw9vVBsDJcb80osDEa","approval":"","charge":"ch_q7DfYxymakbEISsjLBFeyHAg","input_digest":"sha256:6ab30cc3b76ff6b04aef87555a96f994c1c664f12214766a6ab30cc3b76ff6b0","latency_us":982,"mandate":"mdt_KiELgywe7YwVPsJkS21jSPnd","policy_version":"sha256:7493c4d3838875f8","reasons":[],"result":"allow"}',
-	now(), '\x0505df98c42a660193eee3552ed7bc965e14b37ddd3f433595b685198bd7cbe0', 1, '\xae33bf44d5f35c9de23b3419f33635e3', '\xb5834895a45c23b1806723670954c736b42415e29a1fc006e5e9972f36f372a4', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq),
-	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
 COMMIT;
 \endpipeline
 
@@ -241,150 +245,34 @@ COMMIT;
 -- 7. The access-audit row of the request. The server writes it through a
 -- group commit shared by the node's requests: while one batch commits,
 -- the rows that arrive wait and go together in the next, as one pipeline
--- BEGIN, one INSERT per row, COMMIT. A pgbench client runs one charge at a
--- time and shares nothing with the others, so it batches its own rows:
--- with probability 1/:ab a charge writes :ab rows (1 to 8) in that one
--- pipeline, so each charge costs one row and 1/:ab of a round trip and a
--- commit, as in a server batch of :ab rows. BenchmarkAgentCharges sets
+-- BEGIN, one multi-row INSERT of the batch's rows, COMMIT. A pgbench
+-- client runs one charge at a time and shares nothing with the others, so
+-- it batches its own rows: with probability 1/:ab a charge writes :ab rows
+-- (1 to 8) in that one pipeline (from a series here, where the server
+-- unnests arrays of the rows' values), so each charge costs one row and
+-- 1/:ab of a round trip and a commit, as in a server batch of :ab rows. BenchmarkAgentCharges sets
 -- -D ab to the mean batch the server formed in the HTTP run before it.
 \set batch random(1, :ab)
 \if :batch = 1
 \startpipeline
 BEGIN ISOLATION LEVEL READ COMMITTED;
 WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
+		UPDATE audit_stripes SET next = next + :ab
 		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
 		RETURNING stripe, next),
 	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
+		INSERT INTO audit_stripes (next) SELECT :ab WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
 	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
 	e AS (INSERT INTO audit_events
 	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
 	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbd1' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb1' || :r::text, 'POST', '/v1/charges', 200, NULL,
-	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
+	SELECT 'aud_pgbd' || g::text || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb' || g::text || :r::text, 'POST', '/v1/charges', 200,
+	NULL, now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next - :ab + g
+	FROM s, generate_series(1, :ab) AS g
+	ORDER BY g
 	RETURNING seq, stripe, stripe_seq),
 	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
-\if :ab >= 2
-WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
-		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING stripe, next),
-	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
-	e AS (INSERT INTO audit_events
-	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbd2' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb2' || :r::text, 'POST', '/v1/charges', 200, NULL,
-	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq),
-	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
-\endif
-\if :ab >= 3
-WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
-		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING stripe, next),
-	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
-	e AS (INSERT INTO audit_events
-	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbd3' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb3' || :r::text, 'POST', '/v1/charges', 200, NULL,
-	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq),
-	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
-\endif
-\if :ab >= 4
-WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
-		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING stripe, next),
-	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
-	e AS (INSERT INTO audit_events
-	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbd4' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb4' || :r::text, 'POST', '/v1/charges', 200, NULL,
-	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq),
-	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
-\endif
-\if :ab >= 5
-WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
-		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING stripe, next),
-	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
-	e AS (INSERT INTO audit_events
-	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbd5' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb5' || :r::text, 'POST', '/v1/charges', 200, NULL,
-	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq),
-	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
-\endif
-\if :ab >= 6
-WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
-		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING stripe, next),
-	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
-	e AS (INSERT INTO audit_events
-	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbd6' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb6' || :r::text, 'POST', '/v1/charges', 200, NULL,
-	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq),
-	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
-\endif
-\if :ab >= 7
-WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
-		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING stripe, next),
-	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
-	e AS (INSERT INTO audit_events
-	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbd7' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb7' || :r::text, 'POST', '/v1/charges', 200, NULL,
-	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq),
-	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
-\endif
-\if :ab >= 8
-WITH free AS (
-		UPDATE audit_stripes SET next = next + 1
-		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING stripe, next),
-	added AS (
-		INSERT INTO audit_stripes (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM free) RETURNING stripe, next),
-	s AS (SELECT stripe, next FROM free UNION ALL SELECT stripe, next FROM added),
-	e AS (INSERT INTO audit_events
-	(id, tenant_id, actor_type, actor_id, ip, action, target, request_id, method, route, status, data, created_at, content_hash,
-	 format, ip_salt, ip_digest, stripe, stripe_seq)
-	SELECT 'aud_pgbd8' || :r::text, :tenant, 'agent', :aid, '127.0.0.1', 'api.request', '', 'req_pgb8' || :r::text, 'POST', '/v1/charges', 200, NULL,
-	now(), '\xe64d1e82a0eedc928f18397bc5a4be9df214bd4acc233191af64fe0d5eea1f6e', 1, '\x5c6f011a4675054a6e4c49fd04a9820a', '\x42a16d616647d6bc44d061092d139bb8bb94a40644936c407ff3e2bc248f5fb1', s.stripe, s.next FROM s
-	RETURNING seq, stripe, stripe_seq),
-	u AS (INSERT INTO audit_unsealed (seq) SELECT seq FROM e)
-	SELECT seq, stripe, stripe_seq FROM e;
-\endif
+	SELECT seq, stripe, stripe_seq FROM e ORDER BY stripe_seq;
 COMMIT;
 \endpipeline
 \endif
