@@ -27,25 +27,43 @@ type merger struct {
 // ahead of the writes queued between it and the first row of its kind:
 // only writes of new rows that no other queued write reads are merged
 // (token sessions, audit entries), so that changes nothing but the number
-// of statements. A kind with one row queued keeps its own statement.
+// of statements. No row moves across a barrier (a SAVEPOINT): rows are
+// merged within the stretches between barriers. A kind with one row in a
+// stretch keeps its own statement.
 func mergeQueue(q []queued) []queued {
+	var out []queued
+	start := 0
+	for i, w := range q {
+		if w.barrier {
+			out = append(mergeStretch(out, q[start:i]), w)
+			start = i + 1
+		}
+	}
+	if start == 0 {
+		return mergeStretch(nil, q)
+	}
+	return mergeStretch(out, q[start:])
+}
+
+// mergeStretch appends q to out, merged (see mergeQueue); q has no barrier.
+func mergeStretch(out, q []queued) []queued {
 	var counts map[*merger]int
+	merging := false
 	for _, w := range q {
 		if w.merge != nil {
 			if counts == nil {
 				counts = map[*merger]int{}
 			}
 			counts[w.merge]++
+			merging = merging || counts[w.merge] > 1
 		}
 	}
-	merging := false
-	for _, n := range counts {
-		merging = merging || n > 1
-	}
 	if !merging {
-		return q
+		if out == nil {
+			return q
+		}
+		return append(out, q...)
 	}
-	out := make([]queued, 0, len(q))
 	sent := map[*merger]bool{}
 	for i, w := range q {
 		m := w.merge

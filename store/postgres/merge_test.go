@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -91,4 +92,40 @@ func TestMergedRowWrites(t *testing.T) {
 			return err
 		}))
 	}
+}
+
+// TestMergedRowsStayInTheirSavepoint: an entry appended in a savepoint is
+// not merged with one queued before the savepoint began, so rolling the
+// savepoint back removes it and keeps the other.
+func TestMergedRowsStayInTheirSavepoint(t *testing.T) {
+	s := pgtest.NewStore(t)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
+		if err := audit.Append(ctx, tx, &audit.Entry{ActorType: audit.ActorSystem, Action: "test.kept"}); err != nil {
+			return err
+		}
+		err := tx.Savepoint(ctx, func() error {
+			if err := audit.Append(ctx, tx, &audit.Entry{ActorType: audit.ActorSystem, Action: "test.undone"}); err != nil {
+				return err
+			}
+			// A read sends what is queued (the entry before the savepoint,
+			// SAVEPOINT, this entry) before the member fails.
+			var n int
+			if err := tx.Conn().QueryRow(ctx, `SELECT 1`).Scan(&n); err != nil {
+				return err
+			}
+			return boom
+		})
+		require.ErrorIs(t, err, boom)
+		return nil
+	}))
+	var got []audit.Entry
+	require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
+		var err error
+		got, err = tx.ListAudit(ctx, audit.Filter{})
+		return err
+	}))
+	require.Len(t, got, 1)
+	assert.Equal(t, "test.kept", got[0].Action)
 }

@@ -60,6 +60,9 @@ type queued struct {
 	merge *merger
 	dest  []any
 	rows  func(pgx.Rows) error
+	// barrier says no row is merged across this statement (SAVEPOINT:
+	// a row moved ahead of it would escape its rollback).
+	barrier bool
 }
 
 const beginSQL = "begin isolation level read committed"

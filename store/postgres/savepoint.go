@@ -24,7 +24,7 @@ func (t *Tx) Savepoint(ctx context.Context, fn func() error) error {
 	if !ok {
 		return errSavepointOutsideTx
 	}
-	p.later("savepoint member", nil, nil)
+	p.queue = append(p.queue, queued{sql: "savepoint member", barrier: true})
 	mark, trips, locks := len(p.queue), p.trips, maps.Clone(p.locks)
 	err := fn()
 	if err == nil {
