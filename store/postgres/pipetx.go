@@ -113,7 +113,7 @@ func (p *pipeTx) sendTail(ctx context.Context, tail []queued) (pgx.BatchResults,
 		switch {
 		case w.rows != nil:
 			var rows pgx.Rows
-			if rows, err = br.Query(); err == nil {
+			if rows, err = br.Query(); err == nil { //nolint:rowserrcheck // w.rows reads them and checks Err
 				err = w.rows(rows)
 			}
 		case w.scan != nil:
