@@ -52,12 +52,7 @@ func TestMergedRowWrites(t *testing.T) {
 	assert.Equal(t, 1, stripeUpdates, "one counter update for the batch")
 	assert.Equal(t, 3, inserted)
 
-	var got []audit.Entry
-	require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
-		var err error
-		got, err = tx.ListAudit(ctx, audit.Filter{})
-		return err
-	}))
+	got := allAudit(t, s)
 	require.Len(t, got, 3)
 	for i, e := range entries {
 		if i > 0 {
@@ -120,12 +115,18 @@ func TestMergedRowsStayInTheirSavepoint(t *testing.T) {
 		require.ErrorIs(t, err, boom)
 		return nil
 	}))
-	var got []audit.Entry
-	require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
-		var err error
-		got, err = tx.ListAudit(ctx, audit.Filter{})
-		return err
-	}))
+	got := allAudit(t, s)
 	require.Len(t, got, 1)
 	assert.Equal(t, "test.kept", got[0].Action)
+}
+
+// allAudit reads every audit entry of s.
+func allAudit(t *testing.T, s *postgres.Store) []audit.Entry {
+	var got []audit.Entry
+	require.NoError(t, s.InTx(context.Background(), func(tx *postgres.Tx) error {
+		var err error
+		got, err = tx.ListAudit(context.Background(), audit.Filter{})
+		return err
+	}))
+	return got
 }
