@@ -35,24 +35,32 @@ const scaleClients = 64
 //	go test ./server/ -run '^$' -bench TokenScale -benchtime 200000x
 //
 // TOKEN_SCALE_IDLE (a duration, default 10s) is the idle window;
+// TOKEN_SCALE_SEAL_INTERVAL (a duration) sets the audit sealer's interval,
+// so a long one shows what sealing costs the run;
 // TOKEN_SCALE_IDLE_PROFILE names a file for a CPU profile of that window,
 // TOKEN_SCALE_HEAP_PROFILE one for a heap profile once the tokens are in.
 // It reports tokens/s, introspections/s, p50/p99/p99.9 latency of each,
 // KB of RSS and of heap per live token, and idle CPU in % of one core.
 func BenchmarkTokenScale(b *testing.B) {
-	idle := 10 * time.Second
-	if v := os.Getenv("TOKEN_SCALE_IDLE"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatal(err)
+	duration := func(name string, d time.Duration) time.Duration {
+		if v := os.Getenv(name); v != "" {
+			var err error
+			if d, err = time.ParseDuration(v); err != nil {
+				b.Fatal(err)
+			}
 		}
-		idle = d
+		return d
 	}
+	idle := duration("TOKEN_SCALE_IDLE", 10*time.Second)
+	seal := duration("TOKEN_SCALE_SEAL_INTERVAL", 0)
 	for _, driver := range apptest.Drivers {
 		b.Run(driver, func(b *testing.B) {
 			n := apptest.New(b, driver, func(c *app.Config) {
 				c.Log.Level = "error"
 				c.Store.Postgres.MaxConns = 20
+				if seal > 0 {
+					c.Audit.SealInterval = seal
+				}
 			})
 			_, key := n.Tenant(b)
 			id, secret := secretAgent(b, n, key, nil)
