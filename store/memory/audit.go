@@ -74,7 +74,7 @@ func (tx *Tx) UnsealedAudit(_ context.Context, limit int) ([]audit.Entry, error)
 		if len(out) == limit {
 			break
 		}
-		// An entry deleted behind the chain's back (TamperAudit) or sealed
+		// An entry deleted behind the chain's back (TamperAuditTables) or sealed
 		// already is no longer pending.
 		if r, ok := tx.d.auditEntries[seq]; ok && r.chainPos() == 0 {
 			out = append(out, r.entry(seq, true))
