@@ -20,7 +20,8 @@ func TestAuditRecRoundTrip(t *testing.T) {
 		ChainPos: 1<<62 + 5, PrevHash: []byte{7, 8}, Hash: []byte{9},
 	}
 	empty := audit.Entry{Seq: 1, Data: []byte{}, IPSalt: []byte{}, CreatedAt: time.Time{}, StripeSeq: -3}
-	for name, e := range map[string]audit.Entry{"full": full, "zero": {Seq: 7}, "empty fields": empty} {
+	negative := audit.Entry{Seq: 3, ChainPos: -10, StripeSeq: -1, Status: -2, CreatedAt: time.Date(1960, 1, 2, 3, 4, 5, 6000, time.UTC)}
+	for name, e := range map[string]audit.Entry{"full": full, "zero": {Seq: 7}, "empty fields": empty, "negative": negative} {
 		t.Run(name, func(t *testing.T) {
 			r := packAudit(&e)
 			require.Equal(t, e, r.entry(e.Seq, true))

@@ -31,16 +31,13 @@ type merger struct {
 // merged within the stretches between barriers. A kind with one row in a
 // stretch keeps its own statement.
 func mergeQueue(q []queued) []queued {
-	var out []queued
+	out := make([]queued, 0, len(q))
 	start := 0
 	for i, w := range q {
 		if w.barrier {
 			out = append(mergeStretch(out, q[start:i]), w)
 			start = i + 1
 		}
-	}
-	if start == 0 {
-		return mergeStretch(nil, q)
 	}
 	return mergeStretch(out, q[start:])
 }
@@ -59,9 +56,6 @@ func mergeStretch(out, q []queued) []queued {
 		}
 	}
 	if !merging {
-		if out == nil {
-			return q
-		}
 		return append(out, q...)
 	}
 	sent := map[*merger]bool{}
@@ -80,6 +74,11 @@ func mergeStretch(out, q []queued) []queued {
 		for _, v := range q[i:] {
 			if v.merge == m {
 				rows, dests = append(rows, v.args), append(dests, v.dest)
+			}
+		}
+		for _, d := range dests {
+			if (d == nil) != (dests[0] == nil) {
+				panic("postgres: rows of one merged kind must all return a row, or none")
 			}
 		}
 		sql, args := m.multi(rows)
@@ -114,7 +113,9 @@ func scanEach(rows pgx.Rows, dests [][]any) error {
 	return nil
 }
 
-// column is the i-th value of every row, as a T.
+// column is the i-th value of every row, as a T. A value of another type
+// is a mistake in a merger's row (its single-row statement would take
+// it), caught by the merge tests: it panics.
 func column[T any](rows [][]any, i int) []T {
 	out := make([]T, len(rows))
 	for r, row := range rows {
@@ -140,10 +141,10 @@ func columns(rows [][]any, kinds ...string) []any {
 		case "timestamptz":
 			out[i] = column[time.Time](rows, i)
 		case "text null":
-			// nil or a string
 			col := make([]*string, len(rows))
 			for r, row := range rows {
-				if v, ok := row[i].(string); ok {
+				if row[i] != nil {
+					v := row[i].(string) // a string or nil, nothing else
 					col[r] = &v
 				}
 			}

@@ -130,3 +130,32 @@ func allAudit(t *testing.T, s *postgres.Store) []audit.Entry {
 	}))
 	return got
 }
+
+// TestMergedRowsOnANewStripe: when no stripe is free the merged append
+// adds one, numbers its entries from 1 in their order, and the next batch
+// goes on from there.
+func TestMergedRowsOnANewStripe(t *testing.T) {
+	s := pgtest.NewStore(t)
+	ctx := context.Background()
+	require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
+		_, err := tx.Conn().Exec(ctx, `DELETE FROM audit_stripes`)
+		return err
+	}))
+	var nums []int64
+	for range 2 {
+		entries := []*audit.Entry{{ActorType: audit.ActorSystem, Action: "test.a"}, {ActorType: audit.ActorSystem, Action: "test.b"}}
+		require.NoError(t, s.InTx(ctx, func(tx *postgres.Tx) error {
+			for _, e := range entries {
+				if err := audit.Append(ctx, tx, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		for _, e := range entries {
+			nums = append(nums, e.StripeSeq)
+			assert.Equal(t, entries[0].Stripe, e.Stripe)
+		}
+	}
+	assert.Equal(t, []int64{1, 2, 3, 4}, nums)
+}

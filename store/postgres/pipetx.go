@@ -268,7 +268,9 @@ func (r errRow) Scan(...any) error { return r.err }
 
 // later runs a write whose result nobody waits for: queued for the next
 // round trip in a transaction, at once on Autocommit. scan, when set,
-// reads the row the statement returns.
+// reads the row the statement returns. A queued write must not read or
+// change the rows merged writes insert (oauth_tokens, audit_*; see
+// mergeQueue): those may be sent ahead of it.
 func (t *Tx) later(ctx context.Context, sql string, args []any, scan func(pgx.Row) error) error {
 	if p, ok := t.tx.(*pipeTx); ok {
 		p.later(sql, args, scan)
