@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,9 @@ type merger struct {
 // merged within the stretches between barriers. A kind with one row in a
 // stretch keeps its own statement.
 func mergeQueue(q []queued) []queued {
+	if !repeats(q) {
+		return q // every round trip of a charge but its inserts: no allocation
+	}
 	out := make([]queued, 0, len(q))
 	start := 0
 	for i, w := range q {
@@ -40,6 +44,24 @@ func mergeQueue(q []queued) []queued {
 		}
 	}
 	return mergeStretch(out, q[start:])
+}
+
+// repeats says whether a kind has two rows between two barriers of q.
+func repeats(q []queued) bool {
+	var kinds [4]*merger
+	seen := kinds[:0] // the kinds of this stretch: a handful at most
+	for _, w := range q {
+		switch {
+		case w.barrier:
+			seen = seen[:0]
+		case w.merge == nil:
+		case slices.Contains(seen, w.merge):
+			return true
+		default:
+			seen = append(seen, w.merge)
+		}
+	}
+	return false
 }
 
 // mergeStretch appends q to out, merged (see mergeQueue); q has no barrier.

@@ -46,3 +46,11 @@ func TestMergeQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeQueueAllocatesOnlyToMerge: a queue with nothing to merge (most
+// of a charge's round trips) is sent as it is, without allocating.
+func TestMergeQueueAllocatesOnlyToMerge(t *testing.T) {
+	a := &merger{single: "a"}
+	q := []queued{{sql: "x"}, {sql: "a", merge: a}, {sql: "savepoint", barrier: true}, {sql: "a", merge: a}}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { mergeQueue(q) }))
+}
