@@ -158,6 +158,8 @@ type Repo interface {
 	// chain, oldest first. Entries that commit later are sealed later: the
 	// chain's order is the order of sealing.
 	UnsealedAudit(ctx context.Context, limit int) ([]Entry, error)
+	// PendingAudit is UnsealedAudit reading only what sealing needs.
+	PendingAudit(ctx context.Context, limit int) ([]Pending, error)
 	// AuditHead returns the last sealed link, or the anchor when none.
 	AuditHead(ctx context.Context) (Anchor, error)
 	SealAudit(ctx context.Context, seals []Seal) error
@@ -314,15 +316,29 @@ func LinkHash(prev, content []byte, pos int64) []byte {
 // so renumbering a sealed entry breaks its link. (Every input has a fixed
 // length and prev is empty or 32 bytes, so the two forms never collide.)
 func EntryLinkHash(prev []byte, e *Entry, pos int64) []byte {
-	if e.StripeSeq == 0 {
-		return LinkHash(prev, e.ContentHash, pos)
+	return Pending{Seq: e.Seq, ContentHash: e.ContentHash, Stripe: e.Stripe, StripeSeq: e.StripeSeq}.LinkHash(prev, pos)
+}
+
+// Pending is what sealing reads of an entry not yet in the chain: its
+// number and the inputs of its link hash.
+type Pending struct {
+	Seq         int64
+	ContentHash []byte
+	Stripe      int
+	StripeSeq   int64
+}
+
+// LinkHash is EntryLinkHash of the entry p describes.
+func (p Pending) LinkHash(prev []byte, pos int64) []byte {
+	if p.StripeSeq == 0 {
+		return LinkHash(prev, p.ContentHash, pos)
 	}
 	h := sha256.New()
 	h.Write(prev)
-	h.Write(e.ContentHash)
+	h.Write(p.ContentHash)
 	h.Write(be64(pos))
-	h.Write(be64(int64(e.Stripe)))
-	h.Write(be64(e.StripeSeq))
+	h.Write(be64(int64(p.Stripe)))
+	h.Write(be64(p.StripeSeq))
 	return h.Sum(nil)
 }
 

@@ -69,16 +69,16 @@ func (s *Service) Seal(ctx context.Context, batch int) (int, error) {
 		if err != nil {
 			return err
 		}
-		entries, err := tx.UnsealedAudit(ctx, batch)
+		entries, err := tx.PendingAudit(ctx, batch)
 		if err != nil || len(entries) == 0 {
 			return err
 		}
 		seals := make([]Seal, len(entries))
 		prev, pos := head.Hash, head.ChainPos
-		for i := range entries {
+		for i, e := range entries {
 			pos++
-			h := EntryLinkHash(prev, &entries[i], pos)
-			seals[i] = Seal{Seq: entries[i].Seq, ChainPos: pos, PrevHash: prev, Hash: h}
+			h := e.LinkHash(prev, pos)
+			seals[i] = Seal{Seq: e.Seq, ChainPos: pos, PrevHash: prev, Hash: h}
 			prev = h
 		}
 		n = len(seals)

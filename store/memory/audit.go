@@ -83,6 +83,19 @@ func (tx *Tx) UnsealedAudit(_ context.Context, limit int) ([]audit.Entry, error)
 	return out, nil
 }
 
+func (tx *Tx) PendingAudit(_ context.Context, limit int) ([]audit.Pending, error) {
+	var out []audit.Pending
+	for _, seq := range tx.d.auditLog.unsealed {
+		if len(out) == limit {
+			break
+		}
+		if r, ok := tx.d.auditEntries[seq]; ok && r.chainPos() == 0 {
+			out = append(out, r.pending(seq))
+		}
+	}
+	return out, nil
+}
+
 // dropSealed takes the sealed entries off the front of the work list.
 func (tx *Tx) dropSealed() {
 	q := tx.d.auditLog.unsealed

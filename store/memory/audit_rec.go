@@ -98,6 +98,13 @@ func (r *auditReader) bytes() []byte {
 	return b
 }
 
+// skip passes over the next byte field.
+func (r *auditReader) skip() {
+	if n := int(r.int()); n > 0 {
+		r.s = r.s[n-1:]
+	}
+}
+
 // chainPos is the record's chain position (0 until sealed), read without
 // unpacking the rest.
 func (a auditRec) chainPos() int64 {
@@ -105,6 +112,23 @@ func (a auditRec) chainPos() int64 {
 	r.int()
 	r.int()
 	return r.int()
+}
+
+// pending is what sealing reads of the record at seq, read without
+// unpacking the rest.
+func (a auditRec) pending(seq int64) audit.Pending {
+	r := auditReader{a.packed}
+	r.int()
+	p := audit.Pending{Seq: seq, Stripe: a.common.Value().stripe, StripeSeq: r.int()}
+	r.int()
+	r.str()
+	r.str()
+	r.str()
+	r.skip()
+	r.skip()
+	r.skip()
+	p.ContentHash = r.bytes()
+	return p
 }
 
 // entry unpacks the record at seq. With withBytes false it leaves out the

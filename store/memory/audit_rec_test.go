@@ -26,6 +26,7 @@ func TestAuditRecRoundTrip(t *testing.T) {
 			r := packAudit(&e)
 			require.Equal(t, e, r.entry(e.Seq, true))
 			require.Equal(t, e.ChainPos, r.chainPos())
+			require.Equal(t, audit.Pending{Seq: e.Seq, ContentHash: e.ContentHash, Stripe: e.Stripe, StripeSeq: e.StripeSeq}, r.pending(e.Seq))
 			light := e
 			light.Data, light.IPSalt, light.IPDigest, light.ContentHash, light.PrevHash, light.Hash = nil, nil, nil, nil, nil, nil
 			require.Equal(t, light, r.entry(e.Seq, false))

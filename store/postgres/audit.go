@@ -163,6 +163,22 @@ func (t *Tx) UnsealedAudit(ctx context.Context, limit int) ([]audit.Entry, error
 	return scanAudit(rows)
 }
 
+// PendingAudit is UnsealedAudit's entries, only the columns sealing
+// reads. No queued entry has a seal, so it needs no join with them.
+func (t *Tx) PendingAudit(ctx context.Context, limit int) ([]audit.Pending, error) {
+	rows, err := t.tx.Query(ctx, `SELECT seq, content_hash, coalesce(stripe, 0), coalesce(stripe_seq, 0)
+		FROM audit_unsealed JOIN audit_events USING (seq) ORDER BY seq LIMIT $1`, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Pending, error) {
+		var p audit.Pending
+		err := r.Scan(&p.Seq, &p.ContentHash, &p.Stripe, &p.StripeSeq)
+		return p, err
+	})
+	return out, mapErr(err)
+}
+
 func (t *Tx) AuditHead(ctx context.Context) (audit.Anchor, error) {
 	var a audit.Anchor
 	err := t.tx.QueryRow(ctx, `SELECT head_pos, head_hash, anchor_pos, anchor_hash FROM audit_state WHERE id = 1`).
