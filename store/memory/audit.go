@@ -1,8 +1,10 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/perfectpay/perfectpay/audit"
@@ -28,6 +30,11 @@ type auditData struct {
 	// order: the sealer's work list, so sealing costs what is new, not the
 	// whole log.
 	unsealed []int64
+	// order holds every entry's seq, ascending, and chain the sealed
+	// entries' seqs by chain position: a page of the log or of the chain
+	// reads what it returns, not the whole log, while it holds the store.
+	// Either may hold the seq of an entry deleted since; readers skip it.
+	order, chain []int64
 }
 
 func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
@@ -37,35 +44,40 @@ func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
 	e.Stripe, e.StripeSeq = memStripe, tx.d.auditLog.stripeNext
 	put(tx, tx.d.auditEntries, e.Seq, packAudit(e))
 	appendUndo(tx, &tx.d.auditLog.unsealed, e.Seq)
+	appendUndo(tx, &tx.d.auditLog.order, e.Seq)
 	return nil
 }
 
-// sortedAudit returns the entries keep selects, in seq order. keep sees an
-// entry without its byte fields; the entries returned have them.
-func (tx *Tx) sortedAudit(keep func(*audit.Entry) bool) []audit.Entry {
+// auditAfter returns the entries with a seq above after that keep
+// selects, in seq order, stopping at limit (none when limit <= 0). keep
+// sees an entry without its byte fields; the entries returned have them.
+func (tx *Tx) auditAfter(after int64, limit int, keep func(*audit.Entry) bool) []audit.Entry {
+	order := tx.d.auditLog.order
+	i, _ := slices.BinarySearch(order, after+1)
 	var out []audit.Entry
-	for seq, r := range tx.d.auditEntries {
+	for _, seq := range order[i:] {
+		r, ok := tx.d.auditEntries[seq]
+		if !ok {
+			continue
+		}
 		if e := r.entry(seq, false); keep(&e) {
 			out = append(out, r.entry(seq, true))
+			if len(out) == limit {
+				break
+			}
 		}
 	}
-	slices.SortFunc(out, func(a, b audit.Entry) int { return int(a.Seq - b.Seq) })
 	return out
 }
 
 func (tx *Tx) ListAudit(_ context.Context, f audit.Filter) ([]audit.Entry, error) {
-	out := tx.sortedAudit(func(e *audit.Entry) bool {
+	return tx.auditAfter(f.AfterSeq, f.Limit, func(e *audit.Entry) bool {
 		return (f.TenantID == "" || e.TenantID == f.TenantID) &&
 			(f.Action == "" || e.Action == f.Action) &&
 			(f.Target == "" || e.Target == f.Target) &&
 			(f.Since.IsZero() || !e.CreatedAt.Before(f.Since)) &&
-			(f.Until.IsZero() || e.CreatedAt.Before(f.Until)) &&
-			e.Seq > f.AfterSeq
-	})
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, nil
+			(f.Until.IsZero() || e.CreatedAt.Before(f.Until))
+	}), nil
 }
 
 func (tx *Tx) UnsealedAudit(_ context.Context, limit int) ([]audit.Entry, error) {
@@ -133,18 +145,34 @@ func (tx *Tx) SealAudit(_ context.Context, seals []audit.Seal) error {
 		e.ChainPos, e.PrevHash, e.Hash = s.ChainPos, s.PrevHash, s.Hash
 		put(tx, tx.d.auditEntries, s.Seq, packAudit(&e))
 		setVar(tx, &tx.d.auditHead, audit.Anchor{ChainPos: s.ChainPos, Hash: s.Hash})
+		appendUndo(tx, &tx.d.auditLog.chain, s.Seq)
 	}
 	tx.dropSealed()
 	return nil
 }
 
 func (tx *Tx) AuditChain(_ context.Context, after int64, limit int) ([]audit.Entry, error) {
-	out := tx.sortedAudit(func(e *audit.Entry) bool { return e.ChainPos > after })
-	slices.SortFunc(out, func(a, b audit.Entry) int { return int(a.ChainPos - b.ChainPos) })
-	if len(out) > limit {
-		out = out[:limit]
+	chain := tx.d.auditLog.chain
+	var out []audit.Entry
+	for _, seq := range chain[tx.chainAfter(after):] {
+		if len(out) >= limit {
+			break
+		}
+		if r, ok := tx.d.auditEntries[seq]; ok {
+			out = append(out, r.entry(seq, true))
+		}
 	}
 	return out, nil
+}
+
+// chainAfter is the index in the chain list of the first entry sealed at
+// a position above pos.
+func (tx *Tx) chainAfter(pos int64) int {
+	chain := tx.d.auditLog.chain
+	return sort.Search(len(chain), func(i int) bool {
+		r, ok := tx.d.auditEntries[chain[i]]
+		return !ok || r.chainPos() > pos
+	})
 }
 
 func (tx *Tx) AuditAnchor(context.Context) (audit.Anchor, error) {
@@ -152,15 +180,27 @@ func (tx *Tx) AuditAnchor(context.Context) (audit.Anchor, error) {
 }
 
 func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor, floors map[int]int64, r *audit.Retention) (int, error) {
+	l := &tx.d.auditLog
+	k := tx.chainAfter(anchor.ChainPos)
 	n := 0
-	for seq, r := range tx.d.auditEntries {
-		if pos := r.chainPos(); pos != 0 && pos <= anchor.ChainPos {
+	for _, seq := range l.chain[:k] {
+		if _, ok := tx.d.auditEntries[seq]; ok {
 			del(tx, tx.d.auditEntries, seq)
 			n++
 		}
 	}
+	setVar(tx, &l.chain, l.chain[k:])
+	// The entries pruned are the oldest: drop them from the front of the
+	// seq order too (an entry deleted further in is skipped by readers).
+	i := 0
+	for i < len(l.order) {
+		if _, ok := tx.d.auditEntries[l.order[i]]; ok {
+			break
+		}
+		i++
+	}
+	setVar(tx, &l.order, l.order[i:])
 	setVar(tx, &tx.d.auditAnchor, anchor)
-	l := &tx.d.auditLog
 	kept := []audit.Checkpoint{}
 	for _, c := range l.checkpoints {
 		if c.ChainPos >= anchor.ChainPos {
@@ -178,7 +218,7 @@ func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor, floors map[int]
 }
 
 func (tx *Tx) AuditNumbered(_ context.Context, stripe int, from, to int64) ([]audit.Entry, error) {
-	out := tx.sortedAudit(func(e *audit.Entry) bool {
+	out := tx.auditAfter(0, 0, func(e *audit.Entry) bool {
 		return e.Stripe == stripe && e.StripeSeq >= from && e.StripeSeq <= to
 	})
 	slices.SortFunc(out, func(a, b audit.Entry) int { return int(a.StripeSeq - b.StripeSeq) })
@@ -254,17 +294,25 @@ func (tx *Tx) AuditRetentions(context.Context) ([]audit.Retention, error) {
 	return slices.Clone(tx.d.auditLog.retentions), nil
 }
 
-// reindexUnsealed rebuilds the sealer's work list after a test edited the
-// entries behind the store's back.
-func (s *Store) reindexUnsealed() {
-	var q []int64
+// reindexAudit rebuilds the sealer's work list, the seq order and the
+// chain order after a test edited the entries behind the store's back.
+func (s *Store) reindexAudit() {
+	var q, order, chain []int64
 	for seq, r := range s.d.auditEntries {
+		order = append(order, seq)
 		if r.chainPos() == 0 {
 			q = append(q, seq)
+		} else {
+			chain = append(chain, seq)
 		}
 	}
 	slices.Sort(q)
-	s.d.auditLog.unsealed = q
+	slices.Sort(order)
+	slices.SortFunc(chain, func(a, b int64) int {
+		return cmp.Compare(s.d.auditEntries[a].chainPos(), s.d.auditEntries[b].chainPos())
+	})
+	l := &s.d.auditLog
+	l.unsealed, l.order, l.chain = q, order, chain
 }
 
 // AuditTables is the memory store's audit log laid bare, for tests that
@@ -283,7 +331,7 @@ type AuditTables struct {
 func (s *Store) TamperAuditTables(fn func(t AuditTables)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer s.reindexUnsealed()
+	defer s.reindexAudit()
 	entries := make(map[int64]audit.Entry, len(s.d.auditEntries))
 	for seq, r := range s.d.auditEntries {
 		entries[seq] = r.entry(seq, true)

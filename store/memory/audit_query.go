@@ -9,7 +9,7 @@ import (
 // QueryAudit is ListAudit with actor and id conditions.
 func (tx *Tx) QueryAudit(_ context.Context, q audit.Query) ([]audit.Entry, error) {
 	f := q.Filter
-	out := tx.sortedAudit(func(e *audit.Entry) bool {
+	return tx.auditAfter(f.AfterSeq, f.Limit, func(e *audit.Entry) bool {
 		return (f.TenantID == "" || e.TenantID == f.TenantID) &&
 			(q.ID == "" || e.ID == q.ID) &&
 			(q.ActorType == "" || e.ActorType == q.ActorType) &&
@@ -17,11 +17,6 @@ func (tx *Tx) QueryAudit(_ context.Context, q audit.Query) ([]audit.Entry, error
 			(f.Action == "" || e.Action == f.Action) &&
 			(f.Target == "" || e.Target == f.Target) &&
 			(f.Since.IsZero() || !e.CreatedAt.Before(f.Since)) &&
-			(f.Until.IsZero() || e.CreatedAt.Before(f.Until)) &&
-			e.Seq > f.AfterSeq
-	})
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, nil
+			(f.Until.IsZero() || e.CreatedAt.Before(f.Until))
+	}), nil
 }
