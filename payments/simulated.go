@@ -222,22 +222,31 @@ func (s *Simulated) Authorize(ctx context.Context, req AuthRequest) (*Result, er
 	if fault == FaultError {
 		return nil, ErrUnavailable
 	}
+	n := SimAuth{Result: decide(req.Card), Amount: req.Amount}
+	if fault == FaultDecline {
+		n.Result = Result{DeclineCode: DeclineProcessingError}
+	}
+	if n.Result.Approved && req.Capture {
+		n.Captured = req.Amount
+	}
+	// A reference is new on all but a repeated call: one statement records
+	// it, and only when a call with the same reference got there first is
+	// its answer read back, as the acquirer answers a repeated call.
+	err = s.db.Autocommit(ctx, func(tx AcquirerRepo) error {
+		return tx.CreateSimAuthorization(ctx, req.Reference, n)
+	})
+	if err == nil {
+		return end(fault, &n.Result)
+	}
+	if !errors.Is(err, store.ErrConflict) {
+		return nil, fmt.Errorf("%w: simulated acquirer ledger: %w", ErrUnavailable, err)
+	}
 	res, err := s.ledger(ctx, func(tx AcquirerRepo) (Result, error) {
 		a, err := tx.SimAuthorization(ctx, req.Reference)
-		if err == nil {
-			return a.Result, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
+		if err != nil {
 			return Result{}, err
 		}
-		n := SimAuth{Result: decide(req.Card), Amount: req.Amount}
-		if fault == FaultDecline {
-			n.Result = Result{DeclineCode: DeclineProcessingError}
-		}
-		if n.Result.Approved && req.Capture {
-			n.Captured = req.Amount
-		}
-		return n.Result, tx.CreateSimAuthorization(ctx, req.Reference, n)
+		return a.Result, nil
 	})
 	if err != nil {
 		return nil, err
