@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -20,6 +21,13 @@ type paymentsData struct {
 	refunds   table[string, payments.Refund]
 	// chargeByKey: tenant + "/" + idempotency key -> charge id
 	chargeByKey table[string, string]
+	// unresolved holds the ids of the charges that are pending or have a
+	// reversal pending, and pendingRefunds those of the pending refunds:
+	// the resolver's work lists, so its minute costs what is left to
+	// resolve, not every charge and refund ever made. putCharge and
+	// putRefund keep them.
+	unresolved     table[string, struct{}]
+	pendingRefunds table[string, struct{}]
 }
 
 func newPaymentsData() *paymentsData {
@@ -28,6 +36,36 @@ func newPaymentsData() *paymentsData {
 		chargeSeq:   table[string, int64]{},
 		refunds:     table[string, payments.Refund]{},
 		chargeByKey: table[string, string]{},
+
+		unresolved:     table[string, struct{}]{},
+		pendingRefunds: table[string, struct{}]{},
+	}
+}
+
+// putCharge stores c (a clone the caller no longer touches) and keeps the
+// resolver's list of unresolved charges.
+func (tx *Tx) putCharge(c payments.Charge) {
+	p := tx.d.payments
+	put(tx, p.charges, c.ID, c)
+	_, listed := p.unresolved[c.ID]
+	switch unresolved := c.Status == payments.StatusPending || c.ReversalPending; {
+	case unresolved && !listed:
+		put(tx, p.unresolved, c.ID, struct{}{})
+	case !unresolved && listed:
+		del(tx, p.unresolved, c.ID)
+	}
+}
+
+// putRefund stores r and keeps the resolver's list of pending refunds.
+func (tx *Tx) putRefund(r payments.Refund) {
+	p := tx.d.payments
+	put(tx, p.refunds, r.ID, r)
+	_, listed := p.pendingRefunds[r.ID]
+	switch pending := r.Status == payments.RefundPending; {
+	case pending && !listed:
+		put(tx, p.pendingRefunds, r.ID, struct{}{})
+	case !pending && listed:
+		del(tx, p.pendingRefunds, r.ID)
 	}
 }
 
@@ -61,7 +99,7 @@ func (tx *Tx) CreateCharge(_ context.Context, c *payments.Charge) error {
 	}
 	setVar(tx, &p.seq, p.seq+1)
 	put(tx, p.chargeSeq, c.ID, p.seq)
-	put(tx, p.charges, c.ID, cloneCharge(*c))
+	tx.putCharge(cloneCharge(*c))
 	return nil
 }
 
@@ -99,7 +137,7 @@ func (tx *Tx) UpdateCharge(_ context.Context, c *payments.Charge, fromStatus str
 	if c.AmountCaptured > c.Amount || c.AmountRefunded < 0 || c.AmountRefunded > c.AmountCaptured {
 		return store.ErrConflict // the Postgres CHECK constraints
 	}
-	put(tx, p.charges, c.ID, cloneCharge(*c))
+	tx.putCharge(cloneCharge(*c))
 	return nil
 }
 
@@ -134,18 +172,37 @@ func (tx *Tx) ListCharges(_ context.Context, tenantID string, f payments.ListFil
 	return out, nil
 }
 
+// ChargesToResolve reads the list of unresolved charges, not the table.
+// Charges updated at the same instant come in id order.
 func (tx *Tx) ChargesToResolve(_ context.Context, before time.Time, limit int) ([]payments.Charge, error) {
-	var out []payments.Charge
-	for _, c := range tx.d.payments.charges {
-		if (c.Status == payments.StatusPending || c.ReversalPending) && c.Updated.Before(before) {
-			out = append(out, cloneCharge(c))
+	p := tx.d.payments
+	due := make([]dueRow, 0, len(p.unresolved))
+	for id := range p.unresolved {
+		if c := p.charges[id]; (c.Status == payments.StatusPending || c.ReversalPending) && c.Updated.Before(before) {
+			due = append(due, dueRow{id, c.Updated})
 		}
 	}
-	slices.SortFunc(out, func(a, b payments.Charge) int { return a.Updated.Compare(b.Updated) })
-	if len(out) > limit {
-		out = out[:limit]
+	due = firstDue(due, limit)
+	if len(due) == 0 {
+		return nil, nil
+	}
+	out := make([]payments.Charge, len(due))
+	for i, d := range due {
+		out[i] = cloneCharge(p.charges[d.id])
 	}
 	return out, nil
+}
+
+// dueRow is a row of a resolver's work list: its id and last update.
+type dueRow struct {
+	id string
+	at time.Time
+}
+
+// firstDue sorts rows by update, then id, and keeps the first limit.
+func firstDue(rows []dueRow, limit int) []dueRow {
+	slices.SortFunc(rows, func(a, b dueRow) int { return cmp.Or(a.at.Compare(b.at), strings.Compare(a.id, b.id)) })
+	return rows[:min(len(rows), max(limit, 0))]
 }
 
 func (tx *Tx) CreateRefund(_ context.Context, r *payments.Refund) error {
@@ -156,7 +213,7 @@ func (tx *Tx) CreateRefund(_ context.Context, r *payments.Refund) error {
 	if c, ok := p.charges[r.ChargeID]; !ok || c.TenantID != r.TenantID {
 		return store.ErrNotFound
 	}
-	put(tx, p.refunds, r.ID, *r)
+	tx.putRefund(*r)
 	return nil
 }
 
@@ -177,25 +234,26 @@ func (tx *Tx) UpdateRefund(_ context.Context, r *payments.Refund, fromStatus str
 	if old.Status != fromStatus {
 		return store.ErrConflict
 	}
-	put(tx, p.refunds, r.ID, *r)
+	tx.putRefund(*r)
 	return nil
 }
 
+// RefundsToResolve reads the list of pending refunds, not the table.
 func (tx *Tx) RefundsToResolve(_ context.Context, before time.Time, limit int) ([]payments.Refund, error) {
-	var out []payments.Refund
-	for _, r := range tx.d.payments.refunds {
-		if r.Status == payments.RefundPending && r.Updated.Before(before) {
-			out = append(out, r)
+	p := tx.d.payments
+	due := make([]dueRow, 0, len(p.pendingRefunds))
+	for id := range p.pendingRefunds {
+		if r := p.refunds[id]; r.Status == payments.RefundPending && r.Updated.Before(before) {
+			due = append(due, dueRow{id, r.Updated})
 		}
 	}
-	slices.SortFunc(out, func(a, b payments.Refund) int {
-		if c := a.Updated.Compare(b.Updated); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	if len(out) > limit {
-		out = out[:limit]
+	due = firstDue(due, limit)
+	if len(due) == 0 {
+		return nil, nil
+	}
+	out := make([]payments.Refund, len(due))
+	for i, d := range due {
+		out[i] = p.refunds[d.id]
 	}
 	return out, nil
 }

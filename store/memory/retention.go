@@ -123,7 +123,7 @@ func (tx *Tx) ScrubCharges(_ context.Context, before time.Time, limit int) (int,
 	}
 	for _, c := range old {
 		c.Description, c.Metadata, c.Purchase, c.FailureMessage = "", map[string]string{}, nil, ""
-		put(tx, tx.d.payments.charges, c.ID, c)
+		tx.putCharge(c)
 	}
 	return len(old), nil
 }

@@ -1,0 +1,94 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/payments"
+)
+
+// seedPayments fills a store with n charges of two tenants, alternating,
+// each with a refund. One charge in 1,000 is pending and one in 1,000 has
+// a reversal pending; one refund in 1,000 is pending; the rest are
+// settled, as in a store that has run for a while.
+func seedPayments(b *testing.B, n int) (*Store, time.Time) {
+	s := New()
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i += 1000 {
+		if err := s.InTx(ctx, func(tx *Tx) error {
+			if i == 0 {
+				for _, id := range []string{"ten_a", "ten_b"} {
+					if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: id}); err != nil {
+						return err
+					}
+				}
+			}
+			for j := i; j < i+1000; j++ {
+				at := t0.Add(time.Duration(j) * time.Second)
+				c := &payments.Charge{ID: fmt.Sprintf("ch_%06d", j), TenantID: []string{"ten_a", "ten_b"}[j%2],
+					Status: payments.StatusSucceeded, Amount: 100, AmountCaptured: 100, Currency: "eur",
+					PaymentMethod: "tok_1", Created: at, Updated: at}
+				switch j % 1000 {
+				case 1:
+					c.Status, c.AmountCaptured = payments.StatusPending, 0
+				case 2:
+					c.Status, c.AmountCaptured, c.ReversalPending = payments.StatusFailed, 0, true
+				}
+				if err := tx.CreateCharge(ctx, c); err != nil {
+					return err
+				}
+				r := &payments.Refund{ID: fmt.Sprintf("re_%06d", j), TenantID: c.TenantID, ChargeID: c.ID, Amount: 100,
+					Currency: "eur", Status: payments.RefundSucceeded, Created: at, Updated: at}
+				if j%1000 == 3 {
+					r.Status = payments.RefundPending
+				}
+				if err := tx.CreateRefund(ctx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, t0.Add(time.Duration(n) * time.Second)
+}
+
+// BenchmarkResolverQueries is the payment resolver's minute: the charges
+// and the refunds left to resolve (ChargesToResolve, RefundsToResolve,
+// 100 each) in a store of 100,000 charges and 100,000 refunds, of which
+// 200 charges and 100 refunds are unresolved. Either holds the store, and
+// every transaction of the node waits for it.
+//
+//	go test ./store/memory/ -run '^$' -bench ResolverQueries
+func BenchmarkResolverQueries(b *testing.B) {
+	const n = 100_000
+	s, end := seedPayments(b, n)
+	ctx := context.Background()
+	b.Run("charges", func(b *testing.B) {
+		for b.Loop() {
+			_ = s.InTx(ctx, func(tx *Tx) error {
+				out, err := tx.ChargesToResolve(ctx, end, 100)
+				if err != nil || len(out) != 100 || out[0].ID != "ch_000001" {
+					b.Fatalf("charges: %d, %v", len(out), err)
+				}
+				return nil
+			})
+		}
+	})
+	b.Run("refunds", func(b *testing.B) {
+		for b.Loop() {
+			_ = s.InTx(ctx, func(tx *Tx) error {
+				out, err := tx.RefundsToResolve(ctx, end, 100)
+				if err != nil || len(out) != 100 || out[0].ID != "re_000003" {
+					b.Fatalf("refunds: %d, %v", len(out), err)
+				}
+				return nil
+			})
+		}
+	})
+}
