@@ -155,19 +155,32 @@ func (t *Tx) ListAudit(ctx context.Context, f audit.Filter) ([]audit.Entry, erro
 // still in flight may commit rows with a lower seq later; they are simply
 // sealed in a later batch (chain order is sealing order, not seq order).
 func (t *Tx) UnsealedAudit(ctx context.Context, limit int) ([]audit.Entry, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+auditCols+` FROM audit_unsealed
-		JOIN audit_events USING (seq) LEFT JOIN audit_seals USING (seq) ORDER BY seq LIMIT $1`, limit)
+	rows, err := t.tx.Query(ctx, unsealedAuditSQL, limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}
 	return scanAudit(rows)
 }
 
-// PendingAudit is UnsealedAudit's entries, only the columns sealing
-// reads. No queued entry has a seal, so it needs no join with them.
+// unsealedFrom is the first $1 entries of the sealer's queue, each looked
+// up by its seq. The queue is read first and each entry fetched after
+// (LIMIT 1 keeps the planner from flattening the lookup into a join it
+// may order the other way): a plan cached while the tables were small
+// read every entry of the log, from the oldest, to find the queued ones.
+const unsealedFrom = `(SELECT seq AS queued FROM audit_unsealed ORDER BY seq LIMIT $1) q
+	CROSS JOIN LATERAL (SELECT * FROM audit_events e WHERE e.seq = q.queued LIMIT 1) audit_events`
+
+// unsealedCols is auditCols for a queued entry, which has no seal yet.
+var unsealedCols = strings.Replace(auditCols, "coalesce(chain_pos, 0), prev_hash, hash", "0::bigint, NULL::bytea, NULL::bytea", 1)
+
+var (
+	unsealedAuditSQL = `SELECT ` + unsealedCols + ` FROM ` + unsealedFrom + ` ORDER BY seq`
+	pendingAuditSQL  = `SELECT seq, content_hash, coalesce(stripe, 0), coalesce(stripe_seq, 0) FROM ` + unsealedFrom + ` ORDER BY seq`
+)
+
+// PendingAudit is UnsealedAudit's entries, only the columns sealing reads.
 func (t *Tx) PendingAudit(ctx context.Context, limit int) ([]audit.Pending, error) {
-	rows, err := t.tx.Query(ctx, `SELECT seq, content_hash, coalesce(stripe, 0), coalesce(stripe_seq, 0)
-		FROM audit_unsealed JOIN audit_events USING (seq) ORDER BY seq LIMIT $1`, limit)
+	rows, err := t.tx.Query(ctx, pendingAuditSQL, limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -12,3 +12,7 @@ func (s *Store) SessionPID() uint32 {
 
 // ForgetAuditPersonalSQL is the statement of ForgetAuditPersonal (tests only).
 const ForgetAuditPersonalSQL = forgetAuditPersonalSQL
+
+// UnsealedAuditSQL and PendingAuditSQL are the sealer queue's reads
+// (tests only).
+var UnsealedAuditSQL, PendingAuditSQL = unsealedAuditSQL, pendingAuditSQL

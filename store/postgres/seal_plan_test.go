@@ -1,0 +1,70 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/store/pgtest"
+	"github.com/perfectpay/perfectpay/store/postgres"
+)
+
+// The sealer's reads of its queue fetch the queued entries and no others,
+// even with a plan made while the tables were empty (a prepared statement
+// keeps its generic plan until the tables are analyzed, which on a new
+// database is up to a minute of writes away). Planned on empty tables, the
+// join of the queue with the log read the log from its oldest entry: every
+// entry ever written, on every round of the sealer.
+func TestSealerReadsOnlyTheQueue(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.NewURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	for _, q := range []string{
+		`SET plan_cache_mode = force_generic_plan`,
+		`PREPARE pending (int) AS ` + postgres.PendingAuditSQL,
+		`PREPARE unsealed (int) AS ` + postgres.UnsealedAuditSQL,
+		`EXECUTE pending (100)`,
+		`EXECUTE unsealed (100)`,
+		`INSERT INTO audit_events (id, actor_type, action, created_at, content_hash, stripe, stripe_seq)
+			SELECT 'aud_' || i, 'system', 'x', now(), '\x00', 1, i FROM generate_series(1, 20000) i`,
+		`INSERT INTO audit_seals SELECT seq, seq, '\x01', '\x02' FROM audit_events WHERE seq <= 19000`,
+		`INSERT INTO audit_unsealed SELECT seq FROM audit_events WHERE seq > 19000`,
+	} {
+		_, err := conn.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	for _, stmt := range []string{"pending", "unsealed"} {
+		var out []byte
+		require.NoError(t, conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+stmt+` (100)`).Scan(&out))
+		var plans []struct{ Plan planNode }
+		require.NoError(t, json.Unmarshal(out, &plans))
+		read := plans[0].Plan.rowsOf("audit_events")
+		assert.LessOrEqual(t, read, 100.0, "%s: audit_events rows read for 100 queued entries\n%s", stmt, out)
+		assert.Positive(t, read, stmt)
+	}
+}
+
+// planNode is a node of EXPLAIN (ANALYZE, FORMAT JSON).
+type planNode struct {
+	Relation string     `json:"Relation Name"`
+	Rows     float64    `json:"Actual Rows"`
+	Loops    float64    `json:"Actual Loops"`
+	Plans    []planNode `json:"Plans"`
+}
+
+// rowsOf is the number of rows the plan's scans of table returned.
+func (n planNode) rowsOf(table string) float64 {
+	sum := 0.0
+	if n.Relation == table {
+		sum += n.Rows * n.Loops
+	}
+	for _, c := range n.Plans {
+		sum += c.rowsOf(table)
+	}
+	return sum
+}
