@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -28,6 +29,12 @@ type paymentsData struct {
 	// putRefund keep them.
 	unresolved     table[string, struct{}]
 	pendingRefunds table[string, struct{}]
+	// owned lists the charge ids of each tenant and of each merchant, in
+	// one mode, in creation order (see chargeOwners): a page of
+	// ListCharges walks back from its cursor and stops at its limit. A
+	// list may still hold a charge whose merchant or mode an update
+	// changed since; ListCharges skips it.
+	owned table[string, []string]
 }
 
 func newPaymentsData() *paymentsData {
@@ -39,13 +46,55 @@ func newPaymentsData() *paymentsData {
 
 		unresolved:     table[string, struct{}]{},
 		pendingRefunds: table[string, struct{}]{},
+		owned:          table[string, []string]{},
 	}
+}
+
+// chargeOwners names the lists of owned a charge belongs to: its
+// tenant's, and its merchant's when it has one, in its mode.
+func chargeOwners(c *payments.Charge) []string {
+	mode := "/test"
+	if c.Livemode {
+		mode = "/live"
+	}
+	keys := []string{"tenant/" + c.TenantID + mode}
+	if c.MerchantID != "" {
+		keys = append(keys, "merchant/"+c.MerchantID+mode)
+	}
+	return keys
+}
+
+// listCharge puts the id of c, created as number seq, in the lists of its
+// owners, where it is not yet: at the end when it is the newest, as it is
+// when created, else where its seq belongs.
+func (tx *Tx) listCharge(c *payments.Charge, seq int64) {
+	p := tx.d.payments
+	for _, k := range chargeOwners(c) {
+		l := p.owned[k]
+		i := tx.chargesBefore(l, seq)
+		switch {
+		case i == len(l):
+			put(tx, p.owned, k, append(l, c.ID))
+		case l[i] != c.ID:
+			put(tx, p.owned, k, slices.Insert(slices.Clone(l), i, c.ID))
+		}
+	}
+}
+
+// chargesBefore is the number of charges of the list l created before
+// the charge numbered seq.
+func (tx *Tx) chargesBefore(l []string, seq int64) int {
+	p := tx.d.payments
+	return sort.Search(len(l), func(i int) bool { return p.chargeSeq[l[i]] >= seq })
 }
 
 // putCharge stores c (a clone the caller no longer touches) and keeps the
 // resolver's list of unresolved charges.
 func (tx *Tx) putCharge(c payments.Charge) {
 	p := tx.d.payments
+	if old, ok := p.charges[c.ID]; !ok || !slices.Equal(chargeOwners(&old), chargeOwners(&c)) {
+		tx.listCharge(&c, p.chargeSeq[c.ID])
+	}
 	put(tx, p.charges, c.ID, c)
 	_, listed := p.unresolved[c.ID]
 	switch unresolved := c.Status == payments.StatusPending || c.ReversalPending; {
@@ -141,6 +190,8 @@ func (tx *Tx) UpdateCharge(_ context.Context, c *payments.Charge, fromStatus str
 	return nil
 }
 
+// ListCharges walks the owner's list back from the cursor: a page reads
+// what it returns, not every charge in the store.
 func (tx *Tx) ListCharges(_ context.Context, tenantID string, f payments.ListFilter) ([]payments.Charge, error) {
 	p := tx.d.payments
 	mine := func(c *payments.Charge) bool {
@@ -149,25 +200,28 @@ func (tx *Tx) ListCharges(_ context.Context, tenantID string, f payments.ListFil
 		}
 		return c.TenantID == tenantID && c.Livemode == f.Livemode
 	}
-	var cursor int64 = 1<<63 - 1
+	owner := payments.Charge{TenantID: tenantID, MerchantID: f.MerchantID, Livemode: f.Livemode}
+	keys := chargeOwners(&owner)
+	l := p.owned[keys[len(keys)-1]]
+	end := len(l)
 	if f.StartingAfter != "" {
 		c, ok := p.charges[f.StartingAfter]
 		if !ok || !mine(&c) {
 			return nil, store.ErrNotFound
 		}
-		cursor = p.chargeSeq[f.StartingAfter]
+		end = tx.chargesBefore(l, p.chargeSeq[f.StartingAfter])
 	}
 	var out []payments.Charge
-	for id, c := range p.charges {
-		if mine(&c) && p.chargeSeq[id] < cursor {
+	if f.Limit > 0 && end > 0 {
+		out = make([]payments.Charge, 0, min(f.Limit, end))
+	}
+	for i := end - 1; i >= 0 && (f.Limit <= 0 || len(out) < f.Limit); i-- {
+		if c := p.charges[l[i]]; mine(&c) {
 			out = append(out, cloneCharge(c))
 		}
 	}
-	slices.SortFunc(out, func(a, b payments.Charge) int {
-		return int(p.chargeSeq[b.ID] - p.chargeSeq[a.ID])
-	})
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }

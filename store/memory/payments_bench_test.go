@@ -11,7 +11,7 @@ import (
 )
 
 // seedPayments fills a store with n charges of two tenants, alternating,
-// each with a refund. One charge in 1,000 is pending and one in 1,000 has
+// each with a refund; one in 10 is made to the merchant mer_1. One charge in 1,000 is pending and one in 1,000 has
 // a reversal pending; one refund in 1,000 is pending; the rest are
 // settled, as in a store that has run for a while.
 func seedPayments(b *testing.B, n int) (*Store, time.Time) {
@@ -32,6 +32,9 @@ func seedPayments(b *testing.B, n int) (*Store, time.Time) {
 				c := &payments.Charge{ID: fmt.Sprintf("ch_%06d", j), TenantID: []string{"ten_a", "ten_b"}[j%2],
 					Status: payments.StatusSucceeded, Amount: 100, AmountCaptured: 100, Currency: "eur",
 					PaymentMethod: "tok_1", Created: at, Updated: at}
+				if j%10 == 0 {
+					c.MerchantID = "mer_1"
+				}
 				switch j % 1000 {
 				case 1:
 					c.Status, c.AmountCaptured = payments.StatusPending, 0
@@ -86,6 +89,40 @@ func BenchmarkResolverQueries(b *testing.B) {
 				out, err := tx.RefundsToResolve(ctx, end, 100)
 				if err != nil || len(out) != 100 || out[0].ID != "re_000003" {
 					b.Fatalf("refunds: %d, %v", len(out), err)
+				}
+				return nil
+			})
+		}
+	})
+}
+
+// BenchmarkListCharges reads a page of 100 charges, newest first, in a
+// store of 100,000: a tenant's (of two) after a cursor half way in, and a
+// merchant's (one charge in ten) from the newest. Either holds the store,
+// and every transaction of the node waits for it.
+//
+//	go test ./store/memory/ -run '^$' -bench ListCharges
+func BenchmarkListCharges(b *testing.B) {
+	const n = 100_000
+	s, _ := seedPayments(b, n)
+	ctx := context.Background()
+	b.Run("tenant", func(b *testing.B) {
+		for b.Loop() {
+			_ = s.InTx(ctx, func(tx *Tx) error {
+				out, err := tx.ListCharges(ctx, "ten_b", payments.ListFilter{StartingAfter: "ch_050001", Limit: 100})
+				if err != nil || len(out) != 100 || out[0].ID != "ch_049999" {
+					b.Fatalf("page: %d charges, %v", len(out), err)
+				}
+				return nil
+			})
+		}
+	})
+	b.Run("merchant", func(b *testing.B) {
+		for b.Loop() {
+			_ = s.InTx(ctx, func(tx *Tx) error {
+				out, err := tx.ListCharges(ctx, "", payments.ListFilter{MerchantID: "mer_1", Limit: 100})
+				if err != nil || len(out) != 100 || out[0].ID != "ch_099990" {
+					b.Fatalf("page: %d charges, %v", len(out), err)
 				}
 				return nil
 			})

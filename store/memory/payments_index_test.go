@@ -14,6 +14,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/payments"
+	"github.com/perfectpay/perfectpay/store"
 )
 
 // paymentsFixture is a store with two tenants and helpers that create and
@@ -61,7 +62,7 @@ func (f *paymentsFixture) create(n int, err error) {
 			i := f.n
 			f.n++
 			c := &payments.Charge{ID: fmt.Sprintf("ch_%04d", i), TenantID: []string{"ten_a", "ten_b"}[i%2],
-				Livemode: i%3 == 0, MerchantID: []string{"", "mer_1", "mer_2"}[i%3], Status: payments.StatusSucceeded,
+				Livemode: i%4 == 0, MerchantID: []string{"", "mer_1", "mer_2"}[i%3], Status: payments.StatusSucceeded,
 				Amount: 100, AmountCaptured: 100, Currency: "eur", PaymentMethod: "tok_1", Description: "d",
 				Created: f.at(i), Updated: f.at(i)}
 			switch {
@@ -135,7 +136,7 @@ func TestResolverListsMatchTheTable(t *testing.T) {
 	f.create(10, nil)
 
 	p := f.s.d.payments
-	require.Len(t, p.charges, 100)
+	require.Equal(t, 100, len(p.charges))
 	var charges []payments.Charge
 	var refunds []payments.Refund
 	for _, c := range p.charges {
@@ -179,6 +180,112 @@ func TestResolverListsMatchTheTable(t *testing.T) {
 					}
 				}
 				require.Equal(t, wantR, gotR, "refunds before %d, limit %d", before, limit)
+			}
+		}
+	})
+}
+
+// move changes the merchant and the mode of every k-th charge, as only the
+// memory store lets an update do: the charge must leave the old pages and
+// join the new ones where its creation puts it.
+func (f *paymentsFixture) move(k int, err error) {
+	f.tx(err, func(tx *Tx) {
+		for i := 0; i < f.n; i += k {
+			c := cloneCharge(tx.d.payments.charges[fmt.Sprintf("ch_%04d", i)])
+			c.MerchantID = map[string]string{"": "mer_1", "mer_1": "mer_2", "mer_2": ""}[c.MerchantID]
+			c.Livemode = !c.Livemode
+			require.NoError(f.t, tx.UpdateCharge(f.ctx, &c, c.Status))
+		}
+	})
+}
+
+// TestChargePagesMatchTheTable reads pages of charges, of each tenant and
+// each merchant in each mode, through the store's lists after creates,
+// updates of status, merchant and mode and retention's scrub, each also
+// rolled back once, and compares every page with the charges themselves
+// filtered and sorted newest first.
+func TestChargePagesMatchTheTable(t *testing.T) {
+	f := newPaymentsFixture(t)
+	f.create(60, nil)
+	f.create(20, errRolledBack)
+	f.create(30, nil)
+	f.flip(4, nil)
+	f.flip(7, errRolledBack)
+	f.move(3, nil)
+	f.move(4, errRolledBack)
+	f.move(6, nil) // half of those moved by 3 move on, every other one back
+	f.move(6, nil)
+	f.move(6, nil)
+	f.tx(errRolledBack, func(tx *Tx) {
+		_, err := tx.ScrubCharges(f.ctx, f.at(1000), 1000)
+		require.NoError(t, err)
+	})
+	f.tx(nil, func(tx *Tx) {
+		_, err := tx.ScrubCharges(f.ctx, f.at(1000), 1000)
+		require.NoError(t, err)
+	})
+	f.create(10, nil)
+
+	p := f.s.d.payments
+	require.Equal(t, 100, len(p.charges))
+	var all []payments.Charge
+	for _, c := range p.charges {
+		all = append(all, c)
+	}
+	slices.SortFunc(all, func(a, b payments.Charge) int { return cmp.Compare(p.chargeSeq[b.ID], p.chargeSeq[a.ID]) })
+	for k, l := range p.owned {
+		require.Len(t, slices.Compact(slices.Clone(l)), len(l), "%s lists a charge twice", k)
+	}
+
+	type owner struct {
+		tenant, merchant string
+		live             bool
+	}
+	var owners []owner
+	for _, live := range []bool{false, true} {
+		owners = append(owners, owner{"ten_a", "", live}, owner{"ten_b", "", live},
+			owner{"", "mer_1", live}, owner{"", "mer_2", live}, owner{"", "mer_none", live})
+	}
+	f.tx(nil, func(tx *Tx) {
+		for _, o := range owners {
+			mine := func(c payments.Charge) bool {
+				if o.merchant != "" {
+					return c.MerchantID == o.merchant && c.Livemode == o.live
+				}
+				return c.TenantID == o.tenant && c.Livemode == o.live
+			}
+			var theirs []payments.Charge
+			for _, c := range all {
+				if mine(c) {
+					theirs = append(theirs, cloneCharge(c))
+				}
+			}
+			if o.merchant != "mer_none" {
+				require.NotEmpty(t, theirs, "%+v", o)
+			}
+			for _, limit := range []int{0, 1, 7, 1000} {
+				// Walk every page from the newest, as a client does.
+				var walked []payments.Charge
+				after := ""
+				for {
+					page, err := tx.ListCharges(f.ctx, o.tenant, payments.ListFilter{Livemode: o.live, MerchantID: o.merchant,
+						Limit: limit, StartingAfter: after})
+					require.NoError(t, err)
+					if len(page) == 0 {
+						require.Nil(t, page)
+						break
+					}
+					walked = append(walked, page...)
+					after = page[len(page)-1].ID
+				}
+				require.Equal(t, theirs, walked, "%+v, limit %d", o, limit)
+			}
+			for _, c := range all {
+				_, err := tx.ListCharges(f.ctx, o.tenant, payments.ListFilter{Livemode: o.live, MerchantID: o.merchant,
+					Limit: 3, StartingAfter: c.ID})
+				if !mine(c) {
+					require.ErrorIs(t, err, store.ErrNotFound, "%+v after %s", o, c.ID)
+				}
 			}
 		}
 	})
