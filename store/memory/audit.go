@@ -81,7 +81,16 @@ func (tx *Tx) ListAudit(_ context.Context, f audit.Filter) ([]audit.Entry, error
 }
 
 func (tx *Tx) UnsealedAudit(_ context.Context, limit int) ([]audit.Entry, error) {
-	var out []audit.Entry
+	return unsealed(tx, limit, func(r auditRec, seq int64) audit.Entry { return r.entry(seq, true) }), nil
+}
+
+func (tx *Tx) PendingAudit(_ context.Context, limit int) ([]audit.Pending, error) {
+	return unsealed(tx, limit, auditRec.pending), nil
+}
+
+// unsealed reads up to limit entries of the sealer's work list with read.
+func unsealed[T any](tx *Tx, limit int, read func(auditRec, int64) T) []T {
+	var out []T
 	for _, seq := range tx.d.auditLog.unsealed {
 		if len(out) == limit {
 			break
@@ -89,23 +98,10 @@ func (tx *Tx) UnsealedAudit(_ context.Context, limit int) ([]audit.Entry, error)
 		// An entry deleted behind the chain's back (TamperAuditTables) or sealed
 		// already is no longer pending.
 		if r, ok := tx.d.auditEntries[seq]; ok && r.chainPos() == 0 {
-			out = append(out, r.entry(seq, true))
+			out = append(out, read(r, seq))
 		}
 	}
-	return out, nil
-}
-
-func (tx *Tx) PendingAudit(_ context.Context, limit int) ([]audit.Pending, error) {
-	var out []audit.Pending
-	for _, seq := range tx.d.auditLog.unsealed {
-		if len(out) == limit {
-			break
-		}
-		if r, ok := tx.d.auditEntries[seq]; ok && r.chainPos() == 0 {
-			out = append(out, r.pending(seq))
-		}
-	}
-	return out, nil
+	return out
 }
 
 // dropSealed takes the sealed entries off the front of the work list.

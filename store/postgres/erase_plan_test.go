@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/perfectpay/perfectpay/store/pgtest"
 	"github.com/perfectpay/perfectpay/store/postgres"
 )
 
@@ -23,10 +22,7 @@ import (
 // table.
 func TestForgetAuditPersonalUsesIndexes(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgtest.NewURL(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(ctx) })
-	for _, q := range []string{
+	conn := planConn(t,
 		`INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, ip, action, target, created_at, content_hash,
 			format, ip_salt, ip_digest)
 			SELECT 'aud_' || i, 'ten_1', CASE WHEN i % 100 = 0 THEN 'user' WHEN i % 2 = 0 THEN 'agent' ELSE 'api_key' END,
@@ -35,11 +31,8 @@ func TestForgetAuditPersonalUsesIndexes(t *testing.T) {
 			FROM generate_series(1, 20000) i`,
 		`ANALYZE audit_events`,
 		`SET plan_cache_mode = force_generic_plan`,
-		`PREPARE forget (text, text, smallint) AS ` + postgres.ForgetAuditPersonalSQL,
-	} {
-		_, err := conn.Exec(ctx, q)
-		require.NoError(t, err, q)
-	}
+		`PREPARE forget (text, text, smallint) AS `+postgres.ForgetAuditPersonalSQL,
+	)
 	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE forget ('ten_1', 'usr_1', 1)`)
 	require.NoError(t, err)
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])

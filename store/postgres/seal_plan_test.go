@@ -21,23 +21,17 @@ import (
 // entry ever written, on every round of the sealer.
 func TestSealerReadsOnlyTheQueue(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgtest.NewURL(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(ctx) })
-	for _, q := range []string{
+	conn := planConn(t,
 		`SET plan_cache_mode = force_generic_plan`,
-		`PREPARE pending (int) AS ` + postgres.PendingAuditSQL,
-		`PREPARE unsealed (int) AS ` + postgres.UnsealedAuditSQL,
+		`PREPARE pending (int) AS `+postgres.PendingAuditSQL,
+		`PREPARE unsealed (int) AS `+postgres.UnsealedAuditSQL,
 		`EXECUTE pending (100)`,
 		`EXECUTE unsealed (100)`,
 		`INSERT INTO audit_events (id, actor_type, action, created_at, content_hash, stripe, stripe_seq)
 			SELECT 'aud_' || i, 'system', 'x', now(), '\x00', 1, i FROM generate_series(1, 20000) i`,
 		`INSERT INTO audit_seals SELECT seq, seq, '\x01', '\x02' FROM audit_events WHERE seq <= 19000`,
 		`INSERT INTO audit_unsealed SELECT seq FROM audit_events WHERE seq > 19000`,
-	} {
-		_, err := conn.Exec(ctx, q)
-		require.NoError(t, err, q)
-	}
+	)
 	for _, stmt := range []string{"pending", "unsealed"} {
 		var out []byte
 		require.NoError(t, conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+stmt+` (100)`).Scan(&out))
@@ -47,6 +41,20 @@ func TestSealerReadsOnlyTheQueue(t *testing.T) {
 		assert.LessOrEqual(t, read, 100.0, "%s: audit_events rows read for 100 queued entries\n%s", stmt, out)
 		assert.Positive(t, read, stmt)
 	}
+}
+
+// planConn connects to a new database and runs stmts on it, for tests of
+// the plans PostgreSQL makes.
+func planConn(t *testing.T, stmts ...string) *pgx.Conn {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.NewURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	for _, q := range stmts {
+		_, err := conn.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	return conn
 }
 
 // planNode is a node of EXPLAIN (ANALYZE, FORMAT JSON).
