@@ -23,6 +23,12 @@ type mandateData struct {
 	events    table[int64, mandates.Event]
 	eventSeq  int64
 	merchants table[string, merchants.Merchant]
+	// history holds each mandate's event seqs, ascending, and eventSeqs
+	// the newest seq of each event id in its mandate's history: a page of
+	// ListMandateEvents finds its cursor and reads its events, not the
+	// events of every mandate.
+	history   table[historyKey, []int64]
+	eventSeqs table[historyEventKey, int64]
 }
 
 func newMandateData() *mandateData {
@@ -30,7 +36,17 @@ func newMandateData() *mandateData {
 		mandates:  table[string, mandates.Mandate]{},
 		events:    table[int64, mandates.Event]{},
 		merchants: table[string, merchants.Merchant]{},
+		history:   table[historyKey, []int64]{},
+		eventSeqs: table[historyEventKey, int64]{},
 	}
+}
+
+// historyKey names a mandate's history; historyEventKey an event in it.
+type historyKey struct{ tenantID, mandateID string }
+
+type historyEventKey struct {
+	historyKey
+	id string
 }
 
 func (tx *Tx) CreateMandate(_ context.Context, m *mandates.Mandate) error {
@@ -252,29 +268,35 @@ func (tx *Tx) AppendMandateEvent(_ context.Context, e *mandates.Event) error {
 	c := *e
 	c.Data = slices.Clone(e.Data)
 	put(tx, d.events, c.Seq, c)
+	k := historyKey{c.TenantID, c.MandateID}
+	put(tx, d.history, k, append(d.history[k], c.Seq))
+	put(tx, d.eventSeqs, historyEventKey{k, c.ID}, c.Seq)
 	return nil
 }
 
+// ListMandateEvents reads the mandate's history from the cursor on and
+// stops one past its limit (to tell whether there is more).
 func (tx *Tx) ListMandateEvents(_ context.Context, f mandates.EventFilter) ([]mandates.Event, bool, error) {
+	d := tx.d.mandates
+	k := historyKey{f.TenantID, f.MandateID}
 	if f.StartingAfter != "" {
-		found := false
-		for _, e := range tx.d.mandates.events {
-			if e.ID == f.StartingAfter && e.TenantID == f.TenantID && e.MandateID == f.MandateID {
-				f.AfterSeq, found = max(f.AfterSeq, e.Seq), true
-			}
-		}
-		if !found {
+		seq, ok := d.eventSeqs[historyEventKey{k, f.StartingAfter}]
+		if !ok {
 			return nil, false, store.ErrNotFound
 		}
+		f.AfterSeq = max(f.AfterSeq, seq)
 	}
+	h := d.history[k]
+	i, _ := slices.BinarySearch(h, f.AfterSeq+1)
 	var out []mandates.Event
-	for _, e := range tx.d.mandates.events {
-		if e.TenantID == f.TenantID && e.MandateID == f.MandateID && e.Seq > f.AfterSeq {
-			e.Data = slices.Clone(e.Data)
-			out = append(out, e)
+	for _, seq := range h[i:] {
+		if len(out) > f.Limit {
+			break
 		}
+		e := d.events[seq]
+		e.Data = slices.Clone(e.Data)
+		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b mandates.Event) int { return int(a.Seq - b.Seq) })
 	out, more := page.Trim(out, f.Limit)
 	return out, more, nil
 }
