@@ -23,6 +23,9 @@ type webhookTables struct {
 	attempts []webhooks.Attempt
 	// eventIndex is each event's position in eventOrder.
 	eventIndex table[string, int]
+	// byEvent lists each event's delivery ids, so ListDeliveries reads an
+	// event's deliveries, not every delivery.
+	byEvent table[string, []string]
 }
 
 func newWebhookTables() webhookTables {
@@ -31,6 +34,7 @@ func newWebhookTables() webhookTables {
 		deliveries: table[string, webhooks.Delivery]{},
 		pending:    table[string, struct{}]{},
 		eventIndex: table[string, int]{},
+		byEvent:    table[string, []string]{},
 	}
 }
 
@@ -81,6 +85,11 @@ func (tx *Tx) fanOut(e *events.Event) {
 
 func (tx *Tx) putDelivery(d webhooks.Delivery) {
 	w := &tx.d.webhooks
+	if old, ok := w.deliveries[d.ID]; !ok || old.EventID != d.EventID {
+		if l := w.byEvent[d.EventID]; !slices.Contains(l, d.ID) {
+			put(tx, w.byEvent, d.EventID, append(l, d.ID))
+		}
+	}
 	put(tx, w.deliveries, d.ID, cloneDelivery(d))
 	if d.Status == webhooks.DeliveryPending {
 		put(tx, w.pending, d.ID, struct{}{})
@@ -239,10 +248,12 @@ func (tx *Tx) CreateDelivery(_ context.Context, d *webhooks.Delivery) error {
 	return nil
 }
 
+// ListDeliveries reads the event's list of deliveries, not the table.
 func (tx *Tx) ListDeliveries(_ context.Context, tenantID, eventID string) ([]webhooks.Delivery, error) {
+	w := &tx.d.webhooks
 	var out []webhooks.Delivery
-	for _, d := range tx.d.webhooks.deliveries {
-		if d.TenantID == tenantID && d.EventID == eventID {
+	for _, id := range w.byEvent[eventID] {
+		if d, ok := w.deliveries[id]; ok && d.TenantID == tenantID && d.EventID == eventID {
 			out = append(out, cloneDelivery(d))
 		}
 	}

@@ -1,0 +1,60 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/events"
+	"github.com/perfectpay/perfectpay/webhooks"
+)
+
+// BenchmarkListDeliveries reads the deliveries of one event (ListDeliveries,
+// as GET /v1/events/{id}/deliveries does) in a store of 100,000 deliveries
+// of 10,000 events. It holds the store, and every transaction of the node
+// waits for it.
+//
+//	go test ./store/memory/ -run '^$' -bench ListDeliveries
+func BenchmarkListDeliveries(b *testing.B) {
+	s := New()
+	ctx := context.Background()
+	const n, perEvent = 100_000, 10
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n/perEvent; i += 100 {
+		if err := s.InTx(ctx, func(tx *Tx) error {
+			if i == 0 {
+				if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: "ten_a"}); err != nil {
+					return err
+				}
+			}
+			for j := i; j < i+100; j++ {
+				at := t0.Add(time.Duration(j) * time.Second)
+				e := &events.Event{ID: fmt.Sprintf("evt_%05d", j), TenantID: "ten_a", Type: "charge.succeeded", CreatedAt: at}
+				if err := tx.EnqueueEvent(ctx, e); err != nil {
+					return err
+				}
+				for k := range perEvent {
+					if err := tx.CreateDelivery(ctx, &webhooks.Delivery{ID: fmt.Sprintf("whd_%05d_%d", j, k), TenantID: "ten_a",
+						EventID: e.ID, EndpointID: fmt.Sprintf("we_%d", k), Status: webhooks.DeliverySucceeded,
+						CreatedAt: at, UpdatedAt: at}); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		_ = s.InTx(ctx, func(tx *Tx) error {
+			out, err := tx.ListDeliveries(ctx, "ten_a", "evt_05000")
+			if err != nil || len(out) != perEvent || out[0].ID != "whd_05000_0" {
+				b.Fatalf("deliveries: %d, %v", len(out), err)
+			}
+			return nil
+		})
+	}
+}
