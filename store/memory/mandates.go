@@ -29,6 +29,13 @@ type mandateData struct {
 	// events of every mandate.
 	history   table[historyKey, []int64]
 	eventSeqs table[historyEventKey, int64]
+	// listed holds the mandate ids of each tenant, and of each of its
+	// agents, payers and parents, oldest first (see mandateLists): a page
+	// of ListMandates walks back from its cursor and stops one past its
+	// limit. Nothing changes a mandate's tenant, agent, payer, parent,
+	// creation time or id once created, and nothing deletes a mandate, so
+	// a list holds exactly the mandates it names.
+	listed table[mandateListKey, []string]
 }
 
 func newMandateData() *mandateData {
@@ -38,6 +45,61 @@ func newMandateData() *mandateData {
 		merchants: table[string, merchants.Merchant]{},
 		history:   table[historyKey, []int64]{},
 		eventSeqs: table[historyEventKey, int64]{},
+		listed:    table[mandateListKey, []string]{},
+	}
+}
+
+// mandateListKey names a list of listed: a tenant's mandates (by ""), or
+// those of one of its agents, payers or parents.
+type mandateListKey struct{ tenantID, by, value string }
+
+// mandateLists names the lists m belongs to.
+func mandateLists(m *mandates.Mandate) []mandateListKey {
+	keys := []mandateListKey{{m.TenantID, "", ""}}
+	for _, k := range []mandateListKey{{m.TenantID, "agent", m.Agent}, {m.TenantID, "payer", m.Payer},
+		{m.TenantID, "parent", m.ParentID}} {
+		if k.value != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// filterList is the list of listed that holds every mandate f can match,
+// the narrowest f names.
+func filterList(f *mandates.Filter) mandateListKey {
+	switch {
+	case f.ParentID != "":
+		return mandateListKey{f.TenantID, "parent", f.ParentID}
+	case f.Payer != "":
+		return mandateListKey{f.TenantID, "payer", f.Payer}
+	case f.Agent != "":
+		return mandateListKey{f.TenantID, "agent", f.Agent}
+	}
+	return mandateListKey{f.TenantID, "", ""}
+}
+
+// mandatesBefore is the number of mandates of the list l that come
+// before m, oldest first (newestFirst reversed).
+func (tx *Tx) mandatesBefore(l []string, m *mandates.Mandate) int {
+	d := tx.d.mandates
+	i, _ := slices.BinarySearchFunc(l, m, func(id string, m *mandates.Mandate) int {
+		return newestFirst(*m, d.mandates[id])
+	})
+	return i
+}
+
+// listMandate puts the id of m, just created, in its lists: at the end
+// when it is the newest, as it usually is, else where it belongs.
+func (tx *Tx) listMandate(m *mandates.Mandate) {
+	d := tx.d.mandates
+	for _, k := range mandateLists(m) {
+		l := d.listed[k]
+		if i := tx.mandatesBefore(l, m); i == len(l) {
+			put(tx, d.listed, k, append(l, m.ID))
+		} else {
+			put(tx, d.listed, k, slices.Insert(slices.Clone(l), i, m.ID))
+		}
 	}
 }
 
@@ -63,6 +125,7 @@ func (tx *Tx) CreateMandate(_ context.Context, m *mandates.Mandate) error {
 		}
 	}
 	put(tx, d.mandates, m.ID, *m.Clone())
+	tx.listMandate(m)
 	return nil
 }
 
@@ -82,27 +145,30 @@ func newestFirst(a, b mandates.Mandate) int {
 	return strings.Compare(b.ID, a.ID)
 }
 
+// ListMandates walks the narrowest list of the filter back from the
+// cursor and stops one past its limit (to tell whether there is more): a
+// page reads the mandates it returns and those the filter skips on the
+// way, not every mandate in the store.
 func (tx *Tx) ListMandates(_ context.Context, f mandates.Filter) ([]mandates.Mandate, bool, error) {
-	var cursor *mandates.Mandate
+	d := tx.d.mandates
+	l := d.listed[filterList(&f)]
+	end := len(l)
 	if f.StartingAfter != "" {
-		c, ok := tx.d.mandates.mandates[f.StartingAfter]
+		c, ok := d.mandates[f.StartingAfter]
 		if !ok || c.TenantID != f.TenantID {
 			return nil, false, store.ErrNotFound
 		}
-		cursor = &c
+		end = tx.mandatesBefore(l, &c)
 	}
 	var out []mandates.Mandate
-	for _, m := range tx.d.mandates.mandates {
+	for i := end - 1; i >= 0 && len(out) < page.Fetch(f.Limit); i-- {
+		m := d.mandates[l[i]]
 		if m.TenantID != f.TenantID || (f.Agent != "" && m.Agent != f.Agent) || (f.Payer != "" && m.Payer != f.Payer) ||
 			(f.Status != "" && m.Status != f.Status) || (f.ParentID != "" && m.ParentID != f.ParentID) {
 			continue
 		}
-		if cursor != nil && newestFirst(m, *cursor) <= 0 {
-			continue
-		}
 		out = append(out, *m.Clone())
 	}
-	slices.SortFunc(out, newestFirst)
 	out, more := page.Trim(out, f.Limit)
 	return out, more, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/mandates"
 )
 
@@ -45,4 +46,68 @@ func BenchmarkMandateEvents(b *testing.B) {
 			return nil
 		})
 	}
+}
+
+// BenchmarkListMandates reads a page of 10 mandates, newest first, of one
+// tenant in a store of 100,000 mandates of 1,000 tenants: after a cursor
+// half way into the tenant's mandates, and filtered by status (one
+// mandate in ten is suspended) from the newest. Either holds the store,
+// and every transaction of the node waits for it.
+//
+//	go test ./store/memory/ -run '^$' -bench ListMandates
+func BenchmarkListMandates(b *testing.B) {
+	s := New()
+	ctx := context.Background()
+	const n, tenants = 100_000, 1000
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i += 1000 {
+		if err := s.InTx(ctx, func(tx *Tx) error {
+			if i == 0 {
+				for k := range tenants {
+					if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: fmt.Sprintf("ten_%04d", k)}); err != nil {
+						return err
+					}
+				}
+			}
+			for j := i; j < i+1000; j++ {
+				at := t0.Add(time.Duration(j) * time.Second)
+				m := &mandates.Mandate{ID: fmt.Sprintf("mdt_%06d", j), TenantID: fmt.Sprintf("ten_%04d", j%tenants),
+					Payer: "ten_payer", Agent: "agt_1", Status: mandates.StatusActive, Limits: mandates.Limits{Currency: "eur", Budget: 10_000},
+					CreatedAt: at, UpdatedAt: at}
+				if j/tenants%10 == 3 {
+					m.Status = mandates.StatusSuspended
+				}
+				if err := tx.CreateMandate(ctx, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// ten_0007's mandates are mdt_000007, mdt_001007, ...; the suspended
+	// ones mdt_003007, mdt_013007, ...
+	b.Run("cursor", func(b *testing.B) {
+		for b.Loop() {
+			_ = s.InTx(ctx, func(tx *Tx) error {
+				out, more, err := tx.ListMandates(ctx, mandates.Filter{TenantID: "ten_0007", StartingAfter: "mdt_050007", Limit: 10})
+				if err != nil || len(out) != 10 || !more || out[0].ID != "mdt_049007" {
+					b.Fatalf("page: %d mandates, %v", len(out), err)
+				}
+				return nil
+			})
+		}
+	})
+	b.Run("status", func(b *testing.B) {
+		for b.Loop() {
+			_ = s.InTx(ctx, func(tx *Tx) error {
+				out, more, err := tx.ListMandates(ctx, mandates.Filter{TenantID: "ten_0007", Status: mandates.StatusSuspended, Limit: 5})
+				if err != nil || len(out) != 5 || !more || out[0].ID != "mdt_093007" {
+					b.Fatalf("page: %d mandates, %v", len(out), err)
+				}
+				return nil
+			})
+		}
+	})
 }
