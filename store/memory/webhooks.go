@@ -26,6 +26,11 @@ type webhookTables struct {
 	// byEvent lists each event's delivery ids, so ListDeliveries reads an
 	// event's deliveries, not every delivery.
 	byEvent table[string, []string]
+	// byTenant lists each tenant's endpoint ids in the order they were
+	// created, so a fan-out reads the event's tenant's endpoints, not
+	// every endpoint. Nothing changes an endpoint's tenant; a delete takes
+	// the id out.
+	byTenant table[string, []string]
 }
 
 func newWebhookTables() webhookTables {
@@ -35,6 +40,7 @@ func newWebhookTables() webhookTables {
 		pending:    table[string, struct{}]{},
 		eventIndex: table[string, int]{},
 		byEvent:    table[string, []string]{},
+		byTenant:   table[string, []string]{},
 	}
 }
 
@@ -67,10 +73,12 @@ func cloneEvent(e events.Event) events.Event {
 }
 
 // fanOut adds a pending delivery of e for every enabled endpoint of its
-// tenant subscribed to its type (called by EnqueueEvent).
+// tenant subscribed to its type (called by EnqueueEvent), in the order
+// the endpoints were created.
 func (tx *Tx) fanOut(e *events.Event) {
 	w := &tx.d.webhooks
-	for _, ep := range w.endpoints {
+	for _, id := range w.byTenant[e.TenantID] {
+		ep := w.endpoints[id]
 		if ep.TenantID != e.TenantID || ep.Status != webhooks.EndpointEnabled || !ep.Subscribed(e.Type) {
 			continue
 		}
@@ -107,6 +115,7 @@ func (tx *Tx) CreateEndpoint(_ context.Context, e *webhooks.Endpoint) error {
 		return store.ErrNotFound
 	}
 	put(tx, w.endpoints, e.ID, cloneEndpoint(*e))
+	put(tx, w.byTenant, e.TenantID, append(w.byTenant[e.TenantID], e.ID))
 	return nil
 }
 
@@ -125,9 +134,10 @@ func (tx *Tx) LockEndpoint(ctx context.Context, tenantID, id string) (*webhooks.
 }
 
 func (tx *Tx) ListEndpoints(_ context.Context, tenantID string) ([]webhooks.Endpoint, error) {
+	w := &tx.d.webhooks
 	var out []webhooks.Endpoint
-	for _, e := range tx.d.webhooks.endpoints {
-		if e.TenantID == tenantID {
+	for _, id := range w.byTenant[tenantID] {
+		if e := w.endpoints[id]; e.TenantID == tenantID {
 			out = append(out, cloneEndpoint(e))
 		}
 	}
@@ -154,7 +164,12 @@ func (tx *Tx) DeleteEndpoint(_ context.Context, tenantID, id string) error {
 	if !ok || old.TenantID != tenantID {
 		return store.ErrNotFound
 	}
-	del(tx, tx.d.webhooks.endpoints, id)
+	w := &tx.d.webhooks
+	del(tx, w.endpoints, id)
+	l := w.byTenant[tenantID]
+	if i := slices.Index(l, id); i >= 0 {
+		put(tx, w.byTenant, tenantID, slices.Delete(slices.Clone(l), i, i+1))
+	}
 	return nil
 }
 

@@ -58,3 +58,55 @@ func BenchmarkListDeliveries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFanOut enqueues one event (EnqueueEvent, which fans it out to
+// the tenant's subscribed endpoints) in a store of 10,000 webhook
+// endpoints of 1,000 tenants, in a transaction rolled back so that the
+// store does not grow. Every event the node queues does this with the
+// store held.
+//
+//	go test ./store/memory/ -run '^$' -bench FanOut
+func BenchmarkFanOut(b *testing.B) {
+	s := New()
+	ctx := context.Background()
+	const n, tenants = 10_000, 1000
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.InTx(ctx, func(tx *Tx) error {
+		for k := range tenants {
+			if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: fmt.Sprintf("ten_%04d", k)}); err != nil {
+				return err
+			}
+		}
+		for j := range n {
+			// Of each tenant's ten endpoints, eight take every event, one
+			// other types and one is disabled.
+			ep := &webhooks.Endpoint{ID: fmt.Sprintf("we_%05d", j), TenantID: fmt.Sprintf("ten_%04d", j%tenants),
+				URL: "https://example.com/hook", Events: []string{webhooks.WildcardEvents}, Status: webhooks.EndpointEnabled,
+				CreatedAt: t0, UpdatedAt: t0}
+			switch j / tenants {
+			case 3:
+				ep.Events = []string{"refund.created"}
+			case 5:
+				ep.Status = webhooks.EndpointDisabled
+			}
+			if err := tx.CreateEndpoint(ctx, ep); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		_ = s.InTx(ctx, func(tx *Tx) error {
+			if err := tx.EnqueueEvent(ctx, &events.Event{ID: "evt_1", TenantID: "ten_0007", Type: "charge.succeeded",
+				CreatedAt: t0}); err != nil {
+				b.Fatal(err)
+			}
+			if got := len(tx.d.webhooks.byEvent["evt_1"]); got != 8 {
+				b.Fatalf("deliveries: %d", got)
+			}
+			return errRolledBack
+		})
+	}
+}
