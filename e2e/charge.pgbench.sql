@@ -194,7 +194,7 @@ BEGIN ISOLATION LEVEL READ COMMITTED;
 SELECT id, tenant_id, livemode, status, amount, amount_captured, amount_refunded, currency, capture_now,
 payment_method, card, description, metadata, coalesce(mandate_id, ''), coalesce(agent_id, ''), coalesce(merchant_id, ''),
 purchase, auth_code, failure_code, failure_message, decline_code, attempts, reversal_pending,
-created_at, updated_at, captured_at, canceled_at, claim, claim_until, coalesce(idempotency_key, '') FROM charges WHERE id = 'ch_pgb' || :r::text AND tenant_id = :tenant FOR UPDATE;
+created_at, updated_at, captured_at, canceled_at, claim, claim_until, coalesce(idempotency_key, '') FROM charges WHERE id = 'ch_pgb' || :r::text AND tenant_id IS NOT DISTINCT FROM :tenant FOR UPDATE;
 \endpipeline
 
 -- 6. Settle, one pipeline: mark the charge succeeded, its audit entry, the

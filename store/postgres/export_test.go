@@ -16,3 +16,6 @@ const ForgetAuditPersonalSQL = forgetAuditPersonalSQL
 // UnsealedAuditSQL and PendingAuditSQL are the sealer queue's reads
 // (tests only).
 var UnsealedAuditSQL, PendingAuditSQL = unsealedAuditSQL, pendingAuditSQL
+
+// ChargeByIDSQL reads a charge by id and tenant (tests only).
+const ChargeByIDSQL = chargeByID

@@ -87,12 +87,19 @@ func (t *Tx) ChargeByIdempotencyKey(ctx context.Context, tenantID, key string) (
 	return scanCharge(t.tx.QueryRow(ctx, `SELECT `+chargeCols+` FROM charges WHERE tenant_id = $1 AND idempotency_key = $2`, tenantID, key))
 }
 
+// chargeByID selects a charge by id, then checks its tenant. The check is
+// IS NOT DISTINCT FROM (the same as = on these non-null values) because no
+// index serves it: a plan cached while the table was empty otherwise took
+// an index led by tenant_id as readily as the primary key, and read every
+// charge of the tenant until the table was first analyzed.
+const chargeByID = `SELECT ` + chargeCols + ` FROM charges WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2`
+
 func (t *Tx) GetCharge(ctx context.Context, tenantID, id string) (*payments.Charge, error) {
-	return scanCharge(t.tx.QueryRow(ctx, `SELECT `+chargeCols+` FROM charges WHERE id = $1 AND tenant_id = $2`, id, tenantID))
+	return scanCharge(t.tx.QueryRow(ctx, chargeByID, id, tenantID))
 }
 
 func (t *Tx) LockCharge(ctx context.Context, tenantID, id string) (*payments.Charge, error) {
-	c, err := scanCharge(t.tx.QueryRow(ctx, `SELECT `+chargeCols+` FROM charges WHERE id = $1 AND tenant_id = $2 FOR UPDATE`, id, tenantID))
+	c, err := scanCharge(t.tx.QueryRow(ctx, chargeByID+` FOR UPDATE`, id, tenantID))
 	if p, ok := t.tx.(*pipeTx); ok && err == nil {
 		p.lock(chargeLock(tenantID, id), c.Status)
 	}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,27 @@ func TestSealerReadsOnlyTheQueue(t *testing.T) {
 		read := plans[0].Plan.rowsOf("audit_events")
 		assert.LessOrEqual(t, read, 100.0, "%s: audit_events rows read for 100 queued entries\n%s", stmt, out)
 		assert.Positive(t, read, stmt)
+	}
+}
+
+// A charge read by id and tenant (every charge's settlement locks it so)
+// goes by the primary key, even with the plan a prepared statement made
+// while the table was empty: planned then, an equality on tenant_id made
+// an index led by tenant_id as cheap as the key, and that plan read every
+// charge of the tenant until the table was first analyzed.
+func TestChargeByIDUsesTheKey(t *testing.T) {
+	conn := planConn(t,
+		`SET plan_cache_mode = force_generic_plan`,
+		`PREPARE byid (text, text) AS `+postgres.ChargeByIDSQL,
+		`PREPARE lock (text, text) AS `+postgres.ChargeByIDSQL+` FOR UPDATE`,
+	)
+	for _, stmt := range []string{"byid", "lock"} {
+		rows, err := conn.Query(context.Background(), `EXPLAIN EXECUTE `+stmt+` ('ch_1', 'ten_1')`)
+		require.NoError(t, err)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		plan := strings.Join(lines, "\n")
+		assert.Contains(t, plan, "Index Scan using charges_pkey", plan)
 	}
 }
 
