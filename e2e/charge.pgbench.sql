@@ -204,7 +204,7 @@ created_at, updated_at, captured_at, canceled_at, claim, claim_until, coalesce(i
 UPDATE charges SET status = 'succeeded', amount_captured = 1, amount_refunded = 0, auth_code = 'D8xlGn',
 	failure_code = '', failure_message = '', decline_code = '', attempts = 1, reversal_pending = false,
 	updated_at = now(), captured_at = now(), canceled_at = NULL, claim = '', claim_until = NULL
-	WHERE id = 'ch_pgb' || :r::text AND tenant_id = :tenant AND status = 'pending';
+	WHERE id = 'ch_pgb' || :r::text AND tenant_id IS NOT DISTINCT FROM :tenant AND status = 'pending';
 WITH free AS (
 		UPDATE audit_stripes SET next = next + 1
 		WHERE stripe = (SELECT stripe FROM audit_stripes ORDER BY stripe LIMIT 1 FOR UPDATE SKIP LOCKED)

@@ -162,7 +162,8 @@ func (tx *Tx) AuditChain(_ context.Context, after int64, limit int) ([]audit.Ent
 }
 
 // chainAfter is the index in the chain list of the first entry sealed at
-// a position above pos.
+// a position above pos. The list holds existing entries in chain order
+// (pruning cuts its front, tampering rebuilds it), so the search holds.
 func (tx *Tx) chainAfter(pos int64) int {
 	chain := tx.d.auditLog.chain
 	return sort.Search(len(chain), func(i int) bool {

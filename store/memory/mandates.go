@@ -356,7 +356,7 @@ func (tx *Tx) ListMandateEvents(_ context.Context, f mandates.EventFilter) ([]ma
 	i, _ := slices.BinarySearch(h, f.AfterSeq+1)
 	var out []mandates.Event
 	for _, seq := range h[i:] {
-		if len(out) > f.Limit {
+		if len(out) >= page.Fetch(f.Limit) {
 			break
 		}
 		e := d.events[seq]

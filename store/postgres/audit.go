@@ -162,20 +162,22 @@ func (t *Tx) UnsealedAudit(ctx context.Context, limit int) ([]audit.Entry, error
 	return scanAudit(rows)
 }
 
-// unsealedFrom is the first $1 entries of the sealer's queue, each looked
-// up by its seq. The queue is read first and each entry fetched after
-// (LIMIT 1 keeps the planner from flattening the lookup into a join it
-// may order the other way): a plan cached while the tables were small
-// read every entry of the log, from the oldest, to find the queued ones.
-const unsealedFrom = `(SELECT seq AS queued FROM audit_unsealed ORDER BY seq LIMIT $1) q
+// unsealedFrom is the sealer's queue, each entry looked up by its seq:
+// the queue is read first, in order, and each entry fetched after (LIMIT
+// 1 keeps the planner from flattening the lookup into a join it may order
+// the other way; a plan cached while the tables were small read every
+// entry of the log, from the oldest, to find the queued ones). A queued
+// seq whose entry is gone yields no row, so it takes no place in a batch.
+const unsealedFrom = `(SELECT seq AS queued FROM audit_unsealed) q
 	CROSS JOIN LATERAL (SELECT * FROM audit_events e WHERE e.seq = q.queued LIMIT 1) audit_events`
 
 // unsealedCols is auditCols for a queued entry, which has no seal yet.
 var unsealedCols = strings.Replace(auditCols, "coalesce(chain_pos, 0), prev_hash, hash", "0::bigint, NULL::bytea, NULL::bytea", 1)
 
 var (
-	unsealedAuditSQL = `SELECT ` + unsealedCols + ` FROM ` + unsealedFrom + ` ORDER BY seq`
-	pendingAuditSQL  = `SELECT seq, content_hash, coalesce(stripe, 0), coalesce(stripe_seq, 0) FROM ` + unsealedFrom + ` ORDER BY seq`
+	unsealedAuditSQL = `SELECT ` + unsealedCols + ` FROM ` + unsealedFrom + ` ORDER BY q.queued LIMIT $1`
+	pendingAuditSQL  = `SELECT seq, content_hash, coalesce(stripe, 0), coalesce(stripe_seq, 0) FROM ` + unsealedFrom +
+		` ORDER BY q.queued LIMIT $1`
 )
 
 // PendingAudit is UnsealedAudit's entries, only the columns sealing reads.

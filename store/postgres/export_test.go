@@ -17,5 +17,6 @@ const ForgetAuditPersonalSQL = forgetAuditPersonalSQL
 // (tests only).
 var UnsealedAuditSQL, PendingAuditSQL = unsealedAuditSQL, pendingAuditSQL
 
-// ChargeByIDSQL reads a charge by id and tenant (tests only).
-const ChargeByIDSQL = chargeByID
+// ChargeByIDSQL reads a charge by id and tenant, UpdateChargeSQL updates
+// one (tests only).
+const ChargeByIDSQL, UpdateChargeSQL = chargeByID, updateChargeSQL

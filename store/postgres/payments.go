@@ -111,7 +111,7 @@ func chargeLock(tenantID, id string) string { return "charge\x00" + tenantID + "
 const updateChargeSQL = `UPDATE charges SET status = $4, amount_captured = $5, amount_refunded = $6, auth_code = $7,
 		failure_code = $8, failure_message = $9, decline_code = $10, attempts = $11, reversal_pending = $12,
 		updated_at = $13, captured_at = $14, canceled_at = $15, claim = $16, claim_until = $17
-		WHERE id = $1 AND tenant_id = $2 AND status = $3`
+		WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2 AND status = $3` // by the key: see chargeByID
 
 // UpdateCharge writes c if its status is still fromStatus. A charge this
 // transaction locked (LockCharge) in that status cannot have changed since,
@@ -180,7 +180,7 @@ func collectCharges(rows pgx.Rows) ([]payments.Charge, error) {
 
 func (t *Tx) ChargesToResolve(ctx context.Context, before time.Time, limit int) ([]payments.Charge, error) {
 	rows, err := t.tx.Query(ctx, `SELECT `+chargeCols+` FROM charges
-		WHERE (status = 'pending' OR reversal_pending) AND updated_at < $1 ORDER BY updated_at LIMIT $2`, before, limit)
+		WHERE (status = 'pending' OR reversal_pending) AND updated_at < $1 ORDER BY updated_at, id LIMIT $2`, before, limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -23,6 +23,9 @@ import (
 func TestSealerReadsOnlyTheQueue(t *testing.T) {
 	ctx := context.Background()
 	conn := planConn(t,
+		// Autovacuum analyzing the tables mid-test would replan them.
+		`ALTER TABLE audit_events SET (autovacuum_enabled = off)`,
+		`ALTER TABLE audit_unsealed SET (autovacuum_enabled = off)`,
 		`SET plan_cache_mode = force_generic_plan`,
 		`PREPARE pending (int) AS `+postgres.PendingAuditSQL,
 		`PREPARE unsealed (int) AS `+postgres.UnsealedAuditSQL,
@@ -32,6 +35,9 @@ func TestSealerReadsOnlyTheQueue(t *testing.T) {
 			SELECT 'aud_' || i, 'system', 'x', now(), '\x00', 1, i FROM generate_series(1, 20000) i`,
 		`INSERT INTO audit_seals SELECT seq, seq, '\x01', '\x02' FROM audit_events WHERE seq <= 19000`,
 		`INSERT INTO audit_unsealed SELECT seq FROM audit_events WHERE seq > 19000`,
+		// Queued seqs whose entries are gone (deleted behind the chain's
+		// back), ahead of the rest: they must not take a batch's places.
+		`INSERT INTO audit_unsealed SELECT -i FROM generate_series(1, 150) i`,
 	)
 	for _, stmt := range []string{"pending", "unsealed"} {
 		var out []byte
@@ -39,13 +45,13 @@ func TestSealerReadsOnlyTheQueue(t *testing.T) {
 		var plans []struct{ Plan planNode }
 		require.NoError(t, json.Unmarshal(out, &plans))
 		read := plans[0].Plan.rowsOf("audit_events")
+		assert.Equal(t, 100.0, plans[0].Plan.Rows, "%s: a batch of 100 past 150 orphans\n%s", stmt, out)
 		assert.LessOrEqual(t, read, 100.0, "%s: audit_events rows read for 100 queued entries\n%s", stmt, out)
-		assert.Positive(t, read, stmt)
 	}
 }
 
-// A charge read by id and tenant (every charge's settlement locks it so)
-// goes by the primary key, even with the plan a prepared statement made
+// A charge read or updated by id and tenant (every charge's settlement
+// locks and updates it so) goes by the primary key, even with the plan a prepared statement made
 // while the table was empty: planned then, an equality on tenant_id made
 // an index led by tenant_id as cheap as the key, and that plan read every
 // charge of the tenant until the table was first analyzed.
@@ -54,14 +60,16 @@ func TestChargeByIDUsesTheKey(t *testing.T) {
 		`SET plan_cache_mode = force_generic_plan`,
 		`PREPARE byid (text, text) AS `+postgres.ChargeByIDSQL,
 		`PREPARE lock (text, text) AS `+postgres.ChargeByIDSQL+` FOR UPDATE`,
+		`PREPARE upd AS `+postgres.UpdateChargeSQL,
 	)
-	for _, stmt := range []string{"byid", "lock"} {
-		rows, err := conn.Query(context.Background(), `EXPLAIN EXECUTE `+stmt+` ('ch_1', 'ten_1')`)
+	for stmt, args := range map[string]string{"byid": "('ch_1', 'ten_1')", "lock": "('ch_1', 'ten_1')",
+		"upd": "('ch_1', 'ten_1', 'pending', 'succeeded', 1, 0, '', '', '', '', 1, false, now(), NULL, NULL, '', NULL)"} {
+		rows, err := conn.Query(context.Background(), `EXPLAIN EXECUTE `+stmt+` `+args)
 		require.NoError(t, err)
 		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err)
 		plan := strings.Join(lines, "\n")
-		assert.Contains(t, plan, "Index Scan using charges_pkey", plan)
+		assert.Contains(t, plan, "Index Scan using charges_pkey", stmt+"\n"+plan)
 	}
 }
 
