@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/internal/page"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/store"
@@ -24,19 +23,10 @@ import (
 // mandate's tenant, agent, payer, parent or creation time, nor to delete
 // one, so neither is exercised.
 func TestMandatePagesMatchTheTable(t *testing.T) {
-	s := New()
+	tenants := []string{"ten_a", "ten_b", "ten_c"}
+	s, in := tenantStore(t, tenants...)
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	in := func(err error, fn func(tx *Tx)) {
-		t.Helper()
-		require.ErrorIs(t, s.InTx(ctx, func(tx *Tx) error { fn(tx); return err }), err)
-	}
-	tenants := []string{"ten_a", "ten_b", "ten_c"}
-	in(nil, func(tx *Tx) {
-		for _, tn := range tenants {
-			require.NoError(t, tx.CreateTenant(ctx, &accounts.Tenant{ID: tn}))
-		}
-	})
 	n := 0
 	var ids []string
 	create := func(count int, err error) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/store"
 	"github.com/perfectpay/perfectpay/webhooks"
@@ -25,19 +24,10 @@ import (
 // the endpoints themselves filtered, in the order they were created; and
 // ListEndpoints with the endpoints filtered and sorted.
 func TestFanOutMatchesTheTable(t *testing.T) {
-	s := New()
+	tenants := []string{"ten_a", "ten_b", "ten_c"}
+	s, in := tenantStore(t, tenants...)
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	in := func(err error, fn func(tx *Tx)) {
-		t.Helper()
-		require.ErrorIs(t, s.InTx(ctx, func(tx *Tx) error { fn(tx); return err }), err)
-	}
-	tenants := []string{"ten_a", "ten_b", "ten_c"}
-	in(nil, func(tx *Tx) {
-		for _, tn := range tenants {
-			require.NoError(t, tx.CreateTenant(ctx, &accounts.Tenant{ID: tn}))
-		}
-	})
 	// created is every endpoint id in the order it was created, as the
 	// test saw it committed.
 	var created []string

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
@@ -21,16 +20,12 @@ import (
 // completions and cancellations, each also rolled back once, and compares
 // them with the deliveries themselves filtered and sorted.
 func TestDeliveryListsMatchTheTable(t *testing.T) {
-	s := New()
+	tenants := []string{"ten_a", "ten_b"}
+	s, in := tenantStore(t, tenants...)
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	in := func(err error, fn func(tx *Tx)) {
-		require.ErrorIs(t, s.InTx(ctx, func(tx *Tx) error { fn(tx); return err }), err)
-	}
-	tenants := []string{"ten_a", "ten_b"}
 	in(nil, func(tx *Tx) {
 		for i, tn := range tenants {
-			require.NoError(t, tx.CreateTenant(ctx, &accounts.Tenant{ID: tn}))
 			for k := range 3 {
 				require.NoError(t, tx.CreateEndpoint(ctx, &webhooks.Endpoint{ID: fmt.Sprintf("we_%d_%d", i, k), TenantID: tn,
 					Events: []string{webhooks.WildcardEvents}, Status: webhooks.EndpointEnabled, CreatedAt: t0}))
