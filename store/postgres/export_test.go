@@ -20,3 +20,6 @@ var UnsealedAuditSQL, PendingAuditSQL = unsealedAuditSQL, pendingAuditSQL
 // ChargeByIDSQL reads a charge by id and tenant, UpdateChargeSQL updates
 // one (tests only).
 const ChargeByIDSQL, UpdateChargeSQL = chargeByID, updateChargeSQL
+
+// ScrubChargesSQL selects the charges retention's scrub empties (tests only).
+const ScrubChargesSQL = scrubChargesSQL

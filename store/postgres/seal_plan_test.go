@@ -92,6 +92,7 @@ type planNode struct {
 	Relation string     `json:"Relation Name"`
 	Rows     float64    `json:"Actual Rows"`
 	Loops    float64    `json:"Actual Loops"`
+	Removed  float64    `json:"Rows Removed by Filter"`
 	Plans    []planNode `json:"Plans"`
 }
 
@@ -103,6 +104,19 @@ func (n planNode) rowsOf(table string) float64 {
 	}
 	for _, c := range n.Plans {
 		sum += c.rowsOf(table)
+	}
+	return sum
+}
+
+// readOf is the number of rows the plan's scans of table read: those they
+// returned and those their filters removed.
+func (n planNode) readOf(table string) float64 {
+	sum := 0.0
+	if n.Relation == table {
+		sum += (n.Rows + n.Removed) * n.Loops
+	}
+	for _, c := range n.Plans {
+		sum += c.readOf(table)
 	}
 	return sum
 }
