@@ -23,3 +23,7 @@ const ChargeByIDSQL, UpdateChargeSQL = chargeByID, updateChargeSQL
 
 // ScrubChargesSQL selects the charges retention's scrub empties (tests only).
 const ScrubChargesSQL = scrubChargesSQL
+
+// ShredTokensSQL selects the card tokens retention's shred erases (tests
+// only).
+const ShredTokensSQL = shredTokensSQL

@@ -33,17 +33,20 @@ func (t *Tx) PruneSessions(ctx context.Context, before time.Time, limit int) (in
 	return int(tag.RowsAffected()), nil
 }
 
+// shredTokensSQL selects the card tokens a shred erases.
+const shredTokensSQL = `SELECT v.id FROM vault_tokens v
+		WHERE v.deleted_at IS NULL AND v.created_at < $1
+		  AND NOT EXISTS (SELECT 1 FROM charges c WHERE c.tenant_id = v.tenant_id AND c.payment_method = v.id AND c.created_at >= $1)
+		  AND NOT EXISTS (SELECT 1 FROM mandates m WHERE m.payment_methods @> ARRAY[v.id] AND m.tenant_id = v.tenant_id
+		                  AND m.status IN ('pending_approval', 'active', 'suspended'))
+		ORDER BY v.created_at, v.id LIMIT $2 FOR UPDATE OF v SKIP LOCKED`
+
 // ShredUnusedTokens erases the oldest tokens created before before that no
 // charge used since and no live mandate names, at most limit of them,
 // skipping rows another sweep (or a charge) has locked.
 func (t *Tx) ShredUnusedTokens(ctx context.Context, before, at time.Time, limit int) (int, error) {
-	tag, err := t.tx.Exec(ctx, `UPDATE vault_tokens SET wrapped_dek = NULL, ciphertext = NULL, deleted_at = $3 WHERE id IN (
-		SELECT v.id FROM vault_tokens v
-		WHERE v.deleted_at IS NULL AND v.created_at < $1
-		  AND NOT EXISTS (SELECT 1 FROM charges c WHERE c.tenant_id = v.tenant_id AND c.payment_method = v.id AND c.created_at >= $1)
-		  AND NOT EXISTS (SELECT 1 FROM mandates m WHERE m.tenant_id = v.tenant_id AND v.id = ANY (m.payment_methods)
-		                  AND m.status IN ('pending_approval', 'active', 'suspended'))
-		ORDER BY v.created_at, v.id LIMIT $2 FOR UPDATE OF v SKIP LOCKED)`, before, limit, at)
+	tag, err := t.tx.Exec(ctx, `UPDATE vault_tokens SET wrapped_dek = NULL, ciphertext = NULL, deleted_at = $3
+		WHERE id IN (`+shredTokensSQL+`)`, before, limit, at)
 	if err != nil {
 		return 0, mapErr(err)
 	}

@@ -59,3 +59,48 @@ func TestScrubReadsOnlyChargesWithText(t *testing.T) {
 		})
 	}
 }
+
+// Retention's shred of unused card tokens asks, for each old token, whether
+// a live mandate names it; the answer comes from the live mandates that
+// name that token (mandates_live_cards), not from every mandate. Here the
+// tenant has 20,000 mandates, revoked or expired, each naming a card of its
+// own, and 20 live ones naming the first 20 of 320 old cards: the sweep read
+// all 20,000 on every batch. (The statement runs once per sweep, hours
+// apart, so PostgreSQL plans it afresh on the tables as they are for its
+// first five runs; a plan kept from empty tables is not the concern here
+// that it is for a charge's statements.)
+func TestShredReadsOnlyLiveMandatesOfTheCard(t *testing.T) {
+	ctx := context.Background()
+	conn := planConn(t,
+		`INSERT INTO tenants (id, name, status, created_at) VALUES ('ten_1', 'T', 'active', now())`,
+		`INSERT INTO vault_tenant_keys (id, tenant_id, kek_version, wrapped, created_at)
+			VALUES ('tk_1', 'ten_1', 1, '\\x00', now())`,
+		`INSERT INTO vault_tokens (id, tenant_id, tenant_key_id, livemode, brand, last4, exp_month, exp_year,
+				fingerprint, cvc_check, created_at)
+			SELECT 'tok_' || i, 'ten_1', 'tk_1', true, 'visa', '4242', 12, 2030, 'fp_' || i, 'pass',
+				now() - interval '730 days' + i * interval '1 second'
+			FROM generate_series(1, 320) i`,
+		`INSERT INTO mandates (id, tenant_id, payer, agent, status, currency, budget, payment_methods,
+				created_at, updated_at)
+			SELECT 'mdt_' || i, 'ten_1', 'payer', 'agt_' || i % 50, CASE WHEN i % 1000 = 0 THEN 'active'
+				WHEN i % 2 = 0 THEN 'expired' ELSE 'revoked' END, 'USD', 1000,
+				CASE WHEN i % 1000 = 0 THEN ARRAY['tok_' || i / 1000] ELSE ARRAY['tok_m_' || i] END, now(), now()
+			FROM generate_series(1, 20000) i`,
+		`ANALYZE`,
+		`SET plan_cache_mode = force_generic_plan`,
+		`PREPARE shred (timestamptz, int) AS `+postgres.ShredTokensSQL,
+	)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // the rows it locked go with it
+	var out []byte
+	require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE shred (now() - interval '365 days', 100)`).Scan(&out))
+	var plans []struct{ Plan planNode }
+	require.NoError(t, json.Unmarshal(out, &plans))
+	assert.Equal(t, 100.0, plans[0].Plan.Rows, "a batch of 100\n%s", out)
+	assert.LessOrEqual(t, plans[0].Plan.readOf("mandates"), 20.0, "mandates read for a batch of 100\n%s", out)
+	assert.Contains(t, string(out), `"Index Name": "mandates_live_cards"`, "%s", out)
+	var first string
+	require.NoError(t, tx.QueryRow(ctx, `EXECUTE shred (now() - interval '365 days', 1)`).Scan(&first))
+	assert.Equal(t, "tok_21", first, "the cards live mandates name are kept")
+}
