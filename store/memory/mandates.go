@@ -36,6 +36,17 @@ type mandateData struct {
 	// creation time or id once created, and nothing deletes a mandate, so
 	// a list holds exactly the mandates it names.
 	listed table[mandateListKey, []string]
+	// expiring holds the mandates that expire some day and are not yet
+	// revoked or expired, by id, with their ValidUntil (see putMandate):
+	// the minute of the expiry job reads the mandates it expires, not
+	// every mandate ever made.
+	expiring *ordered[expiringMandate]
+}
+
+// expiringMandate is a mandate of the expiry index: its id and ValidUntil.
+type expiringMandate struct {
+	id    string
+	until stamp
 }
 
 func newMandateData() *mandateData {
@@ -46,6 +57,30 @@ func newMandateData() *mandateData {
 		history:   table[historyKey, []int64]{},
 		eventSeqs: table[historyEventKey, int64]{},
 		listed:    table[mandateListKey, []string]{},
+		expiring: newOrdered(func(a, b expiringMandate) int { return strings.Compare(a.id, b.id) },
+			func(m expiringMandate) stamp { return m.until }),
+	}
+}
+
+// expires tells whether m belongs in the expiry index: it has a
+// ValidUntil and is neither revoked nor expired.
+func expires(m *mandates.Mandate) bool { return m.ValidUntil != nil && !mandates.Terminal(m.Status) }
+
+// putMandate stores m (a clone the caller no longer touches) and keeps
+// the expiry index. Every write of a mandate goes through it.
+func (tx *Tx) putMandate(m mandates.Mandate) {
+	d := tx.d.mandates
+	old, had := d.mandates[m.ID]
+	put(tx, d.mandates, m.ID, m)
+	was, is := had && expires(&old), expires(&m)
+	if was && is && old.ValidUntil.Equal(*m.ValidUntil) {
+		return
+	}
+	if was {
+		d.expiring.drop(tx, expiringMandate{id: m.ID})
+	}
+	if is {
+		d.expiring.add(tx, expiringMandate{m.ID, stampOf(*m.ValidUntil)})
 	}
 }
 
@@ -124,7 +159,7 @@ func (tx *Tx) CreateMandate(_ context.Context, m *mandates.Mandate) error {
 			return store.ErrNotFound
 		}
 	}
-	put(tx, d.mandates, m.ID, *m.Clone())
+	tx.putMandate(*m.Clone())
 	tx.listMandate(m)
 	return nil
 }
@@ -205,7 +240,7 @@ func (tx *Tx) SetMandateStatus(_ context.Context, tenantID, id string, from []st
 	case mandates.StatusRevoked:
 		c.RevokedAt = &at
 	}
-	put(tx, tx.d.mandates.mandates, id, *c)
+	tx.putMandate(*c)
 	return c.Clone(), nil
 }
 
@@ -247,28 +282,30 @@ func (tx *Tx) RevokeMandateTree(_ context.Context, tenantID, id string, at time.
 		}
 		c := m.Clone()
 		c.Status, c.RevokedAt, c.UpdatedAt = mandates.StatusRevoked, &at, at
-		put(tx, d.mandates, n.id, *c)
+		tx.putMandate(*c)
 		revoked = append(revoked, n.id)
 	}
 	return revoked, nil
 }
 
+// ExpireMandates walks the expiry index in id order through the
+// subtrees that hold a mandate due at now, and stops at its limit: it
+// reads the mandates it expires, not every mandate ever made.
 func (tx *Tx) ExpireMandates(_ context.Context, now time.Time, limit int) ([]mandates.Mandate, error) {
-	var due []mandates.Mandate
-	for _, m := range tx.d.mandates.mandates {
-		if m.ValidUntil != nil && !m.ValidUntil.After(now) && !mandates.Terminal(m.Status) {
-			due = append(due, m)
-		}
-	}
-	slices.SortFunc(due, func(a, b mandates.Mandate) int { return strings.Compare(a.ID, b.ID) })
-	if len(due) > limit {
-		due = due[:limit]
+	d := tx.d.mandates
+	var due []string
+	if limit > 0 {
+		d.expiring.walkDue(stampOf(now), func(m expiringMandate) bool {
+			due = append(due, m.id)
+			return len(due) < limit
+		})
 	}
 	out := make([]mandates.Mandate, 0, len(due))
-	for _, m := range due {
+	for _, id := range due {
+		m := d.mandates[id]
 		c := m.Clone()
 		c.Status, c.UpdatedAt = mandates.StatusExpired, now
-		put(tx, tx.d.mandates.mandates, c.ID, *c)
+		tx.putMandate(*c)
 		out = append(out, *c.Clone())
 	}
 	return out, nil
@@ -300,7 +337,7 @@ func (tx *Tx) Reserve(_ context.Context, chain []string, amount int64, now time.
 			c.Status = mandates.StatusExhausted
 			res.Exhausted = append(res.Exhausted, id)
 		}
-		put(tx, tx.d.mandates.mandates, id, *c)
+		tx.putMandate(*c)
 	}
 	return res, nil
 }
@@ -322,7 +359,7 @@ func (tx *Tx) Release(_ context.Context, r *mandates.Reservation, keepCount bool
 		if c.Status == mandates.StatusExhausted && c.Spent < c.Budget && (c.MaxCharges == nil || c.ChargeCount < *c.MaxCharges) {
 			c.Status = mandates.StatusActive
 		}
-		put(tx, tx.d.mandates.mandates, id, *c)
+		tx.putMandate(*c)
 	}
 	return nil
 }

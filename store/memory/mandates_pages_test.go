@@ -86,11 +86,11 @@ func TestMandatePagesMatchTheTable(t *testing.T) {
 			Agent: m.Agent, Payer: m.Payer, ParentID: m.ID, Status: mandates.StatusActive, CreatedAt: m.CreatedAt}))
 	})
 	in(nil, func(tx *Tx) {
-		tx.d.mandates.mandates[ids[7]] = func(m mandates.Mandate) mandates.Mandate {
+		tx.putMandate(func(m mandates.Mandate) mandates.Mandate {
 			until := t0
 			m.ValidUntil = &until
 			return m
-		}(tx.d.mandates.mandates[ids[7]])
+		}(tx.d.mandates.mandates[ids[7]]))
 		_, err := tx.ExpireMandates(ctx, t0.Add(time.Second), 10)
 		require.NoError(t, err)
 	})
