@@ -35,6 +35,10 @@ type paymentsData struct {
 	// list may still hold a charge whose merchant or mode an update
 	// changed since; ListCharges skips it.
 	owned table[string, []string]
+	// scrubbable holds the charges retention's scrub empties once they
+	// are old enough (see scrubbable), by last update, then id: a batch
+	// of ScrubCharges reads the charges it scrubs. putCharge keeps it.
+	scrubbable *ordered[timedKey]
 }
 
 func newPaymentsData() *paymentsData {
@@ -47,7 +51,17 @@ func newPaymentsData() *paymentsData {
 		unresolved:     table[string, struct{}]{},
 		pendingRefunds: table[string, struct{}]{},
 		owned:          table[string, []string]{},
+		scrubbable:     newOrdered(compareTimed, nil),
 	}
+}
+
+// scrubbable tells whether retention's scrub empties c's free text once
+// its last update is old enough: it is settled, has free text, no
+// reversal pending and no claim under way.
+func scrubbable(c *payments.Charge) bool {
+	settled := c.Status == payments.StatusSucceeded || c.Status == payments.StatusCanceled || c.Status == payments.StatusFailed
+	text := c.Description != "" || len(c.Metadata) > 0 || c.Purchase != nil || c.FailureMessage != ""
+	return settled && text && !c.ReversalPending && c.Claim == ""
 }
 
 // chargeOwners names the lists of owned a charge belongs to: its
@@ -89,13 +103,23 @@ func (tx *Tx) chargesBefore(l []string, seq int64) int {
 }
 
 // putCharge stores c (a clone the caller no longer touches) and keeps the
-// resolver's list of unresolved charges.
+// owners' lists, the resolver's list of unresolved charges and the
+// scrub's index.
 func (tx *Tx) putCharge(c payments.Charge) {
 	p := tx.d.payments
-	if old, ok := p.charges[c.ID]; !ok || !slices.Equal(chargeOwners(&old), chargeOwners(&c)) {
+	old, had := p.charges[c.ID]
+	if !had || !slices.Equal(chargeOwners(&old), chargeOwners(&c)) {
 		tx.listCharge(&c, p.chargeSeq[c.ID])
 	}
 	put(tx, p.charges, c.ID, c)
+	if was, is := had && scrubbable(&old), scrubbable(&c); was != is || (is && !old.Updated.Equal(c.Updated)) {
+		if was {
+			p.scrubbable.drop(tx, timedKey{stampOf(old.Updated), c.ID})
+		}
+		if is {
+			p.scrubbable.add(tx, timedKey{stampOf(c.Updated), c.ID})
+		}
+	}
 	_, listed := p.unresolved[c.ID]
 	switch unresolved := c.Status == payments.StatusPending || c.ReversalPending; {
 	case unresolved && !listed:

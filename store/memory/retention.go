@@ -9,7 +9,6 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/mandates"
-	"github.com/perfectpay/perfectpay/payments"
 	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/vault"
 )
@@ -105,27 +104,36 @@ func (tx *Tx) ShredUnusedTokens(_ context.Context, before, at time.Time, limit i
 }
 
 // ScrubCharges empties the free text of the oldest settled charges last
-// changed before before, at most limit of them.
+// changed before before, at most limit of them, oldest update then id
+// first. It walks the scrub's index from its start, which holds exactly
+// the charges it may scrub, and stops at its limit.
 func (tx *Tx) ScrubCharges(_ context.Context, before time.Time, limit int) (int, error) {
-	var old []payments.Charge
-	for _, c := range tx.d.payments.charges {
-		settled := c.Status == payments.StatusSucceeded || c.Status == payments.StatusCanceled || c.Status == payments.StatusFailed
-		text := c.Description != "" || len(c.Metadata) > 0 || c.Purchase != nil || c.FailureMessage != ""
-		if settled && text && !c.ReversalPending && c.Claim == "" && c.Updated.Before(before) {
-			old = append(old, c)
-		}
-	}
-	slices.SortFunc(old, func(a, b payments.Charge) int {
-		return cmp.Or(a.Updated.Compare(b.Updated), cmp.Compare(a.ID, b.ID))
-	})
-	if len(old) > limit {
-		old = old[:limit]
-	}
-	for _, c := range old {
+	p := tx.d.payments
+	old := firstBefore(p.scrubbable, before, limit)
+	for _, k := range old {
+		c := p.charges[k.id]
 		c.Description, c.Metadata, c.Purchase, c.FailureMessage = "", map[string]string{}, nil, ""
 		tx.putCharge(c)
 	}
 	return len(old), nil
+}
+
+// firstBefore reads the keys of x, in order, whose time is before before,
+// at most limit of them.
+func firstBefore(x *ordered[timedKey], before time.Time, limit int) []timedKey {
+	var out []timedKey
+	if limit <= 0 {
+		return nil
+	}
+	cut := stampOf(before)
+	x.walk(func(k timedKey) bool {
+		if k.at.compare(cut) >= 0 {
+			return false
+		}
+		out = append(out, k)
+		return len(out) < limit
+	})
+	return out
 }
 
 // PruneLoginMarks deletes the oldest login marks first seen before before,

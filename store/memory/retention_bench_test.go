@@ -1,0 +1,90 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/payments"
+)
+
+// The retention sweeps run batch by batch, each batch of limit its own
+// transaction that holds the store. Each benchmark below is one batch in
+// a table of 100,000 rows of which 300 are due, rolled back so that every
+// iteration finds the table as seeded.
+
+const retentionRows = 100_000
+
+// benchT0 is the seeds' first instant; benchBefore the sweeps' cut-off:
+// the due rows are before it, the others after.
+var (
+	benchT0     = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	benchBefore = benchT0.Add(2 * retentionRows * time.Second)
+)
+
+// benchAt is the instant of the j-th row: before benchBefore for 3 rows
+// in 1,000, after it for the others.
+func benchAt(j int) time.Time {
+	if j%1000 < 3 {
+		return benchT0.Add(time.Duration(j) * time.Second)
+	}
+	return benchBefore.Add(time.Duration(j) * time.Second)
+}
+
+// seedRows runs add for the rows 0 to retentionRows-1, 1,000 a
+// transaction, in a store with the tenant ten_a.
+func seedRows(b *testing.B, add func(tx *Tx, j int) error) *Store {
+	s := New()
+	ctx := context.Background()
+	for i := 0; i < retentionRows; i += 1000 {
+		if err := s.InTx(ctx, func(tx *Tx) error {
+			if i == 0 {
+				if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: "ten_a"}); err != nil {
+					return err
+				}
+			}
+			for j := i; j < i+1000; j++ {
+				if err := add(tx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+// benchSweep runs one batch of sweep, limit 100, rolled back, per op.
+func benchSweep(b *testing.B, s *Store, sweep func(tx *Tx, before time.Time, limit int) (int, error)) {
+	ctx := context.Background()
+	for b.Loop() {
+		err := s.InTx(ctx, func(tx *Tx) error {
+			if n, err := sweep(tx, benchBefore, 100); err != nil || n != 100 {
+				b.Fatalf("swept %d, %v", n, err)
+			}
+			return errBenchRollback
+		})
+		if !errors.Is(err, errBenchRollback) {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScrubCharges: 100,000 settled charges with a description, 300
+// of them last updated before the cut-off.
+//
+//	go test ./store/memory/ -run '^$' -bench ScrubCharges
+func BenchmarkScrubCharges(b *testing.B) {
+	ctx := context.Background()
+	s := seedRows(b, func(tx *Tx, j int) error {
+		return tx.CreateCharge(ctx, &payments.Charge{ID: fmt.Sprintf("ch_%06d", j), TenantID: "ten_a",
+			Status: payments.StatusSucceeded, Amount: 100, AmountCaptured: 100, Currency: "eur", PaymentMethod: "tok_1",
+			Description: "order 1234", Created: benchAt(j), Updated: benchAt(j)})
+	})
+	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) { return tx.ScrubCharges(ctx, before, limit) })
+}

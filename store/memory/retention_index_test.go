@@ -1,0 +1,126 @@
+package memory
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/perfectpay/perfectpay/payments"
+)
+
+// keysOf reads the whole of an ordered index.
+func keysOf[K any](x *ordered[K]) []K {
+	var out []K
+	x.walk(func(k K) bool { out = append(out, k); return true })
+	return out
+}
+
+// sweepCase runs a retention sweep at several instants and limits, each in
+// a transaction rolled back, and compares the rows it touched (the keys
+// of table it deleted or changed) with the first limit of want (the rows
+// the table says are due, in their order) before the instant.
+func sweepCase[K comparable, V any](t *testing.T, in func(error, func(*Tx)), table func() map[K]V,
+	want []timedKey, id func(K) string, sweep func(tx *Tx, before time.Time, limit int) (int, error),
+	instants []time.Time) {
+	t.Helper()
+	for _, before := range instants {
+		for _, limit := range []int{0, 1, 5, 40, 1000} {
+			var wantIDs []string
+			for _, k := range want {
+				if len(wantIDs) < limit && k.at.compare(stampOf(before)) < 0 {
+					wantIDs = append(wantIDs, k.id)
+				}
+			}
+			in(errRolledBack, func(tx *Tx) {
+				was := maps.Clone(table())
+				n, err := sweep(tx, before, limit)
+				require.NoError(t, err)
+				var got []string
+				for k, v := range was {
+					if now, ok := table()[k]; !ok || !equalRows(now, v) {
+						got = append(got, id(k))
+					}
+				}
+				slices.Sort(got)
+				wantSet := slices.Sorted(slices.Values(wantIDs))
+				require.Equal(t, wantSet, got, "before %v, limit %d", before, limit)
+				require.Equal(t, len(wantIDs), n)
+			})
+		}
+	}
+}
+
+// equalRows tells whether a row is as it was (a scrub empties its text).
+func equalRows[V any](a, b V) bool { return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b) }
+
+// TestScrubIndexMatchesTheTable moves charges into and out of the
+// scrub's index through the store's writes (creates, updates into and out
+// of settled states and reversal pending, claims taken and dropped, free
+// text added and removed, a scrub), each also rolled back once, then
+// compares the index with the table and ScrubCharges at several instants
+// and limits with the charges the table says are due, oldest update then
+// id first.
+func TestScrubIndexMatchesTheTable(t *testing.T) {
+	f := newPaymentsFixture(t)
+	p := f.s.d.payments
+	edit := func(k int, err error, change func(c *payments.Charge)) {
+		f.tx(err, func(tx *Tx) {
+			for i := 0; i < f.n; i += k {
+				c := cloneCharge(p.charges[fmt.Sprintf("ch_%04d", i)])
+				change(&c)
+				require.NoError(t, tx.UpdateCharge(f.ctx, &c, c.Status))
+			}
+		})
+	}
+	claim := func(c *payments.Charge) {
+		c.Claim = map[string]string{"": "capture", "capture": ""}[c.Claim]
+	}
+	text := func(c *payments.Charge) {
+		if c.Description != "" {
+			c.Description, c.Metadata = "", map[string]string{"k": "v"}
+		} else {
+			c.Metadata, c.FailureMessage = nil, "declined"
+		}
+		c.Updated = f.at(int(c.Updated.Sub(f.t0)/time.Second) + 7)
+	}
+	f.create(60, nil)
+	f.create(20, errRolledBack)
+	f.create(30, nil)
+	f.flip(4, nil)
+	f.flip(7, errRolledBack)
+	edit(6, nil, claim)
+	edit(9, errRolledBack, claim)
+	edit(5, nil, text)
+	edit(8, errRolledBack, text)
+	edit(12, nil, claim)
+	f.tx(nil, func(tx *Tx) {
+		n, err := tx.ScrubCharges(f.ctx, f.at(30), 10)
+		require.NoError(t, err)
+		require.Equal(t, 10, n)
+	})
+	f.create(10, nil)
+	f.flip(5, nil)
+
+	var want []timedKey
+	for _, c := range p.charges {
+		if scrubbable(&c) {
+			want = append(want, timedKey{stampOf(c.Updated), c.ID})
+		}
+	}
+	slices.SortFunc(want, compareTimed)
+	require.Greater(t, len(want), 40)
+	require.Equal(t, want, keysOf(p.scrubbable), "the index holds exactly the charges a scrub may empty")
+
+	var instants []time.Time
+	for _, i := range []int{0, 1, 10, 30, 100, 200, 1000} {
+		instants = append(instants, f.at(i))
+	}
+	sweepCase(t, f.tx, func() map[string]payments.Charge { return p.charges }, want,
+		func(id string) string { return id },
+		func(tx *Tx, before time.Time, limit int) (int, error) { return tx.ScrubCharges(f.ctx, before, limit) }, instants)
+	require.Equal(t, want, keysOf(p.scrubbable), "rolled back scrubs leave the index as it was")
+}
