@@ -17,6 +17,11 @@ type pipelineData struct {
 	approvals table[string, charging.Approval]
 	decisions table[string, charging.Decision]
 	byCharge  table[string, string] // tenant + "/" + charge id -> decision id
+	// byAge holds every decision by creation, then id: a batch of
+	// retention's PruneDecisions reads the decisions it deletes. Nothing
+	// changes a decision's creation time, and only PruneDecisions deletes
+	// one, so CreateDecision and PruneDecisions keep it.
+	byAge *ordered[timedKey]
 	// recent lists each agent's and each mandate's decisions by time (see
 	// recentKey), so that Velocity reads only the window it counts.
 	recent map[string][]recentDecision
@@ -30,7 +35,7 @@ type pipelineData struct {
 
 func newPipelineData() pipelineData {
 	return pipelineData{approvals: table[string, charging.Approval]{}, decisions: table[string, charging.Decision]{},
-		byCharge: table[string, string]{}, holds: table[string, charging.Hold]{}, recent: map[string][]recentDecision{},
+		byCharge: table[string, string]{}, byAge: newOrdered(compareTimed, nil), holds: table[string, charging.Hold]{}, recent: map[string][]recentDecision{},
 		policyVersions: table[string, compliance.PolicyVersion]{}, verifications: table[string, accounts.Verification]{}}
 }
 
@@ -87,6 +92,7 @@ func (tx *Tx) CreateDecision(_ context.Context, d *charging.Decision) error {
 	c := *d
 	c.Reasons = slices.Clone(d.Reasons)
 	put(tx, p.decisions, d.ID, c)
+	p.byAge.add(tx, timedKey{stampOf(c.CreatedAt), c.ID})
 	if c.Result == "allow" {
 		tx.noteRecent(d.TenantID, "charges", c)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/accounts"
-	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/vault"
@@ -16,27 +15,19 @@ import (
 var _ retention.Repo = (*Tx)(nil)
 
 // PruneDecisions deletes the oldest decision records created before before,
-// at most limit of them, with their inputs and their charge index. The
-// store lock makes concurrent sweeps take turns.
+// at most limit of them, oldest then id first, with their inputs and their
+// charge index. It walks the decisions by age from the oldest and stops at
+// its limit. The store lock makes concurrent sweeps take turns.
 func (tx *Tx) PruneDecisions(_ context.Context, before time.Time, limit int) (int, error) {
 	p := &tx.d.pipeline
-	var old []charging.Decision
-	for _, d := range p.decisions {
-		if d.CreatedAt.Before(before) {
-			old = append(old, d)
-		}
-	}
-	slices.SortFunc(old, func(a, b charging.Decision) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
-	if len(old) > limit {
-		old = old[:limit]
-	}
-	for _, d := range old {
+	old := firstBefore(p.byAge, before, limit)
+	for _, k := range old {
+		d := p.decisions[k.id]
+		p.byAge.drop(tx, k)
 		if d.ChargeID != "" {
-			k := d.TenantID + "/" + d.ChargeID
-			if p.byCharge[k] == d.ID {
-				del(tx, p.byCharge, k)
+			ck := d.TenantID + "/" + d.ChargeID
+			if p.byCharge[ck] == d.ID {
+				del(tx, p.byCharge, ck)
 			}
 		}
 		del(tx, p.decisions, d.ID)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/perfectpay/perfectpay/accounts"
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/payments"
 )
 
@@ -87,4 +88,18 @@ func BenchmarkScrubCharges(b *testing.B) {
 			Description: "order 1234", Created: benchAt(j), Updated: benchAt(j)})
 	})
 	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) { return tx.ScrubCharges(ctx, before, limit) })
+}
+
+// BenchmarkPruneDecisions: 100,000 decisions, 300 of them made before the
+// cut-off.
+//
+//	go test ./store/memory/ -run '^$' -bench PruneDecisions
+func BenchmarkPruneDecisions(b *testing.B) {
+	ctx := context.Background()
+	s := seedRows(b, func(tx *Tx, j int) error {
+		return tx.CreateDecision(ctx, &charging.Decision{ID: fmt.Sprintf("dec_%06d", j), TenantID: "ten_a",
+			MandateID: "mdt_1", AgentID: "agt_1", ChargeID: fmt.Sprintf("ch_%06d", j), Result: "allow",
+			PolicyVersion: "v1", CreatedAt: benchAt(j)})
+	})
+	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneDecisions(ctx, before, limit) })
 }

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/payments"
 )
 
@@ -123,4 +125,69 @@ func TestScrubIndexMatchesTheTable(t *testing.T) {
 		func(id string) string { return id },
 		func(tx *Tx, before time.Time, limit int) (int, error) { return tx.ScrubCharges(f.ctx, before, limit) }, instants)
 	require.Equal(t, want, keysOf(p.scrubbable), "rolled back scrubs leave the index as it was")
+}
+
+// TestDecisionAgeIndexMatchesTheTable keeps decisions by age through the
+// store's writes (creates, outcomes and inputs recorded, a prune), each
+// also rolled back once, then compares the index with the table and
+// PruneDecisions at several cut-offs and limits with the decisions the
+// table says are due, oldest then id first.
+func TestDecisionAgeIndexMatchesTheTable(t *testing.T) {
+	ctx := context.Background()
+	s, in := tenantStore(t, "ten_a")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration((i*7)%50) * time.Second) } // ties
+	create := func(from, to int, err error) {
+		in(err, func(tx *Tx) {
+			for i := from; i < to; i++ {
+				d := &charging.Decision{ID: fmt.Sprintf("dec_%04d", (i*37)%1000), TenantID: "ten_a", MandateID: "mdt_1",
+					AgentID: "agt", Result: []string{"allow", "deny"}[i%2], CreatedAt: at(i)}
+				if i%2 == 0 {
+					d.ChargeID = fmt.Sprintf("ch_%04d", i)
+				}
+				require.NoError(t, tx.CreateDecision(ctx, d))
+			}
+		})
+	}
+	outcome := func(k int, err error) {
+		in(err, func(tx *Tx) {
+			for i := 0; i < 180; i += k {
+				require.NoError(t, tx.SetDecisionOutcome(ctx, "ten_a", fmt.Sprintf("ch_%04d", i), "failed"))
+				require.NoError(t, tx.RecordDecisionInput(ctx, &charging.Decision{ID: fmt.Sprintf("dec_%04d", (i*37)%1000),
+					TenantID: "ten_a", Input: []byte(`{}`)}))
+			}
+		})
+	}
+	prune := func(before time.Time, limit int, err error) {
+		in(err, func(tx *Tx) {
+			_, perr := tx.PruneDecisions(ctx, before, limit)
+			require.NoError(t, perr)
+		})
+	}
+	create(0, 100, nil)
+	create(100, 130, errRolledBack)
+	create(100, 180, nil)
+	outcome(4, nil)
+	outcome(6, errRolledBack)
+	prune(at(3), 5, nil)
+	prune(t0.Add(time.Hour), 1000, errRolledBack)
+	create(180, 200, nil)
+
+	p := &s.d.pipeline
+	var want []timedKey
+	for _, d := range p.decisions {
+		want = append(want, timedKey{stampOf(d.CreatedAt), d.ID})
+	}
+	slices.SortFunc(want, compareTimed)
+	require.Len(t, want, 195)
+	require.Equal(t, want, keysOf(p.byAge), "the index holds exactly the decisions")
+
+	var instants []time.Time
+	for _, i := range []int{-1, 0, 1, 7, 20, 49, 50, 100} {
+		instants = append(instants, t0.Add(time.Duration(i)*time.Second))
+	}
+	sweepCase(t, in, func() map[string]charging.Decision { return p.decisions }, want,
+		func(id string) string { return id },
+		func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneDecisions(ctx, before, limit) }, instants)
+	require.Equal(t, want, keysOf(p.byAge), "rolled back prunes leave the index as it was")
 }
