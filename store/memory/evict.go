@@ -31,10 +31,24 @@ type expiry[K comparable] struct {
 	key K
 }
 
-// expiryHeap is a min-heap of expiries.
-type expiryHeap[K comparable] struct{ h []expiry[K] }
+// expiryHeap is a min-heap of expiries. When tie is set, entries of the
+// same expiry come out in the order of their keys, so that a prune with a
+// limit (PruneExpiredIdempotency) takes exactly the first rows in that
+// order.
+type expiryHeap[K comparable] struct {
+	h   []expiry[K]
+	tie func(a, b K) int
+}
 
 func (x *expiryHeap[K]) len() int { return len(x.h) }
+
+// less tells whether the entry i comes out before the entry j.
+func (x *expiryHeap[K]) less(i, j int) bool {
+	if x.h[i].at != x.h[j].at || x.tie == nil {
+		return x.h[i].at < x.h[j].at
+	}
+	return x.tie(x.h[i].key, x.h[j].key) < 0
+}
 
 func (x *expiryHeap[K]) push(t time.Time, key K) { x.pushAt(t.UnixNano(), key) }
 
@@ -43,7 +57,7 @@ func (x *expiryHeap[K]) pushAt(at int64, key K) {
 	i := len(x.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if x.h[i].at >= x.h[p].at {
+		if !x.less(i, p) {
 			break
 		}
 		x.h[i], x.h[p] = x.h[p], x.h[i]
@@ -60,10 +74,10 @@ func (x *expiryHeap[K]) pop() expiry[K] {
 	i := 0
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(x.h) && x.h[l].at < x.h[m].at {
+		if l < len(x.h) && x.less(l, m) {
 			m = l
 		}
-		if r < len(x.h) && x.h[r].at < x.h[m].at {
+		if r < len(x.h) && x.less(r, m) {
 			m = r
 		}
 		if m == i {

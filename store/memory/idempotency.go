@@ -2,6 +2,7 @@ package memory
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -14,6 +15,10 @@ import (
 var _ idempotency.Repo = (*Tx)(nil)
 
 type idemKey struct{ tenant, cred, key string }
+
+func compareIdemKeys(a, b idemKey) int {
+	return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.cred, b.cred), cmp.Compare(a.key, b.key))
+}
 
 func cloneRecord(r idempotency.Record) idempotency.Record {
 	r.RequestHash = slices.Clone(r.RequestHash)

@@ -33,7 +33,7 @@ var (
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{d: newData(), exp: &expiries{}}
+	return &Store{d: newData(), exp: &expiries{idem: expiryHeap[idemKey]{tie: compareIdemKeys}}}
 }
 
 // Tx is a transaction on the memory store. It is only valid inside InTx.

@@ -152,27 +152,21 @@ func (tx *Tx) PruneLoginMarks(_ context.Context, before time.Time, limit int) (i
 }
 
 // PruneExpiredIdempotency deletes the idempotency records that expired
-// first, before before, at most limit of them. (The expiry index keeps
-// their keys; it skips keys no longer stored.)
+// first, before before, at most limit of them, by expiry then key. It pops
+// their expiry index (evict.go), which comes out in that order, and stops
+// at its limit. An entry whose record is gone or now expires at another
+// time (which has an entry of its own) is dropped on the way; each is
+// popped once. Pops are undone with the transaction.
 func (tx *Tx) PruneExpiredIdempotency(_ context.Context, before time.Time, limit int) (int, error) {
-	type rec struct {
-		k  idemKey
-		at time.Time
-	}
-	var old []rec
-	for k, r := range tx.d.idem {
-		if r.ExpiresAt.Before(before) {
-			old = append(old, rec{k, r.ExpiresAt})
+	x := &tx.exp.idem
+	n, cut := 0, before.UnixNano()
+	for n < limit && x.len() > 0 && x.h[0].at < cut {
+		e := x.pop()
+		tx.undo = append(tx.undo, func() { x.pushAt(e.at, e.key) })
+		if r, ok := tx.d.idem[e.key]; ok && r.ExpiresAt.UnixNano() == e.at {
+			del(tx, tx.d.idem, e.key)
+			n++
 		}
 	}
-	slices.SortFunc(old, func(a, b rec) int {
-		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.k.tenant, b.k.tenant), cmp.Compare(a.k.cred, b.k.cred), cmp.Compare(a.k.key, b.k.key))
-	})
-	if len(old) > limit {
-		old = old[:limit]
-	}
-	for _, r := range old {
-		del(tx, tx.d.idem, r.k)
-	}
-	return len(old), nil
+	return n, nil
 }

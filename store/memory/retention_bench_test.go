@@ -9,6 +9,7 @@ import (
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/payments"
 )
 
@@ -102,4 +103,22 @@ func BenchmarkPruneDecisions(b *testing.B) {
 			PolicyVersion: "v1", CreatedAt: benchAt(j)})
 	})
 	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneDecisions(ctx, before, limit) })
+}
+
+// BenchmarkPruneExpiredIdempotency: 100,000 idempotency records, 300 of
+// them expired before the cut-off.
+//
+//	go test ./store/memory/ -run '^$' -bench PruneExpiredIdempotency
+func BenchmarkPruneExpiredIdempotency(b *testing.B) {
+	ctx := context.Background()
+	s := seedRows(b, func(tx *Tx, j int) error {
+		_, err := tx.ClaimIdempotency(ctx, &idempotency.Record{TenantID: "ten_a", CredentialID: "key_1",
+			Key: fmt.Sprintf("idem_%06d", j), Method: "POST", Path: "/v1/charges", RequestHash: []byte("hash"),
+			State: idempotency.StateDone, Status: 200, Body: []byte(`{}`), CreatedAt: benchT0, LockedUntil: benchT0,
+			ExpiresAt: benchAt(j)})
+		return err
+	})
+	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) {
+		return tx.PruneExpiredIdempotency(ctx, before, limit)
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perfectpay/perfectpay/charging"
+	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/payments"
 )
 
@@ -190,4 +191,119 @@ func TestDecisionAgeIndexMatchesTheTable(t *testing.T) {
 		func(id string) string { return id },
 		func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneDecisions(ctx, before, limit) }, instants)
 	require.Equal(t, want, keysOf(p.byAge), "rolled back prunes leave the index as it was")
+}
+
+// TestIdempotencyExpiryPruneMatchesTheTable writes idempotency records
+// through the store (claims, completions and answers that move their
+// expiry, releases, abandons, claims again with the same expiry, prunes),
+// each also rolled back once, then checks that every record has an entry
+// of its expiry in the index and compares PruneExpiredIdempotency at
+// several cut-offs and limits with the records the table says expired,
+// by expiry then key.
+func TestIdempotencyExpiryPruneMatchesTheTable(t *testing.T) {
+	ctx := context.Background()
+	s, in := tenantStore(t)
+	// After the clock, so that no claim takes over an expired record;
+	// expiries tie.
+	t0 := time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)
+	exp := func(i int) time.Time { return t0.Add(time.Duration((i*7)%40) * time.Second) }
+	rec := func(i int) *idempotency.Record {
+		return &idempotency.Record{TenantID: []string{"ten_a", "ten_b"}[i%2], CredentialID: []string{"k1", "k2", "k3"}[i%3],
+			Key: fmt.Sprintf("idem_%03d", (i*37)%200), Method: "POST", Path: "/v1/x", RequestHash: []byte{byte(i)},
+			State: idempotency.StateInProgress, CreatedAt: t0.Add(-time.Hour), LockedUntil: t0, ExpiresAt: exp(i)}
+	}
+	claim := func(from, to int, err error) {
+		in(err, func(tx *Tx) {
+			for i := from; i < to; i++ {
+				_, cerr := tx.ClaimIdempotency(ctx, rec(i))
+				require.NoError(t, cerr)
+			}
+		})
+	}
+	// moves completes every k-th record with a later expiry and answers
+	// every other one with an earlier one.
+	moves := func(k int, err error) {
+		in(err, func(tx *Tx) {
+			for i := 0; i < 150; i += k {
+				r := rec(i)
+				if _, ok := tx.d.idem[idemKey{r.TenantID, r.CredentialID, r.Key}]; !ok {
+					continue
+				}
+				r.State, r.Status, r.ExpiresAt = idempotency.StateDone, 200, exp(i).Add(13*time.Second)
+				if i%2 == 0 {
+					require.NoError(t, tx.AnswerIdempotency(ctx, r))
+				} else {
+					require.NoError(t, tx.CompleteIdempotency(ctx, r))
+				}
+			}
+		})
+	}
+	release := func(k int, err error) {
+		in(err, func(tx *Tx) {
+			for i := 1; i < 150; i += k {
+				r := rec(i)
+				if i%2 == 0 {
+					require.NoError(t, tx.AbandonIdempotency(ctx, r))
+				} else {
+					require.NoError(t, tx.ReleaseIdempotency(ctx, r.TenantID, r.CredentialID, r.Key))
+				}
+			}
+		})
+	}
+	prune := func(before time.Time, limit int, err error) {
+		in(err, func(tx *Tx) {
+			_, perr := tx.PruneExpiredIdempotency(ctx, before, limit)
+			require.NoError(t, perr)
+		})
+	}
+	claim(0, 100, nil)
+	claim(100, 130, errRolledBack)
+	claim(100, 150, nil)
+	moves(4, nil)
+	moves(3, errRolledBack)
+	release(5, nil)
+	release(7, errRolledBack)
+	in(nil, func(tx *Tx) { // claimed again after release, with the same expiry
+		for i := 1; i < 150; i += 10 {
+			_, cerr := tx.ClaimIdempotency(ctx, rec(i))
+			require.NoError(t, cerr)
+		}
+	})
+	prune(exp(3), 4, nil)
+	prune(t0.Add(time.Hour), 1000, errRolledBack)
+	in(nil, func(tx *Tx) {
+		_, perr := tx.PruneIdempotency(ctx, t0.Add(2*time.Second))
+		require.NoError(t, perr)
+	})
+	claim(150, 170, nil)
+
+	type entry struct {
+		k  idemKey
+		at int64
+	}
+	indexed := map[entry]bool{}
+	for _, e := range s.exp.idem.h {
+		indexed[entry{e.key, e.at}] = true
+	}
+	var want []timedKey
+	for k, r := range s.d.idem {
+		require.True(t, indexed[entry{k, r.ExpiresAt.UnixNano()}], "%v has no entry of its expiry", k)
+		id := k.tenant + "/" + k.cred + "/" + k.key
+		want = append(want, timedKey{stampOf(r.ExpiresAt), id}) // the ids sort as the keys do
+	}
+	slices.SortFunc(want, compareTimed)
+	require.Greater(t, len(want), 100)
+	heap := slices.Clone(s.exp.idem.h)
+
+	var instants []time.Time
+	for _, i := range []int{-1, 0, 1, 3, 20, 39, 52, 60} {
+		instants = append(instants, t0.Add(time.Duration(i)*time.Second))
+	}
+	sweepCase(t, in, func() map[idemKey]idempotency.Record { return s.d.idem }, want,
+		func(k idemKey) string { return k.tenant + "/" + k.cred + "/" + k.key },
+		func(tx *Tx, before time.Time, limit int) (int, error) {
+			return tx.PruneExpiredIdempotency(ctx, before, limit)
+		},
+		instants)
+	require.ElementsMatch(t, heap, s.exp.idem.h, "rolled back prunes leave the index as it was")
 }
