@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/vault"
@@ -36,23 +35,23 @@ func (tx *Tx) PruneDecisions(_ context.Context, before time.Time, limit int) (in
 }
 
 // PruneSessions deletes the oldest people's sessions created before before,
-// at most limit of them.
+// at most limit of them, oldest then ref first. It walks the sessions by
+// age from the oldest and stops at its limit.
 func (tx *Tx) PruneSessions(_ context.Context, before time.Time, limit int) (int, error) {
 	p := tx.people()
-	var old []accounts.Session
-	for _, s := range p.sessions {
-		if s.CreatedAt.Before(before) {
-			old = append(old, s)
-		}
+	var old []string
+	if limit > 0 {
+		cut := stampOf(before)
+		p.sessionsByAge.walk(func(s sessionAge) bool {
+			if s.at.compare(cut) >= 0 {
+				return false
+			}
+			old = append(old, s.hash)
+			return len(old) < limit
+		})
 	}
-	slices.SortFunc(old, func(a, b accounts.Session) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Ref, b.Ref))
-	})
-	if len(old) > limit {
-		old = old[:limit]
-	}
-	for _, s := range old {
-		del(tx, p.sessions, string(s.IDHash))
+	for _, k := range old {
+		tx.delSession(k)
 	}
 	return len(old), nil
 }

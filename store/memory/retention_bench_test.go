@@ -122,3 +122,23 @@ func BenchmarkPruneExpiredIdempotency(b *testing.B) {
 		return tx.PruneExpiredIdempotency(ctx, before, limit)
 	})
 }
+
+// BenchmarkPruneSessions: 100,000 sessions of 100 users, 300 of them
+// opened before the cut-off.
+//
+//	go test ./store/memory/ -run '^$' -bench PruneSessions
+func BenchmarkPruneSessions(b *testing.B) {
+	ctx := context.Background()
+	s := seedRows(b, func(tx *Tx, j int) error {
+		if j < 100 {
+			if err := tx.CreateUser(ctx, &accounts.User{ID: fmt.Sprintf("usr_%03d", j), TenantID: "ten_a",
+				Email: fmt.Sprintf("u%03d@example.com", j)}); err != nil {
+				return err
+			}
+		}
+		return tx.CreateSession(ctx, &accounts.Session{IDHash: []byte(fmt.Sprintf("%032d", j)),
+			Ref: fmt.Sprintf("ses_%06d", j), TenantID: "ten_a", UserID: fmt.Sprintf("usr_%03d", j%100),
+			CreatedAt: benchAt(j), LastSeenAt: benchAt(j)})
+	})
+	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneSessions(ctx, before, limit) })
+}

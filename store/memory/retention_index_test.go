@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/idempotency"
 	"github.com/perfectpay/perfectpay/payments"
@@ -306,4 +307,95 @@ func TestIdempotencyExpiryPruneMatchesTheTable(t *testing.T) {
 		},
 		instants)
 	require.ElementsMatch(t, heap, s.exp.idem.h, "rolled back prunes leave the index as it was")
+}
+
+// peopleStore is a store with the tenant ten_a and its users usr_0 to
+// usr_2.
+func peopleStore(t *testing.T) (*Store, func(err error, fn func(tx *Tx))) {
+	s, in := tenantStore(t, "ten_a")
+	in(nil, func(tx *Tx) {
+		for i := range 3 {
+			require.NoError(t, tx.CreateUser(context.Background(), &accounts.User{ID: fmt.Sprintf("usr_%d", i),
+				TenantID: "ten_a", Email: fmt.Sprintf("u%d@example.com", i)}))
+		}
+	})
+	return s, in
+}
+
+// TestSessionAgeIndexMatchesTheTable keeps sessions by age through the
+// store's writes (creates, touches, sign-outs, a user's sessions ended,
+// a prune), each also rolled back once, then compares the index with the
+// table and PruneSessions at several cut-offs and limits with the
+// sessions the table says are due, oldest then ref first.
+func TestSessionAgeIndexMatchesTheTable(t *testing.T) {
+	ctx := context.Background()
+	s, in := peopleStore(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration((i*7)%50) * time.Second) } // ties
+	hash := func(i int) []byte { return []byte(fmt.Sprintf("hash_%04d", (i*37)%1000)) }
+	create := func(from, to int, err error) {
+		in(err, func(tx *Tx) {
+			for i := from; i < to; i++ {
+				require.NoError(t, tx.CreateSession(ctx, &accounts.Session{IDHash: hash(i),
+					Ref: fmt.Sprintf("ses_%04d", (i*53)%1000), TenantID: "ten_a", UserID: fmt.Sprintf("usr_%d", i%3),
+					CreatedAt: at(i), LastSeenAt: at(i)}))
+			}
+		})
+	}
+	end := func(k int, err error) {
+		in(err, func(tx *Tx) {
+			for i := 0; i < 150; i += k {
+				if _, ok := tx.people().sessions[string(hash(i))]; !ok {
+					continue
+				}
+				if i%2 == 0 {
+					require.NoError(t, tx.TouchSession(ctx, hash(i), t0.Add(time.Hour), nil))
+				} else {
+					require.NoError(t, tx.DeleteSession(ctx, hash(i)))
+				}
+			}
+		})
+	}
+	create(0, 100, nil)
+	create(100, 130, errRolledBack)
+	create(100, 150, nil)
+	end(5, nil)
+	end(3, errRolledBack)
+	in(nil, func(tx *Tx) {
+		_, err := tx.PruneSessions(ctx, at(3), 4)
+		require.NoError(t, err)
+	})
+	in(errRolledBack, func(tx *Tx) {
+		_, err := tx.DeleteUserSessions(ctx, "ten_a", "usr_1")
+		require.NoError(t, err)
+	})
+	in(nil, func(tx *Tx) {
+		_, err := tx.DeleteUserSessions(ctx, "ten_a", "usr_2")
+		require.NoError(t, err)
+	})
+	create(150, 170, nil)
+
+	p := s.d.people
+	var want []sessionAge
+	for k, ses := range p.sessions {
+		want = append(want, ageOf(k, &ses))
+	}
+	slices.SortFunc(want, compareSessionAges)
+	require.Greater(t, len(want), 60)
+	require.Equal(t, want, keysOf(p.sessionsByAge), "the index holds exactly the sessions")
+
+	byRef := make([]timedKey, len(want)) // refs are unique: the ref names the session
+	refs := map[string]string{}
+	for i, a := range want {
+		byRef[i] = timedKey{a.at, a.ref}
+		refs[a.hash] = a.ref
+	}
+	var instants []time.Time
+	for _, i := range []int{-1, 0, 1, 7, 20, 49, 50, 100} {
+		instants = append(instants, t0.Add(time.Duration(i)*time.Second))
+	}
+	sweepCase(t, in, func() map[string]accounts.Session { return p.sessions }, byRef,
+		func(k string) string { return refs[k] },
+		func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneSessions(ctx, before, limit) }, instants)
+	require.Equal(t, want, keysOf(p.sessionsByAge), "rolled back prunes leave the index as it was")
 }

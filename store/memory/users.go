@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -27,13 +28,43 @@ type peopleData struct {
 	sessions    table[string, accounts.Session] // id hash -> session
 	marks       table[string, time.Time]        // tenant/user/mark -> first seen
 	passkeys    table[string, accounts.Passkey] // credential id -> passkey
+	// sessionsByAge holds every session by creation, then ref (then id
+	// hash): a batch of retention's PruneSessions reads the sessions it
+	// deletes. Nothing changes a session's creation time or ref, so
+	// CreateSession adds to it and delSession removes from it.
+	sessionsByAge *ordered[sessionAge]
+}
+
+// sessionAge is a session's key in sessionsByAge.
+type sessionAge struct {
+	at        stamp
+	ref, hash string
+}
+
+func compareSessionAges(a, b sessionAge) int {
+	return cmp.Or(a.at.compare(b.at), cmp.Compare(a.ref, b.ref), cmp.Compare(a.hash, b.hash))
+}
+
+// ageOf is the index key of s, stored at k (its id hash: the index
+// shares the table's key).
+func ageOf(k string, s *accounts.Session) sessionAge {
+	return sessionAge{stampOf(s.CreatedAt), s.Ref, k}
+}
+
+// delSession deletes the session of id hash k, there, and its index entry.
+func (tx *Tx) delSession(k string) {
+	p := tx.people()
+	s := p.sessions[k]
+	p.sessionsByAge.drop(tx, ageOf(k, &s))
+	del(tx, p.sessions, k)
 }
 
 func newPeopleData() *peopleData {
 	return &peopleData{users: table[string, accounts.User]{}, byEmail: table[string, string]{},
 		invitations: table[string, accounts.Invitation]{}, inviteHash: table[string, string]{},
 		recovery: table[string, []recoveryCode]{}, sessions: table[string, accounts.Session]{},
-		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{}}
+		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{},
+		sessionsByAge: newOrdered(compareSessionAges, nil)}
 }
 
 func (tx *Tx) people() *peopleData { return tx.d.people }
@@ -225,7 +256,9 @@ func (tx *Tx) CreateSession(_ context.Context, s *accounts.Session) error {
 	if u, ok := p.users[s.UserID]; !ok || u.TenantID != s.TenantID {
 		return store.ErrNotFound
 	}
-	put(tx, p.sessions, string(s.IDHash), cloneUserSession(*s))
+	k, c := string(s.IDHash), cloneUserSession(*s)
+	put(tx, p.sessions, k, c)
+	p.sessionsByAge.add(tx, ageOf(k, &c))
 	return nil
 }
 
@@ -259,7 +292,7 @@ func (tx *Tx) DeleteSession(_ context.Context, idHash []byte) error {
 	if _, ok := p.sessions[string(idHash)]; !ok {
 		return store.ErrNotFound
 	}
-	del(tx, p.sessions, string(idHash))
+	tx.delSession(string(idHash))
 	return nil
 }
 
@@ -272,7 +305,7 @@ func (tx *Tx) DeleteUserSessions(_ context.Context, tenantID, userID string) (in
 		}
 	}
 	for _, k := range keys {
-		del(tx, p.sessions, k)
+		tx.delSession(k)
 	}
 	return len(keys), nil
 }
