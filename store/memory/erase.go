@@ -53,7 +53,7 @@ func (tx *Tx) DeleteLoginMarks(_ context.Context, tenantID, userID string) (int,
 		}
 	}
 	for _, k := range keys {
-		del(tx, p.marks, k)
+		tx.delMark(k)
 	}
 	return len(keys), nil
 }

@@ -127,25 +127,12 @@ func firstBefore(x *ordered[timedKey], before time.Time, limit int) []timedKey {
 }
 
 // PruneLoginMarks deletes the oldest login marks first seen before before,
-// at most limit of them.
+// at most limit of them, oldest then key first. It walks the marks by age
+// from the oldest and stops at its limit.
 func (tx *Tx) PruneLoginMarks(_ context.Context, before time.Time, limit int) (int, error) {
-	p := tx.people()
-	type mark struct {
-		key string
-		at  time.Time
-	}
-	var old []mark
-	for k, at := range p.marks {
-		if at.Before(before) {
-			old = append(old, mark{k, at})
-		}
-	}
-	slices.SortFunc(old, func(a, b mark) int { return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.key, b.key)) })
-	if len(old) > limit {
-		old = old[:limit]
-	}
+	old := firstBefore(tx.people().marksByAge, before, limit)
 	for _, m := range old {
-		del(tx, p.marks, m.key)
+		tx.delMark(m.id)
 	}
 	return len(old), nil
 }

@@ -142,3 +142,16 @@ func BenchmarkPruneSessions(b *testing.B) {
 	})
 	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneSessions(ctx, before, limit) })
 }
+
+// BenchmarkPruneLoginMarks: 100,000 login marks of 100 users, 300 of them
+// first seen before the cut-off.
+//
+//	go test ./store/memory/ -run '^$' -bench PruneLoginMarks
+func BenchmarkPruneLoginMarks(b *testing.B) {
+	ctx := context.Background()
+	s := seedRows(b, func(tx *Tx, j int) error {
+		_, err := tx.MarkLogin(ctx, "ten_a", fmt.Sprintf("usr_%03d", j%100), fmt.Sprintf("dev_%06d", j), benchAt(j))
+		return err
+	})
+	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneLoginMarks(ctx, before, limit) })
+}

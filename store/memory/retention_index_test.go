@@ -399,3 +399,57 @@ func TestSessionAgeIndexMatchesTheTable(t *testing.T) {
 		func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneSessions(ctx, before, limit) }, instants)
 	require.Equal(t, want, keysOf(p.sessionsByAge), "rolled back prunes leave the index as it was")
 }
+
+// TestLoginMarkAgeIndexMatchesTheTable keeps login marks by age through
+// the store's writes (marks, marks seen again, a user's marks erased, a
+// prune), each also rolled back once, then compares the index with the
+// table and PruneLoginMarks at several cut-offs and limits with the marks
+// the table says are due, oldest then key first.
+func TestLoginMarkAgeIndexMatchesTheTable(t *testing.T) {
+	ctx := context.Background()
+	s, in := peopleStore(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration((i*7)%50) * time.Second) } // ties
+	mark := func(from, to int, err error) {
+		in(err, func(tx *Tx) {
+			for i := from; i < to; i++ {
+				// Marks repeat: a mark seen again keeps its first time.
+				_, merr := tx.MarkLogin(ctx, "ten_a", fmt.Sprintf("usr_%d", i%3), fmt.Sprintf("dev_%03d", (i*37)%120), at(i))
+				require.NoError(t, merr)
+			}
+		})
+	}
+	mark(0, 100, nil)
+	mark(100, 130, errRolledBack)
+	mark(100, 200, nil)
+	in(errRolledBack, func(tx *Tx) {
+		_, err := tx.DeleteLoginMarks(ctx, "ten_a", "usr_1")
+		require.NoError(t, err)
+	})
+	in(nil, func(tx *Tx) {
+		_, err := tx.DeleteLoginMarks(ctx, "ten_a", "usr_2")
+		require.NoError(t, err)
+	})
+	in(nil, func(tx *Tx) {
+		_, err := tx.PruneLoginMarks(ctx, at(3), 4)
+		require.NoError(t, err)
+	})
+	mark(200, 260, nil)
+
+	p := s.d.people
+	var want []timedKey
+	for k, first := range p.marks {
+		want = append(want, timedKey{stampOf(first), k})
+	}
+	slices.SortFunc(want, compareTimed)
+	require.Greater(t, len(want), 80)
+	require.Equal(t, want, keysOf(p.marksByAge), "the index holds exactly the marks")
+
+	var instants []time.Time
+	for _, i := range []int{-1, 0, 1, 7, 20, 49, 50, 100} {
+		instants = append(instants, t0.Add(time.Duration(i)*time.Second))
+	}
+	sweepCase(t, in, func() map[string]time.Time { return p.marks }, want, func(k string) string { return k },
+		func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneLoginMarks(ctx, before, limit) }, instants)
+	require.Equal(t, want, keysOf(p.marksByAge), "rolled back prunes leave the index as it was")
+}

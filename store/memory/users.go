@@ -33,6 +33,10 @@ type peopleData struct {
 	// deletes. Nothing changes a session's creation time or ref, so
 	// CreateSession adds to it and delSession removes from it.
 	sessionsByAge *ordered[sessionAge]
+	// marksByAge holds every login mark by first seen, then key: a batch
+	// of retention's PruneLoginMarks reads the marks it deletes. A mark is
+	// never rewritten, so MarkLogin adds to it and delMark removes from it.
+	marksByAge *ordered[timedKey]
 }
 
 // sessionAge is a session's key in sessionsByAge.
@@ -64,7 +68,7 @@ func newPeopleData() *peopleData {
 		invitations: table[string, accounts.Invitation]{}, inviteHash: table[string, string]{},
 		recovery: table[string, []recoveryCode]{}, sessions: table[string, accounts.Session]{},
 		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{},
-		sessionsByAge: newOrdered(compareSessionAges, nil)}
+		sessionsByAge: newOrdered(compareSessionAges, nil), marksByAge: newOrdered(compareTimed, nil)}
 }
 
 func (tx *Tx) people() *peopleData { return tx.d.people }
@@ -317,5 +321,13 @@ func (tx *Tx) MarkLogin(_ context.Context, tenantID, userID, mark string, at tim
 		return false, nil
 	}
 	put(tx, p.marks, k, at)
+	p.marksByAge.add(tx, timedKey{stampOf(at), k})
 	return true, nil
+}
+
+// delMark deletes the login mark at k, there, and its index entry.
+func (tx *Tx) delMark(k string) {
+	p := tx.people()
+	p.marksByAge.drop(tx, timedKey{stampOf(p.marks[k]), k})
+	del(tx, p.marks, k)
 }
