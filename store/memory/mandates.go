@@ -41,6 +41,9 @@ type mandateData struct {
 	// the minute of the expiry job reads the mandates it expires, not
 	// every mandate ever made.
 	expiring *ordered[expiringMandate]
+	// named counts the live mandates that name each token of a tenant,
+	// for the token shred (see shred.go).
+	named table[useKey, int]
 }
 
 // expiringMandate is a mandate of the expiry index: its id and ValidUntil.
@@ -59,6 +62,7 @@ func newMandateData() *mandateData {
 		listed:    table[mandateListKey, []string]{},
 		expiring: newOrdered(func(a, b expiringMandate) int { return strings.Compare(a.id, b.id) },
 			func(m expiringMandate) stamp { return m.until }),
+		named: table[useKey, int]{},
 	}
 }
 
@@ -67,11 +71,13 @@ func newMandateData() *mandateData {
 func expires(m *mandates.Mandate) bool { return m.ValidUntil != nil && !mandates.Terminal(m.Status) }
 
 // putMandate stores m (a clone the caller no longer touches) and keeps
-// the expiry index. Every write of a mandate goes through it.
+// the expiry index and the count of the tokens it names. Every write of
+// a mandate goes through it.
 func (tx *Tx) putMandate(m mandates.Mandate) {
 	d := tx.d.mandates
 	old, had := d.mandates[m.ID]
 	put(tx, d.mandates, m.ID, m)
+	tx.noteNames(&old, had, &m)
 	was, is := had && expires(&old), expires(&m)
 	if was && is && old.ValidUntil.Equal(*m.ValidUntil) {
 		return

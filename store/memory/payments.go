@@ -39,6 +39,9 @@ type paymentsData struct {
 	// are old enough (see scrubbable), by last update, then id: a batch
 	// of ScrubCharges reads the charges it scrubs. putCharge keeps it.
 	scrubbable *ordered[timedKey]
+	// lastUse is the creation of the latest charge of each tenant and
+	// payment method, for the token shred (see shred.go).
+	lastUse table[useKey, stamp]
 }
 
 func newPaymentsData() *paymentsData {
@@ -52,6 +55,7 @@ func newPaymentsData() *paymentsData {
 		pendingRefunds: table[string, struct{}]{},
 		owned:          table[string, []string]{},
 		scrubbable:     newOrdered(compareTimed, nil),
+		lastUse:        table[useKey, stamp]{},
 	}
 }
 
@@ -103,8 +107,8 @@ func (tx *Tx) chargesBefore(l []string, seq int64) int {
 }
 
 // putCharge stores c (a clone the caller no longer touches) and keeps the
-// owners' lists, the resolver's list of unresolved charges and the
-// scrub's index.
+// owners' lists, the resolver's list of unresolved charges, the scrub's
+// index and the tokens' last use.
 func (tx *Tx) putCharge(c payments.Charge) {
 	p := tx.d.payments
 	old, had := p.charges[c.ID]
@@ -112,6 +116,7 @@ func (tx *Tx) putCharge(c payments.Charge) {
 		tx.listCharge(&c, p.chargeSeq[c.ID])
 	}
 	put(tx, p.charges, c.ID, c)
+	tx.noteUse(&old, had, &c)
 	if was, is := had && scrubbable(&old), scrubbable(&c); was != is || (is && !old.Updated.Equal(c.Updated)) {
 		if was {
 			p.scrubbable.drop(tx, timedKey{stampOf(old.Updated), c.ID})

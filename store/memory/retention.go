@@ -1,14 +1,10 @@
 package memory
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"time"
 
-	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/retention"
-	"github.com/perfectpay/perfectpay/vault"
 )
 
 var _ retention.Repo = (*Tx)(nil)
@@ -57,38 +53,25 @@ func (tx *Tx) PruneSessions(_ context.Context, before time.Time, limit int) (int
 }
 
 // ShredUnusedTokens erases the oldest tokens created before before that no
-// charge used since and no live mandate names, at most limit of them.
+// charge used since and no live mandate names, at most limit of them,
+// oldest then id first. It walks the shred index (shred.go), in that
+// order, through the subtrees that hold a token neither created nor
+// charged since before, and stops at its limit.
 func (tx *Tx) ShredUnusedTokens(_ context.Context, before, at time.Time, limit int) (int, error) {
-	used := map[string]bool{}
-	for _, c := range tx.d.payments.charges {
-		if !c.Created.Before(before) {
-			used[c.TenantID+"/"+c.PaymentMethod] = true
-		}
+	v := tx.d.vault
+	var old []string
+	if limit > 0 {
+		// due < before, to the nanosecond a stamp keeps.
+		v.shreddable.walkDue(stampOf(before.Add(-1)), func(k shredKey) bool {
+			old = append(old, k.id)
+			return len(old) < limit
+		})
 	}
-	for _, m := range tx.d.mandates.mandates {
-		switch m.Status {
-		case mandates.StatusPendingApproval, mandates.StatusActive, mandates.StatusSuspended:
-			for _, id := range m.Limits.PaymentMethods {
-				used[m.TenantID+"/"+id] = true
-			}
-		}
-	}
-	var old []vault.Token
-	for _, t := range tx.d.vault.tokens {
-		if t.DeletedAt == nil && t.CreatedAt.Before(before) && !used[t.TenantID+"/"+t.ID] {
-			old = append(old, t)
-		}
-	}
-	slices.SortFunc(old, func(a, b vault.Token) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
-	if len(old) > limit {
-		old = old[:limit]
-	}
-	for _, t := range old {
+	for _, id := range old {
+		t := v.tokens[id]
 		when := at
 		t.WrappedDEK, t.Ciphertext, t.DeletedAt = nil, nil, &when
-		put(tx, tx.d.vault.tokens, t.ID, t)
+		tx.putToken(t)
 	}
 	return len(old), nil
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/idempotency"
+	"github.com/perfectpay/perfectpay/mandates"
 	"github.com/perfectpay/perfectpay/payments"
+	"github.com/perfectpay/perfectpay/vault"
 )
 
 // The retention sweeps run batch by batch, each batch of limit its own
@@ -154,4 +156,50 @@ func BenchmarkPruneLoginMarks(b *testing.B) {
 		return err
 	})
 	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) { return tx.PruneLoginMarks(ctx, before, limit) })
+}
+
+// BenchmarkShredUnusedTokens: 100,000 card tokens, each charged once when
+// made; 300 of them made and charged before the cut-off; 200 of the
+// others, made before it too, charged since or named by a live mandate.
+//
+//	go test ./store/memory/ -run '^$' -bench ShredUnusedTokens
+func BenchmarkShredUnusedTokens(b *testing.B) {
+	ctx := context.Background()
+	s := seedRows(b, func(tx *Tx, j int) error {
+		if j == 0 {
+			if _, err := tx.EnsureTenantKey(ctx, &vault.TenantKey{ID: "key_a", TenantID: "ten_a", KEKVersion: 1,
+				Wrapped: []byte("wrapped"), CreatedAt: benchT0}); err != nil {
+				return err
+			}
+		}
+		made, charged := benchAt(j), benchAt(j)
+		if j%1000 == 500 || j%1000 == 501 {
+			made = benchT0.Add(time.Duration(j) * time.Second) // old but in use
+		}
+		id := fmt.Sprintf("tok_%06d", j)
+		if err := tx.CreateToken(ctx, &vault.Token{ID: id, TenantID: "ten_a", TenantKeyID: "key_a", Brand: "visa",
+			Last4: "4242", WrappedDEK: make([]byte, 40), Ciphertext: make([]byte, 64), CreatedAt: made}); err != nil {
+			return err
+		}
+		if j%1000 == 501 {
+			return tx.CreateMandate(ctx, &mandates.Mandate{ID: fmt.Sprintf("mdt_%06d", j), TenantID: "ten_a", Payer: "p",
+				Agent: "agt", Status: mandates.StatusActive, Limits: mandates.Limits{PaymentMethods: []string{id}},
+				CreatedAt: made})
+		}
+		return tx.CreateCharge(ctx, &payments.Charge{ID: fmt.Sprintf("ch_%06d", j), TenantID: "ten_a",
+			Status: payments.StatusSucceeded, Amount: 100, AmountCaptured: 100, Currency: "eur", PaymentMethod: id,
+			Created: charged, Updated: charged})
+	})
+	ctx2 := context.Background()
+	for b.Loop() {
+		err := s.InTx(ctx2, func(tx *Tx) error {
+			if n, err := tx.ShredUnusedTokens(ctx2, benchBefore, benchBefore, 100); err != nil || n != 100 {
+				b.Fatalf("shredded %d, %v", n, err)
+			}
+			return errBenchRollback
+		})
+		if !errors.Is(err, errBenchRollback) {
+			b.Fatal(err)
+		}
+	}
 }

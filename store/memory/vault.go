@@ -17,6 +17,8 @@ type vaultData struct {
 	tenantKeys table[string, vault.TenantKey]
 	liveKey    table[string, string] // tenant id -> id of its live key
 	tokens     table[string, vault.Token]
+	// shreddable is the token shred's index (see shred.go).
+	shreddable *ordered[shredKey]
 }
 
 func newVaultData() *vaultData {
@@ -24,6 +26,7 @@ func newVaultData() *vaultData {
 		tenantKeys: table[string, vault.TenantKey]{},
 		liveKey:    table[string, string]{},
 		tokens:     table[string, vault.Token]{},
+		shreddable: newShreddable(),
 	}
 }
 
@@ -144,7 +147,7 @@ func (tx *Tx) CreateToken(_ context.Context, t *vault.Token) error {
 	if !ok || k.TenantID != t.TenantID {
 		return store.ErrNotFound
 	}
-	put(tx, v.tokens, t.ID, cloneToken(*t))
+	tx.putToken(cloneToken(*t))
 	return nil
 }
 
@@ -175,6 +178,6 @@ func (tx *Tx) DeleteToken(_ context.Context, tenantID, id string, at time.Time) 
 		return store.ErrNotFound
 	}
 	t.WrappedDEK, t.Ciphertext, t.DeletedAt = nil, nil, &at
-	put(tx, tx.d.vault.tokens, id, t)
+	tx.putToken(t)
 	return nil
 }
