@@ -33,12 +33,18 @@ func (t *Tx) PruneSessions(ctx context.Context, before time.Time, limit int) (in
 	return int(tag.RowsAffected()), nil
 }
 
-// shredTokensSQL selects the card tokens a shred erases.
+// shredTokensSQL selects the card tokens a shred erases. The cards of live
+// mandates are unnested so that a batch matches its tokens against them by
+// equality, with one hash of the live mandates' cards (mandates_live,
+// migration 0041); a containment test (id = ANY (cards), or @>) can only
+// be checked token by live mandate, which at 100,000 live mandates took
+// 150 million comparisons (25 s) for a batch of 500.
 const shredTokensSQL = `SELECT v.id FROM vault_tokens v
 		WHERE v.deleted_at IS NULL AND v.created_at < $1
 		  AND NOT EXISTS (SELECT 1 FROM charges c WHERE c.tenant_id = v.tenant_id AND c.payment_method = v.id AND c.created_at >= $1)
-		  AND NOT EXISTS (SELECT 1 FROM mandates m WHERE m.payment_methods @> ARRAY[v.id] AND m.tenant_id = v.tenant_id
-		                  AND m.status IN ('pending_approval', 'active', 'suspended'))
+		  AND NOT EXISTS (SELECT 1 FROM mandates m CROSS JOIN LATERAL unnest(m.payment_methods) AS card (id)
+		                  WHERE card.id = v.id AND m.tenant_id = v.tenant_id
+		                    AND m.status IN ('pending_approval', 'active', 'suspended'))
 		ORDER BY v.created_at, v.id LIMIT $2 FOR UPDATE OF v SKIP LOCKED`
 
 // ShredUnusedTokens erases the oldest tokens created before before that no
