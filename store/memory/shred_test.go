@@ -79,8 +79,8 @@ func TestShredIndexMatchesTheTable(t *testing.T) {
 			}
 		})
 	}
-	charges, nc := func(from, to int, when int, other bool, err error) {}, 0
-	charges = func(from, to int, when int, other bool, err error) {
+	nc := 0
+	charges := func(from, to int, when int, other bool, err error) {
 		in(err, func(tx *Tx) {
 			for i := from; i < to; i++ {
 				tn := tenant(i)
