@@ -94,13 +94,50 @@ func TestShredIndexMatchesTheTable(t *testing.T) {
 			}
 		})
 	}
+	// Some mandates expire at 900 s (ExpireMandates below takes them out
+	// of the live ones), the others never do.
+	until := func(i int) *time.Time {
+		if i%5 != 2 {
+			return nil
+		}
+		u := at(900)
+		return &u
+	}
+	// A reservation of the whole budget exhausts an active mandate (no
+	// longer live: its cards are free) and its release makes it active
+	// again (live: its cards are named again).
+	spent := 0
+	spend := func(from, to, k int, release bool, err error) {
+		in(err, func(tx *Tx) {
+			for i := from; i < to; i += k {
+				id := fmt.Sprintf("mdt_%03d", i)
+				m, ok := tx.d.mandates.mandates[id]
+				if !ok || m.Status != mandates.StatusActive {
+					continue
+				}
+				r, rerr := tx.Reserve(ctx, []string{id}, 10, at(510))
+				require.NoError(t, rerr)
+				spent++
+				if release {
+					require.NoError(t, tx.Release(ctx, r, false))
+				}
+			}
+		})
+	}
+	expire := func(err error) {
+		in(err, func(tx *Tx) {
+			_, eerr := tx.ExpireMandates(ctx, at(950), 1000)
+			require.NoError(t, eerr)
+		})
+	}
 	mandate := func(from, to int, err error) {
 		in(err, func(tx *Tx) {
 			for i := from; i < to; i++ {
 				require.NoError(t, tx.CreateMandate(ctx, &mandates.Mandate{ID: fmt.Sprintf("mdt_%03d", i), TenantID: tenant(i),
 					Payer: "p", Agent: "agt", Status: []string{mandates.StatusActive, mandates.StatusPendingApproval,
 						mandates.StatusSuspended, mandates.StatusExhausted}[i%4],
-					Limits: mandates.Limits{PaymentMethods: []string{tok(i), tok(i + 1), tok(i)}}, CreatedAt: t0}))
+					Limits: mandates.Limits{Budget: 10, ValidUntil: until(i),
+						PaymentMethods: []string{tok(i), tok(i + 1), tok(i)}}, CreatedAt: t0}))
 			}
 		})
 	}
@@ -136,6 +173,13 @@ func TestShredIndexMatchesTheTable(t *testing.T) {
 	status(0, 50, 4, mandates.StatusActive, errRolledBack)
 	status(0, 50, 6, mandates.StatusActive, nil)
 	status(0, 50, 7, mandates.StatusExpired, nil)
+	spend(0, 50, 1, true, nil)
+	spend(0, 50, 2, true, errRolledBack)
+	spend(0, 50, 2, false, errRolledBack)
+	spend(0, 50, 2, false, nil)
+	expire(errRolledBack)
+	expire(nil)
+	require.Greater(t, spent, 6, "reservations made")
 	deleteTokens(9, nil)
 	deleteTokens(4, errRolledBack)
 	in(nil, func(tx *Tx) {
@@ -162,11 +206,29 @@ func TestShredIndexMatchesTheTable(t *testing.T) {
 	tokens(120, 150, nil)
 	charges(120, 150, 20, false, nil) // charges of tokens made later than the charges
 
+	// The live mandates' names of each card, counted from the mandates.
+	wantNamed := map[useKey]int{}
+	for _, m := range s.d.mandates.mandates {
+		switch m.Status {
+		case mandates.StatusPendingApproval, mandates.StatusActive, mandates.StatusSuspended:
+			for _, id := range m.Limits.PaymentMethods { // a card named twice counts twice
+				wantNamed[useKey{m.TenantID, id}]++
+			}
+		}
+	}
+	gotNamed := map[useKey]int{}
+	for k, n := range s.d.mandates.named {
+		if n != 0 {
+			gotNamed[k] = n
+		}
+	}
+	require.Equal(t, wantNamed, gotNamed, "the live mandates naming each card")
+
 	v := s.d.vault
 	var want []shredKey
 	for _, tk := range v.tokens {
 		k := useKey{tk.TenantID, tk.ID}
-		if tk.DeletedAt != nil || s.d.mandates.named[k] > 0 {
+		if tk.DeletedAt != nil || namedByLive(s, k) {
 			continue
 		}
 		due := stampOf(tk.CreatedAt)
@@ -201,4 +263,18 @@ func TestShredIndexMatchesTheTable(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, keysOf(v.shreddable), "rolled back shreds leave the index as it was")
+}
+
+// namedByLive says whether a live mandate (pending approval, active or
+// suspended) of the token's tenant names it, read from the mandates.
+func namedByLive(s *Store, k useKey) bool {
+	for _, m := range s.d.mandates.mandates {
+		switch m.Status {
+		case mandates.StatusPendingApproval, mandates.StatusActive, mandates.StatusSuspended:
+			if m.TenantID == k.tenant && slices.Contains(m.Limits.PaymentMethods, k.token) {
+				return true
+			}
+		}
+	}
+	return false
 }
