@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/mandates"
 )
 
@@ -24,42 +23,27 @@ var errBenchRollback = errors.New("rolled back")
 //
 //	go test ./store/memory/ -run '^$' -bench ExpireMandates
 func BenchmarkExpireMandates(b *testing.B) {
-	const n = 100_000
-	s := New()
+	const n = retentionRows
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := t0.Add(n * time.Second)
-	for i := 0; i < n; i += 1000 {
-		if err := s.InTx(ctx, func(tx *Tx) error {
-			if i == 0 {
-				if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: "ten_a"}); err != nil {
-					return err
-				}
-			}
-			for j := i; j < i+1000; j++ {
-				at := t0.Add(time.Duration(j) * time.Second)
-				m := &mandates.Mandate{ID: fmt.Sprintf("mdt_%06d", (j*7919)%n), TenantID: "ten_a", Payer: "p", Agent: "agt",
-					Status: mandates.StatusActive, CreatedAt: at, UpdatedAt: at}
-				until := now.Add(time.Hour)
-				switch {
-				case j%10 == 1:
-					m.ValidUntil = nil
-				case j%10 == 2:
-					m.Status, m.ValidUntil = []string{mandates.StatusRevoked, mandates.StatusExpired}[j%4/2], &at
-				case j%1000 >= 3 && j%1000 < 6:
-					m.ValidUntil = &at // due
-				default:
-					m.ValidUntil = &until
-				}
-				if err := tx.CreateMandate(ctx, m); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
+	s := seedRows(b, func(tx *Tx, j int) error {
+		at := t0.Add(time.Duration(j) * time.Second)
+		m := &mandates.Mandate{ID: fmt.Sprintf("mdt_%06d", (j*7919)%n), TenantID: "ten_a", Payer: "p", Agent: "agt",
+			Status: mandates.StatusActive, CreatedAt: at, UpdatedAt: at}
+		until := now.Add(time.Hour)
+		switch {
+		case j%10 == 1:
+			m.ValidUntil = nil
+		case j%10 == 2:
+			m.Status, m.ValidUntil = []string{mandates.StatusRevoked, mandates.StatusExpired}[j%4/2], &at
+		case j%1000 >= 3 && j%1000 < 6:
+			m.ValidUntil = &at // due
+		default:
+			m.ValidUntil = &until
 		}
-	}
+		return tx.CreateMandate(ctx, m)
+	})
 	for b.Loop() {
 		err := s.InTx(ctx, func(tx *Tx) error {
 			out, err := tx.ExpireMandates(ctx, now, 100)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,7 +21,6 @@ import (
 // those 100 and a few more, with the plan the sweep's prepared statement
 // keeps, made on the filled table or on the empty one.
 func TestScrubReadsOnlyChargesWithText(t *testing.T) {
-	ctx := context.Background()
 	for name, analyzed := range map[string]bool{"analyzed": true, "planned empty": false} {
 		t.Run(name, func(t *testing.T) {
 			fill := []string{
@@ -46,16 +46,8 @@ func TestScrubReadsOnlyChargesWithText(t *testing.T) {
 			} else {
 				stmts = append(append(append(stmts, prepare), `EXECUTE scrub (now(), 100)`), fill...)
 			}
-			conn := planConn(t, stmts...)
-			tx, err := conn.Begin(ctx)
-			require.NoError(t, err)
-			defer tx.Rollback(ctx) //nolint:errcheck // the rows it locked go with it
-			var out []byte
-			require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE scrub (now() - interval '1 day', 100)`).Scan(&out))
-			var plans []struct{ Plan planNode }
-			require.NoError(t, json.Unmarshal(out, &plans))
-			assert.Equal(t, 100.0, plans[0].Plan.Rows, "a batch of 100\n%s", out)
-			assert.LessOrEqual(t, plans[0].Plan.readOf("charges"), 110.0, "charges read for a batch of 100\n%s", out)
+			_, plan, out := explainBatch(t, planConn(t, stmts...), `scrub (now() - interval '1 day', 100)`)
+			assert.LessOrEqual(t, plan.readOf("charges"), 110.0, "charges read for a batch of 100\n%s", out)
 		})
 	}
 }
@@ -92,18 +84,28 @@ func TestShredReadsOnlyLiveMandates(t *testing.T) {
 		`SET plan_cache_mode = force_generic_plan`,
 		`PREPARE shred (timestamptz, int) AS `+postgres.ShredTokensSQL,
 	)
-	tx, err := conn.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck // the rows it locked go with it
-	var out []byte
-	require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE shred (now() - interval '365 days', 100)`).Scan(&out))
-	var plans []struct{ Plan planNode }
-	require.NoError(t, json.Unmarshal(out, &plans))
-	assert.Equal(t, 100.0, plans[0].Plan.Rows, "a batch of 100\n%s", out)
-	assert.LessOrEqual(t, plans[0].Plan.readOf("mandates"), 20.0, "mandates read for a batch of 100\n%s", out)
-	assert.Contains(t, string(out), `"Index Name": "mandates_live"`, "%s", out)
-	assert.Regexp(t, `"Hash Cond": "\(\((v\.id = card\.id|card\.id = v\.id)\)`, string(out), "tokens matched with the cards by hash\n%s", out)
+	tx, plan, out := explainBatch(t, conn, `shred (now() - interval '365 days', 100)`)
+	assert.LessOrEqual(t, plan.readOf("mandates"), 20.0, "mandates read for a batch of 100\n%s", out)
+	assert.Contains(t, out, `"Index Name": "mandates_live"`, "%s", out)
+	assert.Regexp(t, `"Hash Cond": "\(\((v\.id = card\.id|card\.id = v\.id)\)`, out, "tokens matched with the cards by hash\n%s", out)
 	var first string
 	require.NoError(t, tx.QueryRow(ctx, `EXECUTE shred (now() - interval '365 days', 1)`).Scan(&first))
 	assert.Equal(t, "tok_21", first, "the cards live mandates name are kept")
+}
+
+// explainBatch runs EXPLAIN ANALYZE of the prepared statement call (name
+// and arguments), a batch of 100, in a transaction the test's end rolls
+// back (the batch locks its rows), and checks that it took 100 rows. It
+// returns the transaction, the plan and the plan as text.
+func explainBatch(t *testing.T, conn *pgx.Conn, call string) (pgx.Tx, planNode, string) {
+	ctx := context.Background()
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	var out []byte
+	require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+call).Scan(&out))
+	var plans []struct{ Plan planNode }
+	require.NoError(t, json.Unmarshal(out, &plans))
+	assert.Equal(t, 100.0, plans[0].Plan.Rows, "a batch of 100\n%s", out)
+	return tx, plans[0].Plan, string(out)
 }
