@@ -256,12 +256,9 @@ func (tx *Tx) RevokeMandateTree(_ context.Context, tenantID, id string, at time.
 	if !ok || root.TenantID != tenantID {
 		return nil, store.ErrNotFound
 	}
-	children := map[string][]string{}
-	for _, m := range d.mandates {
-		if m.ParentID != "" {
-			children[m.ParentID] = append(children[m.ParentID], m.ID)
-		}
-	}
+	// A mandate's children are in its parent list (a sub-mandate is made
+	// in its parent's tenant): the walk reads the tree, not every mandate.
+	children := func(id string) []string { return d.listed[mandateListKey{tenantID, "parent", id}] }
 	type node struct {
 		id    string
 		level int
@@ -270,7 +267,7 @@ func (tx *Tx) RevokeMandateTree(_ context.Context, tenantID, id string, at time.
 	for queue := []node{{id, 0}}; len(queue) > 0; queue = queue[1:] {
 		cur := queue[0]
 		tree = append(tree, cur)
-		for _, kid := range children[cur.id] {
+		for _, kid := range children(cur.id) {
 			queue = append(queue, node{kid, cur.level + 1})
 		}
 	}

@@ -57,3 +57,44 @@ func BenchmarkExpireMandates(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRevokeMandateTree is a payer revoking a mandate with two
+// sub-mandates, each with two of its own, in a store of 100,000 other
+// mandates: revocation holds the store, and every transaction of the node
+// waits for it. Rolled back, so every iteration revokes the same seven.
+//
+//	go test ./store/memory/ -run '^$' -bench RevokeMandateTree
+func BenchmarkRevokeMandateTree(b *testing.B) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	mandate := func(id, parent string, at time.Time) *mandates.Mandate {
+		return &mandates.Mandate{ID: id, ParentID: parent, TenantID: "ten_a", Payer: "p", Agent: "agt",
+			Status: mandates.StatusActive, CreatedAt: at, UpdatedAt: at}
+	}
+	s := seedRows(b, func(tx *Tx, j int) error {
+		return tx.CreateMandate(ctx, mandate(fmt.Sprintf("mdt_%06d", j), "", t0.Add(time.Duration(j)*time.Second)))
+	})
+	if err := s.InTx(ctx, func(tx *Tx) error {
+		for _, m := range [][2]string{{"mdt_root", ""}, {"mdt_a", "mdt_root"}, {"mdt_b", "mdt_root"},
+			{"mdt_a1", "mdt_a"}, {"mdt_a2", "mdt_a"}, {"mdt_b1", "mdt_b"}, {"mdt_b2", "mdt_b"}} {
+			if err := tx.CreateMandate(ctx, mandate(m[0], m[1], t0)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		err := s.InTx(ctx, func(tx *Tx) error {
+			ids, err := tx.RevokeMandateTree(ctx, "ten_a", "mdt_root", t0)
+			if err != nil || len(ids) != 7 {
+				b.Fatalf("revoked %v, %v", ids, err)
+			}
+			return errBenchRollback
+		})
+		if !errors.Is(err, errBenchRollback) {
+			b.Fatal(err)
+		}
+	}
+}
