@@ -16,26 +16,13 @@ import (
 //
 //	go test ./store/memory/ -run '^$' -bench AuditPages
 func BenchmarkAuditPages(b *testing.B) {
-	s := New()
 	ctx := context.Background()
 	const n = 100_000
-	for i := 0; i < n; i += 1000 {
-		if err := s.InTx(ctx, func(tx *Tx) error {
-			for j := range 1000 {
-				tenant := "ten_a"
-				if j%2 == 1 {
-					tenant = "ten_b"
-				}
-				if err := audit.Append(ctx, tx, &audit.Entry{TenantID: tenant, ActorType: audit.ActorAgent, ActorID: "agt_1",
-					Action: "token.issued", Target: "agt_1", Route: "/oauth2/token", Status: 200, Data: []byte(`{"jti":"tok_1"}`)}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s := seedStore(b, nil, n, func(tx *Tx, j int) error {
+		return audit.Append(ctx, tx, &audit.Entry{TenantID: []string{"ten_a", "ten_b"}[j%2], ActorType: audit.ActorAgent,
+			ActorID: "agt_1", Action: "token.issued", Target: "agt_1", Route: "/oauth2/token", Status: 200,
+			Data: []byte(`{"jti":"tok_1"}`)})
+	})
 	svc := audit.NewService(store.Bind(s, func(x *Tx) audit.Repo { return x }), 0, nil)
 	if got, err := svc.SealAll(ctx); err != nil || got != n {
 		b.Fatalf("sealed %d of %d: %v", got, n, err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/mandates"
 )
 
@@ -17,24 +16,14 @@ import (
 //
 //	go test ./store/memory/ -run '^$' -bench MandateEvents
 func BenchmarkMandateEvents(b *testing.B) {
-	s := New()
 	ctx := context.Background()
 	const n, mandateCount = 100_000, 1000
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < n; i += 1000 {
-		if err := s.InTx(ctx, func(tx *Tx) error {
-			for j := i; j < i+1000; j++ {
-				if err := tx.AppendMandateEvent(ctx, &mandates.Event{ID: fmt.Sprintf("mev_%06d", j), TenantID: "ten_a",
-					MandateID: fmt.Sprintf("mdt_%04d", j%mandateCount), Type: "mandate.charged", ActorType: "agent",
-					ActorID: "agt_1", Data: []byte(`{"amount":100}`), CreatedAt: t0.Add(time.Duration(j) * time.Second)}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s := seedStore(b, nil, n, func(tx *Tx, j int) error {
+		return tx.AppendMandateEvent(ctx, &mandates.Event{ID: fmt.Sprintf("mev_%06d", j), TenantID: "ten_a",
+			MandateID: fmt.Sprintf("mdt_%04d", j%mandateCount), Type: "mandate.charged", ActorType: "agent",
+			ActorID: "agt_1", Data: []byte(`{"amount":100}`), CreatedAt: t0.Add(time.Duration(j) * time.Second)})
+	})
 	// mdt_0007's events are mev_000007, mev_001007, ...; the cursor is its 40th.
 	for b.Loop() {
 		_ = s.InTx(ctx, func(tx *Tx) error {
@@ -56,36 +45,19 @@ func BenchmarkMandateEvents(b *testing.B) {
 //
 //	go test ./store/memory/ -run '^$' -bench ListMandates
 func BenchmarkListMandates(b *testing.B) {
-	s := New()
 	ctx := context.Background()
 	const n, tenants = 100_000, 1000
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < n; i += 1000 {
-		if err := s.InTx(ctx, func(tx *Tx) error {
-			if i == 0 {
-				for k := range tenants {
-					if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: fmt.Sprintf("ten_%04d", k)}); err != nil {
-						return err
-					}
-				}
-			}
-			for j := i; j < i+1000; j++ {
-				at := t0.Add(time.Duration(j) * time.Second)
-				m := &mandates.Mandate{ID: fmt.Sprintf("mdt_%06d", j), TenantID: fmt.Sprintf("ten_%04d", j%tenants),
-					Payer: "ten_payer", Agent: "agt_1", Status: mandates.StatusActive, Limits: mandates.Limits{Currency: "eur", Budget: 10_000},
-					CreatedAt: at, UpdatedAt: at}
-				if j/tenants%10 == 3 {
-					m.Status = mandates.StatusSuspended
-				}
-				if err := tx.CreateMandate(ctx, m); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
+	s := seedStore(b, tenantIDs(tenants), n, func(tx *Tx, j int) error {
+		at := t0.Add(time.Duration(j) * time.Second)
+		m := &mandates.Mandate{ID: fmt.Sprintf("mdt_%06d", j), TenantID: fmt.Sprintf("ten_%04d", j%tenants),
+			Payer: "ten_payer", Agent: "agt_1", Status: mandates.StatusActive, Limits: mandates.Limits{Currency: "eur", Budget: 10_000},
+			CreatedAt: at, UpdatedAt: at}
+		if j/tenants%10 == 3 {
+			m.Status = mandates.StatusSuspended
 		}
-	}
+		return tx.CreateMandate(ctx, m)
+	})
 	// ten_0007's mandates are mdt_000007, mdt_001007, ...; the suspended
 	// ones mdt_003007, mdt_013007, ...
 	b.Run("cursor", func(b *testing.B) {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/payments"
 )
 
@@ -15,49 +14,32 @@ import (
 // a reversal pending; one refund in 1,000 is pending; the rest are
 // settled, as in a store that has run for a while.
 func seedPayments(b *testing.B, n int) (*Store, time.Time) {
-	s := New()
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < n; i += 1000 {
-		if err := s.InTx(ctx, func(tx *Tx) error {
-			if i == 0 {
-				for _, id := range []string{"ten_a", "ten_b"} {
-					if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: id}); err != nil {
-						return err
-					}
-				}
-			}
-			for j := i; j < i+1000; j++ {
-				at := t0.Add(time.Duration(j) * time.Second)
-				c := &payments.Charge{ID: fmt.Sprintf("ch_%06d", j), TenantID: []string{"ten_a", "ten_b"}[j%2],
-					Status: payments.StatusSucceeded, Amount: 100, AmountCaptured: 100, Currency: "eur",
-					PaymentMethod: "tok_1", Created: at, Updated: at}
-				if j%10 == 0 {
-					c.MerchantID = "mer_1"
-				}
-				switch j % 1000 {
-				case 1:
-					c.Status, c.AmountCaptured = payments.StatusPending, 0
-				case 2:
-					c.Status, c.AmountCaptured, c.ReversalPending = payments.StatusFailed, 0, true
-				}
-				if err := tx.CreateCharge(ctx, c); err != nil {
-					return err
-				}
-				r := &payments.Refund{ID: fmt.Sprintf("re_%06d", j), TenantID: c.TenantID, ChargeID: c.ID, Amount: 100,
-					Currency: "eur", Status: payments.RefundSucceeded, Created: at, Updated: at}
-				if j%1000 == 3 {
-					r.Status = payments.RefundPending
-				}
-				if err := tx.CreateRefund(ctx, r); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
+	s := seedStore(b, []string{"ten_a", "ten_b"}, n, func(tx *Tx, j int) error {
+		at := t0.Add(time.Duration(j) * time.Second)
+		c := &payments.Charge{ID: fmt.Sprintf("ch_%06d", j), TenantID: []string{"ten_a", "ten_b"}[j%2],
+			Status: payments.StatusSucceeded, Amount: 100, AmountCaptured: 100, Currency: "eur",
+			PaymentMethod: "tok_1", Created: at, Updated: at}
+		if j%10 == 0 {
+			c.MerchantID = "mer_1"
 		}
-	}
+		switch j % 1000 {
+		case 1:
+			c.Status, c.AmountCaptured = payments.StatusPending, 0
+		case 2:
+			c.Status, c.AmountCaptured, c.ReversalPending = payments.StatusFailed, 0, true
+		}
+		if err := tx.CreateCharge(ctx, c); err != nil {
+			return err
+		}
+		r := &payments.Refund{ID: fmt.Sprintf("re_%06d", j), TenantID: c.TenantID, ChargeID: c.ID, Amount: 100,
+			Currency: "eur", Status: payments.RefundSucceeded, Created: at, Updated: at}
+		if j%1000 == 3 {
+			r.Status = payments.RefundPending
+		}
+		return tx.CreateRefund(ctx, r)
+	})
 	return s, t0.Add(time.Duration(n) * time.Second)
 }
 

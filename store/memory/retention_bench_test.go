@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -41,42 +40,16 @@ func benchAt(j int) time.Time {
 // seedRows runs add for the rows 0 to retentionRows-1, 1,000 a
 // transaction, in a store with the tenant ten_a.
 func seedRows(b *testing.B, add func(tx *Tx, j int) error) *Store {
-	s := New()
-	ctx := context.Background()
-	for i := 0; i < retentionRows; i += 1000 {
-		if err := s.InTx(ctx, func(tx *Tx) error {
-			if i == 0 {
-				if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: "ten_a"}); err != nil {
-					return err
-				}
-			}
-			for j := i; j < i+1000; j++ {
-				if err := add(tx, j); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return s
+	return seedStore(b, []string{"ten_a"}, retentionRows, add)
 }
 
 // benchSweep runs one batch of sweep, limit 100, rolled back, per op.
 func benchSweep(b *testing.B, s *Store, sweep func(tx *Tx, before time.Time, limit int) (int, error)) {
-	ctx := context.Background()
-	for b.Loop() {
-		err := s.InTx(ctx, func(tx *Tx) error {
-			if n, err := sweep(tx, benchBefore, 100); err != nil || n != 100 {
-				b.Fatalf("swept %d, %v", n, err)
-			}
-			return errBenchRollback
-		})
-		if !errors.Is(err, errBenchRollback) {
-			b.Fatal(err)
+	eachRolledBack(b, s, func(tx *Tx) {
+		if n, err := sweep(tx, benchBefore, 100); err != nil || n != 100 {
+			b.Fatalf("swept %d, %v", n, err)
 		}
-	}
+	})
 }
 
 // BenchmarkScrubCharges: 100,000 settled charges with a description, 300
@@ -190,16 +163,7 @@ func BenchmarkShredUnusedTokens(b *testing.B) {
 			Status: payments.StatusSucceeded, Amount: 100, AmountCaptured: 100, Currency: "eur", PaymentMethod: id,
 			Created: charged, Updated: charged})
 	})
-	ctx2 := context.Background()
-	for b.Loop() {
-		err := s.InTx(ctx2, func(tx *Tx) error {
-			if n, err := tx.ShredUnusedTokens(ctx2, benchBefore, benchBefore, 100); err != nil || n != 100 {
-				b.Fatalf("shredded %d, %v", n, err)
-			}
-			return errBenchRollback
-		})
-		if !errors.Is(err, errBenchRollback) {
-			b.Fatal(err)
-		}
-	}
+	benchSweep(b, s, func(tx *Tx, before time.Time, limit int) (int, error) {
+		return tx.ShredUnusedTokens(context.Background(), before, before, limit)
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/events"
 	"github.com/perfectpay/perfectpay/webhooks"
 )
@@ -18,36 +17,24 @@ import (
 //
 //	go test ./store/memory/ -run '^$' -bench ListDeliveries
 func BenchmarkListDeliveries(b *testing.B) {
-	s := New()
 	ctx := context.Background()
 	const n, perEvent = 100_000, 10
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < n/perEvent; i += 100 {
-		if err := s.InTx(ctx, func(tx *Tx) error {
-			if i == 0 {
-				if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: "ten_a"}); err != nil {
-					return err
-				}
-			}
-			for j := i; j < i+100; j++ {
-				at := t0.Add(time.Duration(j) * time.Second)
-				e := &events.Event{ID: fmt.Sprintf("evt_%05d", j), TenantID: "ten_a", Type: "charge.succeeded", CreatedAt: at}
-				if err := tx.EnqueueEvent(ctx, e); err != nil {
-					return err
-				}
-				for k := range perEvent {
-					if err := tx.CreateDelivery(ctx, &webhooks.Delivery{ID: fmt.Sprintf("whd_%05d_%d", j, k), TenantID: "ten_a",
-						EventID: e.ID, EndpointID: fmt.Sprintf("we_%d", k), Status: webhooks.DeliverySucceeded,
-						CreatedAt: at, UpdatedAt: at}); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
+	s := seedStore(b, []string{"ten_a"}, n/perEvent, func(tx *Tx, j int) error {
+		at := t0.Add(time.Duration(j) * time.Second)
+		e := &events.Event{ID: fmt.Sprintf("evt_%05d", j), TenantID: "ten_a", Type: "charge.succeeded", CreatedAt: at}
+		if err := tx.EnqueueEvent(ctx, e); err != nil {
+			return err
 		}
-	}
+		for k := range perEvent {
+			if err := tx.CreateDelivery(ctx, &webhooks.Delivery{ID: fmt.Sprintf("whd_%05d_%d", j, k), TenantID: "ten_a",
+				EventID: e.ID, EndpointID: fmt.Sprintf("we_%d", k), Status: webhooks.DeliverySucceeded,
+				CreatedAt: at, UpdatedAt: at}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	for b.Loop() {
 		_ = s.InTx(ctx, func(tx *Tx) error {
 			out, err := tx.ListDeliveries(ctx, "ten_a", "evt_05000")
@@ -67,46 +54,30 @@ func BenchmarkListDeliveries(b *testing.B) {
 //
 //	go test ./store/memory/ -run '^$' -bench FanOut
 func BenchmarkFanOut(b *testing.B) {
-	s := New()
 	ctx := context.Background()
 	const n, tenants = 10_000, 1000
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if err := s.InTx(ctx, func(tx *Tx) error {
-		for k := range tenants {
-			if err := tx.CreateTenant(ctx, &accounts.Tenant{ID: fmt.Sprintf("ten_%04d", k)}); err != nil {
-				return err
-			}
+	s := seedStore(b, tenantIDs(tenants), n, func(tx *Tx, j int) error {
+		// Of each tenant's ten endpoints, eight take every event, one
+		// other types and one is disabled.
+		ep := &webhooks.Endpoint{ID: fmt.Sprintf("we_%05d", j), TenantID: fmt.Sprintf("ten_%04d", j%tenants),
+			URL: "https://example.com/hook", Events: []string{webhooks.WildcardEvents}, Status: webhooks.EndpointEnabled,
+			CreatedAt: t0, UpdatedAt: t0}
+		switch j / tenants {
+		case 3:
+			ep.Events = []string{"refund.created"}
+		case 5:
+			ep.Status = webhooks.EndpointDisabled
 		}
-		for j := range n {
-			// Of each tenant's ten endpoints, eight take every event, one
-			// other types and one is disabled.
-			ep := &webhooks.Endpoint{ID: fmt.Sprintf("we_%05d", j), TenantID: fmt.Sprintf("ten_%04d", j%tenants),
-				URL: "https://example.com/hook", Events: []string{webhooks.WildcardEvents}, Status: webhooks.EndpointEnabled,
-				CreatedAt: t0, UpdatedAt: t0}
-			switch j / tenants {
-			case 3:
-				ep.Events = []string{"refund.created"}
-			case 5:
-				ep.Status = webhooks.EndpointDisabled
-			}
-			if err := tx.CreateEndpoint(ctx, ep); err != nil {
-				return err
-			}
+		return tx.CreateEndpoint(ctx, ep)
+	})
+	eachRolledBack(b, s, func(tx *Tx) {
+		if err := tx.EnqueueEvent(ctx, &events.Event{ID: "evt_1", TenantID: "ten_0007", Type: "charge.succeeded",
+			CreatedAt: t0}); err != nil {
+			b.Fatal(err)
 		}
-		return nil
-	}); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		_ = s.InTx(ctx, func(tx *Tx) error {
-			if err := tx.EnqueueEvent(ctx, &events.Event{ID: "evt_1", TenantID: "ten_0007", Type: "charge.succeeded",
-				CreatedAt: t0}); err != nil {
-				b.Fatal(err)
-			}
-			if got := len(tx.d.webhooks.byEvent["evt_1"]); got != 8 {
-				b.Fatalf("deliveries: %d", got)
-			}
-			return errRolledBack
-		})
-	}
+		if got := len(tx.d.webhooks.byEvent["evt_1"]); got != 8 {
+			b.Fatalf("deliveries: %d", got)
+		}
+	})
 }
