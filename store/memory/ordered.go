@@ -195,6 +195,31 @@ func (x *ordered[K]) walk(yield func(K) bool) {
 	}
 }
 
+// walkFrom calls yield with the keys not before from, in order, until
+// yield answers false: O(log n) plus one step per key it reads, so a
+// range of keys sharing a prefix costs what it holds.
+func (x *ordered[K]) walkFrom(from K, yield func(K) bool) {
+	var stack []*onode[K]
+	for t := x.root; t != nil; {
+		if x.cmp(t.key, from) < 0 {
+			t = t.r
+		} else {
+			stack = append(stack, t)
+			t = t.l
+		}
+	}
+	for len(stack) > 0 {
+		t := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if !yield(t.key) {
+			return
+		}
+		for t = t.r; t != nil; t = t.l {
+			stack = append(stack, t)
+		}
+	}
+}
+
 // walkDue calls yield, in order, with the keys whose due stamp is not
 // after now until yield answers false. It visits only the subtrees that
 // hold such a key: O(log n) a key it yields.

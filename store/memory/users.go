@@ -33,6 +33,11 @@ type peopleData struct {
 	// deletes. Nothing changes a session's creation time or ref, so
 	// CreateSession adds to it and delSession removes from it.
 	sessionsByAge *ordered[sessionAge]
+	// sessionsByUser holds every session by tenant, user, then id hash:
+	// DeleteUserSessions reads the user's sessions, not every session.
+	// Nothing changes a session's tenant or user, so CreateSession adds
+	// to it and delSession removes from it.
+	sessionsByUser *ordered[userSession]
 	// marksByAge holds every login mark by first seen, then key: a batch
 	// of retention's PruneLoginMarks reads the marks it deletes. A mark is
 	// never rewritten, so MarkLogin adds to it and delMark removes from it.
@@ -49,17 +54,26 @@ func compareSessionAges(a, b sessionAge) int {
 	return cmp.Or(a.at.compare(b.at), cmp.Compare(a.ref, b.ref), cmp.Compare(a.hash, b.hash))
 }
 
+// userSession is a session's key in sessionsByUser.
+type userSession struct{ tenantID, userID, hash string }
+
+func compareUserSessions(a, b userSession) int {
+	return cmp.Or(cmp.Compare(a.tenantID, b.tenantID), cmp.Compare(a.userID, b.userID), cmp.Compare(a.hash, b.hash))
+}
+
 // ageOf is the index key of s, stored at k (its id hash: the index
 // shares the table's key).
 func ageOf(k string, s *accounts.Session) sessionAge {
 	return sessionAge{stampOf(s.CreatedAt), s.Ref, k}
 }
 
-// delSession deletes the session of id hash k, there, and its index entry.
+// delSession deletes the session of id hash k, there, and its index
+// entries.
 func (tx *Tx) delSession(k string) {
 	p := tx.people()
 	s := p.sessions[k]
 	p.sessionsByAge.drop(tx, ageOf(k, &s))
+	p.sessionsByUser.drop(tx, userSession{s.TenantID, s.UserID, k})
 	del(tx, p.sessions, k)
 }
 
@@ -68,7 +82,8 @@ func newPeopleData() *peopleData {
 		invitations: table[string, accounts.Invitation]{}, inviteHash: table[string, string]{},
 		recovery: table[string, []recoveryCode]{}, sessions: table[string, accounts.Session]{},
 		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{},
-		sessionsByAge: newOrdered(compareSessionAges, nil), marksByAge: newOrdered(compareTimed, nil)}
+		sessionsByAge: newOrdered(compareSessionAges, nil), marksByAge: newOrdered(compareTimed, nil),
+		sessionsByUser: newOrdered(compareUserSessions, nil)}
 }
 
 func (tx *Tx) people() *peopleData { return tx.d.people }
@@ -263,6 +278,7 @@ func (tx *Tx) CreateSession(_ context.Context, s *accounts.Session) error {
 	k, c := string(s.IDHash), cloneUserSession(*s)
 	put(tx, p.sessions, k, c)
 	p.sessionsByAge.add(tx, ageOf(k, &c))
+	p.sessionsByUser.add(tx, userSession{c.TenantID, c.UserID, k})
 	return nil
 }
 
@@ -300,14 +316,18 @@ func (tx *Tx) DeleteSession(_ context.Context, idHash []byte) error {
 	return nil
 }
 
+// DeleteUserSessions deletes the user's sessions, in id hash order. It
+// reads them from sessionsByUser, from the user's first key.
 func (tx *Tx) DeleteUserSessions(_ context.Context, tenantID, userID string) (int, error) {
 	p := tx.people()
 	var keys []string
-	for k, s := range p.sessions {
-		if s.TenantID == tenantID && s.UserID == userID {
-			keys = append(keys, k)
+	p.sessionsByUser.walkFrom(userSession{tenantID, userID, ""}, func(s userSession) bool {
+		if s.tenantID != tenantID || s.userID != userID {
+			return false
 		}
-	}
+		keys = append(keys, s.hash)
+		return true
+	})
 	for _, k := range keys {
 		tx.delSession(k)
 	}
