@@ -43,15 +43,19 @@ func (tx *Tx) DeleteUserPasskeys(_ context.Context, tenantID, userID string) (in
 	return len(ids), nil
 }
 
+// DeleteLoginMarks deletes the user's login marks, in key order. It
+// reads the keys of the user's prefix from marksByKey, from the first.
 func (tx *Tx) DeleteLoginMarks(_ context.Context, tenantID, userID string) (int, error) {
 	p := tx.people()
 	prefix := userKey(tenantID, userID) + "/"
 	var keys []string
-	for k := range p.marks {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
+	p.marksByKey.walkFrom(prefix, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
+			return false
 		}
-	}
+		keys = append(keys, k)
+		return true
+	})
 	for _, k := range keys {
 		tx.delMark(k)
 	}

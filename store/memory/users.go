@@ -42,6 +42,10 @@ type peopleData struct {
 	// of retention's PruneLoginMarks reads the marks it deletes. A mark is
 	// never rewritten, so MarkLogin adds to it and delMark removes from it.
 	marksByAge *ordered[timedKey]
+	// marksByKey holds every login mark's key (tenant/user/mark), in
+	// order: DeleteLoginMarks reads the range of the user's prefix, not
+	// every mark. MarkLogin adds to it and delMark removes from it.
+	marksByKey *ordered[string]
 }
 
 // sessionAge is a session's key in sessionsByAge.
@@ -83,7 +87,7 @@ func newPeopleData() *peopleData {
 		recovery: table[string, []recoveryCode]{}, sessions: table[string, accounts.Session]{},
 		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{},
 		sessionsByAge: newOrdered(compareSessionAges, nil), marksByAge: newOrdered(compareTimed, nil),
-		sessionsByUser: newOrdered(compareUserSessions, nil)}
+		sessionsByUser: newOrdered(compareUserSessions, nil), marksByKey: newOrdered(strings.Compare, nil)}
 }
 
 func (tx *Tx) people() *peopleData { return tx.d.people }
@@ -342,12 +346,14 @@ func (tx *Tx) MarkLogin(_ context.Context, tenantID, userID, mark string, at tim
 	}
 	put(tx, p.marks, k, at)
 	p.marksByAge.add(tx, timedKey{stampOf(at), k})
+	p.marksByKey.add(tx, k)
 	return true, nil
 }
 
-// delMark deletes the login mark at k, there, and its index entry.
+// delMark deletes the login mark at k, there, and its index entries.
 func (tx *Tx) delMark(k string) {
 	p := tx.people()
 	p.marksByAge.drop(tx, timedKey{stampOf(p.marks[k]), k})
+	p.marksByKey.drop(tx, k)
 	del(tx, p.marks, k)
 }
