@@ -21,9 +21,13 @@ type revKey struct{ kind, id string }
 
 // authzData is the issuer's tables.
 type authzData struct {
-	agents      table[string, authz.Agent]
-	jtis        table[jtiKey, time.Time]
-	tokens      table[tokKey, *tokRow]
+	agents table[string, authz.Agent]
+	jtis   table[jtiKey, time.Time]
+	tokens table[tokKey, *tokRow]
+	// The token sessions of each grant family, so that revoking a family
+	// reads its sessions alone (see familyIndex).
+	fam1        table[[16]byte, string]
+	famN        table[familyID, []tokKey]
 	revocations table[revKey, authz.Revocation]
 	keys        table[string, authz.SigningKey]
 	delegations table[[2]string, authz.Delegation]
@@ -38,6 +42,8 @@ func newAuthzData() *authzData {
 		agents:      table[string, authz.Agent]{},
 		jtis:        table[jtiKey, time.Time]{},
 		tokens:      table[tokKey, *tokRow]{},
+		fam1:        table[[16]byte, string]{},
+		famN:        table[familyID, []tokKey]{},
 		revocations: table[revKey, authz.Revocation]{},
 		keys:        table[string, authz.SigningKey]{},
 		delegations: table[[2]string, authz.Delegation]{},
@@ -221,7 +227,9 @@ func (tx *Tx) CreateTokenSession(_ context.Context, s *authz.TokenSession) error
 	if _, ok := tx.d.authz.tokens[k]; ok {
 		return store.ErrConflict
 	}
-	put(tx, tx.d.authz.tokens, k, newTokRow(s))
+	r := newTokRow(s)
+	put(tx, tx.d.authz.tokens, k, r)
+	tx.addToFamily(k, r.family)
 	tx.exp.token.push(s.ExpiresAt, k)
 	return nil
 }
@@ -237,8 +245,76 @@ func (tx *Tx) GetTokenSession(_ context.Context, kind, signature string) (*authz
 }
 
 func (tx *Tx) DeleteTokenSession(_ context.Context, kind, signature string) error {
-	del(tx, tx.d.authz.tokens, tokKey{kind, signature})
+	tx.delToken(tokKey{kind, signature})
 	return nil
+}
+
+// Revoking a grant family must reach every session of the family, and a
+// family is found by its id alone, so the sessions are indexed by family.
+// Most families are a client_credentials grant's one access token: those
+// are held in fam1, by the UUID's 16 bytes, as the token's signature (a
+// string header sharing the key's bytes), which costs a live token far
+// less than a list would. Every other family (more than one session, a
+// refresh token or authorization code, an id that is not a UUID) is a
+// list in famN. A family is in one of the two or in neither. The lists
+// are never changed in place: a rollback puts the old one back.
+
+// addToFamily indexes the session at k under its family f.
+func (tx *Tx) addToFamily(k tokKey, f familyID) {
+	a := tx.d.authz
+	if keys, ok := a.famN[f]; ok {
+		put(tx, a.famN, f, append(slices.Clip(keys), k))
+		return
+	}
+	if f.other == "" && f.uuid != [16]byte{} {
+		if sig, ok := a.fam1[f.uuid]; ok {
+			del(tx, a.fam1, f.uuid)
+			put(tx, a.famN, f, []tokKey{{authz.KindAccess, sig}, k})
+			return
+		}
+		if k.kind == authz.KindAccess {
+			put(tx, a.fam1, f.uuid, k.sig)
+			return
+		}
+	}
+	put(tx, a.famN, f, []tokKey{k})
+}
+
+// family lists the keys of the sessions of family f.
+func (tx *Tx) family(f familyID) []tokKey {
+	a := tx.d.authz
+	if f.other == "" {
+		if sig, ok := a.fam1[f.uuid]; ok {
+			return []tokKey{{authz.KindAccess, sig}}
+		}
+	}
+	return a.famN[f]
+}
+
+// delToken deletes the session at k and its place in its family.
+func (tx *Tx) delToken(k tokKey) {
+	a := tx.d.authz
+	r, ok := a.tokens[k]
+	if !ok {
+		return
+	}
+	del(tx, a.tokens, k)
+	f := r.family
+	if f.other == "" && k.kind == authz.KindAccess {
+		if sig, ok := a.fam1[f.uuid]; ok && sig == k.sig {
+			del(tx, a.fam1, f.uuid)
+			return
+		}
+	}
+	keys := a.famN[f]
+	i := slices.Index(keys, k)
+	switch {
+	case i < 0:
+	case len(keys) == 1:
+		del(tx, a.famN, f)
+	default:
+		put(tx, a.famN, f, slices.Delete(slices.Clone(keys), i, i+1))
+	}
 }
 
 func (tx *Tx) DeactivateTokenSession(_ context.Context, kind, signature string) error {
@@ -260,10 +336,8 @@ func (tx *Tx) DeactivateTokenFamily(_ context.Context, requestID string, now tim
 	fam := newFamilyID(requestID)
 	at := now.UnixMicro()
 	var live []authz.TokenSession
-	for k, r := range tx.d.authz.tokens {
-		if r.family != fam {
-			continue
-		}
+	for _, k := range tx.family(fam) {
+		r := tx.d.authz.tokens[k]
 		if r.active {
 			c := *r
 			c.active = false
@@ -423,7 +497,7 @@ func (tx *Tx) PruneAuthz(_ context.Context, before time.Time) (int, error) {
 	})
 	n += expire(tx, &tx.exp.token, before, func(k tokKey) bool {
 		if r, ok := a.tokens[k]; ok && time.UnixMicro(r.expires).Before(before) {
-			del(tx, a.tokens, k)
+			tx.delToken(k)
 			return true
 		}
 		return false
