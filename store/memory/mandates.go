@@ -44,6 +44,11 @@ type mandateData struct {
 	// named counts the live mandates that name each token of a tenant,
 	// for the token shred (see shred.go).
 	named table[useKey, int]
+	// dueChecks holds the merchants' verified domains that have a next
+	// re-check, by that time, then merchant id and domain (see
+	// putMerchant): the re-check job reads the first due, not every
+	// merchant's every domain.
+	dueChecks *ordered[dueDomain]
 }
 
 // expiringMandate is a mandate of the expiry index: its id and ValidUntil.
@@ -62,7 +67,8 @@ func newMandateData() *mandateData {
 		listed:    table[mandateListKey, []string]{},
 		expiring: newOrdered(func(a, b expiringMandate) int { return strings.Compare(a.id, b.id) },
 			func(m expiringMandate) stamp { return m.until }),
-		named: table[useKey, int]{},
+		named:     table[useKey, int]{},
+		dueChecks: newOrdered(compareDueDomains, nil),
 	}
 }
 

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -27,6 +28,54 @@ func (tx *Tx) checkDomains(m *merchants.Merchant) error {
 	return nil
 }
 
+// putMerchant writes m, a copy the table may keep, and keeps its
+// domains' entries in the re-check index: every write of a merchant goes
+// through it.
+func (tx *Tx) putMerchant(m merchants.Merchant) {
+	d := tx.d.mandates
+	old, had := d.merchants[m.ID]
+	put(tx, d.merchants, m.ID, m)
+	var was []dueDomain
+	if had {
+		was = dueDomains(&old)
+	}
+	is := dueDomains(&m)
+	if slices.Equal(was, is) {
+		return
+	}
+	for _, k := range was {
+		d.dueChecks.drop(tx, k)
+	}
+	for _, k := range is {
+		d.dueChecks.add(tx, k)
+	}
+}
+
+// dueDomain is a domain's key in the re-check index: its next check,
+// then id, the merchant id and the domain joined by a space, as
+// DueDomainChecks orders them; n is the merchant id's length.
+type dueDomain struct {
+	at stamp
+	id string
+	n  int
+}
+
+func compareDueDomains(a, b dueDomain) int {
+	return cmp.Or(a.at.compare(b.at), strings.Compare(a.id, b.id), cmp.Compare(a.n, b.n))
+}
+
+// dueDomains are the keys of m's domains that are re-checked: verified,
+// with a next check.
+func dueDomains(m *merchants.Merchant) []dueDomain {
+	var out []dueDomain
+	for _, d := range m.Domains {
+		if d.Verified() && d.NextCheckAt != nil {
+			out = append(out, dueDomain{stampOf(*d.NextCheckAt), m.ID + " " + d.Name, len(m.ID)})
+		}
+	}
+	return out
+}
+
 func (tx *Tx) CreateMerchant(_ context.Context, m *merchants.Merchant) error {
 	d := tx.d.mandates
 	if _, ok := d.merchants[m.ID]; ok {
@@ -43,7 +92,7 @@ func (tx *Tx) CreateMerchant(_ context.Context, m *merchants.Merchant) error {
 	if err := tx.checkDomains(m); err != nil {
 		return err
 	}
-	put(tx, d.merchants, m.ID, *m.Clone())
+	tx.putMerchant(*m.Clone())
 	return nil
 }
 
@@ -55,7 +104,7 @@ func (tx *Tx) UpdateMerchant(_ context.Context, m *merchants.Merchant) error {
 	if err := tx.checkDomains(m); err != nil {
 		return err
 	}
-	put(tx, tx.d.mandates.merchants, m.ID, *m.Clone())
+	tx.putMerchant(*m.Clone())
 	return nil
 }
 
@@ -87,29 +136,25 @@ func (tx *Tx) FindMerchantsByDomain(_ context.Context, domain string) ([]merchan
 	return out, nil
 }
 
+// DueDomainChecks returns the verified domains whose re-check is due at
+// now, at most limit, by next check then merchant id and domain. It walks
+// the re-check index from its start and stops at the first not due or at
+// its limit.
 func (tx *Tx) DueDomainChecks(_ context.Context, now time.Time, limit int) ([]merchants.DomainRef, error) {
-	type due struct {
-		ref merchants.DomainRef
-		at  time.Time
+	d := tx.d.mandates
+	out := make([]merchants.DomainRef, 0, min(max(limit, 0), d.dueChecks.len()))
+	if limit <= 0 {
+		return out, nil
 	}
-	var all []due
-	for _, m := range tx.d.mandates.merchants {
-		for _, d := range m.Domains {
-			if d.Verified() && d.NextCheckAt != nil && !d.NextCheckAt.After(now) {
-				all = append(all, due{merchants.DomainRef{MerchantID: m.ID, TenantID: m.TenantID, Domain: d.Name}, *d.NextCheckAt})
-			}
+	cut := stampOf(now)
+	d.dueChecks.walk(func(k dueDomain) bool {
+		if k.at.compare(cut) > 0 {
+			return false
 		}
-	}
-	slices.SortFunc(all, func(a, b due) int {
-		if c := a.at.Compare(b.at); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ref.MerchantID+" "+a.ref.Domain, b.ref.MerchantID+" "+b.ref.Domain)
+		id := k.id[:k.n]
+		out = append(out, merchants.DomainRef{MerchantID: id, TenantID: d.merchants[id].TenantID, Domain: k.id[k.n+1:]})
+		return len(out) < limit
 	})
-	out := make([]merchants.DomainRef, 0, min(limit, len(all)))
-	for _, d := range all[:min(limit, len(all))] {
-		out = append(out, d.ref)
-	}
 	return out, nil
 }
 
@@ -124,7 +169,7 @@ func (tx *Tx) ClaimDomainCheck(_ context.Context, merchantID, domain string, now
 	}
 	c := m.Clone()
 	c.Domains[i].NextCheckAt = &until
-	put(tx, tx.d.mandates.merchants, c.ID, *c)
+	tx.putMerchant(*c)
 	return true, nil
 }
 
