@@ -29,6 +29,7 @@ func (tx *Tx) CreateAuthRequest(_ context.Context, r *authz.AuthRequest) error {
 		return store.ErrConflict // the foreign key
 	}
 	put(tx, tx.d.authRequests, r.ID, cloneAuthRequest(*r))
+	tx.exp.authReq.push(r.ExpiresAt, r.ID)
 	return nil
 }
 
@@ -72,13 +73,14 @@ func (tx *Tx) ListAuthRequests(_ context.Context, tenantID, payer, status string
 	return out, nil
 }
 
+// PruneAuthRequests deletes the requests that expired before before
+// through their expiry index: its cost is the number that expired.
 func (tx *Tx) PruneAuthRequests(_ context.Context, before time.Time) (int, error) {
-	n := 0
-	for id, r := range tx.d.authRequests {
-		if r.ExpiresAt.Before(before) {
+	return expire(tx, &tx.exp.authReq, before, func(id string) bool {
+		if r, ok := tx.d.authRequests[id]; ok && r.ExpiresAt.Before(before) {
 			del(tx, tx.d.authRequests, id)
-			n++
+			return true
 		}
-	}
-	return n, nil
+		return false
+	}), nil
 }

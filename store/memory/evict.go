@@ -1,12 +1,13 @@
 package memory
 
 import (
+	"math"
 	"time"
 )
 
 // The memory store keeps only what is live: every table whose rows expire
 // (token sessions, one-time identifiers, token revocations, idempotency
-// records) has an expiry index, a min-heap of (expiry, key), so a prune
+// records, consent and CIBA requests) has an expiry index, a min-heap of (expiry, key), so a prune
 // pops exactly the rows that expired and never walks the live ones.
 //
 // The heap is an index, not the truth: an entry is pushed when a row is
@@ -22,6 +23,8 @@ type expiries struct {
 	token expiryHeap[tokKey]
 	rev   expiryHeap[revKey]
 	idem  expiryHeap[idemKey]
+	// authReq indexes authRequests, whose expiry an update keeps.
+	authReq expiryHeap[string]
 }
 
 // expiry is one index entry; at is in Unix nanoseconds (8 bytes where a
@@ -50,7 +53,27 @@ func (x *expiryHeap[K]) less(i, j int) bool {
 	return x.tie(x.h[i].key, x.h[j].key) < 0
 }
 
-func (x *expiryHeap[K]) push(t time.Time, key K) { x.pushAt(t.UnixNano(), key) }
+func (x *expiryHeap[K]) push(t time.Time, key K) { x.pushAt(unixNano(t), key) }
+
+// The instants an int64 of Unix nanoseconds can hold (1677 to 2262).
+var (
+	minNano = time.Unix(0, math.MinInt64)
+	maxNano = time.Unix(0, math.MaxInt64)
+)
+
+// unixNano is t in Unix nanoseconds, held at the ends of the range
+// outside it, where UnixNano's result is undefined: a time before it
+// (such as the zero time) expires at the first prune, one after it never,
+// and both keep their order.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minNano):
+		return math.MinInt64
+	case t.After(maxNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
 
 func (x *expiryHeap[K]) pushAt(at int64, key K) {
 	x.h = append(x.h, expiry[K]{at, key})
@@ -97,7 +120,7 @@ func (x *expiryHeap[K]) pop() expiry[K] {
 // it) when it is still there with an expiry before before. It returns how
 // many rows evict deleted.
 func expire[K comparable](tx *Tx, x *expiryHeap[K], before time.Time, evict func(K) bool) int {
-	n, cut := 0, before.UnixNano()
+	n, cut := 0, unixNano(before)
 	for x.len() > 0 && x.h[0].at < cut {
 		e := x.pop()
 		tx.undo = append(tx.undo, func() { x.pushAt(e.at, e.key) })

@@ -128,11 +128,11 @@ func (tx *Tx) PruneLoginMarks(_ context.Context, before time.Time, limit int) (i
 // popped once. Pops are undone with the transaction.
 func (tx *Tx) PruneExpiredIdempotency(_ context.Context, before time.Time, limit int) (int, error) {
 	x := &tx.exp.idem
-	n, cut := 0, before.UnixNano()
+	n, cut := 0, unixNano(before)
 	for n < limit && x.len() > 0 && x.h[0].at < cut {
 		e := x.pop()
 		tx.undo = append(tx.undo, func() { x.pushAt(e.at, e.key) })
-		if r, ok := tx.d.idem[e.key]; ok && r.ExpiresAt.UnixNano() == e.at {
+		if r, ok := tx.d.idem[e.key]; ok && unixNano(r.ExpiresAt) == e.at {
 			del(tx, tx.d.idem, e.key)
 			n++
 		}
