@@ -35,6 +35,9 @@ type auditData struct {
 	// reads what it returns, not the whole log, while it holds the store.
 	// Either may hold the seq of an entry deleted since; readers skip it.
 	order, chain []int64
+	// personal lists the entries an erasure may select, by person
+	// (audit_personal.go).
+	personal personalIndex
 }
 
 func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
@@ -45,6 +48,7 @@ func (tx *Tx) AppendAudit(_ context.Context, e *audit.Entry) error {
 	put(tx, tx.d.auditEntries, e.Seq, packAudit(e))
 	appendUndo(tx, &tx.d.auditLog.unsealed, e.Seq)
 	appendUndo(tx, &tx.d.auditLog.order, e.Seq)
+	tx.notePersonal(e)
 	return nil
 }
 
@@ -180,12 +184,20 @@ func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor, floors map[int]
 	l := &tx.d.auditLog
 	k := tx.chainAfter(anchor.ChainPos)
 	n := 0
+	people := map[personKey]bool{}
 	for _, seq := range l.chain[:k] {
-		if _, ok := tx.d.auditEntries[seq]; ok {
+		if r, ok := tx.d.auditEntries[seq]; ok {
+			if r.mayBePersonal() {
+				e := r.entry(seq, true)
+				for _, p := range personalKeys(&e) {
+					people[p] = true
+				}
+			}
 			del(tx, tx.d.auditEntries, seq)
 			n++
 		}
 	}
+	tx.unlistPersonal(people)
 	setVar(tx, &l.chain, l.chain[k:])
 	// The entries pruned are the oldest: drop them from the front of the
 	// seq order too (an entry deleted further in is skipped by readers).
@@ -310,6 +322,7 @@ func (s *Store) reindexAudit() {
 	})
 	l := &s.d.auditLog
 	l.unsealed, l.order, l.chain = q, order, chain
+	s.reindexPersonal()
 }
 
 // AuditTables is the memory store's audit log laid bare, for tests that

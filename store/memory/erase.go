@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/perfectpay/perfectpay/accounts"
@@ -62,15 +63,34 @@ func (tx *Tx) DeleteLoginMarks(_ context.Context, tenantID, userID string) (int,
 	return len(keys), nil
 }
 
+// ForgetAuditPersonal clears the IP and its salt of the entries f
+// selects, in seq order. It reads the person's entries from the erasure
+// index (audit_personal.go), not the log; an erasure of no tenant, which
+// the index leaves out, reads the log.
 func (tx *Tx) ForgetAuditPersonal(_ context.Context, f audit.ForgetPersonal) (int, error) {
 	var seqs []int64
-	for seq, r := range tx.d.auditEntries {
+	selects := func(seq int64, r auditRec) {
 		if e := r.entry(seq, false); e.Format != audit.FormatPseudonymous || !forgets(f, &e) {
-			continue
+			return
 		}
 		if e := r.entry(seq, true); e.IP != "" || e.IPSalt != nil {
 			seqs = append(seqs, seq)
 		}
+	}
+	if f.TenantID == "" {
+		for seq, r := range tx.d.auditEntries {
+			selects(seq, r)
+		}
+		slices.Sort(seqs)
+	} else {
+		l, k := tx.d.auditLog.personal, personKey{f.TenantID, f.Subject}
+		for _, seq := range l[k] {
+			if r, ok := tx.d.auditEntries[seq]; ok {
+				selects(seq, r)
+			}
+		}
+		// None of the person's entries holds an IP any longer.
+		del(tx, l, k)
 	}
 	for _, seq := range seqs {
 		e := tx.d.auditEntries[seq].entry(seq, true)
