@@ -1,11 +1,9 @@
 package memory
 
 import (
-	"cmp"
 	"context"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/perfectpay/perfectpay/charging"
 	"github.com/perfectpay/perfectpay/compliance"
@@ -50,24 +48,37 @@ func cloneDecision(d charging.Decision) charging.Decision {
 	return d
 }
 
+// DecisionRecords reads the decisions in (created, id) order from the
+// index of every decision by age, starting at the page's cursor or at
+// Since, and copies only the page: a page costs its rows and the other
+// tenants' decisions in between, not the log.
 func (tx *Tx) DecisionRecords(_ context.Context, f compliance.DecisionFilter) ([]charging.Decision, error) {
-	var out []charging.Decision
-	for _, d := range tx.d.pipeline.decisions {
-		switch {
-		case f.TenantID != "" && d.TenantID != f.TenantID,
-			!f.Since.IsZero() && d.CreatedAt.Before(f.Since),
-			!f.Until.IsZero() && !d.CreatedAt.Before(f.Until),
-			!f.AfterTime.IsZero() && cmp.Or(d.CreatedAt.Compare(f.AfterTime), strings.Compare(d.ID, f.AfterID)) <= 0:
-			continue
+	p := &tx.d.pipeline
+	from, after := timedKey{at: stampOf(f.Since)}, timedKey{}
+	if !f.AfterTime.IsZero() {
+		after = timedKey{stampOf(f.AfterTime), f.AfterID}
+		if compareTimed(after, from) > 0 {
+			from = after
 		}
-		out = append(out, cloneDecision(d))
 	}
-	slices.SortFunc(out, func(a, b charging.Decision) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	var until *stamp
+	if !f.Until.IsZero() {
+		u := stampOf(f.Until)
+		until = &u
+	}
+	var out []charging.Decision
+	p.byAge.walkFrom(from, func(k timedKey) bool {
+		if until != nil && k.at.compare(*until) >= 0 {
+			return false
+		}
+		if !f.AfterTime.IsZero() && compareTimed(k, after) <= 0 {
+			return true
+		}
+		if d := p.decisions[k.id]; f.TenantID == "" || d.TenantID == f.TenantID {
+			out = append(out, cloneDecision(d))
+		}
+		return f.Limit <= 0 || len(out) < f.Limit
 	})
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
 	return out, nil
 }
 
