@@ -72,6 +72,10 @@ type Repo interface {
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// GetAPIKeyByHash finds a key by the keyed hash of its secret.
 	GetAPIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
+	// GetAPIKeyAndTenant finds a key by the keyed hash of its secret
+	// together with its tenant, in one read: every request made with an
+	// API key starts with it.
+	GetAPIKeyAndTenant(ctx context.Context, hash []byte) (*APIKey, *Tenant, error)
 	GetAPIKey(ctx context.Context, tenantID, id string) (*APIKey, error)
 	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
 	UpdateAPIKey(ctx context.Context, k *APIKey) error

@@ -81,6 +81,18 @@ func (t fakeTx) GetAPIKeyByHash(_ context.Context, h []byte) (*accounts.APIKey, 
 	return nil, store.ErrNotFound
 }
 
+func (t fakeTx) GetAPIKeyAndTenant(ctx context.Context, h []byte) (*accounts.APIKey, *accounts.Tenant, error) {
+	k, err := t.GetAPIKeyByHash(ctx, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	tn, err := t.GetTenant(ctx, k.TenantID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, tn, nil
+}
+
 func (t fakeTx) GetAPIKey(_ context.Context, tenantID, id string) (*accounts.APIKey, error) {
 	k, ok := t.d.keys[id]
 	if !ok || k.TenantID != tenantID {

@@ -231,11 +231,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 	h := s.HashSecret(secret)
 	var p *Principal
 	err := s.db.Autocommit(ctx, func(tx Tx) error {
-		k, err := tx.GetAPIKeyByHash(ctx, h)
-		if err != nil {
-			return err
-		}
-		t, err := tx.GetTenant(ctx, k.TenantID)
+		k, t, err := tx.GetAPIKeyAndTenant(ctx, h)
 		if err != nil {
 			return err
 		}

@@ -65,6 +65,18 @@ func (tx *Tx) GetAPIKeyByHash(_ context.Context, hash []byte) (*accounts.APIKey,
 	return &k, nil
 }
 
+func (tx *Tx) GetAPIKeyAndTenant(ctx context.Context, hash []byte) (*accounts.APIKey, *accounts.Tenant, error) {
+	k, err := tx.GetAPIKeyByHash(ctx, hash)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := tx.GetTenant(ctx, k.TenantID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, t, nil
+}
+
 func (tx *Tx) GetAPIKey(_ context.Context, tenantID, id string) (*accounts.APIKey, error) {
 	k, ok := tx.d.apiKeys[id]
 	if !ok || k.TenantID != tenantID {

@@ -66,6 +66,20 @@ func (t *Tx) GetAPIKeyByHash(ctx context.Context, hash []byte) (*accounts.APIKey
 	return scanKey(t.tx.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys WHERE hash = $1`, hash))
 }
 
+func (t *Tx) GetAPIKeyAndTenant(ctx context.Context, hash []byte) (*accounts.APIKey, *accounts.Tenant, error) {
+	var k accounts.APIKey
+	var tn accounts.Tenant
+	err := t.tx.QueryRow(ctx, `SELECT k.id, k.tenant_id, k.kind, k.mode, k.prefix, k.last4, k.hash, k.scopes, k.name, k.created_at,
+		k.expires_at, k.revoked_at, coalesce(k.rolled_to, ''), t.id, t.name, t.status, t.created_at
+		FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = $1`, hash).
+		Scan(&k.ID, &k.TenantID, &k.Kind, &k.Mode, &k.Prefix, &k.Last4, &k.Hash, &k.Scopes, &k.Name,
+			&k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.RolledTo, &tn.ID, &tn.Name, &tn.Status, &tn.CreatedAt)
+	if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	return &k, &tn, nil
+}
+
 func (t *Tx) GetAPIKey(ctx context.Context, tenantID, id string) (*accounts.APIKey, error) {
 	return scanKey(t.tx.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys WHERE id = $1 AND tenant_id = $2`, id, tenantID))
 }

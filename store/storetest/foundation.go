@@ -72,6 +72,20 @@ func testAPIKeys[X Tx](t *testing.T, b store.Backend[X]) {
 	require.ErrorIs(t, b.InTx(ctx, func(tx X) error { _, err := tx.GetAPIKeyByHash(ctx, []byte("nope")); return err }), store.ErrNotFound)
 	require.ErrorIs(t, b.InTx(ctx, func(tx X) error { _, err := tx.GetAPIKey(ctx, other.ID, k.ID); return err }),
 		store.ErrNotFound, "another tenant's key is invisible")
+	require.ErrorIs(t, b.InTx(ctx, func(tx X) error { _, _, err := tx.GetAPIKeyAndTenant(ctx, []byte("nope")); return err }), store.ErrNotFound)
+	in(t, b, func(tx X) error {
+		got, gotTenant, err := tx.GetAPIKeyAndTenant(ctx, []byte("hash-1"))
+		require.NoError(t, err)
+		assert.True(t, k.CreatedAt.Equal(got.CreatedAt))
+		same := *got
+		same.CreatedAt = k.CreatedAt
+		assert.Equal(t, *k, same, "the key as written")
+		assert.Equal(t, tn.ID, gotTenant.ID)
+		assert.Equal(t, tn.Name, gotTenant.Name)
+		assert.Equal(t, tn.Status, gotTenant.Status)
+		assert.True(t, tn.CreatedAt.Equal(gotTenant.CreatedAt))
+		return nil
+	})
 	in(t, b, func(tx X) error {
 		got, err := tx.GetAPIKeyByHash(ctx, []byte("hash-1"))
 		require.NoError(t, err)
