@@ -31,6 +31,10 @@ type authzData struct {
 	revocations table[revKey, authz.Revocation]
 	keys        table[string, authz.SigningKey]
 	delegations table[[2]string, authz.Delegation]
+	// delegatedFrom counts the delegations naming each jti, so an access
+	// token's revocation asks one key (a delegation is never changed or
+	// deleted).
+	delegatedFrom table[string, int]
 
 	// listeners get NotifyAuthz payloads; guarded by Store.mu.
 	listeners map[int]func(string)
@@ -39,15 +43,16 @@ type authzData struct {
 
 func newAuthzData() *authzData {
 	return &authzData{
-		agents:      table[string, authz.Agent]{},
-		jtis:        table[jtiKey, time.Time]{},
-		tokens:      table[tokKey, *tokRow]{},
-		fam1:        table[[16]byte, string]{},
-		famN:        table[familyID, []tokKey]{},
-		revocations: table[revKey, authz.Revocation]{},
-		keys:        table[string, authz.SigningKey]{},
-		delegations: table[[2]string, authz.Delegation]{},
-		listeners:   map[int]func(string){},
+		agents:        table[string, authz.Agent]{},
+		jtis:          table[jtiKey, time.Time]{},
+		tokens:        table[tokKey, *tokRow]{},
+		fam1:          table[[16]byte, string]{},
+		famN:          table[familyID, []tokKey]{},
+		revocations:   table[revKey, authz.Revocation]{},
+		keys:          table[string, authz.SigningKey]{},
+		delegations:   table[[2]string, authz.Delegation]{},
+		delegatedFrom: table[string, int]{},
+		listeners:     map[int]func(string){},
 	}
 }
 
@@ -404,6 +409,9 @@ func (tx *Tx) RecordDelegation(_ context.Context, d *authz.Delegation) error {
 	c := *d
 	c.DelegatedFrom = slices.Clone(d.DelegatedFrom)
 	put(tx, tx.d.authz.delegations, k, c)
+	for _, jti := range c.DelegatedFrom {
+		put(tx, tx.d.authz.delegatedFrom, jti, tx.d.authz.delegatedFrom[jti]+1)
+	}
 	return nil
 }
 
@@ -417,12 +425,7 @@ func (tx *Tx) GetDelegation(_ context.Context, tenantID, grantKey string) (*auth
 }
 
 func (tx *Tx) DelegatedFrom(_ context.Context, jti string) (bool, error) {
-	for _, d := range tx.d.authz.delegations {
-		if slices.Contains(d.DelegatedFrom, jti) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return tx.d.authz.delegatedFrom[jti] > 0, nil
 }
 
 // LockTokenFamily is a no-op: memory transactions are already serialized.

@@ -113,3 +113,34 @@ func TestTokenFamilyIndexMatchesTheTable(t *testing.T) {
 		})
 	}
 }
+
+// TestDelegatedFromMatchesTheTable records token-exchange delegations
+// (chains sharing ancestors, a grant recorded twice, some rounds rolled
+// back) and requires DelegatedFrom to answer, for every jti, what a scan
+// of the delegations finds.
+func TestDelegatedFromMatchesTheTable(t *testing.T) {
+	ctx := context.Background()
+	s, in := tenantStore(t, "ten_1")
+	jti := func(i int) string { return fmt.Sprintf("jti_%d", i) }
+	for round := range 6 {
+		err := []error{nil, errRolledBack}[round%2]
+		in(err, func(tx *Tx) {
+			for g := round * 10; g < round*10+10; g++ {
+				d := &authz.Delegation{TenantID: "ten_1", GrantKey: fmt.Sprintf("grant_%d", g%25),
+					DelegatedFrom: []string{jti(g % 7), jti(100 + g), jti(100 + g)}}
+				require.NoError(t, tx.RecordDelegation(ctx, d))
+			}
+		})
+	}
+	for i := range 200 {
+		want := false
+		for _, d := range s.d.authz.delegations {
+			want = want || slices.Contains(d.DelegatedFrom, jti(i))
+		}
+		in(nil, func(tx *Tx) {
+			got, err := tx.DelegatedFrom(ctx, jti(i))
+			require.NoError(t, err)
+			require.Equal(t, want, got, jti(i))
+		})
+	}
+}
