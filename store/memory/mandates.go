@@ -49,6 +49,11 @@ type mandateData struct {
 	// putMerchant): the re-check job reads the first due, not every
 	// merchant's every domain.
 	dueChecks *ordered[dueDomain]
+	// byDomain holds, for each domain some merchant verified, the ids of
+	// the merchants that verified it, ascending (see putMerchant): a
+	// lookup by domain and the check of a merchant's domains read the
+	// domain's merchants, not every merchant.
+	byDomain table[string, []string]
 }
 
 // expiringMandate is a mandate of the expiry index: its id and ValidUntil.
@@ -69,6 +74,7 @@ func newMandateData() *mandateData {
 			func(m expiringMandate) stamp { return m.until }),
 		named:     table[useKey, int]{},
 		dueChecks: newOrdered(compareDueDomains, nil),
+		byDomain:  table[string, []string]{},
 	}
 }
 

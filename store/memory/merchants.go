@@ -14,13 +14,16 @@ import (
 // Merchant profiles live in mandateData (the charge path reads them with
 // the mandates).
 
+// checkDomains answers store.ErrConflict when another merchant verified
+// one of the domains m verified, as PostgreSQL's unique index on verified
+// domains does. It reads each domain's merchants from byDomain.
 func (tx *Tx) checkDomains(m *merchants.Merchant) error {
 	for _, d := range m.Domains {
 		if !d.Verified() {
 			continue
 		}
-		for _, o := range tx.d.mandates.merchants {
-			if o.ID != m.ID && slices.ContainsFunc(o.Domains, func(od merchants.Domain) bool { return od.Verified() && od.Name == d.Name }) {
+		for _, id := range tx.d.mandates.byDomain[d.Name] {
+			if id != m.ID {
 				return store.ErrConflict
 			}
 		}
@@ -28,13 +31,29 @@ func (tx *Tx) checkDomains(m *merchants.Merchant) error {
 	return nil
 }
 
-// putMerchant writes m, a copy the table may keep, and keeps its
-// domains' entries in the re-check index: every write of a merchant goes
-// through it.
+// putMerchant writes m, a copy the table may keep, and keeps its entries
+// in the indexes of merchants (byDomain, the re-check index): every write
+// of a merchant goes through it.
 func (tx *Tx) putMerchant(m merchants.Merchant) {
 	d := tx.d.mandates
 	old, had := d.merchants[m.ID]
 	put(tx, d.merchants, m.ID, m)
+	var wasNames []string
+	if had {
+		wasNames = verifiedNames(&old)
+	}
+	if isNames := verifiedNames(&m); !slices.Equal(wasNames, isNames) {
+		for _, n := range wasNames {
+			if _, ok := slices.BinarySearch(isNames, n); !ok {
+				dropID(tx, d.byDomain, n, m.ID)
+			}
+		}
+		for _, n := range isNames {
+			if _, ok := slices.BinarySearch(wasNames, n); !ok {
+				addID(tx, d.byDomain, n, m.ID)
+			}
+		}
+	}
 	var was []dueDomain
 	if had {
 		was = dueDomains(&old)
@@ -48,6 +67,42 @@ func (tx *Tx) putMerchant(m merchants.Merchant) {
 	}
 	for _, k := range is {
 		d.dueChecks.add(tx, k)
+	}
+}
+
+// verifiedNames are the names of m's verified domains, ascending, each
+// once.
+func verifiedNames(m *merchants.Merchant) []string {
+	var out []string
+	for _, d := range m.Domains {
+		if d.Verified() {
+			out = append(out, d.Name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// addID adds id to the ids at k in t, kept ascending; the list is
+// replaced, never changed in place.
+func addID(tx *Tx, t table[string, []string], k, id string) {
+	ids := t[k]
+	if i, ok := slices.BinarySearch(ids, id); !ok {
+		put(tx, t, k, slices.Insert(slices.Clip(ids), i, id))
+	}
+}
+
+// dropID takes id out of the ids at k in t, and k out of t when none is
+// left; the list is replaced, never changed in place.
+func dropID(tx *Tx, t table[string, []string], k, id string) {
+	ids := t[k]
+	i, ok := slices.BinarySearch(ids, id)
+	switch {
+	case !ok:
+	case len(ids) == 1:
+		del(tx, t, k)
+	default:
+		put(tx, t, k, slices.Delete(slices.Clone(ids), i, i+1))
 	}
 }
 
@@ -125,14 +180,15 @@ func (tx *Tx) GetMerchantByTenant(_ context.Context, tenantID string) (*merchant
 	return nil, store.ErrNotFound
 }
 
+// FindMerchantsByDomain returns the merchants that verified domain, by
+// id. It reads their ids from byDomain.
 func (tx *Tx) FindMerchantsByDomain(_ context.Context, domain string) ([]merchants.Merchant, error) {
+	d := tx.d.mandates
 	var out []merchants.Merchant
-	for _, m := range tx.d.mandates.merchants {
-		if slices.ContainsFunc(m.Domains, func(d merchants.Domain) bool { return d.Verified() && d.Name == domain }) {
-			out = append(out, *m.Clone())
-		}
+	for _, id := range d.byDomain[domain] {
+		m := d.merchants[id]
+		out = append(out, *m.Clone())
 	}
-	slices.SortFunc(out, func(a, b merchants.Merchant) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
