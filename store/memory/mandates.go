@@ -54,6 +54,10 @@ type mandateData struct {
 	// lookup by domain and the check of a merchant's domains read the
 	// domain's merchants, not every merchant.
 	byDomain table[string, []string]
+	// byTenant holds each tenant's merchant ids, ascending (one, as
+	// CreateMerchant checks; see putMerchant): a lookup by tenant reads
+	// the tenant's, not every merchant.
+	byTenant table[string, []string]
 }
 
 // expiringMandate is a mandate of the expiry index: its id and ValidUntil.
@@ -75,6 +79,7 @@ func newMandateData() *mandateData {
 		named:     table[useKey, int]{},
 		dueChecks: newOrdered(compareDueDomains, nil),
 		byDomain:  table[string, []string]{},
+		byTenant:  table[string, []string]{},
 	}
 }
 

@@ -32,12 +32,18 @@ func (tx *Tx) checkDomains(m *merchants.Merchant) error {
 }
 
 // putMerchant writes m, a copy the table may keep, and keeps its entries
-// in the indexes of merchants (byDomain, the re-check index): every write
-// of a merchant goes through it.
+// in the indexes of merchants (byTenant, byDomain, the re-check index):
+// every write of a merchant goes through it.
 func (tx *Tx) putMerchant(m merchants.Merchant) {
 	d := tx.d.mandates
 	old, had := d.merchants[m.ID]
 	put(tx, d.merchants, m.ID, m)
+	if !had || old.TenantID != m.TenantID {
+		if had {
+			dropID(tx, d.byTenant, old.TenantID, m.ID)
+		}
+		addID(tx, d.byTenant, m.TenantID, m.ID)
+	}
 	var wasNames []string
 	if had {
 		wasNames = verifiedNames(&old)
@@ -131,6 +137,9 @@ func dueDomains(m *merchants.Merchant) []dueDomain {
 	return out
 }
 
+// CreateMerchant adds m: store.ErrConflict when its id is taken, its
+// tenant has a merchant (byTenant) or another merchant verified one of
+// its verified domains (checkDomains).
 func (tx *Tx) CreateMerchant(_ context.Context, m *merchants.Merchant) error {
 	d := tx.d.mandates
 	if _, ok := d.merchants[m.ID]; ok {
@@ -139,10 +148,8 @@ func (tx *Tx) CreateMerchant(_ context.Context, m *merchants.Merchant) error {
 	if _, ok := tx.d.tenants[m.TenantID]; !ok {
 		return store.ErrNotFound
 	}
-	for _, o := range d.merchants {
-		if o.TenantID == m.TenantID {
-			return store.ErrConflict
-		}
+	if len(d.byTenant[m.TenantID]) > 0 {
+		return store.ErrConflict
 	}
 	if err := tx.checkDomains(m); err != nil {
 		return err
@@ -171,13 +178,17 @@ func (tx *Tx) GetMerchant(_ context.Context, id string) (*merchants.Merchant, er
 	return m.Clone(), nil
 }
 
+// GetMerchantByTenant returns the tenant's merchant, read from byTenant.
+// A tenant has one (CreateMerchant refuses a second); were there several,
+// the one of the smallest id.
 func (tx *Tx) GetMerchantByTenant(_ context.Context, tenantID string) (*merchants.Merchant, error) {
-	for _, m := range tx.d.mandates.merchants {
-		if m.TenantID == tenantID {
-			return m.Clone(), nil
-		}
+	d := tx.d.mandates
+	ids := d.byTenant[tenantID]
+	if len(ids) == 0 {
+		return nil, store.ErrNotFound
 	}
-	return nil, store.ErrNotFound
+	m := d.merchants[ids[0]]
+	return m.Clone(), nil
 }
 
 // FindMerchantsByDomain returns the merchants that verified domain, by
