@@ -30,15 +30,13 @@ func (tx *Tx) SetUserEmail(_ context.Context, tenantID, id, email string) error 
 	return nil
 }
 
+// DeleteUserPasskeys deletes the user's passkeys, in credential id
+// order. It reads them from passkeysByUser, from the user's first key.
 func (tx *Tx) DeleteUserPasskeys(_ context.Context, tenantID, userID string) (int, error) {
 	p := tx.people()
-	var ids []string
-	for id, k := range p.passkeys {
-		if k.TenantID == tenantID && k.UserID == userID {
-			ids = append(ids, id)
-		}
-	}
+	ids := p.userPasskeys(tenantID, userID)
 	for _, id := range ids {
+		p.passkeysByUser.drop(tx, userPasskey{tenantID, userID, id})
 		del(tx, p.passkeys, id)
 	}
 	return len(ids), nil

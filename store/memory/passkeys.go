@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -21,24 +22,50 @@ func clonePasskey(k accounts.Passkey) accounts.Passkey {
 	return k
 }
 
+// userPasskey is a passkey's key in passkeysByUser: id is its credential
+// id, the table's key.
+type userPasskey struct{ tenantID, userID, id string }
+
+func compareUserPasskeys(a, b userPasskey) int {
+	return cmp.Or(cmp.Compare(a.tenantID, b.tenantID), cmp.Compare(a.userID, b.userID), cmp.Compare(a.id, b.id))
+}
+
+// userPasskeys are the credential ids of the user's passkeys, ascending,
+// read from passkeysByUser from the user's first key.
+func (p *peopleData) userPasskeys(tenantID, userID string) []string {
+	var ids []string
+	p.passkeysByUser.walkFrom(userPasskey{tenantID, userID, ""}, func(k userPasskey) bool {
+		if k.tenantID != tenantID || k.userID != userID {
+			return false
+		}
+		ids = append(ids, k.id)
+		return true
+	})
+	return ids
+}
+
 func (tx *Tx) AddPasskey(_ context.Context, k *accounts.Passkey) error {
 	p := tx.people()
-	if _, ok := p.passkeys[string(k.ID)]; ok {
+	id := string(k.ID)
+	if _, ok := p.passkeys[id]; ok {
 		return store.ErrConflict
 	}
 	if u, ok := p.users[k.UserID]; !ok || u.TenantID != k.TenantID {
 		return store.ErrNotFound
 	}
-	put(tx, p.passkeys, string(k.ID), clonePasskey(*k))
+	c := clonePasskey(*k)
+	put(tx, p.passkeys, id, c)
+	p.passkeysByUser.add(tx, userPasskey{c.TenantID, c.UserID, id})
 	return nil
 }
 
+// ListPasskeys returns the user's passkeys, oldest first, then by
+// credential id. It reads them from passkeysByUser.
 func (tx *Tx) ListPasskeys(_ context.Context, tenantID, userID string) ([]accounts.Passkey, error) {
+	p := tx.people()
 	var out []accounts.Passkey
-	for _, k := range tx.people().passkeys {
-		if k.TenantID == tenantID && k.UserID == userID {
-			out = append(out, clonePasskey(k))
-		}
+	for _, id := range p.userPasskeys(tenantID, userID) {
+		out = append(out, clonePasskey(p.passkeys[id]))
 	}
 	slices.SortFunc(out, func(a, b accounts.Passkey) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {

@@ -46,6 +46,11 @@ type peopleData struct {
 	// order: DeleteLoginMarks reads the range of the user's prefix, not
 	// every mark. MarkLogin adds to it and delMark removes from it.
 	marksByKey *ordered[string]
+	// passkeysByUser holds every passkey by tenant, user, then credential
+	// id: a user's list and an erasure read the user's passkeys, not
+	// every passkey. Nothing changes a passkey's tenant or user, so
+	// AddPasskey adds to it and DeleteUserPasskeys removes from it.
+	passkeysByUser *ordered[userPasskey]
 }
 
 // sessionAge is a session's key in sessionsByAge.
@@ -87,7 +92,8 @@ func newPeopleData() *peopleData {
 		recovery: table[string, []recoveryCode]{}, sessions: table[string, accounts.Session]{},
 		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{},
 		sessionsByAge: newOrdered(compareSessionAges, nil), marksByAge: newOrdered(compareTimed, nil),
-		sessionsByUser: newOrdered(compareUserSessions, nil), marksByKey: newOrdered(strings.Compare, nil)}
+		sessionsByUser: newOrdered(compareUserSessions, nil), marksByKey: newOrdered(strings.Compare, nil),
+		passkeysByUser: newOrdered(compareUserPasskeys, nil)}
 }
 
 func (tx *Tx) people() *peopleData { return tx.d.people }
