@@ -107,20 +107,16 @@ func forgets(f audit.ForgetPersonal, e *audit.Entry) bool {
 		((e.ActorType == audit.ActorSystem || e.ActorType == audit.ActorUser) && e.Target == f.Subject)
 }
 
+// ForgetEventIPs removes the "ip" of the person's events, in the order
+// they were written. It reads them from eventIPs (events.go), not every
+// event, then drops their list: none of them holds an address any longer.
 func (tx *Tx) ForgetEventIPs(_ context.Context, tenantID, userID string) (int, error) {
+	l, k := tx.people().eventIPs, personKey{tenantID, userID}
 	n := 0
-	for id, e := range tx.d.events {
-		if e.TenantID != tenantID {
-			continue
-		}
-		var doc struct {
-			Object map[string]json.RawMessage `json:"object"`
-		}
-		if json.Unmarshal(e.Data, &doc) != nil || doc.Object["ip"] == nil {
-			continue
-		}
-		var user string
-		if json.Unmarshal(doc.Object["user"], &user) != nil || user != userID {
+	for _, id := range l[k] {
+		e := tx.d.events[id]
+		doc, user, ok := eventIPUser(e.Data)
+		if !ok || e.TenantID != tenantID || user != userID {
 			continue
 		}
 		delete(doc.Object, "ip")
@@ -132,5 +128,6 @@ func (tx *Tx) ForgetEventIPs(_ context.Context, tenantID, userID string) (int, e
 		put(tx, tx.d.events, id, e)
 		n++
 	}
+	del(tx, l, k)
 	return n, nil
 }

@@ -1,7 +1,9 @@
 package memory
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"slices"
 
 	"github.com/perfectpay/perfectpay/events"
@@ -20,6 +22,53 @@ func (tx *Tx) EnqueueEvent(_ context.Context, e *events.Event) error {
 	c.Data = slices.Clone(e.Data)
 	put(tx, tx.d.events, e.ID, c)
 	appendUndo(tx, &tx.d.eventOrder, e.ID)
+	tx.noteEventIP(&c)
 	tx.fanOut(&c)
 	return nil
+}
+
+// An erasure forgets the address of the person's events (see
+// ForgetEventIPs): those of the tenant whose object holds an "ip" and
+// names the person as its "user", which suspicious sign-ins are. Nothing
+// else changes an event, and nothing deletes one, so whether an erasure
+// changes an event is known when it is written: eventIPs lists those
+// events under their person, and ForgetEventIPs reads that list.
+//
+// Ordinary events (one or more per charge) hold no "ip" key; they are
+// told apart without decoding them, and cost the index nothing.
+
+// eventIPDoc is how ForgetEventIPs reads an event's data.
+type eventIPDoc struct {
+	Object map[string]json.RawMessage `json:"object"`
+}
+
+// eventIPUser decodes data and returns its doc and the user it names,
+// when its object holds an "ip" and a "user" string: an event that an
+// erasure of that user changes.
+func eventIPUser(data []byte) (doc eventIPDoc, user string, ok bool) {
+	if json.Unmarshal(data, &doc) != nil || doc.Object["ip"] == nil {
+		return doc, "", false
+	}
+	if json.Unmarshal(doc.Object["user"], &user) != nil {
+		return doc, "", false
+	}
+	return doc, user, true
+}
+
+// mayHoldIP says, without decoding data, whether its object may hold an
+// "ip" key: the key is written "ip" or with \u escapes.
+func mayHoldIP(data []byte) bool {
+	return bytes.Contains(data, []byte(`"ip"`)) || bytes.Contains(data, []byte(`\u`))
+}
+
+// noteEventIP lists the event e, just written, under the person whose
+// erasure changes it, if any.
+func (tx *Tx) noteEventIP(e *events.Event) {
+	if !mayHoldIP(e.Data) {
+		return
+	}
+	if _, user, ok := eventIPUser(e.Data); ok {
+		l, k := tx.people().eventIPs, personKey{e.TenantID, user}
+		put(tx, l, k, append(l[k], e.ID))
+	}
 }

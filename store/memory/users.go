@@ -51,6 +51,10 @@ type peopleData struct {
 	// every passkey. Nothing changes a passkey's tenant or user, so
 	// AddPasskey adds to it and DeleteUserPasskeys removes from it.
 	passkeysByUser *ordered[userPasskey]
+	// eventIPs lists, per person of a tenant, the ids of the events an
+	// erasure of that person changes, in the order they were written
+	// (see noteEventIP): ForgetEventIPs reads them, not every event.
+	eventIPs table[personKey, []string]
 }
 
 // sessionAge is a session's key in sessionsByAge.
@@ -93,7 +97,7 @@ func newPeopleData() *peopleData {
 		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{},
 		sessionsByAge: newOrdered(compareSessionAges, nil), marksByAge: newOrdered(compareTimed, nil),
 		sessionsByUser: newOrdered(compareUserSessions, nil), marksByKey: newOrdered(strings.Compare, nil),
-		passkeysByUser: newOrdered(compareUserPasskeys, nil)}
+		passkeysByUser: newOrdered(compareUserPasskeys, nil), eventIPs: table[personKey, []string]{}}
 }
 
 func (tx *Tx) people() *peopleData { return tx.d.people }
