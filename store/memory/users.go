@@ -3,6 +3,7 @@ package memory
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -55,6 +56,29 @@ type peopleData struct {
 	// erasure of that person changes, in the order they were written
 	// (see noteEventIP): ForgetEventIPs reads them, not every event.
 	eventIPs table[personKey, []string]
+	// usersByTenant holds every user by tenant, kind, creation, then id:
+	// a page of ListUsers reads its users from its cursor, not every
+	// user. Nothing changes a user's tenant, kind or creation, and no user
+	// is deleted, so CreateUser alone adds to it.
+	usersByTenant *ordered[tenantUser]
+}
+
+// tenantUser is a user's key in usersByTenant.
+type tenantUser struct {
+	tenantID, kind string
+	at             stamp
+	id             string
+}
+
+func compareTenantUsers(a, b tenantUser) int {
+	return cmp.Or(cmp.Compare(a.tenantID, b.tenantID), cmp.Compare(a.kind, b.kind), a.at.compare(b.at), cmp.Compare(a.id, b.id))
+}
+
+// firstStamp is before every instant: a walk from it starts a range.
+var firstStamp = stamp{math.MinInt64, math.MinInt32}
+
+func listedUser(u *accounts.User) tenantUser {
+	return tenantUser{u.TenantID, u.Kind, stampOf(u.CreatedAt), u.ID}
 }
 
 // sessionAge is a session's key in sessionsByAge.
@@ -97,7 +121,8 @@ func newPeopleData() *peopleData {
 		marks: table[string, time.Time]{}, passkeys: table[string, accounts.Passkey]{},
 		sessionsByAge: newOrdered(compareSessionAges, nil), marksByAge: newOrdered(compareTimed, nil),
 		sessionsByUser: newOrdered(compareUserSessions, nil), marksByKey: newOrdered(strings.Compare, nil),
-		passkeysByUser: newOrdered(compareUserPasskeys, nil), eventIPs: table[personKey, []string]{}}
+		passkeysByUser: newOrdered(compareUserPasskeys, nil), eventIPs: table[personKey, []string]{},
+		usersByTenant: newOrdered(compareTenantUsers, nil)}
 }
 
 func (tx *Tx) people() *peopleData { return tx.d.people }
@@ -113,8 +138,10 @@ func (tx *Tx) CreateUser(_ context.Context, u *accounts.User) error {
 	if _, ok := p.byEmail[u.TenantID+"/"+u.Email]; ok {
 		return store.ErrConflict
 	}
-	put(tx, p.users, u.ID, *u.Clone())
+	c := u.Clone()
+	put(tx, p.users, c.ID, *c)
 	put(tx, p.byEmail, u.TenantID+"/"+u.Email, u.ID)
+	p.usersByTenant.add(tx, listedUser(c))
 	return nil
 }
 
@@ -134,30 +161,82 @@ func (tx *Tx) GetUserByEmail(ctx context.Context, tenantID, email string) (*acco
 	return tx.GetUser(ctx, tenantID, id)
 }
 
+// ListUsers returns a page of the tenant's users of f.Kind (of every
+// kind when it is ""), by creation then id, after f.StartingAfter. It
+// walks usersByTenant from the cursor in the range of each kind and stops
+// one past the limit; a page of every kind merges those of each kind.
 func (tx *Tx) ListUsers(_ context.Context, f accounts.UserFilter) ([]accounts.User, bool, error) {
-	var all []accounts.User
-	for _, u := range tx.people().users {
-		if u.TenantID == f.TenantID && (f.Kind == "" || u.Kind == f.Kind) {
-			all = append(all, *u.Clone())
-		}
-	}
-	slices.SortFunc(all, func(a, b accounts.User) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	p := tx.people()
+	var after *tenantUser
 	if f.StartingAfter != "" {
-		i := slices.IndexFunc(all, func(u accounts.User) bool { return u.ID == f.StartingAfter })
-		if i < 0 {
+		u, ok := p.users[f.StartingAfter]
+		if !ok || u.TenantID != f.TenantID || (f.Kind != "" && u.Kind != f.Kind) {
 			return nil, false, store.ErrNotFound
 		}
-		all = all[i+1:]
+		k := listedUser(&u)
+		after = &k
 	}
-	if len(all) > f.Limit {
-		return all[:f.Limit], true, nil
+	kinds := []string{f.Kind}
+	if f.Kind == "" {
+		kinds = p.userKinds(f.TenantID)
 	}
-	return all, false, nil
+	limit := max(f.Limit, 0)
+	var keys []tenantUser
+	for _, kind := range kinds {
+		from, n := tenantUser{f.TenantID, kind, firstStamp, ""}, 0
+		if after != nil {
+			from.at, from.id = after.at, after.id
+		}
+		p.usersByTenant.walkFrom(from, func(k tenantUser) bool {
+			if k.tenantID != f.TenantID || k.kind != kind {
+				return false
+			}
+			if after != nil && k.id == after.id {
+				return true
+			}
+			keys = append(keys, k)
+			n++
+			return n <= limit
+		})
+	}
+	if len(kinds) > 1 {
+		slices.SortFunc(keys, func(a, b tenantUser) int { return cmp.Or(a.at.compare(b.at), cmp.Compare(a.id, b.id)) })
+	}
+	more := len(keys) > limit
+	if more {
+		keys = keys[:limit]
+	}
+	var out []accounts.User
+	if after != nil || more {
+		out = make([]accounts.User, 0, len(keys))
+	}
+	for _, k := range keys {
+		u := p.users[k.id]
+		out = append(out, *u.Clone())
+	}
+	return out, more, nil
+}
+
+// userKinds are the kinds of the tenant's users, ascending: a walk of
+// usersByTenant that hops from one kind's range to the next.
+func (p *peopleData) userKinds(tenantID string) []string {
+	var kinds []string
+	from := tenantUser{tenantID, "", firstStamp, ""}
+	for {
+		found := false
+		p.usersByTenant.walkFrom(from, func(k tenantUser) bool {
+			found = k.tenantID == tenantID
+			if found {
+				kinds = append(kinds, k.kind)
+			}
+			return false
+		})
+		if !found {
+			return kinds
+		}
+		// The next kind sorts after the last one followed by the smallest byte.
+		from.kind = kinds[len(kinds)-1] + "\x00"
+	}
 }
 
 func (tx *Tx) UpdateUser(_ context.Context, u *accounts.User) error {
