@@ -62,9 +62,14 @@ func (t *Tx) ForgetAuditPersonal(ctx context.Context, f audit.ForgetPersonal) (i
 	return int(tag.RowsAffected()), nil
 }
 
+// forgetEventIPsSQL removes the address from the person's events. Its
+// condition is the predicate and the key of events_ip_user (migration
+// 0042), which holds only events with an address.
+const forgetEventIPsSQL = `UPDATE events SET data = data #- '{object,ip}'
+		WHERE tenant_id = $1 AND data->'object'->>'user' = $2 AND data->'object' ? 'ip'`
+
 func (t *Tx) ForgetEventIPs(ctx context.Context, tenantID, userID string) (int, error) {
-	tag, err := t.tx.Exec(ctx, `UPDATE events SET data = data #- '{object,ip}'
-		WHERE tenant_id = $1 AND data->'object'->>'user' = $2 AND data->'object' ? 'ip'`, tenantID, userID)
+	tag, err := t.tx.Exec(ctx, forgetEventIPsSQL, tenantID, userID)
 	if err != nil {
 		return 0, mapErr(err)
 	}

@@ -13,6 +13,9 @@ func (s *Store) SessionPID() uint32 {
 // ForgetAuditPersonalSQL is the statement of ForgetAuditPersonal (tests only).
 const ForgetAuditPersonalSQL = forgetAuditPersonalSQL
 
+// ForgetEventIPsSQL is the statement of ForgetEventIPs (tests only).
+const ForgetEventIPsSQL = forgetEventIPsSQL
+
 // UnsealedAuditSQL and PendingAuditSQL are the sealer queue's reads
 // (tests only).
 var UnsealedAuditSQL, PendingAuditSQL = unsealedAuditSQL, pendingAuditSQL
