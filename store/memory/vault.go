@@ -16,6 +16,9 @@ var _ vault.Repo = (*Tx)(nil)
 type vaultData struct {
 	tenantKeys table[string, vault.TenantKey]
 	liveKey    table[string, string] // tenant id -> id of its live key
+	// liveByID holds the ids of the keys not destroyed, in order: the KEK
+	// rotation pages through them (TenantKeysToRewrap).
+	liveByID *ordered[string]
 	tokens     table[string, vault.Token]
 	// shreddable is the token shred's index (see shred.go).
 	shreddable *ordered[shredKey]
@@ -25,6 +28,7 @@ func newVaultData() *vaultData {
 	return &vaultData{
 		tenantKeys: table[string, vault.TenantKey]{},
 		liveKey:    table[string, string]{},
+		liveByID:   newOrdered(strings.Compare, nil),
 		tokens:     table[string, vault.Token]{},
 		shreddable: newShreddable(),
 	}
@@ -66,6 +70,9 @@ func (tx *Tx) EnsureTenantKey(_ context.Context, k *vault.TenantKey) (*vault.Ten
 	}
 	put(tx, v.tenantKeys, k.ID, cloneTenantKey(*k))
 	put(tx, v.liveKey, k.TenantID, k.ID)
+	if k.DestroyedAt == nil {
+		v.liveByID.add(tx, k.ID)
+	}
 	got := cloneTenantKey(*k)
 	return &got, nil
 }
@@ -87,17 +94,20 @@ func (tx *Tx) LiveTenantKey(ctx context.Context, tenantID string) (*vault.Tenant
 	return tx.GetTenantKey(ctx, id)
 }
 
+// TenantKeysToRewrap walks the live keys by id from afterID: a rotation
+// reads each key once over all its pages.
 func (tx *Tx) TenantKeysToRewrap(_ context.Context, version int, afterID string, limit int) ([]vault.TenantKey, error) {
 	var out []vault.TenantKey
-	for _, k := range tx.d.vault.tenantKeys {
-		if k.DestroyedAt == nil && k.KEKVersion != version && k.ID > afterID {
+	if limit <= 0 {
+		return out, nil
+	}
+	v := tx.d.vault
+	v.liveByID.walkFrom(afterID, func(id string) bool {
+		if k := v.tenantKeys[id]; id > afterID && k.DestroyedAt == nil && k.KEKVersion != version {
 			out = append(out, cloneTenantKey(k))
 		}
-	}
-	slices.SortFunc(out, func(a, b vault.TenantKey) int { return strings.Compare(a.ID, b.ID) })
-	if len(out) > limit {
-		out = out[:limit]
-	}
+		return len(out) < limit
+	})
 	return out, nil
 }
 
@@ -124,6 +134,7 @@ func (tx *Tx) DestroyTenantKey(_ context.Context, tenantID string, at time.Time)
 	k.Wrapped, k.DestroyedAt = nil, &at
 	put(tx, v.tenantKeys, id, k)
 	del(tx, v.liveKey, tenantID)
+	v.liveByID.drop(tx, id)
 	out := cloneTenantKey(k)
 	return &out, nil
 }
