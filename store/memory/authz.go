@@ -1,8 +1,10 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -22,10 +24,13 @@ type revKey struct{ kind, id string }
 // authzData is the issuer's tables.
 type authzData struct {
 	agents table[string, authz.Agent]
-	jtis   table[jtiKey, time.Time]
-	tokens table[tokKey, *tokRow]
+	// agentsByTenant holds every agent by tenant, creation, then id: a
+	// page of ListAgents reads the page (see putAgent).
+	agentsByTenant *ordered[tenantAgent]
+	jtis           table[jtiKey, time.Time]
+	tokens         table[tokKey, *tokRow]
 	// The token sessions of each grant family, so that revoking a family
-	// reads its sessions alone (see familyIndex).
+	// reads its sessions alone (see addToFamily).
 	fam1        table[[16]byte, string]
 	famN        table[familyID, []tokKey]
 	revocations table[revKey, authz.Revocation]
@@ -43,16 +48,17 @@ type authzData struct {
 
 func newAuthzData() *authzData {
 	return &authzData{
-		agents:        table[string, authz.Agent]{},
-		jtis:          table[jtiKey, time.Time]{},
-		tokens:        table[tokKey, *tokRow]{},
-		fam1:          table[[16]byte, string]{},
-		famN:          table[familyID, []tokKey]{},
-		revocations:   table[revKey, authz.Revocation]{},
-		keys:          table[string, authz.SigningKey]{},
-		delegations:   table[[2]string, authz.Delegation]{},
-		delegatedFrom: table[string, int]{},
-		listeners:     map[int]func(string){},
+		agents:         table[string, authz.Agent]{},
+		agentsByTenant: newOrdered(compareTenantAgents, nil),
+		jtis:           table[jtiKey, time.Time]{},
+		tokens:         table[tokKey, *tokRow]{},
+		fam1:           table[[16]byte, string]{},
+		famN:           table[familyID, []tokKey]{},
+		revocations:    table[revKey, authz.Revocation]{},
+		keys:           table[string, authz.SigningKey]{},
+		delegations:    table[[2]string, authz.Delegation]{},
+		delegatedFrom:  table[string, int]{},
+		listeners:      map[int]func(string){},
 	}
 }
 
@@ -83,8 +89,36 @@ func (tx *Tx) CreateAgent(_ context.Context, a *authz.Agent) error {
 	if _, ok := tx.d.tenants[a.TenantID]; !ok {
 		return store.ErrNotFound
 	}
-	put(tx, tx.d.authz.agents, a.ID, cloneAgent(*a))
+	tx.putAgent(cloneAgent(*a))
 	return nil
+}
+
+// tenantAgent is an agent's key in agentsByTenant.
+type tenantAgent struct {
+	tenantID string
+	created  stamp
+	id       string
+}
+
+func compareTenantAgents(a, b tenantAgent) int {
+	return cmp.Or(cmp.Compare(a.tenantID, b.tenantID), a.created.compare(b.created), cmp.Compare(a.id, b.id))
+}
+
+func agentKey(a *authz.Agent) tenantAgent { return tenantAgent{a.TenantID, stampOf(a.CreatedAt), a.ID} }
+
+// putAgent writes a, a copy the table may keep, and moves its entry in
+// agentsByTenant when its key changed: every write of an agent goes
+// through it.
+func (tx *Tx) putAgent(a authz.Agent) {
+	d := tx.d.authz
+	old, had := d.agents[a.ID]
+	put(tx, d.agents, a.ID, a)
+	if k := agentKey(&a); !had || agentKey(&old) != k {
+		if had {
+			d.agentsByTenant.drop(tx, agentKey(&old))
+		}
+		d.agentsByTenant.add(tx, k)
+	}
 }
 
 func (tx *Tx) GetAgent(_ context.Context, id string) (*authz.Agent, error) {
@@ -96,36 +130,29 @@ func (tx *Tx) GetAgent(_ context.Context, id string) (*authz.Agent, error) {
 	return &a, nil
 }
 
+// ListAgents reads a page of the tenant's agents by creation, then id,
+// from agentsByTenant: from the tenant's first agent, or from after when
+// it is one of them (an after that is not gives an empty page).
 func (tx *Tx) ListAgents(_ context.Context, tenantID, after string, limit int) ([]authz.Agent, error) {
-	var all []authz.Agent
-	for _, a := range tx.d.authz.agents {
-		if a.TenantID == tenantID {
-			all = append(all, a)
-		}
-	}
-	slices.SortFunc(all, func(a, b authz.Agent) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	start := 0
-	if after != "" {
-		start = len(all)
-		for i := range all {
-			if all[i].ID == after {
-				start = i + 1
-				break
-			}
-		}
-	}
+	d := tx.d.authz
 	out := []authz.Agent{}
-	for _, a := range all[start:] {
-		if limit > 0 && len(out) == limit {
-			break
+	from := tenantAgent{tenantID: tenantID, created: stamp{sec: math.MinInt64}}
+	if after != "" {
+		a, ok := d.agents[after]
+		if !ok || a.TenantID != tenantID {
+			return out, nil
 		}
-		out = append(out, cloneAgent(a))
+		from = agentKey(&a)
 	}
+	d.agentsByTenant.walkFrom(from, func(k tenantAgent) bool {
+		if k.tenantID != tenantID || (limit > 0 && len(out) == limit) {
+			return false
+		}
+		if k.id != after {
+			out = append(out, cloneAgent(d.agents[k.id]))
+		}
+		return true
+	})
 	return out, nil
 }
 
@@ -134,7 +161,7 @@ func (tx *Tx) UpdateAgent(_ context.Context, a *authz.Agent) error {
 	if !ok || old.TenantID != a.TenantID {
 		return store.ErrNotFound
 	}
-	put(tx, tx.d.authz.agents, a.ID, cloneAgent(*a))
+	tx.putAgent(cloneAgent(*a))
 	return nil
 }
 
