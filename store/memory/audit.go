@@ -189,7 +189,7 @@ func (tx *Tx) PruneAudit(_ context.Context, anchor audit.Anchor, floors map[int]
 		if r, ok := tx.d.auditEntries[seq]; ok {
 			if r.mayBePersonal() {
 				e := r.entry(seq, true)
-				for _, p := range personalKeys(&e) {
+				for _, p := range listedUnder(&e) {
 					people[p] = true
 				}
 			}

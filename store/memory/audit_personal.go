@@ -39,7 +39,18 @@ func (a auditRec) mayBePersonal() bool {
 // personalKeys are the people whose erasure selects e (as forgets
 // does), at most two.
 func personalKeys(e *audit.Entry) []personKey {
-	if e.Format != audit.FormatPseudonymous || e.TenantID == "" || (e.IP == "" && e.IPSalt == nil) {
+	if e.IP == "" && e.IPSalt == nil {
+		return nil
+	}
+	return listedUnder(e)
+}
+
+// listedUnder are the people under whose lists e is or was listed,
+// whether or not it still holds an IP: an erasure of one of them clears
+// the IP but leaves the seq in the other's list, and a prune must take
+// it out of both.
+func listedUnder(e *audit.Entry) []personKey {
+	if e.Format != audit.FormatPseudonymous || e.TenantID == "" {
 		return nil
 	}
 	var out []personKey

@@ -236,3 +236,31 @@ func TestAuditErasureIndexMatchesTheTable(t *testing.T) {
 	}
 	require.Greater(t, total, 50)
 }
+
+// TestAuditErasureIndexForgetsPrunedEntries: an entry by one user about
+// another, cleared by the first's erasure and then pruned, leaves the
+// other's list as well, so the index never holds a deleted entry.
+func TestAuditErasureIndexForgetsPrunedEntries(t *testing.T) {
+	ctx := context.Background()
+	s, in := tenantStore(t)
+	in(nil, func(tx *Tx) {
+		require.NoError(t, audit.Append(ctx, tx, &audit.Entry{TenantID: "ten_a", ActorType: audit.ActorUser,
+			ActorID: "usr_a", Target: "usr_b", Action: "x", IP: "192.0.2.1"}))
+		pending, err := tx.PendingAudit(ctx, 10)
+		require.NoError(t, err)
+		require.Len(t, pending, 1)
+		require.NoError(t, tx.SealAudit(ctx, []audit.Seal{{Seq: pending[0].Seq, ChainPos: 1, PrevHash: []byte{1}, Hash: []byte{2}}}))
+	})
+	require.Len(t, s.d.auditLog.personal, 2, "listed under both people")
+	in(nil, func(tx *Tx) {
+		n, err := tx.ForgetAuditPersonal(ctx, audit.ForgetPersonal{TenantID: "ten_a", Subject: "usr_a"})
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	})
+	in(nil, func(tx *Tx) {
+		_, err := tx.PruneAudit(ctx, audit.Anchor{ChainPos: 1, Hash: []byte{2}}, map[int]int64{}, &audit.Retention{ToPos: 1})
+		require.NoError(t, err)
+	})
+	require.Empty(t, s.d.auditEntries)
+	require.Empty(t, s.d.auditLog.personal, "no list names the pruned entry")
+}

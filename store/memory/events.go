@@ -56,9 +56,11 @@ func eventIPUser(data []byte) (doc eventIPDoc, user string, ok bool) {
 }
 
 // mayHoldIP says, without decoding data, whether its object may hold an
-// "ip" key: the key is written "ip" or with \u escapes.
+// "ip" key: the key is written "ip", or with its i or p escaped (other
+// escapes, such as the \u0026 Go writes for &, cannot spell it).
 func mayHoldIP(data []byte) bool {
-	return bytes.Contains(data, []byte(`"ip"`)) || bytes.Contains(data, []byte(`\u`))
+	return bytes.Contains(data, []byte(`"ip"`)) || bytes.Contains(data, []byte(`\u0069`)) ||
+		bytes.Contains(data, []byte(`\u0070`))
 }
 
 // noteEventIP lists the event e, just written, under the person whose

@@ -74,6 +74,7 @@ func TestEventIPIndexMatchesTheTable(t *testing.T) {
 			return fmt.Sprintf(`{"object":{"user":%q,"card":{"ip":"192.0.2.1"}}}`, u)
 		},
 		func(i int, u string) string { return fmt.Sprintf(`{"object":{"user":%q,"\u0069p":"192.0.2.1"}}`, u) },
+		func(i int, u string) string { return fmt.Sprintf(`{"object":{"user":%q,"i\u0070":"192.0.2.1"}}`, u) },
 		func(i int, u string) string { return fmt.Sprintf(`{"OBJECT":{"user":%q,"ip":"192.0.2.1"},"x":1}`, u) },
 		func(i int, u string) string { return fmt.Sprintf(`{"object":{"user":%q,"ip":"192.0.2.1"`, u) },
 		func(i int, u string) string {

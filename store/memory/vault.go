@@ -19,7 +19,7 @@ type vaultData struct {
 	// liveByID holds the ids of the keys not destroyed, in order: the KEK
 	// rotation pages through them (TenantKeysToRewrap).
 	liveByID *ordered[string]
-	tokens     table[string, vault.Token]
+	tokens   table[string, vault.Token]
 	// shreddable is the token shred's index (see shred.go).
 	shreddable *ordered[shredKey]
 }
