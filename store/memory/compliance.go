@@ -48,10 +48,10 @@ func cloneDecision(d charging.Decision) charging.Decision {
 	return d
 }
 
-// DecisionRecords reads the decisions in (created, id) order from the
-// index of every decision by age, starting at the page's cursor or at
-// Since, and copies only the page: a page costs its rows and the other
-// tenants' decisions in between, not the log.
+// DecisionRecords reads the decisions in (created, id) order, a
+// tenant's from the index of its decisions and all tenants' from the
+// index of every decision, starting at the later of Since and the page's
+// cursor, and copies only the page: a page costs its rows.
 func (tx *Tx) DecisionRecords(_ context.Context, f compliance.DecisionFilter) ([]charging.Decision, error) {
 	p := &tx.d.pipeline
 	from, after := timedKey{at: stampOf(f.Since)}, timedKey{}
@@ -67,18 +67,25 @@ func (tx *Tx) DecisionRecords(_ context.Context, f compliance.DecisionFilter) ([
 		until = &u
 	}
 	var out []charging.Decision
-	p.byAge.walkFrom(from, func(k timedKey) bool {
+	// take adds the decision at k unless it is the cursor's; it says
+	// whether to go on.
+	take := func(k timedKey) bool {
 		if until != nil && k.at.compare(*until) >= 0 {
 			return false
 		}
 		if !f.AfterTime.IsZero() && compareTimed(k, after) <= 0 {
 			return true
 		}
-		if d := p.decisions[k.id]; f.TenantID == "" || d.TenantID == f.TenantID {
-			out = append(out, cloneDecision(d))
-		}
+		out = append(out, cloneDecision(p.decisions[k.id]))
 		return f.Limit <= 0 || len(out) < f.Limit
-	})
+	}
+	if f.TenantID == "" {
+		p.byAge.walkFrom(from, take)
+	} else {
+		p.byTenant.walkFrom(tenantTimed{f.TenantID, from}, func(k tenantTimed) bool {
+			return k.tenantID == f.TenantID && take(k.timedKey)
+		})
+	}
 	return out, nil
 }
 

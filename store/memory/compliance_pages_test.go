@@ -26,8 +26,9 @@ func decisionAt(j, tenants int, at time.Time) *charging.Decision {
 // TestDecisionPagesMatchTheTable pages through decisions of three
 // tenants, many created at the same instant, with every filter the
 // auditors' export and replay use (tenant, window, cursor, limit), some
-// written in rolled-back transactions, and compares each page with the
-// table filtered and sorted by (created, id).
+// written in rolled-back transactions and some pruned by retention (once
+// rolled back), and compares each page with the table filtered and sorted
+// by (created, id).
 func TestDecisionPagesMatchTheTable(t *testing.T) {
 	ctx := context.Background()
 	s, in := tenantStore(t, "ten_0000", "ten_0001", "ten_0002")
@@ -41,6 +42,15 @@ func TestDecisionPagesMatchTheTable(t *testing.T) {
 			}
 		})
 	}
+	in(nil, func(tx *Tx) {
+		_, err := tx.PruneDecisions(ctx, base.Add(5*time.Second), 20)
+		require.NoError(t, err)
+	})
+	in(errRolledBack, func(tx *Tx) {
+		_, err := tx.PruneDecisions(ctx, base.Add(20*time.Second), 60)
+		require.NoError(t, err)
+	})
+	require.Equal(t, len(s.d.pipeline.decisions), s.d.pipeline.byTenant.len(), "the tenants' index holds every decision")
 	all := slices.SortedFunc(func(yield func(charging.Decision) bool) {
 		for _, d := range s.d.pipeline.decisions {
 			if !yield(d) {

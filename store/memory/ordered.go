@@ -33,6 +33,17 @@ type timedKey struct {
 
 func compareTimed(a, b timedKey) int { return cmp.Or(a.at.compare(b.at), cmp.Compare(a.id, b.id)) }
 
+// tenantTimed is a row's key in an index ordered by tenant, then time,
+// then key.
+type tenantTimed struct {
+	tenantID string
+	timedKey
+}
+
+func compareTenantTimed(a, b tenantTimed) int {
+	return cmp.Or(cmp.Compare(a.tenantID, b.tenantID), compareTimed(a.timedKey, b.timedKey))
+}
+
 // ordered is a set of keys in the order of cmp: a treap (a binary search
 // tree kept balanced by random heap priorities), so that adding and
 // removing a key cost O(log n) and a walk from the smallest key costs

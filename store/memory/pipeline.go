@@ -22,6 +22,10 @@ type pipelineData struct {
 	// changes a decision's creation time, and only PruneDecisions deletes
 	// one, so CreateDecision and PruneDecisions keep it.
 	byAge *ordered[timedKey]
+	// byTenant holds every decision by tenant, creation, then id: a page
+	// of a tenant's decision records (DecisionRecords) reads that tenant's.
+	// Kept with byAge.
+	byTenant *ordered[tenantTimed]
 	// recent lists each agent's and each mandate's decisions by time (see
 	// recentKey), so that Velocity reads only the window it counts.
 	recent map[string][]recentDecision
@@ -35,7 +39,8 @@ type pipelineData struct {
 
 func newPipelineData() pipelineData {
 	return pipelineData{approvals: table[string, charging.Approval]{}, decisions: table[string, charging.Decision]{},
-		byCharge: table[string, string]{}, byAge: newOrdered(compareTimed, nil), holds: table[string, charging.Hold]{}, recent: map[string][]recentDecision{},
+		byCharge: table[string, string]{}, byAge: newOrdered(compareTimed, nil),
+		byTenant: newOrdered(compareTenantTimed, nil), holds: table[string, charging.Hold]{}, recent: map[string][]recentDecision{},
 		policyVersions: table[string, compliance.PolicyVersion]{}, verifications: table[string, accounts.Verification]{}}
 }
 
@@ -93,6 +98,7 @@ func (tx *Tx) CreateDecision(_ context.Context, d *charging.Decision) error {
 	c.Reasons = slices.Clone(d.Reasons)
 	put(tx, p.decisions, d.ID, c)
 	p.byAge.add(tx, timedKey{stampOf(c.CreatedAt), c.ID})
+	p.byTenant.add(tx, tenantTimed{c.TenantID, timedKey{stampOf(c.CreatedAt), c.ID}})
 	if c.Result == "allow" {
 		tx.noteRecent(d.TenantID, "charges", c)
 	}

@@ -19,6 +19,7 @@ func (tx *Tx) PruneDecisions(_ context.Context, before time.Time, limit int) (in
 	for _, k := range old {
 		d := p.decisions[k.id]
 		p.byAge.drop(tx, k)
+		p.byTenant.drop(tx, tenantTimed{d.TenantID, k})
 		if d.ChargeID != "" {
 			ck := d.TenantID + "/" + d.ChargeID
 			if p.byCharge[ck] == d.ID {
