@@ -17,10 +17,15 @@ func (t *Tx) CreateTenant(ctx context.Context, tn *accounts.Tenant) error {
 	return mapErr(err)
 }
 
+// tenantCols are a tenant's columns as tenantDest scans them, from the
+// table named t.
+const tenantCols = `t.id, t.name, t.status, t.created_at`
+
+func tenantDest(tn *accounts.Tenant) []any { return []any{&tn.ID, &tn.Name, &tn.Status, &tn.CreatedAt} }
+
 func (t *Tx) GetTenant(ctx context.Context, id string) (*accounts.Tenant, error) {
 	var tn accounts.Tenant
-	err := t.tx.QueryRow(ctx, `SELECT id, name, status, created_at FROM tenants WHERE id = $1`, id).
-		Scan(&tn.ID, &tn.Name, &tn.Status, &tn.CreatedAt)
+	err := t.tx.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants t WHERE t.id = $1`, id).Scan(tenantDest(&tn)...)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -70,10 +75,10 @@ func (t *Tx) GetAPIKeyAndTenant(ctx context.Context, hash []byte) (*accounts.API
 	var k accounts.APIKey
 	var tn accounts.Tenant
 	err := t.tx.QueryRow(ctx, `SELECT k.id, k.tenant_id, k.kind, k.mode, k.prefix, k.last4, k.hash, k.scopes, k.name, k.created_at,
-		k.expires_at, k.revoked_at, coalesce(k.rolled_to, ''), t.id, t.name, t.status, t.created_at
+		k.expires_at, k.revoked_at, coalesce(k.rolled_to, ''), `+tenantCols+`
 		FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = $1`, hash).
-		Scan(&k.ID, &k.TenantID, &k.Kind, &k.Mode, &k.Prefix, &k.Last4, &k.Hash, &k.Scopes, &k.Name,
-			&k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.RolledTo, &tn.ID, &tn.Name, &tn.Status, &tn.CreatedAt)
+		Scan(append([]any{&k.ID, &k.TenantID, &k.Kind, &k.Mode, &k.Prefix, &k.Last4, &k.Hash, &k.Scopes, &k.Name,
+			&k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.RolledTo}, tenantDest(&tn)...)...)
 	if err != nil {
 		return nil, nil, mapErr(err)
 	}
