@@ -25,14 +25,7 @@ import (
 // with the user's passkeys in the table.
 func TestPasskeysByUserIndexMatchesTheTable(t *testing.T) {
 	ctx := context.Background()
-	s, in := tenantStore(t, "ten_a", "ten_b")
-	users := []string{"usr_1", "usr_10", "usr_2", "usr_3", "usr_30"}
-	tenantOf := func(u int) string { return []string{"ten_a", "ten_a", "ten_a", "ten_b", "ten_b"}[u] }
-	in(nil, func(tx *Tx) {
-		for u, id := range users {
-			require.NoError(t, tx.CreateUser(ctx, &accounts.User{ID: id, TenantID: tenantOf(u), Email: id + "@example.com"}))
-		}
-	})
+	s, in, users, tenantOf := usersStore(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cred := func(i int) []byte { return []byte(fmt.Sprintf("cred_%03d", (i*37)%200)) }
 	add := func(from, to int, err error) {

@@ -21,15 +21,7 @@ import (
 // one of another tenant, one unknown) with the user's sessions in the table.
 func TestSessionsByUserIndexMatchesTheTable(t *testing.T) {
 	ctx := context.Background()
-	s, in := tenantStore(t, "ten_a", "ten_b")
-	users := []string{"usr_1", "usr_10", "usr_2", "usr_3", "usr_30"}
-	tenantOf := func(u int) string { return []string{"ten_a", "ten_a", "ten_a", "ten_b", "ten_b"}[u] }
-	in(nil, func(tx *Tx) {
-		for u, id := range users {
-			require.NoError(t, tx.CreateUser(ctx, &accounts.User{ID: id, TenantID: tenantOf(u),
-				Email: id + "@example.com"}))
-		}
-	})
+	s, in, users, tenantOf := usersStore(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(i int) time.Time { return t0.Add(time.Duration((i*7)%50) * time.Second) }
 	hash := func(i int) []byte { return []byte(fmt.Sprintf("hash_%04d", (i*37)%1000)) }
