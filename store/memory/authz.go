@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -136,7 +135,7 @@ func (tx *Tx) GetAgent(_ context.Context, id string) (*authz.Agent, error) {
 func (tx *Tx) ListAgents(_ context.Context, tenantID, after string, limit int) ([]authz.Agent, error) {
 	d := tx.d.authz
 	out := []authz.Agent{}
-	from := tenantAgent{tenantID: tenantID, created: stamp{sec: math.MinInt64}}
+	from := tenantAgent{tenantID: tenantID, created: firstStamp}
 	if after != "" {
 		a, ok := d.agents[after]
 		if !ok || a.TenantID != tenantID {
@@ -338,15 +337,7 @@ func (tx *Tx) delToken(k tokKey) {
 			return
 		}
 	}
-	keys := a.famN[f]
-	i := slices.Index(keys, k)
-	switch {
-	case i < 0:
-	case len(keys) == 1:
-		del(tx, a.famN, f)
-	default:
-		put(tx, a.famN, f, slices.Delete(slices.Clone(keys), i, i+1))
-	}
+	unlist(tx, a.famN, f, k)
 }
 
 func (tx *Tx) DeactivateTokenSession(_ context.Context, kind, signature string) error {

@@ -7,6 +7,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -148,6 +149,21 @@ func del[K comparable, V any](tx *Tx, t table[K, V], k K) {
 	}
 	tx.undo = append(tx.undo, func() { t[k] = old })
 	delete(t, k)
+}
+
+// unlist takes v out of the list at k in t, and k out of t when the list
+// is left empty. The list is replaced, never changed in place, so a
+// rollback puts the old one back.
+func unlist[K, V comparable](tx *Tx, t table[K, []V], k K, v V) {
+	l := t[k]
+	i := slices.Index(l, v)
+	switch {
+	case i < 0:
+	case len(l) == 1:
+		del(tx, t, k)
+	default:
+		put(tx, t, k, slices.Delete(slices.Clone(l), i, i+1))
+	}
 }
 
 // setVar sets a scalar and records how to undo it.

@@ -40,7 +40,7 @@ func (tx *Tx) putMerchant(m merchants.Merchant) {
 	put(tx, d.merchants, m.ID, m)
 	if !had || old.TenantID != m.TenantID {
 		if had {
-			dropID(tx, d.byTenant, old.TenantID, m.ID)
+			unlist(tx, d.byTenant, old.TenantID, m.ID)
 		}
 		addID(tx, d.byTenant, m.TenantID, m.ID)
 	}
@@ -51,7 +51,7 @@ func (tx *Tx) putMerchant(m merchants.Merchant) {
 	if isNames := verifiedNames(&m); !slices.Equal(wasNames, isNames) {
 		for _, n := range wasNames {
 			if _, ok := slices.BinarySearch(isNames, n); !ok {
-				dropID(tx, d.byDomain, n, m.ID)
+				unlist(tx, d.byDomain, n, m.ID)
 			}
 		}
 		for _, n := range isNames {
@@ -95,20 +95,6 @@ func addID(tx *Tx, t table[string, []string], k, id string) {
 	ids := t[k]
 	if i, ok := slices.BinarySearch(ids, id); !ok {
 		put(tx, t, k, slices.Insert(slices.Clip(ids), i, id))
-	}
-}
-
-// dropID takes id out of the ids at k in t, and k out of t when none is
-// left; the list is replaced, never changed in place.
-func dropID(tx *Tx, t table[string, []string], k, id string) {
-	ids := t[k]
-	i, ok := slices.BinarySearch(ids, id)
-	switch {
-	case !ok:
-	case len(ids) == 1:
-		del(tx, t, k)
-	default:
-		put(tx, t, k, slices.Delete(slices.Clone(ids), i, i+1))
 	}
 }
 
