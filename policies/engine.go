@@ -1,6 +1,6 @@
 // Package policies holds the Rego policies (embedded) and the engine that
-// evaluates them: compiled once in strict mode, prepared once, evaluated per
-// decision into a typed Decision.
+// evaluates them: compiled once in strict mode, planned once by OPA's
+// planner, run per decision by the plan interpreter into a typed Decision.
 package policies
 
 import (
@@ -14,8 +14,6 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -46,9 +44,13 @@ type Decision struct {
 	PolicyVersion string `json:"policy_version"`
 }
 
-// Engine evaluates the charge policy. It is safe for concurrent use.
+// Engine evaluates the charge policy. It is safe for concurrent use. The
+// policy is compiled by OPA's planner and run by the plan interpreter
+// (plan.go); OPA's own evaluator (topdown) runs the Rego test suite, the
+// replay of recorded decisions, and a test that holds the two to the same
+// decisions.
 type Engine struct {
-	query    rego.PreparedEvalQuery
+	plan     *plan
 	version  string
 	velocity Velocity
 }
@@ -121,32 +123,25 @@ func Version() (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// New compiles the embedded policy and prepares the charge query.
+// New compiles the embedded policy in strict mode and plans the charge
+// query.
 func New(ctx context.Context, v Velocity) (*Engine, error) {
 	mods, err := Modules(false)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Compile(mods)
-	if err != nil {
+	if _, err := Compile(mods); err != nil {
 		return nil, err
 	}
 	version, err := Version()
 	if err != nil {
 		return nil, err
 	}
-	pq, err := rego.New(
-		rego.Query(ChargeQuery),
-		rego.Compiler(c),
-		rego.Strict(true),
-		// A built-in error (say a malformed time) fails the evaluation, and
-		// a failed evaluation denies, instead of silently skipping a rule.
-		rego.StrictBuiltinErrors(true),
-	).PrepareForEval(ctx)
+	p, err := compilePlan(ctx, strings.ReplaceAll(strings.TrimPrefix(ChargeQuery, "data."), ".", "/"))
 	if err != nil {
-		return nil, fmt.Errorf("policies: prepare: %w", err)
+		return nil, err
 	}
-	return &Engine{query: pq, version: version, velocity: v}, nil
+	return &Engine{plan: p, version: version, velocity: v}, nil
 }
 
 // Version returns the policy version.
@@ -166,10 +161,8 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 		in.Currencies = in.currencies()
 		in.value = nil
 	}
-	// OPA would start a goroutine per evaluation to watch ctx; a callback
-	// registered with context.AfterFunc cancels the same way without one
-	// (a context that can never be cancelled needs neither). No metrics
-	// are collected: nothing reads them.
+	// A callback registered with context.AfterFunc cancels the evaluation
+	// (a context that can never be cancelled needs none).
 	if err := ctx.Err(); err != nil {
 		return e.deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
 	}
@@ -177,15 +170,22 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	if ctx.Done() != nil {
 		defer context.AfterFunc(ctx, cancel.Cancel)()
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.Value()),
-		rego.EvalExternalCancel(cancel), rego.EvalMetrics(metrics.NoOp()))
+	rs, err := e.plan.eval(ctx, in.Value(), cancel)
 	if err != nil {
 		return e.deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	if len(rs) != 1 {
 		return e.deny("policy_undefined", "the policy reached no decision"), nil
 	}
-	d, err := decode(rs[0].Expressions[0].Value)
+	res, _ := valueOf[ast.Object](rs[0])
+	var v *ast.Term
+	if res != nil {
+		v = res.Get(ast.InternedTerm("result"))
+	}
+	if v == nil {
+		return e.deny("policy_undefined", "the policy reached no decision"), nil
+	}
+	d, err := decodeTerm(v)
 	if err != nil {
 		return e.deny("policy_error", "the policy returned a malformed decision"), err
 	}
@@ -215,6 +215,44 @@ func decode(v any) (Decision, error) {
 		code, _ := ro["code"].(string)
 		msg, _ := ro["message"].(string)
 		d.Reasons = append(d.Reasons, Reason{Code: code, Message: msg})
+	}
+	if d.Result != Allow && len(d.Reasons) == 0 {
+		return Decision{}, fmt.Errorf("policies: %s without a reason", d.Result)
+	}
+	return d, nil
+}
+
+// decodeTerm turns the policy's result term into a Decision, as decode
+// does for its JSON form.
+func decodeTerm(t *ast.Term) (Decision, error) {
+	obj, ok := valueOf[ast.Object](t)
+	if !ok {
+		return Decision{}, fmt.Errorf("policies: decision is %v, not an object", ast.ValueName(t.Value))
+	}
+	var d Decision
+	if s, ok := valueOf[ast.String](obj.Get(ast.InternedTerm("result"))); ok {
+		d.Result = string(s)
+	}
+	if d.Result != Allow && d.Result != Deny && d.Result != Challenge {
+		return Decision{}, fmt.Errorf("policies: unknown result %q", d.Result)
+	}
+	list, _ := valueOf[*ast.Array](obj.Get(ast.InternedTerm("reasons")))
+	if list != nil {
+		d.Reasons = make([]Reason, 0, list.Len())
+		for i := range list.Len() {
+			var r Reason
+			if ro, ok := valueOf[ast.Object](list.Elem(i)); ok {
+				if s, ok := valueOf[ast.String](ro.Get(ast.InternedTerm("code"))); ok {
+					r.Code = string(s)
+				}
+				if s, ok := valueOf[ast.String](ro.Get(ast.InternedTerm("message"))); ok {
+					r.Message = string(s)
+				}
+			}
+			d.Reasons = append(d.Reasons, r)
+		}
+	} else {
+		d.Reasons = []Reason{}
 	}
 	if d.Result != Allow && len(d.Reasons) == 0 {
 		return Decision{}, fmt.Errorf("policies: %s without a reason", d.Result)

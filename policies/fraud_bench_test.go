@@ -85,13 +85,14 @@ func BenchmarkDecideDefences(b *testing.B) {
 //	go test ./policies/ -run TestFraudRulesEvaluationSteps -v
 func TestFraudRulesEvaluationSteps(t *testing.T) {
 	e := newEngine(t)
+	pq := topdownQuery(t)
 	steps := func(f *Fraud) int {
 		in := baseInput()
 		in.Fraud = f
 		in.Limits = &InputLimits{Velocity: e.velocity}
 		in.Currencies = in.currencies()
 		buf := topdown.NewBufferTracer()
-		rs, err := e.query.Eval(context.Background(), rego.EvalParsedInput(in.Value()), rego.EvalQueryTracer(buf))
+		rs, err := pq.Eval(context.Background(), rego.EvalParsedInput(in.Value()), rego.EvalQueryTracer(buf))
 		require.NoError(t, err)
 		require.Len(t, rs, 1)
 		return len(*buf)
