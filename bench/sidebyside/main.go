@@ -523,8 +523,8 @@ func runHydra(_ context.Context, c config, strategy string) tokenRun {
 // ---- policy --------------------------------------------------------------------
 
 type policyRun struct {
-	embedded, sidecar p50p99
-	err               string
+	embedded, topdown, sidecar p50p99
+	err                        string
 }
 
 type p50p99 struct{ p50, p99 float64 }
@@ -532,13 +532,13 @@ type p50p99 struct{ p50, p99 float64 }
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+.*?([0-9.]+) p50-µs\s+([0-9.]+) p99-µs`)
 
 func runPolicy(_ context.Context, c config) policyRun {
-	logf("policy: embedded engine and an opa run --server sidecar")
+	logf("policy: embedded engine, OPA's topdown in process, and an opa run --server sidecar")
 	port := freePort()
 	cmd, out := start("opa", c.opa, nil, "run", "--server", "--addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"--log-level", "error", filepath.Join(c.root, "policies", "charge.rego"))
 	defer stop(cmd)
 	waitReady(cmd, out, fmt.Sprintf("http://127.0.0.1:%d/health", port))
-	gt := exec.Command("go", "test", "./policies/", "-run", "^$", "-bench", "^BenchmarkDecide(Sidecar)?$",
+	gt := exec.Command("go", "test", "./policies/", "-run", "^$", "-bench", "^BenchmarkDecide(Topdown|Sidecar)?$",
 		"-benchtime", fmt.Sprintf("%dx", c.decisions), "-count", "1")
 	gt.Dir = c.root
 	gt.Env = append(os.Environ(), fmt.Sprintf("PERFECTPAY_BENCH_OPA_URL=http://127.0.0.1:%d", port))
@@ -557,11 +557,13 @@ func runPolicy(_ context.Context, c config) policyRun {
 		switch m[1] {
 		case "BenchmarkDecide":
 			pr.embedded = p50p99{p50, p99}
+		case "BenchmarkDecideTopdown":
+			pr.topdown = p50p99{p50, p99}
 		case "BenchmarkDecideSidecar":
 			pr.sidecar = p50p99{p50, p99}
 		}
 	}
-	if pr.embedded.p50 == 0 || pr.sidecar.p50 == 0 {
+	if pr.embedded.p50 == 0 || pr.topdown.p50 == 0 || pr.sidecar.p50 == 0 {
 		pr.err = "no p50 in: " + tail(string(b), 1000)
 	}
 	return pr
@@ -696,8 +698,10 @@ func (r *report) markdown(c config) string {
 		} else {
 			fmt.Fprintln(&w, "| charge policy decision | p50 µs | p99 µs |")
 			fmt.Fprintln(&w, "|---|---|---|")
-			fmt.Fprintf(&w, "| embedded (`policies.Engine`, prepared query) | %.1f | %.1f |\n", p.embedded.p50, p.embedded.p99)
+			fmt.Fprintf(&w, "| embedded (`policies.Engine`, OPA's plan) | %.1f | %.1f |\n", p.embedded.p50, p.embedded.p99)
+			fmt.Fprintf(&w, "| OPA's topdown in process (prepared query) | %.1f | %.1f |\n", p.topdown.p50, p.topdown.p99)
 			fmt.Fprintf(&w, "| `opa run --server` sidecar over loopback HTTP | %.1f | %.1f |\n", p.sidecar.p50, p.sidecar.p99)
+			fmt.Fprintf(&w, "| topdown ÷ embedded | %s | %s |\n", ratio(p.topdown.p50, p.embedded.p50), ratio(p.topdown.p99, p.embedded.p99))
 			fmt.Fprintf(&w, "| sidecar ÷ embedded | %s | %s |\n\n", ratio(p.sidecar.p50, p.embedded.p50), ratio(p.sidecar.p99, p.embedded.p99))
 		}
 	}
