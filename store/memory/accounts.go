@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"github.com/perfectpay/perfectpay/accounts"
 	"github.com/perfectpay/perfectpay/store"
@@ -51,9 +50,28 @@ func (tx *Tx) CreateAPIKey(_ context.Context, k *accounts.APIKey) error {
 	if _, ok := tx.d.tenants[k.TenantID]; !ok {
 		return store.ErrNotFound
 	}
-	put(tx, tx.d.apiKeys, k.ID, cloneKey(*k))
+	tx.putAPIKey(cloneKey(*k))
 	put(tx, tx.d.keyByHash, string(k.Hash), k.ID)
 	return nil
+}
+
+// listedKey is an API key's key in keysByTenant.
+func listedKey(k *accounts.APIKey) tenantTimed {
+	return tenantTimed{k.TenantID, timedKey{stampOf(k.CreatedAt), k.ID}}
+}
+
+// putAPIKey writes k, a copy the table may keep, and moves its entry in
+// keysByTenant when its key changed (an update may rewrite the creation):
+// every write of an API key goes through it.
+func (tx *Tx) putAPIKey(k accounts.APIKey) {
+	old, had := tx.d.apiKeys[k.ID]
+	put(tx, tx.d.apiKeys, k.ID, k)
+	if lk := listedKey(&k); !had || listedKey(&old) != lk {
+		if had {
+			tx.d.keysByTenant.drop(tx, listedKey(&old))
+		}
+		tx.d.keysByTenant.add(tx, lk)
+	}
 }
 
 func (tx *Tx) GetAPIKeyByHash(_ context.Context, hash []byte) (*accounts.APIKey, error) {
@@ -86,18 +104,16 @@ func (tx *Tx) GetAPIKey(_ context.Context, tenantID, id string) (*accounts.APIKe
 	return &k, nil
 }
 
+// ListAPIKeys reads the tenant's keys, by creation then id, from
+// keysByTenant: from the tenant's first key to its last.
 func (tx *Tx) ListAPIKeys(_ context.Context, tenantID string) ([]accounts.APIKey, error) {
 	var out []accounts.APIKey
-	for _, k := range tx.d.apiKeys {
-		if k.TenantID == tenantID {
-			out = append(out, cloneKey(k))
+	tx.d.keysByTenant.walkFrom(tenantTimed{tenantID, timedKey{at: firstStamp}}, func(k tenantTimed) bool {
+		if k.tenantID != tenantID {
+			return false
 		}
-	}
-	slices.SortFunc(out, func(a, b accounts.APIKey) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
+		out = append(out, cloneKey(tx.d.apiKeys[k.id]))
+		return true
 	})
 	return out, nil
 }
@@ -107,6 +123,6 @@ func (tx *Tx) UpdateAPIKey(_ context.Context, k *accounts.APIKey) error {
 	if !ok || old.TenantID != k.TenantID {
 		return store.ErrNotFound
 	}
-	put(tx, tx.d.apiKeys, k.ID, cloneKey(*k))
+	tx.putAPIKey(cloneKey(*k))
 	return nil
 }

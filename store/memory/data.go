@@ -15,6 +15,9 @@ type data struct {
 	tenants   table[string, accounts.Tenant]
 	apiKeys   table[string, accounts.APIKey]
 	keyByHash table[string, string]
+	// keysByTenant holds every API key by tenant, creation, then id: a
+	// tenant's list reads its keys, not every key (see putAPIKey).
+	keysByTenant *ordered[tenantTimed]
 
 	auditEntries table[int64, auditRec] // audit_rec.go
 	auditSeq     int64
@@ -56,6 +59,7 @@ func newData() *data {
 		tenants:      table[string, accounts.Tenant]{},
 		apiKeys:      table[string, accounts.APIKey]{},
 		keyByHash:    table[string, string]{},
+		keysByTenant: newOrdered(compareTenantTimed, nil),
 		auditEntries: table[int64, auditRec]{},
 		idem:         table[idemKey, idempotency.Record]{},
 		events:       table[string, events.Event]{},
