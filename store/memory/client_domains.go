@@ -2,8 +2,6 @@ package memory
 
 import (
 	"context"
-	"slices"
-	"strings"
 
 	"github.com/perfectpay/perfectpay/authz"
 	"github.com/perfectpay/perfectpay/store"
@@ -22,6 +20,7 @@ func (tx *Tx) CreateClientDomain(_ context.Context, d *authz.ClientDomain) error
 		tx.d.clientDomains = table[string, authz.ClientDomain]{}
 	}
 	put(tx, tx.d.clientDomains, d.Domain, *d)
+	addID(tx, tx.d.domainsByTenant, d.TenantID, d.Domain)
 	return nil
 }
 
@@ -33,14 +32,14 @@ func (tx *Tx) GetClientDomain(_ context.Context, domain string) (*authz.ClientDo
 	return &d, nil
 }
 
+// ListClientDomains reads the tenant's domains, by name, from
+// domainsByTenant.
 func (tx *Tx) ListClientDomains(_ context.Context, tenantID string) ([]authz.ClientDomain, error) {
-	out := []authz.ClientDomain{}
-	for _, d := range tx.d.clientDomains {
-		if d.TenantID == tenantID {
-			out = append(out, d)
-		}
+	names := tx.d.domainsByTenant[tenantID]
+	out := make([]authz.ClientDomain, 0, len(names))
+	for _, n := range names {
+		out = append(out, tx.d.clientDomains[n])
 	}
-	slices.SortFunc(out, func(a, b authz.ClientDomain) int { return strings.Compare(a.Domain, b.Domain) })
 	return out, nil
 }
 
@@ -50,5 +49,6 @@ func (tx *Tx) DeleteClientDomain(_ context.Context, tenantID, domain string) err
 		return store.ErrNotFound
 	}
 	del(tx, tx.d.clientDomains, domain)
+	unlist(tx, tx.d.domainsByTenant, tenantID, domain)
 	return nil
 }

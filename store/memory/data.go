@@ -35,6 +35,9 @@ type data struct {
 	authRequests authRequests // requests waiting for a payer (consent, CIBA)
 
 	clientDomains table[string, authz.ClientDomain] // hosts of URL client ids, by host
+	// domainsByTenant lists each tenant's client domains, ascending: a
+	// tenant's list reads its domains, not every domain.
+	domainsByTenant table[string, []string]
 
 	vault    *vaultData    // tenant keys and card tokens
 	payments *paymentsData // charges and refunds
@@ -75,5 +78,6 @@ func newData() *data {
 		people:       newPeopleData(),
 
 		tenantCountries: table[string, accounts.TenantCountries]{},
+		domainsByTenant: table[string, []string]{},
 	}
 }
