@@ -28,9 +28,41 @@ func (tx *Tx) CreateAuthRequest(_ context.Context, r *authz.AuthRequest) error {
 	if _, ok := tx.d.authz.agents[r.ClientID]; !ok {
 		return store.ErrConflict // the foreign key
 	}
-	put(tx, tx.d.authRequests, r.ID, cloneAuthRequest(*r))
+	tx.putAuthRequest(cloneAuthRequest(*r))
 	tx.exp.authReq.push(r.ExpiresAt, r.ID)
 	return nil
+}
+
+// payerRequest is a request's key in authReqByPayer: tenant and payer
+// ascending, then newest first (creation, then id, descending), as
+// ListAuthRequests returns them.
+type payerRequest struct {
+	tenantID, payer string
+	created         stamp
+	id              string
+}
+
+func comparePayerRequests(a, b payerRequest) int {
+	return cmp.Or(cmp.Compare(a.tenantID, b.tenantID), cmp.Compare(a.payer, b.payer),
+		b.created.compare(a.created), cmp.Compare(b.id, a.id))
+}
+
+func listedRequest(r *authz.AuthRequest) payerRequest {
+	return payerRequest{r.TenantID, r.Payer, stampOf(r.CreatedAt), r.ID}
+}
+
+// putAuthRequest writes r, a copy the table may keep, and moves its entry
+// in authReqByPayer when its key changed (a payer takes up the request):
+// every write of a request goes through it.
+func (tx *Tx) putAuthRequest(r authz.AuthRequest) {
+	old, had := tx.d.authRequests[r.ID]
+	put(tx, tx.d.authRequests, r.ID, r)
+	if k := listedRequest(&r); !had || listedRequest(&old) != k {
+		if had {
+			tx.d.authReqByPayer.drop(tx, listedRequest(&old))
+		}
+		tx.d.authReqByPayer.add(tx, k)
+	}
 }
 
 // GetAuthRequest needs no lock: the store's transactions run one at a time.
@@ -53,23 +85,24 @@ func (tx *Tx) UpdateAuthRequest(_ context.Context, r *authz.AuthRequest, from st
 	}
 	old.Status, old.Payer, old.Granted, old.UpdatedAt = r.Status, r.Payer, slices.Clone(r.Granted), r.UpdatedAt
 	old.LastPolledAt = cloneTime(r.LastPolledAt)
-	put(tx, tx.d.authRequests, r.ID, old)
+	tx.putAuthRequest(old)
 	return nil
 }
 
+// ListAuthRequests reads the payer's requests, newest first, from
+// authReqByPayer, and stops at limit (none when limit is 0 or less).
 func (tx *Tx) ListAuthRequests(_ context.Context, tenantID, payer, status string, limit int) ([]authz.AuthRequest, error) {
 	out := []authz.AuthRequest{}
-	for _, r := range tx.d.authRequests {
-		if r.TenantID == tenantID && r.Payer == payer && (status == "" || r.Status == status) {
+	from := payerRequest{tenantID: tenantID, payer: payer, created: lastStamp}
+	tx.d.authReqByPayer.walkFrom(from, func(k payerRequest) bool {
+		if k.tenantID != tenantID || k.payer != payer || (limit > 0 && len(out) == limit) {
+			return false
+		}
+		if r := tx.d.authRequests[k.id]; status == "" || r.Status == status {
 			out = append(out, cloneAuthRequest(r))
 		}
-	}
-	slices.SortFunc(out, func(a, b authz.AuthRequest) int {
-		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(b.ID, a.ID))
+		return true
 	})
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
 	return out, nil
 }
 
@@ -78,6 +111,7 @@ func (tx *Tx) ListAuthRequests(_ context.Context, tenantID, payer, status string
 func (tx *Tx) PruneAuthRequests(_ context.Context, before time.Time) (int, error) {
 	return expire(tx, &tx.exp.authReq, before, func(id string) bool {
 		if r, ok := tx.d.authRequests[id]; ok && r.ExpiresAt.Before(before) {
+			tx.d.authReqByPayer.drop(tx, listedRequest(&r))
 			del(tx, tx.d.authRequests, id)
 			return true
 		}

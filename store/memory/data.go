@@ -33,6 +33,9 @@ type data struct {
 
 	authz        *authzData
 	authRequests authRequests // requests waiting for a payer (consent, CIBA)
+	// authReqByPayer holds every such request by tenant, payer, newest
+	// first: a payer's list reads the payer's requests (see putAuthRequest).
+	authReqByPayer *ordered[payerRequest]
 
 	clientDomains table[string, authz.ClientDomain] // hosts of URL client ids, by host
 	// domainsByTenant lists each tenant's client domains, ascending: a
@@ -78,6 +81,7 @@ func newData() *data {
 		people:       newPeopleData(),
 
 		tenantCountries: table[string, accounts.TenantCountries]{},
+		authReqByPayer:  newOrdered(comparePayerRequests, nil),
 		domainsByTenant: table[string, []string]{},
 	}
 }

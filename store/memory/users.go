@@ -75,7 +75,12 @@ func compareTenantUsers(a, b tenantUser) int {
 }
 
 // firstStamp is before every instant: a walk from it starts a range.
-var firstStamp = stamp{math.MinInt64, math.MinInt32}
+// lastStamp is after every instant (no instant has a nanosecond of
+// math.MaxInt32): a walk from it starts a range ordered newest first.
+var (
+	firstStamp = stamp{math.MinInt64, math.MinInt32}
+	lastStamp  = stamp{math.MaxInt64, math.MaxInt32}
+)
 
 func listedUser(u *accounts.User) tenantUser {
 	return tenantUser{u.TenantID, u.Kind, stampOf(u.CreatedAt), u.ID}
