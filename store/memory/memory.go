@@ -166,6 +166,18 @@ func unlist[K, V comparable](tx *Tx, t table[K, []V], k K, v V) {
 	}
 }
 
+// addCount adds by to the count at k in t and returns the new count; a
+// count brought to zero leaves t, so t holds only the keys counted.
+func addCount[K comparable](tx *Tx, t table[K, int], k K, by int) int {
+	n := t[k] + by
+	if n == 0 {
+		del(tx, t, k)
+	} else {
+		put(tx, t, k, n)
+	}
+	return n
+}
+
 // setVar sets a scalar and records how to undo it.
 func setVar[V any](tx *Tx, p *V, v V) {
 	old := *p

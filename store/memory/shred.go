@@ -142,13 +142,7 @@ func (tx *Tx) noteNames(old *mandates.Mandate, had bool, m *mandates.Mandate) {
 	count := func(tenant string, ids []string, by int) {
 		for _, id := range ids {
 			k := useKey{tenant, id}
-			n := d.named[k] + by
-			if n == 0 {
-				del(tx, d.named, k)
-			} else {
-				put(tx, d.named, k, n)
-			}
-			if n == 0 || n == by {
+			if n := addCount(tx, d.named, k, by); n == 0 || n == by {
 				tx.reshred(k) // in or out of the shred index
 			}
 		}

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +20,11 @@ type vaultData struct {
 	// liveByID holds the ids of the keys not destroyed, in order: the KEK
 	// rotation pages through them (TenantKeysToRewrap).
 	liveByID *ordered[string]
-	tokens   table[string, vault.Token]
+	// liveByVersion counts the keys not destroyed under each KEK version
+	// (CountTenantKeys); putTenantKey keeps it.
+	liveByVersion table[int, int]
+
+	tokens table[string, vault.Token]
 	// shreddable is the token shred's index (see shred.go).
 	shreddable *ordered[shredKey]
 }
@@ -31,6 +36,8 @@ func newVaultData() *vaultData {
 		liveByID:   newOrdered(strings.Compare, nil),
 		tokens:     table[string, vault.Token]{},
 		shreddable: newShreddable(),
+
+		liveByVersion: table[int, int]{},
 	}
 }
 
@@ -68,7 +75,7 @@ func (tx *Tx) EnsureTenantKey(_ context.Context, k *vault.TenantKey) (*vault.Ten
 	if _, ok := v.tenantKeys[k.ID]; ok {
 		return nil, store.ErrConflict
 	}
-	put(tx, v.tenantKeys, k.ID, cloneTenantKey(*k))
+	tx.putTenantKey(cloneTenantKey(*k))
 	put(tx, v.liveKey, k.TenantID, k.ID)
 	if k.DestroyedAt == nil {
 		v.liveByID.add(tx, k.ID)
@@ -120,7 +127,7 @@ func (tx *Tx) RewrapTenantKey(_ context.Context, id string, fromVersion, toVersi
 		return store.ErrConflict
 	}
 	k.KEKVersion, k.Wrapped, k.RewrappedAt = toVersion, slices.Clone(wrapped), &at
-	put(tx, tx.d.vault.tenantKeys, id, k)
+	tx.putTenantKey(k)
 	return nil
 }
 
@@ -132,21 +139,32 @@ func (tx *Tx) DestroyTenantKey(_ context.Context, tenantID string, at time.Time)
 	}
 	k := v.tenantKeys[id]
 	k.Wrapped, k.DestroyedAt = nil, &at
-	put(tx, v.tenantKeys, id, k)
+	tx.putTenantKey(k)
 	del(tx, v.liveKey, tenantID)
 	v.liveByID.drop(tx, id)
 	out := cloneTenantKey(k)
 	return &out, nil
 }
 
-func (tx *Tx) CountTenantKeys(context.Context) (map[int]int, error) {
-	out := map[int]int{}
-	for _, k := range tx.d.vault.tenantKeys {
-		if k.DestroyedAt == nil {
-			out[k.KEKVersion]++
-		}
+// putTenantKey writes k, a copy the table may keep, and moves it between
+// the counts of liveByVersion as its version or destruction changed:
+// every write of a tenant key goes through it.
+func (tx *Tx) putTenantKey(k vault.TenantKey) {
+	v := tx.d.vault
+	old, had := v.tenantKeys[k.ID]
+	put(tx, v.tenantKeys, k.ID, k)
+	if had && old.DestroyedAt == nil {
+		addCount(tx, v.liveByVersion, old.KEKVersion, -1)
 	}
-	return out, nil
+	if k.DestroyedAt == nil {
+		addCount(tx, v.liveByVersion, k.KEKVersion, 1)
+	}
+}
+
+// CountTenantKeys copies liveByVersion: one entry per KEK version, not
+// one per key.
+func (tx *Tx) CountTenantKeys(context.Context) (map[int]int, error) {
+	return maps.Clone(map[int]int(tx.d.vault.liveByVersion)), nil
 }
 
 func (tx *Tx) CreateToken(_ context.Context, t *vault.Token) error {
