@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 
@@ -119,8 +118,7 @@ func (tx *Tx) ForgetEventIPs(_ context.Context, tenantID, userID string) (int, e
 		if !ok || e.TenantID != tenantID || user != userID {
 			continue
 		}
-		delete(doc.Object, "ip")
-		b, err := json.Marshal(doc)
+		b, err := doc.forgetIP()
 		if err != nil {
 			return n, err
 		}

@@ -37,22 +37,39 @@ func (tx *Tx) EnqueueEvent(_ context.Context, e *events.Event) error {
 // Ordinary events (one or more per charge) hold no "ip" key; they are
 // told apart without decoding them, and cost the index nothing.
 
-// eventIPDoc is how ForgetEventIPs reads an event's data.
+// eventIPDoc is how ForgetEventIPs reads an event's data: its members
+// and those of its "object", each kept as written.
 type eventIPDoc struct {
-	Object map[string]json.RawMessage `json:"object"`
+	top, object map[string]json.RawMessage
 }
 
 // eventIPUser decodes data and returns its doc and the user it names,
-// when its object holds an "ip" and a "user" string: an event that an
-// erasure of that user changes.
+// when its "object" (the key written so, as PostgreSQL's -> reads it)
+// holds an "ip" and a "user" that is a JSON string: an event that an
+// erasure of that user changes. A user of another type is no person's
+// id (a user 7 is not the person "7"), and a user outside the object
+// names nobody.
 func eventIPUser(data []byte) (doc eventIPDoc, user string, ok bool) {
-	if json.Unmarshal(data, &doc) != nil || doc.Object["ip"] == nil {
+	if json.Unmarshal(data, &doc.top) != nil || json.Unmarshal(doc.top["object"], &doc.object) != nil ||
+		doc.object["ip"] == nil {
 		return doc, "", false
 	}
-	if json.Unmarshal(doc.Object["user"], &user) != nil {
+	if u := doc.object["user"]; len(u) == 0 || u[0] != '"' || json.Unmarshal(u, &user) != nil {
 		return doc, "", false
 	}
 	return doc, user, true
+}
+
+// forgetIP is data, read as doc, without the object's "ip": every other
+// member, of the object or beside it, is kept, as PostgreSQL's #- does.
+func (doc eventIPDoc) forgetIP() ([]byte, error) {
+	delete(doc.object, "ip")
+	obj, err := json.Marshal(doc.object)
+	if err != nil {
+		return nil, err
+	}
+	doc.top["object"] = obj
+	return json.Marshal(doc.top)
 }
 
 // mayHoldIP says, without decoding data, whether its object may hold an

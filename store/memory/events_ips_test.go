@@ -18,26 +18,29 @@ import (
 )
 
 // forgetEventIPsByScan is what ForgetEventIPs did before eventIPs: every
-// event of the table read and decoded. It returns the new data of the
-// events it changes.
+// event of the table read and decoded; the events it changes are those
+// whose "object" holds an "ip" and names the person as its "user", a JSON
+// string, and they keep every other member. It returns the new data of
+// the events it changes.
 func forgetEventIPsByScan(t *testing.T, evs map[string]events.Event, tenantID, userID string) map[string][]byte {
 	out := map[string][]byte{}
 	for id, e := range evs {
 		if e.TenantID != tenantID {
 			continue
 		}
-		var doc struct {
-			Object map[string]json.RawMessage `json:"object"`
-		}
-		if json.Unmarshal(e.Data, &doc) != nil || doc.Object["ip"] == nil {
+		var top, object map[string]json.RawMessage
+		if json.Unmarshal(e.Data, &top) != nil || json.Unmarshal(top["object"], &object) != nil || object["ip"] == nil {
 			continue
 		}
-		var user string
-		if json.Unmarshal(doc.Object["user"], &user) != nil || user != userID {
+		var user any
+		if json.Unmarshal(object["user"], &user) != nil || user != any(userID) {
 			continue
 		}
-		delete(doc.Object, "ip")
-		b, err := json.Marshal(doc)
+		delete(object, "ip")
+		b, err := json.Marshal(object)
+		require.NoError(t, err)
+		top["object"] = b
+		b, err = json.Marshal(top)
 		require.NoError(t, err)
 		out[id] = b
 	}
@@ -46,9 +49,10 @@ func forgetEventIPsByScan(t *testing.T, evs map[string]events.Event, tenantID, u
 
 // TestEventIPIndexMatchesTheTable keeps eventIPs through the outbox's
 // writes (charges' events; sign-ins' with an "ip" and a "user", of two
-// tenants, of users whose id starts another's; objects with an "ip" of
-// null, an "ip" but no "user" or a "user" that is no string, a "user" but
-// no "ip", an "ip" deeper down, a key written with escapes, an "OBJECT";
+// tenants, of users whose id starts another's, some beside other members;
+// objects with an "ip" of null, an "ip" but no "user" or a "user" that is
+// a number, null or true, a "user" but no "ip", an "ip" deeper down, a
+// key written with escapes, an "OBJECT", a "user" outside the object;
 // data that is no JSON) and erasures, each also rolled back once. It then
 // checks the index lists, for each person, exactly the events of the
 // table an erasure by a scan changes, in the order they were written, and
@@ -80,6 +84,12 @@ func TestEventIPIndexMatchesTheTable(t *testing.T) {
 		func(i int, u string) string {
 			return fmt.Sprintf(`{"object":{"object":"login","user":%q,"ip":"192.0.2.1","note":"a \u0026 b"}}`, u)
 		},
+		func(i int, u string) string {
+			return fmt.Sprintf(`{"livemode":true,"object":{"user": %q ,"ip":"192.0.2.1"},"x":{"ip":"192.0.2.2"}}`, u)
+		},
+		func(i int, u string) string { return `{"object":{"user":null,"ip":"192.0.2.1"}}` },
+		func(i int, u string) string { return `{"object":{"user":true,"ip":"192.0.2.1"}}` },
+		func(i int, u string) string { return fmt.Sprintf(`{"user":%q,"object":{"ip":"192.0.2.1"}}`, u) },
 	}
 	enqueue := func(from, to int, err error) {
 		in(err, func(tx *Tx) {
