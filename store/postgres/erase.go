@@ -64,9 +64,13 @@ func (t *Tx) ForgetAuditPersonal(ctx context.Context, f audit.ForgetPersonal) (i
 
 // forgetEventIPsSQL removes the address from the person's events. Its
 // condition is the predicate and the key of events_ip_user (migration
-// 0042), which holds only events with an address.
+// 0042), which holds only events with an address, and that the user is a
+// JSON string: ->> reads a number, a boolean or an object as text too, and
+// an event naming the user 7 is no event of the person "7" (no person's id
+// is anything but a string; the memory store asks the same).
 const forgetEventIPsSQL = `UPDATE events SET data = data #- '{object,ip}'
-		WHERE tenant_id = $1 AND data->'object'->>'user' = $2 AND data->'object' ? 'ip'`
+		WHERE tenant_id = $1 AND data->'object'->>'user' = $2 AND data->'object' ? 'ip'
+			AND jsonb_typeof(data->'object'->'user') = 'string'`
 
 func (t *Tx) ForgetEventIPs(ctx context.Context, tenantID, userID string) (int, error) {
 	tag, err := t.tx.Exec(ctx, forgetEventIPsSQL, tenantID, userID)

@@ -83,6 +83,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"RetentionCharges", testRetentionCharges[X]},
 		{"RetentionIdempotency", testRetentionIdempotency[X]},
 		{"RetentionNeedsItsEntry", testRetentionNeedsItsEntry[X]},
+		{"ForgetEventIPs", testForgetEventIPs[X]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
