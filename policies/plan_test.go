@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -417,4 +418,46 @@ func TestPlanRefusesWith(t *testing.T) {
 	mod := "package t\nx := input.a\nout if {\n\tx == 1 with input.a as 1\n}\n"
 	_, err := planModules(context.Background(), fstest.MapFS{"t.rego": {Data: []byte(mod)}}, []string{"t.rego"}, "t/out")
 	require.ErrorContains(t, err, "WithStmt")
+}
+
+// TestPlanConcurrentEvaluations: evaluations share the plan, its constant
+// terms and OPA's interned values; run side by side (under -race in make
+// test) they neither race nor change one another's decisions.
+func TestPlanConcurrentEvaluations(t *testing.T) {
+	p := chargePlan(t)
+	ins := regoCaseInputs(t)
+	want := make([]ast.Value, len(ins))
+	for i, in := range ins {
+		rs, err := p.eval(context.Background(), in, nil)
+		if err == nil && len(rs) == 1 {
+			want[i] = rs[0].Value
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 5 {
+				for j := range ins {
+					i := (j + g*7 + round) % len(ins)
+					rs, err := p.eval(context.Background(), ins[i], nil)
+					var got ast.Value
+					if err == nil && len(rs) == 1 {
+						got = rs[0].Value
+					}
+					if (got == nil) != (want[i] == nil) || (got != nil && got.Compare(want[i]) != 0) {
+						errs <- fmt.Errorf("input %d: %v, want %v", i, got, want[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
