@@ -20,6 +20,7 @@ import (
 	"github.com/perfectpay/perfectpay/fraud"
 	"github.com/perfectpay/perfectpay/internal/egress"
 	"github.com/perfectpay/perfectpay/internal/money"
+	"github.com/perfectpay/perfectpay/policies"
 	"github.com/perfectpay/perfectpay/retention"
 	"github.com/perfectpay/perfectpay/vault"
 	"github.com/perfectpay/perfectpay/webhooks"
@@ -214,6 +215,9 @@ type PipelineConfig struct {
 	// node runs as one transaction, each in its own savepoint, committed
 	// together (1: each alone).
 	GroupMax int `mapstructure:"group_max"`
+	// PolicyEvaluator runs the charge policy: "plan" (OPA's plan of it,
+	// run by the plan interpreter) or "topdown" (OPA's own evaluator).
+	PolicyEvaluator string `mapstructure:"policy_evaluator"`
 }
 
 // AbuseConfig tunes the rate limits and the abuse defences (package abuse).
@@ -314,7 +318,7 @@ func Defaults() Config {
 		Pipeline: PipelineConfig{
 			ApprovalTTL:         15 * time.Minute,
 			AgentChargesPerHour: 0, AgentDeclinesPerHour: 20, MandateChargesPerHour: 0, MandateDeclinesPerHour: 20,
-			GroupMax: charging.DefaultGroupMax,
+			GroupMax: charging.DefaultGroupMax, PolicyEvaluator: string(policies.EvaluatorPlan),
 		},
 		People: defaultPeople(),
 		Abuse: AbuseConfig{
@@ -451,6 +455,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Pipeline.GroupMax < 1 || c.Pipeline.GroupMax > 256 {
 		bad("pipeline.group_max must be between 1 (no grouping) and 256")
+	}
+	if ev := policies.Evaluator(c.Pipeline.PolicyEvaluator); ev != policies.EvaluatorPlan && ev != policies.EvaluatorTopdown {
+		bad("pipeline.policy_evaluator must be plan or topdown")
 	}
 	for name, v := range map[string]int{
 		"pipeline.agent_charges_per_hour": c.Pipeline.AgentChargesPerHour, "pipeline.agent_declines_per_hour": c.Pipeline.AgentDeclinesPerHour,

@@ -20,10 +20,10 @@ import (
 // read on the plain payment core.
 func wirePipeline[X repos.Tx](ctx context.Context, a *App, b store.Backend[X]) ([]server.Mounter, error) {
 	cfg := a.Config.Pipeline
-	eng, err := policies.New(ctx, policies.Velocity{
+	eng, err := policies.NewWith(ctx, policies.Velocity{
 		AgentChargesPerHour: cfg.AgentChargesPerHour, AgentDeclinesPerHour: cfg.AgentDeclinesPerHour,
 		MandateChargesPerHour: cfg.MandateChargesPerHour, MandateDeclinesPerHour: cfg.MandateDeclinesPerHour,
-	})
+	}, policies.Evaluator(cfg.PolicyEvaluator))
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -44,16 +46,31 @@ type Decision struct {
 	PolicyVersion string `json:"policy_version"`
 }
 
-// Engine evaluates the charge policy. It is safe for concurrent use. The
-// policy is compiled by OPA's planner and run by the plan interpreter
-// (plan.go); OPA's own evaluator (topdown) runs the Rego test suite, the
-// replay of recorded decisions, and a test that holds the two to the same
-// decisions.
+// Engine evaluates the charge policy. It is safe for concurrent use. By
+// default the policy is compiled by OPA's planner and run by the plan
+// interpreter (plan.go); EvaluatorTopdown runs it on OPA's own evaluator
+// instead (a prepared query), which also runs the Rego test suite, the
+// replay of recorded decisions, and the tests that hold the two to the
+// same decisions.
 type Engine struct {
-	plan     *plan
+	plan     *plan                  // nil with EvaluatorTopdown
+	query    rego.PreparedEvalQuery // EvaluatorTopdown
 	version  string
 	velocity Velocity
 }
+
+// Evaluator names what evaluates the policy.
+type Evaluator string
+
+const (
+	// EvaluatorPlan runs OPA's plan of the policy (the default).
+	EvaluatorPlan Evaluator = "plan"
+	// EvaluatorTopdown runs the policy on OPA's topdown evaluator.
+	EvaluatorTopdown Evaluator = "topdown"
+)
+
+// chargeEntrypoint is ChargeQuery as the planner names it.
+const chargeEntrypoint = "perfectpay/charge/decision"
 
 // Velocity holds the velocity limits per hour (0 turns a limit off). The
 // engine puts them into every input as input.limits.velocity.
@@ -124,24 +141,48 @@ func Version() (string, error) {
 }
 
 // New compiles the embedded policy in strict mode and plans the charge
-// query.
+// query (EvaluatorPlan).
 func New(ctx context.Context, v Velocity) (*Engine, error) {
+	return NewWith(ctx, v, EvaluatorPlan)
+}
+
+// NewWith is New with the evaluator named.
+func NewWith(ctx context.Context, v Velocity, ev Evaluator) (*Engine, error) {
 	mods, err := Modules(false)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := Compile(mods); err != nil {
+	c, err := Compile(mods)
+	if err != nil {
 		return nil, err
 	}
 	version, err := Version()
 	if err != nil {
 		return nil, err
 	}
-	p, err := compilePlan(ctx, strings.ReplaceAll(strings.TrimPrefix(ChargeQuery, "data."), ".", "/"))
-	if err != nil {
-		return nil, err
+	e := &Engine{version: version, velocity: v}
+	switch ev {
+	case EvaluatorPlan, "":
+		if e.plan, err = compilePlan(ctx, chargeEntrypoint); err != nil {
+			return nil, err
+		}
+	case EvaluatorTopdown:
+		e.query, err = rego.New(
+			rego.Query(ChargeQuery),
+			rego.Compiler(c),
+			rego.Strict(true),
+			// A built-in error (say a malformed time) fails the evaluation,
+			// and a failed evaluation denies, instead of silently skipping
+			// a rule.
+			rego.StrictBuiltinErrors(true),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("policies: prepare: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("policies: unknown evaluator %q (plan or topdown)", ev)
 	}
-	return &Engine{plan: p, version: version, velocity: v}, nil
+	return e, nil
 }
 
 // Version returns the policy version.
@@ -161,8 +202,15 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 		in.Currencies = in.currencies()
 		in.value = nil
 	}
+	return e.decideValue(ctx, in.Value())
+}
+
+// decideValue decides on an input document.
+func (e *Engine) decideValue(ctx context.Context, input ast.Value) (Decision, error) {
 	// A callback registered with context.AfterFunc cancels the evaluation
-	// (a context that can never be cancelled needs none).
+	// (OPA would start a goroutine per evaluation to watch ctx; a context
+	// that can never be cancelled needs neither). No metrics are
+	// collected: nothing reads them.
 	if err := ctx.Err(); err != nil {
 		return e.deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
 	}
@@ -170,20 +218,34 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	if ctx.Done() != nil {
 		defer context.AfterFunc(ctx, cancel.Cancel)()
 	}
-	rs, err := e.plan.eval(ctx, in.Value(), cancel)
-	if err != nil {
-		return e.deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
-	}
-	if len(rs) != 1 {
-		return e.deny("policy_undefined", "the policy reached no decision"), nil
-	}
-	res, _ := valueOf[ast.Object](rs[0])
 	var v *ast.Term
-	if res != nil {
-		v = res.Get(ast.InternedTerm("result"))
-	}
-	if v == nil {
-		return e.deny("policy_undefined", "the policy reached no decision"), nil
+	if e.plan == nil {
+		rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input),
+			rego.EvalExternalCancel(cancel), rego.EvalMetrics(metrics.NoOp()))
+		if err != nil {
+			return e.deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
+		}
+		if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+			return e.deny("policy_undefined", "the policy reached no decision"), nil
+		}
+		x, err := ast.InterfaceToValue(rs[0].Expressions[0].Value)
+		if err != nil {
+			return e.deny("policy_error", "the policy returned a malformed decision"), err
+		}
+		v = ast.NewTerm(x)
+	} else {
+		rs, err := e.plan.eval(ctx, input, cancel)
+		if err != nil {
+			return e.deny("policy_error", "the policy could not be evaluated"), fmt.Errorf("policies: eval: %w", err)
+		}
+		if len(rs) == 1 {
+			if res, ok := valueOf[ast.Object](rs[0]); ok {
+				v = res.Get(ast.InternedTerm("result"))
+			}
+		}
+		if v == nil {
+			return e.deny("policy_undefined", "the policy reached no decision"), nil
+		}
 	}
 	d, err := decodeTerm(v)
 	if err != nil {
@@ -236,7 +298,11 @@ func decodeTerm(t *ast.Term) (Decision, error) {
 	if d.Result != Allow && d.Result != Deny && d.Result != Challenge {
 		return Decision{}, fmt.Errorf("policies: unknown result %q", d.Result)
 	}
-	list, _ := valueOf[*ast.Array](obj.Get(ast.InternedTerm("reasons")))
+	reasons := obj.Get(ast.InternedTerm("reasons"))
+	if set, ok := valueOf[ast.Set](reasons); ok {
+		reasons = ast.NewTerm(set.Sorted()) // as its JSON form lists it
+	}
+	list, _ := valueOf[*ast.Array](reasons)
 	if list != nil {
 		d.Reasons = make([]Reason, 0, list.Len())
 		for i := range list.Len() {

@@ -31,10 +31,16 @@ import (
 //   - a function of two parameters (input, data) is a rule and is computed
 //     once per evaluation.
 //
-// Built-in functions are OPA's own (topdown's implementations); their
-// errors end the evaluation, as rego.StrictBuiltinErrors does for topdown.
-// A plan that holds a statement this interpreter does not run is refused
-// when it is loaded, never skipped at evaluation.
+// Built-in functions are OPA's own (topdown's implementations), limited to
+// planBuiltins; their errors end the evaluation, as
+// rego.StrictBuiltinErrors does for topdown. A plan that holds a statement
+// or a built-in this interpreter does not run is refused when it is
+// loaded, never skipped at evaluation.
+//
+// One difference from topdown is by design and fails closed: topdown's
+// rule index may skip a rule body whose other conditions cannot hold, so
+// a built-in error in that body never happens; the plan runs the body in
+// order and the error denies the charge (policy_error).
 type plan struct {
 	strs  []*ast.Term
 	nums  map[int]*ast.Term
@@ -59,6 +65,24 @@ type callee struct {
 	fn      *planFunc
 	builtin topdown.BuiltinFunc
 	name    string
+}
+
+// planBuiltins are the built-in functions a plan may call: each is
+// deterministic, answers at most one value, and needs nothing from the
+// evaluation's context (no clock, randomness, network, cache or print
+// hook, all of which topdown gives its built-ins and the interpreter does
+// not). A plan calling any other is refused when it is loaded: say
+// time.now_ns, which would read an empty clock, or walk, which answers
+// several values. Add one here only with a test in plan_test.go that
+// holds it to topdown.
+var planBuiltins = map[string]bool{
+	// what charge.rego calls
+	"array.concat": true, "concat": true, "count": true, "div": true, "gt": true, "gte": true,
+	"internal.member_2": true, "is_array": true, "is_number": true, "is_object": true,
+	"is_string": true, "lt": true, "lte": true, "minus": true, "neq": true, "object.get": true,
+	"plus": true, "rem": true, "sort": true, "sprintf": true, "time.parse_rfc3339_ns": true,
+	// held to topdown by the snippets in plan_test.go
+	"mul": true, "upper": true,
 }
 
 var (
@@ -231,6 +255,9 @@ func (p *plan) checkStmt(s ir.Stmt, n *int, byName map[string]*planFunc) error {
 			if b == nil {
 				return fmt.Errorf("policies: plan: unknown function %s", s.Func)
 			}
+			if !planBuiltins[s.Func] {
+				return fmt.Errorf("policies: plan: built-in %s is not one the interpreter runs", s.Func)
+			}
 			p.calls[s] = callee{builtin: b, name: s.Func}
 		}
 		for i := range s.Args {
@@ -323,7 +350,14 @@ type planRun struct {
 
 // eval runs the plan on input and returns its result set: one object
 // {"result": value} per result.
-func (p *plan) eval(ctx context.Context, input ast.Value, cancel topdown.Cancel) ([]*ast.Term, error) {
+func (p *plan) eval(ctx context.Context, input ast.Value, cancel topdown.Cancel) (_ []*ast.Term, err error) {
+	// A panic in a built-in or in the interpreter fails the evaluation
+	// (the charge is then denied), not the request's goroutine.
+	defer func() {
+		if x := recover(); x != nil {
+			err = fmt.Errorf("policies: plan: evaluation panicked: %v", x)
+		}
+	}()
 	r := &planRun{
 		p:      p,
 		bctx:   topdown.BuiltinContext{Context: ctx, Cancel: cancel},
@@ -582,8 +616,12 @@ func (r *planRun) call(frame []*ast.Term, s *ir.CallStmt) (*ast.Term, error) {
 			}
 		}
 		var out *ast.Term
-		if err := c.builtin(r.bctx, args, func(t *ast.Term) error { out = t; return nil }); err != nil {
+		n := 0
+		if err := c.builtin(r.bctx, args, func(t *ast.Term) error { out = t; n++; return nil }); err != nil {
 			return nil, fmt.Errorf("policies: plan: %s: %w", c.name, err)
+		}
+		if n > 1 {
+			return nil, fmt.Errorf("policies: plan: %s answered %d values", c.name, n)
 		}
 		return out, nil
 	}
@@ -657,8 +695,8 @@ func dot(src, key *ast.Term) *ast.Term {
 	return nil
 }
 
-// length is a collection's size (the planner measures arrays it is about
-// to destructure).
+// length is a collection's size (the planner measures the arrays it is
+// about to destructure); a scalar has none.
 func length(t *ast.Term) (int, bool) {
 	if t == nil {
 		return 0, false

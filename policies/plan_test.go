@@ -131,9 +131,6 @@ func perturb(input ast.Value, path ast.Ref, with *ast.Term) ast.Value {
 		case ast.Object:
 			if last {
 				if with == nil {
-					parent = nil
-					cp2, _ := v.Filter(ast.NewObject()) // no-op, keeps types simple
-					_ = cp2
 					nv := ast.NewObject()
 					v.Foreach(func(kk, vv *ast.Term) {
 						if kk.Value.Compare(k.Value) != 0 {
@@ -376,6 +373,9 @@ out if {
 }`,
 	"strings and counts": `
 out := {"n": count(input.s), "c": concat(",", [input.s, "z"]), "u": upper(input.s)}`,
+	"array index": `
+default out := "none"
+out := input.xs[input.i]`,
 	"else with default": `
 default out := {"r": "deny"}
 out := {"r": "a"} if { count(input.xs) > 3 } else := {"r": "b"} if { count(input.xs) > 1 }`,
@@ -413,11 +413,73 @@ func TestPlanAgreesOnSnippets(t *testing.T) {
 }
 
 // TestPlanRefusesWith: the planner's WithStmt (Rego's `with`) is refused
-// when the plan is loaded.
+// when the plan is loaded, and so is a built-in the interpreter does not
+// run: one that reads the clock (it would read an empty one and skip the
+// rule) and one that answers several values.
 func TestPlanRefusesWith(t *testing.T) {
 	mod := "package t\nx := input.a\nout if {\n\tx == 1 with input.a as 1\n}\n"
 	_, err := planModules(context.Background(), fstest.MapFS{"t.rego": {Data: []byte(mod)}}, []string{"t.rego"}, "t/out")
 	require.ErrorContains(t, err, "WithStmt")
+	for _, src := range []string{
+		"default out := \"allow\"\nout := \"deny\" if time.now_ns() > input.exp\n",
+		"out := [x | walk(input, x)]\n",
+	} {
+		_, err := planModules(context.Background(), fstest.MapFS{"t.rego": {Data: []byte("package t\n" + src)}}, []string{"t.rego"}, "t/out")
+		require.ErrorContains(t, err, "is not one the interpreter runs", src)
+	}
+}
+
+// TestPlanCancelled: a cancelled evaluation stops with an error at its
+// next rule or loop, which denies.
+func TestPlanCancelled(t *testing.T) {
+	p := chargePlan(t)
+	c := topdown.NewCancel()
+	c.Cancel()
+	_, err := p.eval(context.Background(), regoCaseInputs(t)[0], c)
+	require.ErrorContains(t, err, "cancelled")
+}
+
+// TestEnginesDecideTheSame: the engine on the plan and the engine on
+// topdown return the same Decision (result, reasons, messages, version) on
+// the Rego suite's inputs and on every perturbed input.
+func TestEnginesDecideTheSame(t *testing.T) {
+	ctx := context.Background()
+	onPlan, err := NewWith(ctx, Velocity{}, EvaluatorPlan)
+	require.NoError(t, err)
+	onTopdown, err := NewWith(ctx, Velocity{}, EvaluatorTopdown)
+	require.NoError(t, err)
+	ins := regoCaseInputs(t)
+	all := slices.Clone(ins)
+	var ps []ast.Ref
+	base := ins[len(ins)-1]
+	paths(base, nil, &ps)
+	for _, path := range ps {
+		for _, w := range []*ast.Term{nil, ast.NullTerm(), ast.StringTerm("x"), ast.IntNumberTerm(0)} {
+			all = append(all, perturb(base, path, w))
+		}
+	}
+	for i, in := range all {
+		want, wantErr := onTopdown.decideValue(ctx, in)
+		got, gotErr := onPlan.decideValue(ctx, in)
+		require.Equal(t, wantErr == nil, gotErr == nil, "input %d: %v / %v", i, wantErr, gotErr)
+		require.Equal(t, want, got, "input %d: %v", i, in)
+	}
+	_, err = NewWith(ctx, Velocity{}, "wasm")
+	require.ErrorContains(t, err, "unknown evaluator")
+}
+
+// TestDecodeTermTakesASetOfReasons: reasons given as a set decode as
+// their JSON form (a sorted list) does.
+func TestDecodeTermTakesASetOfReasons(t *testing.T) {
+	v := ast.MustParseTerm(`{"result": "challenge", "reasons": {{"code": "b", "message": "2"}, {"code": "a", "message": "1"}}}`)
+	got, err := decodeTerm(v)
+	require.NoError(t, err)
+	j, err := ast.JSON(v.Value)
+	require.NoError(t, err)
+	want, err := decode(j)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Equal(t, []Reason{{"a", "1"}, {"b", "2"}}, got.Reasons)
 }
 
 // TestPlanConcurrentEvaluations: evaluations share the plan, its constant
@@ -459,5 +521,8 @@ func TestPlanConcurrentEvaluations(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	for i, in := range regoCaseInputs(t) {
+		require.Zero(t, in.Compare(ins[i]), "input %d was changed by its evaluations", i)
 	}
 }
