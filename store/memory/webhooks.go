@@ -166,10 +166,7 @@ func (tx *Tx) DeleteEndpoint(_ context.Context, tenantID, id string) error {
 	}
 	w := &tx.d.webhooks
 	del(tx, w.endpoints, id)
-	l := w.byTenant[tenantID]
-	if i := slices.Index(l, id); i >= 0 {
-		put(tx, w.byTenant, tenantID, slices.Delete(slices.Clone(l), i, i+1))
-	}
+	unlist(tx, w.byTenant, tenantID, id)
 	return nil
 }
 
