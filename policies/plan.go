@@ -596,7 +596,7 @@ func (r *planRun) scan(frame []*ast.Term, s *ir.ScanStmt) (int, error) {
 	case ast.Set:
 		err = v.Iter(func(t *ast.Term) error { return each(t, t) })
 	}
-	if err != nil && err != errStopScan {
+	if err != nil && !errors.Is(err, errStopScan) {
 		return 0, err
 	}
 	return out, nil
