@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
@@ -293,25 +292,13 @@ func BenchmarkDecideTopdown(b *testing.B) {
 	in.Limits = &InputLimits{Velocity: e.velocity}
 	in.Currencies = in.currencies()
 	ctx := context.Background()
-	durations := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
+	timeDecisions(b, func() (Decision, error) {
 		rs, err := pq.Eval(ctx, rego.EvalParsedInput(in.Value()))
 		if err != nil || len(rs) != 1 {
-			b.Fatal(err)
+			return Decision{}, fmt.Errorf("%d results: %w", len(rs), err)
 		}
-		d, err := decode(rs[0].Expressions[0].Value)
-		durations = append(durations, time.Since(start))
-		if err != nil || d.Result != Allow {
-			b.Fatalf("%v %v", d, err)
-		}
-	}
-	b.StopTimer()
-	slices.Sort(durations)
-	b.ReportMetric(float64(durations[len(durations)/2].Nanoseconds())/1000, "p50-µs")
-	b.ReportMetric(float64(durations[len(durations)*99/100].Nanoseconds())/1000, "p99-µs")
+		return decode(rs[0].Expressions[0].Value)
+	})
 }
 
 // planSnippets are small policies, each using Rego constructs the charge
