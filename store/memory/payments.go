@@ -154,9 +154,9 @@ func cloneCharge(c payments.Charge) payments.Charge {
 		p.LineItems = slices.Clone(p.LineItems)
 		c.Purchase = &p
 	}
-	c.CapturedAt = cloneTimePtr(c.CapturedAt)
-	c.CanceledAt = cloneTimePtr(c.CanceledAt)
-	c.ClaimUntil = cloneTimePtr(c.ClaimUntil)
+	c.CapturedAt = cloneTime(c.CapturedAt)
+	c.CanceledAt = cloneTime(c.CanceledAt)
+	c.ClaimUntil = cloneTime(c.ClaimUntil)
 	return c
 }
 

@@ -41,25 +41,17 @@ func newVaultData() *vaultData {
 	}
 }
 
-func cloneTimePtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	c := *t
-	return &c
-}
-
 func cloneTenantKey(k vault.TenantKey) vault.TenantKey {
 	k.Wrapped = slices.Clone(k.Wrapped)
-	k.RewrappedAt = cloneTimePtr(k.RewrappedAt)
-	k.DestroyedAt = cloneTimePtr(k.DestroyedAt)
+	k.RewrappedAt = cloneTime(k.RewrappedAt)
+	k.DestroyedAt = cloneTime(k.DestroyedAt)
 	return k
 }
 
 func cloneToken(t vault.Token) vault.Token {
 	t.WrappedDEK = slices.Clone(t.WrappedDEK)
 	t.Ciphertext = slices.Clone(t.Ciphertext)
-	t.DeletedAt = cloneTimePtr(t.DeletedAt)
+	t.DeletedAt = cloneTime(t.DeletedAt)
 	return t
 }
 
