@@ -212,10 +212,19 @@ func (tx *Tx) UpdateCharge(_ context.Context, c *payments.Charge, fromStatus str
 	if old.Status != fromStatus {
 		return store.ErrConflict
 	}
-	if c.AmountCaptured > c.Amount || c.AmountRefunded < 0 || c.AmountRefunded > c.AmountCaptured {
+	// Only the charge's state changes, as PostgreSQL's statement writes it:
+	// what the charge was made with (amount, card, owner, description,
+	// metadata, creation) stays as it was inserted.
+	n := cloneCharge(old)
+	n.Status, n.AmountCaptured, n.AmountRefunded, n.AuthCode = c.Status, c.AmountCaptured, c.AmountRefunded, c.AuthCode
+	n.FailureCode, n.FailureMessage, n.DeclineCode = c.FailureCode, c.FailureMessage, c.DeclineCode
+	n.Attempts, n.ReversalPending, n.Updated = c.Attempts, c.ReversalPending, c.Updated
+	n.CapturedAt, n.CanceledAt = cloneTime(c.CapturedAt), cloneTime(c.CanceledAt)
+	n.Claim, n.ClaimUntil = c.Claim, cloneTime(c.ClaimUntil)
+	if n.AmountCaptured > n.Amount || n.AmountRefunded < 0 || n.AmountRefunded > n.AmountCaptured {
 		return store.ErrConflict // the Postgres CHECK constraints
 	}
-	tx.putCharge(cloneCharge(*c))
+	tx.putCharge(n)
 	return nil
 }
 

@@ -11,13 +11,14 @@ import (
 	"github.com/perfectpay/perfectpay/vault"
 )
 
-// TestChargeMovedOffATokenFindsItsLastUseAgain: the memory store's
-// UpdateCharge writes the charge it is given, payment method and creation
-// included (PostgreSQL's keeps both), so an update can take a token's
-// latest charge away from it. noteUse then finds the token's last use
-// again from the charges: the newest left, or none, and the shred index
-// follows. Each move is also rolled back once, which leaves both as they
-// were.
+// TestChargeMovedOffATokenFindsItsLastUseAgain: putCharge, the memory
+// store's one writer of charges, keeps a token's last use for any charge
+// it is given, one moved to another token or time included. No store
+// method moves a charge (UpdateCharge keeps the payment method and the
+// creation time, as PostgreSQL's does); the writer does not rely on that.
+// noteUse finds the token's last use again from the charges: the newest
+// left, or none, and the shred index follows. Each move is also rolled
+// back once, which leaves both as they were.
 func TestChargeMovedOffATokenFindsItsLastUseAgain(t *testing.T) {
 	ctx := context.Background()
 	s, in := tenantStore(t, "ten_a")
@@ -61,7 +62,7 @@ func TestChargeMovedOffATokenFindsItsLastUseAgain(t *testing.T) {
 				c, gerr := tx.GetCharge(ctx, "ten_a", id)
 				require.NoError(t, gerr)
 				c.PaymentMethod, c.Created = token, at(sec)
-				require.NoError(t, tx.UpdateCharge(ctx, c, c.Status))
+				tx.putCharge(cloneCharge(*c))
 			})
 			if err != nil {
 				require.Equal(t, was, state(), "a rolled back move of %s", id)

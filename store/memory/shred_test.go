@@ -197,7 +197,7 @@ func TestShredIndexMatchesTheTable(t *testing.T) {
 				}
 				c = cloneCharge(c)
 				c.PaymentMethod, c.Created = tok(i+3), c.Created.Add(-25*time.Second)
-				require.NoError(t, tx.UpdateCharge(ctx, &c, c.Status))
+				tx.putCharge(c) // no store method moves a charge; its writer keeps the index for any
 			}
 		})
 	}

@@ -312,3 +312,73 @@ func testChargeTimeouts[X Tx](t *testing.T, b store.Backend[X]) {
 	assert.False(t, c.ReversalPending)
 	assert.Equal(t, 3, c.Attempts)
 }
+
+// testUpdateChargeWritesItsState: UpdateCharge writes a charge's state
+// (status, amounts captured and refunded, codes, attempts, claim, times of
+// update, capture and cancellation) and nothing it was made with: an
+// amount, card, description, metadata or creation time in the update is
+// ignored, the checks hold against the stored amount, and a rolled-back
+// update leaves the charge as it was.
+func testUpdateChargeWritesItsState[X Tx](t *testing.T, b store.Backend[X]) {
+	ctx := context.Background()
+	sim := newSimulated(b, payments.SimulatedConfig{})
+	s := newPayments(t, b, sim)
+	tn := MakeTenant(t, b)
+	o := payments.Owner{TenantID: tn.ID}
+	c, err := s.Create(ctx, payments.ChargeParams{Owner: o, Amount: 1000, Currency: "usd",
+		PaymentMethod: token(t, s, tn.ID, "4242424242424242"), Description: "a book", Metadata: map[string]string{"order": "1"}})
+	require.NoError(t, err)
+	require.Equal(t, payments.StatusRequiresCapture, c.Status)
+	other := token(t, s, tn.ID, "5555555555554444")
+	get := func() *payments.Charge {
+		var got *payments.Charge
+		require.NoError(t, b.InTx(ctx, func(tx X) error {
+			var err error
+			got, err = tx.GetCharge(ctx, tn.ID, c.ID)
+			return err
+		}))
+		return got
+	}
+	before := get()
+
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	upd := *before
+	upd.Status, upd.AmountCaptured, upd.AuthCode, upd.Attempts = payments.StatusSucceeded, 800, "A1", 2
+	upd.Updated, upd.CapturedAt = now, &now
+	upd.Amount, upd.PaymentMethod, upd.Description = 5000, other, "something else"
+	upd.Metadata = map[string]string{"order": "2"}
+	upd.Created = now.Add(time.Hour)
+
+	// Rolled back: nothing changes.
+	rollback := errors.New("roll back")
+	require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
+		u := upd
+		require.NoError(t, tx.UpdateCharge(ctx, &u, payments.StatusRequiresCapture))
+		return rollback
+	}), rollback)
+	assert.Equal(t, before.Status, get().Status)
+
+	// Capturing more than the stored amount is refused, whatever the update says.
+	require.ErrorIs(t, b.InTx(ctx, func(tx X) error {
+		u := upd
+		u.AmountCaptured = 1500
+		return tx.UpdateCharge(ctx, &u, payments.StatusRequiresCapture)
+	}), store.ErrConflict)
+
+	require.NoError(t, b.InTx(ctx, func(tx X) error {
+		u := upd
+		return tx.UpdateCharge(ctx, &u, payments.StatusRequiresCapture)
+	}))
+	got := get()
+	assert.Equal(t, payments.StatusSucceeded, got.Status)
+	assert.Equal(t, int64(800), got.AmountCaptured)
+	assert.Equal(t, "A1", got.AuthCode)
+	assert.Equal(t, 2, got.Attempts)
+	require.NotNil(t, got.CapturedAt)
+	assert.True(t, now.Equal(*got.CapturedAt))
+	assert.Equal(t, before.Amount, got.Amount, "the amount the charge was made with")
+	assert.Equal(t, before.PaymentMethod, got.PaymentMethod, "the card the charge was made with")
+	assert.Equal(t, before.Description, got.Description)
+	assert.Equal(t, before.Metadata, got.Metadata)
+	assert.True(t, before.Created.Equal(got.Created), "the creation time")
+}

@@ -56,6 +56,7 @@ func Run[X Tx](t *testing.T, newBackend func(t *testing.T) store.Backend[X]) {
 		{"VaultKeys", testVaultKeys[X]},
 		{"VaultCycle", testVaultCycle[X]},
 		{"Charges", testCharges[X]},
+		{"UpdateChargeWritesItsState", testUpdateChargeWritesItsState[X]},
 		{"ChargeTimeouts", testChargeTimeouts[X]},
 		{"Mandates", testMandates[X]},
 		{"MandateReserve", testMandateReserve[X]},
