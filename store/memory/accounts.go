@@ -66,12 +66,7 @@ func listedKey(k *accounts.APIKey) tenantTimed {
 func (tx *Tx) putAPIKey(k accounts.APIKey) {
 	old, had := tx.d.apiKeys[k.ID]
 	put(tx, tx.d.apiKeys, k.ID, k)
-	if lk := listedKey(&k); !had || listedKey(&old) != lk {
-		if had {
-			tx.d.keysByTenant.drop(tx, listedKey(&old))
-		}
-		tx.d.keysByTenant.add(tx, lk)
-	}
+	relist(tx, tx.d.keysByTenant, had, listedKey(&old), listedKey(&k))
 }
 
 func (tx *Tx) GetAPIKeyByHash(_ context.Context, hash []byte) (*accounts.APIKey, error) {

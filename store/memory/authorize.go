@@ -57,12 +57,7 @@ func listedRequest(r *authz.AuthRequest) payerRequest {
 func (tx *Tx) putAuthRequest(r authz.AuthRequest) {
 	old, had := tx.d.authRequests[r.ID]
 	put(tx, tx.d.authRequests, r.ID, r)
-	if k := listedRequest(&r); !had || listedRequest(&old) != k {
-		if had {
-			tx.d.authReqByPayer.drop(tx, listedRequest(&old))
-		}
-		tx.d.authReqByPayer.add(tx, k)
-	}
+	relist(tx, tx.d.authReqByPayer, had, listedRequest(&old), listedRequest(&r))
 }
 
 // GetAuthRequest needs no lock: the store's transactions run one at a time.

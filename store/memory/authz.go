@@ -112,12 +112,7 @@ func (tx *Tx) putAgent(a authz.Agent) {
 	d := tx.d.authz
 	old, had := d.agents[a.ID]
 	put(tx, d.agents, a.ID, a)
-	if k := agentKey(&a); !had || agentKey(&old) != k {
-		if had {
-			d.agentsByTenant.drop(tx, agentKey(&old))
-		}
-		d.agentsByTenant.add(tx, k)
-	}
+	relist(tx, d.agentsByTenant, had, agentKey(&old), agentKey(&a))
 }
 
 func (tx *Tx) GetAgent(_ context.Context, id string) (*authz.Agent, error) {

@@ -246,3 +246,15 @@ func (x *ordered[K]) walkDueFrom(t *onode[K], now stamp, yield func(K) bool) boo
 		(x.due(t.key).compare(now) > 0 || yield(t.key)) &&
 		x.walkDueFrom(t.r, now, yield)
 }
+
+// relist keeps o in step with a row written over old (had: there was
+// one): the row's entry moves when its key changed from old to now.
+func relist[K comparable](tx *Tx, o *ordered[K], had bool, old, now K) {
+	if had && old == now {
+		return
+	}
+	if had {
+		o.drop(tx, old)
+	}
+	o.add(tx, now)
+}
