@@ -31,13 +31,12 @@ type vaultData struct {
 
 func newVaultData() *vaultData {
 	return &vaultData{
-		tenantKeys: table[string, vault.TenantKey]{},
-		liveKey:    table[string, string]{},
-		liveByID:   newOrdered(strings.Compare, nil),
-		tokens:     table[string, vault.Token]{},
-		shreddable: newShreddable(),
-
+		tenantKeys:    table[string, vault.TenantKey]{},
+		liveKey:       table[string, string]{},
+		liveByID:      newOrdered(strings.Compare, nil),
 		liveByVersion: table[int, int]{},
+		tokens:        table[string, vault.Token]{},
+		shreddable:    newShreddable(),
 	}
 }
 
