@@ -13,8 +13,12 @@
 # (input.charge.context) is for people and no rule reads it.
 package perfectpay.charge
 
-# The mandate and its ancestors, root first.
-chain := array.concat(object.get(input, "ancestors", []), [input.mandate])
+# The mandate and its ancestors, root first. The mandate is read first:
+# on an input that is not an object it is undefined, and object.get is
+# never asked to read a non-object (that is an error, not a deny).
+chain := array.concat(object.get(input, "ancestors", []), [m]) if {
+	m := input.mandate
+}
 
 # Rules read input.charge directly (a rule-level alias is a virtual document,
 # and every lookup of one costs more than the input ref).

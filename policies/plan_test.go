@@ -228,6 +228,10 @@ func TestPlanAgreesOnPerturbedInputs(t *testing.T) {
 	withs := []*ast.Term{nil, ast.NullTerm(), ast.StringTerm("x"), ast.IntNumberTerm(0), ast.IntNumberTerm(-1),
 		ast.ArrayTerm(), ast.ObjectTerm(), ast.StringTerm("2026-13-99T00:00:00Z"), ast.BooleanTerm(true)}
 	n := 0
+	for _, w := range withs[1:] { // the whole input replaced: not an object, or empty
+		requireSameDecision(t, pq, p, fmt.Sprintf("input := %v", w), w.Value)
+		n++
+	}
 	for _, base := range bases {
 		var ps []ast.Ref
 		paths(base, nil, &ps)
