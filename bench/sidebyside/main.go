@@ -327,6 +327,7 @@ type tokenRun struct {
 	rssIdleKB          int64
 	rssAfterKB         int64
 	idleCPU            time.Duration // CPU used in idleWindow after the load
+	serverCPU, genCPU  time.Duration // CPU the server and this load generator used minting the tokens
 	note               string
 }
 
@@ -361,7 +362,9 @@ func tokenLoad(c config, pid int, tokenURL, introspectURL string, tokenAuth, int
 		return nil
 	}
 	logf("  %d tokens (%d clients)", c.tokens, c.clients)
+	server0, gen0 := cpuTime(pid), cpuTime(os.Getpid())
 	tr.tokens = load(c.tokens, c.clients, mint)
+	tr.serverCPU, tr.genCPU = cpuTime(pid)-server0, cpuTime(os.Getpid())-gen0
 	tr.rssAfterKB = rssKB(pid)
 	if tr.tokens.errors > 0 {
 		return tr, fmt.Errorf("%d of %d token requests failed: %s", tr.tokens.errors, c.tokens, tr.tokens.firstError)
@@ -661,6 +664,14 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
+// perCall is d spread over n calls, in whole microseconds.
+func perCall(d time.Duration, n int) string {
+	if n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", float64(d.Microseconds())/float64(n))
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
 func ratio(a, b float64) string {
@@ -676,18 +687,19 @@ func (r *report) markdown(c config) string {
 		r.start.UTC().Format("2006-01-02 15:04"), r.load, c.clients, c.tokens, c.introspections, phaseLimit)
 	if len(r.tokens) > 0 {
 		ours := r.tokens[0]
-		fmt.Fprintln(&w, "| server | tokens | tokens/s | token p50 / p99 / p99.9 ms | introspections/s | introspection p50 / p99 / p99.9 ms | RSS idle → after N tokens | idle CPU in 10 s after the load | ours ÷ theirs: tokens/s, introspections/s, RSS |")
-		fmt.Fprintln(&w, "|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(&w, "| server | tokens | tokens/s | token p50 / p99 / p99.9 ms | introspections/s | introspection p50 / p99 / p99.9 ms | RSS idle → after N tokens | idle CPU in 10 s after the load | CPU per token µs: server / load generator | ours ÷ theirs: tokens/s, introspections/s, RSS |")
+		fmt.Fprintln(&w, "|---|---|---|---|---|---|---|---|---|---|")
 		for _, t := range r.tokens {
 			cmp := "–"
 			if t.name != ours.name {
 				cmp = fmt.Sprintf("%s, %s, %s", ratio(ours.tokens.perSecond, t.tokens.perSecond),
 					ratio(ours.introspect.perSecond, t.introspect.perSecond), ratio(float64(ours.rssAfterKB), float64(t.rssAfterKB)))
 			}
-			fmt.Fprintf(&w, "| %s | %d | %.0f | %s / %s / %s | %.0f | %s / %s / %s | %.0f → %.0f MB | %.2f s | %s |\n",
+			fmt.Fprintf(&w, "| %s | %d | %.0f | %s / %s / %s | %.0f | %s / %s / %s | %.0f → %.0f MB | %.2f s | %s / %s | %s |\n",
 				t.name, t.tokens.n, t.tokens.perSecond, ms(t.tokens.p50), ms(t.tokens.p99), ms(t.tokens.p999),
 				t.introspect.perSecond, ms(t.introspect.p50), ms(t.introspect.p99), ms(t.introspect.p999),
-				float64(t.rssIdleKB)/1024, float64(t.rssAfterKB)/1024, t.idleCPU.Seconds(), cmp)
+				float64(t.rssIdleKB)/1024, float64(t.rssAfterKB)/1024, t.idleCPU.Seconds(),
+				perCall(t.serverCPU, t.tokens.n), perCall(t.genCPU, t.tokens.n), cmp)
 		}
 		fmt.Fprintln(&w)
 	}
